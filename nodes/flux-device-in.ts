@@ -1,0 +1,66 @@
+/**
+ * `flux device in`: messages from devices on the device bus (ARCHITECTURE §5), filtered by product,
+ * device and type. Output: `msg.payload` = the uplink bytes, `msg.raw` = the same bytes,
+ * `msg.device` = `{ id, product_id, product_key }`, `msg.uplink` = the bus message (id, type, ts, topic).
+ */
+import type { NodeAPI, Node, NodeDef } from './red.ts';
+import { fluxOf } from './red.ts';
+import { matchesFilter, type BusFilter } from '../runtime/bus/index.ts';
+
+interface DeviceInDef extends NodeDef {
+  product?: string;
+  device?: string;
+  /** '' (all), 'properties', 'event', 'raw' or 'status' */
+  kind?: string;
+}
+
+export default function register(RED: NodeAPI): void {
+  function FluxDeviceIn(this: Node, def: DeviceInDef): void {
+    RED.nodes.createNode(this, def);
+    const flux = fluxOf(RED);
+    const node = this;
+    const filter: BusFilter = {};
+    const product = def.product?.trim();
+    if (product) {
+      if (/^[0-9a-f-]{36}$/i.test(product)) filter.productId = product;
+      else filter.productKey = product;
+    }
+    if (def.device?.trim()) filter.deviceId = def.device.trim();
+    const kind = def.kind?.trim() || '';
+    let count = 0;
+    node.status({ fill: 'grey', shape: 'ring', text: 'waiting' });
+
+    if (kind !== 'status') {
+      flux.bus.on('uplink', node, (up) => {
+        if (kind && up.type !== kind) return;
+        if (!matchesFilter(filter, up)) return;
+        count++;
+        if ((count & 1023) === 1) node.status({ fill: 'green', shape: 'dot', text: `${count} received` });
+        node.send({
+          _msgid: up.id,
+          topic: up.topic,
+          payload: up.payload,
+          raw: up.payload,
+          device: { id: up.deviceId, product_id: up.productId, product_key: up.productKey },
+          uplink: { id: up.id, type: up.type, event_id: up.eventId, ts: up.ts, transport: up.transport, topic: up.topic },
+        });
+      });
+    }
+    if (kind === '' || kind === 'status') {
+      flux.bus.on('status', node, (ev) => {
+        if (!matchesFilter(filter, ev)) return;
+        node.send({
+          topic: `status/${ev.status}`,
+          payload: { status: ev.status, ts: ev.ts, reason: ev.reason },
+          device: { id: ev.deviceId, product_id: ev.productId, product_key: ev.productKey },
+          status: ev,
+        });
+      });
+    }
+    node.on('close', (_removed, done) => {
+      flux.bus.removeOwner(node);
+      done();
+    });
+  }
+  RED.nodes.registerType('flux device in', FluxDeviceIn);
+}

@@ -1,0 +1,57 @@
+/** The slice of Node-RED's node API our nodes use (node-red ships no types), and how a node reaches FLUX. */
+import type { FluxContext } from '../runtime/app/context.ts';
+
+export interface NodeMessage {
+  _msgid?: string;
+  payload?: unknown;
+  topic?: string;
+  [k: string]: unknown;
+}
+
+export type Send = (msg: NodeMessage | (NodeMessage | NodeMessage[] | null)[] | null) => void;
+export type Done = (err?: Error) => void;
+
+export interface NodeStatus {
+  fill?: 'red' | 'green' | 'yellow' | 'blue' | 'grey';
+  shape?: 'ring' | 'dot';
+  text?: string;
+}
+
+export interface Node {
+  id: string;
+  type: string;
+  name?: string;
+  on(event: 'input', handler: (msg: NodeMessage, send: Send, done: Done) => void | Promise<void>): void;
+  on(event: 'close', handler: (removed: boolean, done: () => void) => void): void;
+  send: Send;
+  status(s: NodeStatus): void;
+  error(err: unknown, msg?: NodeMessage): void;
+  warn(msg: unknown): void;
+  log(msg: unknown): void;
+}
+
+export interface NodeDef {
+  id: string;
+  type: string;
+  name?: string;
+  [k: string]: unknown;
+}
+
+export interface NodeAPI {
+  nodes: {
+    createNode(node: Node, def: NodeDef): void;
+    registerType(type: string, ctor: (this: Node, def: NodeDef) => void, opts?: Record<string, unknown>): void;
+    getNode(id: string): unknown;
+  };
+  settings: Record<string, unknown> & { flux?: FluxContext };
+  httpAdmin: { get(path: string, ...handlers: unknown[]): void; post(path: string, ...handlers: unknown[]): void; put(path: string, ...handlers: unknown[]): void };
+  auth: { needsPermission(permission: string): unknown };
+  util: { generateId(): string };
+}
+
+/** The FLUX runtime the node runs in; a node loaded outside FLUX fails with a clear message. */
+export function fluxOf(RED: NodeAPI): FluxContext {
+  const ctx = RED.settings.flux;
+  if (!ctx) throw new Error('FLUX nodes run only inside the FLUX runtime (RED.settings.flux is missing)');
+  return ctx;
+}

@@ -1,0 +1,24 @@
+/** Bearer-token auth for /api (ARCHITECTURE §4): `Authorization: Bearer <FLUX_ADMIN_TOKEN>`, compared in constant time. */
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { RequestHandler } from 'express';
+import { unauthorized } from '../errors/index.ts';
+
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+/** Constant-time comparison of two strings of any length (hashing first hides the length). */
+export function tokenEquals(given: string, expected: string): boolean {
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+export function bearerToken(header: string | undefined): string | undefined {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+  return m?.[1];
+}
+
+export function requireToken(token: string): RequestHandler {
+  return (req, _res, next) => {
+    const given = bearerToken(req.headers.authorization) ?? (typeof req.query.access_token === 'string' && req.path.endsWith('/ws') ? req.query.access_token : undefined);
+    if (given && tokenEquals(given, token)) return next();
+    next(unauthorized(given ? 'invalid bearer token' : 'missing bearer token: send Authorization: Bearer <FLUX_ADMIN_TOKEN>'));
+  };
+}

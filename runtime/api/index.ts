@@ -1,0 +1,69 @@
+/**
+ * @module api — the REST API under /api (ARCHITECTURE §4): one route table that validates with
+ * zod, maps errors to `{ error: { code, message } }` and publishes its own OpenAPI document.
+ * Feature modules add their routes with `api.routes.add(...)` before `mount()`.
+ */
+import express from 'express';
+import type { FluxContext, ComponentHealth } from '../app/context.ts';
+import { RouteTable } from './routes.ts';
+import { errorHandler } from './errors.ts';
+import { requireToken } from './auth.ts';
+import { productRoutes } from './products.ts';
+import { deviceRoutes } from './devices.ts';
+import { notFound } from '../errors/index.ts';
+
+export { RouteTable, q, formatZodError, type RouteSpec } from './routes.ts';
+export { requireToken, tokenEquals, bearerToken } from './auth.ts';
+export { errorHandler } from './errors.ts';
+export * as schemas from './schemas.ts';
+
+export interface Api {
+  readonly routes: RouteTable;
+  /** Builds the express router with every route added so far. */
+  router(): express.Router;
+}
+
+export interface ApiOptions {
+  /** health of every component, gathered by the composition root */
+  health(): Promise<Record<string, ComponentHealth>>;
+  version: string;
+}
+
+export function createApi(ctx: FluxContext, opts: ApiOptions): Api {
+  const routes = new RouteTable();
+  productRoutes(ctx, routes);
+  deviceRoutes(ctx, routes);
+  routes
+    .add({
+      method: 'get', path: '/health', tag: 'system', summary: 'Status of each component (no token needed); 503 when one is down', auth: false, errors: [503],
+      handler: async ({ res }) => {
+        const components = await opts.health();
+        const ok = Object.values(components).every((c) => c.ok);
+        res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', version: opts.version, uptime_s: Math.round(process.uptime()), components });
+        return res;
+      },
+    })
+    .add({
+      method: 'get', path: '/metrics', tag: 'system', summary: 'Prometheus metrics (text exposition format)',
+      handler: async ({ res }) => {
+        res.type(ctx.metrics.contentType).send(await ctx.metrics.metrics());
+        return res;
+      },
+    })
+    .add({
+      method: 'get', path: '/openapi.json', tag: 'system', summary: 'This API as an OpenAPI 3.1 document', auth: false,
+      handler: () => routes.openapi({ title: 'FLUX IOT API', version: opts.version }),
+    });
+
+  return {
+    routes,
+    router() {
+      const router = express.Router();
+      router.use(express.json({ limit: '1mb', type: ['application/json', 'application/*+json'] }));
+      routes.mount(router, requireToken(ctx.adminToken));
+      router.use((req, _res, next) => next(notFound('API path', `${req.method} ${req.baseUrl}${req.path}`)));
+      router.use(errorHandler(ctx.log.child({ module: 'api' })));
+      return router;
+    },
+  };
+}

@@ -1,0 +1,77 @@
+/**
+ * @module flow-engine — Node-RED embedded in FLUX's express server: the editor at /editor (admin
+ * token), flows in the data dir, `http in` endpoints served from / and our node module (`nodes/`).
+ *
+ * Node-RED keeps module-level state, so one process hosts one flow engine (STYLE "what to avoid").
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type http from 'node:http';
+import type express from 'express';
+import RED from 'node-red';
+import { PROJECT_DIR, nodeRedSettings } from '../../settings.ts';
+import { tokenEquals } from '../api/index.ts';
+import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
+
+export interface FlowEngine extends FluxModule {
+  /** Mounts the editor; call before the server listens. */
+  mountEditor(app: express.Express): void;
+  /** Mounts flows' `http in` endpoints; only possible after start() (express 5, see environment notes). */
+  mountHttpNodes(app: express.Express): void;
+}
+
+const LEVELS: Record<number, string> = { 10: 'fatal', 20: 'error', 30: 'warn', 40: 'info', 50: 'debug', 60: 'trace' };
+export const DEFAULT_FLOW_FILE = path.join(PROJECT_DIR, 'flows', 'default.json');
+
+export function createFlowEngine(ctx: FluxContext, server: http.Server): FlowEngine {
+  const log = ctx.log.child({ module: 'flows' });
+  const userDir = path.join(ctx.settings.dataDir, 'node-red');
+  let started = false;
+  let stopped = false;
+
+  return {
+    name: 'flows',
+    mountEditor(app) {
+      fs.mkdirSync(userDir, { recursive: true });
+      const flowFile = path.join(userDir, 'flows.json');
+      // The default flow is installed on first start only; afterwards the user's flows are kept.
+      if (!fs.existsSync(flowFile) && fs.existsSync(DEFAULT_FLOW_FILE)) {
+        fs.copyFileSync(DEFAULT_FLOW_FILE, flowFile);
+        log.info({ flowFile }, 'installed the default flow');
+      }
+      RED.init(
+        server,
+        nodeRedSettings({
+          userDir,
+          adminToken: ctx.adminToken,
+          flux: ctx,
+          tokenEquals,
+          logHandler: (rec) => {
+            const level = LEVELS[rec.level] ?? 'info';
+            const msg = typeof rec.msg === 'string' ? rec.msg : rec.msg instanceof Error ? rec.msg.message : JSON.stringify(rec.msg);
+            (log as unknown as Record<string, (o: object, m: string) => void>)[level]!({ node: rec.id, type: rec.type, name: rec.name }, msg);
+          },
+        }),
+      );
+      app.use('/editor', RED.httpAdmin);
+    },
+    mountHttpNodes(app) {
+      app.use('/', RED.httpNode);
+    },
+    async start() {
+      await RED.start();
+      started = true;
+    },
+    async stop() {
+      if (!started || stopped) return;
+      stopped = true;
+      await RED.stop();
+    },
+    health(): ComponentHealth {
+      if (!started) return { ok: false, state: 'not started' };
+      let nodes = 0;
+      RED.nodes.eachNode(() => void nodes++);
+      return { ok: !stopped, state: stopped ? 'stopped' : 'running', nodes };
+    },
+  };
+}

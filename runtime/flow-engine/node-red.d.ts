@@ -1,0 +1,17 @@
+// The slice of Node-RED's embedding API FLUX uses (node-red ships no types of its own).
+declare module 'node-red' {
+  import type http from 'node:http';
+  import type express from 'express';
+  interface NodeRedEmbedded {
+    init(server: http.Server, settings: Record<string, unknown>): void;
+    start(): Promise<void>;
+    stop(): Promise<void>;
+    httpAdmin: express.Express;
+    httpNode: express.Express;
+    runtime: { flows?: unknown; [k: string]: unknown };
+    nodes: { getNode(id: string): unknown; eachNode(cb: (n: { id: string; type: string }) => void): void; [k: string]: unknown };
+    settings: Record<string, unknown>;
+  }
+  const RED: NodeRedEmbedded;
+  export default RED;
+}

@@ -1,0 +1,414 @@
+/**
+ * @module registry — metadata (products, devices, rules, plugins, alarms) in SQLite, MySQL/MariaDB
+ * or PostgreSQL through Sequelize, with versioned migrations run on start.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Sequelize, Op, UniqueConstraintError, ForeignKeyConstraintError, type Model, type WhereOptions } from 'sequelize';
+import { Umzug, SequelizeStorage } from 'umzug';
+import type { DbUrl } from '../../settings.ts';
+import { redact } from '../../settings.ts';
+import { ConfigError, FluxError, conflict, notFound } from '../errors/index.ts';
+import type { Logger } from '../log/index.ts';
+import { sqliteDialectModule } from './sqlite-adapter.ts';
+import { defineModels, type Models } from './models.ts';
+import { MIGRATIONS } from './migrations/index.ts';
+import { generateSecret, hashSecret, verifySecret } from './secrets.ts';
+
+export { jsonColumn } from './models.ts';
+export type { Models } from './models.ts';
+export { generateSecret, hashSecret, verifySecret } from './secrets.ts';
+
+export interface Product {
+  id: string;
+  key: string;
+  name: string;
+  description: string | null;
+  protocol_plugin_id: string | null;
+  /** the thing model (TSL): `{ properties: [{ id, type, unit? }], events: [...], commands: [...] }` */
+  metadata: ThingModel;
+  /** transport settings, e.g. `{ tcp: { port, framing } }` */
+  transport: Record<string, unknown>;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ThingModel {
+  properties?: { id: string; name?: string; type: 'int' | 'float' | 'double' | 'bool' | 'string' | 'enum' | 'number'; unit?: string; [k: string]: unknown }[];
+  events?: { id: string; name?: string; [k: string]: unknown }[];
+  commands?: { id: string; name?: string; params?: unknown[]; [k: string]: unknown }[];
+  [k: string]: unknown;
+}
+
+export interface Device {
+  id: string;
+  product_id: string;
+  name: string;
+  enabled: boolean;
+  status: 'online' | 'offline';
+  last_online: string | null;
+  tags: Record<string, unknown>;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+export interface ProductInput {
+  key: string;
+  name: string;
+  description?: string | null;
+  protocol_plugin_id?: string | null;
+  metadata?: ThingModel;
+  transport?: Record<string, unknown>;
+}
+
+export interface DeviceInput {
+  id?: string;
+  product_id: string;
+  name?: string;
+  secret?: string;
+  enabled?: boolean;
+  tags?: Record<string, unknown>;
+}
+
+export interface ListOptions {
+  limit?: number;
+  offset?: number;
+}
+
+export interface RegistryHealth {
+  ok: boolean;
+  [detail: string]: unknown;
+  dialect: string;
+  latency_ms?: number;
+  error?: string;
+}
+
+/** A verified device with its product, as the broker and ingress need it. */
+export interface DeviceIdentity {
+  device: Device;
+  product: Product;
+}
+
+export interface Registry {
+  readonly dialect: DbUrl['dialect'];
+  readonly sequelize: Sequelize;
+  readonly models: Models;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  health(): Promise<RegistryHealth>;
+  products: {
+    create(input: ProductInput): Promise<Product>;
+    get(idOrKey: string): Promise<Product>;
+    find(idOrKey: string): Promise<Product | null>;
+    list(filter: { key?: string; q?: string; protocol_plugin_id?: string } & ListOptions): Promise<Page<Product>>;
+    update(id: string, patch: Partial<ProductInput>): Promise<Product>;
+    delete(id: string): Promise<void>;
+  };
+  devices: {
+    /** Returns the device and its secret in clear, the only time it is ever returned. */
+    create(input: DeviceInput): Promise<{ device: Device; secret: string }>;
+    get(id: string): Promise<Device>;
+    find(id: string): Promise<Device | null>;
+    list(filter: { product_id?: string; status?: string; q?: string; enabled?: boolean } & ListOptions): Promise<Page<Device>>;
+    update(id: string, patch: { name?: string; enabled?: boolean; tags?: Record<string, unknown> }): Promise<Device>;
+    delete(id: string): Promise<void>;
+    rotateSecret(id: string, secret?: string): Promise<{ device: Device; secret: string }>;
+    /** Device + product when `secret` matches (constant-time), else null. Cached briefly for connection storms. */
+    authenticate(id: string, secret: string): Promise<DeviceIdentity | null>;
+    /** Device + product by id, no secret check (ingress that already authenticated). */
+    identity(id: string): Promise<DeviceIdentity | null>;
+    setStatus(id: string, status: 'online' | 'offline', at?: Date): Promise<void>;
+  };
+  /** Drops cached identities (after an update made elsewhere, e.g. another node). */
+  invalidate(deviceId?: string): void;
+}
+
+export interface RegistryOptions {
+  db: DbUrl;
+  log: Logger;
+  /** Sequelize pool size for MySQL/PostgreSQL (SQLite always uses one connection). */
+  poolMax?: number;
+}
+
+const DEVICE_ID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
+export const DEVICE_ID_PATTERN = DEVICE_ID_RE.source;
+export const PRODUCT_KEY_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
+
+function plain<T>(m: Model | null): T | null {
+  if (!m) return null;
+  const o = m.get({ plain: true }) as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    const v = o[k];
+    if (v instanceof Date) o[k] = v.toISOString();
+  }
+  delete o.secret_hash;
+  if ('enabled' in o) o.enabled = Boolean(o.enabled);
+  return o as T;
+}
+
+function clampPage(o: ListOptions): { limit: number; offset: number } {
+  return { limit: Math.min(Math.max(o.limit ?? 50, 1), 1000), offset: Math.max(o.offset ?? 0, 0) };
+}
+
+function likeOp(dialect: string) {
+  return dialect === 'postgres' ? Op.iLike : Op.like;
+}
+
+/** Turns a driver error at connect time into the one line the CLI prints. */
+function connectError(db: DbUrl, err: unknown): ConfigError {
+  const e = err as { message?: string; original?: { code?: string; message?: string }; parent?: { code?: string } };
+  const cause = e.original?.code ?? e.parent?.code ?? e.original?.message ?? e.message ?? String(err);
+  const where = db.dialect === 'sqlite' ? db.file : redact(db.url);
+  return new ConfigError('FLUX_DB_URL', `FLUX_DB_URL: cannot open the ${db.dialect} database ${where}: ${cause}`);
+}
+
+export function createRegistry(opts: RegistryOptions): Registry {
+  const { db, log } = opts;
+  const sequelize =
+    db.dialect === 'sqlite'
+      ? new Sequelize({
+          dialect: 'sqlite',
+          storage: db.file,
+          dialectModule: sqliteDialectModule,
+          logging: false,
+          pool: { max: 1, min: 0, idle: 60_000 },
+        })
+      : new Sequelize(db.url, {
+          dialect: db.dialect,
+          logging: false,
+          pool: { max: opts.poolMax ?? 10, min: 0, idle: 10_000, acquire: 10_000 },
+          dialectOptions: db.dialect === 'mysql' ? { connectTimeout: 5000 } : { connectionTimeoutMillis: 5000 },
+        });
+  const models = defineModels(sequelize);
+  const { Product, Device } = models;
+  const like = likeOp(db.dialect);
+
+  // Identity cache: a connection storm of 10k devices must not become 10k registry reads each.
+  const IDENTITY_TTL_MS = 30_000;
+  const IDENTITY_MAX = 100_000;
+  const identities = new Map<string, { at: number; hash: string; identity: DeviceIdentity }>();
+
+  async function loadIdentity(id: string): Promise<{ hash: string; identity: DeviceIdentity } | null> {
+    const cached = identities.get(id);
+    if (cached && Date.now() - cached.at < IDENTITY_TTL_MS) return cached;
+    const row = await Device.findByPk(id);
+    if (!row) return null;
+    const product = plain<Product>(await Product.findByPk(row.get('product_id') as string));
+    if (!product) return null;
+    const entry = { at: Date.now(), hash: row.get('secret_hash') as string, identity: { device: plain<Device>(row)!, product } };
+    if (identities.size >= IDENTITY_MAX) identities.delete(identities.keys().next().value as string);
+    identities.set(id, entry);
+    return entry;
+  }
+
+  const invalidateProduct = (productId: string) => {
+    for (const [k, v] of identities) if (v.identity.product.id === productId) identities.delete(k);
+  };
+
+  const products: Registry['products'] = {
+    async create(input) {
+      try {
+        const row = await Product.create({
+          key: input.key,
+          name: input.name,
+          description: input.description ?? null,
+          protocol_plugin_id: input.protocol_plugin_id ?? null,
+          metadata: input.metadata ?? {},
+          transport: input.transport ?? {},
+        });
+        return plain<Product>(row)!;
+      } catch (err) {
+        if (err instanceof UniqueConstraintError) throw conflict(`a product with key '${input.key}' already exists`);
+        throw err;
+      }
+    },
+    async find(idOrKey) {
+      const isUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrKey);
+      const row = isUuid ? await Product.findByPk(idOrKey) : await Product.findOne({ where: { key: idOrKey } });
+      return plain<Product>(row);
+    },
+    async get(idOrKey) {
+      const p = await products.find(idOrKey);
+      if (!p) throw notFound('product', idOrKey);
+      return p;
+    },
+    async list(filter) {
+      const { limit, offset } = clampPage(filter);
+      const where: WhereOptions = {};
+      if (filter.key) Object.assign(where, { key: filter.key });
+      if (filter.protocol_plugin_id) Object.assign(where, { protocol_plugin_id: filter.protocol_plugin_id });
+      if (filter.q) Object.assign(where, { [Op.or]: [{ name: { [like]: `%${filter.q}%` } }, { key: { [like]: `%${filter.q}%` } }] });
+      const { rows, count } = await Product.findAndCountAll({ where, limit, offset, order: [['created_at', 'ASC'], ['key', 'ASC']] });
+      return { items: rows.map((r) => plain<Product>(r)!), total: count, limit, offset };
+    },
+    async update(id, patch) {
+      const row = await Product.findByPk(id);
+      if (!row) throw notFound('product', id);
+      try {
+        await row.update(patch);
+      } catch (err) {
+        if (err instanceof UniqueConstraintError) throw conflict(`a product with key '${patch.key}' already exists`);
+        throw err;
+      }
+      invalidateProduct(id);
+      return plain<Product>(row)!;
+    },
+    async delete(id) {
+      const row = await Product.findByPk(id);
+      if (!row) throw notFound('product', id);
+      const n = await Device.count({ where: { product_id: id } });
+      if (n > 0) throw conflict(`product '${row.get('key')}' still has ${n} device(s); delete them first`);
+      try {
+        await row.destroy();
+      } catch (err) {
+        if (err instanceof ForeignKeyConstraintError) throw conflict(`product '${row.get('key')}' still has devices; delete them first`);
+        throw err;
+      }
+      invalidateProduct(id);
+    },
+  };
+
+  const devices: Registry['devices'] = {
+    async create(input) {
+      const id = input.id ?? `dev_${crypto.randomUUID().replace(/-/g, '').slice(0, 16)}`;
+      if (!DEVICE_ID_RE.test(id)) throw new FluxError('bad_request', `device id '${id}' must match ${DEVICE_ID_PATTERN}`, 400);
+      const product = await products.find(input.product_id);
+      if (!product) throw notFound('product', input.product_id);
+      const secret = input.secret ?? generateSecret();
+      try {
+        const row = await Device.create({
+          id,
+          product_id: product.id,
+          name: input.name ?? id,
+          secret_hash: hashSecret(secret),
+          enabled: input.enabled ?? true,
+          status: 'offline',
+          tags: input.tags ?? {},
+        });
+        identities.delete(id);
+        return { device: plain<Device>(row)!, secret };
+      } catch (err) {
+        if (err instanceof UniqueConstraintError) throw conflict(`a device with id '${id}' already exists`);
+        throw err;
+      }
+    },
+    async find(id) {
+      return plain<Device>(await Device.findByPk(id));
+    },
+    async get(id) {
+      const d = await devices.find(id);
+      if (!d) throw notFound('device', id);
+      return d;
+    },
+    async list(filter) {
+      const { limit, offset } = clampPage(filter);
+      const where: WhereOptions = {};
+      if (filter.product_id) {
+        const p = await products.find(filter.product_id);
+        Object.assign(where, { product_id: p?.id ?? filter.product_id });
+      }
+      if (filter.status) Object.assign(where, { status: filter.status });
+      if (filter.enabled !== undefined) Object.assign(where, { enabled: filter.enabled });
+      if (filter.q) Object.assign(where, { [Op.or]: [{ name: { [like]: `%${filter.q}%` } }, { id: { [like]: `%${filter.q}%` } }] });
+      const { rows, count } = await Device.findAndCountAll({ where, limit, offset, order: [['created_at', 'ASC'], ['id', 'ASC']] });
+      return { items: rows.map((r) => plain<Device>(r)!), total: count, limit, offset };
+    },
+    async update(id, patch) {
+      const row = await Device.findByPk(id);
+      if (!row) throw notFound('device', id);
+      await row.update(patch);
+      identities.delete(id);
+      return plain<Device>(row)!;
+    },
+    async delete(id) {
+      const row = await Device.findByPk(id);
+      if (!row) throw notFound('device', id);
+      await row.destroy();
+      identities.delete(id);
+    },
+    async rotateSecret(id, secret) {
+      const row = await Device.findByPk(id);
+      if (!row) throw notFound('device', id);
+      const s = secret ?? generateSecret();
+      await row.update({ secret_hash: hashSecret(s) });
+      identities.delete(id);
+      return { device: plain<Device>(row)!, secret: s };
+    },
+    async authenticate(id, secret) {
+      if (!DEVICE_ID_RE.test(id)) return null;
+      const entry = await loadIdentity(id);
+      if (!entry || !verifySecret(secret, entry.hash)) return null;
+      return entry.identity;
+    },
+    async identity(id) {
+      if (!DEVICE_ID_RE.test(id)) return null;
+      return (await loadIdentity(id))?.identity ?? null;
+    },
+    async setStatus(id, status, at = new Date()) {
+      const values: Record<string, unknown> = { status };
+      if (status === 'online') values.last_online = at;
+      else values.last_online = at; // last_online = the last moment the device was seen connected
+      await Device.update(values, { where: { id } });
+      const cached = identities.get(id);
+      if (cached) {
+        cached.identity.device.status = status;
+        cached.identity.device.last_online = at.toISOString();
+      }
+    },
+  };
+
+  return {
+    dialect: db.dialect,
+    sequelize,
+    models,
+    products,
+    devices,
+    invalidate(deviceId) {
+      if (deviceId) identities.delete(deviceId);
+      else identities.clear();
+    },
+    async start() {
+      if (db.dialect === 'sqlite' && db.file) {
+        try {
+          fs.mkdirSync(path.dirname(db.file), { recursive: true });
+          fs.accessSync(path.dirname(db.file), fs.constants.W_OK);
+        } catch (err) {
+          throw new ConfigError('FLUX_DB_URL', `FLUX_DB_URL: the folder of ${db.file} is not writable (${(err as NodeJS.ErrnoException).code ?? err})`);
+        }
+      }
+      try {
+        await sequelize.authenticate();
+      } catch (err) {
+        throw connectError(db, err);
+      }
+      const umzug = new Umzug({
+        migrations: MIGRATIONS.map((m) => ({ name: m.name, up: () => m.up(sequelize.getQueryInterface()), down: () => m.down(sequelize.getQueryInterface()) })),
+        context: sequelize.getQueryInterface(),
+        storage: new SequelizeStorage({ sequelize, tableName: 'flux_migrations' }),
+        logger: undefined,
+      });
+      const done = await umzug.up();
+      if (done.length) log.info({ migrations: done.map((m) => m.name), dialect: db.dialect }, 'registry migrated');
+    },
+    async stop() {
+      identities.clear();
+      await sequelize.close();
+    },
+    async health() {
+      const t0 = performance.now();
+      try {
+        await sequelize.query('SELECT 1');
+        return { ok: true, dialect: db.dialect, latency_ms: Math.round((performance.now() - t0) * 100) / 100 };
+      } catch (err) {
+        return { ok: false, dialect: db.dialect, error: (err as Error).message };
+      }
+    },
+  };
+}

@@ -1,0 +1,14 @@
+/**
+ * Versioned schema migrations, run on start by umzug (recorded in `flux_migrations`).
+ * Append new files; never edit one that has shipped.
+ */
+import type { QueryInterface } from 'sequelize';
+import { m001Initial } from './001-initial.ts';
+
+export interface Migration {
+  name: string;
+  up(qi: QueryInterface): Promise<void>;
+  down(qi: QueryInterface): Promise<void>;
+}
+
+export const MIGRATIONS: readonly Migration[] = [m001Initial];

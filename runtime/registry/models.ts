@@ -1,0 +1,109 @@
+/** Sequelize models of the registry: products, devices, rules, plugins, alarms. Columns are snake_case. */
+import { DataTypes, Model, type Sequelize, type ModelStatic } from 'sequelize';
+
+/** JSON kept as TEXT: portable across SQLite, MariaDB (whose JSON is LONGTEXT) and PostgreSQL. */
+export function jsonColumn(field: string, fallback: unknown, allowNull = false) {
+  return {
+    type: DataTypes.TEXT,
+    allowNull,
+    get(this: Model) {
+      const raw = this.getDataValue(field) as string | null;
+      if (raw === null || raw === undefined) return allowNull ? null : structuredClone(fallback);
+      try {
+        return JSON.parse(raw);
+      } catch {
+        return structuredClone(fallback);
+      }
+    },
+    set(this: Model, v: unknown) {
+      this.setDataValue(field, v === null || v === undefined ? (allowNull ? null : JSON.stringify(fallback)) : JSON.stringify(v));
+    },
+  };
+}
+
+export interface Models {
+  Product: ModelStatic<Model>;
+  Device: ModelStatic<Model>;
+  Rule: ModelStatic<Model>;
+  Plugin: ModelStatic<Model>;
+  Alarm: ModelStatic<Model>;
+}
+
+const common = { underscored: true, timestamps: true, createdAt: 'created_at', updatedAt: 'updated_at' } as const;
+
+export function defineModels(sequelize: Sequelize): Models {
+  const Product = sequelize.define(
+    'Product',
+    {
+      id: { type: DataTypes.UUID, primaryKey: true, defaultValue: DataTypes.UUIDV4 },
+      key: { type: DataTypes.STRING(64), allowNull: false, unique: true },
+      name: { type: DataTypes.STRING(200), allowNull: false },
+      description: { type: DataTypes.STRING(1000), allowNull: true },
+      protocol_plugin_id: { type: DataTypes.STRING(64), allowNull: true },
+      metadata: jsonColumn('metadata', {}),
+      transport: jsonColumn('transport', {}),
+    },
+    { ...common, tableName: 'products' },
+  );
+  const Device = sequelize.define(
+    'Device',
+    {
+      id: { type: DataTypes.STRING(64), primaryKey: true },
+      product_id: { type: DataTypes.UUID, allowNull: false },
+      name: { type: DataTypes.STRING(200), allowNull: false },
+      secret_hash: { type: DataTypes.STRING(200), allowNull: false },
+      enabled: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: true },
+      status: { type: DataTypes.STRING(16), allowNull: false, defaultValue: 'offline' },
+      last_online: { type: DataTypes.DATE, allowNull: true },
+      tags: jsonColumn('tags', {}),
+    },
+    { ...common, tableName: 'devices' },
+  );
+  const Rule = sequelize.define(
+    'Rule',
+    {
+      id: { type: DataTypes.UUID, primaryKey: true, defaultValue: DataTypes.UUIDV4 },
+      name: { type: DataTypes.STRING(200), allowNull: false },
+      enabled: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: true },
+      trigger_script: { type: DataTypes.TEXT, allowNull: false },
+      action_type: { type: DataTypes.STRING(32), allowNull: false },
+      action_config: jsonColumn('action_config', {}),
+      product_id: { type: DataTypes.UUID, allowNull: true },
+      device_id: { type: DataTypes.STRING(64), allowNull: true },
+      version: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 1 },
+    },
+    { ...common, tableName: 'rules' },
+  );
+  const Plugin = sequelize.define(
+    'Plugin',
+    {
+      id: { type: DataTypes.STRING(64), primaryKey: true },
+      version: { type: DataTypes.INTEGER, primaryKey: true },
+      sha256: { type: DataTypes.STRING(64), allowNull: false },
+      file: { type: DataTypes.STRING(500), allowNull: false },
+      size: { type: DataTypes.INTEGER, allowNull: false },
+      meta: jsonColumn('meta', {}),
+      active: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: false },
+      source: { type: DataTypes.STRING(16), allowNull: false, defaultValue: 'api' },
+    },
+    { ...common, updatedAt: false, tableName: 'plugins' },
+  );
+  const Alarm = sequelize.define(
+    'Alarm',
+    {
+      id: { type: DataTypes.UUID, primaryKey: true, defaultValue: DataTypes.UUIDV4 },
+      rule_id: { type: DataTypes.UUID, allowNull: true },
+      device_id: { type: DataTypes.STRING(64), allowNull: true },
+      level: { type: DataTypes.STRING(16), allowNull: false },
+      state: { type: DataTypes.STRING(16), allowNull: false, defaultValue: 'active' },
+      message: { type: DataTypes.STRING(1000), allowNull: false, defaultValue: '' },
+      count: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 1 },
+      first_at: { type: DataTypes.DATE, allowNull: false },
+      last_at: { type: DataTypes.DATE, allowNull: false },
+      acked_at: { type: DataTypes.DATE, allowNull: true },
+      cleared_at: { type: DataTypes.DATE, allowNull: true },
+    },
+    { ...common, tableName: 'alarms' },
+  );
+  return { Product, Device, Rule, Plugin, Alarm };
+}

@@ -1,0 +1,216 @@
+/**
+ * @module settings — FLUX and Node-RED settings, read from environment variables.
+ *
+ * One table (`SETTINGS`) drives parsing, validation and the README's configuration table
+ * (ARCHITECTURE §4 "Configuration" is the contract). An invalid value throws a ConfigError whose
+ * message is the single line the CLI prints before exiting non-zero.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError } from './runtime/errors/index.ts';
+
+export const PROJECT_DIR = path.dirname(fileURLToPath(import.meta.url));
+
+export type DbDialect = 'sqlite' | 'mysql' | 'postgres';
+export type TsDialect = DbDialect | 'tdengine';
+
+export interface DbUrl {
+  dialect: DbDialect;
+  /** sqlite: absolute file path; others: the URL as given (mariadb:// normalised to mysql://). */
+  url: string;
+  /** sqlite only */
+  file?: string;
+}
+
+export interface TsUrl {
+  dialect: TsDialect;
+  url: string;
+  file?: string;
+}
+
+export interface FluxSettings {
+  host: string;
+  httpPort: number;
+  mqttPort: number;
+  mqttsPort: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  dataDir: string;
+  db: DbUrl;
+  ts: TsUrl;
+  pluginsDir: string;
+  /** undefined: generated on first start and stored in the data dir. */
+  adminToken?: string;
+  redisUrl?: string;
+  logLevel: string;
+}
+
+export interface SettingSpec {
+  variable: string;
+  default: string;
+  meaning: string;
+  /** true when changing it needs a restart (all of them today; kept for the table). */
+  restart: boolean;
+}
+
+/** The contract table plus FLUX's operational extras. The README's table mirrors it (a test checks). */
+export const SETTINGS: readonly SettingSpec[] = [
+  { variable: 'FLUX_HTTP_PORT', default: '1880', meaning: 'HTTP: API, console, Node-RED editor, MQTT over WebSocket at `/mqtt` (0 = any free port)', restart: true },
+  { variable: 'FLUX_MQTT_PORT', default: '1883', meaning: 'embedded MQTT broker, TCP (0 = any free port)', restart: true },
+  { variable: 'FLUX_DATA_DIR', default: './data', meaning: 'SQLite files, flows, uploaded plugins, buffers, HLS segments', restart: true },
+  { variable: 'FLUX_DB_URL', default: 'sqlite: in the data dir', meaning: 'metadata: `sqlite:PATH`, `mysql://…`, `mariadb://…`, `postgres://…`', restart: true },
+  { variable: 'FLUX_TS_URL', default: 'sqlite: in the data dir', meaning: 'time series: same schemes, plus `tdengine://user:pass@host:6041/db` (REST)', restart: true },
+  { variable: 'FLUX_PLUGINS_DIR', default: './plugins/dist', meaning: 'watched folder of `.wasm` protocol plugins (file name = plugin id)', restart: true },
+  { variable: 'FLUX_ADMIN_TOKEN', default: 'generated, stored in the data dir, printed once', meaning: 'bearer token for the API and the editor', restart: true },
+  { variable: 'FLUX_REDIS_URL', default: 'unset', meaning: 'set: multi-node mode (shared broker state and bus)', restart: true },
+  { variable: 'FLUX_HOST', default: '0.0.0.0', meaning: 'address the HTTP, MQTT and TCP listeners bind to', restart: true },
+  { variable: 'FLUX_TLS_CERT', default: 'unset', meaning: 'PEM certificate file; with FLUX_TLS_KEY enables MQTTS', restart: true },
+  { variable: 'FLUX_TLS_KEY', default: 'unset', meaning: 'PEM private key file for MQTTS', restart: true },
+  { variable: 'FLUX_MQTTS_PORT', default: '8883', meaning: 'MQTT over TLS, when a certificate is set', restart: true },
+  { variable: 'FLUX_LOG_LEVEL', default: 'info', meaning: 'trace, debug, info, warn, error, fatal or silent', restart: true },
+];
+
+const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+
+export function parsePort(variable: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const s = raw.trim();
+  if (!/^\d+$/.test(s) || Number(s) > 65535) {
+    throw new ConfigError(variable, `${variable}=${JSON.stringify(raw)} is not a port number (0-65535; 0 = any free port)`);
+  }
+  return Number(s);
+}
+
+function sqliteFile(variable: string, rest: string, dataDir: string, fallbackName: string): string {
+  // `sqlite:` alone, `sqlite:relative/file.db`, `sqlite:/abs/file.db` and `sqlite:///abs/file.db` are accepted.
+  let p = rest.replace(/^\/\/(?=\/)/, '');
+  if (p === '' || p === '//') return path.join(dataDir, fallbackName);
+  if (p.includes('\0')) throw new ConfigError(variable, `${variable}: the SQLite path contains a NUL byte`);
+  p = decodeURIComponent(p);
+  return path.resolve(p);
+}
+
+export function parseDbUrl(variable: string, raw: string | undefined, dataDir: string, fallbackName: string, allowTdengine: false): DbUrl;
+export function parseDbUrl(variable: string, raw: string | undefined, dataDir: string, fallbackName: string, allowTdengine: true): TsUrl;
+export function parseDbUrl(variable: string, raw: string | undefined, dataDir: string, fallbackName: string, allowTdengine: boolean): DbUrl | TsUrl {
+  const value = raw?.trim() ?? '';
+  if (value === '' || value === 'sqlite:') return { dialect: 'sqlite', url: 'sqlite:', file: path.join(dataDir, fallbackName) };
+  const m = /^([a-z][a-z0-9+.-]*):(.*)$/i.exec(value);
+  if (!m) throw new ConfigError(variable, `${variable} is not a database URL (expected sqlite:PATH, mysql://, mariadb://, postgres://${allowTdengine ? ' or tdengine://' : ''})`);
+  const scheme = m[1]!.toLowerCase();
+  if (scheme === 'sqlite') {
+    const file = sqliteFile(variable, m[2]!, dataDir, fallbackName);
+    return { dialect: 'sqlite', url: `sqlite:${file}`, file };
+  }
+  const known: Record<string, TsDialect> = { mysql: 'mysql', mariadb: 'mysql', postgres: 'postgres', postgresql: 'postgres', tdengine: 'tdengine' };
+  const dialect = known[scheme];
+  if (!dialect || (dialect === 'tdengine' && !allowTdengine)) {
+    throw new ConfigError(variable, `${variable}: unsupported scheme '${scheme}:' (use sqlite:, mysql://, mariadb://, postgres://${allowTdengine ? ', tdengine://' : ''})`);
+  }
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new ConfigError(variable, `${variable} cannot be parsed as a URL: ${redact(value)}`);
+  }
+  if (!u.hostname) throw new ConfigError(variable, `${variable} has no host: ${redact(value)}`);
+  if (u.port && (Number(u.port) < 1 || Number(u.port) > 65535)) throw new ConfigError(variable, `${variable} has an invalid port: ${redact(value)}`);
+  if (dialect !== 'tdengine' && u.pathname.replace(/^\//, '') === '') throw new ConfigError(variable, `${variable} names no database (…/DBNAME): ${redact(value)}`);
+  if (scheme === 'mariadb') u.protocol = 'mysql:';
+  if (scheme === 'postgresql') u.protocol = 'postgres:';
+  return { dialect, url: u.toString() };
+}
+
+/** A URL with its password replaced, for logs and error lines. */
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+  }
+}
+
+/** Reads FLUX settings from an environment (process.env by default). Throws ConfigError. */
+export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): FluxSettings {
+  const dataDir = path.resolve(cwd, env.FLUX_DATA_DIR?.trim() || './data');
+  const logLevel = (env.FLUX_LOG_LEVEL?.trim() || 'info').toLowerCase();
+  if (!LOG_LEVELS.has(logLevel)) throw new ConfigError('FLUX_LOG_LEVEL', `FLUX_LOG_LEVEL=${JSON.stringify(env.FLUX_LOG_LEVEL)} is not one of ${[...LOG_LEVELS].join(', ')}`);
+  const adminToken = env.FLUX_ADMIN_TOKEN?.trim() || undefined;
+  if (adminToken !== undefined && adminToken.length < 16) {
+    throw new ConfigError('FLUX_ADMIN_TOKEN', 'FLUX_ADMIN_TOKEN is shorter than 16 characters; use a long random value (or unset it to have one generated)');
+  }
+  const tlsCert = env.FLUX_TLS_CERT?.trim() || undefined;
+  const tlsKey = env.FLUX_TLS_KEY?.trim() || undefined;
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+    throw new ConfigError(tlsCert ? 'FLUX_TLS_KEY' : 'FLUX_TLS_CERT', 'FLUX_TLS_CERT and FLUX_TLS_KEY must be set together');
+  }
+  const redisUrl = env.FLUX_REDIS_URL?.trim() || undefined;
+  if (redisUrl !== undefined && !/^rediss?:\/\/[^/]/.test(redisUrl)) {
+    throw new ConfigError('FLUX_REDIS_URL', `FLUX_REDIS_URL is not a redis:// URL: ${redact(redisUrl)}`);
+  }
+  return {
+    host: env.FLUX_HOST?.trim() || '0.0.0.0',
+    httpPort: parsePort('FLUX_HTTP_PORT', env.FLUX_HTTP_PORT, 1880),
+    mqttPort: parsePort('FLUX_MQTT_PORT', env.FLUX_MQTT_PORT, 1883),
+    mqttsPort: parsePort('FLUX_MQTTS_PORT', env.FLUX_MQTTS_PORT, 8883),
+    tlsCert: tlsCert && path.resolve(cwd, tlsCert),
+    tlsKey: tlsKey && path.resolve(cwd, tlsKey),
+    dataDir,
+    db: parseDbUrl('FLUX_DB_URL', env.FLUX_DB_URL, dataDir, 'flux.db', false),
+    ts: parseDbUrl('FLUX_TS_URL', env.FLUX_TS_URL, dataDir, 'telemetry.db', true),
+    pluginsDir: path.resolve(cwd, env.FLUX_PLUGINS_DIR?.trim() || path.join(PROJECT_DIR, 'plugins', 'dist')),
+    adminToken,
+    redisUrl,
+    logLevel,
+  };
+}
+
+/** Node-RED's own settings, derived from FLUX's. `flux` (the runtime context) reaches our nodes as `RED.settings.flux`. */
+export interface NodeRedSettingsInput {
+  userDir: string;
+  adminToken: string;
+  /** the FLUX runtime context handed to nodes */
+  flux: unknown;
+  /** receives Node-RED's log records */
+  logHandler: (record: { level: number; msg: unknown; type?: string; id?: string; name?: string }) => void;
+  tokenEquals: (given: string, expected: string) => boolean;
+}
+
+export function nodeRedSettings(input: NodeRedSettingsInput): Record<string, unknown> {
+  const admin = { username: 'admin', permissions: '*' };
+  return {
+    userDir: input.userDir,
+    flowFile: 'flows.json',
+    flowFilePretty: true,
+    httpAdminRoot: '/editor',
+    httpNodeRoot: '/',
+    nodesDir: [path.join(PROJECT_DIR, 'nodes')],
+    // The editor's admin API takes `Authorization: Bearer <token>`; its login form takes user
+    // "admin" with the token as password (any user name is accepted: the token is what counts).
+    adminAuth: {
+      type: 'credentials',
+      users: (username: string) => Promise.resolve(username ? { ...admin, username } : null),
+      authenticate: (username: string, password: string) =>
+        Promise.resolve(typeof password === 'string' && input.tokenEquals(password, input.adminToken) ? { ...admin, username: username || 'admin' } : null),
+      tokens: (token: string) => Promise.resolve(input.tokenEquals(token, input.adminToken) ? admin : null),
+    },
+    flux: input.flux,
+    functionExternalModules: false,
+    externalModules: { palette: { allowInstall: false }, modules: { allowInstall: false } },
+    diagnostics: { enabled: false, ui: false },
+    telemetry: { enabled: false },
+    runtimeState: { enabled: false, ui: false },
+    editorTheme: {
+      page: { title: 'FLUX IOT · flows' },
+      header: { title: 'FLUX IOT' },
+      tours: false,
+      projects: { enabled: false },
+    },
+    logging: {
+      console: { level: 'off' },
+      flux: { level: 'info', metrics: false, audit: false, handler: () => input.logHandler },
+    },
+  };
+}
