@@ -97,7 +97,7 @@ export function createFlux(opts: FluxOptions): Flux {
   const broker = createBroker(ctx);
   const flows = opts.flows === false ? undefined : createFlowEngine(ctx, server);
   const registryModule: FluxModule = {
-    name: 'registry',
+    name: 'metadata_db',
     start: () => registry.start(),
     stop: () => registry.stop(),
     health: () => registry.health(),
@@ -112,7 +112,7 @@ export function createFlux(opts: FluxOptions): Flux {
       reporting().map(async (m) => {
         if (!m.health) return;
         try {
-          out[m.name === 'registry' ? 'metadata_db' : m.name] = await m.health();
+          out[m.name] = await m.health();
         } catch (err) {
           out[m.name] = { ok: false, error: (err as Error).message };
         }
