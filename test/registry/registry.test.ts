@@ -1,0 +1,165 @@
+/** One registry suite, run against SQLite (node:sqlite), MariaDB (mysql2) and PostgreSQL (pg) — real servers. */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { createRegistry, type Registry } from '../../runtime/registry/index.ts';
+import { createLogger } from '../../runtime/log/index.ts';
+import { parseDbUrl } from '../../settings.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
+import { tempDir } from '../helpers/flux-process.ts';
+import { FluxError } from '../../runtime/errors/index.ts';
+import { MIGRATIONS } from '../../runtime/registry/migrations/index.ts';
+
+const log = createLogger({ level: 'silent' });
+
+const dialects: { name: string; setup(): Promise<{ url: string; drop(): Promise<void> }> }[] = [
+  {
+    name: 'SQLite (node:sqlite)',
+    async setup() {
+      const dir = tempDir();
+      return { url: `sqlite:${path.join(dir, 'flux.db')}`, drop: async () => {} };
+    },
+  },
+  { name: 'MariaDB (mysql2)', setup: () => createTestDatabase('mysql') },
+  { name: 'PostgreSQL (pg)', setup: () => createTestDatabase('postgres') },
+];
+
+const thingModel = { properties: [{ id: 'temperature', type: 'float' as const, unit: '°C' }], events: [{ id: 'overheat' }], commands: [{ id: 'TurnOn' }] };
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof FluxError, `expected a FluxError, got ${err}`);
+    return `${err.status} ${err.code}`;
+  }
+  assert.fail('expected the call to be refused');
+}
+
+for (const d of dialects) {
+  describe(`registry on ${d.name}`, function () {
+    let db: TestDatabase | { url: string; drop(): Promise<void> };
+    let registry: Registry;
+
+    before(async function () {
+      db = await d.setup();
+      registry = createRegistry({ db: parseDbUrl('FLUX_DB_URL', db.url, tempDir(), 'flux.db', false), log });
+      await registry.start();
+    });
+
+    after(async function () {
+      await registry?.stop();
+      await db?.drop();
+    });
+
+    it('runs its migrations once and again without error on a second start', async function () {
+      const again = createRegistry({ db: parseDbUrl('FLUX_DB_URL', db.url, tempDir(), 'flux.db', false), log });
+      await again.start();
+      const [rows] = await again.sequelize.query('SELECT name FROM flux_migrations');
+      assert.deepEqual((rows as { name: string }[]).map((r) => r.name).sort(), MIGRATIONS.map((m) => m.name).sort(), 'each migration recorded exactly once');
+      await again.stop();
+    });
+
+    it('creates a product with a thing model and reads it back by id and by key', async function () {
+      const p = await registry.products.create({ key: 'modbus', name: 'Modbus sensor', protocol_plugin_id: 'modbus', metadata: thingModel, transport: { tcp: { port: 9000 } } });
+      assert.match(p.id, /^[0-9a-f-]{36}$/);
+      assert.deepEqual((await registry.products.get(p.id)).metadata, thingModel);
+      const byKey = await registry.products.get('modbus');
+      assert.equal(byKey.id, p.id);
+      assert.deepEqual(byKey.transport, { tcp: { port: 9000 } });
+      assert.equal(byKey.protocol_plugin_id, 'modbus');
+    });
+
+    it('refuses a second product with the same key as a 409 conflict', async function () {
+      assert.equal(await code(registry.products.create({ key: 'modbus', name: 'again' })), '409 conflict');
+    });
+
+    it('creates a device with a chosen id and returns a secret that authenticates', async function () {
+      const { device, secret } = await registry.devices.create({ id: 'sensor_1', product_id: 'modbus', name: 'Boiler' });
+      assert.equal(device.id, 'sensor_1');
+      assert.equal(device.status, 'offline');
+      assert.ok(secret.length >= 16);
+      assert.equal((device as unknown as Record<string, unknown>).secret_hash, undefined, 'the hash never leaves the registry');
+      const who = await registry.devices.authenticate('sensor_1', secret);
+      assert.equal(who?.device.id, 'sensor_1');
+      assert.equal(who?.product.key, 'modbus');
+      assert.equal(await registry.devices.authenticate('sensor_1', secret + 'x'), null);
+      assert.equal(await registry.devices.authenticate('nobody', secret), null);
+    });
+
+    it('generates an id when none is given and honours a user-supplied secret', async function () {
+      const { device, secret } = await registry.devices.create({ product_id: 'modbus', secret: 'a-very-long-user-secret' });
+      assert.match(device.id, /^dev_[0-9a-f]{16}$/);
+      assert.equal(secret, 'a-very-long-user-secret');
+      assert.ok(await registry.devices.authenticate(device.id, secret));
+      await registry.devices.delete(device.id);
+    });
+
+    it('refuses a duplicate device id and a device of an unknown product', async function () {
+      assert.equal(await code(registry.devices.create({ id: 'sensor_1', product_id: 'modbus' })), '409 conflict');
+      assert.equal(await code(registry.devices.create({ id: 'sensor_9', product_id: 'no-such-product' })), '404 not_found');
+    });
+
+    it('rotates a secret so that only the new one authenticates', async function () {
+      const old = await registry.devices.create({ id: 'sensor_2', product_id: 'modbus' });
+      const rotated = await registry.devices.rotateSecret('sensor_2');
+      assert.notEqual(rotated.secret, old.secret);
+      assert.equal(await registry.devices.authenticate('sensor_2', old.secret), null);
+      assert.ok(await registry.devices.authenticate('sensor_2', rotated.secret));
+    });
+
+    it('lists devices filtered by product key and status, paginated', async function () {
+      const other = await registry.products.create({ key: 'other', name: 'Other' });
+      await registry.devices.create({ id: 'other_1', product_id: other.id });
+      const page1 = await registry.devices.list({ product_id: 'modbus', limit: 1, offset: 0 });
+      assert.equal(page1.total, 2);
+      assert.deepEqual(page1.items.map((d) => d.id), ['sensor_1']);
+      const page2 = await registry.devices.list({ product_id: 'modbus', limit: 1, offset: 1 });
+      assert.deepEqual(page2.items.map((d) => d.id), ['sensor_2']);
+      await registry.devices.setStatus('sensor_2', 'online');
+      const online = await registry.devices.list({ status: 'online' });
+      assert.deepEqual(online.items.map((d) => d.id), ['sensor_2']);
+      assert.ok(online.items[0]!.last_online, 'last_online is set when the device comes online');
+      const search = await registry.devices.list({ q: 'other' });
+      assert.deepEqual(search.items.map((d) => d.id), ['other_1']);
+    });
+
+    it('updates a device and keeps a disabled device from authenticating as enabled', async function () {
+      const d = await registry.devices.update('sensor_1', { enabled: false, name: 'Boiler 1', tags: { floor: 2 } });
+      assert.equal(d.enabled, false);
+      assert.deepEqual(d.tags, { floor: 2 });
+      const who = await registry.devices.identity('sensor_1');
+      assert.equal(who?.device.enabled, false);
+    });
+
+    it('refuses to delete a product that still has devices, and deletes it once they are gone', async function () {
+      const p = await registry.products.get('other');
+      assert.equal(await code(registry.products.delete(p.id)), '409 conflict');
+      assert.ok(await registry.products.get('other'), 'nothing was deleted');
+      await registry.devices.delete('other_1');
+      await registry.products.delete(p.id);
+      assert.equal(await registry.products.find('other'), null);
+    });
+
+    it('answers 404 for unknown ids', async function () {
+      assert.equal(await code(registry.devices.get('ghost')), '404 not_found');
+      assert.equal(await code(registry.products.get('00000000-0000-4000-8000-000000000000')), '404 not_found');
+      assert.equal(await code(registry.devices.update('ghost', { name: 'x' })), '404 not_found');
+    });
+
+    it('stores rules, plugins and alarms tables created by the migration', async function () {
+      const { Rule, Plugin, Alarm } = registry.models;
+      const rule = await Rule.create({ name: 'hot', trigger_script: 'return msg.values.temperature > 45', action_type: 'alarm', action_config: { level: 'warning' } });
+      assert.deepEqual((await Rule.findByPk(rule.get('id') as string))!.get('action_config'), { level: 'warning' });
+      await Plugin.create({ id: 'modbus', version: 1, sha256: 'a'.repeat(64), file: 'modbus-1.wasm', size: 10, meta: { name: 'modbus' } });
+      assert.equal(await Plugin.count(), 1);
+      const now = new Date();
+      await Alarm.create({ rule_id: rule.get('id'), device_id: 'sensor_1', level: 'critical', first_at: now, last_at: now });
+      assert.equal(await Alarm.count({ where: { state: 'active' } }), 1);
+    });
+
+    it('reports its health', async function () {
+      const h = await registry.health();
+      assert.equal(h.ok, true);
+    });
+  });
+}
