@@ -10,6 +10,7 @@ import { errorHandler } from './errors.ts';
 import { requireToken } from './auth.ts';
 import { productRoutes } from './products.ts';
 import { deviceRoutes } from './devices.ts';
+import { traceRoutes } from './trace.ts';
 import { notFound } from '../errors/index.ts';
 
 export { RouteTable, q, formatZodError, type RouteSpec } from './routes.ts';
@@ -33,6 +34,7 @@ export function createApi(ctx: FluxContext, opts: ApiOptions): Api {
   const routes = new RouteTable();
   productRoutes(ctx, routes);
   deviceRoutes(ctx, routes);
+  traceRoutes(ctx, routes);
   routes
     .add({
       method: 'get', path: '/health', tag: 'system', summary: 'Status of each component (no token needed); 503 when one is down', auth: false, errors: [503],

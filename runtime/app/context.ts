@@ -7,6 +7,7 @@ import type { Logger } from '../log/index.ts';
 import type { Registry } from '../registry/index.ts';
 import type { DeviceBus } from '../bus/index.ts';
 import type { MetricsRegistry } from '../metrics/index.ts';
+import type { Tracer } from '../trace/index.ts';
 
 export interface ComponentHealth {
   ok: boolean;
@@ -27,6 +28,8 @@ export interface FluxContext {
   readonly registry: Registry;
   readonly bus: DeviceBus;
   readonly metrics: MetricsRegistry;
+  /** the per-message trace: stages append spans by uplink id (`msg._msgid` in flows) */
+  readonly trace: Tracer;
   readonly adminToken: string;
   /** Services registered by modules at start; look them up by name (`ctx.services.get('broker')`). */
   readonly services: Map<string, unknown>;

@@ -16,6 +16,8 @@ import { createMetrics } from '../metrics/index.ts';
 import { createApi, type Api } from '../api/index.ts';
 import { createBroker } from '../broker/index.ts';
 import { createFlowEngine } from '../flow-engine/index.ts';
+import { createTracer } from '../trace/index.ts';
+import { createFeed } from '../feed/index.ts';
 import { resolveAdminToken } from './admin-token.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from './context.ts';
 
@@ -84,9 +86,14 @@ export function createFlux(opts: FluxOptions): Flux {
     registry,
     bus: createDeviceBus(log.child({ module: 'bus' })),
     metrics,
+    trace: createTracer(),
     adminToken: admin.token,
     services: new Map(),
   };
+  // Every uplink starts its trace here, whichever ingress (MQTT, TCP, HTTP) put it on the bus.
+  ctx.bus.on('uplink', ctx.trace, (up) =>
+    ctx.trace.begin({ id: up.id, deviceId: up.deviceId, productKey: up.productKey, transport: up.transport, topic: up.topic, ts: up.ts, bytes: up.payload.length }),
+  );
 
   const app = express();
   app.disable('x-powered-by');
@@ -103,7 +110,8 @@ export function createFlux(opts: FluxOptions): Flux {
     health: () => registry.health(),
   };
   // Start order; stop runs in reverse. Feature modules register here as they land.
-  const modules: FluxModule[] = [registryModule, broker];
+  const feed = createFeed(ctx, server);
+  const modules: FluxModule[] = [registryModule, broker, feed];
   const reporting = (): FluxModule[] => (flows ? [...modules, flows] : modules);
 
   const health = async (): Promise<Record<string, ComponentHealth>> => {

@@ -1,0 +1,184 @@
+/**
+ * @module feed — the WebSocket live feed at /api/ws (issue 7): telemetry, device status and alarm
+ * events, filtered per client by event type, product, device and metric.
+ *
+ * A slow client never slows the pipeline: an event is serialised once, and a client whose socket
+ * buffer is past `highWaterBytes` misses events (counted and reported to it when it catches up);
+ * one that stays behind for `slowCloseMs` is closed with 1013.
+ */
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
+import { bearerToken, tokenEquals } from '../api/index.ts';
+import { counter, gauge } from '../metrics/index.ts';
+
+export const FEED_PATH = '/api/ws';
+
+export type FeedEventType = 'telemetry' | 'status' | 'alarm';
+
+export interface FeedEvent {
+  type: FeedEventType;
+  device_id?: string;
+  product_key?: string;
+  ts: number;
+  /** telemetry: `{ metric: value }` */
+  values?: Record<string, unknown>;
+  [k: string]: unknown;
+}
+
+export interface FeedFilter {
+  events?: FeedEventType[];
+  product?: string;
+  device?: string;
+  metric?: string[];
+}
+
+export interface Feed extends FluxModule {
+  publish(ev: FeedEvent): void;
+  clients(): number;
+}
+
+export interface FeedOptions {
+  highWaterBytes?: number;
+  slowCloseMs?: number;
+  maxClients?: number;
+}
+
+interface Client {
+  ws: WebSocket;
+  filter: FeedFilter;
+  dropped: number;
+  behindSince: number;
+}
+
+const EVENT_TYPES: readonly FeedEventType[] = ['telemetry', 'status', 'alarm'];
+
+export function parseFilter(src: Record<string, unknown>): FeedFilter {
+  const list = (v: unknown) => (Array.isArray(v) ? v.map(String) : typeof v === 'string' && v !== '' ? v.split(',') : undefined);
+  const events = list(src.events)?.filter((e): e is FeedEventType => (EVENT_TYPES as readonly string[]).includes(e));
+  return {
+    events: events?.length ? events : undefined,
+    product: typeof src.product === 'string' && src.product ? src.product : undefined,
+    device: typeof src.device === 'string' && src.device ? src.device : undefined,
+    metric: list(src.metric),
+  };
+}
+
+function project(ev: FeedEvent, f: FeedFilter): FeedEvent | null {
+  if (f.events && !f.events.includes(ev.type)) return null;
+  if (f.device && ev.device_id !== f.device) return null;
+  if (f.product && ev.product_key !== f.product) return null;
+  if (f.metric && ev.type === 'telemetry') {
+    const values: Record<string, unknown> = {};
+    let any = false;
+    for (const m of f.metric) {
+      if (ev.values && m in ev.values) {
+        values[m] = ev.values[m];
+        any = true;
+      }
+    }
+    return any ? { ...ev, values } : null;
+  }
+  return ev;
+}
+
+export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOptions = {}): Feed {
+  const log = ctx.log.child({ module: 'feed' });
+  const highWater = opts.highWaterBytes ?? 1 << 20;
+  const slowCloseMs = opts.slowCloseMs ?? 10_000;
+  const maxClients = opts.maxClients ?? 1000;
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  const clients = new Set<Client>();
+  const sent = counter(ctx.metrics, 'flux_feed_events_sent_total', 'live feed events written to clients');
+  const dropped = counter(ctx.metrics, 'flux_feed_events_dropped_total', 'live feed events a slow client missed');
+  const connected = gauge(ctx.metrics, 'flux_feed_clients', 'connected live feed clients');
+
+  const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname !== FEED_PATH) return; // other paths belong to other listeners (MQTT over WS, the editor)
+    const token = bearerToken(req.headers.authorization) ?? url.searchParams.get('access_token') ?? '';
+    if (!token || !tokenEquals(token, ctx.adminToken)) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":{"code":"unauthorized","message":"missing or invalid token (Authorization: Bearer or ?access_token=)"}}');
+      return;
+    }
+    if (clients.size >= maxClients) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const client: Client = { ws, filter: parseFilter(Object.fromEntries(url.searchParams)), dropped: 0, behindSince: 0 };
+      clients.add(client);
+      connected.set(clients.size);
+      ws.send(JSON.stringify({ type: 'hello', filter: client.filter }));
+      ws.on('message', (data) => {
+        try {
+          const m = JSON.parse(String(data)) as { subscribe?: Record<string, unknown> };
+          if (!m || typeof m.subscribe !== 'object') throw new Error('expected {"subscribe": {events, product, device, metric}}');
+          client.filter = parseFilter(m.subscribe);
+          ws.send(JSON.stringify({ type: 'subscribed', filter: client.filter }));
+        } catch (err) {
+          ws.send(JSON.stringify({ type: 'error', error: { code: 'bad_request', message: (err as Error).message } }));
+        }
+      });
+      ws.on('close', () => {
+        clients.delete(client);
+        connected.set(clients.size);
+      });
+      ws.on('error', (err) => log.debug({ err }, 'feed client error'));
+    });
+  };
+
+  const statusOwner = {};
+  return {
+    name: 'feed',
+    async start() {
+      server.on('upgrade', onUpgrade);
+      ctx.bus.on('status', statusOwner, (ev) =>
+        this.publish({ type: 'status', device_id: ev.deviceId, product_key: ev.productKey, ts: ev.ts, status: ev.status, reason: ev.reason, transport: ev.transport }),
+      );
+      ctx.services.set('feed', this);
+    },
+    async stop() {
+      server.off('upgrade', onUpgrade);
+      ctx.bus.removeOwner(statusOwner);
+      ctx.services.delete('feed');
+      for (const c of clients) c.ws.close(1001, 'server shutting down');
+      clients.clear();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+    publish(ev) {
+      if (clients.size === 0) return;
+      let full: string | undefined;
+      const now = Date.now();
+      for (const c of clients) {
+        const p = project(ev, c.filter);
+        if (!p) continue;
+        if (c.ws.readyState !== 1) continue;
+        if (c.ws.bufferedAmount > highWater) {
+          c.dropped++;
+          dropped.inc();
+          if (!c.behindSince) c.behindSince = now;
+          else if (now - c.behindSince > slowCloseMs) {
+            log.warn({ dropped: c.dropped }, 'closing a live feed client that stayed too slow');
+            c.ws.close(1013, 'too slow');
+            c.ws.terminate();
+            clients.delete(c);
+          }
+          continue;
+        }
+        if (c.dropped) {
+          c.ws.send(JSON.stringify({ type: 'dropped', count: c.dropped, ts: now }));
+          c.dropped = 0;
+        }
+        c.behindSince = 0;
+        c.ws.send(p === ev ? (full ??= JSON.stringify(ev)) : JSON.stringify(p));
+        sent.inc();
+      }
+    },
+    clients: () => clients.size,
+    health(): ComponentHealth {
+      return { ok: true, clients: clients.size };
+    },
+  };
+}

@@ -1,0 +1,120 @@
+/**
+ * @module trace — the per-message trace, always on (issue 7): every uplink gets an id; ingress,
+ * decode, rules, store and actions append spans. Bounded: the newest `maxMessages` traces are kept
+ * (oldest evicted first), each with at most `maxSpans` spans, so memory stays flat at any rate.
+ */
+
+export interface TraceSpan {
+  /** ingress | decode | rule | store | action | error … */
+  stage: string;
+  /** ms since epoch when the stage finished */
+  at: number;
+  /** how long the stage took, ms */
+  took_ms?: number;
+  ok: boolean;
+  /** e.g. `{ plugin: 'modbus', version: 3 }`, `{ rule: 'hot', result: true }`, `{ batch: 812 }` */
+  detail?: Record<string, unknown>;
+  error?: string;
+}
+
+export interface MessageTrace {
+  id: string;
+  device_id: string;
+  product_key: string;
+  transport: string;
+  topic: string;
+  received_at: number;
+  bytes: number;
+  spans: TraceSpan[];
+  /** spans dropped because the message exceeded maxSpans */
+  dropped_spans?: number;
+}
+
+export interface TraceStart {
+  id: string;
+  deviceId: string;
+  productKey: string;
+  transport: string;
+  topic: string;
+  ts: number;
+  bytes: number;
+}
+
+export interface Tracer {
+  begin(m: TraceStart): void;
+  /** Appends a span to message `id`; a message no longer (or never) traced is ignored. */
+  span(id: string | undefined, span: Omit<TraceSpan, 'at'> & { at?: number }): void;
+  get(id: string): MessageTrace | undefined;
+  /** the device's newest traces, newest first */
+  byDevice(deviceId: string, last: number): MessageTrace[];
+  readonly size: number;
+}
+
+export interface TracerOptions {
+  maxMessages?: number;
+  maxSpans?: number;
+  /** newest trace ids kept per device (for `?last=N`) */
+  perDevice?: number;
+}
+
+export function createTracer(opts: TracerOptions = {}): Tracer {
+  const maxMessages = opts.maxMessages ?? 20_000;
+  const maxSpans = opts.maxSpans ?? 32;
+  const perDevice = opts.perDevice ?? 100;
+  // Map keeps insertion order: the first key is the oldest trace.
+  const traces = new Map<string, MessageTrace>();
+  const devices = new Map<string, string[]>();
+
+  return {
+    begin(m) {
+      if (traces.has(m.id)) return;
+      if (traces.size >= maxMessages) {
+        const oldest = traces.keys().next().value as string;
+        traces.delete(oldest);
+      }
+      traces.set(m.id, {
+        id: m.id,
+        device_id: m.deviceId,
+        product_key: m.productKey,
+        transport: m.transport,
+        topic: m.topic,
+        received_at: m.ts,
+        bytes: m.bytes,
+        spans: [{ stage: 'ingress', at: m.ts, ok: true, detail: { transport: m.transport, topic: m.topic, bytes: m.bytes } }],
+      });
+      let ids = devices.get(m.deviceId);
+      if (!ids) {
+        // Bound the device index too: a flood of distinct (unauthenticated) ids cannot grow it past maxMessages.
+        if (devices.size >= maxMessages) devices.delete(devices.keys().next().value as string);
+        devices.set(m.deviceId, (ids = []));
+      }
+      ids.push(m.id);
+      if (ids.length > perDevice) ids.splice(0, ids.length - perDevice);
+    },
+    span(id, span) {
+      if (!id) return;
+      const t = traces.get(id);
+      if (!t) return;
+      if (t.spans.length >= maxSpans) {
+        t.dropped_spans = (t.dropped_spans ?? 0) + 1;
+        return;
+      }
+      t.spans.push({ ...span, at: span.at ?? Date.now() });
+    },
+    get(id) {
+      return traces.get(id);
+    },
+    byDevice(deviceId, last) {
+      const ids = devices.get(deviceId) ?? [];
+      const out: MessageTrace[] = [];
+      for (let i = ids.length - 1; i >= 0 && out.length < last; i--) {
+        const t = traces.get(ids[i]!);
+        if (t) out.push(t);
+      }
+      return out;
+    },
+    get size() {
+      return traces.size;
+    },
+  };
+}
