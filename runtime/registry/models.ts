@@ -71,6 +71,7 @@ export function defineModels(sequelize: Sequelize): Models {
       product_id: { type: DataTypes.UUID, allowNull: true },
       device_id: { type: DataTypes.STRING(64), allowNull: true },
       version: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 1 },
+      env: jsonColumn('env', {}, true), // migration 003
     },
     { ...common, tableName: 'rules' },
   );

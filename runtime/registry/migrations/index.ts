@@ -4,6 +4,7 @@
  */
 import type { QueryInterface } from 'sequelize';
 import { m001Initial } from './001-initial.ts';
+import { m003Rules } from './003-rules.ts';
 
 export interface Migration {
   name: string;
@@ -11,4 +12,4 @@ export interface Migration {
   down(qi: QueryInterface): Promise<void>;
 }
 
-export const MIGRATIONS: readonly Migration[] = [m001Initial];
+export const MIGRATIONS: readonly Migration[] = [m001Initial, m003Rules];
