@@ -143,8 +143,21 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
       server.off('upgrade', onUpgrade);
       ctx.bus.removeOwner(statusOwner);
       ctx.services.delete('feed');
-      for (const c of clients) c.ws.close(1001, 'server shutting down');
+      const closing = [...clients].map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.ws.readyState === c.ws.CLOSED) return resolve();
+            // A client that does not answer the close frame within 1 s is cut off.
+            const timer = setTimeout(() => c.ws.terminate(), 1000);
+            c.ws.once('close', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            c.ws.close(1001, 'server shutting down');
+          }),
+      );
       clients.clear();
+      await Promise.all(closing);
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
     publish(ev) {
