@@ -1,0 +1,8 @@
+/**
+ * @module storage — time series (ARCHITECTURE §1, §4 FLUX_TS_URL): one store interface with SQLite,
+ * MySQL/MariaDB, PostgreSQL and TDengine backends, the batched write path with its durable on-disk
+ * buffer, thing-model checks, queries and per-product retention. The module registers itself as the
+ * `storage` service; its health key is `timeseries_db`.
+ */
+export * from './types.ts';
+export { createStore } from './store.ts';

@@ -1,0 +1,93 @@
+/** The one time-series store interface every backend implements (STYLE "shared contract suite"). */
+
+export type Value = number | string | boolean;
+
+/** One stored value: `product` selects the TDengine super table and the retention policy. */
+export interface Point {
+  device: string;
+  product: string;
+  metric: string;
+  /** epoch milliseconds */
+  ts: number;
+  value: Value;
+}
+
+export interface Sample {
+  metric: string;
+  ts: number;
+  value: Value;
+}
+
+export const AGGREGATES = ['avg', 'min', 'max', 'sum', 'count', 'first', 'last'] as const;
+export type Agg = (typeof AGGREGATES)[number];
+
+export interface RangeQuery {
+  device: string;
+  /** empty or absent: every metric of the device */
+  metrics?: string[];
+  /** inclusive, epoch ms */
+  from: number;
+  /** exclusive, epoch ms */
+  to: number;
+  limit?: number;
+}
+
+export interface AggregateQuery extends RangeQuery {
+  /** bucket width in ms; buckets start at multiples of it since the epoch */
+  interval: number;
+  aggs: Agg[];
+}
+
+/**
+ * One bucket of one metric. avg/min/max/sum are over numeric values (booleans count as 0/1 on SQL
+ * backends); they are null when the bucket holds only strings. count/first/last take every value.
+ */
+export interface AggRow {
+  metric: string;
+  /** bucket start, epoch ms */
+  ts: number;
+  avg?: number | null;
+  min?: number | null;
+  max?: number | null;
+  sum?: number | null;
+  count?: number;
+  first?: Value | null;
+  last?: Value | null;
+}
+
+export interface StoreInfo {
+  dialect: 'sqlite' | 'mysql' | 'postgres' | 'tdengine';
+  /** e.g. 'timescaledb hypertable', 'plain table', 'WAL file' */
+  layout: string;
+}
+
+export interface TimeSeriesStore {
+  readonly info: StoreInfo;
+  /** Connects and creates the schema. Throws when the database cannot be reached. */
+  open(): Promise<void>;
+  close(): Promise<void>;
+  /** Cheap round trip that touches the store's tables; throws when they cannot be used. */
+  ping(): Promise<void>;
+  /** Writes all points or throws (a retried batch is harmless: a (device, metric, ts) is stored once, last write wins). */
+  write(points: Point[]): Promise<void>;
+  /** The newest value of each metric of a device. */
+  latest(device: string): Promise<Sample[]>;
+  /** Raw values in [from, to), ordered by time then metric. */
+  range(q: RangeQuery): Promise<Sample[]>;
+  /** Aggregates per metric and bucket in [from, to), ordered by metric then bucket. */
+  aggregate(q: AggregateQuery): Promise<AggRow[]>;
+  /** Metric names a device has values for. */
+  metrics(device: string): Promise<string[]>;
+  /** Retention: deletes the product's values older than `before` (epoch ms); answers how many (or -1 when unknown). */
+  deleteBefore(product: string, before: number): Promise<number>;
+  /** Optional: tells the store a product's declared properties (TDengine creates typed columns from it). */
+  defineProduct?(product: string, properties: { id: string; type: string }[]): Promise<void>;
+}
+
+/** A store error that retrying will not fix (bad data): the writer drops such a batch, counted and logged. */
+export class DataError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DataError';
+  }
+}
