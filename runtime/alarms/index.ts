@@ -88,6 +88,9 @@ export function createAlarmCenter(ctx: FluxContext): AlarmCenter {
 
   const emit = (type: AlarmEvent['type'], alarm: Alarm) => {
     events.inc({ type, level: alarm.level });
+    // The WebSocket live feed (issue 7), when it runs: its `alarm` events.
+    const feed = ctx.services.get('feed') as { publish(ev: Record<string, unknown> & { type: 'alarm'; ts: number }): void } | undefined;
+    feed?.publish({ type: 'alarm', event: type, device_id: alarm.device_id ?? undefined, ts: Date.now(), alarm });
     for (const l of listeners) {
       try {
         l({ type, alarm });

@@ -11,6 +11,8 @@ import { requireToken } from './auth.ts';
 import { productRoutes } from './products.ts';
 import { deviceRoutes } from './devices.ts';
 import { traceRoutes } from './trace.ts';
+import { ruleRoutes } from './rules.ts';
+import { alarmRoutes } from './alarms.ts';
 import { notFound } from '../errors/index.ts';
 
 export { RouteTable, q, formatZodError, type RouteSpec } from './routes.ts';
@@ -35,6 +37,8 @@ export function createApi(ctx: FluxContext, opts: ApiOptions): Api {
   productRoutes(ctx, routes);
   deviceRoutes(ctx, routes);
   traceRoutes(ctx, routes);
+  ruleRoutes(ctx, routes);
+  alarmRoutes(ctx, routes);
   routes
     .add({
       method: 'get', path: '/health', tag: 'system', summary: 'Status of each component (no token needed); 503 when one is down', auth: false, errors: [503],

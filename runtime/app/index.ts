@@ -18,6 +18,8 @@ import { createBroker } from '../broker/index.ts';
 import { createFlowEngine } from '../flow-engine/index.ts';
 import { createTracer } from '../trace/index.ts';
 import { createFeed } from '../feed/index.ts';
+import { createAlarmCenter } from '../alarms/index.ts';
+import { createRuleEngine } from '../rules/index.ts';
 import { resolveAdminToken } from './admin-token.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from './context.ts';
 
@@ -111,7 +113,7 @@ export function createFlux(opts: FluxOptions): Flux {
   };
   // Start order; stop runs in reverse. Feature modules register here as they land.
   const feed = createFeed(ctx, server);
-  const modules: FluxModule[] = [registryModule, broker, feed];
+  const modules: FluxModule[] = [registryModule, broker, feed, createAlarmCenter(ctx), createRuleEngine(ctx)];
   const reporting = (): FluxModule[] => (flows ? [...modules, flows] : modules);
 
   const health = async (): Promise<Record<string, ComponentHealth>> => {

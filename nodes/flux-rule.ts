@@ -1,0 +1,95 @@
+/**
+ * `flux rule`: runs an inline script (edited in the node dialog) or every enabled registry rule
+ * matching the message (ARCHITECTURE §5). Outputs: 1 triggered (one message per rule that returned
+ * true, with `msg.rule`), 2 not triggered (the message, when no rule returned true), 3 errors.
+ */
+import type { NodeAPI, Node, NodeDef, NodeMessage } from './red.ts';
+import { fluxOf } from './red.ts';
+import { service } from '../runtime/app/context.ts';
+import type { RuleEngine, RuleInput, RuleRun } from '../runtime/rules/index.ts';
+
+interface RuleDef extends NodeDef {
+  /** 'registry' (default) or 'inline' */
+  mode?: string;
+  script?: string;
+  /** JSON object: the inline script's `env` */
+  env?: string;
+}
+
+/** The message's StandardMessage(s): decoded payloads, or the raw `{ "values": … }` JSON of a product without plugin. */
+export function standardMessages(msg: NodeMessage): RuleInput['message'][] {
+  let p: unknown = msg.payload;
+  if (Buffer.isBuffer(p) || p instanceof Uint8Array) p = Buffer.from(p).toString('utf8');
+  if (typeof p === 'string') {
+    try {
+      p = JSON.parse(p);
+    } catch {
+      throw new Error('msg.payload is neither a StandardMessage nor JSON');
+    }
+  }
+  const list = Array.isArray(p) ? p : [p];
+  const device = msg.device as { id?: string } | undefined;
+  return list.map((m) => {
+    if (!m || typeof m !== 'object' || typeof (m as { values?: unknown }).values !== 'object') throw new Error('msg.payload must be a StandardMessage { device_id, values, ts? }');
+    const s = m as { device_id?: string; values: Record<string, unknown>; ts?: number };
+    const deviceId = s.device_id ?? device?.id;
+    if (!deviceId) throw new Error('msg.payload has no device_id and msg.device.id is missing');
+    return { device_id: deviceId, values: s.values, ts: s.ts };
+  });
+}
+
+export default function register(RED: NodeAPI): void {
+  function FluxRule(this: Node, def: RuleDef): void {
+    RED.nodes.createNode(this, def);
+    const flux = fluxOf(RED);
+    const node = this;
+    const mode = def.mode === 'inline' ? 'inline' : 'registry';
+    let counts = { in: 0, hit: 0, err: 0 };
+    let inline: ReturnType<RuleEngine['inline']> | undefined;
+    let setupError: string | undefined;
+
+    const rules = (): RuleEngine => service<RuleEngine>(flux, 'rules');
+    if (mode === 'inline') {
+      try {
+        const env = def.env?.trim() ? JSON.parse(def.env) : {};
+        inline = rules().inline(def.script ?? '', { name: def.name || `node ${node.id}`, env });
+      } catch (err) {
+        setupError = (err as Error).message;
+        node.error(`flux rule: ${setupError}`);
+      }
+    }
+    const show = () => node.status({ fill: counts.err ? 'yellow' : 'green', shape: 'dot', text: `${counts.hit}/${counts.in} triggered${counts.err ? `, ${counts.err} errors` : ''}` });
+    node.status(setupError ? { fill: 'red', shape: 'ring', text: 'script error' } : { fill: 'grey', shape: 'ring', text: mode });
+
+    node.on('input', (msg, send, done) => {
+      const triggered: NodeMessage[] = [];
+      const errors: NodeMessage[] = [];
+      let bad = false;
+      try {
+        if (setupError) throw new Error(setupError);
+        const device = msg.device as RuleInput['device'];
+        for (const message of standardMessages(msg)) {
+          const input: RuleInput = { message, device, msgId: msg._msgid };
+          const runs: RuleRun[] = inline ? [inline.run(input)] : rules().evaluate(input);
+          for (const r of runs) {
+            const o = r.outcome;
+            if (!o.ok) errors.push({ ...msg, rule: r.rule, error: { ...o.error, rule: r.rule.name, source: { id: node.id, type: 'flux rule' } }, logs: o.logs ?? [] });
+            else if (r.triggered) triggered.push({ ...msg, payload: message, rule: r.rule, result: o.result, logs: o.logs ?? [] });
+          }
+        }
+      } catch (err) {
+        bad = true;
+        errors.push({ ...msg, error: { code: 'bad_message', message: (err as Error).message, source: { id: node.id, type: 'flux rule' } } });
+      }
+      counts = { in: counts.in + 1, hit: counts.hit + (triggered.length ? 1 : 0), err: counts.err + errors.length };
+      if ((counts.in & 63) === 1 || errors.length) show();
+      send([triggered.length ? triggered : null, triggered.length || bad ? null : msg, errors.length ? errors : null]);
+      done();
+    });
+    node.on('close', (_removed, done) => {
+      inline?.dispose();
+      done();
+    });
+  }
+  RED.nodes.registerType('flux rule', FluxRule);
+}

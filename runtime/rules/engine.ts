@@ -1,0 +1,156 @@
+/** Runs compiled rules on a message and carries out what they ask: script commands and alarms, then the rule's action. */
+import type { FluxContext } from '../app/context.ts';
+import type { Logger } from '../log/index.ts';
+import type { AlarmCenter } from '../alarms/index.ts';
+import type { CompiledScript, RunOutcome, ScriptMessage, CommandRequest, AlarmRequest } from '../scripts/index.ts';
+import { RuleStats } from './stats.ts';
+import { RateLimit, commandSender, fillTemplate, postWebhook } from './actions.ts';
+import type { Rule, WebhookAction, CommandAction, AlarmAction } from './schema.ts';
+
+/** A decoded message as the flow carries it: msg.payload (StandardMessage) plus msg.device. */
+export interface RuleInput {
+  message: { device_id: string; values: Record<string, unknown>; ts?: number };
+  device?: { id: string; product_id?: string; product_key?: string };
+  /** the uplink's trace id (`msg._msgid`), for the per-message trace */
+  msgId?: string;
+}
+
+export interface RuleRun {
+  rule: { id: string | null; name: string; action_type: string; version: number };
+  /** the script returned true */
+  triggered: boolean;
+  outcome: RunOutcome;
+}
+
+export interface LoadedRule {
+  rule: Rule;
+  /** undefined when the stored script does not compile (then `compileError` says why) */
+  script?: CompiledScript;
+  compileError?: string;
+  stats: RuleStats;
+  limiter: RateLimit;
+}
+
+export interface RuleRunner {
+  /** Runs `lr` on `input`; side effects start asynchronously and never throw here. */
+  run(lr: LoadedRule, input: RuleInput): RuleRun;
+  /** Rejects what is still pending (webhook retries) on stop. */
+  stop(): void;
+}
+
+export function toScriptMessage(input: RuleInput): ScriptMessage {
+  const m = input.message;
+  return { device_id: m.device_id, values: m.values ?? {}, ts: m.ts ?? Date.now(), product: input.device?.product_key };
+}
+
+export function createRuleRunner(ctx: FluxContext, log: Logger): RuleRunner {
+  const stopping = new AbortController();
+  const alarms = () => ctx.services.get('alarms') as AlarmCenter | undefined;
+
+  const track = (lr: LoadedRule, action: string, p: Promise<unknown>) => {
+    p.then(
+      () => lr.stats.actionsOk++,
+      (err: Error & { attempts?: number }) => {
+        if (stopping.signal.aborted) return;
+        lr.stats.actionFailed(action, err.message, err.attempts ?? 1);
+        log.warn({ rule: lr.rule.id, action, err: err.message }, 'rule action failed');
+      },
+    );
+  };
+
+  const sendCommands = (lr: LoadedRule, commands: CommandRequest[]) => {
+    for (const c of commands) {
+      if (!lr.limiter.take()) {
+        lr.stats.commandsRateLimited++;
+        continue;
+      }
+      lr.stats.commandsSent++;
+      track(lr, `send_command ${c.command} → ${c.device_id}`, Promise.resolve().then(() => commandSender(ctx).send(c.device_id, c.command, c.params)));
+    }
+  };
+
+  const raiseAlarms = (lr: LoadedRule, deviceId: string, list: AlarmRequest[]) => {
+    for (const a of list) {
+      const center = alarms();
+      if (!center) {
+        lr.stats.actionFailed('raise_alarm', 'the alarm center is not running', 1);
+        continue;
+      }
+      track(lr, 'raise_alarm', center.raise({ rule_id: lr.rule.id || null, device_id: deviceId, level: a.level, message: a.message }));
+    }
+  };
+
+  const act = (lr: LoadedRule, input: RuleInput, sm: ScriptMessage, outcome: RunOutcome) => {
+    const rule = lr.rule;
+    switch (rule.action_type) {
+      case 'webhook': {
+        const cfg = rule.action_config as WebhookAction;
+        const body = { rule: { id: rule.id, name: rule.name }, device_id: sm.device_id, product: sm.product ?? null, msg: sm, result: outcome.result, logs: outcome.logs ?? [], ts: Date.now() };
+        track(lr, `webhook ${cfg.url}`, postWebhook(cfg, body, stopping.signal));
+        break;
+      }
+      case 'command': {
+        const cfg = rule.action_config as CommandAction;
+        const device = cfg.device_id ?? sm.device_id;
+        if (!lr.limiter.take()) {
+          lr.stats.commandsRateLimited++;
+          break;
+        }
+        lr.stats.commandsSent++;
+        track(lr, `command ${cfg.command} → ${device}`, Promise.resolve().then(() => commandSender(ctx).send(device, cfg.command, cfg.params ?? {})));
+        break;
+      }
+      case 'alarm': {
+        const cfg = rule.action_config as AlarmAction;
+        raiseAlarms(lr, input.message.device_id, [{ level: cfg.level ?? 'warning', message: fillTemplate(cfg.message ?? rule.name, sm) }]);
+        break;
+      }
+      default:
+        // 'flow': the caller (the `flux rule` node) emits the message on its output.
+        break;
+    }
+  };
+
+  return {
+    run(lr, input) {
+      const rule = lr.rule;
+      const head = { id: rule.id || null, name: rule.name, action_type: rule.action_type, version: rule.version };
+      if (!lr.script) {
+        const outcome: RunOutcome = { ok: false, error: { code: 'script_syntax', message: lr.compileError ?? 'not compiled' }, logs: null, commands: null, alarms: null, micros: 0 };
+        lr.stats.error('script_syntax', outcome.error!.message);
+        return { rule: head, triggered: false, outcome };
+      }
+      const sm = toScriptMessage(input);
+      const outcome = lr.script.run(sm);
+      const stats = lr.stats;
+      stats.record(outcome.micros);
+      let triggered = false;
+      if (!outcome.ok) {
+        stats.error(outcome.error!.code, outcome.error!.message);
+      } else {
+        triggered = outcome.result === true;
+        // Side effects only for a run that completed: a failed run does nothing half-way.
+        if (outcome.commands) sendCommands(lr, outcome.commands);
+        if (outcome.alarms) raiseAlarms(lr, sm.device_id, outcome.alarms);
+        if (triggered) {
+          stats.triggers++;
+          act(lr, input, sm, outcome);
+        } else if (rule.action_config.auto_clear && rule.id) {
+          const center = alarms();
+          if (center?.hasOpen(rule.id, sm.device_id)) track(lr, 'auto_clear', center.clearFor(rule.id, sm.device_id));
+        }
+      }
+      if (input.msgId) {
+        ctx.trace.span(input.msgId, {
+          stage: 'rule', took_ms: outcome.micros / 1000, ok: outcome.ok,
+          detail: { rule: rule.name, rule_id: rule.id || undefined, triggered, action: triggered ? rule.action_type : undefined },
+          error: outcome.error?.message,
+        });
+      }
+      return { rule: head, triggered, outcome };
+    },
+    stop() {
+      stopping.abort();
+    },
+  };
+}

@@ -1,0 +1,333 @@
+/**
+ * @module rules — the rule engine: rules from the registry compiled into QuickJS sandboxes, hot
+ * reloaded on save (and by polling, for rules saved by another node), filtered by product and
+ * device, with per-rule counters and the actions webhook | command | alarm | flow.
+ * Registered as the service `rules`; the `flux rule` node and /api/rules use it.
+ */
+import type { Model } from 'sequelize';
+import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
+import { FluxError, badRequest, notFound } from '../errors/index.ts';
+import { createScriptHost, ScriptSyntaxError, type ScriptHost, type ScriptLimits, type CommandRequest, type AlarmRequest, type LogEntry } from '../scripts/index.ts';
+import { RuleStats, registerRuleMetrics, type RuleStatsView } from './stats.ts';
+import { RateLimit } from './actions.ts';
+import { createRuleRunner, toScriptMessage, type LoadedRule, type RuleInput, type RuleRun, type RuleRunner } from './engine.ts';
+import { parseActionConfig, type Rule, type RuleInput as RuleCreate, type RulePatch, type ActionType } from './schema.ts';
+
+export { ruleCreate, rulePatch, ACTION_TYPES, type Rule, type ActionType, type RuleInput as RuleCreate, type RulePatch } from './schema.ts';
+export { type RuleInput, type RuleRun } from './engine.ts';
+export { type RuleStatsView } from './stats.ts';
+export { type CommandSender } from './actions.ts';
+
+export type RuleView = Rule & { stats: RuleStatsView; compile_error?: string };
+
+export interface TestAnswer {
+  result?: unknown;
+  triggered?: boolean;
+  error?: { code: string; message: string };
+  logs: LogEntry[];
+  commands: CommandRequest[];
+  alarms: AlarmRequest[];
+  micros: number;
+  /** what the rule's action would do (nothing is done) */
+  action?: { type: ActionType; config: Record<string, unknown> } | null;
+}
+
+export interface InlineRule {
+  run(input: RuleInput): RuleRun;
+  dispose(): void;
+}
+
+export interface RuleEngine extends FluxModule {
+  readonly scripts: ScriptHost;
+  list(filter?: { enabled?: boolean; product_id?: string; device_id?: string }): Promise<RuleView[]>;
+  get(id: string): Promise<RuleView>;
+  create(input: RuleCreate): Promise<RuleView>;
+  update(id: string, patch: RulePatch): Promise<RuleView>;
+  delete(id: string): Promise<void>;
+  /** Runs rule `id` on a sample message, doing nothing it asks. */
+  test(id: string, msg: RuleInput['message'], device?: RuleInput['device']): Promise<TestAnswer>;
+  /** Runs an unsaved script on a sample message (a syntax error throws 400). */
+  testScript(source: string, msg: RuleInput['message'], env?: Record<string, unknown>): TestAnswer;
+  /** Runs every enabled rule that matches the message, in creation order. */
+  evaluate(input: RuleInput): RuleRun[];
+  /** A script outside the registry (the `flux rule` node's inline mode); its side effects are real. */
+  inline(source: string, opts?: { name?: string; env?: Record<string, unknown>; commandsPerSecond?: number }): InlineRule;
+}
+
+export interface RuleEngineOptions {
+  limits?: Partial<ScriptLimits>;
+  /** how often to look for rules changed by another node; 0 turns it off */
+  pollMs?: number;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function plain(m: Model): Rule {
+  const o = m.get({ plain: true }) as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (o[k] instanceof Date) o[k] = (o[k] as Date).toISOString();
+  o.enabled = Boolean(o.enabled);
+  o.env ??= {};
+  return o as unknown as Rule;
+}
+
+export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {}): RuleEngine {
+  const log = ctx.log.child({ module: 'rules' });
+  const { Rule: RuleModel } = ctx.registry.models;
+  const loaded = new Map<string, LoadedRule>();
+  let ordered: LoadedRule[] = [];
+  let host: ScriptHost | undefined;
+  let runner: RuleRunner | undefined;
+  let poll: NodeJS.Timeout | undefined;
+  let polling = false;
+
+  const scripts = (): ScriptHost => {
+    if (!host) throw new FluxError('not_ready', 'the rule engine is not started', 503);
+    return host;
+  };
+
+  const reorder = () => {
+    ordered = [...loaded.values()].sort((a, b) => (a.rule.created_at < b.rule.created_at ? -1 : a.rule.created_at > b.rule.created_at ? 1 : a.rule.id < b.rule.id ? -1 : 1));
+  };
+
+  const rate = (rule: Rule) => Number(rule.action_config.commands_per_second ?? 10);
+
+  /** Compiles and swaps in a rule; keeps its counters across versions. */
+  const load = (rule: Rule): LoadedRule => {
+    const prev = loaded.get(rule.id);
+    const lr: LoadedRule = { rule, stats: prev?.stats ?? new RuleStats(), limiter: prev && prev.limiter.rate === rate(rule) ? prev.limiter : new RateLimit(rate(rule)) };
+    try {
+      lr.script = scripts().compile(rule.trigger_script, rule.env);
+    } catch (err) {
+      lr.compileError = (err as Error).message;
+      log.warn({ rule: rule.id, err: lr.compileError }, 'rule script does not compile');
+    }
+    loaded.set(rule.id, lr);
+    prev?.script?.dispose();
+    reorder();
+    return lr;
+  };
+
+  const unload = (id: string) => {
+    const lr = loaded.get(id);
+    if (!lr) return;
+    loaded.delete(id);
+    lr.script?.dispose();
+    reorder();
+  };
+
+  const view = (rule: Rule): RuleView => {
+    const lr = loaded.get(rule.id);
+    const v: RuleView = { ...rule, stats: (lr?.stats ?? new RuleStats()).view() };
+    if (lr?.compileError) v.compile_error = lr.compileError;
+    return v;
+  };
+
+  const findRow = async (id: string) => {
+    const row = UUID.test(id) ? await RuleModel.findByPk(id) : null;
+    if (!row) throw notFound('rule', id);
+    return row;
+  };
+
+  /** Checks and normalises what will be stored: product (id or key), action config, script. */
+  const validate = async (r: { trigger_script: string; action_type: ActionType; action_config?: Record<string, unknown>; product_id?: string | null; env?: Record<string, unknown> }) => {
+    const cfg = parseActionConfig(r.action_type, r.action_config ?? {});
+    if (!cfg.success) {
+      const msg = cfg.error.issues.slice(0, 5).map((i) => `action_config${i.path.length ? '.' + i.path.join('.') : ''}: ${i.message}`).join('; ');
+      throw badRequest(`invalid action_config for action_type '${r.action_type}': ${msg}`);
+    }
+    let productId: string | null = r.product_id ?? null;
+    if (productId) {
+      const p = await ctx.registry.products.find(productId);
+      if (!p) throw notFound('product', productId);
+      productId = p.id;
+    }
+    try {
+      scripts().compile(r.trigger_script, r.env ?? {}).dispose();
+    } catch (err) {
+      if (err instanceof ScriptSyntaxError) throw new FluxError('script_syntax', `trigger_script: ${err.message}`, 400, { line: err.line, column: err.column });
+      throw err;
+    }
+    return { action_config: cfg.data as Record<string, unknown>, product_id: productId };
+  };
+
+  const runForTest = (lr: LoadedRule | undefined, source: string, env: Record<string, unknown>, input: RuleInput, rule?: Rule): TestAnswer => {
+    // The loaded script when current, else a throwaway compile; either way no counters, no side effects.
+    const own = !lr?.script;
+    let script;
+    try {
+      script = lr?.script ?? scripts().compile(source, env);
+    } catch (err) {
+      if (err instanceof ScriptSyntaxError) return { error: { code: 'script_syntax', message: err.message }, logs: [], commands: [], alarms: [], micros: 0 };
+      throw err;
+    }
+    try {
+      const o = script.run(toScriptMessage(input));
+      const base = { logs: o.logs ?? [], commands: o.commands ?? [], alarms: o.alarms ?? [], micros: o.micros };
+      if (!o.ok) return { error: o.error, ...base };
+      const triggered = o.result === true;
+      return { result: o.result ?? null, triggered, ...base, action: rule && triggered ? { type: rule.action_type, config: rule.action_config } : null };
+    } finally {
+      if (own) script.dispose();
+    }
+  };
+
+  const pollOnce = async () => {
+    if (polling) return;
+    polling = true;
+    try {
+      const rows = await RuleModel.findAll({ attributes: ['id', 'version'] });
+      const seen = new Set<string>();
+      for (const r of rows) {
+        const id = r.get('id') as string;
+        seen.add(id);
+        const lr = loaded.get(id);
+        if (!lr || lr.rule.version !== Number(r.get('version'))) {
+          const full = await RuleModel.findByPk(id);
+          if (full) load(plain(full));
+        }
+      }
+      for (const id of [...loaded.keys()]) if (!seen.has(id)) unload(id);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'rule reload poll failed');
+    } finally {
+      polling = false;
+    }
+  };
+
+  const engine: RuleEngine = {
+    name: 'rules',
+    get scripts() {
+      return scripts();
+    },
+    async start() {
+      host = await createScriptHost(opts.limits);
+      runner = createRuleRunner(ctx, log);
+      for (const row of await RuleModel.findAll()) load(plain(row));
+      registerRuleMetrics(ctx.metrics, () => ordered.map((lr) => ({ id: lr.rule.id, name: lr.rule.name, stats: lr.stats })));
+      const every = opts.pollMs ?? 5000;
+      if (every > 0) {
+        poll = setInterval(() => void pollOnce(), every);
+        poll.unref();
+      }
+      ctx.services.set('rules', engine);
+      log.info({ rules: loaded.size }, 'rule engine started');
+    },
+    async stop() {
+      ctx.services.delete('rules');
+      if (poll) clearInterval(poll);
+      poll = undefined;
+      runner?.stop();
+      for (const id of [...loaded.keys()]) unload(id);
+    },
+    health(): ComponentHealth {
+      const broken = ordered.filter((lr) => !lr.script).length;
+      return { ok: host !== undefined, rules: loaded.size, enabled: ordered.filter((lr) => lr.rule.enabled).length, not_compiling: broken };
+    },
+    async list(filter = {}) {
+      const where: Record<string, unknown> = {};
+      if (filter.enabled !== undefined) where.enabled = filter.enabled;
+      if (filter.device_id) where.device_id = filter.device_id;
+      if (filter.product_id) {
+        const p = await ctx.registry.products.find(filter.product_id);
+        if (!p) return [];
+        where.product_id = p.id;
+      }
+      const rows = await RuleModel.findAll({ where, order: [['created_at', 'ASC'], ['id', 'ASC']] });
+      return rows.map((r) => view(plain(r)));
+    },
+    async get(id) {
+      return view(plain(await findRow(id)));
+    },
+    async create(input) {
+      const v = await validate(input);
+      const row = await RuleModel.create({
+        name: input.name,
+        enabled: input.enabled ?? true,
+        trigger_script: input.trigger_script,
+        action_type: input.action_type,
+        action_config: v.action_config,
+        product_id: v.product_id,
+        device_id: input.device_id ?? null,
+        env: input.env ?? {},
+        version: 1,
+      });
+      const rule = plain(row);
+      load(rule);
+      return view(rule);
+    },
+    async update(id, patch) {
+      const row = await findRow(id);
+      const cur = plain(row);
+      const next = { ...cur, ...patch };
+      // A new action type starts from its own defaults unless a config came with it.
+      if (patch.action_type && patch.action_type !== cur.action_type && !patch.action_config) next.action_config = {} as Rule['action_config'];
+      const v = await validate(next);
+      await row.update({
+        name: next.name,
+        enabled: next.enabled,
+        trigger_script: next.trigger_script,
+        action_type: next.action_type,
+        action_config: v.action_config,
+        product_id: v.product_id,
+        device_id: next.device_id ?? null,
+        env: next.env ?? {},
+        version: cur.version + 1,
+      });
+      const rule = plain(row);
+      load(rule);
+      return view(rule);
+    },
+    async delete(id) {
+      const row = await findRow(id);
+      await row.destroy();
+      unload(id);
+    },
+    async test(id, msg, device) {
+      const rule = plain(await findRow(id));
+      const lr = loaded.get(id);
+      const current = lr && lr.rule.version === rule.version ? lr : undefined;
+      return runForTest(current, rule.trigger_script, rule.env, { message: msg, device }, rule);
+    },
+    testScript(source, msg, env = {}) {
+      try {
+        scripts().compile(source, env).dispose();
+      } catch (err) {
+        if (err instanceof ScriptSyntaxError) throw new FluxError('script_syntax', `trigger_script: ${err.message}`, 400);
+        throw err;
+      }
+      return runForTest(undefined, source, env, { message: msg });
+    },
+    evaluate(input) {
+      const r = runner;
+      if (!r) return [];
+      const out: RuleRun[] = [];
+      const deviceId = input.message.device_id;
+      const productId = input.device?.product_id;
+      for (const lr of ordered) {
+        const rule = lr.rule;
+        if (!rule.enabled) continue;
+        if (rule.device_id && rule.device_id !== deviceId) continue;
+        if (rule.product_id && rule.product_id !== productId) continue;
+        out.push(r.run(lr, input));
+      }
+      return out;
+    },
+    inline(source, o = {}) {
+      const script = scripts().compile(source, o.env ?? {});
+      const now = new Date().toISOString();
+      const rule: Rule = {
+        id: '', name: o.name ?? 'inline script', enabled: true, trigger_script: source, action_type: 'flow', action_config: {},
+        product_id: null, device_id: null, env: o.env ?? {}, version: 1, created_at: now, updated_at: now,
+      };
+      const lr: LoadedRule = { rule, script, stats: new RuleStats(), limiter: new RateLimit(o.commandsPerSecond ?? 10) };
+      return {
+        run(input) {
+          if (!runner) throw new FluxError('not_ready', 'the rule engine is stopped', 503);
+          return runner.run(lr, input);
+        },
+        dispose: () => script.dispose(),
+      };
+    },
+  };
+  return engine;
+}

@@ -1,0 +1,117 @@
+/** Per-rule counters (runs, triggers, errors, run-time mean and p99) and their Prometheus view, computed only when scraped. */
+import { Counter, Gauge } from 'prom-client';
+import type { MetricsRegistry } from '../metrics/index.ts';
+
+const WINDOW = 1024;
+
+export interface ActionFailure {
+  at: string;
+  action: string;
+  error: string;
+  attempts: number;
+}
+
+export interface RuleStatsView {
+  runs: number;
+  triggers: number;
+  errors: number;
+  last_error: { at: string; code: string; message: string } | null;
+  /** over the last 1024 runs */
+  mean_micros: number;
+  p99_micros: number;
+  actions_ok: number;
+  actions_failed: number;
+  commands_sent: number;
+  /** send_command calls dropped by the per-rule rate limit */
+  commands_rate_limited: number;
+  /** the newest action failures (webhook after its retries, command, alarm), newest last */
+  action_failures: ActionFailure[];
+}
+
+export class RuleStats {
+  runs = 0;
+  triggers = 0;
+  errors = 0;
+  lastError: RuleStatsView['last_error'] = null;
+  actionsOk = 0;
+  actionsFailed = 0;
+  commandsSent = 0;
+  commandsRateLimited = 0;
+  failures: ActionFailure[] = [];
+  #times = new Float64Array(WINDOW);
+  #n = 0;
+
+  record(micros: number): void {
+    this.#times[this.#n++ % WINDOW] = micros;
+    this.runs++;
+  }
+
+  error(code: string, message: string): void {
+    this.errors++;
+    this.lastError = { at: new Date().toISOString(), code, message };
+  }
+
+  actionFailed(action: string, error: string, attempts: number): void {
+    this.actionsFailed++;
+    this.failures.push({ at: new Date().toISOString(), action, error, attempts });
+    if (this.failures.length > 20) this.failures.shift();
+  }
+
+  timing(): { mean: number; p99: number } {
+    const n = Math.min(this.#n, WINDOW);
+    if (n === 0) return { mean: 0, p99: 0 };
+    const a = this.#times.slice(0, n).sort();
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += a[i]!;
+    return { mean: Math.round(sum / n), p99: a[Math.min(n - 1, Math.ceil(n * 0.99) - 1)]! };
+  }
+
+  view(): RuleStatsView {
+    const t = this.timing();
+    return {
+      runs: this.runs,
+      triggers: this.triggers,
+      errors: this.errors,
+      last_error: this.lastError,
+      mean_micros: t.mean,
+      p99_micros: t.p99,
+      actions_ok: this.actionsOk,
+      actions_failed: this.actionsFailed,
+      commands_sent: this.commandsSent,
+      commands_rate_limited: this.commandsRateLimited,
+      action_failures: [...this.failures],
+    };
+  }
+}
+
+/** Registers the rule metrics on `registry`; `rules()` lists the live rules when Prometheus scrapes. */
+export function registerRuleMetrics(registry: MetricsRegistry, rules: () => Iterable<{ id: string; name: string; stats: RuleStats }>): void {
+  const labelNames = ['rule_id', 'rule'];
+  const fresh = (name: string) => {
+    registry.removeSingleMetric(name);
+    return name;
+  };
+  const counterOf = (name: string, help: string, pick: (s: RuleStats) => number) =>
+    new Counter({
+      name: fresh(name), help, labelNames, registers: [registry],
+      collect() {
+        this.reset();
+        for (const r of rules()) this.inc({ rule_id: r.id, rule: r.name }, pick(r.stats));
+      },
+    });
+  counterOf('flux_rule_runs_total', 'Script runs per rule', (s) => s.runs);
+  counterOf('flux_rule_triggers_total', 'Runs that returned true, per rule', (s) => s.triggers);
+  counterOf('flux_rule_errors_total', 'Runs that failed (script error, deadline, memory), per rule', (s) => s.errors);
+  counterOf('flux_rule_action_failures_total', 'Actions that failed after their retries, per rule', (s) => s.actionsFailed);
+  new Gauge({
+    name: fresh('flux_rule_run_seconds'), help: 'Script run time per rule over its last 1024 runs (stat = mean | p99)', labelNames: [...labelNames, 'stat'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of rules()) {
+        const t = r.stats.timing();
+        this.set({ rule_id: r.id, rule: r.name, stat: 'mean' }, t.mean / 1e6);
+        this.set({ rule_id: r.id, rule: r.name, stat: 'p99' }, t.p99 / 1e6);
+      }
+    },
+  });
+}
