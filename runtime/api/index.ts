@@ -10,6 +10,7 @@ import { errorHandler } from './errors.ts';
 import { requireToken } from './auth.ts';
 import { productRoutes } from './products.ts';
 import { deviceRoutes } from './devices.ts';
+import { deviceAccessRoutes } from './device-access.ts';
 import { traceRoutes } from './trace.ts';
 import { ruleRoutes } from './rules.ts';
 import { alarmRoutes } from './alarms.ts';
@@ -36,6 +37,7 @@ export function createApi(ctx: FluxContext, opts: ApiOptions): Api {
   const routes = new RouteTable();
   productRoutes(ctx, routes);
   deviceRoutes(ctx, routes);
+  deviceAccessRoutes(ctx, routes);
   traceRoutes(ctx, routes);
   ruleRoutes(ctx, routes);
   alarmRoutes(ctx, routes);

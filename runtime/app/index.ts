@@ -15,11 +15,13 @@ import { createDeviceBus } from '../bus/index.ts';
 import { createMetrics } from '../metrics/index.ts';
 import { createApi, type Api } from '../api/index.ts';
 import { createBroker } from '../broker/index.ts';
+import { createIngress } from '../ingress/index.ts';
 import { createFlowEngine } from '../flow-engine/index.ts';
 import { createTracer } from '../trace/index.ts';
 import { createFeed } from '../feed/index.ts';
 import { createAlarmCenter } from '../alarms/index.ts';
 import { createRuleEngine } from '../rules/index.ts';
+import { createPluginHost } from '../plugins/index.ts';
 import { resolveAdminToken } from './admin-token.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from './context.ts';
 
@@ -103,7 +105,8 @@ export function createFlux(opts: FluxOptions): Flux {
   const server = http.createServer(app);
   server.keepAliveTimeout = 65_000;
 
-  const broker = createBroker(ctx);
+  const broker = createBroker(ctx, { httpServer: server });
+  const ingress = createIngress(ctx);
   const flows = opts.flows === false ? undefined : createFlowEngine(ctx, server);
   const registryModule: FluxModule = {
     name: 'metadata_db',
@@ -113,7 +116,7 @@ export function createFlux(opts: FluxOptions): Flux {
   };
   // Start order; stop runs in reverse. Feature modules register here as they land.
   const feed = createFeed(ctx, server);
-  const modules: FluxModule[] = [registryModule, broker, feed, createAlarmCenter(ctx), createRuleEngine(ctx)];
+  const modules: FluxModule[] = [registryModule, createPluginHost(ctx), broker, ingress, feed, createAlarmCenter(ctx), createRuleEngine(ctx)];
   const reporting = (): FluxModule[] => (flows ? [...modules, flows] : modules);
 
   const health = async (): Promise<Record<string, ComponentHealth>> => {

@@ -1,20 +1,62 @@
 /**
- * @module broker — the embedded MQTT broker (aedes) on FLUX_MQTT_PORT.
- * Devices authenticate with username = device id, password = device secret (ARCHITECTURE §4
- * "Device access"); platform clients with any non-device username and the admin token.
+ * @module broker — the embedded MQTT broker (aedes) on FLUX_MQTT_PORT, MQTT over WebSocket at `/mqtt`
+ * on the HTTP port, and MQTTS on FLUX_MQTTS_PORT when FLUX_TLS_CERT/FLUX_TLS_KEY are set.
+ *
+ * Devices authenticate with username = device id, password = device secret; platform clients with
+ * any non-device username and the admin token (ARCHITECTURE §4 "Device access"). Devices publish
+ * only under their own prefix and subscribe only to their command topic. Uplinks go onto the device
+ * bus; a bus that is behind stops the broker reading device sockets (see guard.ts, docs/broker.md).
  */
+import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
-import { timingSafeEqual } from 'node:crypto';
-import { Aedes, type Client } from 'aedes';
+import tls from 'node:tls';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import { Aedes, type AedesOptions, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from 'aedes';
+import { WebSocketServer, createWebSocketStream } from 'ws';
 import { ConfigError } from '../errors/index.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import type { DeviceIdentity } from '../registry/index.ts';
+import { presenceOf } from '../ingress/index.ts';
+import { counter, gauge } from '../metrics/index.ts';
+import { PacketGuard } from './guard.ts';
+import { commandTopic, filterMatches, mayPublish, maySubscribe, uplinkKind } from './topics.ts';
+
+export { commandTopic, devicePrefix, filterMatches, mayPublish, maySubscribe, uplinkKind } from './topics.ts';
+export { PacketGuard } from './guard.ts';
+
+export interface BrokerOptions {
+  /** the HTTP server to serve MQTT over WebSocket on (path `wsPath`) */
+  httpServer?: http.Server;
+  /** default `/mqtt` */
+  wsPath?: string;
+  /** largest MQTT packet accepted, bytes (default 256 KiB); larger closes the connection */
+  maxPacketSize?: number;
+  /** connections (all listeners together); beyond it CONNACK 3 "server unavailable" (default 18,000) */
+  maxConnections?: number;
+  /** ms a new connection has to send CONNECT (default 10 s) */
+  connectTimeoutMs?: number;
+  /** packets handed to aedes per socket read (default 16; see guard.ts) */
+  batchPackets?: number;
+}
+
+export type CommandDelivery = { status: 'delivered' | 'queued'; topic: string; transport: 'mqtt' } | { status: 'offline'; topic: string; transport: 'mqtt'; reason: string };
 
 export interface Broker extends FluxModule {
   readonly aedes: Aedes;
   /** the port actually listened on (FLUX_MQTT_PORT=0 picks one) */
   port(): number;
+  /** the MQTTS port, or 0 when TLS is not configured */
+  tlsPort(): number;
+  /** open MQTT connections (TCP, TLS and WebSocket) */
+  connections(): number;
+  /** Publishes a command to the device's command topic (QoS 1) and says whether it reached a live session, a persistent one, or none. */
+  sendCommand(identity: DeviceIdentity, payload: Buffer): Promise<CommandDelivery>;
 }
+
+const notAuthorized = () => Object.assign(new Error('not authorized'), { returnCode: 5 as const });
+const unavailable = (why: string) => Object.assign(new Error(why), { returnCode: 3 as const });
 
 function tokenMatches(given: Buffer | undefined, token: string): boolean {
   if (!given) return false;
@@ -22,26 +64,145 @@ function tokenMatches(given: Buffer | undefined, token: string): boolean {
   return given.length === want.length && timingSafeEqual(given, want);
 }
 
-export function createBroker(ctx: FluxContext): Broker {
+function readPem(variable: string, file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new ConfigError(variable, `${variable}=${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
+function listen(server: net.Server, port: number, host: string, variable: string, what: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') reject(new ConfigError(variable, `${what} port ${port} is in use; set ${variable}`));
+      else if (err.code === 'EACCES') reject(new ConfigError(variable, `${what} port ${port} needs privileges; set ${variable}`));
+      else reject(err);
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as net.AddressInfo).port);
+    });
+  });
+}
+
+export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker {
   const log = ctx.log.child({ module: 'broker' });
+  const maxPacketSize = opts.maxPacketSize ?? 256 * 1024;
+  const maxConnections = opts.maxConnections ?? 18_000;
+  const wsPath = opts.wsPath ?? '/mqtt';
+  const presence = presenceOf(ctx);
   const identities = new WeakMap<Client, DeviceIdentity | 'platform'>();
+  /** live clients per device id (several when it connects twice, until the takeover closes the old one) */
+  const liveByDevice = new Map<string, Set<Client>>();
+  /** client id → device id of persistent (clean=false) device sessions, to tell `queued` from `offline` */
+  const sessionOwner = new Map<string, string>();
+  const guards = new Set<PacketGuard>();
+  const closeReason = new WeakMap<Client, string>();
   let aedes: Aedes | undefined;
   let server: net.Server | undefined;
+  let tlsServer: tls.Server | undefined;
+  let wss: WebSocketServer | undefined;
+  let onUpgrade: ((req: http.IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined;
   let listeningPort = 0;
+  let listeningTlsPort = 0;
+  let refusedOverCap = 0;
+  const metrics = {
+    refused: counter(ctx.metrics, 'flux_mqtt_refused_total', 'MQTT connections, publishes and subscriptions refused, by reason', ['reason']),
+    uplinks: counter(ctx.metrics, 'flux_mqtt_uplinks_total', 'device uplinks routed onto the bus from MQTT'),
+    paused: counter(ctx.metrics, 'flux_mqtt_backpressure_waits_total', 'times a device publish waited for the device bus to drain'),
+    connections: gauge(ctx.metrics, 'flux_mqtt_connections', 'open MQTT connections (TCP, TLS, WebSocket)'),
+  };
 
-  return {
+  function accept(conn: Duplex, req: http.IncomingMessage | undefined, remote: string | undefined): void {
+    if (!aedes || aedes.closed) {
+      conn.destroy();
+      return;
+    }
+    // hard cap far past the CONNACK refusal, for sockets that never get to CONNECT
+    if (guards.size >= maxConnections + 256) {
+      if (refusedOverCap++ % 1000 === 0) log.warn({ remote, open: guards.size, maxConnections }, 'connection dropped: over the connection limit');
+      metrics.refused.inc({ reason: 'connection_limit' });
+      conn.destroy();
+      return;
+    }
+    const guard = new PacketGuard(conn, {
+      maxPacketSize,
+      batchPackets: opts.batchPackets,
+      onViolation: (reason) => {
+        metrics.refused.inc({ reason: 'malformed_or_too_large' });
+        log.warn({ remote, reason }, 'MQTT connection closed');
+      },
+    });
+    guards.add(guard);
+    metrics.connections.set(guards.size);
+    guard.on('error', () => {}); // aedes reports it; the guard just must not throw
+    guard.once('close', () => {
+      guards.delete(guard);
+      metrics.connections.set(guards.size);
+    });
+    aedes.handle(guard as never, req as never);
+  }
+
+  function deviceOf(client: Client): DeviceIdentity | undefined {
+    const id = identities.get(client);
+    return id && id !== 'platform' ? id : undefined;
+  }
+
+  /** Called after aedes delivered a publish: a device's uplink goes onto the bus; a bus behind holds this client's reading. */
+  function published(packet: AedesPublishPacket, client: Client | null, done: (err?: Error | null) => void): void {
+    const identity = client ? deviceOf(client) : undefined;
+    if (!identity) return done();
+    const kind = uplinkKind(identity.product.key, identity.device.id, packet.topic);
+    if (!kind) return done();
+    metrics.uplinks.inc();
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    const ok = ctx.bus.emit('uplink', {
+      id: randomUUID(),
+      deviceId: identity.device.id,
+      productId: identity.product.id,
+      productKey: identity.product.key,
+      type: kind.type,
+      eventId: kind.eventId,
+      ts: Date.now(),
+      payload,
+      topic: packet.topic,
+      transport: 'mqtt',
+    });
+    if (ok) return done();
+    // aedes reads this client's next packets only after done(): the device socket stays unread.
+    metrics.paused.inc();
+    ctx.bus.onDrain(() => done());
+  }
+
+  const self: Broker = {
     name: 'broker',
     get aedes() {
       if (!aedes) throw new Error('broker not started');
       return aedes;
     },
     port: () => listeningPort,
+    tlsPort: () => listeningTlsPort,
+    connections: () => guards.size,
     async start() {
-      aedes = await Aedes.createBroker({
+      const options: AedesOptions & { maximumPacketSize?: number; sessionExpiryIntervalLimit?: number; pendingSessionsLimit?: number } = {
+        connectTimeout: opts.connectTimeoutMs ?? 10_000,
+        maxClientsIdLength: 128,
+        // MQTT 5 (aedes 2): advertised and enforced before buffering; bounded sessions
+        maximumPacketSize: maxPacketSize,
+        sessionExpiryIntervalLimit: 7 * 24 * 3600,
+        pendingSessionsLimit: maxConnections,
         authenticate(client, username, password, done) {
+          if (guards.size > maxConnections) {
+            metrics.refused.inc({ reason: 'connection_limit' });
+            log.warn({ clientId: client.id, open: guards.size, maxConnections }, 'MQTT connect refused: connection limit reached');
+            return done(unavailable('connection limit reached'), false);
+          }
           if (!username) {
-            log.warn({ clientId: client.id }, 'MQTT connect refused: no username');
-            return done(Object.assign(new Error('not authorized'), { returnCode: 5 as const }), false);
+            metrics.refused.inc({ reason: 'not_authorized' });
+            log.warn({ clientId: client.id, reason: 'no username' }, 'MQTT connect refused');
+            return done(notAuthorized(), false);
           }
           ctx.registry.devices.authenticate(username, password?.toString('utf8') ?? '').then(
             (identity) => {
@@ -50,42 +211,136 @@ export function createBroker(ctx: FluxContext): Broker {
                 return done(null, true);
               }
               if (!identity && tokenMatches(password, ctx.adminToken)) {
-                identities.set(client, 'platform');
-                return done(null, true);
+                // a device id with the admin token is still a device: it must use its own secret
+                return ctx.registry.devices.identity(username).then((asDevice) => {
+                  if (asDevice) {
+                    metrics.refused.inc({ reason: 'not_authorized' });
+                    log.warn({ clientId: client.id, username, reason: 'device id with a non-device password' }, 'MQTT connect refused');
+                    return done(notAuthorized(), false);
+                  }
+                  identities.set(client, 'platform');
+                  done(null, true);
+                });
               }
+              metrics.refused.inc({ reason: 'not_authorized' });
               log.warn({ clientId: client.id, username, reason: identity ? 'device disabled' : 'unknown device or wrong secret' }, 'MQTT connect refused');
-              done(Object.assign(new Error('not authorized'), { returnCode: 5 as const }), false);
+              done(notAuthorized(), false);
             },
-            (err) => {
-              log.error({ err, username }, 'MQTT authentication failed');
-              done(Object.assign(new Error('server unavailable'), { returnCode: 3 as const }), false);
-            },
-          );
+          ).catch((err) => {
+            log.error({ err, username }, 'MQTT authentication failed');
+            done(unavailable('server unavailable'), false);
+          });
         },
-      });
-      server = net.createServer(aedes.handle);
-      await new Promise<void>((resolve, reject) => {
-        server!.once('error', (err: NodeJS.ErrnoException) => {
-          if (err.code === 'EADDRINUSE') reject(new ConfigError('FLUX_MQTT_PORT', `MQTT port ${ctx.settings.mqttPort} is in use; set FLUX_MQTT_PORT`));
-          else if (err.code === 'EACCES') reject(new ConfigError('FLUX_MQTT_PORT', `MQTT port ${ctx.settings.mqttPort} needs privileges; set FLUX_MQTT_PORT`));
-          else reject(err);
+        authorizePublish(client, packet, done) {
+          if (packet.topic.startsWith('$SYS')) return done(new Error('$SYS topics are reserved'));
+          const identity = client ? deviceOf(client) : undefined;
+          if (!client || !identity) return done(null); // platform clients and the broker itself
+          if (mayPublish(identity.product.key, identity.device.id, packet.topic)) return done(null);
+          log.warn({ deviceId: identity.device.id, topic: packet.topic }, 'MQTT publish refused: outside the device topic prefix');
+          metrics.refused.inc({ reason: 'acl_publish' });
+          // MQTT 3.1.1 has no PUBACK reason code: the server closes the connection [MQTT-3.3.5-2]
+          done(new Error(`publish to ${packet.topic} not allowed`));
+        },
+        authorizeSubscribe(client, sub: Subscription, done) {
+          const identity = deviceOf(client);
+          if (!identity) return done(null, sub);
+          if (maySubscribe(identity.product.key, identity.device.id, sub.topic)) return done(null, sub);
+          log.warn({ deviceId: identity.device.id, filter: sub.topic }, 'MQTT subscribe refused: devices subscribe only to their command topic');
+          metrics.refused.inc({ reason: 'acl_subscribe' });
+          done(null, null as never); // SUBACK 0x80 for this filter; the connection stays [MQTT-3.9.3]
+        },
+        published: published as AedesOptions['published'],
+      };
+      aedes = await Aedes.createBroker(options);
+      const a = aedes;
+      a.on('client', (client: Client) => {
+        const identity = deviceOf(client);
+        if (!identity || (client.conn as Duplex).destroyed) return;
+        const id = identity.device.id;
+        let set = liveByDevice.get(id);
+        if (!set) liveByDevice.set(id, (set = new Set()));
+        set.add(client);
+        if (client.clean === false) sessionOwner.set(client.id, id);
+        else sessionOwner.delete(client.id);
+        if (sessionOwner.size > maxConnections * 4) sessionOwner.delete(sessionOwner.keys().next().value as string);
+        const release = presence.connected(identity, 'mqtt');
+        (client.conn as Duplex).once('close', () => {
+          set.delete(client);
+          if (set.size === 0 && liveByDevice.get(id) === set) liveByDevice.delete(id);
+          release(closeReason.get(client) ?? 'disconnected');
         });
-        server!.listen(ctx.settings.mqttPort, ctx.settings.host, () => resolve());
       });
-      listeningPort = (server.address() as net.AddressInfo).port;
-      ctx.services.set('broker', this);
+      a.on('keepaliveTimeout', (client: Client) => closeReason.set(client, 'keepalive timeout'));
+      a.on('clientError', (client: Client, err: Error) => {
+        if (!closeReason.has(client)) closeReason.set(client, err.message);
+        log.debug({ clientId: client.id, err: err.message }, 'MQTT client error');
+      });
+      a.on('connectionError', (_client: Client, err: Error) => log.debug({ err: err.message }, 'MQTT connection error before CONNECT'));
+
+      server = net.createServer({ noDelay: true }, (socket) => accept(socket, undefined, socket.remoteAddress));
+      listeningPort = await listen(server, ctx.settings.mqttPort, ctx.settings.host, 'FLUX_MQTT_PORT', 'MQTT');
+
+      if (ctx.settings.tlsCert && ctx.settings.tlsKey) {
+        tlsServer = tls.createServer({ cert: readPem('FLUX_TLS_CERT', ctx.settings.tlsCert), key: readPem('FLUX_TLS_KEY', ctx.settings.tlsKey), handshakeTimeout: 10_000 }, (socket) =>
+          accept(socket, undefined, socket.remoteAddress),
+        );
+        tlsServer.on('tlsClientError', (err) => log.debug({ err: err.message }, 'MQTTS handshake failed'));
+        listeningTlsPort = await listen(tlsServer, ctx.settings.mqttsPort, ctx.settings.host, 'FLUX_MQTTS_PORT', 'MQTTS');
+        log.info({ port: listeningTlsPort }, 'MQTTS listening');
+      }
+
+      if (opts.httpServer) {
+        wss = new WebSocketServer({ noServer: true, maxPayload: maxPacketSize + 8, perMessageDeflate: false, clientTracking: false });
+        onUpgrade = (req, socket, head) => {
+          const path = (req.url ?? '').split('?')[0];
+          if (path !== wsPath) return; // other paths (Node-RED's comms) belong to other listeners
+          wss!.handleUpgrade(req, socket, head, (ws) => {
+            const stream = createWebSocketStream(ws);
+            accept(stream, req, req.socket.remoteAddress);
+          });
+        };
+        opts.httpServer.on('upgrade', onUpgrade);
+      }
+      ctx.services.set('broker', self);
     },
     async stop() {
       const s = server;
+      const t = tlsServer;
       const a = aedes;
       server = undefined;
+      tlsServer = undefined;
       aedes = undefined;
-      ctx.services.delete('broker');
+      if (ctx.services.get('broker') === self) ctx.services.delete('broker');
+      if (onUpgrade) opts.httpServer?.off('upgrade', onUpgrade);
+      onUpgrade = undefined;
+      wss?.close();
+      wss = undefined;
+      for (const g of guards) g.destroy();
       if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+      if (t) await new Promise<void>((resolve) => t.close(() => resolve()));
       if (a) await new Promise<void>((resolve) => a.close(() => resolve()));
     },
     health(): ComponentHealth {
-      return { ok: Boolean(server?.listening), port: listeningPort, clients: aedes?.connectedClients ?? 0 };
+      return { ok: Boolean(server?.listening), port: listeningPort, tls_port: listeningTlsPort || undefined, connections: guards.size, clients: aedes?.connectedClients ?? 0, online_devices: presence.onlineCount() };
+    },
+    async sendCommand(identity, payload) {
+      const a = self.aedes;
+      const topic = commandTopic(identity.product.key, identity.device.id);
+      const live = [...(liveByDevice.get(identity.device.id) ?? [])];
+      const subscribedLive = live.some((c) => Object.keys((c as Client & { subscriptions: Record<string, unknown> }).subscriptions).some((f) => filterMatches(f, topic)));
+      let queued = false;
+      if (!subscribedLive) {
+        const persistence = (a as Aedes & { persistence: { subscriptionsByTopic(t: string): Promise<{ clientId: string }[]> } }).persistence;
+        const subs = await persistence.subscriptionsByTopic(topic);
+        queued = subs.some((s) => sessionOwner.get(s.clientId) === identity.device.id && !live.some((c) => c.id === s.clientId));
+      }
+      if (!subscribedLive && !queued) {
+        return { status: 'offline', topic, transport: 'mqtt', reason: live.length ? 'the device is connected but not subscribed to its command topic' : 'the device has no MQTT connection and no persistent session' };
+      }
+      const packet = { cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false } as PublishPacket;
+      await new Promise<void>((resolve, reject) => a.publish(packet, (err?: Error) => (err ? reject(err) : resolve())));
+      return { status: subscribedLive ? 'delivered' : 'queued', topic, transport: 'mqtt' };
     },
   };
+  return self;
 }

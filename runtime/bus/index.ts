@@ -46,10 +46,22 @@ export interface BusFilter {
   type?: UplinkMessage['type'] | 'status';
 }
 
-type Handler<E extends keyof DeviceBusEvents> = (event: DeviceBusEvents[E]) => void;
+/** A listener; one that works asynchronously returns a Promise, and the bus counts it in flight until it settles. */
+type Handler<E extends keyof DeviceBusEvents> = (event: DeviceBusEvents[E]) => void | Promise<unknown>;
 
 export interface DeviceBus {
-  emit<E extends keyof DeviceBusEvents>(event: E, payload: DeviceBusEvents[E]): void;
+  /**
+   * Delivers `payload` to every listener. Answers false when the pipeline is behind (too many
+   * listener Promises in flight): an ingress then stops reading device sockets until `onDrain`
+   * (backpressure; see docs/broker.md). The event is delivered either way.
+   */
+  emit<E extends keyof DeviceBusEvents>(event: E, payload: DeviceBusEvents[E]): boolean;
+  /** true while the pipeline is behind (in flight >= high-water mark, until it falls to the low-water mark) */
+  behind(): boolean;
+  /** Calls `cb` once the pipeline has room again (at once, asynchronously, when it is not behind). */
+  onDrain(cb: () => void): void;
+  /** listener Promises not settled yet */
+  inFlight(): number;
   /** Subscribes `handler` for `owner`; returns the function that unsubscribes it. */
   on<E extends keyof DeviceBusEvents>(event: E, owner: object, handler: Handler<E>): () => void;
   /** Removes every listener of `owner` (an extension's or a node's stop()). */
@@ -65,21 +77,67 @@ export function matchesFilter(filter: BusFilter, ev: { productKey: string; produ
   return true;
 }
 
-export function createDeviceBus(log: Logger): DeviceBus {
+export interface DeviceBusOptions {
+  /** listener Promises in flight at which emit() starts answering false; default 10,000 */
+  highWater?: number;
+}
+
+export function createDeviceBus(log: Logger, opts: DeviceBusOptions = {}): DeviceBus {
   const listeners = new Map<keyof DeviceBusEvents, Map<object, Set<Handler<any>>>>();
+  const highWater = Math.max(1, opts.highWater ?? 10_000);
+  const lowWater = Math.floor(highWater / 2);
+  let inFlight = 0;
+  let isBehind = false;
+  let drainWaiters: (() => void)[] = [];
+  const settle = (event: string) => ({
+    ok: () => release(),
+    fail: (err: unknown) => {
+      log.error({ err, event }, 'device bus listener failed');
+      release();
+    },
+  });
+  function release(): void {
+    inFlight--;
+    if (isBehind && inFlight <= lowWater) {
+      isBehind = false;
+      const waiters = drainWaiters;
+      drainWaiters = [];
+      for (const w of waiters) {
+        try {
+          w();
+        } catch (err) {
+          log.error({ err }, 'device bus drain callback failed');
+        }
+      }
+    }
+  }
   return {
     emit(event, payload) {
       const byOwner = listeners.get(event);
-      if (!byOwner) return;
-      for (const handlers of byOwner.values()) {
-        for (const h of handlers) {
-          try {
-            h(payload);
-          } catch (err) {
-            log.error({ err, event }, 'device bus listener failed');
+      if (byOwner) {
+        for (const handlers of byOwner.values()) {
+          for (const h of handlers) {
+            try {
+              const r = h(payload);
+              if (r && typeof (r as Promise<unknown>).then === 'function') {
+                inFlight++;
+                if (inFlight >= highWater) isBehind = true;
+                const s = settle(event);
+                (r as Promise<unknown>).then(s.ok, s.fail);
+              }
+            } catch (err) {
+              log.error({ err, event }, 'device bus listener failed');
+            }
           }
         }
       }
+      return !isBehind;
+    },
+    behind: () => isBehind,
+    inFlight: () => inFlight,
+    onDrain(cb) {
+      if (!isBehind) queueMicrotask(cb);
+      else drainWaiters.push(cb);
     },
     on(event, owner, handler) {
       let byOwner = listeners.get(event);

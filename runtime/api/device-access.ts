@@ -1,0 +1,67 @@
+/**
+ * Device access over HTTP (ARCHITECTURE §4): `POST /api/devices/{id}/uplink` for devices that cannot
+ * hold a connection (authenticated by the device secret, not the admin token), and
+ * `POST /api/devices/{id}/commands` (admin token) to send a command down to a device.
+ */
+import { randomUUID } from 'node:crypto';
+import express, { type Request, type Response } from 'express';
+import { z } from 'zod';
+import type { FluxContext } from '../app/context.ts';
+import { FluxError, unauthorized } from '../errors/index.ts';
+import type { Downlink } from '../ingress/index.ts';
+import type { RouteTable } from './routes.ts';
+import { idParam } from './schemas.ts';
+
+const UPLINK_LIMIT = '256kb';
+const readRaw = express.raw({ type: () => true, limit: UPLINK_LIMIT });
+
+/** The body as bytes: JSON bodies were parsed by the API's JSON parser (re-serialised); any other type is read raw. */
+async function bodyBytes(req: Request, res: Response): Promise<Buffer> {
+  if (Buffer.isBuffer(req.body)) return req.body;
+  if (req.body !== undefined && req.is('json')) return Buffer.from(JSON.stringify(req.body));
+  await new Promise<void>((resolve, reject) => readRaw(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
+  return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+}
+
+export function deviceAccessRoutes(ctx: FluxContext, routes: RouteTable): void {
+  routes
+    .add({
+      method: 'post', path: '/devices/:id/uplink', tag: 'device access', auth: false, status: 202, errors: [401, 413, 503],
+      summary: 'Uplink from a device that cannot hold a connection: header `X-Device-Secret: <secret>`; body raw bytes (any content type) or JSON; `?type=properties` (default) or `?type=event&event=<eventId>`',
+      params: idParam,
+      query: z.object({ type: z.enum(['properties', 'event']).default('properties'), event: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).optional() }).refine((q) => q.type !== 'event' || q.event, { message: 'event is required with type=event', path: ['event'] }),
+      returns: '`{ id }` of the uplink on the device bus',
+      handler: async ({ params, query, req, res }) => {
+        const secret = req.get('x-device-secret');
+        if (!secret) throw unauthorized('missing device secret: send X-Device-Secret: <device secret>');
+        const identity = await ctx.registry.devices.authenticate(params.id, secret);
+        if (!identity) throw unauthorized('unknown device or wrong device secret');
+        if (!identity.device.enabled) throw new FluxError('device_disabled', `device '${params.id}' is disabled`, 403);
+        if (ctx.bus.behind()) {
+          res.setHeader('Retry-After', '1');
+          throw new FluxError('busy', 'the pipeline is behind; retry shortly', 503);
+        }
+        const payload = await bodyBytes(req, res);
+        const { device, product } = identity;
+        const id = randomUUID();
+        const topic = query.type === 'event' ? `/${product.key}/${device.id}/event/${query.event}` : `/${product.key}/${device.id}/properties/report`;
+        ctx.bus.emit('uplink', { id, deviceId: device.id, productId: product.id, productKey: product.key, type: query.type, eventId: query.event, ts: Date.now(), payload, topic, transport: 'http' });
+        return { id };
+      },
+    })
+    .add({
+      method: 'post', path: '/devices/:id/commands', tag: 'device access', errors: [404, 409, 422],
+      summary: "Send a command to a device: bytes from its product plugin's `encode` (JSON `{id, command, params, ts}` without one), over its TCP connection or MQTT `/{productKey}/{id}/command` (QoS 1). 200 delivered, 202 queued for a persistent session, 409 offline",
+      params: idParam,
+      body: z.object({ command: z.string().min(1).max(128), params: z.unknown().optional() }).strict(),
+      returns: '`{ status, id, transport, topic, bytes, encoding }`',
+      handler: async ({ params, body, res }) => {
+        const downlink = ctx.services.get('downlink') as Downlink | undefined;
+        if (!downlink) throw new FluxError('unavailable', 'device access is not running', 503);
+        const r = await downlink.send(params.id, body.command, body.params ?? {});
+        if (r.status === 'offline') throw new FluxError('device_offline', `device '${params.id}' is offline: ${r.reason ?? 'no connection'}`, 409);
+        res.status(r.status === 'queued' ? 202 : 200).json(r);
+        return res;
+      },
+    });
+}

@@ -1,0 +1,75 @@
+/**
+ * The way back to a device (ARCHITECTURE §4 "Downlink"): a command becomes bytes (the product
+ * plugin's `encode` when the plugin host runs and the product has a plugin; JSON otherwise) and goes
+ * to the device's TCP connection, or to `/{productKey}/{deviceId}/command` over MQTT (QoS 1).
+ * Registered as service `downlink`; the API, the `flux command` node and rule actions use it.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FluxContext } from '../app/context.ts';
+import type { DeviceIdentity } from '../registry/index.ts';
+import { FluxError, notFound } from '../errors/index.ts';
+import type { Broker } from '../broker/index.ts';
+import type { TcpIngress } from './tcp.ts';
+
+export interface CommandResult {
+  /** delivered: written to a live connection; queued: kept for a persistent MQTT session; offline: nowhere to send it */
+  status: 'delivered' | 'queued' | 'offline';
+  /** the command's id (also inside the JSON command) */
+  id: string;
+  deviceId: string;
+  transport?: 'mqtt' | 'tcp';
+  topic?: string;
+  /** the bytes sent, as they went out (before any TCP framing) */
+  bytes: number;
+  encoding: 'plugin' | 'json';
+  reason?: string;
+}
+
+export interface Downlink {
+  send(deviceId: string, command: string, params?: unknown): Promise<CommandResult>;
+}
+
+interface PluginsLike {
+  encode?(pluginId: string, command: unknown): Promise<Uint8Array | Buffer> | Uint8Array | Buffer;
+}
+
+export function createDownlink(ctx: FluxContext): Downlink {
+  const log = ctx.log.child({ module: 'downlink' });
+
+  async function encode(identity: DeviceIdentity, body: { id: string; command: string; params: unknown; ts: number }): Promise<{ bytes: Buffer; encoding: 'plugin' | 'json' }> {
+    const plugins = ctx.services.get('plugins') as PluginsLike | undefined;
+    const pluginId = identity.product.protocol_plugin_id;
+    if (pluginId && typeof plugins?.encode === 'function') {
+      try {
+        const out = await plugins.encode(pluginId, { device_id: identity.device.id, ...body });
+        return { bytes: Buffer.from(out), encoding: 'plugin' };
+      } catch (err) {
+        throw new FluxError('encode_failed', `plugin ${pluginId} could not encode command '${body.command}': ${(err as Error).message}`, 422);
+      }
+    }
+    return { bytes: Buffer.from(JSON.stringify(body)), encoding: 'json' };
+  }
+
+  return {
+    async send(deviceId, command, params = {}) {
+      const identity = await ctx.registry.devices.identity(deviceId);
+      if (!identity) throw notFound('device', deviceId);
+      if (!identity.device.enabled) throw new FluxError('device_disabled', `device '${deviceId}' is disabled`, 409);
+      const body = { id: randomUUID(), command, params, ts: Date.now() };
+      const { bytes, encoding } = await encode(identity, body);
+      const base = { id: body.id, deviceId, bytes: bytes.length, encoding } as const;
+
+      const tcp = ctx.services.get('tcp-ingress') as TcpIngress | undefined;
+      // a plugin's encode makes whole frames; JSON is wrapped in the product's framing
+      if (tcp?.write(deviceId, bytes, encoding === 'json')) {
+        log.info({ deviceId, command, id: body.id, transport: 'tcp' }, 'command delivered');
+        return { ...base, status: 'delivered', transport: 'tcp' };
+      }
+      const broker = ctx.services.get('broker') as Broker | undefined;
+      if (!broker) return { ...base, status: 'offline', reason: 'the MQTT broker is not running' };
+      const r = await broker.sendCommand(identity, bytes);
+      log.info({ deviceId, command, id: body.id, status: r.status, transport: 'mqtt' }, `command ${r.status}`);
+      return { ...base, ...r };
+    },
+  };
+}

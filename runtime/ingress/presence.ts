@@ -1,0 +1,78 @@
+/**
+ * Online status of devices across every transport (ARCHITECTURE §4: status and `last_online` follow
+ * connections). A device is online while it holds at least one connection (MQTT, MQTT over
+ * WebSocket/TLS, TCP); a session takeover (same client id connecting again) therefore never shows
+ * it offline. Registry writes are chained per device, so they land in the order they happened.
+ */
+import type { FluxContext } from '../app/context.ts';
+import type { DeviceIdentity } from '../registry/index.ts';
+import type { StatusEvent } from '../bus/index.ts';
+
+export type Transport = StatusEvent['transport'];
+
+export interface Presence {
+  /** A connection of the device was accepted; answers its release (idempotent), called when it closes. */
+  connected(identity: DeviceIdentity, transport: Transport): (reason: string) => void;
+  isOnline(deviceId: string): boolean;
+  /** devices with at least one connection */
+  onlineCount(): number;
+  /** resolves when every status write started so far has landed */
+  flush(): Promise<void>;
+}
+
+export function createPresence(ctx: FluxContext): Presence {
+  const log = ctx.log.child({ module: 'presence' });
+  const live = new Map<string, number>();
+  const writes = new Map<string, Promise<void>>();
+
+  function record(identity: DeviceIdentity, status: 'online' | 'offline', transport: Transport, reason?: string): void {
+    const id = identity.device.id;
+    const at = new Date();
+    const prev = writes.get(id) ?? Promise.resolve();
+    const next = prev.then(() =>
+      ctx.registry.devices.setStatus(id, status, at).catch((err) => log.error({ err, deviceId: id, status }, 'device status write failed')),
+    );
+    writes.set(id, next);
+    next.then(() => {
+      if (writes.get(id) === next) writes.delete(id);
+    });
+    ctx.bus.emit('status', { deviceId: id, productId: identity.product.id, productKey: identity.product.key, status, ts: at.getTime(), transport, reason });
+    log.info({ deviceId: id, transport, reason }, `device ${status}`);
+  }
+
+  return {
+    connected(identity, transport) {
+      const id = identity.device.id;
+      const n = (live.get(id) ?? 0) + 1;
+      live.set(id, n);
+      if (n === 1) record(identity, 'online', transport);
+      let released = false;
+      return (reason) => {
+        if (released) return;
+        released = true;
+        const left = (live.get(id) ?? 1) - 1;
+        if (left > 0) {
+          live.set(id, left);
+          return;
+        }
+        live.delete(id);
+        record(identity, 'offline', transport, reason);
+      };
+    },
+    isOnline: (id) => (live.get(id) ?? 0) > 0,
+    onlineCount: () => live.size,
+    async flush() {
+      while (writes.size) await Promise.all([...writes.values()]);
+    },
+  };
+}
+
+/** The process's one presence tracker, shared by the broker and the TCP ingress (service `presence`). */
+export function presenceOf(ctx: FluxContext): Presence {
+  let p = ctx.services.get('presence') as Presence | undefined;
+  if (!p) {
+    p = createPresence(ctx);
+    ctx.services.set('presence', p);
+  }
+  return p;
+}

@@ -1,0 +1,330 @@
+/**
+ * Raw TCP ingress (ARCHITECTURE §4 "TCP"): a product whose `transport.tcp` declares `{ port, framing }`
+ * gets a listener; its stream is cut into frames, the device is identified by a login frame
+ * (docs/tcp-login.md) or by the `device_id` its plugin decodes, and each later frame becomes a `raw`
+ * uplink on the bus. Until identified nothing is stored. Status follows the connection.
+ */
+import net from 'node:net';
+import { randomUUID } from 'node:crypto';
+import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
+import type { DeviceIdentity, Product } from '../registry/index.ts';
+import { ConfigError } from '../errors/index.ts';
+import { counter } from '../metrics/index.ts';
+import { createFramer, encodeFrame, framePayload, parseFraming, FramingError, type Framing } from './framing.ts';
+import { presenceOf } from './presence.ts';
+
+/** `product.transport.tcp`: `{ port, framing }` (framing defaults to newline-delimited). */
+export interface TcpTransport {
+  port: number;
+  framing: Framing;
+}
+
+export interface TcpIngressOptions {
+  /** ms a connection has to identify itself (default 10 s) */
+  loginTimeoutMs?: number;
+  /** connections per product port (default 10,000) */
+  maxConnections?: number;
+  /** how often products are re-read for added/changed TCP ports (default 5 s; 0: only on sync()) */
+  syncIntervalMs?: number;
+}
+
+export interface TcpIngress extends FluxModule {
+  /** Re-reads the products and opens, re-opens or closes TCP listeners to match. */
+  sync(): Promise<void>;
+  /** the port actually listened on for a product (by key), when it has one */
+  portOf(productKey: string): number | undefined;
+  isConnected(deviceId: string): boolean;
+  /** Writes bytes to the device's TCP connection (wrapped in its framing when `frame`); false when it has none. */
+  write(deviceId: string, bytes: Buffer, frame: boolean): boolean;
+}
+
+/** Reads `transport.tcp` of a product; null when it declares none. Throws FramingError on a bad declaration. */
+export function tcpTransportOf(product: Pick<Product, 'transport'>): TcpTransport | null {
+  const tcp = (product.transport as { tcp?: Record<string, unknown> } | undefined)?.tcp;
+  if (!tcp || typeof tcp !== 'object') return null;
+  const port = tcp.port;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) throw new FramingError('transport.tcp.port must be a port number (0 = any free port)');
+  return { port, framing: parseFraming(tcp.framing ?? { type: 'delimiter' }) };
+}
+
+interface PluginsLike {
+  decode?(pluginId: string, bytes: Uint8Array): Promise<unknown>;
+}
+
+interface Listener {
+  product: Product;
+  transport: TcpTransport;
+  /** the declaration it was opened with, to notice changes */
+  signature: string;
+  server: net.Server;
+  port: number;
+  sockets: Set<net.Socket>;
+}
+
+interface Conn {
+  socket: net.Socket;
+  listener: Listener;
+  identity?: DeviceIdentity;
+  release?: (reason: string) => void;
+}
+
+const MAX_UNIDENTIFIED_FRAMES = 3;
+const MAX_QUEUED_FRAMES = 64;
+
+export function createTcpIngress(ctx: FluxContext, opts: TcpIngressOptions = {}): TcpIngress {
+  const log = ctx.log.child({ module: 'tcp-ingress' });
+  const presence = presenceOf(ctx);
+  const loginTimeoutMs = opts.loginTimeoutMs ?? 10_000;
+  const listeners = new Map<string, Listener>(); // by product id
+  const byDevice = new Map<string, Conn>();
+  let timer: NodeJS.Timeout | undefined;
+  let syncing: Promise<void> | undefined;
+  let running = false;
+  const framesTotal = counter(ctx.metrics, 'flux_tcp_frames_total', 'TCP frames received from identified devices');
+  const closedTotal = counter(ctx.metrics, 'flux_tcp_closed_total', 'TCP connections closed by FLUX, by reason', ['reason']);
+
+  function close(conn: Conn, reason: string, metric: string): void {
+    if (conn.socket.destroyed) return;
+    closedTotal.inc({ reason: metric });
+    log.warn({ remote: conn.socket.remoteAddress, product: conn.listener.product.key, deviceId: conn.identity?.device.id, reason }, 'TCP connection closed');
+    conn.socket.destroy();
+  }
+
+  function identified(conn: Conn, identity: DeviceIdentity): void {
+    conn.identity = identity;
+    const prev = byDevice.get(identity.device.id);
+    if (prev && prev !== conn) close(prev, 'the device connected again (takeover)', 'takeover');
+    byDevice.set(identity.device.id, conn);
+    conn.release = presence.connected(identity, 'tcp');
+  }
+
+  function emitFrame(conn: Conn, frame: Buffer): void {
+    const { device, product } = conn.identity!;
+    framesTotal.inc();
+    const ok = ctx.bus.emit('uplink', { id: randomUUID(), deviceId: device.id, productId: product.id, productKey: product.key, type: 'raw', ts: Date.now(), payload: frame, topic: `/${product.key}/${device.id}/raw`, transport: 'tcp' });
+    if (!ok && !conn.socket.isPaused()) {
+      // the pipeline is behind: stop reading this device until it drains (TCP pushes back)
+      conn.socket.pause();
+      ctx.bus.onDrain(() => {
+        if (!conn.socket.destroyed) conn.socket.resume();
+      });
+    }
+  }
+
+  /** Identifies the connection from its first frames: a login frame, or the device_id the product's plugin decodes. */
+  async function identify(conn: Conn, frame: Buffer): Promise<'login' | 'data' | null> {
+    const { product, transport } = conn.listener;
+    const body = framePayload(transport.framing, frame);
+    if (body[0] === 0x7b /* { */) {
+      let login: { device_id?: unknown; secret?: unknown } | undefined;
+      try {
+        login = JSON.parse(body.toString('utf8'));
+      } catch {
+        login = undefined;
+      }
+      if (login && typeof login.device_id === 'string' && typeof login.secret === 'string') {
+        const identity = await ctx.registry.devices.authenticate(login.device_id, login.secret);
+        const reason = !identity ? 'unknown device or wrong secret' : !identity.device.enabled ? 'device disabled' : identity.product.id !== product.id ? `device belongs to product ${identity.product.key}` : '';
+        if (reason) {
+          if (transport.framing.type === 'length' || transport.framing.type === 'delimiter') conn.socket.write(encodeFrame(transport.framing, Buffer.from('{"login":"denied"}')));
+          close(conn, `login refused: ${reason} (device ${login.device_id})`, 'login_refused');
+          return null;
+        }
+        identified(conn, identity!);
+        if (transport.framing.type === 'length' || transport.framing.type === 'delimiter') conn.socket.write(encodeFrame(transport.framing, Buffer.from('{"login":"ok"}')));
+        return 'login';
+      }
+    }
+    const plugins = ctx.services.get('plugins') as PluginsLike | undefined;
+    if (product.protocol_plugin_id && typeof plugins?.decode === 'function') {
+      const decoded = await plugins.decode(product.protocol_plugin_id, frame).catch(() => undefined);
+      const first = Array.isArray(decoded) ? decoded[0] : decoded;
+      const deviceId = (first as { device_id?: unknown } | undefined)?.device_id;
+      if (typeof deviceId === 'string') {
+        const identity = await ctx.registry.devices.identity(deviceId);
+        if (identity && identity.device.enabled && identity.product.id === product.id) {
+          identified(conn, identity);
+          return 'data';
+        }
+      }
+    }
+    return null;
+  }
+
+  function handle(listener: Listener, socket: net.Socket): void {
+    const conn: Conn = { socket, listener };
+    const framer = createFramer(listener.transport.framing);
+    const queue: Buffer[] = [];
+    let unidentified = 0;
+    let working = false;
+    listener.sockets.add(socket);
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    const loginTimer = setTimeout(() => {
+      if (!conn.identity) close(conn, `not identified within ${loginTimeoutMs} ms`, 'login_timeout');
+    }, loginTimeoutMs);
+
+    const work = async () => {
+      if (working) return;
+      working = true;
+      try {
+        while (queue.length && !socket.destroyed) {
+          const frame = queue.shift()!;
+          if (conn.identity) {
+            emitFrame(conn, frame);
+            continue;
+          }
+          const r = await identify(conn, frame);
+          if (r === 'data') emitFrame(conn, frame);
+          else if (r === null && !socket.destroyed && ++unidentified >= MAX_UNIDENTIFIED_FRAMES) {
+            close(conn, `${unidentified} frames without a login or a decodable device_id`, 'unidentified');
+          }
+        }
+      } catch (err) {
+        log.error({ err, product: listener.product.key }, 'TCP frame handling failed');
+        close(conn, 'internal error', 'error');
+      } finally {
+        working = false;
+        if (!socket.destroyed && queue.length < MAX_QUEUED_FRAMES / 2 && socket.isPaused() && !ctx.bus.behind()) socket.resume();
+      }
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      let frames: Buffer[];
+      try {
+        frames = framer.push(chunk);
+      } catch (err) {
+        if (err instanceof FramingError) return close(conn, err.message, 'framing');
+        throw err;
+      }
+      if (frames.length === 0) return;
+      if (conn.identity && !working && queue.length === 0) {
+        for (const f of frames) emitFrame(conn, f); // hot path: no queue once identified
+        return;
+      }
+      queue.push(...frames);
+      if (queue.length >= MAX_QUEUED_FRAMES) socket.pause();
+      void work();
+    });
+    socket.on('error', (err) => log.debug({ err: err.message, product: listener.product.key }, 'TCP socket error'));
+    socket.on('close', () => {
+      clearTimeout(loginTimer);
+      listener.sockets.delete(socket);
+      if (conn.identity && byDevice.get(conn.identity.device.id) === conn) byDevice.delete(conn.identity.device.id);
+      conn.release?.('connection closed');
+    });
+  }
+
+  async function open(product: Product, transport: TcpTransport, signature: string): Promise<Listener> {
+    const server = net.createServer({ noDelay: true, keepAlive: true });
+    server.maxConnections = opts.maxConnections ?? 10_000;
+    const listener: Listener = { product, transport, signature, server, port: 0, sockets: new Set() };
+    server.on('connection', (socket) => handle(listener, socket));
+    server.on('drop', (d) => log.warn({ product: product.key, remote: d?.remoteAddress, max: server.maxConnections }, 'TCP connection dropped: connection limit reached'));
+    listener.port = await new Promise<number>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(err.code === 'EADDRINUSE' || err.code === 'EACCES' ? new ConfigError('transport.tcp.port', `TCP port ${transport.port} of product ${product.key} is ${err.code === 'EADDRINUSE' ? 'in use' : 'privileged'}; change the product's transport.tcp.port`) : err),
+      );
+      server.listen(transport.port, ctx.settings.host, () => resolve((server.address() as net.AddressInfo).port));
+    });
+    server.on('error', (err) => log.error({ err, product: product.key }, 'TCP listener error'));
+    log.info({ product: product.key, port: listener.port, framing: transport.framing.type }, 'TCP ingress listening');
+    return listener;
+  }
+
+  async function shut(l: Listener): Promise<void> {
+    for (const s of l.sockets) s.destroy();
+    await new Promise<void>((resolve) => l.server.close(() => resolve()));
+  }
+
+  async function doSync(): Promise<void> {
+    const seen = new Set<string>();
+    for (let offset = 0; ; offset += 1000) {
+      const page = await ctx.registry.products.list({ limit: 1000, offset });
+      for (const product of page.items) {
+        let transport: TcpTransport | null;
+        try {
+          transport = tcpTransportOf(product);
+        } catch (err) {
+          log.warn({ product: product.key, reason: (err as Error).message }, 'product TCP transport ignored');
+          continue;
+        }
+        if (!transport) continue;
+        seen.add(product.id);
+        const signature = JSON.stringify(transport);
+        const current = listeners.get(product.id);
+        if (current && current.signature === signature) {
+          current.product = product;
+          continue;
+        }
+        if (current) {
+          listeners.delete(product.id);
+          await shut(current);
+        }
+        try {
+          listeners.set(product.id, await open(product, transport, signature));
+        } catch (err) {
+          log.error({ product: product.key, reason: (err as Error).message }, 'TCP ingress could not listen');
+        }
+      }
+      if (page.items.length < 1000) break;
+    }
+    for (const [id, l] of listeners) {
+      if (!seen.has(id)) {
+        listeners.delete(id);
+        await shut(l);
+        log.info({ product: l.product.key }, 'TCP ingress closed (product has no TCP port any more)');
+      }
+    }
+  }
+
+  const self: TcpIngress = {
+    name: 'tcp_ingress',
+    async start() {
+      running = true;
+      await self.sync();
+      const every = opts.syncIntervalMs ?? 5000;
+      if (every > 0) {
+        timer = setInterval(() => {
+          self.sync().catch((err) => log.error({ err }, 'TCP ingress sync failed'));
+        }, every);
+        timer.unref();
+      }
+      ctx.services.set('tcp-ingress', self);
+    },
+    async stop() {
+      running = false;
+      clearInterval(timer);
+      timer = undefined;
+      if (ctx.services.get('tcp-ingress') === self) ctx.services.delete('tcp-ingress');
+      await syncing;
+      const all = [...listeners.values()];
+      listeners.clear();
+      await Promise.all(all.map(shut));
+    },
+    sync() {
+      if (!running) return Promise.resolve();
+      // serialized: a call made during a sync still sees products created before it
+      const next: Promise<void> = (syncing ?? Promise.resolve()).then(doSync).finally(() => {
+        if (syncing === next) syncing = undefined;
+      });
+      syncing = next;
+      return next;
+    },
+    portOf(productKey) {
+      for (const l of listeners.values()) if (l.product.key === productKey) return l.port;
+      return undefined;
+    },
+    isConnected: (deviceId) => byDevice.has(deviceId),
+    write(deviceId, bytes, frame) {
+      const conn = byDevice.get(deviceId);
+      if (!conn || conn.socket.destroyed) return false;
+      conn.socket.write(frame ? encodeFrame(conn.listener.transport.framing, bytes) : bytes);
+      return true;
+    },
+    health(): ComponentHealth {
+      return { ok: true, ports: Object.fromEntries([...listeners.values()].map((l) => [l.product.key, l.port])), connections: [...listeners.values()].reduce((n, l) => n + l.sockets.size, 0), devices: byDevice.size };
+    },
+  };
+  return self;
+}
