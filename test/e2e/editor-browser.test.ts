@@ -1,0 +1,52 @@
+/** The Node-RED editor in real Chromium: the login takes the admin token, and FLUX's nodes are in the palette. */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { startFlux, tempDir, type FluxProcess } from '../helpers/flux-process.ts';
+
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+export async function launchChromium(): Promise<Browser> {
+  assert.ok(fs.existsSync(CHROMIUM), `Chromium is needed at ${CHROMIUM} (apt-get install chromium; .ci/run does)`);
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+describe('the flow editor in Chromium', function () {
+  this.timeout(90_000);
+  let flux: FluxProcess;
+  let browser: Browser;
+
+  before(async function () {
+    flux = await startFlux();
+    browser = await launchChromium();
+  });
+
+  after(async function () {
+    await browser?.close();
+    await flux?.stop();
+  });
+
+  it('refuses a wrong token at the login and, with the right one, shows the FLUX palette', async function () {
+    const page = await browser.newPage();
+    await page.goto(`${flux.url}/editor/`);
+    await page.waitForSelector('#node-dialog-login-fields input[name="username"], #node-dialog-login-fields input#node-dialog-login-username', { timeout: 30_000 });
+    const user = page.locator('#node-dialog-login-fields input').first();
+    const pass = page.locator('#node-dialog-login-fields input[type="password"]');
+    await user.fill('admin');
+    await pass.fill('not-the-token-xxxxxxxx');
+    await page.click('#node-dialog-login-submit');
+    await page.waitForSelector('#node-dialog-login-failed', { state: 'visible', timeout: 10_000 });
+
+    await pass.fill(flux.token);
+    await page.click('#node-dialog-login-submit');
+    const paletteNode = page.locator('.red-ui-palette-node[data-palette-type="flux device in"]');
+    await paletteNode.waitFor({ state: 'attached', timeout: 30_000 });
+    assert.equal(await paletteNode.count(), 1);
+    await page.screenshot({ path: path.join(flux.dataDir, 'editor.png') });
+    await page.close();
+  });
+});
