@@ -75,7 +75,17 @@ const FILE = 'rule.js';
 /** The wrapper's first line; user code starts on line 2 of the evaluated text. */
 const PREFIX = '(function (msg) {"use strict";\n';
 const SUFFIX = '\n})';
-const CHECK_EVERY = 512;
+/** Runs between precise usage checks when the Wasm heap did not grow (a check walks the heap: 0.4–3 ms). */
+const CHECK_EVERY = 8192;
+
+/**
+ * Bytes of the QuickJS module's Wasm heap (shared by every runtime; it never shrinks). Read through
+ * the emscripten module, which quickjs-emscripten keeps in a non-public field: 11 ns a read, so a
+ * run that grew the heap is noticed at once and only then is the costly usage walk done.
+ */
+function heapBytes(module: QuickJSWASMModule): number {
+  return (module as unknown as { module?: { HEAPU8?: Uint8Array } }).module?.HEAPU8?.byteLength ?? 0;
+}
 
 interface Capture {
   logs: LogEntry[] | null;
@@ -95,6 +105,9 @@ export class CompiledScript {
   #deadline = Infinity;
   #capture: Capture = { logs: null, commands: null, alarms: null };
   #runsSinceCheck = 0;
+  #microsSinceCheck = 0;
+  /** what the last usage check cost, µs */
+  #checkMicros = 400;
   #disposed = false;
   /** times the runtime was thrown away and rebuilt (after a limit hit or growth) */
   rebuilds = 0;
@@ -270,6 +283,7 @@ export class CompiledScript {
     const cap = this.#capture;
     cap.logs = cap.commands = cap.alarms = null;
     const vm = this.#vm;
+    const heapBefore = heapBytes(this.#module);
     const t0 = performance.now();
     let outcome: RunOutcome;
     const arg = this.#toHandle(msg, 0);
@@ -305,20 +319,26 @@ export class CompiledScript {
       r.value.dispose();
       outcome = { ok: true, result, logs: cap.logs, commands: cap.commands, alarms: cap.alarms, micros: 0 };
     }
-    if (++this.#runsSinceCheck >= CHECK_EVERY) this.#checkGrowth();
     outcome.micros = Math.round((performance.now() - t0) * 1000);
+    this.#microsSinceCheck += outcome.micros;
+    // Checks cost ~2% of run time at most: scripts that run long (and so can allocate much) are checked often.
+    if (++this.#runsSinceCheck >= CHECK_EVERY || this.#microsSinceCheck > 50 * this.#checkMicros || heapBytes(this.#module) > heapBefore) this.#checkGrowth();
     return outcome;
   }
 
   /**
    * QuickJS's limit undercounts many small allocations (environment notes), so state a script
-   * keeps in globals can grow past it: rebuild once it uses half the cap.
+   * keeps in globals can grow past it: rebuild once it uses half the cap. Checked after a run that
+   * grew the Wasm heap, and every CHECK_EVERY runs.
    */
   #checkGrowth(): void {
+    const t0 = performance.now();
     this.#runsSinceCheck = 0;
+    this.#microsSinceCheck = 0;
     const h = this.#rt.computeMemoryUsage();
     const usage = this.#vm.dump(h) as { memory_used_size?: number; malloc_size?: number };
     h.dispose();
+    this.#checkMicros = Math.max(50, (performance.now() - t0) * 1000);
     const used = usage.memory_used_size ?? usage.malloc_size ?? 0;
     if (used > this.limits.memoryBytes / 2) this.#rebuild();
   }
@@ -336,6 +356,7 @@ export class CompiledScript {
     this.#build();
     this.rebuilds++;
     this.#runsSinceCheck = 0;
+    this.#microsSinceCheck = 0;
   }
 
   #teardown(): void {
