@@ -1,0 +1,342 @@
+/**
+ * The worker pool: batches calls to worker threads (many frames per postMessage), keeps every
+ * loaded plugin version in every worker, and runs the watchdog that terminates a worker whose
+ * current call passed its deadline (ARCHITECTURE §6) — that call fails, the rest of its batch is
+ * re-run on the replacement, nothing is lost or answered twice.
+ */
+import { Worker } from 'node:worker_threads';
+
+export interface CallOk {
+  ok: true;
+  /** decode: the parsed output (a StandardMessage, an array of them) */
+  value?: unknown;
+  /** encode: the bytes */
+  bytes?: Uint8Array;
+  logs: string[];
+}
+export interface CallFailed {
+  ok: false;
+  /** deadline, trap, memory, out_of_bounds, invalid_utf8, invalid_json, invalid_message, plugin_error, unsupported, crashed… */
+  cause: string;
+  message: string;
+  logs: string[];
+}
+export type CallOutcome = CallOk | CallFailed;
+
+export interface ProbeResult {
+  abi: number;
+  meta: unknown;
+  /** parameter count of each exported ABI function */
+  params: Record<string, number>;
+}
+
+interface Req {
+  key: string;
+  op: 0 | 1;
+  data: Uint8Array;
+  deadlineMs: number;
+  logs: boolean;
+  attempts: number;
+  resolve(o: CallOutcome): void;
+}
+
+interface Probe {
+  pid: number;
+  module: WebAssembly.Module;
+  capBytes: number;
+  deadlineMs: number;
+  resolve(r: ProbeResult): void;
+  reject(e: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  state: Int32Array;
+  inflight: Map<number, Req[]>;
+  probes: Map<number, Probe>;
+  lastCounter: number;
+  seenAt: number;
+  dead: boolean;
+}
+
+export interface PoolOptions {
+  workers: number;
+  /** most calls sent in one postMessage */
+  maxBatch: number;
+  /** batches a worker may have queued at once (keeps it busy while the previous answer travels back) */
+  maxInFlight: number;
+  /** watchdog period; a stuck call is cut off between its deadline and deadline + this */
+  watchdogMs: number;
+  onRestart?(info: { reason: string; key?: string }): void;
+}
+
+const WORKER_URL = new URL('./worker.ts', import.meta.url);
+
+export class WorkerPool {
+  readonly #opts: PoolOptions;
+  readonly #slots: Slot[] = [];
+  readonly #modules = new Map<string, { id: string; module: WebAssembly.Module; capBytes: number }>();
+  readonly #inUse = new Map<string, number>();
+  readonly #unloadWhenIdle = new Set<string>();
+  #pending: Req[] = [];
+  #scheduled = false;
+  #bid = 0;
+  #pid = 0;
+  #watchdog: NodeJS.Timeout | undefined;
+  #stopped = false;
+  restarts = 0;
+
+  constructor(opts: PoolOptions) {
+    this.#opts = opts;
+    for (let i = 0; i < opts.workers; i++) this.#slots.push(this.#spawn());
+  }
+
+  #spawn(): Slot {
+    const sab = new SharedArrayBuffer(16);
+    const worker = new Worker(WORKER_URL, { workerData: { state: sab }, name: 'flux-plugin' });
+    const slot: Slot = { worker, state: new Int32Array(sab), inflight: new Map(), probes: new Map(), lastCounter: -1, seenAt: 0, dead: false };
+    worker.on('message', (m: any) => this.#onMessage(slot, m));
+    worker.on('error', (err) => this.#replace(slot, `worker error: ${err.message}`));
+    worker.on('exit', (code) => {
+      if (!slot.dead && !this.#stopped) this.#replace(slot, `worker exited with code ${code}`);
+    });
+    for (const [key, m] of this.#modules) worker.postMessage({ t: 'load', key, id: m.id, module: m.module, capBytes: m.capBytes });
+    return slot;
+  }
+
+  get workers(): number {
+    return this.#slots.length;
+  }
+
+  get queued(): number {
+    let n = this.#pending.length;
+    for (const s of this.#slots) for (const b of s.inflight.values()) n += b.length;
+    return n;
+  }
+
+  /** Makes `key` callable in every worker (current and future). Posted before any batch that uses it. */
+  load(key: string, id: string, module: WebAssembly.Module, capBytes: number): void {
+    this.#unloadWhenIdle.delete(key);
+    if (this.#modules.has(key)) return;
+    this.#modules.set(key, { id, module, capBytes });
+    for (const s of this.#slots) s.worker.postMessage({ t: 'load', key, id, module, capBytes });
+  }
+
+  /** Drops `key` from the workers once no queued call uses it any more. */
+  unload(key: string): void {
+    if (!this.#modules.has(key)) return;
+    if ((this.#inUse.get(key) ?? 0) > 0) {
+      this.#unloadWhenIdle.add(key);
+      return;
+    }
+    this.#modules.delete(key);
+    for (const s of this.#slots) s.worker.postMessage({ t: 'unload', key });
+  }
+
+  isLoaded(key: string): boolean {
+    return this.#modules.has(key);
+  }
+
+  call(key: string, op: 0 | 1, data: Uint8Array, deadlineMs: number, logs = false): Promise<CallOutcome> {
+    return new Promise((resolve) => {
+      if (this.#stopped) return resolve({ ok: false, cause: 'stopped', message: 'the plugin host is stopped', logs: [] });
+      this.#inUse.set(key, (this.#inUse.get(key) ?? 0) + 1);
+      this.#pending.push({ key, op, data, deadlineMs, logs, attempts: 0, resolve });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        // setImmediate, not a microtask: frames that arrive in the same I/O turn share one batch.
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  /** Instantiates a module in a worker and reads its ABI version and meta (never on the main thread: a start function could loop). */
+  probe(module: WebAssembly.Module, capBytes: number, deadlineMs: number): Promise<ProbeResult> {
+    return new Promise((resolve, reject) => {
+      const p: Probe = { pid: ++this.#pid, module, capBytes, deadlineMs, resolve, reject };
+      const slot = this.#leastBusy();
+      slot.probes.set(p.pid, p);
+      slot.worker.postMessage({ t: 'probe', pid: p.pid, module, capBytes });
+      this.#arm();
+    });
+  }
+
+  #leastBusy(): Slot {
+    let best = this.#slots[0]!;
+    for (const s of this.#slots) if (s.inflight.size < best.inflight.size) best = s;
+    return best;
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    while (this.#pending.length) {
+      const slot = this.#leastBusy();
+      if (slot.inflight.size >= this.#opts.maxInFlight) break;
+      const reqs = this.#pending.length <= this.#opts.maxBatch ? this.#pending : this.#pending.slice(0, this.#opts.maxBatch);
+      this.#pending = reqs === this.#pending ? [] : this.#pending.slice(reqs.length);
+      this.#send(slot, reqs);
+    }
+  }
+
+  #send(slot: Slot, reqs: Req[]): void {
+    const bid = (this.#bid = (this.#bid + 1) & 0x3fffffff);
+    const n = reqs.length;
+    const keys: string[] = [];
+    const keyIndex = new Map<string, number>();
+    const which = new Uint16Array(n);
+    const ops = new Uint8Array(n);
+    const offsets = new Uint32Array(n + 1);
+    let total = 0;
+    let logs = false;
+    for (let i = 0; i < n; i++) {
+      const r = reqs[i]!;
+      let k = keyIndex.get(r.key);
+      if (k === undefined) {
+        k = keys.length;
+        keys.push(r.key);
+        keyIndex.set(r.key, k);
+      }
+      which[i] = k;
+      ops[i] = r.op;
+      offsets[i] = total;
+      total += r.data.length;
+      if (r.logs) logs = true;
+    }
+    offsets[n] = total;
+    const data = new Uint8Array(total);
+    for (let i = 0; i < n; i++) data.set(reqs[i]!.data, offsets[i]!);
+    slot.inflight.set(bid, reqs);
+    slot.worker.postMessage({ t: 'batch', bid, keys, which, ops, offsets, data, logs }, [data.buffer, which.buffer, ops.buffer, offsets.buffer]);
+    this.#arm();
+  }
+
+  #release(key: string): void {
+    const n = (this.#inUse.get(key) ?? 1) - 1;
+    if (n > 0) this.#inUse.set(key, n);
+    else {
+      this.#inUse.delete(key);
+      if (this.#unloadWhenIdle.delete(key)) this.unload(key);
+    }
+  }
+
+  #onMessage(slot: Slot, m: any): void {
+    if (m.t === 'done') {
+      const reqs = slot.inflight.get(m.bid);
+      if (!reqs) return;
+      slot.inflight.delete(m.bid);
+      const values = JSON.parse(m.json) as unknown[];
+      const failed = new Map<number, [string, string]>();
+      for (const [i, cause, message] of m.errors as [number, string, string][]) failed.set(i, [cause, message]);
+      const bins = new Map<number, Uint8Array>(m.bins);
+      const logs = m.logs as (string[] | null)[] | null;
+      for (let i = 0; i < reqs.length; i++) {
+        const r = reqs[i]!;
+        this.#release(r.key);
+        const f = failed.get(i);
+        const l = logs?.[i] ?? [];
+        if (f) r.resolve({ ok: false, cause: f[0], message: f[1], logs: l });
+        else r.resolve({ ok: true, value: values[i], bytes: bins.get(i), logs: l });
+      }
+      if (this.#pending.length && !this.#scheduled) this.#flush();
+    } else if (m.t === 'probed') {
+      const p = slot.probes.get(m.pid);
+      if (!p) return;
+      slot.probes.delete(m.pid);
+      if (m.ok) p.resolve({ abi: m.abi, meta: m.meta, params: m.params });
+      else p.reject(new Error(m.error));
+    }
+  }
+
+  #arm(): void {
+    if (this.#watchdog || this.#stopped) return;
+    this.#watchdog = setInterval(() => this.#tick(), this.#opts.watchdogMs);
+    this.#watchdog.unref();
+  }
+
+  #tick(): void {
+    const now = performance.now();
+    let busy = false;
+    for (const slot of [...this.#slots]) {
+      if (slot.inflight.size === 0 && slot.probes.size === 0) continue;
+      busy = true;
+      const counter = Atomics.load(slot.state, 0);
+      const inCall = Atomics.load(slot.state, 1) === 1;
+      if (!inCall || counter !== slot.lastCounter) {
+        slot.lastCounter = counter;
+        slot.seenAt = now;
+        continue;
+      }
+      const bid = Atomics.load(slot.state, 2);
+      const index = Atomics.load(slot.state, 3);
+      const deadline = bid < 0 ? (slot.probes.get(-bid)?.deadlineMs ?? 1000) : (slot.inflight.get(bid)?.[index]?.deadlineMs ?? 1000);
+      if (now - slot.seenAt >= deadline) this.#kill(slot, bid, index, deadline);
+    }
+    if (!busy && this.#watchdog) {
+      clearInterval(this.#watchdog);
+      this.#watchdog = undefined;
+    }
+  }
+
+  /** Terminates a worker stuck in a call: that call fails with `deadline`, every other queued call runs again on the replacement. */
+  #kill(slot: Slot, bid: number, index: number, deadline: number): void {
+    let stuck: Req | undefined;
+    if (bid < 0) {
+      const p = slot.probes.get(-bid);
+      slot.probes.delete(-bid);
+      p?.reject(new Error(`the module did not finish instantiating within ${deadline} ms (a start function that loops?)`));
+    } else {
+      stuck = slot.inflight.get(bid)?.[index];
+    }
+    this.#replace(slot, `call passed its ${deadline} ms deadline`, stuck, deadline);
+  }
+
+  #replace(slot: Slot, reason: string, stuck?: Req, deadline?: number): void {
+    if (slot.dead || this.#stopped) return;
+    slot.dead = true;
+    void slot.worker.terminate();
+    const i = this.#slots.indexOf(slot);
+    const fresh = this.#spawn();
+    if (i >= 0) this.#slots[i] = fresh;
+    this.restarts++;
+    this.#opts.onRestart?.({ reason, key: stuck?.key });
+    const again: Req[] = [];
+    for (const reqs of slot.inflight.values()) {
+      for (const r of reqs) {
+        if (r === stuck) {
+          this.#release(r.key);
+          r.resolve({ ok: false, cause: 'deadline', message: `deadline exceeded: the call ran past ${deadline} ms and was stopped (worker restarted)`, logs: [] });
+        } else if (++r.attempts >= 3) {
+          // A call that was in flight during three crashes is the likely cause: stop retrying it.
+          this.#release(r.key);
+          r.resolve({ ok: false, cause: 'crashed', message: `the worker running this call crashed repeatedly (${reason})`, logs: [] });
+        } else {
+          again.push(r);
+        }
+      }
+    }
+    slot.inflight.clear();
+    for (const p of slot.probes.values()) {
+      fresh.probes.set(p.pid, p);
+      fresh.worker.postMessage({ t: 'probe', pid: p.pid, module: p.module, capBytes: p.capBytes });
+    }
+    slot.probes.clear();
+    // Re-queued in front, in their original order: they were sent before anything still pending.
+    this.#pending = again.concat(this.#pending);
+    if (this.#pending.length && !this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.#flush());
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#watchdog) clearInterval(this.#watchdog);
+    const all = [...this.#pending];
+    for (const s of this.#slots) for (const reqs of s.inflight.values()) all.push(...reqs);
+    for (const r of all) r.resolve({ ok: false, cause: 'stopped', message: 'the plugin host stopped', logs: [] });
+    for (const s of this.#slots) for (const p of s.probes.values()) p.reject(new Error('the plugin host stopped'));
+    this.#pending = [];
+    await Promise.all(this.#slots.map((s) => ((s.dead = true), s.worker.terminate())));
+  }
+}

@@ -1,0 +1,231 @@
+/** The plugin host with real worker threads and real modules: sandbox failures, validation, versions, hot swap, the plugins folder. */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startHost, type HostFixture } from './host-context.ts';
+import { echo, wat } from './fixtures.ts';
+import { PluginCallError } from '../../runtime/plugins/index.ts';
+import { FluxError } from '../../runtime/errors/index.ts';
+
+async function failure(p: Promise<unknown>): Promise<PluginCallError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof PluginCallError, `expected a PluginCallError, got ${err}`);
+    return err;
+  }
+  assert.fail('the call succeeded');
+}
+
+async function refusal(p: Promise<unknown>): Promise<FluxError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof FluxError, `expected a FluxError, got ${err}`);
+    return err;
+  }
+  assert.fail('the module was accepted');
+}
+
+async function until(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('plugin host', function () {
+  this.timeout(30_000);
+  let f: HostFixture;
+  before(async () => {
+    f = await startHost({ workers: 2 });
+    await f.host.install('echo', echo(1), 'api');
+    await f.host.install('other', echo(9), 'api');
+  });
+  after(() => f?.stop());
+
+  it('decodes a frame in a worker into a StandardMessage tagged with the version', async () => {
+    const d = await f.host.decode('echo', Buffer.from('42'));
+    assert.deepEqual(d, { messages: [{ device_id: 'd', values: { v: 1, seq: 42 } }], plugin: 'echo', version: 1 });
+  });
+
+  it('cuts off a plugin that loops forever at its deadline, and the next message decodes normally', async () => {
+    const t0 = performance.now();
+    const [looped, neighbour] = await Promise.allSettled([f.host.decode('echo', Buffer.from('L1')), f.host.decode('other', Buffer.from('5'))]);
+    const took = performance.now() - t0;
+    assert.equal(looped.status, 'rejected');
+    const err = (looped as PromiseRejectedResult).reason as PluginCallError;
+    assert.equal(err.cause, 'deadline');
+    assert.match(err.message, /^plugin 'echo'@1: deadline: .*50 ms/);
+    assert.ok(took < 1000, `cut off after ${took} ms`);
+    assert.deepEqual((neighbour as PromiseFulfilledResult<any>).value.messages, [{ device_id: 'd', values: { v: 9, seq: 5 } }]);
+    assert.deepEqual((await f.host.decode('echo', Buffer.from('43'))).messages[0].values, { v: 1, seq: 43 });
+  });
+
+  it('fails only the message of a trapping, memory-hungry or garbage-answering plugin, naming plugin and cause', async () => {
+    const cases: [string, string, RegExp][] = [
+      ['T', 'trap', /unreachable/],
+      ['M', 'memory', /of the 64 MiB memory cap/],
+      ['O', 'out_of_bounds', /ptr=2147418112 len=100, memory is \d+ bytes/],
+      ['U', 'invalid_utf8', /not valid UTF-8/],
+      ['J', 'invalid_json', /not JSON/],
+      ['S', 'invalid_message', /no string device_id/],
+      ['E', 'plugin_error', /bad checksum/],
+    ];
+    // All in flight together with good frames of two plugins: only the bad ones fail.
+    const bad = cases.map(([c]) => f.host.decode('echo', Buffer.from(c)).then(() => assert.fail(`${c} decoded`), (e: PluginCallError) => e));
+    const good = Array.from({ length: 20 }, (_, i) => f.host.decode(i % 2 ? 'echo' : 'other', Buffer.from(String(i))));
+    const errors = await Promise.all(bad);
+    for (let i = 0; i < cases.length; i++) {
+      const [c, cause, re] = cases[i]!;
+      assert.equal(errors[i]!.cause, cause, `${c}: ${errors[i]!.message}`);
+      assert.match(errors[i]!.message, new RegExp(`^plugin 'echo'@1: ${cause}: `));
+      assert.match(errors[i]!.message, re);
+    }
+    const decoded = await Promise.all(good);
+    decoded.forEach((d, i) => assert.deepEqual(d.messages[0]!.values, { v: i % 2 ? 1 : 9, seq: i }));
+  });
+
+  it("reports the plugin's log lines in try calls", async () => {
+    const r = await f.host.tryCall('echo', 'decode', Buffer.from('G7'));
+    assert.equal(r.ok, true);
+    assert.deepEqual(r.logs, ['hello from the plugin']);
+    assert.deepEqual(r.output, { device_id: 'd', values: { v: 1, seq: 7 } });
+    assert.ok(r.time_ms >= 0);
+  });
+
+  it('refuses non-Wasm bytes, missing exports, a wrong ABI version, forbidden imports and oversize modules, naming the problem', async () => {
+    const cases: [Buffer, string, RegExp][] = [
+      [Buffer.from('MZ not wasm at all'), 'not_wasm', /do not start with \\0asm/],
+      [echo(1, { omit: 'decode' }), 'missing_export', /missing export 'decode'/],
+      [echo(1, { omit: 'alloc' }), 'missing_export', /missing export 'alloc'/],
+      [echo(1, { abi: 2 }), 'wrong_abi_version', /returned 2; this host implements ABI version 1/],
+      [echo(1, { extraImport: '(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))' }), 'forbidden_import', /'wasi_snapshot_preview1.fd_write'/],
+      [echo(1, { initialPages: 2048 }), 'memory_over_cap', /128 MiB of initial memory, over the 64 MiB cap/],
+      [Buffer.concat([echo(1), Buffer.alloc(9 * 2 ** 20)]), 'too_large', /over the 8 MiB limit/],
+    ];
+    for (const [bytes, code, re] of cases) {
+      const err = await refusal(f.host.install('bad', bytes, 'api'));
+      assert.equal(err.status, 400);
+      assert.equal(err.code, code, err.message);
+      assert.match(err.message, re);
+    }
+    await assert.rejects(f.host.get('bad'), /not found/);
+  });
+
+  it('keeps every version and rolls back to the previous one', async () => {
+    for (const v of [1, 2, 3]) await f.host.install('ver', echo(v), 'api');
+    let info = await f.host.get('ver');
+    assert.deepEqual(info.versions.map((v) => [v.version, v.active]), [[1, false], [2, false], [3, true]]);
+    assert.ok(info.versions.every((v) => /^[0-9a-f]{64}$/.test(v.sha256) && v.created_at));
+    assert.equal((await f.host.rollback('ver')).version, 2);
+    assert.equal((await f.host.decode('ver', Buffer.from('1'))).messages[0]!.values.v, 2);
+    await f.host.rollback('ver');
+    await assert.rejects(f.host.rollback('ver'), /first version/);
+    info = await f.host.get('ver');
+    assert.equal(info.active_version, 1);
+    // Installing again after a rollback makes a new version, the history stays.
+    await f.host.install('ver', echo(4), 'api');
+    assert.deepEqual((await f.host.get('ver')).versions.map((v) => v.version), [1, 2, 3, 4]);
+  });
+
+  it('swaps atomically: 20 swaps during a numbered stream lose, duplicate and mix up no message', async () => {
+    await f.host.install('swap', echo(100), 'api');
+    const modules = Array.from({ length: 20 }, (_, i) => echo(101 + i));
+    const N = 20_000;
+    const results: Promise<{ seq: number; v: number; version: number }>[] = [];
+    let sent = 0;
+    let swaps = 0;
+    let swapping = true;
+    const versionByOutput = new Map<number, number>([[100, (await f.host.get('swap')).active_version!]]);
+    const streamed = new Promise<void>((resolve) => {
+      const pump = () => {
+        // Bursts of 100 frames per turn, until every swap is done and at least N frames went out.
+        for (let k = 0; k < 100; k++, sent++) {
+          const seq = sent;
+          results.push(f.host.decode('swap', Buffer.from(String(seq))).then((d) => ({ seq: d.messages[0]!.values.seq as number, v: d.messages[0]!.values.v as number, version: d.version })));
+        }
+        if (swapping || sent < N) setImmediate(pump);
+        else resolve();
+      };
+      pump();
+    });
+    for (const m of modules) {
+      await new Promise((r) => setTimeout(r, 2));
+      const { version } = await f.host.install('swap', m, 'api');
+      versionByOutput.set(100 + ++swaps, version.version);
+    }
+    swapping = false;
+    await streamed;
+    const out = await Promise.all(results);
+    assert.equal(swaps, 20);
+    assert.equal(out.length, sent);
+    assert.ok(sent >= N);
+    const seen = new Set<number>();
+    const used = new Set<number>();
+    out.forEach((r, i) => {
+      assert.equal(r.seq, i, 'each answer belongs to its own frame');
+      assert.ok(!seen.has(r.seq), `frame ${r.seq} decoded twice`);
+      seen.add(r.seq);
+      // The output says which module ran; the host says which version it bound: they must agree.
+      assert.equal(versionByOutput.get(r.v), r.version, `frame ${i}: output of module ${r.v} reported as version ${r.version}`);
+      used.add(r.v);
+    });
+    assert.equal(seen.size, sent);
+    // Submission order and versions: once a frame saw version k, no later frame sees an older one.
+    for (let i = 1; i < out.length; i++) assert.ok(out[i]!.v >= out[i - 1]!.v, `frame ${i} went back from ${out[i - 1]!.v} to ${out[i]!.v}`);
+    assert.equal(used.size, 21, `the stream saw ${used.size} of the 21 versions`);
+  });
+
+  it('loads, replaces and unloads plugins dropped into FLUX_PLUGINS_DIR', async () => {
+    const file = path.join(f.pluginsDir, 'dropped.wasm');
+    fs.writeFileSync(file, echo(50));
+    await until(() => f.host.activeVersion('dropped') === 1);
+    assert.equal((await f.host.decode('dropped', Buffer.from('1'))).messages[0]!.values.v, 50);
+    fs.writeFileSync(file + '.part', echo(51));
+    fs.renameSync(file + '.part', file);
+    await until(() => f.host.activeVersion('dropped') === 2);
+    assert.equal((await f.host.decode('dropped', Buffer.from('1'))).messages[0]!.values.v, 51);
+    assert.equal((await f.host.get('dropped')).versions[1]!.source, 'dir');
+    fs.writeFileSync(path.join(f.pluginsDir, 'broken.wasm'), 'not wasm');
+    fs.rmSync(file);
+    await until(() => f.host.activeVersion('dropped') === undefined);
+    await assert.rejects(f.host.decode('dropped', Buffer.from('1')), /not installed or not active/);
+    await until(() => f.logs.some((l) => l.msg === 'plugin file refused' && l.plugin === 'broken' && /\\0asm/.test(l.err)));
+  });
+
+  it('keeps versions across a restart and does not reinstall an unchanged file', async () => {
+    const g = await startHost({ workers: 1 });
+    fs.writeFileSync(path.join(g.pluginsDir, 'kept.wasm'), echo(7));
+    await g.stop();
+    const h = await startHost({ workers: 1, dataDir: g.dataDir, pluginsDir: g.pluginsDir });
+    try {
+      const info = await h.host.get('kept');
+      assert.equal(info.versions.length, 1, 'the file was installed once');
+      await h.host.install('kept', echo(8), 'api');
+      assert.equal(h.host.activeVersion('kept'), 2);
+    } finally {
+      await h.stop();
+    }
+    const k = await startHost({ workers: 1, dataDir: g.dataDir, pluginsDir: g.pluginsDir });
+    try {
+      // The API upload stays active: the unchanged file in the folder is not a new deploy.
+      assert.equal(k.host.activeVersion('kept'), 2);
+      assert.equal((await k.host.decode('kept', Buffer.from('3'))).messages[0]!.values.v, 8);
+    } finally {
+      await k.stop();
+    }
+  });
+
+  it('answers the seed-style WAT module of the ABI document', async () => {
+    const doc = fs.readFileSync(new URL('../../docs/plugin-abi.md', import.meta.url), 'utf8');
+    const m = /```wat\n([\s\S]*?)```/.exec(doc);
+    assert.ok(m, 'docs/plugin-abi.md has a ```wat block');
+    await f.host.install('doc-example', wat(m[1]!), 'api');
+    const d = await f.host.decode('doc-example', Buffer.from('010302 01c50000'.replace(' ', ''), 'hex'));
+    assert.deepEqual(d.messages, [{ device_id: 'sensor_1', values: { temperature: 45.3 } }]);
+    const meta = f.host.meta('doc-example')!;
+    assert.deepEqual(meta.framing, { type: 'fixed', size: 7, max: 65536 });
+  });
+});
