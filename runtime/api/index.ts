@@ -9,6 +9,7 @@ import { RouteTable } from './routes.ts';
 import { errorHandler } from './errors.ts';
 import { requireToken } from './auth.ts';
 import { productRoutes } from './products.ts';
+import { pluginRoutes } from './plugins.ts';
 import { deviceRoutes } from './devices.ts';
 import { deviceAccessRoutes } from './device-access.ts';
 import { traceRoutes } from './trace.ts';
@@ -41,6 +42,7 @@ export function createApi(ctx: FluxContext, opts: ApiOptions): Api {
   traceRoutes(ctx, routes);
   ruleRoutes(ctx, routes);
   alarmRoutes(ctx, routes);
+  pluginRoutes(ctx, routes);
   routes
     .add({
       method: 'get', path: '/health', tag: 'system', summary: 'Status of each component (no token needed); 503 when one is down', auth: false, errors: [503],

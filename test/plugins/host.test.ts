@@ -7,16 +7,6 @@ import { echo, wat } from './fixtures.ts';
 import { PluginCallError } from '../../runtime/plugins/index.ts';
 import { FluxError } from '../../runtime/errors/index.ts';
 
-async function failure(p: Promise<unknown>): Promise<PluginCallError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof PluginCallError, `expected a PluginCallError, got ${err}`);
-    return err;
-  }
-  assert.fail('the call succeeded');
-}
-
 async function refusal(p: Promise<unknown>): Promise<FluxError> {
   try {
     await p;
