@@ -19,6 +19,7 @@ import { createIngress } from '../ingress/index.ts';
 import { createFlowEngine } from '../flow-engine/index.ts';
 import { createTracer } from '../trace/index.ts';
 import { createFeed } from '../feed/index.ts';
+import { createOtelExport } from '../otel/index.ts';
 import { createAlarmCenter } from '../alarms/index.ts';
 import { createRuleEngine } from '../rules/index.ts';
 import { createPluginHost } from '../plugins/index.ts';
@@ -117,6 +118,8 @@ export function createFlux(opts: FluxOptions): Flux {
   // Start order; stop runs in reverse. Feature modules register here as they land.
   const feed = createFeed(ctx, server);
   const modules: FluxModule[] = [registryModule, createPluginHost(ctx), broker, ingress, feed, createAlarmCenter(ctx), createRuleEngine(ctx)];
+  const otel = createOtelExport(ctx);
+  if (otel.enabled) modules.push(otel);
   const reporting = (): FluxModule[] => (flows ? [...modules, flows] : modules);
 
   const health = async (): Promise<Record<string, ComponentHealth>> => {

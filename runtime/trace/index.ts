@@ -40,8 +40,15 @@ export interface TraceStart {
   bytes: number;
 }
 
+/** Sees every trace as it is written (the OpenTelemetry exporter is one). Must not throw or block. */
+export interface TraceObserver {
+  begin(t: MessageTrace): void;
+  span(t: MessageTrace, span: TraceSpan): void;
+}
+
 export interface Tracer {
   begin(m: TraceStart): void;
+  observe(o: TraceObserver | undefined): void;
   /** Appends a span to message `id`; a message no longer (or never) traced is ignored. */
   span(id: string | undefined, span: Omit<TraceSpan, 'at'> & { at?: number }): void;
   get(id: string): MessageTrace | undefined;
@@ -64,15 +71,19 @@ export function createTracer(opts: TracerOptions = {}): Tracer {
   // Map keeps insertion order: the first key is the oldest trace.
   const traces = new Map<string, MessageTrace>();
   const devices = new Map<string, string[]>();
+  let observer: TraceObserver | undefined;
 
   return {
+    observe(o) {
+      observer = o;
+    },
     begin(m) {
       if (traces.has(m.id)) return;
       if (traces.size >= maxMessages) {
         const oldest = traces.keys().next().value as string;
         traces.delete(oldest);
       }
-      traces.set(m.id, {
+      const trace: MessageTrace = {
         id: m.id,
         device_id: m.deviceId,
         product_key: m.productKey,
@@ -81,7 +92,9 @@ export function createTracer(opts: TracerOptions = {}): Tracer {
         received_at: m.ts,
         bytes: m.bytes,
         spans: [{ stage: 'ingress', at: m.ts, ok: true, detail: { transport: m.transport, topic: m.topic, bytes: m.bytes } }],
-      });
+      };
+      traces.set(m.id, trace);
+      observer?.begin(trace);
       let ids = devices.get(m.deviceId);
       if (!ids) {
         // Bound the device index too: a flood of distinct (unauthenticated) ids cannot grow it past maxMessages.
@@ -99,7 +112,9 @@ export function createTracer(opts: TracerOptions = {}): Tracer {
         t.dropped_spans = (t.dropped_spans ?? 0) + 1;
         return;
       }
-      t.spans.push({ ...span, at: span.at ?? Date.now() });
+      const full = { ...span, at: span.at ?? Date.now() };
+      t.spans.push(full);
+      observer?.span(t, full);
     },
     get(id) {
       return traces.get(id);
