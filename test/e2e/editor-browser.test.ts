@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { startFlux, tempDir, type FluxProcess } from '../helpers/flux-process.ts';
+import { startFlux, type FluxProcess } from '../helpers/flux-process.ts';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
