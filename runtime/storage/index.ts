@@ -6,3 +6,8 @@
  */
 export * from './types.ts';
 export { createStore } from './store.ts';
+export { createStorageModule, type Storage, type StorageModule, type StorageModuleOptions, type IngestResult } from './service.ts';
+export { StoreWriter, type WriterOptions, type WriterStats } from './writer.ts';
+export { DiskBuffer } from './buffer.ts';
+export { policyOf, coerce, toPoints, type ProductPolicy, type StandardMessage, type PropertyType } from './model.ts';
+export { parseTelemetryQuery, parseTime, parseInterval, parseAggs, type TelemetryQuery, type TelemetryParams } from './query.ts';

@@ -1,0 +1,182 @@
+/**
+ * The `timeseries_db` module: opens the store named by FLUX_TS_URL, runs the writer (with its
+ * on-disk buffer in `<data dir>/ts-buffer`) and per-product retention in the background, and
+ * registers the `storage` service that nodes and the API use.
+ */
+import path from 'node:path';
+import { redact } from '../../settings.ts';
+import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
+import { ConfigError } from '../errors/index.ts';
+import { counter } from '../metrics/index.ts';
+import type { Product } from '../registry/index.ts';
+import { policyOf, toPoints, type ProductPolicy, type Refused, type StandardMessage } from './model.ts';
+import { createStore } from './store.ts';
+import type { Point, TimeSeriesStore } from './types.ts';
+import { StoreWriter, type WriterOptions, type WriterStats } from './writer.ts';
+
+export interface IngestResult {
+  points: number;
+  refused: Refused[];
+}
+
+/** What other modules get from `service<Storage>(ctx, 'storage')`. */
+export interface Storage {
+  readonly store: TimeSeriesStore;
+  /** Checks StandardMessage(s) against the device's product model and queues the points; resolves when stored or buffered. */
+  ingest(messages: StandardMessage | StandardMessage[], device: { id: string; product_id?: string }, fallbackTs?: number): Promise<IngestResult>;
+  /** Queues already-checked points. */
+  write(points: Point[]): Promise<void>;
+  /** Waits until everything queued so far is stored or buffered. */
+  flush(): Promise<void>;
+  policy(productId: string): Promise<ProductPolicy>;
+  /** One retention pass over every product with `metadata.storage.retention_days`; answers points deleted per product id. */
+  runRetention(now?: number): Promise<Record<string, number>>;
+  stats(): WriterStats;
+}
+
+export interface StorageModuleOptions {
+  store?: TimeSeriesStore;
+  writer?: Partial<Omit<WriterOptions, 'store' | 'log' | 'metrics'>>;
+  /** retention pass period (default 1 h; first pass one minute after start) */
+  retentionEveryMs?: number;
+  /** how long a product's policy is cached (default 5 s) */
+  policyTtlMs?: number;
+}
+
+export interface StorageModule extends FluxModule {
+  readonly storage: Storage;
+}
+
+export function createStorageModule(ctx: FluxContext, opts: StorageModuleOptions = {}): StorageModule {
+  const log = ctx.log.child({ module: 'storage' });
+  const ts = ctx.settings.ts;
+  const store = opts.store ?? createStore(ts);
+  const writer = new StoreWriter({ store, log, metrics: ctx.metrics, bufferDir: path.join(ctx.settings.dataDir, 'ts-buffer'), ...opts.writer });
+  const rejected = counter(ctx.metrics, 'flux_storage_values_refused_total', 'Values refused by the thing-model check', ['reason']);
+  const unknownKept = counter(ctx.metrics, 'flux_storage_unknown_properties_kept_total', 'Values of properties the thing model does not declare, kept by product setting');
+  const retentionDeleted = counter(ctx.metrics, 'flux_storage_retention_deleted_total', 'Points deleted by retention');
+  const policyTtl = opts.policyTtlMs ?? 5000;
+  const policies = new Map<string, { at: number; policy: ProductPolicy; modelKey: string }>();
+  const defined = new Map<string, string>();
+  let retentionTimer: NodeJS.Timeout | undefined;
+  let retentionRunning: Promise<unknown> | undefined;
+  let started = false;
+
+  async function policyFor(productId: string): Promise<ProductPolicy> {
+    const hit = policies.get(productId);
+    if (hit && Date.now() - hit.at < policyTtl) return hit.policy;
+    const product: Product | null = await ctx.registry.products.find(productId);
+    const policy = product ? policyOf(product) : { productId, unknown: 'keep' as const, types: new Map() };
+    const modelKey = JSON.stringify([...policy.types]);
+    policies.set(productId, { at: Date.now(), policy, modelKey });
+    // Stores with typed columns (TDengine) learn the model, and every change of it.
+    if (store.defineProduct && defined.get(productId) !== modelKey && policy.types.size) {
+      await store.defineProduct(productId, [...policy.types].map(([id, type]) => ({ id, type })));
+      defined.set(productId, modelKey);
+    }
+    return policy;
+  }
+
+  const storage: Storage = {
+    store,
+    async ingest(messages, device, fallbackTs = Date.now()) {
+      let productId = device.product_id;
+      if (!productId) {
+        const identity = await ctx.registry.devices.identity(device.id);
+        if (!identity) throw new Error(`device '${device.id}' is not registered`);
+        productId = identity.product.id;
+      }
+      let policy: ProductPolicy;
+      try {
+        policy = await policyFor(productId);
+      } catch (err) {
+        // The registry (or a TDengine ALTER) failing must not lose telemetry: last known policy, or keep all.
+        policy = policies.get(productId)?.policy ?? { productId, unknown: 'keep', types: new Map() };
+        log.warn({ err: (err as Error).message, productId }, 'product policy unavailable; storing values unchecked');
+      }
+      const points: Point[] = [];
+      const refused: Refused[] = [];
+      for (const m of Array.isArray(messages) ? messages : [messages]) {
+        const c = toPoints(m, m.device_id || device.id, policy, fallbackTs);
+        points.push(...c.points);
+        refused.push(...c.refused);
+        if (c.unknownKept) unknownKept.inc(c.unknownKept);
+      }
+      for (const r of refused) rejected.inc({ reason: r.reason });
+      await writer.write(points);
+      return { points: points.length, refused };
+    },
+    write: (points) => writer.write(points),
+    flush: () => writer.flush(),
+    policy: policyFor,
+    async runRetention(now = Date.now()) {
+      const out: Record<string, number> = {};
+      for (let offset = 0; ; offset += 500) {
+        const page = await ctx.registry.products.list({ limit: 500, offset });
+        for (const product of page.items) {
+          const p = policyOf(product);
+          if (!p.retentionDays) continue;
+          const n = await store.deleteBefore(product.id, now - p.retentionDays * 86_400_000);
+          out[product.id] = n;
+          if (n > 0) retentionDeleted.inc(n);
+          if (n !== 0) log.info({ product: product.key, deleted: n, days: p.retentionDays }, 'retention deleted old telemetry');
+        }
+        if (page.items.length < 500) break;
+      }
+      return out;
+    },
+    stats: () => writer.stats(),
+  };
+
+  function scheduleRetention(delay: number): void {
+    retentionTimer = setTimeout(() => {
+      retentionRunning = storage
+        .runRetention()
+        .catch((err) => log.warn({ err: (err as Error).message }, 'retention pass failed; retrying next period'))
+        .finally(() => {
+          retentionRunning = undefined;
+          if (started) scheduleRetention(opts.retentionEveryMs ?? 3_600_000);
+        });
+    }, delay);
+    retentionTimer.unref();
+  }
+
+  return {
+    name: 'timeseries_db',
+    storage,
+    async start() {
+      try {
+        await store.open();
+      } catch (err) {
+        await store.close().catch(() => {});
+        const e = err as { code?: string; message?: string };
+        const where = ts.dialect === 'sqlite' ? ts.file : redact(ts.url);
+        throw new ConfigError('FLUX_TS_URL', `FLUX_TS_URL: cannot open the ${ts.dialect} time-series database ${where}: ${e.code ?? e.message ?? String(err)}`);
+      }
+      writer.start();
+      started = true;
+      ctx.services.set('storage', storage);
+      scheduleRetention(Math.min(60_000, opts.retentionEveryMs ?? 60_000));
+      log.info({ dialect: store.info.dialect, layout: store.info.layout }, 'time-series store open');
+    },
+    async stop() {
+      if (!started) return;
+      started = false;
+      clearTimeout(retentionTimer);
+      await retentionRunning;
+      if (ctx.services.get('storage') === storage) ctx.services.delete('storage');
+      await writer.stop();
+      await store.close();
+    },
+    async health(): Promise<ComponentHealth> {
+      const s = writer.stats();
+      const t0 = performance.now();
+      try {
+        await store.ping();
+        return { ok: true, dialect: store.info.dialect, layout: store.info.layout, latency_ms: Math.round((performance.now() - t0) * 10) / 10, ...s };
+      } catch (err) {
+        return { ok: false, dialect: store.info.dialect, error: (err as Error).message, ...s };
+      }
+    },
+  };
+}
