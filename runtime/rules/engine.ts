@@ -38,6 +38,12 @@ export interface RuleRunner {
   stop(): void;
 }
 
+/** A command the downlink could not hand to the device counts as a failed action ('queued' is fine: a persistent session gets it). */
+async function delivered(p: Promise<{ status: string; reason?: unknown }>): Promise<void> {
+  const r = await p;
+  if (r.status === 'offline') throw new Error(`device offline${r.reason ? `: ${String(r.reason)}` : ''}`);
+}
+
 export function toScriptMessage(input: RuleInput): ScriptMessage {
   const m = input.message;
   return { device_id: m.device_id, values: m.values ?? {}, ts: m.ts ?? Date.now(), product: input.device?.product_key };
@@ -65,7 +71,7 @@ export function createRuleRunner(ctx: FluxContext, log: Logger): RuleRunner {
         continue;
       }
       lr.stats.commandsSent++;
-      track(lr, `send_command ${c.command} → ${c.device_id}`, Promise.resolve().then(() => commandSender(ctx).send(c.device_id, c.command, c.params)));
+      track(lr, `send_command ${c.command} → ${c.device_id}`, Promise.resolve().then(() => delivered(commandSender(ctx).send(c.device_id, c.command, c.params))));
     }
   };
 
@@ -97,7 +103,7 @@ export function createRuleRunner(ctx: FluxContext, log: Logger): RuleRunner {
           break;
         }
         lr.stats.commandsSent++;
-        track(lr, `command ${cfg.command} → ${device}`, Promise.resolve().then(() => commandSender(ctx).send(device, cfg.command, cfg.params ?? {})));
+        track(lr, `command ${cfg.command} → ${device}`, Promise.resolve().then(() => delivered(commandSender(ctx).send(device, cfg.command, cfg.params ?? {}))));
         break;
       }
       case 'alarm': {
