@@ -15,6 +15,7 @@ import { deviceAccessRoutes } from './device-access.ts';
 import { traceRoutes } from './trace.ts';
 import { ruleRoutes } from './rules.ts';
 import { alarmRoutes } from './alarms.ts';
+import { telemetryRoutes } from './telemetry.ts';
 import { notFound } from '../errors/index.ts';
 
 export { RouteTable, q, formatZodError, type RouteSpec } from './routes.ts';
@@ -43,6 +44,7 @@ export function createApi(ctx: FluxContext, opts: ApiOptions): Api {
   ruleRoutes(ctx, routes);
   alarmRoutes(ctx, routes);
   pluginRoutes(ctx, routes);
+  telemetryRoutes(ctx, routes);
   routes
     .add({
       method: 'get', path: '/health', tag: 'system', summary: 'Status of each component (no token needed); 503 when one is down', auth: false, errors: [503],

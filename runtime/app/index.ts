@@ -23,6 +23,7 @@ import { createOtelExport } from '../otel/index.ts';
 import { createAlarmCenter } from '../alarms/index.ts';
 import { createRuleEngine } from '../rules/index.ts';
 import { createPluginHost } from '../plugins/index.ts';
+import { createStorageModule } from '../storage/index.ts';
 import { resolveAdminToken } from './admin-token.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from './context.ts';
 
@@ -117,7 +118,7 @@ export function createFlux(opts: FluxOptions): Flux {
   };
   // Start order; stop runs in reverse. Feature modules register here as they land.
   const feed = createFeed(ctx, server);
-  const modules: FluxModule[] = [registryModule, createPluginHost(ctx), broker, ingress, feed, createAlarmCenter(ctx), createRuleEngine(ctx)];
+  const modules: FluxModule[] = [registryModule, createStorageModule(ctx), createPluginHost(ctx), broker, ingress, feed, createAlarmCenter(ctx), createRuleEngine(ctx)];
   const otel = createOtelExport(ctx);
   if (otel.enabled) modules.push(otel);
   const reporting = (): FluxModule[] => (flows ? [...modules, flows] : modules);

@@ -1,0 +1,113 @@
+/** Telemetry history (ARCHITECTURE §4): latest values, raw or aggregated ranges per device, and CSV reports. */
+import { z } from 'zod';
+import type { FluxContext } from '../app/context.ts';
+import { FluxError, badRequest } from '../errors/index.ts';
+import type { RouteTable } from './routes.ts';
+import { idParam } from './schemas.ts';
+import { parseTelemetryQuery, type AggRow, type Sample, type Storage, type TelemetryQuery } from '../storage/index.ts';
+
+const telemetryQuery = z.object({
+  metric: z.string().max(2000).optional().describe('metric name, or several separated by commas (default: all)'),
+  from: z.string().max(40).optional().describe('ISO 8601 or epoch ms, inclusive (default: `to` − 24 h)'),
+  to: z.string().max(40).optional().describe('ISO 8601 or epoch ms, exclusive (default: now)'),
+  interval: z.string().max(20).optional().describe('bucket width: ms, or 10s, 1m, 1h, 1d; set → aggregated answer'),
+  agg: z.string().max(100).optional().describe('avg, min, max, sum, count, first, last (comma-separated; default avg)'),
+  limit: z.string().max(10).optional().describe('at most this many items (1–100000, default 10000)'),
+});
+
+const reportQuery = telemetryQuery.omit({ limit: true }).extend({
+  device: z.string().max(64).optional(),
+  product: z.string().max(200).optional().describe('product id or key: every device of it'),
+});
+
+function storageOf(ctx: FluxContext): Storage {
+  const s = ctx.services.get('storage') as Storage | undefined;
+  if (!s) throw new FluxError('unavailable', 'the time-series store is not running', 503);
+  return s;
+}
+
+async function query(storage: Storage, device: string, q: TelemetryQuery): Promise<Sample[] | AggRow[]> {
+  if (q.interval !== undefined) return storage.store.aggregate({ device, metrics: q.metrics, from: q.from, to: q.to, interval: q.interval, aggs: q.aggs, limit: q.limit });
+  return storage.store.range({ device, metrics: q.metrics, from: q.from, to: q.to, limit: q.limit });
+}
+
+const csvField = (v: unknown): string => {
+  if (v === null || v === undefined) return '';
+  const s = String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+};
+
+export function telemetryRoutes(ctx: FluxContext, routes: RouteTable): void {
+  routes
+    .add({
+      method: 'get', path: '/devices/:id/latest', tag: 'telemetry', summary: 'The newest stored value of each metric of a device', params: idParam, errors: [404, 503],
+      returns: '`{ device_id, items: [{ metric, ts, value }], values: { metric: value } }`',
+      handler: async ({ params }) => {
+        const storage = storageOf(ctx);
+        await ctx.registry.devices.get(params.id);
+        const items = await storage.store.latest(params.id);
+        return { device_id: params.id, items, values: Object.fromEntries(items.map((s) => [s.metric, s.value])) };
+      },
+    })
+    .add({
+      method: 'get', path: '/devices/:id/telemetry', tag: 'telemetry', params: idParam, query: telemetryQuery, errors: [404, 503],
+      summary: 'Stored telemetry of a device: raw values, or aggregates per interval when `interval` or `agg` is given',
+      returns: '`{ device_id, from, to, interval?, agg?, items }`; raw items `{ metric, ts, value }`, aggregated items `{ metric, ts (bucket start), <agg>: … }`',
+      handler: async ({ params, query: raw }) => {
+        const storage = storageOf(ctx);
+        const q = parseTelemetryQuery(raw);
+        await ctx.registry.devices.get(params.id);
+        const items = await query(storage, params.id, q);
+        return {
+          device_id: params.id,
+          from: q.from,
+          to: q.to,
+          ...(q.interval !== undefined ? { interval: q.interval, agg: q.aggs } : {}),
+          items,
+        };
+      },
+    })
+    .add({
+      method: 'get', path: '/reports/telemetry.csv', tag: 'telemetry', query: reportQuery, errors: [404, 503],
+      summary: 'CSV report of a device or every device of a product: a header row, then one row per device, time (bucket) and metric',
+      returns: 'text/csv: `device_id,time,metric,value` (raw) or `device_id,time,metric,<agg>…` (aggregated)',
+      handler: async ({ query: raw, res }) => {
+        const storage = storageOf(ctx);
+        if (!raw.device === !raw.product) throw badRequest('give exactly one of device or product');
+        const q = parseTelemetryQuery({ ...raw, limit: '100000' });
+        let devices: string[];
+        if (raw.device) devices = [(await ctx.registry.devices.get(raw.device)).id];
+        else {
+          const product = await ctx.registry.products.get(raw.product!);
+          devices = [];
+          for (let offset = 0; ; offset += 1000) {
+            const page = await ctx.registry.devices.list({ product_id: product.id, limit: 1000, offset });
+            devices.push(...page.items.map((d) => d.id));
+            if (page.items.length < 1000) break;
+          }
+          devices.sort();
+        }
+        const aggregated = q.interval !== undefined;
+        const name = raw.device ?? raw.product!;
+        res.status(200).type('text/csv; charset=utf-8').setHeader('content-disposition', `attachment; filename="telemetry-${name.replace(/[^A-Za-z0-9_.-]/g, '_')}.csv"`);
+        res.write(['device_id', 'time', 'metric', ...(aggregated ? q.aggs : ['value'])].join(',') + '\r\n');
+        for (const device of devices) {
+          const items = (await query(storage, device, q)) as (Sample & AggRow)[];
+          // One row per device, time (bucket) and metric, in that order.
+          items.sort((a, b) => a.ts - b.ts || (a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : 0));
+          let chunk = '';
+          for (const it of items) {
+            const cells = aggregated ? q.aggs.map((a) => it[a]) : [it.value];
+            chunk += [device, new Date(it.ts).toISOString(), it.metric, ...cells].map(csvField).join(',') + '\r\n';
+            if (chunk.length > 64 * 1024) {
+              res.write(chunk);
+              chunk = '';
+            }
+          }
+          if (chunk) res.write(chunk);
+        }
+        res.end();
+        return res;
+      },
+    });
+}
