@@ -22,7 +22,9 @@ export interface IngestResult {
 /** What other modules get from `service<Storage>(ctx, 'storage')`. */
 export interface Storage {
   readonly store: TimeSeriesStore;
-  /** Checks StandardMessage(s) against the device's product model and queues the points; resolves when stored or buffered. */
+  /** Checks StandardMessage(s) against the device's product model (counted), without writing. */
+  prepare(messages: StandardMessage | StandardMessage[], device: { id: string; product_id?: string }, fallbackTs?: number): Promise<IngestResult & { points_list: Point[] }>;
+  /** prepare() and write(): resolves when stored or buffered. */
   ingest(messages: StandardMessage | StandardMessage[], device: { id: string; product_id?: string }, fallbackTs?: number): Promise<IngestResult>;
   /** Queues already-checked points. */
   write(points: Point[]): Promise<void>;
@@ -79,7 +81,12 @@ export function createStorageModule(ctx: FluxContext, opts: StorageModuleOptions
 
   const storage: Storage = {
     store,
-    async ingest(messages, device, fallbackTs = Date.now()) {
+    async ingest(messages, device, fallbackTs) {
+      const r = await storage.prepare(messages, device, fallbackTs);
+      await writer.write(r.points_list);
+      return { points: r.points, refused: r.refused };
+    },
+    async prepare(messages, device, fallbackTs = Date.now()) {
       let productId = device.product_id;
       if (!productId) {
         const identity = await ctx.registry.devices.identity(device.id);
@@ -103,8 +110,7 @@ export function createStorageModule(ctx: FluxContext, opts: StorageModuleOptions
         if (c.unknownKept) unknownKept.inc(c.unknownKept);
       }
       for (const r of refused) rejected.inc({ reason: r.reason });
-      await writer.write(points);
-      return { points: points.length, refused };
+      return { points: points.length, refused, points_list: points };
     },
     write: (points) => writer.write(points),
     flush: () => writer.flush(),
