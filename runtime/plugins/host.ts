@@ -316,8 +316,8 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
 
   const asMessages = (v: unknown): StandardMessage[] => (Array.isArray(v) ? (v as StandardMessage[]) : [v as StandardMessage]);
 
-  /** Decodes one frame with the active version of `id`. Rejects with PluginCallError (or 404 when no such plugin is active). */
-  async function decode(id: string, bytes: Uint8Array): Promise<Decoded> {
+  /** Decodes one frame with the active version of `id`, telling which version did. Rejects with PluginCallError (or 404 when no such plugin is active). */
+  async function decodeFrame(id: string, bytes: Uint8Array): Promise<Decoded> {
     const a = active.get(id);
     if (!a) throw new FluxError('plugin_not_loaded', `plugin '${id}' is not installed or not active`, 404);
     const o = await thePool().call(a.key, 0, bytes, a.deadlineMs);
@@ -326,10 +326,25 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
     return { messages: asMessages(o.value), plugin: id, version: a.version };
   }
 
-  async function encode(id: string, command: string, params: unknown = {}): Promise<Buffer> {
+  /** The seed's `PluginHost::decode`: the plugin's output as it answered it (one message or an array). */
+  async function decode(id: string, bytes: Uint8Array): Promise<StandardMessage | StandardMessage[]> {
     const a = active.get(id);
     if (!a) throw new FluxError('plugin_not_loaded', `plugin '${id}' is not installed or not active`, 404);
-    const o = await thePool().call(a.key, 1, Buffer.from(JSON.stringify({ command, params })), a.deadlineMs);
+    const o = await thePool().call(a.key, 0, bytes, a.deadlineMs);
+    count(id, o.ok);
+    if (!o.ok) throw outcomeError(id, a.version, o);
+    return o.value as StandardMessage | StandardMessage[];
+  }
+
+  /**
+   * A command -> the bytes for the device. `command` is its name (with `params`), or the whole JSON
+   * object the plugin receives (`{ command, params, … }`, e.g. with `device_id`).
+   */
+  async function encode(id: string, command: string | { command: string; params?: unknown; [k: string]: unknown }, params: unknown = {}): Promise<Buffer> {
+    const a = active.get(id);
+    if (!a) throw new FluxError('plugin_not_loaded', `plugin '${id}' is not installed or not active`, 404);
+    const body = typeof command === 'string' ? { command, params } : { params: {}, ...command };
+    const o = await thePool().call(a.key, 1, Buffer.from(JSON.stringify(body)), a.deadlineMs);
     count(id, o.ok);
     if (!o.ok) throw outcomeError(id, a.version, o);
     return Buffer.from(o.bytes!.buffer, o.bytes!.byteOffset, o.bytes!.byteLength);
@@ -376,7 +391,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
    */
   async function decodeUplink(product: { protocol_plugin_id: string | null }, up: { payload: Uint8Array; deviceId: string; ts: number }): Promise<Decoded | { messages: StandardMessage[]; plugin: null; version: null }> {
     if (product.protocol_plugin_id) {
-      const d = await decode(product.protocol_plugin_id, up.payload);
+      const d = await decodeFrame(product.protocol_plugin_id, up.payload);
       for (const m of d.messages) m.ts ??= up.ts;
       return d;
     }
@@ -533,6 +548,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
     rollback,
     setLimits,
     decode,
+    decodeFrame,
     encode,
     tryCall,
     decodeUplink,

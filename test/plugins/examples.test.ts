@@ -22,13 +22,13 @@ describe('example plugins', function () {
 
   for (const id of ['modbus', 'modbus-as']) {
     it(`${id} decodes the seed frame 01 03 02 01 C5 00 00 to sensor_1 at 45.3 degrees`, async () => {
-      const d = await f.host.decode(id, SEED_FRAME);
+      const d = await f.host.decodeFrame(id, SEED_FRAME);
       assert.deepEqual(d.messages, [{ device_id: 'sensor_1', values: { temperature: 45.3 } }]);
       assert.deepEqual(f.host.meta(id)!.framing, { type: 'fixed', size: 7, max: 65536 });
     });
 
     it(`${id} refuses a short frame with a reason instead of trapping`, async () => {
-      const err = await f.host.decode(id, Buffer.from('0103', 'hex')).catch((e) => e);
+      const err = await f.host.decodeFrame(id, Buffer.from('0103', 'hex')).catch((e) => e);
       assert.equal(err.cause, 'plugin_error');
       assert.match(err.message, /need at least 5/);
     });
@@ -41,16 +41,16 @@ describe('example plugins', function () {
   });
 
   it('modbus-rtu checks the CRC and decodes registers, writes and exceptions', async () => {
-    assert.deepEqual((await f.host.decode('modbus-rtu', Buffer.from('01030400EA01C51A04', 'hex'))).messages, [{ device_id: 'unit_1', values: { reg_0: 234, reg_1: 453 } }]);
-    const bad = await f.host.decode('modbus-rtu', Buffer.from('01030400EA01C51A05', 'hex')).catch((e) => e);
+    assert.deepEqual((await f.host.decodeFrame('modbus-rtu', Buffer.from('01030400EA01C51A04', 'hex'))).messages, [{ device_id: 'unit_1', values: { reg_0: 234, reg_1: 453 } }]);
+    const bad = await f.host.decodeFrame('modbus-rtu', Buffer.from('01030400EA01C51A05', 'hex')).catch((e) => e);
     assert.match(bad.message, /CRC mismatch: frame says 051a, computed 041a/);
     // a write-single-register echo, made by encode and decoded back
     const write = await f.host.encode('modbus-rtu', 'write_register', { unit: 17, address: 1, value: 3 });
     assert.equal(write.toString('hex'), '110600010003' + write.subarray(6).toString('hex'));
-    assert.deepEqual((await f.host.decode('modbus-rtu', write)).messages, [{ device_id: 'unit_17', values: { register: 1, value: 3 } }]);
+    assert.deepEqual((await f.host.decodeFrame('modbus-rtu', write)).messages, [{ device_id: 'unit_17', values: { register: 1, value: 3 } }]);
     const exc = Buffer.from('018302', 'hex');
     const crc = rtuCrc(exc);
-    const err = await f.host.decode('modbus-rtu', Buffer.concat([exc, Buffer.from([crc & 0xff, crc >> 8])])).catch((e) => e);
+    const err = await f.host.decodeFrame('modbus-rtu', Buffer.concat([exc, Buffer.from([crc & 0xff, crc >> 8])])).catch((e) => e);
     assert.match(err.message, /exception 2 for function 3/);
   });
 

@@ -36,13 +36,17 @@ describe('plugin host', function () {
   after(() => f?.stop());
 
   it('decodes a frame in a worker into a StandardMessage tagged with the version', async () => {
-    const d = await f.host.decode('echo', Buffer.from('42'));
+    const d = await f.host.decodeFrame('echo', Buffer.from('42'));
     assert.deepEqual(d, { messages: [{ device_id: 'd', values: { v: 1, seq: 42 } }], plugin: 'echo', version: 1 });
+    // The seed's PluginHost shape, as the TCP ingress and the downlink call it.
+    assert.deepEqual(await f.host.decode('echo', Buffer.from('7')), { device_id: 'd', values: { v: 1, seq: 7 } });
+    const cmd = await f.host.encode('echo', { device_id: 'dev-1', command: 'on', params: { x: 1 } });
+    assert.deepEqual(JSON.parse(cmd.toString()), { params: { x: 1 }, device_id: 'dev-1', command: 'on' });
   });
 
   it('cuts off a plugin that loops forever at its deadline, and the next message decodes normally', async () => {
     const t0 = performance.now();
-    const [looped, neighbour] = await Promise.allSettled([f.host.decode('echo', Buffer.from('L1')), f.host.decode('other', Buffer.from('5'))]);
+    const [looped, neighbour] = await Promise.allSettled([f.host.decodeFrame('echo', Buffer.from('L1')), f.host.decodeFrame('other', Buffer.from('5'))]);
     const took = performance.now() - t0;
     assert.equal(looped.status, 'rejected');
     const err = (looped as PromiseRejectedResult).reason as PluginCallError;
@@ -50,7 +54,7 @@ describe('plugin host', function () {
     assert.match(err.message, /^plugin 'echo'@1: deadline: .*50 ms/);
     assert.ok(took < 1000, `cut off after ${took} ms`);
     assert.deepEqual((neighbour as PromiseFulfilledResult<any>).value.messages, [{ device_id: 'd', values: { v: 9, seq: 5 } }]);
-    assert.deepEqual((await f.host.decode('echo', Buffer.from('43'))).messages[0].values, { v: 1, seq: 43 });
+    assert.deepEqual((await f.host.decodeFrame('echo', Buffer.from('43'))).messages[0].values, { v: 1, seq: 43 });
   });
 
   it('fails only the message of a trapping, memory-hungry or garbage-answering plugin, naming plugin and cause', async () => {
@@ -64,8 +68,8 @@ describe('plugin host', function () {
       ['E', 'plugin_error', /bad checksum/],
     ];
     // All in flight together with good frames of two plugins: only the bad ones fail.
-    const bad = cases.map(([c]) => f.host.decode('echo', Buffer.from(c)).then(() => assert.fail(`${c} decoded`), (e: PluginCallError) => e));
-    const good = Array.from({ length: 20 }, (_, i) => f.host.decode(i % 2 ? 'echo' : 'other', Buffer.from(String(i))));
+    const bad = cases.map(([c]) => f.host.decodeFrame('echo', Buffer.from(c)).then(() => assert.fail(`${c} decoded`), (e: PluginCallError) => e));
+    const good = Array.from({ length: 20 }, (_, i) => f.host.decodeFrame(i % 2 ? 'echo' : 'other', Buffer.from(String(i))));
     const errors = await Promise.all(bad);
     for (let i = 0; i < cases.length; i++) {
       const [c, cause, re] = cases[i]!;
@@ -110,7 +114,7 @@ describe('plugin host', function () {
     assert.deepEqual(info.versions.map((v) => [v.version, v.active]), [[1, false], [2, false], [3, true]]);
     assert.ok(info.versions.every((v) => /^[0-9a-f]{64}$/.test(v.sha256) && v.created_at));
     assert.equal((await f.host.rollback('ver')).version, 2);
-    assert.equal((await f.host.decode('ver', Buffer.from('1'))).messages[0]!.values.v, 2);
+    assert.equal((await f.host.decodeFrame('ver', Buffer.from('1'))).messages[0]!.values.v, 2);
     await f.host.rollback('ver');
     await assert.rejects(f.host.rollback('ver'), /first version/);
     info = await f.host.get('ver');
@@ -134,7 +138,7 @@ describe('plugin host', function () {
         // Bursts of 100 frames per turn, until every swap is done and at least N frames went out.
         for (let k = 0; k < 100; k++, sent++) {
           const seq = sent;
-          results.push(f.host.decode('swap', Buffer.from(String(seq))).then((d) => ({ seq: d.messages[0]!.values.seq as number, v: d.messages[0]!.values.v as number, version: d.version })));
+          results.push(f.host.decodeFrame('swap', Buffer.from(String(seq))).then((d) => ({ seq: d.messages[0]!.values.seq as number, v: d.messages[0]!.values.v as number, version: d.version })));
         }
         if (swapping || sent < N) setImmediate(pump);
         else resolve();
@@ -172,16 +176,16 @@ describe('plugin host', function () {
     const file = path.join(f.pluginsDir, 'dropped.wasm');
     fs.writeFileSync(file, echo(50));
     await until(() => f.host.activeVersion('dropped') === 1);
-    assert.equal((await f.host.decode('dropped', Buffer.from('1'))).messages[0]!.values.v, 50);
+    assert.equal((await f.host.decodeFrame('dropped', Buffer.from('1'))).messages[0]!.values.v, 50);
     fs.writeFileSync(file + '.part', echo(51));
     fs.renameSync(file + '.part', file);
     await until(() => f.host.activeVersion('dropped') === 2);
-    assert.equal((await f.host.decode('dropped', Buffer.from('1'))).messages[0]!.values.v, 51);
+    assert.equal((await f.host.decodeFrame('dropped', Buffer.from('1'))).messages[0]!.values.v, 51);
     assert.equal((await f.host.get('dropped')).versions[1]!.source, 'dir');
     fs.writeFileSync(path.join(f.pluginsDir, 'broken.wasm'), 'not wasm');
     fs.rmSync(file);
     await until(() => f.host.activeVersion('dropped') === undefined);
-    await assert.rejects(f.host.decode('dropped', Buffer.from('1')), /not installed or not active/);
+    await assert.rejects(f.host.decodeFrame('dropped', Buffer.from('1')), /not installed or not active/);
     await until(() => f.logs.some((l) => l.msg === 'plugin file refused' && l.plugin === 'broken' && /\\0asm/.test(l.err)));
   });
 
@@ -202,7 +206,7 @@ describe('plugin host', function () {
     try {
       // The API upload stays active: the unchanged file in the folder is not a new deploy.
       assert.equal(k.host.activeVersion('kept'), 2);
-      assert.equal((await k.host.decode('kept', Buffer.from('3'))).messages[0]!.values.v, 8);
+      assert.equal((await k.host.decodeFrame('kept', Buffer.from('3'))).messages[0]!.values.v, 8);
     } finally {
       await k.stop();
     }
@@ -213,7 +217,7 @@ describe('plugin host', function () {
     const m = /```wat\n([\s\S]*?)```/.exec(doc);
     assert.ok(m, 'docs/plugin-abi.md has a ```wat block');
     await f.host.install('doc-example', wat(m[1]!), 'api');
-    const d = await f.host.decode('doc-example', Buffer.from('010302 01c50000'.replace(' ', ''), 'hex'));
+    const d = await f.host.decodeFrame('doc-example', Buffer.from('010302 01c50000'.replace(' ', ''), 'hex'));
     assert.deepEqual(d.messages, [{ device_id: 'sensor_1', values: { temperature: 45.3 } }]);
     const meta = f.host.meta('doc-example')!;
     assert.deepEqual(meta.framing, { type: 'fixed', size: 7, max: 65536 });

@@ -22,7 +22,7 @@ describe('AssemblyScript SDK', function () {
     await f.host.install('sdk', await compile(path.join(ROOT, 'plugins/sdk-assemblyscript/tests/assembly/fixture.ts')), 'api');
   });
   after(() => f?.stop());
-  const decode = async (hex: string) => (await f.host.decode('sdk', Buffer.from(hex, 'hex'))).messages;
+  const decode = async (hex: string) => (await f.host.decodeFrame('sdk', Buffer.from(hex, 'hex'))).messages;
 
   it('reads big- and little-endian integers and escapes strings in the JSON it writes', async () => {
     assert.deepEqual(await decode('01' + '0102' + '0102' + 'fffe' + '01020304'), [{ device_id: 'le"ft\\\n', values: { u16be: 0x0102, u16le: 0x0201, i16be: -2, u32be: 0x01020304 } }]);
@@ -37,7 +37,7 @@ describe('AssemblyScript SDK', function () {
   });
 
   it('fails a read past the end of the frame with the reader message', async () => {
-    const err = await f.host.decode('sdk', Buffer.from('04', 'hex')).catch((e) => e);
+    const err = await f.host.decodeFrame('sdk', Buffer.from('04', 'hex')).catch((e) => e);
     assert.ok(err instanceof PluginCallError);
     assert.equal(err.cause, 'trap');
     assert.match(err.message, /abort: frame too short: need 101 bytes, have 1/);
@@ -52,7 +52,7 @@ describe('AssemblyScript SDK', function () {
   });
 
   it('writes NaN as null, which the host refuses as an invalid value', async () => {
-    const err = await f.host.decode('sdk', Buffer.from('06', 'hex')).catch((e) => e);
+    const err = await f.host.decodeFrame('sdk', Buffer.from('06', 'hex')).catch((e) => e);
     assert.equal(err.cause, 'invalid_message');
     assert.match(err.message, /value 'v' is null/);
   });
