@@ -1,0 +1,96 @@
+/** Bench helpers around a real FLUX process: provisioning, metrics scraping, process CPU and RSS. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { startFlux, tempDir, type FluxProcess } from '../../test/helpers/flux-process.ts';
+import { createRegistry } from '../../runtime/registry/index.ts';
+import { createLogger } from '../../runtime/log/index.ts';
+import type { LoadDevice } from './load.ts';
+
+export { startFlux, tempDir, type FluxProcess };
+
+export const MODBUS_FRAME_HEX = '010302' + '01c5' + '0000';
+
+/**
+ * Creates a product and `count` devices straight in the data dir's SQLite registry (bulk insert:
+ * 18k devices through the API would take minutes), before FLUX starts on that data dir.
+ */
+export async function provision(dataDir: string, opts: { productKey: string; plugin?: string; count: number; prefix?: string; metadata?: object }): Promise<LoadDevice[]> {
+  fs.mkdirSync(dataDir, { recursive: true });
+  const file = path.join(dataDir, 'flux.db');
+  const registry = createRegistry({ db: { dialect: 'sqlite', url: `sqlite:${file}`, file }, log: createLogger({ level: 'silent' }) });
+  await registry.start();
+  const product = (await registry.products.find(opts.productKey)) ?? (await registry.products.create({ key: opts.productKey, name: opts.productKey, protocol_plugin_id: opts.plugin ?? null, metadata: (opts.metadata ?? {}) as never }));
+  const prefix = opts.prefix ?? 'bench';
+  const secret = 'bench-secret-0123456789abcdef';
+  const { hashSecret } = await import('../../runtime/registry/index.ts');
+  const hash = hashSecret(secret);
+  const now = new Date();
+  const rows = [];
+  for (let i = 0; i < opts.count; i++) {
+    rows.push({ id: `${prefix}_${i}`, product_id: product.id, name: `${prefix} ${i}`, secret_hash: hash, enabled: true, status: 'offline', tags: {}, created_at: now, updated_at: now });
+  }
+  for (let i = 0; i < rows.length; i += 2000) await registry.models.Device.bulkCreate(rows.slice(i, i + 2000), { ignoreDuplicates: true });
+  await registry.stop();
+  return rows.map((r) => ({ username: r.id, password: secret, topic: `/${opts.productKey}/${r.id}/properties/report` }));
+}
+
+/** Parses Prometheus text into `name{labels}` → value. */
+export function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+export async function scrape(flux: FluxProcess): Promise<Map<string, number>> {
+  const res = await fetch(`${flux.url}/api/metrics`, { headers: { authorization: `Bearer ${flux.token}` } });
+  return parseMetrics(await res.text());
+}
+
+/** Sum of every series of `name` (any labels). */
+export function metric(m: Map<string, number>, name: string): number {
+  let sum = 0;
+  for (const [k, v] of m) if (k === name || k.startsWith(name + '{')) sum += v;
+  return sum;
+}
+
+/** Quantile from a Prometheus histogram's cumulative buckets (difference of two scrapes), in the metric's unit. */
+export function histogramQuantile(before: Map<string, number>, after: Map<string, number>, name: string, q: number): number {
+  const buckets: [number, number][] = [];
+  for (const [k, v] of after) {
+    const m = new RegExp(`^${name}_bucket\\{.*le="([^"]+)".*\\}$`).exec(k);
+    if (!m) continue;
+    const le = m[1] === '+Inf' ? Infinity : Number(m[1]);
+    buckets.push([le, v - (before.get(k) ?? 0)]);
+  }
+  buckets.sort((a, b) => a[0] - b[0]);
+  const total = buckets.at(-1)?.[1] ?? 0;
+  if (!total) return NaN;
+  const rank = q * total;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (const [le, count] of buckets) {
+    if (count >= rank) {
+      if (le === Infinity) return prevLe;
+      // linear interpolation inside the bucket, as Prometheus' histogram_quantile does
+      return prevLe + ((le - prevLe) * (rank - prevCount)) / Math.max(count - prevCount, 1);
+    }
+    prevLe = le;
+    prevCount = count;
+  }
+  return prevLe;
+}
+
+/** RSS (bytes) and CPU seconds (user+system) of a process, from /proc. */
+export function procStats(pid: number): { rss: number; cpuSeconds: number } {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = 100; // USER_HZ on Linux
+  const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / ticks;
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+  return { rss, cpuSeconds };
+}
