@@ -1,0 +1,37 @@
+/**
+ * Writes the REST API reference from the route table itself: docs/openapi.json and docs/api.md
+ * (`npm run docs:api`). A test fails when the committed files differ from the code.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { RouteTable } from './routes.ts';
+
+export function renderApiMarkdown(routes: RouteTable): string {
+  const byTag = new Map<string, typeof routes.routes>();
+  for (const r of routes.routes) (byTag.get(r.tag) ?? byTag.set(r.tag, []).get(r.tag)!).push(r);
+  const lines = [
+    '# REST API',
+    '',
+    'Generated from the route table (`npm run docs:api`); the machine-readable form is [openapi.json](openapi.json), also served at `GET /api/openapi.json`.',
+    '',
+    'Every route needs `Authorization: Bearer <FLUX_ADMIN_TOKEN>` unless marked *public*. Bodies are JSON unless noted. Errors are',
+    '`{ "error": { "code", "message" } }` with 400 (invalid input, naming the field), 401, 404, 409 or 413; never a stack trace.',
+    '',
+  ];
+  for (const [tag, list] of byTag) {
+    lines.push(`## ${tag}`, '', '| method | path | what | answers |', '| --- | --- | --- | --- |');
+    for (const r of list) {
+      const p = '/api' + r.path.replace(/:([A-Za-z_]+)/g, '{$1}');
+      const extra = [r.auth === false ? '*public*' : '', r.rawBody ? `body: ${r.rawBody.contentTypes.join(' / ')}` : ''].filter(Boolean).join('; ');
+      const answers = [`${r.status ?? 200}${r.returns ? ` ${r.returns}` : ''}`, ...(r.errors ?? []).map(String)].join(', ');
+      lines.push(`| ${r.method.toUpperCase()} | \`${p}\` | ${r.summary}${extra ? ` (${extra})` : ''} | ${answers.replace(/\|/g, '\\|')} |`);
+    }
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+export function writeApiDocs(routes: RouteTable, version: string, dir: string): void {
+  fs.writeFileSync(path.join(dir, 'openapi.json'), JSON.stringify(routes.openapi({ title: 'FLUX IOT API', version }), null, 2) + '\n');
+  fs.writeFileSync(path.join(dir, 'api.md'), renderApiMarkdown(routes));
+}
