@@ -91,7 +91,6 @@ function buildRust(): void {
 function smoke(id: string): string {
   const file = path.join(DIST, `${id}.wasm`);
   const module = new WebAssembly.Module(fs.readFileSync(file));
-  let mem: WebAssembly.Memory | undefined;
   const inst = new WebAssembly.Instance(module, {
     env: {
       flux_log: () => {},
@@ -101,7 +100,7 @@ function smoke(id: string): string {
     },
   });
   const e = inst.exports as Record<string, any>;
-  mem = e.memory as WebAssembly.Memory;
+  const mem = e.memory as WebAssembly.Memory;
   if (e.flux_abi_version() !== 1) throw new Error(`${id}: flux_abi_version() is not 1`);
   const frame = Buffer.from(SAMPLES[id]!, 'hex');
   const p = e.alloc(frame.length) >>> 0;

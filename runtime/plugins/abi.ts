@@ -66,15 +66,16 @@ export function capMemory(bytes: Uint8Array, capPages: number): { bytes: Uint8Ar
     const end = body + size;
     if (end > bytes.length) throw new PluginRejected('invalid_wasm', `truncated module (section ${id} runs past the end)`);
     if (id === 5) {
-      let [count, p] = readU32(bytes, body);
+      const [count, afterCount] = readU32(bytes, body);
+      let p = afterCount;
       if (count === 0) break;
       if (count > 1) throw new PluginRejected('bad_memory', `the module defines ${count} memories; the ABI has exactly one`);
       const flags = bytes[p++]!;
       if (flags & 0x02) throw new PluginRejected('bad_memory', 'shared memory is not allowed');
       if (flags & 0x04) throw new PluginRejected('bad_memory', '64-bit memory is not allowed');
-      let initial: number;
+      const [initial, afterInitial] = readU32(bytes, p);
+      p = afterInitial;
       let declaredMax: number | undefined;
-      [initial, p] = readU32(bytes, p);
       if (flags & 0x01) [declaredMax, p] = readU32(bytes, p);
       if (initial > capPages) {
         throw new PluginRejected('memory_over_cap', `the module declares ${mib(initial * WASM_PAGE)} of initial memory, over the ${mib(capPages * WASM_PAGE)} cap`);

@@ -492,7 +492,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   }
 
   async function scanDir(): Promise<void> {
-    let names: string[] = [];
+    let names: string[];
     try {
       names = (await fs.promises.readdir(pluginsDir)).filter((n) => n.endsWith('.wasm'));
     } catch (err) {

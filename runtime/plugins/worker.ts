@@ -98,9 +98,8 @@ function call(p: Loaded, op: number, input: Uint8Array): string | Uint8Array {
   if (!fn) throw new CallFailure('unsupported', op === 0 ? 'the plugin exports no decode' : 'the plugin exports no encode (it cannot make commands)');
   let outPtr: number;
   let outLen: number;
-  let inPtr = 0;
   try {
-    inPtr = (e.alloc!(input.length) as number) >>> 0;
+    const inPtr = (e.alloc!(input.length) as number) >>> 0;
     let m = memBytes(p);
     if (inPtr + input.length > m.length) throw new CallFailure('out_of_bounds', `alloc(${input.length}) returned ${inPtr}, outside its ${m.length}-byte memory`);
     m.set(input, inPtr);
@@ -242,7 +241,7 @@ function probe(module: WebAssembly.Module, capBytes: number): { abi: number; met
     try {
       meta = JSON.parse(text);
     } catch (err) {
-      throw new Error(`meta output is not JSON: ${(err as Error).message}`);
+      throw new Error(`meta output is not JSON: ${(err as Error).message}`, { cause: err });
     }
   }
   return { abi, meta, params };

@@ -1,0 +1,68 @@
+/**
+ * `flux decode` (ARCHITECTURE §5): the uplink bytes (`msg.raw`, else `msg.payload`) through the
+ * product's protocol plugin, or the plugin chosen in the node. Output: `msg.payload` = the
+ * StandardMessage (one output message per decoded message), `msg.product`, `msg.plugin` =
+ * `{ id, version }`; `msg.raw` stays. A product without a plugin sends JSON `{ values }`.
+ * A failure goes to the flow's catch node with the frame (`msg.raw`) on the message.
+ */
+import type { NodeAPI, Node, NodeDef, NodeMessage } from './red.ts';
+import { fluxOf } from './red.ts';
+import { service } from '../runtime/app/index.ts';
+import type { PluginHost } from '../runtime/plugins/index.ts';
+import { registerPluginAdmin } from './flux-plugin-admin.ts';
+import { productOf, bytesOf } from './plugin-msg.ts';
+
+interface DecodeDef extends NodeDef {
+  /** '' = the product's protocol_plugin_id */
+  plugin?: string;
+}
+
+export default function register(RED: NodeAPI): void {
+  registerPluginAdmin(RED);
+  function FluxDecode(this: Node, def: DecodeDef): void {
+    RED.nodes.createNode(this, def);
+    const flux = fluxOf(RED);
+    const node = this;
+    const fixed = def.plugin?.trim() || '';
+    let ok = 0;
+    let failed = 0;
+    node.status({ fill: 'grey', shape: 'ring', text: fixed || 'product plugin' });
+
+    node.on('input', async (msg, send, done) => {
+      const t0 = performance.now();
+      let pluginId: string | null = fixed || null;
+      try {
+        const host = service<PluginHost>(flux, 'plugins');
+        const bytes = bytesOf(msg);
+        const product = await productOf(flux, msg);
+        const ts = typeof (msg.uplink as { ts?: unknown } | undefined)?.ts === 'number' ? ((msg.uplink as { ts: number }).ts) : Date.now();
+        const deviceId = (msg.device as { id?: string } | undefined)?.id ?? '';
+        let result;
+        if (fixed) {
+          result = await host.decodeFrame(fixed, bytes);
+          for (const m of result.messages) m.ts ??= ts;
+        } else {
+          if (!product) throw new Error('flux decode: the message has no msg.device / msg.product to find its plugin (choose a plugin in the node)');
+          pluginId = product.protocol_plugin_id;
+          result = await host.decodeUplink(product, { payload: bytes, deviceId, ts });
+        }
+        const took = performance.now() - t0;
+        flux.trace?.span(msg._msgid, { stage: 'decode', took_ms: took, ok: true, detail: { plugin: result.plugin, version: result.version, messages: result.messages.length } });
+        const base: NodeMessage = { ...msg, raw: msg.raw ?? bytes, plugin: result.plugin ? { id: result.plugin, version: result.version } : null };
+        if (product) base.product = { id: product.id, key: product.key, protocol_plugin_id: product.protocol_plugin_id };
+        if (result.messages.length === 1) send({ ...base, payload: result.messages[0] });
+        else if (result.messages.length > 1) send([result.messages.map((m) => ({ ...base, payload: m }) as NodeMessage)]);
+        ok++;
+        if ((ok & 1023) === 1) node.status({ fill: 'green', shape: 'dot', text: `${ok} decoded${failed ? `, ${failed} failed` : ''}` });
+        done();
+      } catch (err) {
+        failed++;
+        node.status({ fill: 'red', shape: 'ring', text: `${failed} failed: ${(err as Error).message.slice(0, 60)}` });
+        flux.trace?.span(msg._msgid, { stage: 'decode', took_ms: performance.now() - t0, ok: false, detail: { plugin: pluginId }, error: (err as Error).message });
+        // done(err) hands the error to the flow's catch node together with msg (and msg.raw, the frame).
+        done(err as Error);
+      }
+    });
+  }
+  RED.nodes.registerType('flux decode', FluxDecode);
+}
