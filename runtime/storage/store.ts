@@ -1,20 +1,50 @@
-/** Picks the backend for FLUX_TS_URL (ARCHITECTURE §4). */
+/**
+ * Picks the backend for FLUX_TS_URL (ARCHITECTURE §4). Server backends load their driver (mysql2,
+ * pg, @tdengine/rest) only when chosen: an edge box on SQLite never pays their memory.
+ */
 import type { TsUrl } from '../../settings.ts';
-import type { TimeSeriesStore } from './types.ts';
+import type { TimeSeriesStore, StoreInfo } from './types.ts';
 import { createSqliteStore } from './sqlite.ts';
-import { createMysqlStore } from './mysql.ts';
-import { createPostgresStore } from './postgres.ts';
-import { createTdengineStore } from './tdengine.ts';
+
+type Loader = () => Promise<TimeSeriesStore>;
+
+/** A store whose backend module is imported by open(); every other call goes to the loaded backend. */
+function lazyStore(dialect: StoreInfo['dialect'], load: Loader): TimeSeriesStore {
+  let inner: TimeSeriesStore | undefined;
+  const get = (): TimeSeriesStore => {
+    if (!inner) throw new Error(`the ${dialect} time-series store is not open`);
+    return inner;
+  };
+  const store: TimeSeriesStore = {
+    get info() {
+      return inner?.info ?? ({ dialect, layout: 'not open' } as StoreInfo);
+    },
+    async open() {
+      inner ??= await load();
+      await inner.open();
+    },
+    close: async () => inner?.close(),
+    ping: () => get().ping(),
+    write: (points) => get().write(points),
+    latest: (device) => get().latest(device),
+    range: (q) => get().range(q),
+    aggregate: (q) => get().aggregate(q),
+    metrics: (device) => get().metrics(device),
+    deleteBefore: (product, before) => get().deleteBefore(product, before),
+    defineProduct: async (product, properties) => get().defineProduct?.(product, properties),
+  };
+  return store;
+}
 
 export function createStore(ts: TsUrl): TimeSeriesStore {
   switch (ts.dialect) {
     case 'sqlite':
       return createSqliteStore(ts.file!);
     case 'mysql':
-      return createMysqlStore(ts.url);
+      return lazyStore('mysql', async () => (await import('./mysql.ts')).createMysqlStore(ts.url));
     case 'postgres':
-      return createPostgresStore(ts.url);
+      return lazyStore('postgres', async () => (await import('./postgres.ts')).createPostgresStore(ts.url));
     case 'tdengine':
-      return createTdengineStore({ url: ts.url });
+      return lazyStore('tdengine', async () => (await import('./tdengine.ts')).createTdengineStore({ url: ts.url }));
   }
 }
