@@ -153,14 +153,11 @@ describe('script host (QuickJS sandboxes)', function () {
     });
   });
 
-  it('compiles once and re-runs: 10,000 runs of the seed rule take well under a second', function () {
-    const s = host.compile(SEED_RULE_3_1);
-    const t0 = performance.now();
-    let hits = 0;
-    for (let i = 0; i < 10_000; i++) if (s.run({ device_id: 'd', values: { temperature: i % 2 ? 46 : 44 } }).result === true) hits++;
-    const ms = performance.now() - t0;
+  it('compiles once and re-runs the same function in the same context for every message', function () {
+    // A fresh compile or context per message would answer 1 every time.
+    const s = host.compile('globalThis.runs = (globalThis.runs ?? 0) + 1; return runs;');
+    const seen = [1, 2, 3].map(() => s.run({ device_id: 'd', values: {} }).result);
     s.dispose();
-    assert.equal(hits, 5000);
-    assert.ok(ms < 1000, `${ms} ms`);
+    assert.deepEqual(seen, [1, 2, 3]);
   });
 });
