@@ -307,9 +307,13 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
     return new PluginCallError(id, version, o.cause, o.message, o.logs);
   }
 
-  function count(id: string, ok: boolean): void {
+  function counter(id: string): { ok: number; failed: number } {
     let c = counts.get(id);
     if (!c) counts.set(id, (c = { ok: 0, failed: 0 }));
+    return c;
+  }
+  function count(id: string, ok: boolean): void {
+    const c = counter(id);
     if (ok) c.ok++;
     else c.failed++;
   }
@@ -327,13 +331,21 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   }
 
   /** The seed's `PluginHost::decode`: the plugin's output as it answered it (one message or an array). */
-  async function decode(id: string, bytes: Uint8Array): Promise<StandardMessage | StandardMessage[]> {
-    const a = active.get(id);
-    if (!a) throw new FluxError('plugin_not_loaded', `plugin '${id}' is not installed or not active`, 404);
-    const o = await thePool().call(a.key, 0, bytes, a.deadlineMs);
-    count(id, o.ok);
-    if (!o.ok) throw outcomeError(id, a.version, o);
-    return o.value as StandardMessage | StandardMessage[];
+  function decode(id: string, bytes: Uint8Array): Promise<StandardMessage | StandardMessage[]> {
+    return new Promise((resolve, reject) => {
+      const a = active.get(id);
+      if (!a) throw new FluxError('plugin_not_loaded', `plugin '${id}' is not installed or not active`, 404);
+      const c = counter(id);
+      thePool().submit(a.key, 0, bytes, a.deadlineMs, false, (o) => {
+        if (o.ok) {
+          c.ok++;
+          resolve(o.value as StandardMessage | StandardMessage[]);
+        } else {
+          c.failed++;
+          reject(outcomeError(id, a.version, o));
+        }
+      });
+    });
   }
 
   /**

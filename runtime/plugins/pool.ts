@@ -71,6 +71,7 @@ export interface PoolOptions {
 }
 
 const WORKER_URL = new URL('./worker.ts', import.meta.url);
+const NO_LOGS: string[] = Object.freeze([]) as unknown as string[];
 
 export class WorkerPool {
   readonly #opts: PoolOptions;
@@ -138,17 +139,22 @@ export class WorkerPool {
   }
 
   call(key: string, op: 0 | 1, data: Uint8Array, deadlineMs: number, logs = false): Promise<CallOutcome> {
-    return new Promise((resolve) => {
-      if (this.#stopped) return resolve({ ok: false, cause: 'stopped', message: 'the plugin host is stopped', logs: [] });
-      this.#inUse.set(key, (this.#inUse.get(key) ?? 0) + 1);
-      this.#pending.push({ key, op, data, deadlineMs, logs, attempts: 0, resolve });
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        // setImmediate, not a microtask: frames that arrive in the same I/O turn share one batch.
-        setImmediate(() => this.#flush());
-      }
-    });
+    return new Promise((resolve) => this.submit(key, op, data, deadlineMs, logs, resolve));
   }
+
+  /** The callback form of call(), for the hot path: one closure per frame, no extra promise. */
+  submit(key: string, op: 0 | 1, data: Uint8Array, deadlineMs: number, logs: boolean, resolve: (o: CallOutcome) => void): void {
+    if (this.#stopped) return resolve({ ok: false, cause: 'stopped', message: 'the plugin host is stopped', logs: NO_LOGS });
+    this.#inUse.set(key, (this.#inUse.get(key) ?? 0) + 1);
+    this.#pending.push({ key, op, data, deadlineMs, logs, attempts: 0, resolve });
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      // setImmediate, not a microtask: frames that arrive in the same I/O turn share one batch.
+      setImmediate(this.#flushBound);
+    }
+  }
+
+  readonly #flushBound = () => this.#flush();
 
   /** Instantiates a module in a worker and reads its ABI version and meta (never on the main thread: a start function could loop). */
   probe(module: WebAssembly.Module, capBytes: number, deadlineMs: number): Promise<ProbeResult> {
@@ -210,8 +216,8 @@ export class WorkerPool {
     this.#arm();
   }
 
-  #release(key: string): void {
-    const n = (this.#inUse.get(key) ?? 1) - 1;
+  #release(key: string, count = 1): void {
+    const n = (this.#inUse.get(key) ?? count) - count;
     if (n > 0) this.#inUse.set(key, n);
     else {
       this.#inUse.delete(key);
@@ -229,14 +235,23 @@ export class WorkerPool {
       for (const [i, cause, message] of m.errors as [number, string, string][]) failed.set(i, [cause, message]);
       const bins = new Map<number, Uint8Array>(m.bins);
       const logs = m.logs as (string[] | null)[] | null;
+      // Per-key release counted once per batch, not per frame.
+      let runKey = reqs[0]!.key;
+      let run = 0;
       for (let i = 0; i < reqs.length; i++) {
         const r = reqs[i]!;
-        this.#release(r.key);
-        const f = failed.get(i);
-        const l = logs?.[i] ?? [];
+        if (r.key !== runKey) {
+          this.#release(runKey, run);
+          runKey = r.key;
+          run = 0;
+        }
+        run++;
+        const f = failed.size ? failed.get(i) : undefined;
+        const l = logs?.[i] ?? NO_LOGS;
         if (f) r.resolve({ ok: false, cause: f[0], message: f[1], logs: l });
-        else r.resolve({ ok: true, value: values[i], bytes: bins.get(i), logs: l });
+        else r.resolve({ ok: true, value: values[i], bytes: bins.size ? bins.get(i) : undefined, logs: l });
       }
+      this.#release(runKey, run);
       if (this.#pending.length && !this.#scheduled) this.#flush();
     } else if (m.t === 'probed') {
       const p = slot.probes.get(m.pid);
@@ -304,11 +319,11 @@ export class WorkerPool {
       for (const r of reqs) {
         if (r === stuck) {
           this.#release(r.key);
-          r.resolve({ ok: false, cause: 'deadline', message: `deadline exceeded: the call ran past ${deadline} ms and was stopped (worker restarted)`, logs: [] });
+          r.resolve({ ok: false, cause: 'deadline', message: `deadline exceeded: the call ran past ${deadline} ms and was stopped (worker restarted)`, logs: NO_LOGS });
         } else if (++r.attempts >= 3) {
           // A call that was in flight during three crashes is the likely cause: stop retrying it.
           this.#release(r.key);
-          r.resolve({ ok: false, cause: 'crashed', message: `the worker running this call crashed repeatedly (${reason})`, logs: [] });
+          r.resolve({ ok: false, cause: 'crashed', message: `the worker running this call crashed repeatedly (${reason})`, logs: NO_LOGS });
         } else {
           again.push(r);
         }
@@ -324,7 +339,7 @@ export class WorkerPool {
     this.#pending = again.concat(this.#pending);
     if (this.#pending.length && !this.#scheduled) {
       this.#scheduled = true;
-      setImmediate(() => this.#flush());
+      setImmediate(this.#flushBound);
     }
   }
 
@@ -334,7 +349,7 @@ export class WorkerPool {
     if (this.#watchdog) clearInterval(this.#watchdog);
     const all = [...this.#pending];
     for (const s of this.#slots) for (const reqs of s.inflight.values()) all.push(...reqs);
-    for (const r of all) r.resolve({ ok: false, cause: 'stopped', message: 'the plugin host stopped', logs: [] });
+    for (const r of all) r.resolve({ ok: false, cause: 'stopped', message: 'the plugin host stopped', logs: NO_LOGS });
     for (const s of this.#slots) for (const p of s.probes.values()) p.reject(new Error('the plugin host stopped'));
     this.#pending = [];
     await Promise.all(this.#slots.map((s) => ((s.dead = true), s.worker.terminate())));
