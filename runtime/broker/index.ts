@@ -39,6 +39,11 @@ export interface BrokerOptions {
   connectTimeoutMs?: number;
   /** packets handed to aedes per socket read (default 16; see guard.ts) */
   batchPackets?: number;
+  /**
+   * mqemitter concurrency (default 0 = no queue): the guard already bounds what is in flight, and
+   * mqemitter's queue is what collapses under fan-in and overflows the stack when it drains (docs/broker.md)
+   */
+  concurrency?: number;
 }
 
 export type CommandDelivery = { status: 'delivered' | 'queued'; topic: string; transport: 'mqtt' } | { status: 'offline'; topic: string; transport: 'mqtt'; reason: string };
@@ -152,10 +157,12 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
 
   /** Called after aedes delivered a publish: a device's uplink goes onto the bus; a bus behind holds this client's reading. */
   function published(packet: AedesPublishPacket, client: Client | null, done: (err?: Error | null) => void): void {
+    // done() on a fresh stack: called synchronously, mqemitter's queue drain recurses once per queued
+    // packet and overflowed the stack under fan-in (bench/broker.bench.ts, docs/broker.md)
     const identity = client ? deviceOf(client) : undefined;
-    if (!identity) return done();
+    if (!identity) return queueMicrotask(done);
     const kind = uplinkKind(identity.product.key, identity.device.id, packet.topic);
-    if (!kind) return done();
+    if (!kind) return queueMicrotask(done);
     metrics.uplinks.inc();
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     const ok = ctx.bus.emit('uplink', {
@@ -170,7 +177,7 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
       topic: packet.topic,
       transport: 'mqtt',
     });
-    if (ok) return done();
+    if (ok) return queueMicrotask(done);
     // aedes reads this client's next packets only after done(): the device socket stays unread.
     metrics.paused.inc();
     ctx.bus.onDrain(() => done());
@@ -188,6 +195,7 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
     async start() {
       const options: AedesOptions & { maximumPacketSize?: number; sessionExpiryIntervalLimit?: number; pendingSessionsLimit?: number } = {
         connectTimeout: opts.connectTimeoutMs ?? 10_000,
+        concurrency: opts.concurrency ?? 0,
         maxClientsIdLength: 128,
         // MQTT 5 (aedes 2): advertised and enforced before buffering; bounded sessions
         maximumPacketSize: maxPacketSize,

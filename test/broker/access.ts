@@ -68,7 +68,7 @@ export async function startAccess(opts: AccessOptions = {}): Promise<Access> {
   const registry = createRegistry({ db: settings.db, log });
   await registry.start();
   const bus = createDeviceBus(log, { highWater: opts.busHighWater });
-  const ctx: FluxContext = { settings, log, registry, bus, metrics: createMetrics(), trace: createTracer(), adminToken: ADMIN_TOKEN, services: new Map() };
+  const ctx: FluxContext = { settings, log, registry, bus, metrics: createMetrics(), trace: createTracer(), adminToken: settings.adminToken ?? ADMIN_TOKEN, services: new Map() };
   const server = http.createServer((_req, res) => res.writeHead(404).end());
   const httpPort = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
   const product = await registry.products.create({ key: 'thermo', name: 'Thermometer', transport: opts.transport ?? {} });

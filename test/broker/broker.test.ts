@@ -50,30 +50,39 @@ for (const protocolVersion of MQTT_VERSIONS) {
     });
 
     describe('ACL', () => {
-      it('refuses a publish outside the device prefix: no delivery, the connection is closed, the reason logged', async () => {
+      it(protocolVersion === 5 ? 'refuses a publish outside the device prefix with PUBACK 0x87 (not authorized): no delivery, the reason logged' : 'refuses a publish outside the device prefix: no delivery, the connection is closed, the reason logged', async () => {
         const p = await a.platform({ protocolVersion });
         await p.subscribeAsync('#', { qos: 1 });
         const seen: string[] = [];
         p.on('message', (t) => seen.push(t));
         const d = await a.device('dev-1', { protocolVersion });
-        const closed = new Promise<void>((r) => d.once('close', () => r()));
-        d.publish('/thermo/dev-2/properties/report', 'spoof', { qos: 1 });
-        await closed;
-        await d.endAsync(true);
+        if (protocolVersion === 5) {
+          // MQTT 5 carries the refusal in the PUBACK reason code; the connection stays [MQTT-3.4.2.1]
+          await assert.rejects(d.publishAsync('/thermo/dev-2/properties/report', 'spoof', { qos: 1 }), (err: Error & { code?: number }) => err.code === 0x87);
+          assert.equal(d.connected, true);
+        } else {
+          // MQTT 3.1.1 has no way to say "refused" in a PUBACK: the server closes the connection
+          const closed = new Promise<void>((r) => d.once('close', () => r()));
+          d.publish('/thermo/dev-2/properties/report', 'spoof', { qos: 1 });
+          await closed;
+          await d.endAsync(true);
+        }
         const ok = await a.device('dev-2', { protocolVersion });
         await ok.publishAsync('/thermo/dev-2/properties/report', 'real', { qos: 1 });
         await until(() => seen.includes('/thermo/dev-2/properties/report'), 'the real message');
+        assert.equal(seen.filter((t) => t === '/thermo/dev-2/properties/report').length, 1, 'the spoofed message was not delivered');
         assert.equal(a.uplinks.length, 1);
         assert.equal(a.uplinks[0]!.payload.toString(), 'real');
         assert.ok(a.logs.some((l) => l.msg === 'MQTT publish refused: outside the device topic prefix' && l.topic === '/thermo/dev-2/properties/report'));
       });
 
-      it('refuses a subscription outside the command topic with 0x80 and keeps the connection', async () => {
+      it(`refuses a subscription outside the command topic with ${protocolVersion === 5 ? '0x87 (not authorized)' : '0x80 (failure)'} and keeps the connection`, async () => {
         const d = await a.device('dev-1', { protocolVersion });
         // mqtt.js rejects a SUBACK with any refusal, so read the SUBACK packet itself
         const suback = new Promise<{ granted: number[] }>((resolve) => d.on('packetreceive', (p) => p.cmd === 'suback' && resolve(p as never)));
         d.subscribe(['/thermo/dev-2/command', '#', '/thermo/dev-1/command/#', '/thermo/dev-1/command'], { qos: 1 }, () => {});
-        assert.deepEqual((await suback).granted, [128, 128, 1, 1]);
+        const no = protocolVersion === 5 ? 0x87 : 0x80;
+        assert.deepEqual((await suback).granted, [no, no, 1, 1]);
         assert.equal(d.connected, true);
         await d.publishAsync('/thermo/dev-1/properties/report', 'still here', { qos: 1 });
         await until(() => a.uplinks.length === 1, 'the uplink after the refused subscription');
