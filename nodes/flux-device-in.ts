@@ -6,11 +6,12 @@
 import type { NodeAPI, Node, NodeDef } from './red.ts';
 import { fluxOf } from './red.ts';
 import { matchesFilter, type BusFilter } from '../runtime/bus/index.ts';
+import type { PipelineTracker } from '../runtime/flow-engine/index.ts';
 
 interface DeviceInDef extends NodeDef {
   product?: string;
   device?: string;
-  /** '' (all), 'properties', 'event', 'raw' or 'status' */
+  /** '' (uplinks and status), 'uplink' (every uplink, no status), 'properties', 'event', 'raw' or 'status' */
   kind?: string;
 }
 
@@ -31,11 +32,16 @@ export default function register(RED: NodeAPI): void {
     node.status({ fill: 'grey', shape: 'ring', text: 'waiting' });
 
     if (kind !== 'status') {
+      const pipeline = flux.services.get('pipeline') as PipelineTracker | undefined;
+      const wired = (node as unknown as { wires?: string[][] }).wires?.some((w) => w.length > 0) ?? true;
       flux.bus.on('uplink', node, (up) => {
-        if (kind && up.type !== kind) return;
+        if (kind && kind !== 'uplink' && up.type !== kind) return;
         if (!matchesFilter(filter, up)) return;
         count++;
         if ((count & 1023) === 1) node.status({ fill: 'green', shape: 'dot', text: `${count} received` });
+        // The bus counts the returned promise as in flight until the message has left the flows:
+        // that is what lets the broker stop reading device sockets when the flows fall behind.
+        const finished = wired ? pipeline?.track(up.id, up.ts) : undefined;
         node.send({
           _msgid: up.id,
           topic: up.topic,
@@ -44,6 +50,8 @@ export default function register(RED: NodeAPI): void {
           device: { id: up.deviceId, product_id: up.productId, product_key: up.productKey },
           uplink: { id: up.id, type: up.type, event_id: up.eventId, ts: up.ts, transport: up.transport, topic: up.topic },
         });
+        if (finished) pipeline!.sent(up.id);
+        return finished;
       });
     }
     if (kind === '' || kind === 'status') {

@@ -9,6 +9,17 @@ import type { NodeAPI, Node, NodeDef, NodeMessage, Send, Done } from './red.ts';
 import { fluxOf } from './red.ts';
 import { service } from '../runtime/app/context.ts';
 import type { Point, Storage, StandardMessage } from '../runtime/storage/index.ts';
+import type { Feed } from '../runtime/feed/index.ts';
+
+/** Live feed `telemetry` events for a stored message (one per StandardMessage it carries). */
+function publishTelemetry(feed: Feed, msg: NodeMessage): void {
+  const dev = (msg.device ?? {}) as { id?: string; product_key?: string };
+  const list = Array.isArray(msg.payload) ? (msg.payload as StandardMessage[]) : [msg.payload as StandardMessage];
+  for (const m of list) {
+    if (!m || typeof m !== 'object') continue;
+    feed.publish({ type: 'telemetry', device_id: m.device_id ?? dev.id, product_key: dev.product_key, ts: typeof m.ts === 'number' ? m.ts : ((msg.uplink as { ts?: number } | undefined)?.ts ?? Date.now()), values: m.values, msg_id: msg._msgid });
+  }
+}
 
 interface StoreDef extends NodeDef {
   /** flush when this many points are waiting (default 1000) */
@@ -18,6 +29,8 @@ interface StoreDef extends NodeDef {
 }
 
 interface Waiting {
+  /** when the message reached this node (ms), for its trace span */
+  at: number;
   msg: NodeMessage;
   send: Send;
   done: Done;
@@ -63,13 +76,22 @@ export default function register(RED: NodeAPI): void {
         .then(
           () => {
             stored += batch.length;
+            const now = Date.now();
+            const feed = flux.services.get('feed') as Feed | undefined;
+            const live = feed !== undefined && feed.clients() > 0;
             for (const w of msgs) {
+              flux.trace.span(w.msg._msgid, { stage: 'store', ok: true, took_ms: now - w.at, detail: { batch: batch.length, points: (w.msg.stored as { points?: number } | undefined)?.points } });
+              if (live) publishTelemetry(feed, w.msg);
               w.send(w.msg);
               w.done();
             }
           },
           (err: Error) => {
-            for (const w of msgs) w.done(err);
+            const now = Date.now();
+            for (const w of msgs) {
+              flux.trace.span(w.msg._msgid, { stage: 'store', ok: false, took_ms: now - w.at, error: err.message });
+              w.done(err);
+            }
           },
         )
         .finally(() => {
@@ -95,13 +117,14 @@ export default function register(RED: NodeAPI): void {
         done(err as Error);
         return;
       }
+      const at = Date.now();
       const uplinkTs = (msg.uplink as { ts?: number } | undefined)?.ts;
       storage.prepare(payload, { id, product_id: dev.product_id }, typeof uplinkTs === 'number' ? uplinkTs : Date.now()).then(
         (r) => {
           refused += r.refused.length;
           msg.stored = { points: r.points, refused: r.refused };
           for (const pt of r.points_list) points.push(pt);
-          waiting.push({ msg, send, done });
+          waiting.push({ at, msg, send, done });
           if (points.length >= batchSize || flushMs === 0) flush();
           else timer ??= setTimeout(flush, flushMs);
         },

@@ -12,6 +12,10 @@ import RED from 'node-red';
 import { PROJECT_DIR, nodeRedSettings } from '../../settings.ts';
 import { tokenEquals } from '../api/index.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
+import { counter, histogram } from '../metrics/index.ts';
+import { createPipelineTracker, type PipelineTracker } from './pipeline.ts';
+
+export type { PipelineTracker } from './pipeline.ts';
 
 export interface FlowEngine extends FluxModule {
   /** Mounts the editor; call before the server listens. */
@@ -28,6 +32,7 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server): FlowEng
   const userDir = path.join(ctx.settings.dataDir, 'node-red');
   let started = false;
   let stopped = false;
+  let pipeline: (PipelineTracker & { close(): void }) | undefined;
 
   return {
     name: 'flows',
@@ -54,6 +59,11 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server): FlowEng
         }),
       );
       app.use('/editor', RED.httpAdmin);
+      pipeline = createPipelineTracker(RED.hooks, {
+        latency: histogram(ctx.metrics, 'flux_pipeline_latency_seconds', 'uplink received → finished in the flows (stored, filtered or failed)', [], [0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1, 2, 5, 10]),
+        finished: counter(ctx.metrics, 'flux_pipeline_messages_total', 'uplinks that left the flows, by outcome (done, failed, expired)', ['outcome']),
+      });
+      ctx.services.set('pipeline', pipeline);
     },
     mountHttpNodes(app) {
       app.use('/', RED.httpNode);
@@ -66,12 +76,14 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server): FlowEng
       if (!started || stopped) return;
       stopped = true;
       await RED.stop();
+      pipeline?.close();
+      ctx.services.delete('pipeline');
     },
     health(): ComponentHealth {
       if (!started) return { ok: false, state: 'not started' };
       let nodes = 0;
       RED.nodes.eachNode(() => void nodes++);
-      return { ok: !stopped, state: stopped ? 'stopped' : 'running', nodes };
+      return { ok: !stopped, state: stopped ? 'stopped' : 'running', nodes, in_flight: pipeline?.inFlight() ?? 0 };
     },
   };
 }

@@ -11,6 +11,7 @@ declare module 'node-red' {
     runtime: { flows?: unknown; [k: string]: unknown };
     nodes: { getNode(id: string): unknown; eachNode(cb: (n: { id: string; type: string }) => void): void; [k: string]: unknown };
     settings: Record<string, unknown>;
+    hooks: { add(id: string, cb: (ev: any) => void): void; remove(id: string): void };
   }
   const RED: NodeRedEmbedded;
   export default RED;
