@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# FLUX quickstart: a Modbus sensor, the seed's high-temperature rule, stored telemetry, an alarm,
+# the live feed and the trace of one message. Run it beside a running `npm start`:
+#   bash docs/quickstart.sh
+# (FLUX_API, FLUX_MQTT_PORT and FLUX_ADMIN_TOKEN override the defaults below.)
+set -euo pipefail
+API=${FLUX_API:-http://localhost:1880/api}
+MQTT_PORT=${FLUX_MQTT_PORT:-1883}
+TOKEN=${FLUX_ADMIN_TOKEN:-$(cat "${FLUX_DATA_DIR:-data}/admin-token")}
+NODE=${NODE:-node_modules/.bin/node}   # Node 24 from `npm ci` (has a WebSocket client built in)
+api() { curl -sS -f -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' "$@"; echo; }
+
+echo "# 1. a product decoded by the Modbus plugin (plugins/dist/modbus.wasm)"
+api -X POST "$API/products" -d '{"key":"boiler","name":"Boiler sensor","protocol_plugin_id":"modbus",
+  "metadata":{"properties":[{"id":"temperature","type":"float","unit":"°C"}]}}'
+
+echo "# 2. a device: its secret is in this answer only"
+DEVICE=$(api -X POST "$API/devices" -d '{"id":"sensor_1","product_id":"boiler","name":"Boiler 1"}')
+echo "$DEVICE"
+SECRET=$(echo "$DEVICE" | "$NODE" -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).secret')
+
+echo "# 3. the seed's high-temperature rule (Rhai syntax, runs as written), raising a critical alarm"
+"$NODE" -e 'process.stdout.write(JSON.stringify({ name: "high temperature", enabled: true, action_type: "alarm",
+  action_config: { level: "critical", message: "boiler too hot" },
+  trigger_script: "let temp = msg.values.temperature;\n\nif temp > 45.0 {\n    print(\"Warning: High temperature detected!\");\n    return true;\n} else {\n    return false;\n}\n" }))' > /tmp/flux-rule.json
+api -X POST "$API/rules" --data-binary @/tmp/flux-rule.json
+
+echo "# 4. the live feed (telemetry, status, alarms of sensor_1), in the background"
+WS_URL="${API/http/ws}/ws?device=sensor_1&access_token=$TOKEN"
+"$NODE" -e 'const ws = new WebSocket(process.argv[1]); ws.onmessage = (e) => console.log("feed:", e.data);
+  setTimeout(() => process.exit(0), 3000);' "$WS_URL" &
+FEED=$!
+sleep 0.5
+
+echo "# 5. the seed's Modbus frame: unit 1 → sensor_1, register 0x01C5 = 453 → 45.3 °C"
+printf '\x01\x03\x02\x01\xc5\x00\x00' | mosquitto_pub -p "$MQTT_PORT" -u sensor_1 -P "$SECRET" -q 1 \
+  -t /boiler/sensor_1/properties/report -s
+sleep 1
+
+echo "# 6. stored telemetry"
+api "$API/devices/sensor_1/latest"
+echo "# 7. the alarm it raised"
+api "$API/alarms?device_id=sensor_1"
+echo "# 8. what happened to that message, stage by stage"
+api "$API/devices/sensor_1/trace?last=1"
+wait $FEED
