@@ -97,6 +97,8 @@ export interface PluginHostOptions {
   workers?: number;
   maxBatch?: number;
   maxInFlight?: number;
+  /** a busy worker gets another batch only when this many frames wait; fewer coalesce until it answers */
+  pipelineMin?: number;
   /** default per-call deadline */
   deadlineMs?: number;
   /** default memory cap */
@@ -577,6 +579,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
         workers,
         maxBatch: opts.maxBatch ?? 512,
         maxInFlight: opts.maxInFlight ?? 2,
+        pipelineMin: opts.pipelineMin ?? 128,
         watchdogMs: 5,
         onRestart: (info) => log.warn(info, 'plugin worker restarted'),
       });

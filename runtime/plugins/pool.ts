@@ -65,6 +65,8 @@ export interface PoolOptions {
   maxBatch: number;
   /** batches a worker may have queued at once (keeps it busy while the previous answer travels back) */
   maxInFlight: number;
+  /** a busy worker gets another batch only when at least this many frames wait (else they coalesce) */
+  pipelineMin: number;
   /** watchdog period; a stuck call is cut off between its deadline and deadline + this */
   watchdogMs: number;
   onRestart?(info: { reason: string; key?: string }): void;
@@ -126,7 +128,8 @@ export class WorkerPool {
   /** Drops `key` from the workers once no queued call uses it any more. */
   unload(key: string): void {
     if (!this.#modules.has(key)) return;
-    if ((this.#inUse.get(key) ?? 0) > 0) {
+    // Sent calls are counted in #inUse; pending ones are looked up here (rare: only on a swap).
+    if ((this.#inUse.get(key) ?? 0) > 0 || this.#pending.some((r) => r.key === key)) {
       this.#unloadWhenIdle.add(key);
       return;
     }
@@ -145,12 +148,13 @@ export class WorkerPool {
   /** The callback form of call(), for the hot path: one closure per frame, no extra promise. */
   submit(key: string, op: 0 | 1, data: Uint8Array, deadlineMs: number, logs: boolean, resolve: (o: CallOutcome) => void): void {
     if (this.#stopped) return resolve({ ok: false, cause: 'stopped', message: 'the plugin host is stopped', logs: NO_LOGS });
-    this.#inUse.set(key, (this.#inUse.get(key) ?? 0) + 1);
     this.#pending.push({ key, op, data, deadlineMs, logs, attempts: 0, resolve });
     if (!this.#scheduled) {
       this.#scheduled = true;
-      // setImmediate, not a microtask: frames that arrive in the same I/O turn share one batch.
-      setImmediate(this.#flushBound);
+      // A microtask: frames submitted in the same synchronous run (one socket read, one loop) share
+      // a batch, and an idle worker gets them without waiting for the next event-loop turn. While
+      // the workers are busy, frames keep coalescing until a batch comes back (#onMessage flushes).
+      queueMicrotask(this.#flushBound);
     }
   }
 
@@ -173,47 +177,68 @@ export class WorkerPool {
     return best;
   }
 
+  /**
+   * Adaptive batching: an idle worker gets whatever is pending at once (at moderate rates latency is
+   * one round trip); a busy one gets a second batch only when enough frames wait to make it worth a
+   * message (pipelining for throughput), otherwise frames coalesce until its batch comes back.
+   */
   #flush(): void {
     this.#scheduled = false;
     while (this.#pending.length) {
       const slot = this.#leastBusy();
-      if (slot.inflight.size >= this.#opts.maxInFlight) break;
+      const busy = slot.inflight.size;
+      if (busy >= this.#opts.maxInFlight || (busy > 0 && this.#pending.length < this.#opts.pipelineMin)) break;
       const reqs = this.#pending.length <= this.#opts.maxBatch ? this.#pending : this.#pending.slice(0, this.#opts.maxBatch);
       this.#pending = reqs === this.#pending ? [] : this.#pending.slice(reqs.length);
       this.#send(slot, reqs);
     }
   }
 
+  /**
+   * One transferable buffer per batch: `[n, offsets[0..n], (keyIndex << 1 | op)[0..n-1]]` as u32,
+   * then the frames' bytes back to back (offsets are relative to where the bytes start).
+   */
   #send(slot: Slot, reqs: Req[]): void {
     const bid = (this.#bid = (this.#bid + 1) & 0x3fffffff);
     const n = reqs.length;
-    const keys: string[] = [];
-    const keyIndex = new Map<string, number>();
-    const which = new Uint16Array(n);
-    const ops = new Uint8Array(n);
-    const offsets = new Uint32Array(n + 1);
+    const head = 2 + 2 * n;
     let total = 0;
+    for (let i = 0; i < n; i++) total += reqs[i]!.data.length;
+    const buf = new ArrayBuffer(head * 4 + total);
+    const u32 = new Uint32Array(buf, 0, head);
+    const bytes = new Uint8Array(buf, head * 4);
+    const keys: string[] = [];
     let logs = false;
+    let lastKey = '';
+    let k = -1;
+    let at = 0;
+    let runStart = 0;
+    u32[0] = n;
     for (let i = 0; i < n; i++) {
       const r = reqs[i]!;
-      let k = keyIndex.get(r.key);
-      if (k === undefined) {
-        k = keys.length;
-        keys.push(r.key);
-        keyIndex.set(r.key, k);
+      if (r.key !== lastKey) {
+        if (k >= 0) this.#hold(lastKey, i - runStart);
+        lastKey = r.key;
+        runStart = i;
+        k = keys.indexOf(r.key);
+        if (k < 0) k = keys.push(r.key) - 1;
       }
-      which[i] = k;
-      ops[i] = r.op;
-      offsets[i] = total;
-      total += r.data.length;
+      u32[1 + i] = at;
+      u32[2 + n + i] = (k << 1) | r.op;
+      bytes.set(r.data, at);
+      at += r.data.length;
       if (r.logs) logs = true;
     }
-    offsets[n] = total;
-    const data = new Uint8Array(total);
-    for (let i = 0; i < n; i++) data.set(reqs[i]!.data, offsets[i]!);
+    u32[1 + n] = at;
+    this.#hold(lastKey, n - runStart);
     slot.inflight.set(bid, reqs);
-    slot.worker.postMessage({ t: 'batch', bid, keys, which, ops, offsets, data, logs }, [data.buffer, which.buffer, ops.buffer, offsets.buffer]);
+    slot.worker.postMessage({ t: 'batch', bid, keys, buf, logs }, [buf]);
     this.#arm();
+  }
+
+  /** Counts calls of `key` sent to a worker and not answered yet (counted per run of a batch, not per frame). */
+  #hold(key: string, count: number): void {
+    this.#inUse.set(key, (this.#inUse.get(key) ?? 0) + count);
   }
 
   #release(key: string, count = 1): void {
@@ -226,16 +251,28 @@ export class WorkerPool {
   }
 
   #onMessage(slot: Slot, m: any): void {
-    if (m.t === 'done') {
-      const reqs = slot.inflight.get(m.bid);
+    // The common answer is one JSON array string, `[bid, out0, out1, …]`: no errors, encodes or logs.
+    const fast = typeof m === 'string';
+    if (fast || m.t === 'done') {
+      const values = JSON.parse(fast ? m : m.json) as unknown[];
+      const bid = values[0] as number;
+      const reqs = slot.inflight.get(bid);
       if (!reqs) return;
-      slot.inflight.delete(m.bid);
-      const values = JSON.parse(m.json) as unknown[];
-      const failed = new Map<number, [string, string]>();
-      for (const [i, cause, message] of m.errors as [number, string, string][]) failed.set(i, [cause, message]);
-      const bins = new Map<number, Uint8Array>(m.bins);
-      const logs = m.logs as (string[] | null)[] | null;
-      // Per-key release counted once per batch, not per frame.
+      slot.inflight.delete(bid);
+      // The worker is free again: give it the frames that waited before answering these.
+      if (this.#pending.length) this.#flush();
+      let failed: Map<number, [string, string]> | undefined;
+      let bins: Map<number, Uint8Array> | undefined;
+      let logs: (string[] | null)[] | null = null;
+      if (!fast) {
+        if (m.errors.length) {
+          failed = new Map();
+          for (const [i, cause, message] of m.errors as [number, string, string][]) failed.set(i, [cause, message]);
+        }
+        if (m.bins.length) bins = new Map<number, Uint8Array>(m.bins);
+        logs = m.logs;
+      }
+      // Per-key release counted once per run, not per frame.
       let runKey = reqs[0]!.key;
       let run = 0;
       for (let i = 0; i < reqs.length; i++) {
@@ -246,13 +283,16 @@ export class WorkerPool {
           run = 0;
         }
         run++;
-        const f = failed.size ? failed.get(i) : undefined;
+        if (fast) {
+          r.resolve({ ok: true, value: values[i + 1], bytes: undefined, logs: NO_LOGS });
+          continue;
+        }
+        const f = failed?.get(i);
         const l = logs?.[i] ?? NO_LOGS;
         if (f) r.resolve({ ok: false, cause: f[0], message: f[1], logs: l });
-        else r.resolve({ ok: true, value: values[i], bytes: bins.size ? bins.get(i) : undefined, logs: l });
+        else r.resolve({ ok: true, value: values[i + 1], bytes: bins?.get(i), logs: l });
       }
       this.#release(runKey, run);
-      if (this.#pending.length && !this.#scheduled) this.#flush();
     } else if (m.t === 'probed') {
       const p = slot.probes.get(m.pid);
       if (!p) return;
@@ -337,9 +377,11 @@ export class WorkerPool {
     slot.probes.clear();
     // Re-queued in front, in their original order: they were sent before anything still pending.
     this.#pending = again.concat(this.#pending);
+    // No longer sent: counted again when they are (#send), looked up in #pending meanwhile.
+    for (const r of again) this.#release(r.key);
     if (this.#pending.length && !this.#scheduled) {
       this.#scheduled = true;
-      setImmediate(this.#flushBound);
+      queueMicrotask(this.#flushBound);
     }
   }
 

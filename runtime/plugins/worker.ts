@@ -169,23 +169,26 @@ function checkDecoded(text: string): string {
   return text;
 }
 
+/** A batch from the pool: `buf` holds `[n, offsets[0..n], (keyIndex << 1 | op)[0..n-1]]` as u32, then the frames' bytes (pool.ts #send). */
 interface Batch {
   t: 'batch';
   bid: number;
   keys: string[];
-  which: Uint16Array;
-  ops: Uint8Array;
-  offsets: Uint32Array;
-  data: Uint8Array;
+  buf: ArrayBuffer;
   logs: boolean;
 }
 
 function runBatch(b: Batch): void {
-  const n = b.ops.length;
-  const outs: string[] = new Array(n);
-  const errors: [number, string, string][] = [];
-  const bins: [number, Uint8Array][] = [];
+  const n = new Uint32Array(b.buf, 0, 1)[0]!;
+  const u32 = new Uint32Array(b.buf, 0, 2 + 2 * n);
+  const data = new Uint8Array(b.buf, (2 + 2 * n) * 4);
+  // The answer is one JSON array `[bid, out0, out1, …]` (failed calls and encodes answer null there).
+  let json = '[' + b.bid;
+  let errors: [number, string, string][] | undefined;
+  let bins: [number, Uint8Array][] | undefined;
   const allLogs: (string[] | null)[] | null = b.logs ? new Array(n).fill(null) : null;
+  let keyIndex = -1;
+  let p: Loaded | undefined;
   // Plain stores, no fences: the watchdog only needs to see them within a few ms (x86/ARM make
   // them visible far sooner), and a fence per call would cost more than the call itself.
   state[2] = b.bid;
@@ -194,26 +197,32 @@ function runBatch(b: Batch): void {
     state[0]!++;
     state[1] = 1;
     if (logs.length) logs = [];
-    const key = b.keys[b.which[i]!]!;
-    const p = loaded.get(key);
+    const w = u32[2 + n + i]!;
+    if (w >>> 1 !== keyIndex) {
+      keyIndex = w >>> 1;
+      p = loaded.get(b.keys[keyIndex]!);
+    }
     try {
-      if (!p) throw new CallFailure('not_loaded', `plugin version ${key} is not loaded in this worker`);
-      const out = call(p, b.ops[i]!, b.data.subarray(b.offsets[i]!, b.offsets[i + 1]!));
+      if (!p) throw new CallFailure('not_loaded', `plugin version ${b.keys[keyIndex]} is not loaded in this worker`);
+      const out = call(p, w & 1, data.subarray(u32[1 + i]!, u32[2 + i]!));
       state[1] = 0;
-      if (typeof out === 'string') outs[i] = checkDecoded(out);
+      if (typeof out === 'string') json += ',' + checkDecoded(out);
       else {
-        outs[i] = 'null';
-        bins.push([i, out]);
+        json += ',null';
+        (bins ??= []).push([i, out]);
       }
     } catch (err) {
       state[1] = 0;
-      outs[i] = 'null';
+      json += ',null';
       const f = err instanceof CallFailure ? err : new CallFailure('trap', String((err as Error)?.message ?? err));
-      errors.push([i, f.cause, f.message]);
+      (errors ??= []).push([i, f.cause, f.message]);
     }
     if (allLogs && logs.length) allLogs[i] = logs;
   }
-  parentPort!.postMessage({ t: 'done', bid: b.bid, json: '[' + outs.join(',') + ']', errors, bins, logs: allLogs });
+  json += ']';
+  // The common case is the string alone: the cheapest thing to post and to receive.
+  if (!errors && !bins && !allLogs) parentPort!.postMessage(json);
+  else parentPort!.postMessage({ t: 'done', json, errors: errors ?? [], bins: bins ?? [], logs: allLogs });
 }
 
 function probe(module: WebAssembly.Module, capBytes: number): { abi: number; meta: unknown; params: Record<string, number> } {
