@@ -16,7 +16,7 @@ import type { FluxContext } from '../app/context.ts';
 import { FluxError, conflict, notFound } from '../errors/index.ts';
 import { ABI_VERSION, PluginRejected, checkModule } from './abi.ts';
 import { parseFraming, type Framing } from './framing.ts';
-import { WorkerPool, type CallOutcome } from './pool.ts';
+import { WorkerPool, type Call, type CallOutcome } from './pool.ts';
 
 /** What `decode` produces (ARCHITECTURE §4). */
 export interface StandardMessage {
@@ -90,6 +90,39 @@ export class PluginCallError extends Error {
     this.version = version;
     this.cause = cause;
     this.logs = logs;
+  }
+}
+
+/** The hot path's queued call (host.decode): the request and its promise's settlement in one object per frame. */
+class DecodeCall implements Call {
+  readonly key: string;
+  readonly op = 0 as const;
+  readonly data: Uint8Array;
+  readonly deadlineMs: number;
+  readonly logs = false;
+  attempts = 0;
+  readonly #id: string;
+  readonly #version: number;
+  readonly #count: { ok: number; failed: number };
+  readonly #resolve: (v: StandardMessage | StandardMessage[]) => void;
+  readonly #reject: (e: Error) => void;
+  constructor(id: string, a: { key: string; version: number; deadlineMs: number }, data: Uint8Array, count: { ok: number; failed: number }, resolve: (v: StandardMessage | StandardMessage[]) => void, reject: (e: Error) => void) {
+    this.key = a.key;
+    this.data = data;
+    this.deadlineMs = a.deadlineMs;
+    this.#id = id;
+    this.#version = a.version;
+    this.#count = count;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+  ok(value: unknown): void {
+    this.#count.ok++;
+    this.#resolve(value as StandardMessage | StandardMessage[]);
+  }
+  fail(cause: string, message: string, logs: string[]): void {
+    this.#count.failed++;
+    this.#reject(new PluginCallError(this.#id, this.#version, cause, message, logs));
   }
 }
 
@@ -337,16 +370,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
     return new Promise((resolve, reject) => {
       const a = active.get(id);
       if (!a) throw new FluxError('plugin_not_loaded', `plugin '${id}' is not installed or not active`, 404);
-      const c = counter(id);
-      thePool().submit(a.key, 0, bytes, a.deadlineMs, false, (o) => {
-        if (o.ok) {
-          c.ok++;
-          resolve(o.value as StandardMessage | StandardMessage[]);
-        } else {
-          c.failed++;
-          reject(outcomeError(id, a.version, o));
-        }
-      });
+      thePool().submit(new DecodeCall(id, a, bytes, counter(id), resolve, reject));
     });
   }
 

@@ -30,15 +30,24 @@ export interface ProbeResult {
   params: Record<string, number>;
 }
 
-interface Req {
+/**
+ * One queued call: what to run and who hears the outcome. The pool calls exactly one of `ok` and
+ * `fail`, once. The hot path (host.decode) passes one object per frame that is both: no closure or
+ * outcome object per frame.
+ */
+export interface Call {
   key: string;
   op: 0 | 1;
   data: Uint8Array;
   deadlineMs: number;
   logs: boolean;
+  /** worker crashes this call was in flight for (set by the pool; start at 0) */
   attempts: number;
-  resolve(o: CallOutcome): void;
+  /** decode: the parsed output (a StandardMessage, an array of them); encode: the bytes */
+  ok(value: unknown, bytes: Uint8Array | undefined, logs: string[]): void;
+  fail(cause: string, message: string, logs: string[]): void;
 }
+type Req = Call;
 
 interface Probe {
   pid: number;
@@ -142,13 +151,24 @@ export class WorkerPool {
   }
 
   call(key: string, op: 0 | 1, data: Uint8Array, deadlineMs: number, logs = false): Promise<CallOutcome> {
-    return new Promise((resolve) => this.submit(key, op, data, deadlineMs, logs, resolve));
+    return new Promise((resolve) =>
+      this.submit({
+        key,
+        op,
+        data,
+        deadlineMs,
+        logs,
+        attempts: 0,
+        ok: (value, bytes, l) => resolve({ ok: true, value, bytes, logs: l }),
+        fail: (cause, message, l) => resolve({ ok: false, cause, message, logs: l }),
+      }),
+    );
   }
 
-  /** The callback form of call(), for the hot path: one closure per frame, no extra promise. */
-  submit(key: string, op: 0 | 1, data: Uint8Array, deadlineMs: number, logs: boolean, resolve: (o: CallOutcome) => void): void {
-    if (this.#stopped) return resolve({ ok: false, cause: 'stopped', message: 'the plugin host is stopped', logs: NO_LOGS });
-    this.#pending.push({ key, op, data, deadlineMs, logs, attempts: 0, resolve });
+  /** Queues a call; its outcome goes to `c.ok` or `c.fail`. */
+  submit(c: Call): void {
+    if (this.#stopped) return c.fail('stopped', 'the plugin host is stopped', NO_LOGS);
+    this.#pending.push(c);
     if (!this.#scheduled) {
       this.#scheduled = true;
       // A microtask: frames submitted in the same synchronous run (one socket read, one loop) share
@@ -284,13 +304,13 @@ export class WorkerPool {
         }
         run++;
         if (fast) {
-          r.resolve({ ok: true, value: values[i + 1], bytes: undefined, logs: NO_LOGS });
+          r.ok(values[i + 1], undefined, NO_LOGS);
           continue;
         }
         const f = failed?.get(i);
         const l = logs?.[i] ?? NO_LOGS;
-        if (f) r.resolve({ ok: false, cause: f[0], message: f[1], logs: l });
-        else r.resolve({ ok: true, value: values[i + 1], bytes: bins?.get(i), logs: l });
+        if (f) r.fail(f[0], f[1], l);
+        else r.ok(values[i + 1], bins?.get(i), l);
       }
       this.#release(runKey, run);
     } else if (m.t === 'probed') {
@@ -359,11 +379,11 @@ export class WorkerPool {
       for (const r of reqs) {
         if (r === stuck) {
           this.#release(r.key);
-          r.resolve({ ok: false, cause: 'deadline', message: `deadline exceeded: the call ran past ${deadline} ms and was stopped (worker restarted)`, logs: NO_LOGS });
+          r.fail('deadline', `deadline exceeded: the call ran past ${deadline} ms and was stopped (worker restarted)`, NO_LOGS);
         } else if (++r.attempts >= 3) {
           // A call that was in flight during three crashes is the likely cause: stop retrying it.
           this.#release(r.key);
-          r.resolve({ ok: false, cause: 'crashed', message: `the worker running this call crashed repeatedly (${reason})`, logs: NO_LOGS });
+          r.fail('crashed', `the worker running this call crashed repeatedly (${reason})`, NO_LOGS);
         } else {
           again.push(r);
         }
@@ -391,7 +411,7 @@ export class WorkerPool {
     if (this.#watchdog) clearInterval(this.#watchdog);
     const all = [...this.#pending];
     for (const s of this.#slots) for (const reqs of s.inflight.values()) all.push(...reqs);
-    for (const r of all) r.resolve({ ok: false, cause: 'stopped', message: 'the plugin host stopped', logs: NO_LOGS });
+    for (const r of all) r.fail('stopped', 'the plugin host stopped', NO_LOGS);
     for (const s of this.#slots) for (const p of s.probes.values()) p.reject(new Error('the plugin host stopped'));
     this.#pending = [];
     await Promise.all(this.#slots.map((s) => ((s.dead = true), s.worker.terminate())));
