@@ -20,10 +20,11 @@ echo "$DEVICE"
 SECRET=$(echo "$DEVICE" | "$NODE" -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).secret')
 
 echo "# 3. the seed's high-temperature rule (Rhai syntax, runs as written), raising a critical alarm"
+RULE=$(mktemp)
 "$NODE" -e 'process.stdout.write(JSON.stringify({ name: "high temperature", enabled: true, action_type: "alarm",
   action_config: { level: "critical", message: "boiler too hot" },
-  trigger_script: "let temp = msg.values.temperature;\n\nif temp > 45.0 {\n    print(\"Warning: High temperature detected!\");\n    return true;\n} else {\n    return false;\n}\n" }))' > /tmp/flux-rule.json
-api -X POST "$API/rules" --data-binary @/tmp/flux-rule.json
+  trigger_script: "let temp = msg.values.temperature;\n\nif temp > 45.0 {\n    print(\"Warning: High temperature detected!\");\n    return true;\n} else {\n    return false;\n}\n" }))' > "$RULE"
+api -X POST "$API/rules" --data-binary @"$RULE"
 
 echo "# 4. the live feed (telemetry, status, alarms of sensor_1), in the background"
 WS_URL="${API/http/ws}/ws?device=sensor_1&access_token=$TOKEN"

@@ -9,6 +9,8 @@ import { service } from '../runtime/app/context.ts';
 import { parseTelemetryQuery, type Storage } from '../runtime/storage/index.ts';
 
 interface QueryDef extends NodeDef {
+  /** 'range' (default: raw or aggregated history) or 'latest' (the newest value of each metric) */
+  mode?: string;
   device?: string;
   metric?: string;
   from?: string;
@@ -37,9 +39,18 @@ export default function register(RED: NodeAPI): void {
         const pick = (k: keyof QueryDef) => (p[k] !== undefined && p[k] !== '' ? p[k] : def[k] || undefined);
         const device = (pick('device') ?? (msg.device as { id?: string } | undefined)?.id) as string | undefined;
         if (!device) throw new Error('flux query: no device (node setting, msg.payload.device or msg.device.id)');
+        const storage = service<Storage>(flux, 'storage');
+        if ((pick('mode') ?? 'range') === 'latest') {
+          const items = await storage.store.latest(device);
+          msg.payload = { device_id: device, items, values: Object.fromEntries(items.map((s) => [s.metric, s.value])) };
+          msg.query = { device, mode: 'latest' };
+          node.status({ fill: 'green', shape: 'dot', text: `${items.length} metrics` });
+          send(msg);
+          done();
+          return;
+        }
         const now = Date.now();
         const q = parseTelemetryQuery({ metric: pick('metric'), from: relative(pick('from'), now), to: relative(pick('to'), now), interval: pick('interval'), agg: pick('agg'), limit: pick('limit') }, now);
-        const storage = service<Storage>(flux, 'storage');
         msg.payload =
           q.interval !== undefined
             ? await storage.store.aggregate({ device, metrics: q.metrics, from: q.from, to: q.to, interval: q.interval, aggs: q.aggs, limit: q.limit })
