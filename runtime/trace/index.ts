@@ -102,7 +102,8 @@ export function createTracer(opts: TracerOptions = {}): Tracer {
         devices.set(m.deviceId, (ids = []));
       }
       ids.push(m.id);
-      if (ids.length > perDevice) ids.splice(0, ids.length - perDevice);
+      // Trim in steps of perDevice, not per uplink: amortised O(1) on the hot path.
+      if (ids.length >= 2 * perDevice) ids.splice(0, ids.length - perDevice);
     },
     span(id, span) {
       if (!id) return;
