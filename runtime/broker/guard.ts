@@ -1,167 +1,151 @@
 /**
- * The stream aedes reads a device connection through. It walks MQTT fixed headers as bytes arrive
- * and (1) refuses a packet whose declared size exceeds the limit before buffering it, (2) refuses
- * bytes that are not MQTT framing, and (3) hands aedes at most `batchPackets` packets per read.
+ * The packet guard: how the broker reads device connections. It hooks the connection's own `read()`
+ * (no stream in between: a wrapping Duplex cost ~1 KB per idle connection and a second pass through
+ * the stream machinery for every read and write) and walks MQTT fixed headers as aedes reads:
+ *
+ * 1. a packet whose declared size exceeds the limit is refused before it is buffered;
+ * 2. bytes that are not MQTT framing are refused;
+ * 3. aedes gets at most `batchPackets` packets per read; the rest goes back to the front of the
+ *    socket's buffer (`unshift`) for its next read.
  *
  * Why (3): aedes reads everything buffered on a socket and publishes all of it at once; with many
- * fast publishers mqemitter's queue grows past ~16k entries and the broker collapses (environment
- * notes: 11.9k msg/s, p99 16 s). aedes reads again only when the batch it has is fully handled, so a
- * small batch bounds what one connection has in flight, and the socket stays unread (TCP pushes back
- * on the device) while it waits. `hold()` pauses reading altogether (device bus behind).
+ * fast publishers mqemitter's queue collapses (environment notes: 11.9k msg/s, p99 16 s). aedes reads
+ * again only when the packets it has are handled, so a small batch bounds what one connection has in
+ * flight. While a socket stays unread its buffer fills to the high-water mark, Node stops reading
+ * it and TCP pushes back on the device. The broker holds a publish's completion while the device bus
+ * is behind, so the same mechanism is the bus backpressure (docs/broker.md).
+ *
+ * `coalesceWrites` makes the writes of one event-loop turn leave in one `writev` (aedes writes each
+ * delivered packet with its own cork/uncork, i.e. one syscall per message to a busy subscriber).
  */
-import { Duplex } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 
 export interface GuardOptions {
   maxPacketSize: number;
   /** packets handed to aedes per read (default 16) */
   batchPackets?: number;
   /** called once with the reason when the guard closes the connection */
-  onViolation?: (reason: string) => void;
+  onViolation?: (conn: Duplex, reason: string) => void;
 }
 
-export class PacketGuard extends Duplex {
-  readonly inner: Duplex;
-  #max: number;
-  #batch: number;
-  #pieces: Buffer[] = [];
-  #ended = false;
-  #wantRead = false;
-  #held = false;
-  // header parser state of the packet in progress
-  #need = 0; // body bytes still to skip of the current packet
-  #hdr = 0; // header bytes seen of the current packet (0: at a packet boundary)
-  #len = 0;
-  #mul = 1;
-  #onViolation?: (reason: string) => void;
-
-  constructor(inner: Duplex, opts: GuardOptions) {
-    super({ readableHighWaterMark: 1, writableHighWaterMark: 64 * 1024, allowHalfOpen: false });
-    this.inner = inner;
-    this.#max = opts.maxPacketSize;
-    this.#batch = opts.batchPackets ?? 16;
-    this.#onViolation = opts.onViolation;
-    inner.on('data', (chunk: Buffer) => this.#onData(chunk));
-    inner.on('end', () => {
-      this.#ended = true;
-      this.#flush();
-    });
-    inner.on('error', (err) => this.destroy(err));
-    inner.on('close', () => {
-      if (!this.destroyed) this.destroy();
-    });
-    inner.on('drain', () => this.emit('innerDrain'));
+/** Header-walk state of one connection (a small plain object: it lives as long as the connection). */
+class GuardState {
+  need = 0; // body bytes still to skip of the current packet
+  hdr = 0; // header bytes seen of the current packet (0: at a packet boundary)
+  len = 0;
+  mul = 1;
+  violated = false;
+  readonly opts: Required<Pick<GuardOptions, 'maxPacketSize' | 'batchPackets'>> & Pick<GuardOptions, 'onViolation'>;
+  constructor(opts: GuardState['opts']) {
+    this.opts = opts;
   }
+}
 
-  /** Stops reading from the device until `release()` (the pipeline is behind). */
-  hold(): void {
-    this.#held = true;
-    this.inner.pause();
-  }
+const kGuard = Symbol('flux.packetGuard');
+type Guarded = Duplex & { [kGuard]: GuardState; read(n?: number): unknown };
 
-  release(): void {
-    if (!this.#held) return;
-    this.#held = false;
-    if (this.#pieces.length === 0) this.inner.resume();
-    this.#flush();
-  }
-
-  #violate(reason: string): void {
-    this.#onViolation?.(reason);
-    this.#onViolation = undefined;
-    this.destroy(new Error(reason));
-  }
-
-  #onData(chunk: Buffer): void {
-    if (this.destroyed) return;
-    let start = 0;
-    let packets = 0;
-    let i = 0;
-    while (i < chunk.length) {
-      if (this.#need > 0) {
-        const skip = Math.min(this.#need, chunk.length - i);
-        this.#need -= skip;
-        i += skip;
-        continue;
-      }
-      const b = chunk[i]!;
-      i++;
-      if (this.#hdr === 0) {
-        // fixed header byte 1: packet type 1..15 (0 is reserved: not MQTT) [MQTT-2.2.1]
-        if (b >> 4 === 0) return this.#violate('not MQTT: reserved packet type 0');
-        this.#hdr = 1;
-        this.#len = 0;
-        this.#mul = 1;
-        continue;
-      }
-      // remaining length: variable byte integer of at most 4 bytes [MQTT-2.2.3]
-      this.#len += (b & 0x7f) * this.#mul;
-      this.#mul *= 128;
-      this.#hdr++;
-      if (b & 0x80) {
-        if (this.#hdr > 4) return this.#violate('not MQTT: malformed remaining length');
-        continue;
-      }
-      if (this.#len + this.#hdr > this.#max) return this.#violate(`packet of ${this.#len + this.#hdr} bytes exceeds the maximum packet size ${this.#max}`);
-      this.#need = this.#len;
-      this.#hdr = 0;
-      packets++;
-      if (packets >= this.#batch && i < chunk.length) {
-        // cut after the rest of this packet's body that is in the chunk
-        const end = Math.min(chunk.length, i + this.#need);
-        this.#need -= end - i;
-        i = end;
-        this.#pieces.push(chunk.subarray(start, i));
-        start = i;
-        packets = 0;
-      }
+/**
+ * Walks `chunk` from the state; answers where aedes' read should end (a packet boundary after
+ * `batch` packets, or the chunk's end), or -1 with `st.violated` set and the reason in `reason[0]`.
+ */
+function scan(st: GuardState, chunk: Buffer, reason: string[]): number {
+  const { maxPacketSize, batchPackets } = st.opts;
+  let packets = 0;
+  let i = 0;
+  const n = chunk.length;
+  while (i < n) {
+    if (st.need > 0) {
+      const skip = Math.min(st.need, n - i);
+      st.need -= skip;
+      i += skip;
+      if (st.need === 0 && packets >= batchPackets) return i;
+      continue;
     }
-    if (start < chunk.length) this.#pieces.push(chunk.subarray(start));
-    if (this.#pieces.length > 1 || this.#held) this.inner.pause();
-    this.#flush();
-  }
-
-  #flush(): void {
-    while (this.#wantRead && !this.#held && this.#pieces.length) {
-      this.#wantRead = false;
-      const piece = this.#pieces.shift()!;
-      if (this.push(piece)) this.#wantRead = true;
+    const b = chunk[i]!;
+    i++;
+    if (st.hdr === 0) {
+      // fixed header byte 1: packet type 1..15 (0 is reserved: not MQTT) [MQTT-2.2.1]
+      if (b >> 4 === 0) {
+        reason[0] = 'not MQTT: reserved packet type 0';
+        return -1;
+      }
+      st.hdr = 1;
+      st.len = 0;
+      st.mul = 1;
+      continue;
     }
-    if (this.#pieces.length === 0) {
-      if (this.#ended) {
-        this.push(null);
-        this.#ended = false;
-      } else if (!this.#held && this.inner.isPaused()) this.inner.resume();
+    // remaining length: variable byte integer of at most 4 bytes [MQTT-2.2.3]
+    st.len += (b & 0x7f) * st.mul;
+    st.mul *= 128;
+    st.hdr++;
+    if (b & 0x80) {
+      if (st.hdr > 4) {
+        reason[0] = 'not MQTT: malformed remaining length';
+        return -1;
+      }
+      continue;
     }
+    if (st.len + st.hdr > maxPacketSize) {
+      reason[0] = `packet of ${st.len + st.hdr} bytes exceeds the maximum packet size ${maxPacketSize}`;
+      return -1;
+    }
+    st.need = st.len;
+    st.hdr = 0;
+    packets++;
+    if (st.need === 0 && packets >= batchPackets) return i;
   }
+  return n;
+}
 
-  override _read(): void {
-    this.#wantRead = true;
-    this.#flush();
-  }
+const reasonBox: string[] = [''];
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.inner.write(chunk)) cb();
-    else this.inner.once('drain', () => cb());
+/** The `read()` of a guarded connection (one shared function; its state hangs off the connection). */
+function guardedRead(this: Guarded, size?: number): unknown {
+  const proto = Object.getPrototypeOf(this) as { read(n?: number): unknown };
+  const chunk = proto.read.call(this, size);
+  const st = this[kGuard];
+  if (!Buffer.isBuffer(chunk) || st.violated) return st.violated ? null : chunk;
+  const end = scan(st, chunk, reasonBox);
+  if (end < 0) {
+    st.violated = true;
+    const onViolation = st.opts.onViolation;
+    if (onViolation) onViolation(this, reasonBox[0]!);
+    this.destroy(new Error(reasonBox[0]));
+    return null;
   }
+  if (end === chunk.length) return chunk;
+  // the rest waits at the front of the socket's buffer for aedes' next read
+  this.unshift(chunk.subarray(end));
+  return chunk.subarray(0, end);
+}
 
-  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
-    const inner = this.inner as Duplex & { cork?: () => void; uncork?: () => void };
-    inner.cork();
-    let ok = true;
-    for (const c of chunks) ok = inner.write(c.chunk) && ok;
-    inner.uncork();
-    if (ok) cb();
-    else inner.once('drain', () => cb());
-  }
+/** Guards `conn` in place (see the module comment). aedes then reads it as usual. */
+export function guardConnection(conn: Duplex, opts: GuardOptions): void {
+  const g = conn as Guarded;
+  g[kGuard] = new GuardState({ maxPacketSize: opts.maxPacketSize, batchPackets: Math.max(1, opts.batchPackets ?? 16), onViolation: opts.onViolation });
+  g.read = guardedRead as Guarded['read'];
+}
 
-  override _final(cb: (err?: Error | null) => void): void {
-    this.inner.end();
-    cb();
-  }
+function uncorkAll(conn: Duplex): void {
+  while (conn.writableCorked > 0) conn.uncork();
+}
 
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.#pieces = [];
-    if (!this.inner.destroyed) this.inner.destroy();
-    cb(err);
+/** The `write()` of a coalescing connection: the first write of a turn corks it, the next turn sends all in one writev. */
+function coalescingWrite(this: Duplex, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+  if (this.writableCorked === 0 && !this.destroyed) {
+    this.cork();
+    setImmediate(uncorkAll, this);
   }
+  const proto = Object.getPrototypeOf(this) as { write: (...args: unknown[]) => boolean };
+  return proto.write.call(this, chunk, encoding, cb);
+}
+
+/** Lets what is written to `conn` in one event-loop turn leave together (one writev instead of one per packet). */
+export function coalesceWrites(conn: Duplex): void {
+  (conn as Duplex & { write: unknown }).write = coalescingWrite;
+}
+
+/** Reads of plain Readables are not guarded twice (tests, diagnostics). */
+export function isGuarded(conn: Readable): boolean {
+  return kGuard in conn;
 }

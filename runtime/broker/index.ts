@@ -20,11 +20,12 @@ import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts
 import type { DeviceIdentity } from '../registry/index.ts';
 import { presenceOf } from '../ingress/index.ts';
 import { counter, gauge } from '../metrics/index.ts';
-import { PacketGuard } from './guard.ts';
+import { createRequire } from 'node:module';
+import { coalesceWrites, guardConnection } from './guard.ts';
 import { commandTopic, filterMatches, mayPublish, maySubscribe, uplinkKind } from './topics.ts';
 
 export { commandTopic, devicePrefix, filterMatches, mayPublish, maySubscribe, uplinkKind } from './topics.ts';
-export { PacketGuard } from './guard.ts';
+export { guardConnection, coalesceWrites } from './guard.ts';
 
 export interface BrokerOptions {
   /** the HTTP server to serve MQTT over WebSocket on (path `wsPath`) */
@@ -59,6 +60,11 @@ export interface Broker extends FluxModule {
   /** Publishes a command to the device's command topic (QoS 1) and says whether it reached a live session, a persistent one, or none. */
   sendCommand(identity: DeviceIdentity, payload: Buffer): Promise<CommandDelivery>;
 }
+
+function noop(): void {}
+
+/** bl's plain BufferList, resolved the way mqtt-packet (a dependency) resolves bl: the class its parser's buffer mixes in. */
+const BufferList = createRequire(import.meta.resolve('mqtt-packet'))('bl').BufferList as new () => unknown;
 
 const notAuthorized = () => Object.assign(new Error('not authorized'), { returnCode: 5 as const });
 const unavailable = (why: string) => Object.assign(new Error(why), { returnCode: 3 as const });
@@ -103,7 +109,8 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
   const liveByDevice = new Map<string, Set<Client>>();
   /** client id → device id of persistent (clean=false) device sessions, to tell `queued` from `offline` */
   const sessionOwner = new Map<string, string>();
-  const guards = new Set<PacketGuard>();
+  /** open connections (every listener), guarded in place (guard.ts) */
+  const conns = new Set<Duplex>();
   const closeReason = new WeakMap<Client, string>();
   let aedes: Aedes | undefined;
   let server: net.Server | undefined;
@@ -126,28 +133,32 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
       return;
     }
     // hard cap far past the CONNACK refusal, for sockets that never get to CONNECT
-    if (guards.size >= maxConnections + 256) {
-      if (refusedOverCap++ % 1000 === 0) log.warn({ remote, open: guards.size, maxConnections }, 'connection dropped: over the connection limit');
+    if (conns.size >= maxConnections + 256) {
+      if (refusedOverCap++ % 1000 === 0) log.warn({ remote, open: conns.size, maxConnections }, 'connection dropped: over the connection limit');
       metrics.refused.inc({ reason: 'connection_limit' });
       conn.destroy();
       return;
     }
-    const guard = new PacketGuard(conn, {
-      maxPacketSize,
-      batchPackets: opts.batchPackets,
-      onViolation: (reason) => {
-        metrics.refused.inc({ reason: 'malformed_or_too_large' });
-        log.warn({ remote, reason }, 'MQTT connection closed');
-      },
-    });
-    guards.add(guard);
-    metrics.connections.set(guards.size);
-    guard.on('error', () => {}); // aedes reports it; the guard just must not throw
-    guard.once('close', () => {
-      guards.delete(guard);
-      metrics.connections.set(guards.size);
-    });
-    aedes.handle(guard as never, req as never);
+    guardConnection(conn, { maxPacketSize, batchPackets: opts.batchPackets, onViolation });
+    coalesceWrites(conn);
+    conns.add(conn);
+    metrics.connections.set(conns.size);
+    conn.on('error', noop); // aedes reports errors; the connection just must not throw
+    conn.once('close', onConnClose);
+    const client = aedes.handle(conn as never, req as never) as Client & { _parser?: { _list?: unknown } };
+    // mqtt-packet's parser buffers through a BufferListStream, a whole Duplex per connection; the
+    // parser only uses its BufferList methods (append, consume, slice, read*), so a plain BufferList does
+    if (client._parser && client._parser._list) client._parser._list = new BufferList();
+  }
+
+  function onViolation(conn: Duplex, reason: string): void {
+    metrics.refused.inc({ reason: 'malformed_or_too_large' });
+    log.warn({ remote: (conn as net.Socket).remoteAddress, reason }, 'MQTT connection closed');
+  }
+
+  function onConnClose(this: Duplex): void {
+    conns.delete(this);
+    metrics.connections.set(conns.size);
   }
 
   function deviceOf(client: Client): DeviceIdentity | undefined {
@@ -191,7 +202,7 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
     },
     port: () => listeningPort,
     tlsPort: () => listeningTlsPort,
-    connections: () => guards.size,
+    connections: () => conns.size,
     async start() {
       const options: AedesOptions & { maximumPacketSize?: number; sessionExpiryIntervalLimit?: number; pendingSessionsLimit?: number } = {
         connectTimeout: opts.connectTimeoutMs ?? 10_000,
@@ -202,9 +213,9 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
         sessionExpiryIntervalLimit: 7 * 24 * 3600,
         pendingSessionsLimit: maxConnections,
         authenticate(client, username, password, done) {
-          if (guards.size > maxConnections) {
+          if (conns.size > maxConnections) {
             metrics.refused.inc({ reason: 'connection_limit' });
-            log.warn({ clientId: client.id, open: guards.size, maxConnections }, 'MQTT connect refused: connection limit reached');
+            log.warn({ clientId: client.id, open: conns.size, maxConnections }, 'MQTT connect refused: connection limit reached');
             return done(unavailable('connection limit reached'), false);
           }
           if (!username) {
@@ -323,13 +334,13 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
       onUpgrade = undefined;
       wss?.close();
       wss = undefined;
-      for (const g of guards) g.destroy();
+      for (const c of conns) c.destroy();
       if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
       if (t) await new Promise<void>((resolve) => t.close(() => resolve()));
       if (a) await new Promise<void>((resolve) => a.close(() => resolve()));
     },
     health(): ComponentHealth {
-      return { ok: Boolean(server?.listening), port: listeningPort, tls_port: listeningTlsPort || undefined, connections: guards.size, clients: aedes?.connectedClients ?? 0, online_devices: presence.onlineCount() };
+      return { ok: Boolean(server?.listening), port: listeningPort, tls_port: listeningTlsPort || undefined, connections: conns.size, clients: aedes?.connectedClients ?? 0, online_devices: presence.onlineCount() };
     },
     async sendCommand(identity, payload) {
       const a = self.aedes;
