@@ -64,7 +64,8 @@ interface Slot {
   inflight: Map<number, Req[]>;
   probes: Map<number, Probe>;
   lastCounter: number;
-  seenAt: number;
+  /** how long the watchdog has seen the worker in the same call (see #tick) */
+  stuckMs: number;
   dead: boolean;
 }
 
@@ -95,6 +96,7 @@ export class WorkerPool {
   #bid = 0;
   #pid = 0;
   #watchdog: NodeJS.Timeout | undefined;
+  #lastTick = 0;
   #stopped = false;
   restarts = 0;
 
@@ -106,7 +108,7 @@ export class WorkerPool {
   #spawn(): Slot {
     const sab = new SharedArrayBuffer(16);
     const worker = new Worker(WORKER_URL, { workerData: { state: sab }, name: 'flux-plugin' });
-    const slot: Slot = { worker, state: new Int32Array(sab), inflight: new Map(), probes: new Map(), lastCounter: -1, seenAt: 0, dead: false };
+    const slot: Slot = { worker, state: new Int32Array(sab), inflight: new Map(), probes: new Map(), lastCounter: -1, stuckMs: 0, dead: false };
     worker.on('message', (m: any) => this.#onMessage(slot, m));
     worker.on('error', (err) => this.#replace(slot, `worker error: ${err.message}`));
     worker.on('exit', (code) => {
@@ -324,12 +326,22 @@ export class WorkerPool {
 
   #arm(): void {
     if (this.#watchdog || this.#stopped) return;
+    this.#lastTick = performance.now();
     this.#watchdog = setInterval(() => this.#tick(), this.#opts.watchdogMs);
     this.#watchdog.unref();
   }
 
+  /**
+   * A call is cut off once the watchdog has seen the worker in it for its deadline. Each tick adds
+   * the time since the previous one, but at most four periods: a tick that comes much later means
+   * this process did not run (a loaded machine, a long pause), and the worker most likely did not
+   * either, so that gap is not charged to the plugin. A plugin that really loops is still stopped
+   * within its deadline plus a period when the main thread keeps time.
+   */
   #tick(): void {
     const now = performance.now();
+    const step = Math.min(now - this.#lastTick, this.#opts.watchdogMs * 4);
+    this.#lastTick = now;
     let busy = false;
     for (const slot of [...this.#slots]) {
       if (slot.inflight.size === 0 && slot.probes.size === 0) continue;
@@ -338,13 +350,14 @@ export class WorkerPool {
       const inCall = Atomics.load(slot.state, 1) === 1;
       if (!inCall || counter !== slot.lastCounter) {
         slot.lastCounter = counter;
-        slot.seenAt = now;
+        slot.stuckMs = 0;
         continue;
       }
+      slot.stuckMs += step;
       const bid = Atomics.load(slot.state, 2);
       const index = Atomics.load(slot.state, 3);
       const deadline = bid < 0 ? (slot.probes.get(-bid)?.deadlineMs ?? 1000) : (slot.inflight.get(bid)?.[index]?.deadlineMs ?? 1000);
-      if (now - slot.seenAt >= deadline) this.#kill(slot, bid, index, deadline);
+      if (slot.stuckMs >= deadline) this.#kill(slot, bid, index, deadline);
     }
     if (!busy && this.#watchdog) {
       clearInterval(this.#watchdog);
