@@ -35,6 +35,8 @@ class GuardState {
   len = 0;
   mul = 1;
   violated = false;
+  /** length of the remainder this guard put back at the front of the socket's buffer (0: none) */
+  rest = 0;
   readonly opts: Required<Pick<GuardOptions, 'maxPacketSize' | 'batchPackets'>> & Pick<GuardOptions, 'onViolation'>;
   constructor(opts: GuardState['opts']) {
     this.opts = opts;
@@ -102,9 +104,15 @@ const reasonBox: string[] = [''];
 /** The `read()` of a guarded connection (one shared function; its state hangs off the connection). */
 function guardedRead(this: Guarded, size?: number): unknown {
   const proto = Object.getPrototypeOf(this) as { read(n?: number): unknown };
-  const chunk = proto.read.call(this, size);
   const st = this[kGuard];
-  if (!Buffer.isBuffer(chunk) || st.violated) return st.violated ? null : chunk;
+  if (st.violated) return null;
+  // A remainder put back by the last read is read alone, as the very chunk it is: read() without a
+  // size would concatenate it with everything buffered behind it, a copy of up to the high-water
+  // mark for every batch (measured: fan-in fell to 8k msg/s and 1.3 GB RSS).
+  const rest = st.rest;
+  st.rest = 0;
+  const chunk = proto.read.call(this, rest > 0 ? rest : size);
+  if (!Buffer.isBuffer(chunk)) return chunk;
   const end = scan(st, chunk, reasonBox);
   if (end < 0) {
     st.violated = true;
@@ -115,6 +123,7 @@ function guardedRead(this: Guarded, size?: number): unknown {
   }
   if (end === chunk.length) return chunk;
   // the rest waits at the front of the socket's buffer for aedes' next read
+  st.rest = chunk.length - end;
   this.unshift(chunk.subarray(end));
   return chunk.subarray(0, end);
 }

@@ -63,6 +63,16 @@ export interface Broker extends FluxModule {
 
 function noop(): void {}
 
+/** the aedes 2.0.0-beta.1 Client fields the broker relies on (pinned exactly; see accept()) */
+type AedesClientInternals = Client & { _parser?: { _list?: unknown }; _nextBatch?: () => void; _parsingBatch?: number; connackSent?: boolean };
+
+/** 'readable' of a guarded connection: aedes' own read callback, only when none of its packets is in flight. */
+function gatedReadable(this: Duplex & { client?: AedesClientInternals }): void {
+  const c = this.client;
+  if (!c || !c._nextBatch) return;
+  if (c._parsingBatch! <= 0 || !c.connackSent) c._nextBatch();
+}
+
 /** bl's plain BufferList, resolved the way mqtt-packet (a dependency) resolves bl: the class its parser's buffer mixes in. */
 const BufferList = createRequire(import.meta.resolve('mqtt-packet'))('bl').BufferList as new () => unknown;
 
@@ -145,7 +155,15 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
     metrics.connections.set(conns.size);
     conn.on('error', noop); // aedes reports errors; the connection just must not throw
     conn.once('close', onConnClose);
-    const client = aedes.handle(conn as never, req as never) as Client & { _parser?: { _list?: unknown } };
+    const client = aedes.handle(conn as never, req as never) as AedesClientInternals;
+    // aedes reads again when the packets of its last read are handled, but also on every 'readable'
+    // event, and each of those lets one more batch in flight: under fan-in with a slow subscriber the
+    // in-flight packets grew without bound (~390k parsed packets, 200+ MB heap). Gated, a connection
+    // is read only when nothing of it is in flight (before CONNACK as aedes does).
+    if (typeof client._nextBatch === 'function' && typeof client._parsingBatch === 'number') {
+      conn.removeListener('readable', client._nextBatch);
+      conn.on('readable', gatedReadable);
+    }
     // mqtt-packet's parser buffers through a BufferListStream, a whole Duplex per connection; the
     // parser only uses its BufferList methods (append, consume, slice, read*), so a plain BufferList does
     if (client._parser && client._parser._list) client._parser._list = new BufferList();
