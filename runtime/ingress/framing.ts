@@ -5,18 +5,12 @@
  */
 
 /**
- * How a product's TCP stream is cut into frames: the JSON a plugin declares in `meta().framing` or a
- * product in `transport.tcp.framing` (the same shape as runtime/plugins' `Framing`, docs/plugin-abi.md).
- * `length`: a length field of `bytes` at `offset`; the frame is `offset + bytes + value + adjust` bytes.
- * `delimiter`: frames end with the `delimiter` bytes, written as hex ("0a", "0d0a"); `keep` leaves them on.
- * `fixed`: every frame is `size` bytes. `modbus-tcp`: the MBAP header's length field (offset 4, 2 bytes BE).
- * `max`: the largest frame in bytes; a longer one closes the connection.
+ * How a product's TCP stream is cut into frames: the plugin module's `Framing` (runtime/plugins,
+ * docs/plugin-abi.md), declared by a plugin in `meta().framing` or by a product in `transport.tcp.framing`.
  */
-export type Framing =
-  | { type: 'length'; offset: number; bytes: 1 | 2 | 4; endian: 'be' | 'le'; adjust: number; max: number }
-  | { type: 'delimiter'; delimiter: string; keep: boolean; max: number }
-  | { type: 'fixed'; size: number; max: number }
-  | { type: 'modbus-tcp'; max: number };
+import type { Framing } from '../plugins/index.ts';
+
+export type { Framing };
 
 export class FramingError extends Error {
   constructor(message: string) {

@@ -38,17 +38,31 @@ export interface TcpIngress extends FluxModule {
   write(deviceId: string, bytes: Buffer, frame: boolean): boolean;
 }
 
-/** Reads `transport.tcp` of a product; null when it declares none. Throws FramingError on a bad declaration. */
-export function tcpTransportOf(product: Pick<Product, 'transport'>): TcpTransport | null {
+/**
+ * Reads `transport.tcp` of a product; null when it declares none. Throws FramingError on a bad declaration.
+ * Without `transport.tcp.framing` the framing is the product plugin's declared one (`pluginFraming`, from
+ * the `plugins` service's meta), else newline-delimited.
+ */
+export function tcpTransportOf(product: Pick<Product, 'transport'>, pluginFraming?: Framing | null): TcpTransport | null {
   const tcp = (product.transport as { tcp?: Record<string, unknown> } | undefined)?.tcp;
   if (!tcp || typeof tcp !== 'object') return null;
   const port = tcp.port;
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) throw new FramingError('transport.tcp.port must be a port number (0 = any free port)');
-  return { port, framing: parseFraming(tcp.framing ?? { type: 'delimiter' }) };
+  return { port, framing: parseFraming(tcp.framing ?? pluginFraming ?? { type: 'delimiter' }) };
 }
 
 interface PluginsLike {
   decode?(pluginId: string, bytes: Uint8Array): Promise<unknown>;
+  /** the active version's meta (runtime/plugins: `framing` for the TCP ingress) */
+  meta?(pluginId: string): { framing?: Framing | null } | undefined;
+}
+
+/** The framing the product's protocol plugin declares, when the plugin host runs and has it. */
+function pluginFramingOf(ctx: FluxContext, product: Pick<Product, 'protocol_plugin_id'>): Framing | null {
+  if (!product.protocol_plugin_id) return null;
+  const plugins = ctx.services.get('plugins') as PluginsLike | undefined;
+  if (typeof plugins?.meta !== 'function') return null;
+  return plugins.meta(product.protocol_plugin_id)?.framing ?? null;
 }
 
 interface Listener {
@@ -244,7 +258,7 @@ export function createTcpIngress(ctx: FluxContext, opts: TcpIngressOptions = {})
       for (const product of page.items) {
         let transport: TcpTransport | null;
         try {
-          transport = tcpTransportOf(product);
+          transport = tcpTransportOf(product, pluginFramingOf(ctx, product));
         } catch (err) {
           log.warn({ product: product.key, reason: (err as Error).message }, 'product TCP transport ignored');
           continue;

@@ -1,6 +1,6 @@
 /** Framers: whole frames out whatever the segmentation, limits enforced, declarations validated. */
 import assert from 'node:assert/strict';
-import { createFramer, encodeFrame, parseFraming, FramingError, type Framing } from '../../runtime/ingress/index.ts';
+import { createFramer, encodeFrame, parseFraming, tcpTransportOf, FramingError, type Framing } from '../../runtime/ingress/index.ts';
 
 const mbap = (tid: number, unit: number, pdu: number[]) => {
   const b = Buffer.alloc(7 + pdu.length);
@@ -71,5 +71,19 @@ describe('framing', () => {
     assert.throws(() => parseFraming({ type: 'fixed' }), /size/);
     assert.throws(() => parseFraming({ type: 'slip' }), /unknown framing type/);
     assert.throws(() => parseFraming({ type: 'fixed', size: 4, colour: 1 }), /colour is not a fixed framing setting/);
+  });
+});
+
+describe('TCP transport declaration', () => {
+  const modbus = parseFraming({ type: 'modbus-tcp' });
+  it("falls back to the product plugin's declared framing when transport.tcp.framing is absent", () => {
+    assert.deepEqual(tcpTransportOf({ transport: { tcp: { port: 0 } } }, modbus), { port: 0, framing: modbus });
+  });
+  it("prefers the product's own framing over the plugin's", () => {
+    const t = tcpTransportOf({ transport: { tcp: { port: 0, framing: { type: 'fixed', size: 8 } } } }, modbus);
+    assert.equal(t?.framing.type, 'fixed');
+  });
+  it('defaults to newline-delimited without either', () => {
+    assert.equal(tcpTransportOf({ transport: { tcp: { port: 0 } } }, null)?.framing.type, 'delimiter');
   });
 });
