@@ -4,6 +4,7 @@
  * current call passed its deadline (ARCHITECTURE §6) — that call fails, the rest of its batch is
  * re-run on the replacement, nothing is lost or answered twice.
  */
+import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
 export interface CallOk {
@@ -66,6 +67,12 @@ interface Slot {
   lastCounter: number;
   /** how long the watchdog has seen the worker in the same call (see #tick) */
   stuckMs: number;
+  /** the worker thread's CPU run time when the current stuck call was first seen, and stuckMs then */
+  runMark: number | undefined;
+  markStuckMs: number;
+  /** OS thread name (Node names the thread after the worker) and its id, found when first needed; null: not available */
+  name: string;
+  tid: number | null | undefined;
   dead: boolean;
 }
 
@@ -83,6 +90,26 @@ export interface PoolOptions {
 }
 
 const WORKER_URL = new URL('./worker.ts', import.meta.url);
+
+/**
+ * Milliseconds of CPU the worker's thread has run (Linux: /proc/self/task/<tid>/schedstat, in ns),
+ * or undefined where that cannot be told. Read only while a call is seen stuck across ticks.
+ */
+function threadRunMs(slot: Slot): number | undefined {
+  if (slot.tid === null) return undefined;
+  try {
+    if (slot.tid === undefined) {
+      const found = fs.readdirSync('/proc/self/task').filter((t) => fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === slot.name);
+      if (found.length !== 1) throw new Error('not exactly one thread of that name');
+      slot.tid = Number(found[0]);
+    }
+    return Number(fs.readFileSync(`/proc/self/task/${slot.tid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    // Not Linux, no schedstat, or the thread is gone: wall time it is (for this worker).
+    if (slot.tid === undefined) slot.tid = null;
+    return undefined;
+  }
+}
 const NO_LOGS: string[] = Object.freeze([]) as unknown as string[];
 
 export class WorkerPool {
@@ -97,6 +124,7 @@ export class WorkerPool {
   #pid = 0;
   #watchdog: NodeJS.Timeout | undefined;
   #lastTick = 0;
+  #spawned = 0;
   #stopped = false;
   restarts = 0;
 
@@ -107,8 +135,10 @@ export class WorkerPool {
 
   #spawn(): Slot {
     const sab = new SharedArrayBuffer(16);
-    const worker = new Worker(WORKER_URL, { workerData: { state: sab }, name: 'flux-plugin' });
-    const slot: Slot = { worker, state: new Int32Array(sab), inflight: new Map(), probes: new Map(), lastCounter: -1, stuckMs: 0, dead: false };
+    // A distinct name per worker (at most 15 characters survive as the OS thread name).
+    const name = `flux-plugin-${this.#spawned++ % 1000}`;
+    const worker = new Worker(WORKER_URL, { workerData: { state: sab }, name });
+    const slot: Slot = { worker, state: new Int32Array(sab), inflight: new Map(), probes: new Map(), lastCounter: -1, stuckMs: 0, runMark: undefined, markStuckMs: 0, name, tid: undefined, dead: false };
     worker.on('message', (m: any) => this.#onMessage(slot, m));
     worker.on('error', (err) => this.#replace(slot, `worker error: ${err.message}`));
     worker.on('exit', (code) => {
@@ -332,11 +362,13 @@ export class WorkerPool {
   }
 
   /**
-   * A call is cut off once the watchdog has seen the worker in it for its deadline. Each tick adds
-   * the time since the previous one, but at most four periods: a tick that comes much later means
-   * this process did not run (a loaded machine, a long pause), and the worker most likely did not
-   * either, so that gap is not charged to the plugin. A plugin that really loops is still stopped
-   * within its deadline plus a period when the main thread keeps time.
+   * A call is cut off once it has run for its deadline. Each tick that sees the worker still in the
+   * same call charges it the time since the previous tick, but at most four periods: a tick that
+   * comes much later means this process did not run (a loaded machine, a long pause), so the
+   * worker most likely did not either. Where the OS tells a thread's CPU time (Linux), a call seen
+   * stuck is charged what its worker thread actually ran instead: a worker starved of CPU by other
+   * processes is not a plugin that loops. A plugin that really loops is stopped within its
+   * deadline plus a period either way.
    */
   #tick(): void {
     const now = performance.now();
@@ -351,13 +383,23 @@ export class WorkerPool {
       if (!inCall || counter !== slot.lastCounter) {
         slot.lastCounter = counter;
         slot.stuckMs = 0;
+        slot.runMark = undefined;
         continue;
       }
       slot.stuckMs += step;
+      let charged = slot.stuckMs;
+      const run = threadRunMs(slot);
+      if (run !== undefined) {
+        if (slot.runMark === undefined) {
+          slot.runMark = run;
+          slot.markStuckMs = slot.stuckMs;
+        }
+        charged = slot.markStuckMs + (run - slot.runMark);
+      }
       const bid = Atomics.load(slot.state, 2);
       const index = Atomics.load(slot.state, 3);
       const deadline = bid < 0 ? (slot.probes.get(-bid)?.deadlineMs ?? 1000) : (slot.inflight.get(bid)?.[index]?.deadlineMs ?? 1000);
-      if (slot.stuckMs >= deadline) this.#kill(slot, bid, index, deadline);
+      if (charged >= deadline) this.#kill(slot, bid, index, deadline);
     }
     if (!busy && this.#watchdog) {
       clearInterval(this.#watchdog);
