@@ -194,14 +194,22 @@ export function createRegistry(opts: RegistryOptions): Registry {
   const IDENTITY_TTL_MS = 30_000;
   const IDENTITY_MAX = 100_000;
   const identities = new Map<string, { at: number; hash: string; identity: DeviceIdentity }>();
+  const productCache = new Map<string, { at: number; product: Product }>();
 
   async function loadIdentity(id: string): Promise<{ hash: string; identity: DeviceIdentity } | null> {
     const cached = identities.get(id);
     if (cached && Date.now() - cached.at < IDENTITY_TTL_MS) return cached;
     const row = await Device.findByPk(id);
     if (!row) return null;
-    const product = plain<Product>(await Product.findByPk(row.get('product_id') as string));
-    if (!product) return null;
+    const productId = row.get('product_id') as string;
+    // One product object shared by all its cached devices (18k devices, a handful of products).
+    const cachedProduct = productCache.get(productId);
+    let product = cachedProduct && Date.now() - cachedProduct.at < IDENTITY_TTL_MS ? cachedProduct.product : undefined;
+    if (!product) {
+      product = plain<Product>(await Product.findByPk(productId)) ?? undefined;
+      if (!product) return null;
+      productCache.set(productId, { at: Date.now(), product });
+    }
     const entry = { at: Date.now(), hash: row.get('secret_hash') as string, identity: { device: plain<Device>(row)!, product } };
     if (identities.size >= IDENTITY_MAX) identities.delete(identities.keys().next().value as string);
     identities.set(id, entry);
@@ -209,6 +217,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
   }
 
   const invalidateProduct = (productId: string) => {
+    productCache.delete(productId);
     for (const [k, v] of identities) if (v.identity.product.id === productId) identities.delete(k);
   };
 
@@ -372,7 +381,10 @@ export function createRegistry(opts: RegistryOptions): Registry {
     devices,
     invalidate(deviceId) {
       if (deviceId) identities.delete(deviceId);
-      else identities.clear();
+      else {
+        identities.clear();
+        productCache.clear();
+      }
     },
     async start() {
       if (db.dialect === 'sqlite' && db.file) {
@@ -399,6 +411,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
     },
     async stop() {
       identities.clear();
+      productCache.clear();
       await sequelize.close();
     },
     async health() {
