@@ -2,7 +2,8 @@
  * Online status of devices across every transport (ARCHITECTURE §4: status and `last_online` follow
  * connections). A device is online while it holds at least one connection (MQTT, MQTT over
  * WebSocket/TLS, TCP); a session takeover (same client id connecting again) therefore never shows
- * it offline. Registry writes are chained per device, so they land in the order they happened.
+ * it offline. Registry writes are batched (every 50 ms, one transaction) and run one batch after
+ * another, so a device's newest status always lands last.
  */
 import type { FluxContext } from '../app/context.ts';
 import type { DeviceIdentity } from '../registry/index.ts';
@@ -20,22 +21,37 @@ export interface Presence {
   flush(): Promise<void>;
 }
 
+/** status changes are written together every FLUSH_MS (or sooner when this many wait) */
+const FLUSH_MS = 50;
+const FLUSH_AT = 1000;
+
 export function createPresence(ctx: FluxContext): Presence {
   const log = ctx.log.child({ module: 'presence' });
   const live = new Map<string, number>();
-  const writes = new Map<string, Promise<void>>();
+  // Latest change per device not yet written; flushes run one after another, so writes land in order.
+  let pending = new Map<string, { id: string; status: 'online' | 'offline'; at: Date }>();
+  let timer: NodeJS.Timeout | undefined;
+  let chain: Promise<void> = Promise.resolve();
+
+  function flushPending(): Promise<void> {
+    clearTimeout(timer);
+    timer = undefined;
+    if (pending.size === 0) return chain;
+    const batch = [...pending.values()];
+    pending = new Map();
+    chain = chain.then(() =>
+      ctx.registry.devices.setStatuses(batch).catch((err) => log.error({ err, devices: batch.length }, 'device status write failed')),
+    );
+    return chain;
+  }
 
   function record(identity: DeviceIdentity, status: 'online' | 'offline', transport: Transport, reason?: string): void {
     const id = identity.device.id;
     const at = new Date();
-    const prev = writes.get(id) ?? Promise.resolve();
-    const next = prev.then(() =>
-      ctx.registry.devices.setStatus(id, status, at).catch((err) => log.error({ err, deviceId: id, status }, 'device status write failed')),
-    );
-    writes.set(id, next);
-    next.then(() => {
-      if (writes.get(id) === next) writes.delete(id);
-    });
+    pending.delete(id); // re-insert so a device's newest change goes last
+    pending.set(id, { id, status, at });
+    if (pending.size >= FLUSH_AT) void flushPending();
+    else timer ??= setTimeout(flushPending, FLUSH_MS);
     ctx.bus.emit('status', { deviceId: id, productId: identity.product.id, productKey: identity.product.key, status, ts: at.getTime(), transport, reason });
     log.info({ deviceId: id, transport, reason }, `device ${status}`);
   }
@@ -62,7 +78,7 @@ export function createPresence(ctx: FluxContext): Presence {
     isOnline: (id) => (live.get(id) ?? 0) > 0,
     onlineCount: () => live.size,
     async flush() {
-      while (writes.size) await Promise.all([...writes.values()]);
+      await flushPending();
     },
   };
 }

@@ -125,6 +125,8 @@ export interface Registry {
     /** Device + product by id, no secret check (ingress that already authenticated). */
     identity(id: string): Promise<DeviceIdentity | null>;
     setStatus(id: string, status: 'online' | 'offline', at?: Date): Promise<void>;
+    /** Many status changes in one transaction (a reconnect storm must not become one write each). */
+    setStatuses(changes: { id: string; status: 'online' | 'offline'; at: Date }[]): Promise<void>;
   };
   /** Drops cached identities (after an update made elsewhere, e.g. another node). */
   invalidate(deviceId?: string): void;
@@ -359,6 +361,29 @@ export function createRegistry(opts: RegistryOptions): Registry {
     async identity(id) {
       if (!DEVICE_ID_RE.test(id)) return null;
       return (await loadIdentity(id))?.identity ?? null;
+    },
+    async setStatuses(changes) {
+      if (changes.length === 0) return;
+      // Group by (status, time to the second): one UPDATE … WHERE id IN (…) per group.
+      const groups = new Map<string, { status: 'online' | 'offline'; at: Date; ids: string[] }>();
+      for (const c of changes) {
+        const key = `${c.status}@${Math.floor(c.at.getTime() / 1000)}`;
+        let g = groups.get(key);
+        if (!g) groups.set(key, (g = { status: c.status, at: c.at, ids: [] }));
+        g.ids.push(c.id);
+        const cached = identities.get(c.id);
+        if (cached) {
+          cached.identity.device.status = c.status;
+          cached.identity.device.last_online = c.at.toISOString();
+        }
+      }
+      await sequelize.transaction(async (transaction) => {
+        for (const g of groups.values()) {
+          for (let i = 0; i < g.ids.length; i += 500) {
+            await Device.update({ status: g.status, last_online: g.at }, { where: { id: g.ids.slice(i, i + 500) }, transaction });
+          }
+        }
+      });
     },
     async setStatus(id, status, at = new Date()) {
       const values: Record<string, unknown> = { status };

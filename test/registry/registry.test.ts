@@ -123,6 +123,19 @@ for (const d of dialects) {
       assert.deepEqual(search.items.map((d) => d.id), ['other_1']);
     });
 
+    it('writes many status changes in one call, each device getting its own status', async function () {
+      const at = new Date();
+      await registry.devices.setStatuses([
+        { id: 'sensor_1', status: 'online', at },
+        { id: 'sensor_2', status: 'offline', at },
+      ]);
+      assert.equal((await registry.devices.get('sensor_1')).status, 'online');
+      assert.equal((await registry.devices.get('sensor_2')).status, 'offline');
+      // MariaDB's DATETIME keeps whole seconds
+      assert.ok(Math.abs(new Date((await registry.devices.get('sensor_1')).last_online!).getTime() - at.getTime()) < 1000, 'last_online is the change time');
+      await registry.devices.setStatuses([{ id: 'sensor_2', status: 'online', at }]);
+    });
+
     it('updates a device and keeps a disabled device from authenticating as enabled', async function () {
       const d = await registry.devices.update('sensor_1', { enabled: false, name: 'Boiler 1', tags: { floor: 2 } });
       assert.equal(d.enabled, false);
