@@ -93,6 +93,13 @@ export class PluginCallError extends Error {
   }
 }
 
+/** One executor for every decode promise (no closure per frame): it hands out the resolvers it was given. */
+const captured: { resolve?: (v: StandardMessage | StandardMessage[]) => void; reject?: (e: Error) => void } = {};
+const capture = (resolve: (v: StandardMessage | StandardMessage[]) => void, reject: (e: Error) => void): void => {
+  captured.resolve = resolve;
+  captured.reject = reject;
+};
+
 /** The hot path's queued call (host.decode): the request and its promise's settlement in one object per frame. */
 class DecodeCall implements Call {
   readonly key: string;
@@ -367,11 +374,16 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
 
   /** The seed's `PluginHost::decode`: the plugin's output as it answered it (one message or an array). */
   function decode(id: string, bytes: Uint8Array): Promise<StandardMessage | StandardMessage[]> {
-    return new Promise((resolve, reject) => {
-      const a = active.get(id);
-      if (!a) throw new FluxError('plugin_not_loaded', `plugin '${id}' is not installed or not active`, 404);
-      thePool().submit(new DecodeCall(id, a, bytes, counter(id), resolve, reject));
-    });
+    const a = active.get(id);
+    if (!a) return Promise.reject(new FluxError('plugin_not_loaded', `plugin '${id}' is not installed or not active`, 404));
+    let p: Promise<StandardMessage | StandardMessage[]>;
+    try {
+      p = new Promise(capture);
+      thePool().submit(new DecodeCall(id, a, bytes, counter(id), captured.resolve!, captured.reject!));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return p;
   }
 
   /**
