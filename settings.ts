@@ -187,6 +187,10 @@ export function nodeRedSettings(input: NodeRedSettingsInput): Record<string, unk
     httpAdminRoot: '/editor',
     httpNodeRoot: '/',
     nodesDir: [path.join(PROJECT_DIR, 'nodes')],
+    // No `nodesExcludes`: the whole standard palette loads, so flows imported from elsewhere work.
+    // Measured at idle (docs/operations.md "Memory"): all core nodes the default flow does not use
+    // cost ~24 MB together, `http request` ~9 MB of it (got and its HTTP/2 stack), every other
+    // group ≤ 3 MB; `disableEditor` would save ~2.5 MB. Not worth a palette users cannot trust.
     // The editor's admin API takes `Authorization: Bearer <token>`; its login form takes user
     // "admin" with the token as password (any user name is accepted: the token is what counts).
     adminAuth: {

@@ -2,11 +2,49 @@
 /**
  * `flux` / `npm start`: reads settings from the environment, starts FLUX, prints
  * `flux ready http=<port> mqtt=<port>`, and shuts down gracefully on SIGINT/SIGTERM.
+ *
+ * Memory (docs/operations.md "Memory"): the process re-executes itself once, in place (same pid,
+ * `process.execve`), when it was started without FLUX's runtime settings: a 4 MiB V8 semi-space
+ * (the young generation otherwise grows to 2 × 32 MiB while starting and stays resident), glibc
+ * limited to 2 malloc arenas, and Node's compile cache (cached type-stripped sources and code: the
+ * TypeScript stripper is then never loaded). Only `node:` modules are imported before that point.
+ * `FLUX_REEXEC=0` turns it off.
  */
-import { loadSettings } from '../settings.ts';
-import { ConfigError } from './errors/index.ts';
-import { createLogger } from './log/index.ts';
-import { createFlux } from './app/index.ts';
+import os from 'node:os';
+import path from 'node:path';
+
+/** V8 flags FLUX runs with; `npm start` and the Docker image pass them already. */
+const NODE_FLAGS = ['--max-semi-space-size=4'];
+
+function relaunchWithRuntimeSettings(): void {
+  if (process.env.FLUX_REEXEC === '0' || typeof process.execve !== 'function') return;
+  const env: NodeJS.ProcessEnv = { ...process.env, FLUX_REEXEC: '0' };
+  let needed = false;
+  const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].map((a) => a.split('=')[0]);
+  const flags = NODE_FLAGS.filter((f) => !given.includes(f.split('=')[0]));
+  if (flags.length > 0) needed = true;
+  if (env.MALLOC_ARENA_MAX === undefined) {
+    env.MALLOC_ARENA_MAX = '2';
+    needed = true;
+  }
+  if (env.NODE_COMPILE_CACHE === undefined && env.NODE_DISABLE_COMPILE_CACHE === undefined) {
+    env.NODE_COMPILE_CACHE = path.join(os.tmpdir(), 'node-compile-cache');
+    needed = true;
+  }
+  if (!needed) return;
+  try {
+    process.execve(process.execPath, [process.execPath, ...flags, ...process.execArgv, ...process.argv.slice(1)], env);
+  } catch {
+    // execve failed (e.g. a sandbox forbids it): carry on in this process, with Node's defaults.
+  }
+}
+
+relaunchWithRuntimeSettings();
+
+const { loadSettings } = await import('../settings.ts');
+const { ConfigError } = await import('./errors/index.ts');
+const { createLogger } = await import('./log/index.ts');
+const { createFlux } = await import('./app/index.ts');
 
 const STOP_DEADLINE_MS = 4500;
 

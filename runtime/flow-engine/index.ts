@@ -24,6 +24,9 @@ export interface FlowEngine extends FluxModule {
   mountHttpNodes(app: express.Express): void;
 }
 
+/** How long start() waits for the flows to run (Node-RED never starts them while node types are missing). */
+const FLOWS_START_WAIT_MS = 15_000;
+
 const LEVELS: Record<number, string> = { 10: 'fatal', 20: 'error', 30: 'warn', 40: 'info', 50: 'debug', 60: 'trace' };
 export const DEFAULT_FLOW_FILE = path.join(PROJECT_DIR, 'flows', 'default.json');
 
@@ -69,7 +72,22 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server): FlowEng
       app.use('/', RED.httpNode);
     },
     async start() {
-      await RED.start();
+      // RED.start() resolves before the flows are loaded and started; `flux ready` (and a health
+      // check right after it) must see them running, so wait for `flows:started`, bounded.
+      let timer: NodeJS.Timeout | undefined;
+      let onStarted: (() => void) | undefined;
+      const flowsStarted = new Promise<boolean>((resolve) => {
+        onStarted = () => resolve(true);
+        RED.events.once('flows:started', onStarted);
+        timer = setTimeout(() => resolve(false), FLOWS_START_WAIT_MS);
+      });
+      try {
+        await RED.start();
+        if (!(await flowsStarted)) log.warn({ waited_ms: FLOWS_START_WAIT_MS }, 'the flows have not started yet (missing node types?); carrying on');
+      } finally {
+        clearTimeout(timer);
+        RED.events.off('flows:started', onStarted!);
+      }
       started = true;
     },
     async stop() {
@@ -82,7 +100,11 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server): FlowEng
     health(): ComponentHealth {
       if (!started) return { ok: false, state: 'not started' };
       let nodes = 0;
-      RED.nodes.eachNode(() => void nodes++);
+      try {
+        RED.nodes.eachNode(() => void nodes++);
+      } catch {
+        return { ok: false, state: 'flows not loaded' };
+      }
       return { ok: !stopped, state: stopped ? 'stopped' : 'running', nodes, in_flight: pipeline?.inFlight() ?? 0 };
     },
   };

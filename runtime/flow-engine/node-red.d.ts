@@ -12,6 +12,7 @@ declare module 'node-red' {
     nodes: { getNode(id: string): unknown; eachNode(cb: (n: { id: string; type: string }) => void): void; [k: string]: unknown };
     settings: Record<string, unknown>;
     hooks: { add(id: string, cb: (ev: any) => void): void; remove(id: string): void };
+    events: import('node:events').EventEmitter;
   }
   const RED: NodeRedEmbedded;
   export default RED;
