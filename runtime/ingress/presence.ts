@@ -2,7 +2,7 @@
  * Online status of devices across every transport (ARCHITECTURE §4: status and `last_online` follow
  * connections). A device is online while it holds at least one connection (MQTT, MQTT over
  * WebSocket/TLS, TCP); a session takeover (same client id connecting again) therefore never shows
- * it offline. Registry writes are batched (every 50 ms, one transaction) and run one batch after
+ * it offline. Registry writes are batched (every 50 ms, one UPDATE per status) and run one batch after
  * another, so a device's newest status always lands last.
  */
 import type { FluxContext } from '../app/context.ts';

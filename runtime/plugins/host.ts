@@ -292,9 +292,10 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   }
 
   async function markActive(id: string, version: number | null): Promise<void> {
-    await ctx.registry.sequelize.transaction(async (transaction) => {
-      await Plugin.update({ active: false }, { where: { id }, transaction });
-      if (version !== null) await Plugin.update({ active: true }, { where: { id, version }, transaction });
+    // One statement, so it is atomic without a transaction: Sequelize gives a SQLite transaction a
+    // second connection, whose lock waits block the event loop (runtime/registry notes).
+    await ctx.registry.sequelize.query('UPDATE plugins SET active = (version = :version) WHERE id = :id', {
+      replacements: { id, version: version ?? -1 },
     });
   }
 

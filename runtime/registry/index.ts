@@ -125,7 +125,7 @@ export interface Registry {
     /** Device + product by id, no secret check (ingress that already authenticated). */
     identity(id: string): Promise<DeviceIdentity | null>;
     setStatus(id: string, status: 'online' | 'offline', at?: Date): Promise<void>;
-    /** Many status changes in one transaction (a reconnect storm must not become one write each). */
+    /** Many status changes in a few statements (a reconnect storm must not become one write each). */
     setStatuses(changes: { id: string; status: 'online' | 'offline'; at: Date }[]): Promise<void>;
   };
   /** Drops cached identities (after an update made elsewhere, e.g. another node). */
@@ -377,13 +377,13 @@ export function createRegistry(opts: RegistryOptions): Registry {
           cached.identity.device.last_online = c.at.toISOString();
         }
       }
-      await sequelize.transaction(async (transaction) => {
-        for (const g of groups.values()) {
-          for (let i = 0; i < g.ids.length; i += 500) {
-            await Device.update({ status: g.status, last_online: g.at }, { where: { id: g.ids.slice(i, i + 500) }, transaction });
-          }
+      // Each UPDATE is atomic on its own; no transaction, because Sequelize runs a SQLite
+      // transaction on a second connection whose lock waits would block the event loop.
+      for (const g of groups.values()) {
+        for (let i = 0; i < g.ids.length; i += 500) {
+          await Device.update({ status: g.status, last_online: g.at }, { where: { id: g.ids.slice(i, i + 500) } });
         }
-      });
+      }
     },
     async setStatus(id, status, at = new Date()) {
       const values: Record<string, unknown> = { status };
