@@ -2,7 +2,7 @@
  * Online status of devices across every transport (ARCHITECTURE §4: status and `last_online` follow
  * connections). A device is online while it holds at least one connection (MQTT, MQTT over
  * WebSocket/TLS, TCP); a session takeover (same client id connecting again) therefore never shows
- * it offline. Registry writes are batched (every 50 ms, one UPDATE per status) and run one batch after
+ * it offline. Registry writes are batched while one is running (one UPDATE per status) and run one after
  * another, so a device's newest status always lands last.
  */
 import type { FluxContext } from '../app/context.ts';
@@ -21,28 +21,31 @@ export interface Presence {
   flush(): Promise<void>;
 }
 
-/** status changes are written together every FLUSH_MS (or sooner when this many wait) */
-const FLUSH_MS = 50;
-const FLUSH_AT = 1000;
+/** at most this many status changes go into one write */
+const BATCH_MAX = 1000;
 
 export function createPresence(ctx: FluxContext): Presence {
   const log = ctx.log.child({ module: 'presence' });
   const live = new Map<string, number>();
-  // Latest change per device not yet written; flushes run one after another, so writes land in order.
-  let pending = new Map<string, { id: string; status: 'online' | 'offline'; at: Date }>();
-  let timer: NodeJS.Timeout | undefined;
-  let chain: Promise<void> = Promise.resolve();
+  // Latest change per device not written yet. A write starts at once when none is running; changes
+  // arriving meanwhile wait and go together in the next one (a reconnect storm becomes a few writes,
+  // a single device's change lands immediately). Writes run one after another, so the newest wins.
+  const pending = new Map<string, { id: string; status: 'online' | 'offline'; at: Date }>();
+  let writing: Promise<void> | undefined;
 
-  function flushPending(): Promise<void> {
-    clearTimeout(timer);
-    timer = undefined;
-    if (pending.size === 0) return chain;
-    const batch = [...pending.values()];
-    pending = new Map();
-    chain = chain.then(() =>
-      ctx.registry.devices.setStatuses(batch).catch((err) => log.error({ err, devices: batch.length }, 'device status write failed')),
-    );
-    return chain;
+  function writeNext(): Promise<void> | undefined {
+    if (pending.size === 0) return (writing = undefined);
+    const batch: { id: string; status: 'online' | 'offline'; at: Date }[] = [];
+    for (const [id, change] of pending) {
+      batch.push(change);
+      pending.delete(id);
+      if (batch.length >= BATCH_MAX) break;
+    }
+    writing = ctx.registry.devices
+      .setStatuses(batch)
+      .catch((err) => log.error({ err, devices: batch.length }, 'device status write failed'))
+      .then(() => writeNext());
+    return writing;
   }
 
   function record(identity: DeviceIdentity, status: 'online' | 'offline', transport: Transport, reason?: string): void {
@@ -50,8 +53,7 @@ export function createPresence(ctx: FluxContext): Presence {
     const at = new Date();
     pending.delete(id); // re-insert so a device's newest change goes last
     pending.set(id, { id, status, at });
-    if (pending.size >= FLUSH_AT) void flushPending();
-    else timer ??= setTimeout(flushPending, FLUSH_MS);
+    if (!writing) void writeNext();
     ctx.bus.emit('status', { deviceId: id, productId: identity.product.id, productKey: identity.product.key, status, ts: at.getTime(), transport, reason });
     log.info({ deviceId: id, transport, reason }, `device ${status}`);
   }
@@ -78,7 +80,7 @@ export function createPresence(ctx: FluxContext): Presence {
     isOnline: (id) => (live.get(id) ?? 0) > 0,
     onlineCount: () => live.size,
     async flush() {
-      await flushPending();
+      while (writing) await writing;
     },
   };
 }
