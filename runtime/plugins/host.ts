@@ -5,6 +5,10 @@
  * Atomic swap (ARCHITECTURE §6): a call is bound to the version active at the moment it is
  * submitted (one synchronous map read); a new version is loaded into every worker before it
  * becomes active, and an old one is unloaded only after its last queued call answered.
+ *
+ * Idle memory: start() creates the pool without threads; activate() keeps the compiled module and
+ * its limits on the main thread; the first decode/encode/try spawns the workers, which get every
+ * active version before their first batch (pool.ts). Health says `workers: 0` until then.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -631,7 +635,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       await scanDir();
       if (opts.watch !== false) watch();
       ctx.services.set('plugins', this);
-      log.info({ workers, plugins: [...active.keys()], dir: pluginsDir }, 'plugin host started');
+      log.info({ workers, spawned: 'on first call', plugins: [...active.keys()], dir: pluginsDir }, 'plugin host started');
     },
     async stop() {
       ctx.services.delete('plugins');

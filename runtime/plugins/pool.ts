@@ -3,6 +3,11 @@
  * loaded plugin version in every worker, and runs the watchdog that terminates a worker whose
  * current call passed its deadline (ARCHITECTURE §6) — that call fails, the rest of its batch is
  * re-run on the replacement, nothing is lost or answered twice.
+ *
+ * Lazy: an idle worker thread costs ~17 MB, so the pool starts with none. Loaded modules are kept
+ * here on the main thread; the first call spawns the workers, each of which gets every loaded
+ * module before its first batch (the path a replaced worker takes too). Probes run in a
+ * short-lived worker of their own until the workers exist.
  */
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
@@ -126,14 +131,21 @@ export class WorkerPool {
   #lastTick = 0;
   #spawned = 0;
   #stopped = false;
+  /** a worker only for probes, while the pool has no workers; terminated once its probes answered */
+  #prober: Slot | undefined;
   restarts = 0;
 
   constructor(opts: PoolOptions) {
     this.#opts = opts;
-    for (let i = 0; i < opts.workers; i++) this.#slots.push(this.#spawn());
   }
 
-  #spawn(): Slot {
+  /** Spawns the workers on first use; each gets every loaded module before any batch (#spawn). */
+  #ensureWorkers(): void {
+    if (this.#slots.length || this.#stopped) return;
+    for (let i = 0; i < this.#opts.workers; i++) this.#slots.push(this.#spawn());
+  }
+
+  #spawn(probeOnly = false): Slot {
     const sab = new SharedArrayBuffer(16);
     // A distinct name per worker (at most 15 characters survive as the OS thread name).
     const name = `flux-plugin-${this.#spawned++ % 1000}`;
@@ -144,10 +156,11 @@ export class WorkerPool {
     worker.on('exit', (code) => {
       if (!slot.dead && !this.#stopped) this.#replace(slot, `worker exited with code ${code}`);
     });
-    for (const [key, m] of this.#modules) worker.postMessage({ t: 'load', key, id: m.id, module: m.module, capBytes: m.capBytes });
+    if (!probeOnly) for (const [key, m] of this.#modules) worker.postMessage({ t: 'load', key, id: m.id, module: m.module, capBytes: m.capBytes });
     return slot;
   }
 
+  /** Worker threads running calls: 0 until the first call. */
   get workers(): number {
     return this.#slots.length;
   }
@@ -200,6 +213,7 @@ export class WorkerPool {
   /** Queues a call; its outcome goes to `c.ok` or `c.fail`. */
   submit(c: Call): void {
     if (this.#stopped) return c.fail('stopped', 'the plugin host is stopped', NO_LOGS);
+    if (!this.#slots.length) this.#ensureWorkers();
     this.#pending.push(c);
     if (!this.#scheduled) {
       this.#scheduled = true;
@@ -212,11 +226,16 @@ export class WorkerPool {
 
   readonly #flushBound = () => this.#flush();
 
-  /** Instantiates a module in a worker and reads its ABI version and meta (never on the main thread: a start function could loop). */
+  /**
+   * Instantiates a module in a worker and reads its ABI version and meta (never on the main thread:
+   * a start function could loop). Before the first call that is a short-lived probe worker, so an
+   * upload does not keep a pool thread alive.
+   */
   probe(module: WebAssembly.Module, capBytes: number, deadlineMs: number): Promise<ProbeResult> {
     return new Promise((resolve, reject) => {
+      if (this.#stopped) return reject(new Error('the plugin host stopped'));
       const p: Probe = { pid: ++this.#pid, module, capBytes, deadlineMs, resolve, reject };
-      const slot = this.#leastBusy();
+      const slot = this.#slots.length ? this.#leastBusy() : (this.#prober ??= this.#spawn(true));
       slot.probes.set(p.pid, p);
       slot.worker.postMessage({ t: 'probe', pid: p.pid, module, capBytes });
       this.#arm();
@@ -351,7 +370,15 @@ export class WorkerPool {
       slot.probes.delete(m.pid);
       if (m.ok) p.resolve({ abi: m.abi, meta: m.meta, params: m.params });
       else p.reject(new Error(m.error));
+      if (slot === this.#prober && slot.probes.size === 0) this.#retire(slot);
     }
+  }
+
+  /** Terminates the probe worker once it has nothing left to do. */
+  #retire(slot: Slot): void {
+    if (this.#prober === slot) this.#prober = undefined;
+    slot.dead = true;
+    void slot.worker.terminate();
   }
 
   #arm(): void {
@@ -375,7 +402,7 @@ export class WorkerPool {
     const step = Math.min(now - this.#lastTick, this.#opts.watchdogMs * 4);
     this.#lastTick = now;
     let busy = false;
-    for (const slot of [...this.#slots]) {
+    for (const slot of this.#prober ? [...this.#slots, this.#prober] : [...this.#slots]) {
       if (slot.inflight.size === 0 && slot.probes.size === 0) continue;
       busy = true;
       const counter = Atomics.load(slot.state, 0);
@@ -424,11 +451,23 @@ export class WorkerPool {
     if (slot.dead || this.#stopped) return;
     slot.dead = true;
     void slot.worker.terminate();
+    this.restarts++;
+    this.#opts.onRestart?.({ reason, key: stuck?.key });
+    if (slot === this.#prober) {
+      // The probe worker: its other probes go to a new one (or to the pool's workers, if they exist now).
+      this.#prober = undefined;
+      const left = [...slot.probes.values()];
+      slot.probes.clear();
+      for (const p of left) {
+        const to = this.#slots.length ? this.#leastBusy() : (this.#prober ??= this.#spawn(true));
+        to.probes.set(p.pid, p);
+        to.worker.postMessage({ t: 'probe', pid: p.pid, module: p.module, capBytes: p.capBytes });
+      }
+      return;
+    }
     const i = this.#slots.indexOf(slot);
     const fresh = this.#spawn();
     if (i >= 0) this.#slots[i] = fresh;
-    this.restarts++;
-    this.#opts.onRestart?.({ reason, key: stuck?.key });
     const again: Req[] = [];
     for (const reqs of slot.inflight.values()) {
       for (const r of reqs) {
@@ -467,8 +506,11 @@ export class WorkerPool {
     const all = [...this.#pending];
     for (const s of this.#slots) for (const reqs of s.inflight.values()) all.push(...reqs);
     for (const r of all) r.fail('stopped', 'the plugin host stopped', NO_LOGS);
-    for (const s of this.#slots) for (const p of s.probes.values()) p.reject(new Error('the plugin host stopped'));
+    const prober = this.#prober;
+    this.#prober = undefined;
+    const slots = prober ? [...this.#slots, prober] : this.#slots;
+    for (const s of slots) for (const p of s.probes.values()) p.reject(new Error('the plugin host stopped'));
     this.#pending = [];
-    await Promise.all(this.#slots.map((s) => ((s.dead = true), s.worker.terminate())));
+    await Promise.all(slots.map((s) => ((s.dead = true), s.worker.terminate())));
   }
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startHost, type HostFixture } from './host-context.ts';
-import { echo, wat } from './fixtures.ts';
+import { echo, echoWat, wat } from './fixtures.ts';
 import { PluginCallError } from '../../runtime/plugins/index.ts';
 import { FluxError } from '../../runtime/errors/index.ts';
 
@@ -209,6 +209,54 @@ describe('plugin host', function () {
       assert.equal((await k.host.decodeFrame('kept', Buffer.from('3'))).messages[0]!.values.v, 8);
     } finally {
       await k.stop();
+    }
+  });
+
+  it('spawns no worker thread until the first call, then loads every active version into the workers before it', async () => {
+    // Threads of this process named after plugin workers (Linux; elsewhere the health numbers must do).
+    const threads = () => {
+      try {
+        return fs.readdirSync('/proc/self/task').filter((t) => fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').startsWith('flux-plugin-')).length;
+      } catch {
+        return 0;
+      }
+    };
+    const before = threads();
+    const g = await startHost({ workers: 2, watch: false });
+    try {
+      assert.deepEqual(g.host.health(), { ok: true, workers: 0, plugins: 0, queued: 0, restarts: 0 });
+      // Upload validation instantiates the module in a short-lived probe worker, which does not stay.
+      await g.host.install('lazy', echo(1), 'api');
+      await g.host.install('lazy', echo(2), 'api');
+      await g.host.install('lazy2', echo(5), 'api');
+      const spin = echoWat(3).replace(/\)\s*$/, '(func $spin (loop $l (br $l))) (start $spin))');
+      const t0 = performance.now();
+      const err = await refusal(g.host.install('spins', wat(spin), 'api'));
+      assert.equal(err.code, 'instantiation_failed');
+      assert.ok(performance.now() - t0 < 5000);
+      assert.equal(g.host.health().workers, 0);
+      await until(() => threads() === before);
+      // The first call spawns both workers; the active versions (v2 after the swap) answer at once.
+      const [a, b] = await Promise.all([g.host.decodeFrame('lazy', Buffer.from('4')), g.host.decodeFrame('lazy2', Buffer.from('6'))]);
+      assert.deepEqual([a.version, a.messages[0]!.values, b.messages[0]!.values], [2, { v: 2, seq: 4 }, { v: 5, seq: 6 }]);
+      assert.equal(g.host.health().workers, 2);
+      // Swaps and rollbacks go on as before with the workers running.
+      await g.host.rollback('lazy');
+      assert.deepEqual((await g.host.decodeFrame('lazy', Buffer.from('5'))).messages[0]!.values, { v: 1, seq: 5 });
+    } finally {
+      await g.stop();
+    }
+  });
+
+  it('tries a candidate module on a host that has no worker yet', async () => {
+    const g = await startHost({ workers: 1, watch: false });
+    try {
+      const r = await g.host.tryCall('cand', 'decode', Buffer.from('8'), echo(4));
+      assert.equal(r.ok, true);
+      assert.deepEqual(r.output, { device_id: 'd', values: { v: 4, seq: 8 } });
+      assert.equal(r.plugin.version, 'candidate');
+    } finally {
+      await g.stop();
     }
   });
 
