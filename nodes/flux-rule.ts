@@ -3,7 +3,7 @@
  * matching the message (ARCHITECTURE §5). Outputs: 1 triggered (one message per rule that returned
  * true, with `msg.rule`), 2 not triggered (the message, when no rule returned true), 3 errors.
  */
-import type { NodeAPI, Node, NodeDef, NodeMessage } from './red.ts';
+import type { NodeAPI, Node, NodeDef, NodeMessage, Send, Done } from './red.ts';
 import { fluxOf } from './red.ts';
 import { service } from '../runtime/app/context.ts';
 import type { RuleEngine, RuleInput, RuleRun } from '../runtime/rules/index.ts';
@@ -47,21 +47,44 @@ export default function register(RED: NodeAPI): void {
     let counts = { in: 0, hit: 0, err: 0 };
     let inline: ReturnType<RuleEngine['inline']> | undefined;
     let setupError: string | undefined;
+    /** inline mode: settles once the script host is loaded and the script compiled; messages wait for it, in order */
+    let ready: Promise<void> | undefined;
+    let closed = false;
 
     const rules = (): RuleEngine => service<RuleEngine>(flux, 'rules');
+    const failSetup = (err: unknown) => {
+      setupError = (err as Error).message;
+      node.error(`flux rule: ${setupError}`);
+      node.status({ fill: 'red', shape: 'ring', text: 'script error' });
+    };
     if (mode === 'inline') {
       try {
         const env = def.env?.trim() ? JSON.parse(def.env) : {};
-        inline = rules().inline(def.script ?? '', { name: def.name || `node ${node.id}`, env });
+        const engine = rules();
+        // QuickJS is loaded on first need (runtime/rules): the script compiles once it is there.
+        ready = engine
+          .loadScripts()
+          .then(() => {
+            if (closed) return;
+            inline = engine.inline(def.script ?? '', { name: def.name || `node ${node.id}`, env });
+          })
+          .catch(failSetup)
+          .finally(() => {
+            ready = undefined;
+          });
       } catch (err) {
-        setupError = (err as Error).message;
-        node.error(`flux rule: ${setupError}`);
+        failSetup(err);
       }
     }
     const show = () => node.status({ fill: counts.err ? 'yellow' : 'green', shape: 'dot', text: `${counts.hit}/${counts.in} triggered${counts.err ? `, ${counts.err} errors` : ''}` });
-    node.status(setupError ? { fill: 'red', shape: 'ring', text: 'script error' } : { fill: 'grey', shape: 'ring', text: mode });
+    if (!setupError) node.status({ fill: 'grey', shape: 'ring', text: mode });
 
     node.on('input', (msg, send, done) => {
+      if (ready) void ready.then(() => handle(msg, send, done));
+      else handle(msg, send, done);
+    });
+
+    function handle(msg: NodeMessage, send: Send, done: Done): void {
       const triggered: NodeMessage[] = [];
       const errors: NodeMessage[] = [];
       let bad = false;
@@ -85,8 +108,9 @@ export default function register(RED: NodeAPI): void {
       if ((counts.in & 63) === 1 || errors.length) show();
       send([triggered.length ? triggered : null, triggered.length || bad ? null : msg, errors.length ? errors : null]);
       done();
-    });
+    }
     node.on('close', (_removed, done) => {
+      closed = true;
       inline?.dispose();
       done();
     });

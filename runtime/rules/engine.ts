@@ -27,6 +27,8 @@ export interface LoadedRule {
   /** undefined when the stored script does not compile (then `compileError` says why) */
   script?: CompiledScript;
   compileError?: string;
+  /** a disabled rule read at start before the script host was needed: compiled when it is created */
+  deferred?: boolean;
   stats: RuleStats;
   limiter: RateLimit;
 }

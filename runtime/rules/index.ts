@@ -3,6 +3,10 @@
  * reloaded on save (and by polling, for rules saved by another node), filtered by product and
  * device, with per-rule counters and the actions webhook | command | alarm | flow.
  * Registered as the service `rules`; the `flux rule` node and /api/rules use it.
+ *
+ * QuickJS (~9 MB of RSS) is loaded on first need: on start only when an enabled rule exists,
+ * else on the first save, test, listing of a not yet compiled rule or inline script
+ * (`loadScripts()`). Compiling stays synchronous once it is there.
  */
 import type { Model } from 'sequelize';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
@@ -38,7 +42,10 @@ export interface InlineRule {
 }
 
 export interface RuleEngine extends FluxModule {
+  /** The script host; throws 503 until it is loaded (see loadScripts). */
   readonly scripts: ScriptHost;
+  /** Loads the script host if it is not yet (QuickJS is loaded on first need). */
+  loadScripts(): Promise<ScriptHost>;
   list(filter?: { enabled?: boolean; product_id?: string; device_id?: string }): Promise<RuleView[]>;
   get(id: string): Promise<RuleView>;
   create(input: RuleCreate): Promise<RuleView>;
@@ -47,10 +54,10 @@ export interface RuleEngine extends FluxModule {
   /** Runs rule `id` on a sample message, doing nothing it asks. */
   test(id: string, msg: RuleInput['message'], device?: RuleInput['device']): Promise<TestAnswer>;
   /** Runs an unsaved script on a sample message (a syntax error throws 400). */
-  testScript(source: string, msg: RuleInput['message'], env?: Record<string, unknown>): TestAnswer;
+  testScript(source: string, msg: RuleInput['message'], env?: Record<string, unknown>): Promise<TestAnswer>;
   /** Runs every enabled rule that matches the message, in creation order. */
   evaluate(input: RuleInput): RuleRun[];
-  /** A script outside the registry (the `flux rule` node's inline mode); its side effects are real. */
+  /** A script outside the registry (the `flux rule` node's inline mode); its side effects are real. Call after loadScripts(). */
   inline(source: string, opts?: { name?: string; env?: Record<string, unknown>; commandsPerSecond?: number }): InlineRule;
 }
 
@@ -76,13 +83,33 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
   const loaded = new Map<string, LoadedRule>();
   let ordered: LoadedRule[] = [];
   let host: ScriptHost | undefined;
+  let hostLoading: Promise<ScriptHost> | undefined;
+  let started = false;
   let runner: RuleRunner | undefined;
   let poll: NodeJS.Timeout | undefined;
   let polling = false;
 
   const scripts = (): ScriptHost => {
-    if (!host) throw new FluxError('not_ready', 'the rule engine is not started', 503);
+    if (!host) throw new FluxError('not_ready', started ? 'the script host is not loaded yet' : 'the rule engine is not started', 503);
     return host;
+  };
+
+  /** Creates the script host once; rules deferred until then are compiled as soon as it is there. */
+  const loadScripts = (): Promise<ScriptHost> => {
+    if (host) return Promise.resolve(host);
+    hostLoading ??= createScriptHost(opts.limits).then(
+      (h) => {
+        host = h;
+        for (const lr of [...loaded.values()]) if (lr.deferred) load(lr.rule);
+        log.debug({ rules: loaded.size }, 'script host loaded');
+        return h;
+      },
+      (err: unknown) => {
+        hostLoading = undefined;
+        throw err;
+      },
+    );
+    return hostLoading;
   };
 
   const reorder = () => {
@@ -91,15 +118,24 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
 
   const rate = (rule: Rule) => Number(rule.action_config.commands_per_second ?? 10);
 
-  /** Compiles and swaps in a rule; keeps its counters across versions. */
+  /**
+   * Compiles and swaps in a rule; keeps its counters across versions. Without a script host yet the
+   * rule is kept uncompiled (`deferred`) and compiled once the host is there; callers load the host
+   * first for an enabled rule (an enabled one deferred here starts the load itself).
+   */
   const load = (rule: Rule): LoadedRule => {
     const prev = loaded.get(rule.id);
     const lr: LoadedRule = { rule, stats: prev?.stats ?? new RuleStats(), limiter: prev && prev.limiter.rate === rate(rule) ? prev.limiter : new RateLimit(rate(rule)) };
-    try {
-      lr.script = scripts().compile(rule.trigger_script, rule.env);
-    } catch (err) {
-      lr.compileError = (err as Error).message;
-      log.warn({ rule: rule.id, err: lr.compileError }, 'rule script does not compile');
+    if (!host) {
+      lr.deferred = true;
+      if (rule.enabled) loadScripts().catch((err: Error) => log.error({ err: err.message }, 'the script host cannot be loaded'));
+    } else {
+      try {
+        lr.script = host.compile(rule.trigger_script, rule.env);
+      } catch (err) {
+        lr.compileError = (err as Error).message;
+        log.warn({ rule: rule.id, err: lr.compileError }, 'rule script does not compile');
+      }
     }
     loaded.set(rule.id, lr);
     prev?.script?.dispose();
@@ -141,8 +177,9 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
       if (!p) throw notFound('product', productId);
       productId = p.id;
     }
+    const h = await loadScripts();
     try {
-      scripts().compile(r.trigger_script, r.env ?? {}).dispose();
+      h.compile(r.trigger_script, r.env ?? {}).dispose();
     } catch (err) {
       if (err instanceof ScriptSyntaxError) throw new FluxError('script_syntax', `trigger_script: ${err.message}`, 400, { line: err.line, column: err.column });
       throw err;
@@ -183,7 +220,10 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
         const lr = loaded.get(id);
         if (!lr || lr.rule.version !== Number(r.get('version'))) {
           const full = await RuleModel.findByPk(id);
-          if (full) load(plain(full));
+          if (!full) continue;
+          const rule = plain(full);
+          if (rule.enabled) await loadScripts();
+          load(rule);
         }
       }
       for (const id of [...loaded.keys()]) if (!seen.has(id)) unload(id);
@@ -194,15 +234,29 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
     }
   };
 
+  /** A view tells a rule's compile error: rules deferred at start are compiled before one is shown. */
+  const compileDeferred = async () => {
+    for (const lr of loaded.values()) {
+      if (lr.deferred) {
+        await loadScripts();
+        return;
+      }
+    }
+  };
+
   const engine: RuleEngine = {
     name: 'rules',
     get scripts() {
       return scripts();
     },
+    loadScripts,
     async start() {
-      host = await createScriptHost(opts.limits);
+      started = true;
       runner = createRuleRunner(ctx, log);
-      for (const row of await RuleModel.findAll()) load(plain(row));
+      const rules = (await RuleModel.findAll()).map(plain);
+      // QuickJS only when a rule will run; disabled ones wait for the first need (they compile then).
+      if (rules.some((r) => r.enabled)) await loadScripts();
+      for (const rule of rules) load(rule);
       registerRuleMetrics(ctx.metrics, () => ordered.map((lr) => ({ id: lr.rule.id, name: lr.rule.name, stats: lr.stats })));
       const every = opts.pollMs ?? 5000;
       if (every > 0) {
@@ -213,6 +267,7 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
       log.info({ rules: loaded.size }, 'rule engine started');
     },
     async stop() {
+      started = false;
       ctx.services.delete('rules');
       if (poll) clearInterval(poll);
       poll = undefined;
@@ -220,10 +275,11 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
       for (const id of [...loaded.keys()]) unload(id);
     },
     health(): ComponentHealth {
-      const broken = ordered.filter((lr) => !lr.script).length;
-      return { ok: host !== undefined, rules: loaded.size, enabled: ordered.filter((lr) => lr.rule.enabled).length, not_compiling: broken };
+      const broken = ordered.filter((lr) => !lr.script && !lr.deferred).length;
+      return { ok: started, rules: loaded.size, enabled: ordered.filter((lr) => lr.rule.enabled).length, not_compiling: broken, scripts_loaded: host !== undefined };
     },
     async list(filter = {}) {
+      await compileDeferred();
       const where: Record<string, unknown> = {};
       if (filter.enabled !== undefined) where.enabled = filter.enabled;
       if (filter.device_id) where.device_id = filter.device_id;
@@ -236,6 +292,7 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
       return rows.map((r) => view(plain(r)));
     },
     async get(id) {
+      await compileDeferred();
       return view(plain(await findRow(id)));
     },
     async create(input) {
@@ -284,11 +341,13 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
     },
     async test(id, msg, device) {
       const rule = plain(await findRow(id));
+      await loadScripts();
       const lr = loaded.get(id);
       const current = lr && lr.rule.version === rule.version ? lr : undefined;
       return runForTest(current, rule.trigger_script, rule.env, { message: msg, device }, rule);
     },
-    testScript(source, msg, env = {}) {
+    async testScript(source, msg, env = {}) {
+      await loadScripts();
       try {
         scripts().compile(source, env).dispose();
       } catch (err) {

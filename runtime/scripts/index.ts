@@ -3,7 +3,7 @@
  * `msg`, `env`, `print`, `log_info`, `log_warn`, `send_command` and `raise_alarm`; a deadline and
  * a memory cap per run; compiled once per version, re-run with callFunction. Script API: docs/scripts.md.
  */
-import { getQuickJS, type QuickJSWASMModule } from 'quickjs-emscripten';
+import type { QuickJSWASMModule } from 'quickjs-emscripten';
 import { CompiledScript, DEFAULT_LIMITS, type ScriptLimits } from './sandbox.ts';
 
 export {
@@ -30,8 +30,13 @@ export interface ScriptHost {
   check(source: string): void;
 }
 
-/** Loads the QuickJS Wasm module once (shared by every script; each script has its own runtime). */
+/**
+ * Loads the QuickJS Wasm module once (shared by every script; each script has its own runtime).
+ * The package itself is imported here, not at the top: a process that never compiles a script
+ * never loads it (~9 MB of RSS; runtime/rules creates the host on first need).
+ */
 export async function createScriptHost(limits: Partial<ScriptLimits> = {}): Promise<ScriptHost> {
+  const { getQuickJS } = await import('quickjs-emscripten');
   const module: QuickJSWASMModule = await getQuickJS();
   const base: ScriptLimits = { ...DEFAULT_LIMITS, ...limits };
   return {

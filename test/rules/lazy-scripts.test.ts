@@ -1,0 +1,98 @@
+/** The rule engine loads QuickJS on first need: not at start without enabled rules, then on the first save, test or inline script. */
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { loadSettings } from '../../settings.ts';
+import { createLogger } from '../../runtime/log/index.ts';
+import { createRegistry, type Registry } from '../../runtime/registry/index.ts';
+import { createDeviceBus } from '../../runtime/bus/index.ts';
+import { createMetrics } from '../../runtime/metrics/index.ts';
+import { createTracer } from '../../runtime/trace/index.ts';
+import type { FluxContext } from '../../runtime/app/index.ts';
+import { FluxError } from '../../runtime/errors/index.ts';
+import { createRuleEngine, type RuleEngine } from '../../runtime/rules/index.ts';
+import { tempDir } from '../helpers/flux-process.ts';
+
+interface Fixture {
+  engine: RuleEngine;
+  registry: Registry;
+  stop(): Promise<void>;
+}
+
+async function start(dataDir = tempDir('flux-lazy-rules-')): Promise<Fixture & { dataDir: string }> {
+  const settings = loadSettings({ FLUX_DATA_DIR: dataDir, FLUX_ADMIN_TOKEN: 'test-admin-token-0123456789abcdef' });
+  const log = createLogger({ level: 'warn', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+  const registry = createRegistry({ db: settings.db, log });
+  await registry.start();
+  const ctx = { settings, log, registry, bus: createDeviceBus(log), metrics: createMetrics(), trace: createTracer(), adminToken: 'x', services: new Map() } as unknown as FluxContext;
+  const engine = createRuleEngine(ctx, { pollMs: 0 });
+  await engine.start();
+  return {
+    engine,
+    registry,
+    dataDir,
+    async stop() {
+      await engine.stop();
+      await registry.stop();
+    },
+  };
+}
+
+const health = (e: RuleEngine) => e.health!() as unknown as { ok: boolean; not_compiling: number; scripts_loaded: boolean };
+const loaded = (e: RuleEngine) => health(e).scripts_loaded;
+const msg = { device_id: 'd1', values: { temperature: 46 } };
+
+describe('rule engine: QuickJS on first need', function () {
+  it('starts without QuickJS when there is no rule, and loads it for the first save, keeping syntax errors a 400 with line and column', async () => {
+    const f = await start();
+    try {
+      assert.equal(loaded(f.engine), false);
+      assert.equal(health(f.engine).ok, true);
+      assert.deepEqual(f.engine.evaluate({ message: msg }), []);
+      assert.throws(() => f.engine.inline('return true;'), (e: FluxError) => e.status === 503);
+      const err = await f.engine.create({ name: 'bad', trigger_script: 'let x = ;\nreturn true;', action_type: 'flow' } as never).then(
+        () => assert.fail('saved'),
+        (e: FluxError) => e,
+      );
+      assert.equal(err.status, 400);
+      assert.equal(err.code, 'script_syntax');
+      assert.deepEqual([(err.details as { line: number }).line, (err.details as { column: number }).column], [1, 9]);
+      assert.equal(loaded(f.engine), true);
+      const r = await f.engine.create({ name: 'hot', trigger_script: 'return msg.values.temperature > 45;', action_type: 'flow' } as never);
+      assert.equal(f.engine.evaluate({ message: msg })[0]!.triggered, true);
+      assert.equal((await f.engine.test(r.id, msg)).triggered, true);
+    } finally {
+      await f.stop();
+    }
+  });
+
+  it('loads QuickJS at start for an enabled rule, and only on first need for disabled ones (which then compile)', async () => {
+    const f = await start();
+    const r = await f.engine.create({ name: 'hot', trigger_script: 'return msg.values.temperature > 45;', action_type: 'flow', enabled: false } as never);
+    await f.stop();
+    const g = await start(f.dataDir);
+    try {
+      assert.equal(loaded(g.engine), false, 'only a disabled rule: no QuickJS');
+      assert.equal(health(g.engine).not_compiling, 0);
+      assert.deepEqual(g.engine.evaluate({ message: msg }), []);
+      const answer = await g.engine.testScript('return msg.values.temperature > 40;', msg);
+      assert.equal(answer.triggered, true);
+      assert.equal(loaded(g.engine), true);
+      await g.engine.update(r.id, { enabled: true });
+      assert.equal(g.engine.evaluate({ message: msg })[0]!.triggered, true);
+    } finally {
+      await g.stop();
+    }
+    const h = await start(f.dataDir);
+    try {
+      assert.equal(loaded(h.engine), true, 'an enabled rule: QuickJS at start');
+      assert.equal(h.engine.evaluate({ message: msg })[0]!.triggered, true);
+      // The flux rule node's inline mode: loadScripts() first, then inline() compiles synchronously.
+      await h.engine.loadScripts();
+      const inline = h.engine.inline('return msg.values.temperature > 50;');
+      assert.equal(inline.run({ message: msg }).triggered, false);
+      inline.dispose();
+    } finally {
+      await h.stop();
+    }
+  });
+});
