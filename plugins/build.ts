@@ -6,6 +6,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -78,6 +79,10 @@ function buildRust(): void {
   } else {
     throw new Error('no Rust toolchain for wasm32: `rustup target add wasm32-unknown-unknown`, or apt-get install -y rustc-web cargo-web rust-web-src lld librust-serde-dev librust-serde-json-dev librust-serde-derive-dev');
   }
+  // Panic messages embed source paths: map the checkout (and cargo's home) to fixed names so the
+  // same sources build the same bytes in any folder (CI clones elsewhere).
+  const remap = [`--remap-path-prefix=${ROOT}=/flux/plugins`, `--remap-path-prefix=${path.join(os.homedir(), '.cargo')}=/cargo`];
+  env.RUSTFLAGS = [process.env.RUSTFLAGS, ...remap].filter(Boolean).join(' ');
   execFileSync(cmd, cargoArgs, { cwd: ROOT, env, stdio: 'inherit' });
   for (const [crate, id] of Object.entries(RUST_EXAMPLES)) {
     const built = path.join(ROOT, 'target', 'wasm32-unknown-unknown', 'release', `${crate}.wasm`);
