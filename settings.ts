@@ -62,7 +62,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_TS_URL', default: 'sqlite: in the data dir', meaning: 'time series: same schemes, plus `tdengine://user:pass@host:6041/db` (REST)', restart: true },
   { variable: 'FLUX_PLUGINS_DIR', default: './plugins/dist', meaning: 'watched folder of `.wasm` protocol plugins (file name = plugin id)', restart: true },
   { variable: 'FLUX_ADMIN_TOKEN', default: 'generated, stored in the data dir, printed once', meaning: 'bearer token for the API and the editor', restart: true },
-  { variable: 'FLUX_REDIS_URL', default: 'unset', meaning: 'set: multi-node mode (shared broker state and bus)', restart: true },
+  { variable: 'FLUX_REDIS_URL', default: 'unset', meaning: 'reserved for multi-node mode (shared broker state and bus); not implemented yet: FLUX runs single-node and logs a warning', restart: true },
   { variable: 'FLUX_HOST', default: '0.0.0.0', meaning: 'address the HTTP, MQTT and TCP listeners bind to', restart: true },
   { variable: 'FLUX_TLS_CERT', default: 'unset', meaning: 'PEM certificate file; with FLUX_TLS_KEY enables MQTTS', restart: true },
   { variable: 'FLUX_TLS_KEY', default: 'unset', meaning: 'PEM private key file for MQTTS', restart: true },
