@@ -57,7 +57,7 @@ export interface SettingSpec {
 export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_HTTP_PORT', default: '1880', meaning: 'HTTP: API, console, Node-RED editor, MQTT over WebSocket at `/mqtt` (0 = any free port)', restart: true },
   { variable: 'FLUX_MQTT_PORT', default: '1883', meaning: 'embedded MQTT broker, TCP (0 = any free port)', restart: true },
-  { variable: 'FLUX_DATA_DIR', default: './data', meaning: 'SQLite files, flows, uploaded plugins, buffers, HLS segments', restart: true },
+  { variable: 'FLUX_DATA_DIR', default: './data', meaning: 'SQLite files, flows, uploaded plugins, telemetry buffer', restart: true },
   { variable: 'FLUX_DB_URL', default: 'sqlite: in the data dir', meaning: 'metadata: `sqlite:PATH`, `mysql://…`, `mariadb://…`, `postgres://…`', restart: true },
   { variable: 'FLUX_TS_URL', default: 'sqlite: in the data dir', meaning: 'time series: same schemes, plus `tdengine://user:pass@host:6041/db` (REST)', restart: true },
   { variable: 'FLUX_PLUGINS_DIR', default: './plugins/dist', meaning: 'watched folder of `.wasm` protocol plugins (file name = plugin id)', restart: true },
