@@ -48,10 +48,15 @@ export default function register(RED: NodeAPI): void {
         }
         const took = performance.now() - t0;
         flux.trace?.span(msg._msgid, { stage: 'decode', took_ms: took, ok: true, detail: { plugin: result.plugin, version: result.version, messages: result.messages.length } });
-        const base: NodeMessage = { ...msg, raw: msg.raw ?? bytes, plugin: result.plugin ? { id: result.plugin, version: result.version } : null };
-        if (product) base.product = { id: product.id, key: product.key, protocol_plugin_id: product.protocol_plugin_id };
-        if (result.messages.length === 1) send({ ...base, payload: result.messages[0] });
-        else if (result.messages.length > 1) send([result.messages.map((m) => ({ ...base, payload: m }) as NodeMessage)]);
+        // The message is this node's to change (Node-RED clones it for a second wire): one decoded
+        // message goes on as the same object, several as copies of it.
+        msg.raw ??= bytes;
+        msg.plugin = result.plugin ? { id: result.plugin, version: result.version } : null;
+        if (product) msg.product = { id: product.id, key: product.key, protocol_plugin_id: product.protocol_plugin_id };
+        if (result.messages.length === 1) {
+          msg.payload = result.messages[0];
+          send(msg);
+        } else if (result.messages.length > 1) send([result.messages.map((m) => ({ ...msg, payload: m }) as NodeMessage)]);
         ok++;
         if ((ok & 1023) === 1) node.status({ fill: 'green', shape: 'dot', text: `${ok} decoded${failed ? `, ${failed} failed` : ''}` });
         done();

@@ -28,6 +28,8 @@ interface StoreDef extends NodeDef {
   flushMs?: number | string;
 }
 
+type PrepareResult = Awaited<ReturnType<Storage['prepare']>>;
+
 interface Waiting {
   /** when the message reached this node (ms), for its trace span */
   at: number;
@@ -119,17 +121,26 @@ export default function register(RED: NodeAPI): void {
       }
       const at = Date.now();
       const uplinkTs = (msg.uplink as { ts?: number } | undefined)?.ts;
-      storage.prepare(payload, { id, product_id: dev.product_id }, typeof uplinkTs === 'number' ? uplinkTs : Date.now()).then(
-        (r) => {
-          refused += r.refused.length;
-          msg.stored = { points: r.points, refused: r.refused };
-          for (const pt of r.points_list) points.push(pt);
-          waiting.push({ at, msg, send, done });
-          if (points.length >= batchSize || flushMs === 0) flush();
-          else timer ??= setTimeout(flush, flushMs);
-        },
-        (err: Error) => done(err),
-      );
+      const device = { id, product_id: dev.product_id };
+      const fallbackTs = typeof uplinkTs === 'number' ? uplinkTs : at;
+      const accept = (r: PrepareResult) => {
+        refused += r.refused.length;
+        msg.stored = { points: r.points, refused: r.refused };
+        for (const pt of r.points_list) points.push(pt);
+        waiting.push({ at, msg, send, done });
+        if (points.length >= batchSize || flushMs === 0) flush();
+        else timer ??= setTimeout(flush, flushMs);
+      };
+      // The product's policy is usually cached: then no Promise (and no closure kept) per message.
+      let now: PrepareResult | undefined;
+      try {
+        now = storage.prepareNow?.(payload, device, fallbackTs);
+      } catch (err) {
+        done(err as Error);
+        return;
+      }
+      if (now) accept(now);
+      else storage.prepare(payload, device, fallbackTs).then(accept, (err: Error) => done(err));
     });
 
     node.on('close', (_removed, done) => {

@@ -46,8 +46,13 @@ export interface BusFilter {
   type?: UplinkMessage['type'] | 'status';
 }
 
-/** A listener; one that works asynchronously returns a Promise, and the bus counts it in flight until it settles. */
-type Handler<E extends keyof DeviceBusEvents> = (event: DeviceBusEvents[E]) => void | Promise<unknown>;
+/** What an asynchronous listener returns: a Promise, or any thenable that calls one of the callbacks once. */
+export interface Settles {
+  then(ok: () => void, fail: (err: unknown) => void): unknown;
+}
+
+/** A listener; one that works asynchronously returns a Promise (or thenable), and the bus counts it in flight until it settles. */
+type Handler<E extends keyof DeviceBusEvents> = (event: DeviceBusEvents[E]) => void | Settles | Promise<unknown>;
 
 export interface DeviceBus {
   /**
@@ -89,13 +94,20 @@ export function createDeviceBus(log: Logger, opts: DeviceBusOptions = {}): Devic
   let inFlight = 0;
   let isBehind = false;
   let drainWaiters: (() => void)[] = [];
-  const settle = (event: string) => ({
-    ok: () => release(),
-    fail: (err: unknown) => {
-      log.error({ err, event }, 'device bus listener failed');
-      release();
-    },
-  });
+  // Settle callbacks made once per event name, not per emit (the uplink path runs this per message).
+  const ok = () => release();
+  const failFor = new Map<string, (err: unknown) => void>();
+  const fail = (event: string) => {
+    let f = failFor.get(event);
+    if (!f) {
+      f = (err: unknown) => {
+        log.error({ err, event }, 'device bus listener failed');
+        release();
+      };
+      failFor.set(event, f);
+    }
+    return f;
+  };
   function release(): void {
     inFlight--;
     if (isBehind && inFlight <= lowWater) {
@@ -119,11 +131,10 @@ export function createDeviceBus(log: Logger, opts: DeviceBusOptions = {}): Devic
           for (const h of handlers) {
             try {
               const r = h(payload);
-              if (r && typeof (r as Promise<unknown>).then === 'function') {
+              if (r && typeof (r as Settles).then === 'function') {
                 inFlight++;
                 if (inFlight >= highWater) isBehind = true;
-                const s = settle(event);
-                (r as Promise<unknown>).then(s.ok, s.fail);
+                (r as Settles).then(ok, fail(event));
               }
             } catch (err) {
               log.error({ err, event }, 'device bus listener failed');

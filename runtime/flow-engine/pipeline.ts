@@ -11,21 +11,53 @@
  */
 import type { Histogram, Counter } from 'prom-client';
 
-interface Tracked {
-  promise: Promise<void>;
-  outstanding: number;
-  receivedAt: number;
-  failed: boolean;
-  resolve: () => void;
-  timer: NodeJS.Timeout;
+/**
+ * What `track` answers: a thenable settled when the message has left the flows. One small object per
+ * message (no Promise, no closure, no timer): the device bus only calls `then(ok, fail)` on it once.
+ */
+export interface Finished {
+  then(ok: () => void, fail?: (err: unknown) => void): void;
+}
+
+/** One tracked message; also the thenable handed to the bus. */
+class Tracked implements Finished {
+  outstanding = 0;
+  failed = false;
+  readonly receivedAt: number;
+  /** when the message was tracked (ms, monotonic enough: Date.now), for the deadline sweep */
+  readonly at: number;
+  settled = false;
+  cbs: (() => void)[] | (() => void) | undefined = undefined;
+  constructor(receivedAt: number, at: number) {
+    this.receivedAt = receivedAt;
+    this.at = at;
+  }
+  then(ok: () => void): void {
+    if (this.settled) {
+      queueMicrotask(ok);
+      return;
+    }
+    const c = this.cbs;
+    if (c === undefined) this.cbs = ok;
+    else if (typeof c === 'function') this.cbs = [c, ok];
+    else c.push(ok);
+  }
+  settle(): void {
+    this.settled = true;
+    const c = this.cbs;
+    this.cbs = undefined;
+    if (c === undefined) return;
+    if (typeof c === 'function') c();
+    else for (const f of c) f();
+  }
 }
 
 export interface PipelineTracker {
   /**
    * Starts tracking message `msgId` (received at `receivedAt`, ms epoch). Call before the first
-   * `node.send` of it; answers a promise settled when the message has left the flows.
+   * `node.send` of it; answers a thenable settled when the message has left the flows.
    */
-  track(msgId: string, receivedAt: number): Promise<void>;
+  track(msgId: string, receivedAt: number): Finished;
   /** Call after the first `node.send` of `msgId`: a message that went nowhere is finished at once. */
   sent(msgId: string): void;
   /** messages entered but not finished */
@@ -46,14 +78,33 @@ export interface PipelineTrackerOptions {
 
 export function createPipelineTracker(hooks: HookApi, opts: PipelineTrackerOptions): PipelineTracker & { close(): void } {
   const deadlineMs = opts.deadlineMs ?? 10_000;
+  // Insertion order is tracking order: the deadline sweep stops at the first message still in time.
   const tracked = new Map<string, Tracked>();
+  const done = opts.finished.labels({ outcome: 'done' });
+  const failed = opts.finished.labels({ outcome: 'failed' });
+  const expired = opts.finished.labels({ outcome: 'expired' });
+  // One sweep timer instead of a timer per message (a Timeout and its list entry for every uplink).
+  let sweeper: NodeJS.Timeout | undefined;
 
   const finish = (id: string, t: Tracked, outcome: 'done' | 'failed' | 'expired') => {
     tracked.delete(id);
-    clearTimeout(t.timer);
-    if (outcome === 'done') opts.latency.observe((Date.now() - t.receivedAt) / 1000);
-    opts.finished.inc({ outcome });
-    t.resolve();
+    if (outcome === 'done') {
+      opts.latency.observe((Date.now() - t.receivedAt) / 1000);
+      done.inc();
+    } else (outcome === 'failed' ? failed : expired).inc();
+    t.settle();
+    if (tracked.size === 0 && sweeper) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+    }
+  };
+
+  const sweep = () => {
+    const limit = Date.now() - deadlineMs;
+    for (const [id, t] of tracked) {
+      if (t.at > limit) break;
+      finish(id, t, 'expired');
+    }
   };
 
   hooks.add('preDeliver.flux-pipeline', (ev: { msg?: { _msgid?: string } }) => {
@@ -75,21 +126,15 @@ export function createPipelineTracker(hooks: HookApi, opts: PipelineTrackerOptio
     track(msgId, receivedAt) {
       // Several `flux device in` nodes may take the same uplink: they share one entry.
       const existing = tracked.get(msgId);
-      if (existing) return existing.promise;
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => (resolve = r));
-      const t: Tracked = {
-        promise,
-        outstanding: 0,
-        receivedAt,
-        failed: false,
-        resolve,
-        timer: setTimeout(() => {
-          if (tracked.get(msgId) === t) finish(msgId, t, 'expired');
-        }, deadlineMs),
-      };
+      if (existing) return existing;
+      const t = new Tracked(receivedAt, Date.now());
       tracked.set(msgId, t);
-      return promise;
+      // a deadline is checked within deadlineMs / 4 of passing
+      if (!sweeper) {
+        sweeper = setInterval(sweep, Math.max(1, Math.min(1000, deadlineMs / 4)));
+        sweeper.unref();
+      }
+      return t;
     },
     sent(msgId) {
       const t = tracked.get(msgId);
@@ -100,6 +145,8 @@ export function createPipelineTracker(hooks: HookApi, opts: PipelineTrackerOptio
       hooks.remove('preDeliver.flux-pipeline');
       hooks.remove('onComplete.flux-pipeline');
       for (const [id, t] of tracked) finish(id, t, 'expired');
+      clearInterval(sweeper);
+      sweeper = undefined;
     },
   };
 }

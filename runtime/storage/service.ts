@@ -24,6 +24,11 @@ export interface Storage {
   readonly store: TimeSeriesStore;
   /** Checks StandardMessage(s) against the device's product model (counted), without writing. */
   prepare(messages: StandardMessage | StandardMessage[], device: { id: string; product_id?: string }, fallbackTs?: number): Promise<IngestResult & { points_list: Point[] }>;
+  /**
+   * prepare() without waiting, when the product's policy is at hand (cached and fresh, `product_id`
+   * given); otherwise undefined, and the caller uses prepare(). Saves a Promise per message.
+   */
+  prepareNow?(messages: StandardMessage | StandardMessage[], device: { id: string; product_id?: string }, fallbackTs?: number): (IngestResult & { points_list: Point[] }) | undefined;
   /** prepare() and write(): resolves when stored or buffered. */
   ingest(messages: StandardMessage | StandardMessage[], device: { id: string; product_id?: string }, fallbackTs?: number): Promise<IngestResult>;
   /** Queues already-checked points. */
@@ -79,6 +84,26 @@ export function createStorageModule(ctx: FluxContext, opts: StorageModuleOptions
     return policy;
   }
 
+  function check(messages: StandardMessage | StandardMessage[], device: { id: string }, policy: ProductPolicy, fallbackTs: number): IngestResult & { points_list: Point[] } {
+    if (!Array.isArray(messages)) {
+      // the common case, one message: its own arrays, no copies
+      const c = toPoints(messages, messages.device_id || device.id, policy, fallbackTs);
+      if (c.unknownKept) unknownKept.inc(c.unknownKept);
+      for (const r of c.refused) rejected.inc({ reason: r.reason });
+      return { points: c.points.length, refused: c.refused, points_list: c.points };
+    }
+    const points: Point[] = [];
+    const refused: Refused[] = [];
+    for (const m of messages) {
+      const c = toPoints(m, m.device_id || device.id, policy, fallbackTs);
+      for (const p of c.points) points.push(p);
+      for (const r of c.refused) refused.push(r);
+      if (c.unknownKept) unknownKept.inc(c.unknownKept);
+    }
+    for (const r of refused) rejected.inc({ reason: r.reason });
+    return { points: points.length, refused, points_list: points };
+  }
+
   const storage: Storage = {
     store,
     async ingest(messages, device, fallbackTs) {
@@ -101,16 +126,13 @@ export function createStorageModule(ctx: FluxContext, opts: StorageModuleOptions
         policy = policies.get(productId)?.policy ?? { productId, unknown: 'keep', types: new Map() };
         log.warn({ err: (err as Error).message, productId }, 'product policy unavailable; storing values unchecked');
       }
-      const points: Point[] = [];
-      const refused: Refused[] = [];
-      for (const m of Array.isArray(messages) ? messages : [messages]) {
-        const c = toPoints(m, m.device_id || device.id, policy, fallbackTs);
-        points.push(...c.points);
-        refused.push(...c.refused);
-        if (c.unknownKept) unknownKept.inc(c.unknownKept);
-      }
-      for (const r of refused) rejected.inc({ reason: r.reason });
-      return { points: points.length, refused, points_list: points };
+      return check(messages, device, policy, fallbackTs);
+    },
+    prepareNow(messages, device, fallbackTs = Date.now()) {
+      if (!device.product_id) return undefined;
+      const hit = policies.get(device.product_id);
+      if (!hit || Date.now() - hit.at >= policyTtl) return undefined;
+      return check(messages, device, hit.policy, fallbackTs);
     },
     write: (points) => writer.write(points),
     flush: () => writer.flush(),

@@ -1,0 +1,82 @@
+/**
+ * Ingest probe (not part of `npm run bench`): one FLUX process with the default flow, 1000 devices
+ * publishing the Modbus frame at the given paced rates, reporting µs of FLUX CPU per stored message.
+ * With --prof, FLUX runs with --cpu-prof and the top self-time functions are printed.
+ *
+ *   node bench/lib/profile-ingest.ts [--prof] [--qos 1] [--seconds 6] 10000 20000
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { provision, startFlux, tempDir } from './flux.ts';
+import { ingestStep } from '../pipeline.bench.ts';
+
+const args = process.argv.slice(2);
+const flag = (name: string) => {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const v = args[i + 1];
+  args.splice(i, 2);
+  return v;
+};
+const prof = args.includes('--prof');
+if (prof) args.splice(args.indexOf('--prof'), 1);
+const qos = Number(flag('--qos') ?? 0) as 0 | 1;
+const seconds = Number(flag('--seconds') ?? 6);
+const rates = args.length ? args.map(Number) : [10_000];
+
+const profDir = tempDir('flux-prof-');
+const dataDir = tempDir('flux-probe-');
+const devices = await provision(dataDir, { productKey: 'bench', plugin: 'modbus', count: 1000, metadata: { properties: [{ id: 'temperature', type: 'float', unit: '°C' }] } });
+const flux = await startFlux({ FLUX_LOG_LEVEL: 'warn', ...(prof ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profDir}` } : {}) }, { dataDir, timeoutMs: 60_000 });
+const windows: [number, number][] = [];
+let stopped = 0;
+try {
+  await flux.api('POST', '/api/rules', { name: 'r', enabled: true, trigger_script: 'let temp = msg.values.temperature;\nif (temp > 100.0) { return true; } else { return false; }', action_type: 'flow', action_config: {} });
+  await ingestStep(flux, devices, qos, 3000, 2); // warm-up
+  for (const rate of rates) {
+    windows.push([performance.now(), 0]);
+    const s = await ingestStep(flux, devices, qos, rate, seconds);
+    windows.at(-1)![1] = performance.now();
+    const perMsg = ((s.cpu / 100) * seconds * 1e6) / Math.max(s.stored, 1);
+    console.log(`qos${qos} ${rate}/s: stored ${Math.round(s.stored / seconds)}/s loss ${s.loss} p50 ${s.p50.toFixed(1)} p99 ${s.p99.toFixed(1)} ms cpu ${s.cpu.toFixed(0)}% = ${perMsg.toFixed(1)} µs/msg rss ${s.rss.toFixed(0)} MB gen ${s.generatorCpu.toFixed(0)}%`);
+  }
+} finally {
+  await flux.stop();
+  stopped = performance.now();
+}
+
+if (prof) {
+  const file = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(profDir, f))[0];
+  if (file) {
+    const p = JSON.parse(fs.readFileSync(file, 'utf8')) as { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[]; timeDeltas: number[]; endTime: number };
+    // only the samples of the measured steps (the profile ends when the process exits, about when stop() returned)
+    const byId = new Map(p.nodes.map((n) => [n.id, n]));
+    const ranges = windows.map(([a, b]) => [p.endTime - (stopped - a) * 1000, p.endTime - (stopped - b) * 1000] as const);
+    const self = new Map<string, number>();
+    let total = 0;
+    let t = p.endTime;
+    for (let i = p.samples.length - 1; i >= 0; i--) {
+      if (ranges.some(([a, b]) => t >= a && t <= b)) {
+        const n = byId.get(p.samples[i]!)!;
+        const key = `${n.callFrame.functionName || '(anon)'} ${n.callFrame.url.replace(/^.*node_modules\//, '~/').replace(/^file:\/\/\/work\/main\//, '')}:${n.callFrame.lineNumber + 1}`;
+        self.set(key, (self.get(key) ?? 0) + 1);
+        total++;
+      }
+      t -= p.timeDeltas[i]!;
+    }
+    const kept: number[] = [];
+    const keptDeltas: number[] = [];
+    t = p.endTime;
+    for (let i = p.samples.length - 1; i >= 0; i--) {
+      if (ranges.some(([a, b]) => t >= a && t <= b)) {
+        kept.push(p.samples[i]!);
+        keptDeltas.push(p.timeDeltas[i]!);
+      }
+      t -= p.timeDeltas[i]!;
+    }
+    fs.writeFileSync(file.replace(/\.cpuprofile$/, '.window.cpuprofile'), JSON.stringify({ ...p, samples: kept.reverse(), timeDeltas: keptDeltas.reverse() }));
+    const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 45));
+    for (const [k, v] of top) console.log(`${((100 * v) / total).toFixed(1).padStart(5)}%  ${k}`);
+    console.log(`profile: ${file}`);
+  }
+}
