@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { provision, startFlux, tempDir } from './flux.ts';
+import { metric, provision, scrape, startFlux, tempDir } from './flux.ts';
 import { ingestStep } from '../pipeline.bench.ts';
 
 const args = process.argv.slice(2);
@@ -27,7 +27,9 @@ const rates = args.length ? args.map(Number) : [10_000];
 const profDir = tempDir('flux-prof-');
 const dataDir = tempDir('flux-probe-');
 const devices = await provision(dataDir, { productKey: 'bench', plugin: 'modbus', count: 1000, metadata: { properties: [{ id: 'temperature', type: 'float', unit: '°C' }] } });
-const flux = await startFlux({ FLUX_LOG_LEVEL: 'warn', ...(prof ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profDir}` } : {}) }, { dataDir, timeoutMs: 60_000 });
+// PROBE_NODE_OPTIONS: extra V8/Node flags for the FLUX process (e.g. --max-semi-space-size=16)
+const nodeOptions = [prof ? `--cpu-prof --cpu-prof-dir=${profDir}` : '', process.env.PROBE_NODE_OPTIONS ?? ''].join(' ').trim();
+const flux = await startFlux({ FLUX_LOG_LEVEL: 'warn', ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) }, { dataDir, timeoutMs: 60_000 });
 const windows: [number, number][] = [];
 let stopped = 0;
 try {
@@ -38,6 +40,9 @@ try {
     const s = await ingestStep(flux, devices, qos, rate, seconds);
     windows.at(-1)![1] = performance.now();
     const perMsg = ((s.cpu / 100) * seconds * 1e6) / Math.max(s.stored, 1);
+    const m = await scrape(flux);
+    const mb = (k: string) => (metric(m, k) / 2 ** 20).toFixed(0);
+    console.log(`  heap used ${mb('nodejs_heap_size_used_bytes')} MB, heap total ${mb('nodejs_heap_size_total_bytes')} MB, external ${mb('nodejs_external_memory_bytes')} MB`);
     console.log(`qos${qos} ${rate}/s: stored ${Math.round(s.stored / seconds)}/s loss ${s.loss} p50 ${s.p50.toFixed(1)} p99 ${s.p99.toFixed(1)} ms cpu ${s.cpu.toFixed(0)}% = ${perMsg.toFixed(1)} µs/msg rss ${s.rss.toFixed(0)} MB gen ${s.generatorCpu.toFixed(0)}%`);
   }
 } finally {
