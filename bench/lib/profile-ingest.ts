@@ -7,7 +7,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { metric, provision, scrape, startFlux, tempDir } from './flux.ts';
+import { MODBUS_FRAME_HEX, metric, provision, scrape, startFlux, tempDir } from './flux.ts';
+import { startLoad, type LoadGroup } from './load.ts';
 import { ingestStep } from '../pipeline.bench.ts';
 
 const args = process.argv.slice(2);
@@ -31,21 +32,24 @@ const devices = await provision(dataDir, { productKey: 'bench', plugin: 'modbus'
 const nodeOptions = [prof ? `--cpu-prof --cpu-prof-dir=${profDir}` : '', process.env.PROBE_NODE_OPTIONS ?? ''].join(' ').trim();
 const flux = await startFlux({ FLUX_LOG_LEVEL: 'warn', ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) }, { dataDir, timeoutMs: 60_000 });
 const windows: [number, number][] = [];
+let load: LoadGroup | undefined;
 let stopped = 0;
 try {
   await flux.api('POST', '/api/rules', { name: 'r', enabled: true, trigger_script: 'let temp = msg.values.temperature;\nif (temp > 100.0) { return true; } else { return false; }', action_type: 'flow', action_config: {} });
-  await ingestStep(flux, devices, qos, 3000, 2); // warm-up
+  load = await startLoad({ host: '127.0.0.1', port: flux.mqtt, devices, payloadHex: MODBUS_FRAME_HEX, qos, processes: 2 });
+  await ingestStep(flux, load, 3000, 2); // warm-up
   for (const rate of rates) {
     windows.push([performance.now(), 0]);
-    const s = await ingestStep(flux, devices, qos, rate, seconds);
+    const s = await ingestStep(flux, load, rate, seconds);
     windows.at(-1)![1] = performance.now();
     const perMsg = ((s.cpu / 100) * seconds * 1e6) / Math.max(s.stored, 1);
     const m = await scrape(flux);
     const mb = (k: string) => (metric(m, k) / 2 ** 20).toFixed(0);
-    console.log(`  heap used ${mb('nodejs_heap_size_used_bytes')} MB, heap total ${mb('nodejs_heap_size_total_bytes')} MB, external ${mb('nodejs_external_memory_bytes')} MB`);
+    console.log(`  heap used ${mb('flux_nodejs_heap_size_used_bytes')} MB, heap total ${mb('flux_nodejs_heap_size_total_bytes')} MB, external ${mb('flux_nodejs_external_memory_bytes')} MB`);
     console.log(`qos${qos} ${rate}/s: stored ${Math.round(s.stored / seconds)}/s loss ${s.loss} p50 ${s.p50.toFixed(1)} p99 ${s.p99.toFixed(1)} ms cpu ${s.cpu.toFixed(0)}% = ${perMsg.toFixed(1)} µs/msg rss ${s.rss.toFixed(0)} MB gen ${s.generatorCpu.toFixed(0)}%`);
   }
 } finally {
+  await load?.close();
   await flux.stop();
   stopped = performance.now();
 }

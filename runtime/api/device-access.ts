@@ -3,7 +3,7 @@
  * hold a connection (authenticated by the device secret, not the admin token), and
  * `POST /api/devices/{id}/commands` (admin token) to send a command down to a device.
  */
-import { randomUUID } from 'node:crypto';
+import { newMessageId } from '../bus/index.ts';
 import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { FluxContext } from '../app/context.ts';
@@ -43,7 +43,7 @@ export function deviceAccessRoutes(ctx: FluxContext, routes: RouteTable): void {
         }
         const payload = await bodyBytes(req, res);
         const { device, product } = identity;
-        const id = randomUUID();
+        const id = newMessageId();
         const topic = query.type === 'event' ? `/${product.key}/${device.id}/event/${query.event}` : `/${product.key}/${device.id}/properties/report`;
         ctx.bus.emit('uplink', { id, deviceId: device.id, productId: product.id, productKey: product.key, type: query.type, eventId: query.event, ts: Date.now(), payload, topic, transport: 'http' });
         return { id };

@@ -11,7 +11,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { newMessageId } from '../bus/index.ts';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AedesOptions, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
@@ -195,7 +196,7 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
     metrics.uplinks.inc();
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     const ok = ctx.bus.emit('uplink', {
-      id: randomUUID(),
+      id: newMessageId(),
       deviceId: identity.device.id,
       productId: identity.product.id,
       productKey: identity.product.key,

@@ -5,7 +5,7 @@
  * uplink on the bus. Until identified nothing is stored. Status follows the connection.
  */
 import net from 'node:net';
-import { randomUUID } from 'node:crypto';
+import { newMessageId } from '../bus/index.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import type { DeviceIdentity, Product } from '../registry/index.ts';
 import { ConfigError } from '../errors/index.ts';
@@ -115,7 +115,7 @@ export function createTcpIngress(ctx: FluxContext, opts: TcpIngressOptions = {})
   function emitFrame(conn: Conn, frame: Buffer): void {
     const { device, product } = conn.identity!;
     framesTotal.inc();
-    const ok = ctx.bus.emit('uplink', { id: randomUUID(), deviceId: device.id, productId: product.id, productKey: product.key, type: 'raw', ts: Date.now(), payload: frame, topic: `/${product.key}/${device.id}/raw`, transport: 'tcp' });
+    const ok = ctx.bus.emit('uplink', { id: newMessageId(), deviceId: device.id, productId: product.id, productKey: product.key, type: 'raw', ts: Date.now(), payload: frame, topic: `/${product.key}/${device.id}/raw`, transport: 'tcp' });
     if (!ok && !conn.socket.isPaused()) {
       // the pipeline is behind: stop reading this device until it drains (TCP pushes back)
       conn.socket.pause();
