@@ -10,17 +10,11 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import WebSocket from 'ws';
 import { startFlux, tempDir, ROOT, type FluxProcess } from '../helpers/flux-process.ts';
+import { SEED_RULE_3_1 } from '../rules/seed-scripts.ts';
 
 const FRAME = Buffer.from('01030201c50000', 'hex');
-const HIGH_TEMP_RULE = `// 示例：高温告警规则
-let temp = msg.values.temperature;
-
-if temp > 45.0 {
-    print("Warning: High temperature detected!");
-    return true;
-} else {
-    return false;
-}`;
+// The seed's §3.1 rule, verbatim (Rhai syntax: `if temp > 45.0 { … }`).
+const HIGH_TEMP_RULE = SEED_RULE_3_1;
 
 function mosquittoPub(port: number, user: string, password: string, topic: string, bytes: Buffer): void {
   const file = path.join(tempDir('flux-frame-'), 'frame.bin');
