@@ -116,11 +116,14 @@ export function createFlux(opts: FluxOptions): Flux {
     stop: () => registry.stop(),
     health: () => registry.health(),
   };
-  // Start order; stop runs in reverse. Feature modules register here as they land.
+  // Start order; stop runs in reverse. The core starts first, then the HTTP server and the flows,
+  // and device access last: an uplink accepted (and PUBACKed) before the flows run would be lost.
   const feed = createFeed(ctx, server);
-  const modules: FluxModule[] = [registryModule, createStorageModule(ctx), createPluginHost(ctx), broker, ingress, feed, createAlarmCenter(ctx), createRuleEngine(ctx)];
+  const core: FluxModule[] = [registryModule, createStorageModule(ctx), createPluginHost(ctx), feed, createAlarmCenter(ctx), createRuleEngine(ctx)];
   const otel = createOtelExport(ctx);
-  if (otel.enabled) modules.push(otel);
+  if (otel.enabled) core.push(otel);
+  const access: FluxModule[] = [broker, ingress];
+  const modules = [...core, ...access];
   const reporting = (): FluxModule[] => (flows ? [...modules, flows] : modules);
 
   const health = async (): Promise<Record<string, ComponentHealth>> => {
@@ -150,28 +153,32 @@ export function createFlux(opts: FluxOptions): Flux {
     tokenGenerated: admin.generated,
     health,
     async start() {
-      for (const m of modules) {
-        try {
-          await m.start();
-          started.push(m);
-        } catch (err) {
-          if (!(err instanceof ConfigError)) log.error({ err, module: m.name }, `module ${m.name} failed to start`);
-          await this.stop();
-          throw err;
+      const startAll = async (list: FluxModule[]) => {
+        for (const m of list) {
+          try {
+            await m.start();
+            started.push(m);
+          } catch (err) {
+            if (!(err instanceof ConfigError)) log.error({ err, module: m.name }, `module ${m.name} failed to start`);
+            await this.stop();
+            throw err;
+          }
         }
-      }
+      };
+      await startAll(core);
       app.use('/api', api.router());
-      if (flows) flows.mountEditor(app);
+      if (flows) {
+        flows.mountEditor(app);
+        await flows.start();
+        started.push(flows);
+        // Mounted after RED.start(): mounted earlier, `http in` nodes never load under express 5.
+        flows.mountHttpNodes(app);
+      }
       const httpPort = await listen(server, settings.httpPort, settings.host, 'FLUX_HTTP_PORT', 'HTTP').catch(async (err) => {
         await this.stop();
         throw err;
       });
-      if (flows) {
-        // Mounted after RED.start(): mounted earlier, `http in` nodes never load under express 5.
-        await flows.start();
-        started.push(flows);
-        flows.mountHttpNodes(app);
-      }
+      await startAll(access);
       return { http: httpPort, mqtt: broker.port() };
     },
     stop() {
