@@ -124,7 +124,8 @@ async function connections(quick: boolean): Promise<BenchRow[]> {
     const t0 = performance.now();
     const load = await startLoad({ host: '127.0.0.1', port: flux.mqtt, devices, payloadHex: '00', qos: 0, processes: 4, spreadSourceAddresses: true, idle: true, connectConcurrency: 100 });
     const seconds = (performance.now() - t0) / 1000;
-    await sleep(3000);
+    // let the connection storm's garbage (logins, status writes) be collected before reading RSS
+    await sleep(Number(process.env.BENCH_SETTLE_MS ?? 10_000));
     const after = procStats(flux.child.pid!).rss;
     const perConn = (after - before) / Math.max(load.connected, 1) / 1024;
     await load.close();
