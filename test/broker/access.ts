@@ -5,19 +5,16 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import { Writable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { loadSettings } from '../../settings.ts';
-import { createLogger } from '../../runtime/log/index.ts';
-import { createRegistry, type Product } from '../../runtime/registry/index.ts';
-import { createDeviceBus, type DeviceBus, type UplinkMessage, type StatusEvent } from '../../runtime/bus/index.ts';
-import { createMetrics } from '../../runtime/metrics/index.ts';
-import { createTracer } from '../../runtime/trace/index.ts';
+import type { Product } from '../../runtime/registry/index.ts';
+import type { DeviceBus, UplinkMessage, StatusEvent } from '../../runtime/bus/index.ts';
 import { createBroker, type Broker, type BrokerOptions } from '../../runtime/broker/index.ts';
 import { createIngress, presenceOf, type Ingress, type TcpIngressOptions } from '../../runtime/ingress/index.ts';
-import type { FluxContext } from '../../runtime/app/context.ts';
 import { tempDir } from '../helpers/flux-process.ts';
+import { testContext } from '../helpers/context.ts';
+import type { FluxContext } from '../../runtime/app/context.ts';
 
 export const ADMIN_TOKEN = 'access-test-admin-token-0123456789';
 
@@ -57,18 +54,8 @@ export interface AccessOptions {
 export async function startAccess(opts: AccessOptions = {}): Promise<Access> {
   const dir = tempDir('flux-broker-');
   const settings = loadSettings({ FLUX_DATA_DIR: dir, FLUX_MQTT_PORT: '0', FLUX_HOST: '127.0.0.1', FLUX_ADMIN_TOKEN: ADMIN_TOKEN, FLUX_LOG_LEVEL: 'debug', ...opts.env });
-  const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line));
-      cb();
-    },
-  });
-  const log = createLogger({ level: 'debug', destination: sink });
-  const registry = createRegistry({ db: settings.db, log });
-  await registry.start();
-  const bus = createDeviceBus(log, { highWater: opts.busHighWater });
-  const ctx: FluxContext = { settings, log, registry, bus, metrics: createMetrics(), trace: createTracer(), adminToken: settings.adminToken ?? ADMIN_TOKEN, services: new Map() };
+  const { ctx, logs } = await testContext(settings, { busHighWater: opts.busHighWater });
+  const { registry, bus } = ctx;
   const server = http.createServer((_req, res) => res.writeHead(404).end());
   const httpPort = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
   const product = await registry.products.create({ key: 'thermo', name: 'Thermometer', transport: opts.transport ?? {} });

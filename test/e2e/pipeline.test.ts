@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import WebSocket from 'ws';
 import { startFlux, tempDir, ROOT, type FluxProcess } from '../helpers/flux-process.ts';
 import { SEED_RULE_3_1 } from '../rules/seed-scripts.ts';
+import { until } from '../helpers/wait.ts';
 
 const FRAME = Buffer.from('01030201c50000', 'hex');
 // The seed's §3.1 rule, verbatim (Rhai syntax: `if temp > 45.0 { … }`).
@@ -21,16 +22,6 @@ function mosquittoPub(port: number, user: string, password: string, topic: strin
   fs.writeFileSync(file, bytes);
   const r = spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-u', user, '-P', password, '-i', `${user}-pub`, '-q', '1', '-t', topic, '-f', file], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(r.status, 0, `mosquitto_pub failed: ${r.stderr}`);
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function provision(flux: FluxProcess): Promise<string> {

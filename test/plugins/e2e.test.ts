@@ -8,16 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { startFlux, tempDir, ROOT, type FluxProcess } from '../helpers/flux-process.ts';
-
-async function until<T>(fn: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { until } from '../helpers/wait.ts';
 
 const flow = [
   { id: 'e2e-tab', type: 'tab', label: 'plugins e2e' },
@@ -54,7 +45,7 @@ describe('plugins end to end (done-when of issue 4)', function () {
     // 1. the user drops modbus.wasm into the plugins folder while FLUX runs
     fs.copyFileSync(path.join(ROOT, 'plugins', 'dist', 'modbus.wasm'), path.join(pluginsDir, 'modbus.wasm'));
     fs.copyFileSync(path.join(ROOT, 'plugins', 'dist', 'modbus-rtu.wasm'), path.join(pluginsDir, 'modbus-rtu.wasm'));
-    await until(async () => ((await flux.api('GET', '/api/plugins/modbus')).body?.active_version === 1 ? true : undefined), 10_000, 'modbus to load');
+    await until('modbus to load', async () => ((await flux.api('GET', '/api/plugins/modbus')).body?.active_version === 1 ? true : undefined), 10_000);
 
     // 2. a product that uses it, and a device
     const product = await flux.api('POST', '/api/products', { key: 'thermo', name: 'Thermometer', protocol_plugin_id: 'modbus' });
@@ -69,7 +60,7 @@ describe('plugins end to end (done-when of issue 4)', function () {
       body: JSON.stringify(flow),
     });
     assert.equal(deploy.status, 204, await deploy.text());
-    await until(async () => ((await fetch(`${flux.url}/e2e/decoded`)).status === 200 ? true : undefined), 10_000, 'the flow to start');
+    await until('the flow to start', async () => ((await fetch(`${flux.url}/e2e/decoded`)).status === 200 ? true : undefined), 10_000);
 
     // 4. the device publishes the seed's frame with a real third-party client
     const dir = tempDir('flux-frames-');
@@ -81,12 +72,12 @@ describe('plugins end to end (done-when of issue 4)', function () {
     pub('short.bin');
 
     const seen = await until(
+      'the decoded message and the error in the flow',
       async () => {
         const r = (await (await fetch(`${flux.url}/e2e/decoded`)).json()) as { decoded: any[]; errors: any[] };
         return r.decoded.length >= 1 && r.errors.length >= 1 ? r : undefined;
       },
       10_000,
-      'the decoded message and the error in the flow',
     );
     assert.deepEqual(seen.decoded[0].payload.device_id, 'sensor_1');
     assert.deepEqual(seen.decoded[0].payload.values, { temperature: 45.3 });
