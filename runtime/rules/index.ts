@@ -164,6 +164,21 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
     return row;
   };
 
+  /** The stored columns of a rule, with the validated action config and product id. */
+  const columns = (
+    r: { name: string; enabled: boolean; trigger_script: string; action_type: ActionType; device_id?: string | null; env?: Record<string, unknown> | null },
+    v: { action_config: unknown; product_id: string | null },
+  ) => ({
+    name: r.name,
+    enabled: r.enabled,
+    trigger_script: r.trigger_script,
+    action_type: r.action_type,
+    action_config: v.action_config,
+    product_id: v.product_id,
+    device_id: r.device_id ?? null,
+    env: r.env ?? {},
+  });
+
   /** Checks and normalises what will be stored: product (id or key), action config, script. */
   const validate = async (r: { trigger_script: string; action_type: ActionType; action_config?: Record<string, unknown>; product_id?: string | null; env?: Record<string, unknown> }) => {
     const cfg = parseActionConfig(r.action_type, r.action_config ?? {});
@@ -297,17 +312,7 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
     },
     async create(input) {
       const v = await validate(input);
-      const row = await RuleModel.create({
-        name: input.name,
-        enabled: input.enabled ?? true,
-        trigger_script: input.trigger_script,
-        action_type: input.action_type,
-        action_config: v.action_config,
-        product_id: v.product_id,
-        device_id: input.device_id ?? null,
-        env: input.env ?? {},
-        version: 1,
-      });
+      const row = await RuleModel.create({ ...columns({ ...input, enabled: input.enabled ?? true }, v), version: 1 });
       const rule = plain(row);
       load(rule);
       return view(rule);
@@ -319,17 +324,7 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
       // A new action type starts from its own defaults unless a config came with it.
       if (patch.action_type && patch.action_type !== cur.action_type && !patch.action_config) next.action_config = {} as Rule['action_config'];
       const v = await validate(next);
-      await row.update({
-        name: next.name,
-        enabled: next.enabled,
-        trigger_script: next.trigger_script,
-        action_type: next.action_type,
-        action_config: v.action_config,
-        product_id: v.product_id,
-        device_id: next.device_id ?? null,
-        env: next.env ?? {},
-        version: cur.version + 1,
-      });
+      await row.update({ ...columns(next, v), version: cur.version + 1 });
       const rule = plain(row);
       load(rule);
       return view(rule);
