@@ -49,25 +49,23 @@ export interface SettingSpec {
   variable: string;
   default: string;
   meaning: string;
-  /** true when changing it needs a restart (all of them today; kept for the table). */
-  restart: boolean;
 }
 
 /** The contract table plus FLUX's operational extras. The README's table mirrors it (a test checks). */
 export const SETTINGS: readonly SettingSpec[] = [
-  { variable: 'FLUX_HTTP_PORT', default: '1880', meaning: 'HTTP: API, console, Node-RED editor, MQTT over WebSocket at `/mqtt` (0 = any free port)', restart: true },
-  { variable: 'FLUX_MQTT_PORT', default: '1883', meaning: 'embedded MQTT broker, TCP (0 = any free port)', restart: true },
-  { variable: 'FLUX_DATA_DIR', default: './data', meaning: 'SQLite files, flows, uploaded plugins, telemetry buffer', restart: true },
-  { variable: 'FLUX_DB_URL', default: 'sqlite: in the data dir', meaning: 'metadata: `sqlite:PATH`, `mysql://…`, `mariadb://…`, `postgres://…`', restart: true },
-  { variable: 'FLUX_TS_URL', default: 'sqlite: in the data dir', meaning: 'time series: same schemes, plus `tdengine://user:pass@host:6041/db` (REST)', restart: true },
-  { variable: 'FLUX_PLUGINS_DIR', default: './plugins/dist', meaning: 'watched folder of `.wasm` protocol plugins (file name = plugin id)', restart: true },
-  { variable: 'FLUX_ADMIN_TOKEN', default: 'generated, stored in the data dir, printed once', meaning: 'bearer token for the API and the editor', restart: true },
-  { variable: 'FLUX_REDIS_URL', default: 'unset', meaning: 'reserved for multi-node mode (shared broker state and bus); not implemented yet: FLUX runs single-node and logs a warning', restart: true },
-  { variable: 'FLUX_HOST', default: '0.0.0.0', meaning: 'address the HTTP, MQTT and TCP listeners bind to', restart: true },
-  { variable: 'FLUX_TLS_CERT', default: 'unset', meaning: 'PEM certificate file; with FLUX_TLS_KEY enables MQTTS', restart: true },
-  { variable: 'FLUX_TLS_KEY', default: 'unset', meaning: 'PEM private key file for MQTTS', restart: true },
-  { variable: 'FLUX_MQTTS_PORT', default: '8883', meaning: 'MQTT over TLS, when a certificate is set', restart: true },
-  { variable: 'FLUX_LOG_LEVEL', default: 'info', meaning: 'trace, debug, info, warn, error, fatal or silent', restart: true },
+  { variable: 'FLUX_HTTP_PORT', default: '1880', meaning: 'HTTP: API, console, Node-RED editor, MQTT over WebSocket at `/mqtt` (0 = any free port)' },
+  { variable: 'FLUX_MQTT_PORT', default: '1883', meaning: 'embedded MQTT broker, TCP (0 = any free port)' },
+  { variable: 'FLUX_DATA_DIR', default: './data', meaning: 'SQLite files, flows, uploaded plugins, telemetry buffer' },
+  { variable: 'FLUX_DB_URL', default: 'sqlite: in the data dir', meaning: 'metadata: `sqlite:PATH`, `mysql://…`, `mariadb://…`, `postgres://…`' },
+  { variable: 'FLUX_TS_URL', default: 'sqlite: in the data dir', meaning: 'time series: same schemes, plus `tdengine://user:pass@host:6041/db` (REST)' },
+  { variable: 'FLUX_PLUGINS_DIR', default: './plugins/dist', meaning: 'watched folder of `.wasm` protocol plugins (file name = plugin id)' },
+  { variable: 'FLUX_ADMIN_TOKEN', default: 'generated, stored in the data dir, printed once', meaning: 'bearer token for the API and the editor' },
+  { variable: 'FLUX_REDIS_URL', default: 'unset', meaning: 'reserved for multi-node mode (shared broker state and bus); not implemented yet: FLUX runs single-node and logs a warning' },
+  { variable: 'FLUX_HOST', default: '0.0.0.0', meaning: 'address the HTTP, MQTT and TCP listeners bind to' },
+  { variable: 'FLUX_TLS_CERT', default: 'unset', meaning: 'PEM certificate file; with FLUX_TLS_KEY enables MQTTS' },
+  { variable: 'FLUX_TLS_KEY', default: 'unset', meaning: 'PEM private key file for MQTTS' },
+  { variable: 'FLUX_MQTTS_PORT', default: '8883', meaning: 'MQTT over TLS, when a certificate is set' },
+  { variable: 'FLUX_LOG_LEVEL', default: 'info', meaning: 'trace, debug, info, warn, error, fatal or silent' },
 ];
 
 const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
