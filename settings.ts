@@ -1,7 +1,7 @@
 /**
  * @module settings — FLUX and Node-RED settings, read from environment variables.
  *
- * One table (`SETTINGS`) drives parsing, validation and the README's configuration table
+ * One table (`SETTINGS`) lists every variable; the README's configuration table mirrors it (a test checks)
  * (ARCHITECTURE §4 "Configuration" is the contract). An invalid value throws a ConfigError whose
  * message is the single line the CLI prints before exiting non-zero.
  */
