@@ -37,8 +37,9 @@ class GuardState {
   violated = false;
   /** length of the remainder this guard put back at the front of the socket's buffer (0: none) */
   rest = 0;
-  readonly opts: Required<Pick<GuardOptions, 'maxPacketSize' | 'batchPackets'>> & Pick<GuardOptions, 'onViolation'>;
-  constructor(opts: GuardState['opts']) {
+  /** the caller's options object, shared by all its connections (not a copy per connection) */
+  readonly opts: GuardOptions;
+  constructor(opts: GuardOptions) {
     this.opts = opts;
   }
 }
@@ -51,7 +52,8 @@ type Guarded = Duplex & { [kGuard]: GuardState; read(n?: number): unknown };
  * `batch` packets, or the chunk's end), or -1 with `st.violated` set and the reason in `reason[0]`.
  */
 function scan(st: GuardState, chunk: Buffer, reason: string[]): number {
-  const { maxPacketSize, batchPackets } = st.opts;
+  const maxPacketSize = st.opts.maxPacketSize;
+  const batchPackets = Math.max(1, st.opts.batchPackets ?? 16);
   let packets = 0;
   let i = 0;
   const n = chunk.length;
@@ -128,10 +130,13 @@ function guardedRead(this: Guarded, size?: number): unknown {
   return chunk.subarray(0, end);
 }
 
-/** Guards `conn` in place (see the module comment). aedes then reads it as usual. */
+/**
+ * Guards `conn` in place (see the module comment). aedes then reads it as usual. `opts` is kept by
+ * reference: pass one object for all connections of a listener (18k copies cost ~1 MB).
+ */
 export function guardConnection(conn: Duplex, opts: GuardOptions): void {
   const g = conn as Guarded;
-  g[kGuard] = new GuardState({ maxPacketSize: opts.maxPacketSize, batchPackets: Math.max(1, opts.batchPackets ?? 16), onViolation: opts.onViolation });
+  g[kGuard] = new GuardState(opts);
   g.read = guardedRead as Guarded['read'];
 }
 

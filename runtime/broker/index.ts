@@ -62,10 +62,53 @@ export interface Broker extends FluxModule {
   sendCommand(identity: DeviceIdentity, payload: Buffer): Promise<CommandDelivery>;
 }
 
-function noop(): void {}
+/** the aedes 2.0.0-beta.1 Client fields the broker relies on (pinned exactly; see accept() and trimAfterConnect()) */
+type AedesClientInternals = Client & {
+  _parser?: { _list?: unknown; settings?: { protocolVersion?: number; bridgeMode?: boolean } };
+  _nextBatch?: () => void;
+  _parsingBatch?: number;
+  connackSent?: boolean;
+  _topicAliases?: Map<number, string>;
+};
 
-/** the aedes 2.0.0-beta.1 Client fields the broker relies on (pinned exactly; see accept()) */
-type AedesClientInternals = Client & { _parser?: { _list?: unknown }; _nextBatch?: () => void; _parsingBatch?: number; connackSent?: boolean };
+/**
+ * What the broker keeps about one connection, on the connection itself: one small object and one
+ * shared 'close' handler instead of WeakMap entries, closures and `once` wrappers per connection
+ * (per-connection memory is an issue 7 target: docs/broker.md "Memory per connection").
+ */
+class ConnState {
+  /** the authenticated device, 'platform' for a platform client, undefined before CONNECT */
+  identity: DeviceIdentity | 'platform' | undefined = undefined;
+  /** the aedes client, once the device's session is up (for liveByDevice) */
+  client: Client | undefined = undefined;
+  /** presence release, once the device's session is up */
+  release: ((reason: string) => void) | undefined = undefined;
+  closeReason: string | undefined = undefined;
+}
+const kConn = Symbol('flux.brokerConn');
+type BrokerConn = Duplex & { [kConn]?: ConnState };
+const stateOf = (client: Client): ConnState | undefined => (client.conn as BrokerConn | undefined)?.[kConn];
+
+/**
+ * mqtt-packet's parser keeps the whole CONNECT packet (client id, user name, the password and the
+ * socket chunk it was cut from) as its `settings`, but reads only these two fields afterwards.
+ */
+const parserSettings = new Map<string, { readonly protocolVersion?: number; readonly bridgeMode?: boolean }>();
+function sharedParserSettings(s: { protocolVersion?: number; bridgeMode?: boolean }) {
+  const key = `${s.protocolVersion}:${s.bridgeMode === true}`;
+  let shared = parserSettings.get(key);
+  if (!shared) parserSettings.set(key, (shared = Object.freeze({ protocolVersion: s.protocolVersion, bridgeMode: s.bridgeMode === true })));
+  return shared;
+}
+/** Topic aliases exist from MQTT 5 on; earlier clients share this never-written map instead of one each. */
+const NO_TOPIC_ALIASES = new Map<number, string>();
+
+/** After CONNECT: drops what aedes and mqtt-packet keep per connection but never use again. */
+function trimAfterConnect(client: AedesClientInternals): void {
+  const parser = client._parser;
+  if (parser?.settings) parser.settings = sharedParserSettings(parser.settings);
+  if (client.version !== null && client.version < 5 && client._topicAliases?.size === 0) client._topicAliases = NO_TOPIC_ALIASES;
+}
 
 /** 'readable' of a guarded connection: aedes' own read callback, only when none of its packets is in flight. */
 function gatedReadable(this: Duplex & { client?: AedesClientInternals }): void {
@@ -76,6 +119,10 @@ function gatedReadable(this: Duplex & { client?: AedesClientInternals }): void {
 
 /** bl's plain BufferList, resolved the way mqtt-packet (a dependency) resolves bl: the class its parser's buffer mixes in. */
 const BufferList = createRequire(import.meta.resolve('mqtt-packet'))('bl').BufferList as new () => unknown;
+
+// mqtt-packet builds a cache of 65,536 two-byte Buffers for packet ids on its first write: ~6.8 MB of
+// heap held for good and walked by every major GC. A PUBACK then allocates its 2 bytes instead.
+(createRequire(import.meta.resolve('aedes'))('mqtt-packet') as { writeToStream: { cacheNumbers: boolean } }).writeToStream.cacheNumbers = false;
 
 const notAuthorized = () => Object.assign(new Error('not authorized'), { returnCode: 5 as const });
 const unavailable = (why: string) => Object.assign(new Error(why), { returnCode: 3 as const });
@@ -115,14 +162,14 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
   const maxConnections = opts.maxConnections ?? 18_000;
   const wsPath = opts.wsPath ?? '/mqtt';
   const presence = presenceOf(ctx);
-  const identities = new WeakMap<Client, DeviceIdentity | 'platform'>();
-  /** live clients per device id (several when it connects twice, until the takeover closes the old one) */
-  const liveByDevice = new Map<string, Set<Client>>();
+  /** live clients per device id: the client, or a Set while it connects twice (until the takeover closes the old one) */
+  const liveByDevice = new Map<string, Client | Set<Client>>();
   /** client id → device id of persistent (clean=false) device sessions, to tell `queued` from `offline` */
   const sessionOwner = new Map<string, string>();
   /** open connections (every listener), guarded in place (guard.ts) */
   const conns = new Set<Duplex>();
-  const closeReason = new WeakMap<Client, string>();
+  /** one options object for every connection's guard */
+  const guardOptions = { maxPacketSize, batchPackets: opts.batchPackets, onViolation };
   let aedes: Aedes | undefined;
   let server: net.Server | undefined;
   let tlsServer: tls.Server | undefined;
@@ -150,12 +197,13 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
       conn.destroy();
       return;
     }
-    guardConnection(conn, { maxPacketSize, batchPackets: opts.batchPackets, onViolation });
+    guardConnection(conn, guardOptions);
     coalesceWrites(conn);
+    (conn as BrokerConn)[kConn] = new ConnState();
     conns.add(conn);
     metrics.connections.set(conns.size);
-    conn.on('error', noop); // aedes reports errors; the connection just must not throw
-    conn.once('close', onConnClose);
+    // (no 'error' listener of ours: aedes.handle() adds one at once and keeps one until the end)
+    conn.on('close', onConnClose);
     const client = aedes.handle(conn as never, req as never) as AedesClientInternals;
     // aedes reads again when the packets of its last read are handled, but also on every 'readable'
     // event, and each of those lets one more batch in flight: under fan-in with a slow subscriber the
@@ -175,13 +223,30 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
     log.warn({ remote: (conn as net.Socket).remoteAddress, reason }, 'MQTT connection closed');
   }
 
-  function onConnClose(this: Duplex): void {
-    conns.delete(this);
+  function onConnClose(this: BrokerConn): void {
+    if (!conns.delete(this)) return;
     metrics.connections.set(conns.size);
+    const st = this[kConn];
+    if (!st?.release || !st.client || typeof st.identity !== 'object') return;
+    const id = st.identity.device.id;
+    const live = liveByDevice.get(id);
+    if (live === st.client) liveByDevice.delete(id);
+    else if (live instanceof Set) {
+      live.delete(st.client);
+      if (live.size === 1) liveByDevice.set(id, live.values().next().value!);
+    }
+    const release = st.release;
+    st.release = undefined;
+    release(st.closeReason ?? 'disconnected');
+  }
+
+  function liveClients(deviceId: string): Client[] {
+    const live = liveByDevice.get(deviceId);
+    return live === undefined ? [] : live instanceof Set ? [...live] : [live];
   }
 
   function deviceOf(client: Client): DeviceIdentity | undefined {
-    const id = identities.get(client);
+    const id = stateOf(client)?.identity;
     return id && id !== 'platform' ? id : undefined;
   }
 
@@ -245,7 +310,8 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
           ctx.registry.devices.authenticate(username, password?.toString('utf8') ?? '').then(
             (identity) => {
               if (identity && identity.device.enabled) {
-                identities.set(client, identity);
+                const st = stateOf(client);
+                if (st) st.identity = identity;
                 return done(null, true);
               }
               if (!identity && tokenMatches(password, ctx.adminToken)) {
@@ -256,7 +322,8 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
                     log.warn({ clientId: client.id, username, reason: 'device id with a non-device password' }, 'MQTT connect refused');
                     return done(notAuthorized(), false);
                   }
-                  identities.set(client, 'platform');
+                  const st = stateOf(client);
+                  if (st) st.identity = 'platform';
                   done(null, true);
                 });
               }
@@ -292,25 +359,28 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
       aedes = await Aedes.createBroker(options);
       const a = aedes;
       a.on('client', (client: Client) => {
+        trimAfterConnect(client as AedesClientInternals);
+        const st = stateOf(client);
         const identity = deviceOf(client);
-        if (!identity || (client.conn as Duplex).destroyed) return;
+        if (!st || !identity || (client.conn as Duplex).destroyed || !conns.has(client.conn as Duplex)) return;
         const id = identity.device.id;
-        let set = liveByDevice.get(id);
-        if (!set) liveByDevice.set(id, (set = new Set()));
-        set.add(client);
+        const live = liveByDevice.get(id);
+        if (live === undefined) liveByDevice.set(id, client);
+        else if (live instanceof Set) live.add(client);
+        else liveByDevice.set(id, new Set([live, client]));
         if (client.clean === false) sessionOwner.set(client.id, id);
         else sessionOwner.delete(client.id);
         if (sessionOwner.size > maxConnections * 4) sessionOwner.delete(sessionOwner.keys().next().value as string);
-        const release = presence.connected(identity, 'mqtt');
-        (client.conn as Duplex).once('close', () => {
-          set.delete(client);
-          if (set.size === 0 && liveByDevice.get(id) === set) liveByDevice.delete(id);
-          release(closeReason.get(client) ?? 'disconnected');
-        });
+        st.client = client;
+        st.release = presence.connected(identity, 'mqtt');
       });
-      a.on('keepaliveTimeout', (client: Client) => closeReason.set(client, 'keepalive timeout'));
+      a.on('keepaliveTimeout', (client: Client) => {
+        const st = stateOf(client);
+        if (st) st.closeReason = 'keepalive timeout';
+      });
       a.on('clientError', (client: Client, err: Error) => {
-        if (!closeReason.has(client)) closeReason.set(client, err.message);
+        const st = stateOf(client);
+        if (st && st.closeReason === undefined) st.closeReason = err.message;
         log.debug({ clientId: client.id, err: err.message }, 'MQTT client error');
       });
       a.on('connectionError', (_client: Client, err: Error) => log.debug({ err: err.message }, 'MQTT connection error before CONNECT'));
@@ -364,7 +434,7 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
     async sendCommand(identity, payload) {
       const a = self.aedes;
       const topic = commandTopic(identity.product.key, identity.device.id);
-      const live = [...(liveByDevice.get(identity.device.id) ?? [])];
+      const live = liveClients(identity.device.id);
       const subscribedLive = live.some((c) => Object.keys((c as Client & { subscriptions: Record<string, unknown> }).subscriptions).some((f) => filterMatches(f, topic)));
       let queued = false;
       if (!subscribedLive) {
