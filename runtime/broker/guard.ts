@@ -154,6 +154,13 @@ function coalescingWrite(this: Duplex, chunk: unknown, encoding?: unknown, cb?: 
   return proto.write.call(this, chunk, encoding, cb);
 }
 
+/** Writes `chunk` without starting a coalescing cork: at once, or behind what this turn already corked. */
+export function writeNow(conn: Duplex, chunk: Buffer): boolean {
+  if (conn.write !== coalescingWrite) return conn.write(chunk);
+  const proto = Object.getPrototypeOf(conn) as { write: (chunk: Buffer) => boolean };
+  return proto.write.call(conn, chunk);
+}
+
 /** Lets what is written to `conn` in one event-loop turn leave together (one writev instead of one per packet). */
 export function coalesceWrites(conn: Duplex): void {
   (conn as Duplex & { write: unknown }).write = coalescingWrite;
