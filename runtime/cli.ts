@@ -8,7 +8,8 @@
  * (the young generation otherwise grows to 2 × 32 MiB while starting and stays resident), glibc
  * limited to 2 malloc arenas, and Node's compile cache (cached type-stripped sources and code: the
  * TypeScript stripper is then never loaded). Only `node:` modules are imported before that point.
- * `FLUX_REEXEC=0` turns it off.
+ * `FLUX_REEXEC=0` turns it off. While the app's modules are imported, libraries they require but do
+ * not use are deferred until first use (runtime/app/startup-deferrals.ts).
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -41,10 +42,13 @@ function relaunchWithRuntimeSettings(): void {
 
 relaunchWithRuntimeSettings();
 
+const { deferStartupLibraries } = await import('./app/startup-deferrals.ts');
+const deferring = deferStartupLibraries();
 const { loadSettings } = await import('../settings.ts');
 const { ConfigError } = await import('./errors/index.ts');
 const { createLogger } = await import('./log/index.ts');
 const { createFlux } = await import('./app/index.ts');
+deferring.deregister();
 
 const STOP_DEADLINE_MS = 4500;
 

@@ -1,12 +1,9 @@
 /**
- * Defers the third-party libraries Node-RED's core nodes require when the palette loads (got,
- * cheerio, mqtt, …) until a node first uses one (docs/operations.md "Memory").
+ * The module hooks and stand-ins behind deferLibraries() (see ./index.ts).
  *
- * FLUX loads the whole standard palette so that any imported flow works, but the default flow uses
- * none of these libraries, and together they hold megabytes of V8 heap. While the palette loads, a
- * module hook answers a core node's `require('cheerio')` (or `import('got')`) with a stand-in that
- * loads the real library on first use and forwards every operation to it. Only a library the node
- * does not touch while loading can be deferred; the caller's table says how each node uses each one.
+ * While deferring, a module hook answers a listed `require(name)` (or `import(name)`) made from
+ * inside the requirer's directory with a generated stub module whose exports are a stand-in: a
+ * proxy that loads the real library on its first use and forwards every operation to it.
  */
 import { createRequire, registerHooks } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -14,10 +11,17 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 export interface DeferredLibrary {
   /** the module itself is called or constructed (`multer(…)`, `new FormData()`), not only read */
   callable?: boolean;
-  /** exports the node reads while loading (`const { CookieJar } = require(…)`) and only calls or
-   * constructs later: each gets a callable stand-in of its own */
+  /** exports the requirer reads while loading (`const { CookieJar } = require(…)`) and only calls
+   * or constructs later: each gets a callable stand-in of its own */
   members?: string[];
-  /** an ES module the node takes with `await import()`, of which it uses these exports, all
+  /** the requirer enumerates the module's exports while loading (TypeScript's `__exportStar`): the
+   * stand-in is a plain object with exactly these exports, each a callable stand-in */
+  exports?: string[];
+  /** the requirer constructs the module (`new Ajv()`) while loading and calls only these methods
+   * on the instance until it is used: `new` answers a stand-in instance that records those calls
+   * and replays them on the real instance, built on its first other use */
+  recordedCalls?: string[];
+  /** an ES module the requirer takes with `await import()`, of which it uses these exports, all
    * functions answering a promise (`got`): stood in by functions that import the library first */
   asyncFunctions?: string[];
 }
@@ -27,18 +31,19 @@ export interface DeferringHooks {
   deregister(): void;
 }
 
-/** What a generated stub module asks this module for; one Node-RED, so one table per process. */
+/** What the generated stubs fetch from this module; module hooks are per process, so is this. */
 const stubs = {
   /** real CommonJS file → its stand-in */
   standIns: new Map<string, object>(),
-  /** real ES module URL → what its stub exports */
-  esm: new Map<string, { name: string; exports: string[]; onLoad: (name: string) => void }>(),
+  /** real ES module URL → what its stub exports, and whom to tell when it loads */
+  esm: new Map<string, { name: string; exports: string[]; onLoad: (name: string) => void; loaded: boolean }>(),
 };
 
-/**
- * Starts deferring `libraries` (package name → how it is used) when a module under `requirerDir`
- * requires or imports them. `onLoad` is told when a deferred library is really loaded.
- */
+// Stub URLs: the real file's URL plus a suffix, so that stack traces and the module cache name them.
+const STUB_CJS = '.flux-deferred.cjs';
+const STUB_ESM = '.flux-deferred.mjs';
+const THIS_FILE = fileURLToPath(import.meta.url);
+
 export function deferLibraries(requirerDir: string, libraries: Record<string, DeferredLibrary>, onLoad: (name: string) => void = () => {}): DeferringHooks {
   const requirers = pathToFileURL(requirerDir).href + '/';
   const hooks = registerHooks({
@@ -47,7 +52,7 @@ export function deferLibraries(requirerDir: string, libraries: Record<string, De
       const lib = Object.hasOwn(libraries, specifier) ? libraries[specifier] : undefined;
       if (!lib || !context.parentURL?.startsWith(requirers) || !resolved.url.startsWith('file:')) return resolved;
       if (lib.asyncFunctions) {
-        stubs.esm.set(resolved.url, { name: specifier, exports: lib.asyncFunctions, onLoad });
+        if (!stubs.esm.has(resolved.url)) stubs.esm.set(resolved.url, { name: specifier, exports: lib.asyncFunctions, onLoad, loaded: false });
         return { url: resolved.url + STUB_ESM, format: 'module', shortCircuit: true };
       }
       const file = fileURLToPath(resolved.url);
@@ -57,7 +62,7 @@ export function deferLibraries(requirerDir: string, libraries: Record<string, De
           onLoad(specifier);
           return real;
         };
-        stubs.standIns.set(file, standIn(load, lib));
+        stubs.standIns.set(file, lib.exports ? exportsStandIn(once(load), lib.exports) : standIn(once(load), lib));
       }
       return { url: resolved.url + STUB_CJS, format: 'commonjs', shortCircuit: true };
     },
@@ -68,19 +73,14 @@ export function deferLibraries(requirerDir: string, libraries: Record<string, De
       }
       if (url.endsWith(STUB_ESM)) {
         const real = url.slice(0, -STUB_ESM.length);
-        const lines = stubs.esm.get(real)!.exports.map((e) => `export const ${e} = (...args) => loaded(${JSON.stringify(real)}).then((m) => m.${e}(...args));`);
-        return { format: 'module', shortCircuit: true, source: [`import { loadEsm as loaded } from ${JSON.stringify(import.meta.url)};`, ...lines, ''].join('\n') };
+        const lines = stubs.esm.get(real)!.exports.map((e) => `export const ${e} = (...args) => load(${JSON.stringify(real)}).then((m) => m.${e}(...args));`);
+        return { format: 'module', shortCircuit: true, source: [`import { loadEsm as load } from ${JSON.stringify(import.meta.url)};`, ...lines, ''].join('\n') };
       }
       return next(url, context);
     },
   });
   return { deregister: () => hooks.deregister() };
 }
-
-// Stub URLs: the real file's URL plus a suffix, so stack traces and the module cache name them.
-const STUB_CJS = '.flux-deferred.cjs';
-const STUB_ESM = '.flux-deferred.mjs';
-const THIS_FILE = fileURLToPath(import.meta.url);
 
 /** For the generated CommonJS stubs: the stand-in for a library's real file. */
 export function standInFor(file: string): object {
@@ -89,47 +89,107 @@ export function standInFor(file: string): object {
   return s;
 }
 
-/** For the generated ES module stubs: imports the real library (once; reported on the first time). */
-export function loadEsm(url: string): Promise<Record<string, (...args: unknown[]) => unknown>> {
+/** For the generated ES module stubs: imports the real library. */
+export async function loadEsm(url: string): Promise<Record<string, (...args: unknown[]) => unknown>> {
   const entry = stubs.esm.get(url)!;
-  const first = !esmLoaded.has(url);
-  esmLoaded.add(url);
-  return import(url).then((m) => {
-    if (first) entry.onLoad(entry.name);
-    return m;
-  });
+  const m = await import(url);
+  if (!entry.loaded) {
+    entry.loaded = true;
+    entry.onLoad(entry.name);
+  }
+  return m;
 }
-const esmLoaded = new Set<string>();
+
+function once<T>(load: () => T): () => T {
+  let value: T | undefined;
+  let done = false;
+  return () => {
+    if (!done) {
+      value = load();
+      done = true;
+    }
+    return value!;
+  };
+}
 
 /**
  * A proxy that loads the real module on the first operation on it and forwards every operation.
  * Its target is a bound function when the module is callable (a bound function has no own
- * `prototype`, so no proxy invariant ties answers to the target), a plain object otherwise.
+ * `prototype`, so no proxy invariant ties the answers to the target), a plain object otherwise.
  */
-function standIn(load: () => object, lib: DeferredLibrary): object {
-  let real: object | undefined;
-  const get = () => (real ??= load());
+function standIn(real: () => object, lib: DeferredLibrary): object {
   const members = new Map<PropertyKey, object>();
-  for (const m of lib.members ?? []) members.set(m, standIn(() => Reflect.get(get(), m) as object, { callable: true }));
-  const target = lib.callable ? function () {}.bind(null) : {};
+  for (const m of lib.members ?? []) members.set(m, standIn(once(() => Reflect.get(real(), m) as object), { callable: true }));
+  const target = lib.callable || lib.recordedCalls ? function () {}.bind(null) : {};
   const proxy: object = new Proxy(target, {
-    get: (_, key) => members.get(key) ?? Reflect.get(get(), key),
-    set: (_, key, value) => Reflect.set(get(), key, value),
-    has: (_, key) => Reflect.has(get(), key),
-    ownKeys: () => Reflect.ownKeys(get()),
-    // reported configurable: a proxy may not report a non-configurable property its target lacks
-    getOwnPropertyDescriptor: (_, key) => {
-      const d = Reflect.getOwnPropertyDescriptor(get(), key);
-      return d && { ...d, configurable: true };
-    },
-    defineProperty: (_, key, desc) => Reflect.defineProperty(get(), key, desc),
-    deleteProperty: (_, key) => Reflect.deleteProperty(get(), key),
-    getPrototypeOf: () => Reflect.getPrototypeOf(get()),
-    apply: (_, self, args) => Reflect.apply(get() as (...a: unknown[]) => unknown, self, args),
+    ...forwarding(real),
+    get: (_, key) => members.get(key) ?? Reflect.get(real(), key),
     construct: (_, args, newTarget) => {
-      const cls = get() as new (...a: unknown[]) => object;
+      if (lib.recordedCalls && newTarget === proxy) return recordingInstance(real as () => new (...a: unknown[]) => object, args, lib.recordedCalls);
+      const cls = real() as new (...a: unknown[]) => object;
       return Reflect.construct(cls, args, newTarget === proxy ? cls : newTarget);
     },
   });
   return proxy;
+}
+
+/** A plain object with exactly `names`, each a callable stand-in for that export of the real module. */
+function exportsStandIn(real: () => object, names: string[]): object {
+  const out: Record<string, object> = {};
+  for (const n of names) out[n] = standIn(once(() => Reflect.get(real(), n) as object), { callable: true });
+  return out;
+}
+
+/**
+ * A stand-in instance of `cls()`: calls to `recorded` methods are kept (each answers the stand-in,
+ * as a chaining method would); the first other operation builds the real instance, replays them in
+ * order and from then on forwards, with methods bound to the real instance (so that they never see
+ * the proxy as `this`).
+ */
+function recordingInstance(cls: () => new (...a: unknown[]) => object, args: unknown[], recorded: string[]): object {
+  const calls: [string, unknown[]][] = [];
+  let instance: object | undefined;
+  const real = () => {
+    if (!instance) {
+      instance = Reflect.construct(cls(), args);
+      for (const [method, callArgs] of calls) Reflect.apply(Reflect.get(instance, method) as (...a: unknown[]) => unknown, instance, callArgs);
+      calls.length = 0;
+    }
+    return instance;
+  };
+  const proxy: object = new Proxy(
+    {},
+    {
+      ...forwarding(real),
+      get: (_, key) => {
+        if (!instance && typeof key === 'string' && recorded.includes(key)) {
+          return (...callArgs: unknown[]) => {
+            calls.push([key, callArgs]);
+            return proxy;
+          };
+        }
+        const v = Reflect.get(real(), key);
+        return typeof v === 'function' ? v.bind(real()) : v;
+      },
+    },
+  );
+  return proxy;
+}
+
+/** Proxy traps forwarding every operation but `get` and `construct` to `real()`. */
+function forwarding(real: () => object): ProxyHandler<object> {
+  return {
+    set: (_, key, value) => Reflect.set(real(), key, value),
+    has: (_, key) => Reflect.has(real(), key),
+    ownKeys: () => Reflect.ownKeys(real()),
+    // reported configurable: a proxy may not report a non-configurable property its target lacks
+    getOwnPropertyDescriptor: (_, key) => {
+      const d = Reflect.getOwnPropertyDescriptor(real(), key);
+      return d && { ...d, configurable: true };
+    },
+    defineProperty: (_, key, desc) => Reflect.defineProperty(real(), key, desc),
+    deleteProperty: (_, key) => Reflect.deleteProperty(real(), key),
+    getPrototypeOf: () => Reflect.getPrototypeOf(real()),
+    apply: (_, self, args) => Reflect.apply(real() as (...a: unknown[]) => unknown, self, args),
+  };
 }

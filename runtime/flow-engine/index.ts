@@ -5,17 +5,15 @@
  * Node-RED keeps module-level state, so one process hosts one flow engine (STYLE "what to avoid").
  */
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import type http from 'node:http';
 import type express from 'express';
-import RED from 'node-red';
 import { PROJECT_DIR, nodeRedSettings } from '../../settings.ts';
 import { tokenEquals } from '../api/index.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import { counter, histogram } from '../metrics/index.ts';
 import { createPipelineTracker, type PipelineTracker } from './pipeline.ts';
-import { deferLibraries, type DeferredLibrary } from './deferred-libraries.ts';
+import { deferCoreNodeLibraries, requireNodeRed } from './node-red-libraries.ts';
 
 export type { PipelineTracker } from './pipeline.ts';
 
@@ -29,46 +27,13 @@ export interface FlowEngine extends FluxModule {
 /** How long start() waits for the flows to run (Node-RED never starts them while node types are missing). */
 const FLOWS_START_WAIT_MS = 15_000;
 
-/**
- * Libraries of Node-RED's core nodes that load when a node first uses them, not with the palette
- * (./deferred-libraries.ts; ~20 MB of idle RSS, docs/operations.md "Memory"). Each entry says how the
- * nodes use it; one a node touches while the palette loads cannot be deferred (ajv: 70-JSON.js
- * builds `new Ajv()` at load).
- */
-const DEFERRED_CORE_LIBRARIES: Record<string, DeferredLibrary> = {
-  // 21-httprequest.js: `const { got } = await import('got')`, then `got(url, opts).then(…)` per request
-  got: { asyncFunctions: ['got'] },
-  // 21-httprequest.js: `const { CookieJar } = require(…)`, `new CookieJar()` per request
-  'tough-cookie': { members: ['CookieJar'] },
-  // 21-httprequest.js: `new FormData()` for a multipart body
-  'form-data': { callable: true },
-  // 21-httprequest.js: `const { HttpProxyAgent, HttpsProxyAgent } = require(…)`, `new …()` behind a proxy
-  hpagent: { members: ['HttpProxyAgent', 'HttpsProxyAgent'] },
-  // 70-HTML.js: `cheerio.load()` per message
-  cheerio: {},
-  // 70-XML.js: `xml2js.parseString` read at load and called per message; `new xml2js.Builder()`
-  xml2js: { members: ['parseString'] },
-  // 10-mqtt.js: `mqtt.connect()` when a broker config node connects
-  mqtt: {},
-  // 10-mqtt.js, 22-websocket.js: `new HttpsProxyAgent()` behind a proxy
-  'https-proxy-agent': { callable: true },
-  // 21-httpin.js: `multer({ storage: multer.memoryStorage() })` for an endpoint accepting uploads
-  multer: { callable: true },
-  // 10-function.js: `acornWalk.simple(acorn.parse(…))` for a function whose code calls node.done()
-  acorn: {},
-  'acorn-walk': {},
-  // 70-YAML.js, 80-template.js: `yaml.load()`/`yaml.dump()` per message
-  'js-yaml': {},
-  // 22-websocket.js: `new ws(…)`, `new ws.Server(…)`, `ws.CLOSED` when a websocket node starts or closes
-  ws: { callable: true },
-};
-const CORE_NODES_DIR = path.join(path.dirname(createRequire(createRequire(import.meta.url).resolve('node-red')).resolve('@node-red/nodes')), 'core');
-
 const LEVELS: Record<number, string> = { 10: 'fatal', 20: 'error', 30: 'warn', 40: 'info', 50: 'debug', 60: 'trace' };
 export const DEFAULT_FLOW_FILE = path.join(PROJECT_DIR, 'flows', 'default.json');
 
 export function createFlowEngine(ctx: FluxContext, server: http.Server): FlowEngine {
   const log = ctx.log.child({ module: 'flows' });
+  const onLoad = (library: string) => log.info({ library }, 'loaded a deferred library on first use');
+  const RED = requireNodeRed(onLoad);
   const userDir = path.join(ctx.settings.dataDir, 'node-red');
   let started = false;
   let stopped = false;
@@ -119,7 +84,7 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server): FlowEng
         timer = setTimeout(() => resolve(false), FLOWS_START_WAIT_MS);
       });
       // The palette loads in RED.start(); flows never load core node files later.
-      const deferred = deferLibraries(CORE_NODES_DIR, DEFERRED_CORE_LIBRARIES, (library) => log.info({ library }, 'a core node loaded its library on first use'));
+      const deferred = deferCoreNodeLibraries(onLoad);
       try {
         await RED.start();
         if (!(await flowsStarted)) log.warn({ waited_ms: FLOWS_START_WAIT_MS }, 'the flows have not started yet (missing node types?); carrying on');

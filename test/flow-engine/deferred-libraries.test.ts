@@ -1,6 +1,6 @@
 /**
- * The core nodes whose libraries FLUX defers until first use (runtime/flow-engine/index.ts) still
- * work in a real flow: a running FLUX, a deployed flow, a local HTTP server for `http request` and
+ * The core nodes whose libraries FLUX defers until first use (runtime/flow-engine/index.ts; also
+ * Node-RED's JSONata engine) still work in a real flow: a running FLUX, a deployed flow, a local HTTP server for `http request` and
  * a local CONNECT proxy for the proxy agents (FLUX runs with http_proxy and ws_proxy set and
  * 127.0.0.1 exempt, so only the flow's connections to "localhost" go through the proxy).
  */
@@ -11,7 +11,7 @@ import mqtt from 'mqtt';
 import { startFlux, type FluxProcess } from '../helpers/flux-process.ts';
 import { until } from '../helpers/wait.ts';
 
-const LOADED = /"library":"([^"]+)".*a core node loaded its library on first use/g;
+const LOADED = /"library":"([^"]+)".*loaded a deferred library on first use/g;
 const loadedLibraries = (flux: FluxProcess) => [...flux.output().matchAll(LOADED)].map((m) => m[1]!);
 
 /** Pages `http request` fetches: HTML (with a cookie for its cookie jar), XML, YAML. */
@@ -98,9 +98,14 @@ function flow(sitePort: number, flux: FluxProcess): object[] {
     request('multipart-post', `${flux.url}/deferred/upload`, 'respond', { method: 'POST', ret: 'obj' }),
     httpIn('upload-in', '/deferred/upload', 'upload-read', { method: 'post', upload: true }),
     fn('upload-read', 'const f = msg.req.files[0];\nmsg.payload = { field: msg.payload.field, name: f.originalname, body: f.buffer.toString() };\nnode.send(msg);\nnode.done();', 'respond'),
-    // mqtt: published to FLUX's own broker as a platform client
+    // ajv: a draft-06 schema (the meta-schema 70-JSON.js adds while loading, replayed on first use)
+    httpIn('json-in', '/deferred/json', 'json-make'),
+    fn('json-make', `msg.payload = '{"a":1}';\nmsg.schema = { $schema: 'http://json-schema.org/draft-06/schema#', type: 'object', required: ['a'], properties: { a: { const: 1 } } };\nreturn msg;`, 'json-check'),
+    n('json-check', 'json', { property: 'payload', action: 'obj', pretty: false }, [['json-valid']]),
+    fn('json-valid', 'msg.payload = { parsed: msg.payload, schemaError: msg.schemaError ?? null };\ndelete msg.schema;\nreturn msg;', 'respond'),
+    // mqtt: published to FLUX's own broker as a platform client; the payload is JSONata (jsonata)
     httpIn('mqtt-in', '/deferred/mqtt', 'mqtt-set'),
-    n('mqtt-set', 'change', { rules: [{ t: 'set', p: 'payload', pt: 'msg', to: 'hello from mqtt out', tot: 'str' }] }, [['mqtt-out', 'respond']]),
+    n('mqtt-set', 'change', { rules: [{ t: 'set', p: 'payload', pt: 'msg', to: '"hello from " & "mqtt out"', tot: 'jsonata' }] }, [['mqtt-out', 'respond']]),
     n('mqtt-out', 'mqtt out', { topic: 'flux-test/deferred', qos: '1', retain: 'false', broker: 'flux-broker' }),
     broker,
     // ws: an echo on a websocket listener
@@ -125,8 +130,9 @@ describe('core nodes with deferred libraries', function () {
   let flux: FluxProcess;
   let site: http.Server;
   let proxy: { server: http.Server; tunnels: string[] };
+  // bounded: a node failing on its message answers nothing
   const get = async (p: string) => {
-    const res = await fetch(flux.url + p);
+    const res = await fetch(flux.url + p, { signal: AbortSignal.timeout(10_000) });
     assert.equal(res.status, 200, `${p}: ${await res.clone().text()}`);
     return res.json();
   };
@@ -195,7 +201,11 @@ describe('core nodes with deferred libraries', function () {
       assert.deepEqual(await get('/deferred/multipart'), { field: 'x', name: 'a.txt', body: 'file body' });
     });
 
-    it('publishes to the embedded broker with mqtt out (mqtt)', async function () {
+    it('parses JSON and validates it against a draft-06 schema (ajv)', async function () {
+      assert.deepEqual(await get('/deferred/json'), { parsed: { a: 1 }, schemaError: null });
+    });
+
+    it('publishes to the embedded broker with mqtt out (mqtt) a payload set by JSONata (jsonata)', async function () {
       assert.equal(await receiveFromFlow('flux-test/deferred', '/deferred/mqtt'), 'hello from mqtt out');
     });
 
@@ -223,7 +233,7 @@ describe('core nodes with deferred libraries', function () {
 
     it('logged each library once, when a node first used it', function () {
       const loaded = loadedLibraries(flux);
-      const all = ['got', 'tough-cookie', 'cheerio', 'xml2js', 'js-yaml', 'form-data', 'multer', 'acorn', 'acorn-walk', 'mqtt', 'ws', 'hpagent', 'https-proxy-agent'];
+      const all = ['got', 'tough-cookie', 'cheerio', 'xml2js', 'js-yaml', 'form-data', 'multer', 'acorn', 'acorn-walk', 'ajv', 'mqtt', './jsonata', 'ws', 'hpagent', 'https-proxy-agent'];
       assert.deepEqual([...loaded].sort(), all.sort());
     });
   });
