@@ -186,9 +186,10 @@ export function nodeRedSettings(input: NodeRedSettingsInput): Record<string, unk
     httpNodeRoot: '/',
     nodesDir: [path.join(PROJECT_DIR, 'nodes')],
     // No `nodesExcludes`: the whole standard palette loads, so flows imported from elsewhere work.
-    // Measured at idle (docs/operations.md "Memory"): all core nodes the default flow does not use
-    // cost ~24 MB together, `http request` ~9 MB of it (got and its HTTP/2 stack), every other
-    // group ≤ 3 MB; `disableEditor` would save ~2.5 MB. Not worth a palette users cannot trust.
+    // Its heavy libraries (got, cheerio, mqtt, …) load when a node first uses them
+    // (runtime/flow-engine/node-red-libraries.ts), so the core nodes the default flow does not use
+    // cost ~2.6 MB at idle (24 MB before); `disableEditor` would save ~2.5 MB (docs/operations.md
+    // "Memory"). Neither is worth a palette or an editor users cannot trust.
     // The editor's admin API takes `Authorization: Bearer <token>`; its login form takes user
     // "admin" with the token as password (any user name is accepted: the token is what counts).
     adminAuth: {
