@@ -77,6 +77,8 @@ const PREFIX = '(function (msg) {"use strict";\n';
 const SUFFIX = '\n})';
 /** Runs between precise usage checks when the Wasm heap did not grow (a check walks the heap: 0.4–3 ms). */
 const CHECK_EVERY = 8192;
+/** Property names kept as runtime strings per script (message keys repeat: device_id, values, temperature…). */
+const MAX_KEY_HANDLES = 512;
 
 /**
  * Bytes of the QuickJS module's Wasm heap (shared by every runtime; it never shrinks). Read through
@@ -102,6 +104,11 @@ export class CompiledScript {
   #rt!: QuickJSRuntime;
   #vm!: QuickJSContext;
   #fn!: QuickJSHandle;
+  /**
+   * Property-name handles, made once: `setProp` with a string key copies the name into the runtime
+   * and wraps it in a new handle on every call (half the calls into the Wasm module per message).
+   */
+  #keys = new Map<string, QuickJSHandle>();
   #deadline = Infinity;
   #capture: Capture = { logs: null, commands: null, alarms: null };
   #runsSinceCheck = 0;
@@ -249,7 +256,7 @@ export class CompiledScript {
         const o = vm.newObject();
         for (const k in v) {
           const h = this.#toHandle((v as Record<string, unknown>)[k], depth + 1);
-          vm.setProp(o, k, h);
+          vm.setProp(o, this.#key(k), h);
           h.dispose();
         }
         return o;
@@ -257,6 +264,16 @@ export class CompiledScript {
       default:
         return vm.undefined;
     }
+  }
+
+  #key(k: string): QuickJSHandle | string {
+    let h = this.#keys.get(k);
+    if (h === undefined) {
+      if (this.#keys.size >= MAX_KEY_HANDLES) return k;
+      h = this.#vm.newString(k);
+      this.#keys.set(k, h);
+    }
+    return h;
   }
 
   #fromHandle(h: QuickJSHandle): unknown {
@@ -358,6 +375,8 @@ export class CompiledScript {
 
   #teardown(): void {
     try {
+      for (const h of this.#keys.values()) h.dispose();
+      this.#keys.clear();
       this.#fn?.dispose();
       this.#vm?.dispose();
       this.#rt?.dispose();
