@@ -5,12 +5,12 @@
  * `{ id, version }`; `msg.raw` stays. A product without a plugin sends JSON `{ values }`.
  * A failure goes to the flow's catch node with the frame (`msg.raw`) on the message.
  */
-import type { NodeAPI, Node, NodeDef, NodeMessage } from './red.ts';
+import type { NodeAPI, Node, NodeDef, NodeMessage, Send, Done } from './red.ts';
 import { fluxOf } from './red.ts';
 import { service } from '../runtime/app/index.ts';
 import type { PluginHost } from '../runtime/plugins/index.ts';
 import { registerPluginAdmin } from './flux-plugin-admin.ts';
-import { productOf, bytesOf } from './plugin-msg.ts';
+import { productOf, productNow, bytesOf } from './plugin-msg.ts';
 
 interface DecodeDef extends NodeDef {
   /** '' = the product's protocol_plugin_id */
@@ -28,45 +28,76 @@ export default function register(RED: NodeAPI): void {
     let failed = 0;
     node.status({ fill: 'grey', shape: 'ring', text: fixed || 'product plugin' });
 
-    node.on('input', async (msg, send, done) => {
-      const t0 = performance.now();
+    type Result = Awaited<ReturnType<PluginHost['decodeUplink']>>;
+    type Product = NonNullable<Awaited<ReturnType<typeof productOf>>>;
+
+    const failed_ = (msg: NodeMessage, done: Done, t0: number, pluginId: string | null, err: unknown) => {
+      failed++;
+      node.status({ fill: 'red', shape: 'ring', text: `${failed} failed: ${(err as Error).message.slice(0, 60)}` });
+      flux.trace?.span(msg._msgid, { stage: 'decode', took_ms: performance.now() - t0, ok: false, detail: { plugin: pluginId }, error: (err as Error).message });
+      // done(err) hands the error to the flow's catch node together with msg (and msg.raw, the frame).
+      done(err as Error);
+    };
+
+    const decoded = (msg: NodeMessage, send: Send, done: Done, t0: number, product: Product | null, bytes: Uint8Array, result: Result) => {
+      const took = performance.now() - t0;
+      flux.trace?.span(msg._msgid, { stage: 'decode', took_ms: took, ok: true, detail: { plugin: result.plugin, version: result.version, messages: result.messages.length } });
+      // The message is this node's to change (Node-RED clones it for a second wire): one decoded
+      // message goes on as the same object, several as copies of it.
+      msg.raw ??= bytes;
+      msg.plugin = result.plugin ? { id: result.plugin, version: result.version } : null;
+      if (product) msg.product = { id: product.id, key: product.key, protocol_plugin_id: product.protocol_plugin_id };
+      if (result.messages.length === 1) {
+        msg.payload = result.messages[0];
+        send(msg);
+      } else if (result.messages.length > 1) send([result.messages.map((m) => ({ ...msg, payload: m }) as NodeMessage)]);
+      ok++;
+      if ((ok & 1023) === 1) node.status({ fill: 'green', shape: 'dot', text: `${ok} decoded${failed ? `, ${failed} failed` : ''}` });
+      done();
+    };
+
+    const start = (msg: NodeMessage, send: Send, done: Done, t0: number, bytes: Uint8Array, product: Product | null) => {
       let pluginId: string | null = fixed || null;
+      let pending: Promise<Result>;
       try {
         const host = service<PluginHost>(flux, 'plugins');
-        const bytes = bytesOf(msg);
-        const product = await productOf(flux, msg);
-        const ts = typeof (msg.uplink as { ts?: unknown } | undefined)?.ts === 'number' ? ((msg.uplink as { ts: number }).ts) : Date.now();
-        const deviceId = (msg.device as { id?: string } | undefined)?.id ?? '';
-        let result;
-        if (fixed) {
-          result = await host.decodeFrame(fixed, bytes);
-          for (const m of result.messages) m.ts ??= ts;
-        } else {
+        const ts = typeof (msg.uplink as { ts?: unknown } | undefined)?.ts === 'number' ? (msg.uplink as { ts: number }).ts : Date.now();
+        if (fixed) pending = host.decodeFrame(fixed, bytes, ts);
+        else {
           if (!product) throw new Error('flux decode: the message has no msg.device / msg.product to find its plugin (choose a plugin in the node)');
           pluginId = product.protocol_plugin_id;
-          result = await host.decodeUplink(product, { payload: bytes, deviceId, ts });
+          const deviceId = (msg.device as { id?: string } | undefined)?.id ?? '';
+          pending = host.decodeUplink(product, { payload: bytes, deviceId, ts });
         }
-        const took = performance.now() - t0;
-        flux.trace?.span(msg._msgid, { stage: 'decode', took_ms: took, ok: true, detail: { plugin: result.plugin, version: result.version, messages: result.messages.length } });
-        // The message is this node's to change (Node-RED clones it for a second wire): one decoded
-        // message goes on as the same object, several as copies of it.
-        msg.raw ??= bytes;
-        msg.plugin = result.plugin ? { id: result.plugin, version: result.version } : null;
-        if (product) msg.product = { id: product.id, key: product.key, protocol_plugin_id: product.protocol_plugin_id };
-        if (result.messages.length === 1) {
-          msg.payload = result.messages[0];
-          send(msg);
-        } else if (result.messages.length > 1) send([result.messages.map((m) => ({ ...msg, payload: m }) as NodeMessage)]);
-        ok++;
-        if ((ok & 1023) === 1) node.status({ fill: 'green', shape: 'dot', text: `${ok} decoded${failed ? `, ${failed} failed` : ''}` });
-        done();
       } catch (err) {
-        failed++;
-        node.status({ fill: 'red', shape: 'ring', text: `${failed} failed: ${(err as Error).message.slice(0, 60)}` });
-        flux.trace?.span(msg._msgid, { stage: 'decode', took_ms: performance.now() - t0, ok: false, detail: { plugin: pluginId }, error: (err as Error).message });
-        // done(err) hands the error to the flow's catch node together with msg (and msg.raw, the frame).
-        done(err as Error);
+        failed_(msg, done, t0, pluginId, err);
+        return;
       }
+      pending.then(
+        (result) => decoded(msg, send, done, t0, product, bytes, result),
+        (err) => failed_(msg, done, t0, pluginId, err),
+      );
+    };
+
+    // Per message: the product from the registry's cache and one Promise for the plugin call (an
+    // async handler awaiting an async lookup made six Promises per uplink).
+    node.on('input', (msg, send, done) => {
+      const t0 = performance.now();
+      let bytes: Uint8Array;
+      let product: Product | undefined;
+      try {
+        bytes = bytesOf(msg);
+        product = productNow(flux, msg);
+      } catch (err) {
+        failed_(msg, done, t0, fixed || null, err);
+        return;
+      }
+      if (product) start(msg, send, done, t0, bytes, product);
+      else
+        productOf(flux, msg).then(
+          (p) => start(msg, send, done, t0, bytes, p),
+          (err) => failed_(msg, done, t0, null, err),
+        );
     });
   }
   RED.nodes.registerType('flux decode', FluxDecode);

@@ -15,6 +15,17 @@ export function bytesOf(msg: NodeMessage): Uint8Array {
   throw new Error('the message carries no bytes (msg.raw or msg.payload as a Buffer or string)');
 }
 
+/**
+ * The product of the message when it is known without a registry read: `msg.product` naming its
+ * plugin, or the device's product from the registry's identity cache (the per-message case).
+ */
+export function productNow(flux: FluxContext, msg: NodeMessage): ProductRef | undefined {
+  const p = msg.product as Partial<ProductRef> | undefined;
+  if (p && typeof p.id === 'string' && p.protocol_plugin_id !== undefined) return p as ProductRef;
+  const id = (msg.device as { id?: string } | undefined)?.id;
+  return id ? flux.registry.devices.cachedIdentity(id)?.product : undefined;
+}
+
 /** The product of the message: `msg.product` when it names its plugin, else the device's (cached by the registry). */
 export async function productOf(flux: FluxContext, msg: NodeMessage): Promise<ProductRef | null> {
   const p = msg.product as Partial<ProductRef> | undefined;

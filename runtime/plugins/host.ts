@@ -137,6 +137,50 @@ class DecodeCall implements Call {
   }
 }
 
+const capturedFrame: { resolve?: (v: Decoded) => void; reject?: (e: Error) => void } = {};
+const captureFrame = (resolve: (v: Decoded) => void, reject: (e: Error) => void): void => {
+  capturedFrame.resolve = resolve;
+  capturedFrame.reject = reject;
+};
+
+/** The pipeline's queued call (decodeFrame / decodeUplink): answers the messages with their plugin version, stamped with `ts` where they carry none. */
+class FrameCall implements Call {
+  readonly key: string;
+  readonly op = 0 as const;
+  readonly data: Uint8Array;
+  readonly deadlineMs: number;
+  readonly logs = false;
+  attempts = 0;
+  readonly #id: string;
+  readonly #version: number;
+  readonly #ts: number | undefined;
+  readonly #count: { ok: number; failed: number };
+  readonly #resolve: (v: Decoded) => void;
+  readonly #reject: (e: Error) => void;
+  constructor(id: string, a: { key: string; version: number; deadlineMs: number }, data: Uint8Array, ts: number | undefined, count: { ok: number; failed: number }, resolve: (v: Decoded) => void, reject: (e: Error) => void) {
+    this.key = a.key;
+    this.data = data;
+    this.deadlineMs = a.deadlineMs;
+    this.#id = id;
+    this.#version = a.version;
+    this.#ts = ts;
+    this.#count = count;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+  ok(value: unknown): void {
+    this.#count.ok++;
+    const messages = (Array.isArray(value) ? value : [value]) as StandardMessage[];
+    const ts = this.#ts;
+    if (ts !== undefined) for (const m of messages) m.ts ??= ts;
+    this.#resolve({ messages, plugin: this.#id, version: this.#version });
+  }
+  fail(cause: string, message: string, logs: string[]): void {
+    this.#count.failed++;
+    this.#reject(new PluginCallError(this.#id, this.#version, cause, message, logs));
+  }
+}
+
 export interface PluginHostOptions {
   workers?: number;
   maxBatch?: number;
@@ -365,16 +409,19 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
     else c.failed++;
   }
 
-  const asMessages = (v: unknown): StandardMessage[] => (Array.isArray(v) ? (v as StandardMessage[]) : [v as StandardMessage]);
-
   /** Decodes one frame with the active version of `id`, telling which version did. Rejects with PluginCallError (or 404 when no such plugin is active). */
-  async function decodeFrame(id: string, bytes: Uint8Array): Promise<Decoded> {
+  function decodeFrame(id: string, bytes: Uint8Array, ts?: number): Promise<Decoded> {
     const a = active.get(id);
-    if (!a) throw new FluxError('plugin_not_loaded', `plugin '${id}' is not installed or not active`, 404);
-    const o = await thePool().call(a.key, 0, bytes, a.deadlineMs);
-    count(id, o.ok);
-    if (!o.ok) throw outcomeError(id, a.version, o);
-    return { messages: asMessages(o.value), plugin: id, version: a.version };
+    if (!a) return Promise.reject(new FluxError('plugin_not_loaded', `plugin '${id}' is not installed or not active`, 404));
+    // One Promise and one call object per frame: this runs for every uplink.
+    let p: Promise<Decoded>;
+    try {
+      p = new Promise(captureFrame);
+      thePool().submit(new FrameCall(id, a, bytes, ts, counter(id), capturedFrame.resolve!, capturedFrame.reject!));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return p;
   }
 
   /** The seed's `PluginHost::decode`: the plugin's output as it answered it (one message or an array). */
@@ -444,12 +491,17 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
    * The pipeline's decode step (ARCHITECTURE §4 "Device access"): bytes of a product with a plugin
    * go through it; a product without one sends JSON `{ "values": {…}, "ts"? }`.
    */
-  async function decodeUplink(product: { protocol_plugin_id: string | null }, up: { payload: Uint8Array; deviceId: string; ts: number }): Promise<Decoded | { messages: StandardMessage[]; plugin: null; version: null }> {
-    if (product.protocol_plugin_id) {
-      const d = await decodeFrame(product.protocol_plugin_id, up.payload);
-      for (const m of d.messages) m.ts ??= up.ts;
-      return d;
+  function decodeUplink(product: { protocol_plugin_id: string | null }, up: { payload: Uint8Array; deviceId: string; ts: number }): Promise<Decoded | { messages: StandardMessage[]; plugin: null; version: null }> {
+    if (product.protocol_plugin_id) return decodeFrame(product.protocol_plugin_id, up.payload, up.ts);
+    try {
+      return Promise.resolve(decodeJson(up));
+    } catch (err) {
+      return Promise.reject(err as Error);
     }
+  }
+
+  /** A product without a plugin: JSON `{ "values": {…}, "ts"? }`. */
+  function decodeJson(up: { payload: Uint8Array; deviceId: string; ts: number }): { messages: StandardMessage[]; plugin: null; version: null } {
     let body: any;
     try {
       body = JSON.parse(Buffer.from(up.payload).toString('utf8'));

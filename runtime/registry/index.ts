@@ -124,6 +124,8 @@ export interface Registry {
     authenticate(id: string, secret: string): Promise<DeviceIdentity | null>;
     /** Device + product by id, no secret check (ingress that already authenticated). */
     identity(id: string): Promise<DeviceIdentity | null>;
+    /** The cached identity while it is fresh, else undefined (then ask `identity`): no Promise per message. */
+    cachedIdentity(id: string): DeviceIdentity | undefined;
     setStatus(id: string, status: 'online' | 'offline', at?: Date): Promise<void>;
     /** Many status changes in a few statements (a reconnect storm must not become one write each). */
     setStatuses(changes: { id: string; status: 'online' | 'offline'; at: Date }[]): Promise<void>;
@@ -364,6 +366,10 @@ export function createRegistry(opts: RegistryOptions): Registry {
     async identity(id) {
       if (!DEVICE_ID_RE.test(id)) return null;
       return (await loadIdentity(id))?.identity ?? null;
+    },
+    cachedIdentity(id) {
+      const cached = identities.get(id);
+      return cached && Date.now() - cached.at < IDENTITY_TTL_MS ? cached.identity : undefined;
     },
     async setStatuses(changes) {
       if (changes.length === 0) return;
