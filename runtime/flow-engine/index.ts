@@ -14,6 +14,7 @@ import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts
 import { counter, histogram } from '../metrics/index.ts';
 import { createPipelineTracker, type PipelineTracker } from './pipeline.ts';
 import { deferCoreNodeLibraries, requireNodeRed } from './node-red-libraries.ts';
+import { applyNodeRedPatches } from './node-red-patches.ts';
 
 export type { PipelineTracker } from './pipeline.ts';
 
@@ -49,6 +50,7 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server): FlowEng
         fs.copyFileSync(DEFAULT_FLOW_FILE, flowFile);
         log.info({ flowFile }, 'installed the default flow');
       }
+      applyNodeRedPatches();
       RED.init(
         server,
         nodeRedSettings({
