@@ -13,8 +13,6 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 
 /** V8 flags FLUX runs with; `npm start` and the Docker image pass them already. */
 const NODE_FLAGS = ['--max-semi-space-size=4'];
@@ -42,25 +40,6 @@ function relaunchWithRuntimeSettings(): void {
   }
 }
 
-/**
- * One memory-reducing full GC once FLUX has started. Starting leaves garbage (most of the parsed
- * code and data of loading) and a young generation grown to its maximum, and V8 keeps both
- * resident while idle: this GC gives ~15 MB back (docs/operations.md "Memory") for a pause of
- * ~80 ms before the ready line. Node offers no GC call without --expose-gc, so gc() comes from a
- * context created while the flag is briefly on: no other context (not the main one, not Node-RED's
- * function nodes) ever sees it.
- */
-function compactAfterStart(): void {
-  v8.setFlagsFromString('--expose-gc');
-  let gc: ((options: object) => void) | undefined;
-  try {
-    gc = vm.runInNewContext('gc') as typeof gc;
-  } finally {
-    v8.setFlagsFromString('--no-expose-gc');
-  }
-  gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-}
-
 relaunchWithRuntimeSettings();
 
 const { deferStartupLibraries } = await import('./app/startup-deferrals.ts');
@@ -69,6 +48,7 @@ const { loadSettings } = await import('../settings.ts');
 const { ConfigError } = await import('./errors/index.ts');
 const { createLogger } = await import('./log/index.ts');
 const { createFlux } = await import('./app/index.ts');
+const { collectAllGarbage } = await import('./memory/index.ts');
 deferring.deregister();
 
 const STOP_DEADLINE_MS = 4500;
@@ -88,7 +68,10 @@ try {
   const log = createLogger({ level: settings.logLevel as never });
   flux = createFlux({ settings, log });
   const ports = await flux.start().catch(fail);
-  compactAfterStart();
+  // One memory-reducing full GC once started: starting leaves garbage (most of the parsed code and
+  // data of loading) and a grown young generation that V8 keeps resident while idle; this gives
+  // ~15 MB back for a pause of ~80 ms before the ready line (docs/operations.md "Memory").
+  collectAllGarbage();
   if (flux.tokenGenerated) {
     // Printed once, on the start that generated it; later starts read it from the data dir.
     process.stdout.write(`flux admin token (saved in ${settings.dataDir}/admin-token, shown once): ${flux.ctx.adminToken}\n`);

@@ -8,6 +8,7 @@
 import type { FluxContext } from '../app/context.ts';
 import type { DeviceIdentity } from '../registry/index.ts';
 import type { StatusEvent } from '../bus/index.ts';
+import { createStormCompactor } from '../memory/index.ts';
 
 export type Transport = StatusEvent['transport'];
 
@@ -32,6 +33,9 @@ export function createPresence(ctx: FluxContext): Presence {
   // a single device's change lands immediately). Writes run one after another, so the newest wins.
   const pending = new Map<string, { id: string; status: 'online' | 'offline'; at: Date }>();
   let writing: Promise<void> | undefined;
+  // After a storm of logins (e.g. every device reconnecting after an outage), one GC once it is
+  // over: otherwise its garbage stays resident next to the connections (runtime/memory).
+  const compactor = createStormCompactor({ onCollect: (n) => log.info({ connections: n }, 'connection storm over: collected its garbage') });
 
   function writeNext(): Promise<void> | undefined {
     if (pending.size === 0) return (writing = undefined);
@@ -60,6 +64,7 @@ export function createPresence(ctx: FluxContext): Presence {
 
   return {
     connected(identity, transport) {
+      compactor.connected();
       const id = identity.device.id;
       const n = (live.get(id) ?? 0) + 1;
       live.set(id, n);
