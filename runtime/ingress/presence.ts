@@ -35,7 +35,10 @@ export function createPresence(ctx: FluxContext): Presence {
   let writing: Promise<void> | undefined;
   // After a storm of logins (e.g. every device reconnecting after an outage), one GC once it is
   // over: otherwise its garbage stays resident next to the connections (runtime/memory).
-  const compactor = createStormCompactor({ onCollect: (n) => log.info({ connections: n }, 'connection storm over: collected its garbage') });
+  const compactor = createStormCompactor({
+    onCollect: (n) => log.info({ connections: n }, 'connection storm over: collected its garbage'),
+    onBusy: (n, u) => log.debug({ connections: n, event_loop_utilization: u }, 'connection storm over while busy: left to V8'),
+  });
 
   function writeNext(): Promise<void> | undefined {
     if (pending.size === 0) return (writing = undefined);

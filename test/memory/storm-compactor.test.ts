@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { collectAllGarbage, collectGarbageSoon, createStormCompactor } from '../../runtime/memory/index.ts';
+import { collectAllGarbage, collectAllGarbageRegular, createStormCompactor } from '../../runtime/memory/index.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('memory: the storm compactor', function () {
   it('collects once a storm of connections has been quiet, not during it and not for a few connections', async function () {
     const collections: number[] = [];
-    const c = createStormCompactor({ minConnections: 5, quietMs: 60, minIntervalMs: 0, collect: () => true, onCollect: (n) => collections.push(n) });
+    const c = createStormCompactor({ minConnections: 5, quietMs: 60, minIntervalMs: 0, collect: () => true, utilization: () => 0, onCollect: (n) => collections.push(n) });
     for (let i = 0; i < 3; i++) c.connected();
     await sleep(120);
     assert.deepEqual(collections, [], 'three connections are no storm');
@@ -22,7 +22,7 @@ describe('memory: the storm compactor', function () {
 
   it('keeps at most one collection per interval', async function () {
     const collections: number[] = [];
-    const c = createStormCompactor({ minConnections: 2, quietMs: 20, minIntervalMs: 300, collect: () => true, onCollect: (n) => collections.push(n) });
+    const c = createStormCompactor({ minConnections: 2, quietMs: 20, minIntervalMs: 300, collect: () => true, utilization: () => 0, onCollect: (n) => collections.push(n) });
     c.connected();
     c.connected();
     await sleep(80);
@@ -35,13 +35,25 @@ describe('memory: the storm compactor', function () {
     c.stop();
   });
 
+  it('leaves a busy process to V8 (its own collections take the storm garbage with the traffic)', async function () {
+    const collections: number[] = [];
+    const busy: number[] = [];
+    const c = createStormCompactor({ minConnections: 2, quietMs: 20, minIntervalMs: 0, collect: () => true, utilization: () => 0.6, onCollect: (n) => collections.push(n), onBusy: (n) => busy.push(n) });
+    c.connected();
+    c.connected();
+    await sleep(80);
+    assert.deepEqual(collections, []);
+    assert.deepEqual(busy, [2]);
+    c.stop();
+  });
+
   it('borrows a real gc(): garbage goes, and no context sees a gc global', async function () {
     assert.equal(typeof (globalThis as { gc?: unknown }).gc, 'undefined');
     const ref = ((): WeakRef<unknown[]> => new WeakRef(Array.from({ length: 200_000 }, (_, i) => ({ i, s: `x${i}` }))))();
     await sleep(0);
     assert.equal(collectAllGarbage(), true);
     assert.equal(ref.deref(), undefined, 'the array was collected');
-    assert.equal(collectGarbageSoon(), true);
+    assert.equal(collectAllGarbageRegular(), true);
     assert.equal(typeof (globalThis as { gc?: unknown }).gc, 'undefined', 'gc stays out of the main context');
   });
 });
