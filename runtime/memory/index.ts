@@ -54,7 +54,7 @@ export function collectAllGarbageRegular(): boolean {
 }
 
 export interface StormCompactorOptions {
-  /** connections that make a storm (default 1000) */
+  /** connections that make a storm (default 5000: fewer leave too little garbage to matter) */
   minConnections?: number;
   /** quiet time after the last connection before collecting (default 5 s) */
   quietMs?: number;
@@ -93,7 +93,7 @@ export interface StormCompactor {
 
 /** Collects garbage once a storm of connections is over (see the module comment). */
 export function createStormCompactor(opts: StormCompactorOptions = {}): StormCompactor {
-  const minConnections = opts.minConnections ?? 1000;
+  const minConnections = opts.minConnections ?? 5000;
   const quietMs = opts.quietMs ?? 5000;
   const minIntervalMs = opts.minIntervalMs ?? 60_000;
   const collect = opts.collect ?? collectAllGarbageRegular;
