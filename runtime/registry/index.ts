@@ -139,6 +139,8 @@ export interface RegistryOptions {
   log: Logger;
   /** Sequelize pool size for MySQL/PostgreSQL (SQLite always uses one connection). */
   poolMax?: number;
+  /** how long a cached device identity counts as fresh (default 30 s; see cachedIdentity) */
+  identityTtlMs?: number;
 }
 
 const DEVICE_ID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -201,14 +203,30 @@ export function createRegistry(opts: RegistryOptions): Registry {
   const statusUpdateSql = `UPDATE ${quote('devices')} SET ${quote('status')} = ?, ${quote('last_online')} = ?, ${quote('updated_at')} = ? WHERE ${quote('id')} IN`;
 
   // Identity cache: a connection storm of 10k devices must not become 10k registry reads each.
-  const IDENTITY_TTL_MS = 30_000;
+  const IDENTITY_TTL_MS = opts.identityTtlMs ?? 30_000;
   const IDENTITY_MAX = 100_000;
   const identities = new Map<string, { at: number; hash: string; identity: DeviceIdentity }>();
   const productCache = new Map<string, { at: number; product: Product }>();
 
-  async function loadIdentity(id: string): Promise<{ hash: string; identity: DeviceIdentity } | null> {
+  type IdentityEntry = { at: number; hash: string; identity: DeviceIdentity };
+  /** reads in flight, one per device: concurrent lookups of a device share it */
+  const loading = new Map<string, Promise<IdentityEntry | null>>();
+  /** bumped by every invalidation: a read that started before one does not fill the cache */
+  let epoch = 0;
+
+  function loadIdentity(id: string): Promise<IdentityEntry | null> {
     const cached = identities.get(id);
-    if (cached && Date.now() - cached.at < IDENTITY_TTL_MS) return cached;
+    if (cached && Date.now() - cached.at < IDENTITY_TTL_MS) return Promise.resolve(cached);
+    let pending = loading.get(id);
+    if (!pending) {
+      pending = readIdentity(id).finally(() => loading.delete(id));
+      loading.set(id, pending);
+    }
+    return pending;
+  }
+
+  async function readIdentity(id: string): Promise<IdentityEntry | null> {
+    const startEpoch = epoch;
     const row = await Device.findByPk(id);
     if (!row) return null;
     const productId = row.get('product_id') as string;
@@ -218,15 +236,26 @@ export function createRegistry(opts: RegistryOptions): Registry {
     if (!product) {
       product = plain<Product>(await Product.findByPk(productId)) ?? undefined;
       if (!product) return null;
-      productCache.set(productId, { at: Date.now(), product });
+      if (epoch === startEpoch) productCache.set(productId, { at: Date.now(), product });
     }
-    const entry = { at: Date.now(), hash: row.get('secret_hash') as string, identity: { device: plain<Device>(row)!, product } };
+    // Entries age from a point up to a third of the TTL back: devices that connected together (a
+    // storm, a restart) do not all expire in the same second.
+    const entry = { at: Date.now() - Math.random() * (IDENTITY_TTL_MS / 3), hash: row.get('secret_hash') as string, identity: { device: plain<Device>(row)!, product } };
+    if (epoch !== startEpoch) return entry;
     if (identities.size >= IDENTITY_MAX) identities.delete(identities.keys().next().value as string);
     identities.set(id, entry);
     return entry;
   }
 
+  /** Drops a device's cached identity (every device's without an id); a read in flight no longer fills the cache. */
+  const forget = (id?: string) => {
+    epoch++;
+    if (id === undefined) identities.clear();
+    else identities.delete(id);
+  };
+
   const invalidateProduct = (productId: string) => {
+    epoch++;
     productCache.delete(productId);
     for (const [k, v] of identities) if (v.identity.product.id === productId) identities.delete(k);
   };
@@ -311,7 +340,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
           status: 'offline',
           tags: input.tags ?? {},
         });
-        identities.delete(id);
+        forget(id);
         return { device: plain<Device>(row)!, secret };
       } catch (err) {
         if (err instanceof UniqueConstraintError) throw conflict(`a device with id '${id}' already exists`);
@@ -343,21 +372,21 @@ export function createRegistry(opts: RegistryOptions): Registry {
       const row = await Device.findByPk(id);
       if (!row) throw notFound('device', id);
       await row.update(patch);
-      identities.delete(id);
+      forget(id);
       return plain<Device>(row)!;
     },
     async delete(id) {
       const row = await Device.findByPk(id);
       if (!row) throw notFound('device', id);
       await row.destroy();
-      identities.delete(id);
+      forget(id);
     },
     async rotateSecret(id, secret) {
       const row = await Device.findByPk(id);
       if (!row) throw notFound('device', id);
       const s = secret ?? generateSecret();
       await row.update({ secret_hash: hashSecret(s) });
-      identities.delete(id);
+      forget(id);
       return { device: plain<Device>(row)!, secret: s };
     },
     async authenticate(id, secret) {
@@ -372,7 +401,13 @@ export function createRegistry(opts: RegistryOptions): Registry {
     },
     cachedIdentity(id) {
       const cached = identities.get(id);
-      return cached && Date.now() - cached.at < IDENTITY_TTL_MS ? cached.identity : undefined;
+      if (!cached) return undefined;
+      // Past its TTL: served while one background read refreshes it. Registry changes invalidate
+      // entries at once; the TTL only bounds changes made elsewhere. Before, every device's entry
+      // expired together 30 s after a storm, and each of its messages then waited on its own read
+      // (at 20k msg/s: thousands of reads at once, seconds of backlog, lost messages).
+      if (Date.now() - cached.at >= IDENTITY_TTL_MS && !loading.has(id)) loadIdentity(id).catch((err: Error) => log.warn({ deviceId: id, err: err.message }, 'refreshing a device identity failed'));
+      return cached.identity;
     },
     async setStatuses(changes) {
       if (changes.length === 0) return;
@@ -422,9 +457,9 @@ export function createRegistry(opts: RegistryOptions): Registry {
     products,
     devices,
     invalidate(deviceId) {
-      if (deviceId) identities.delete(deviceId);
+      if (deviceId) forget(deviceId);
       else {
-        identities.clear();
+        forget();
         productCache.clear();
       }
     },
@@ -452,7 +487,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
       if (done.length) log.info({ migrations: done.map((m) => m.name), dialect: db.dialect }, 'registry migrated');
     },
     async stop() {
-      identities.clear();
+      forget();
       productCache.clear();
       await sequelize.close();
     },

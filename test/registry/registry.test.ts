@@ -136,6 +136,28 @@ for (const d of dialects) {
       await registry.devices.setStatuses([{ id: 'sensor_2', status: 'online', at }]);
     });
 
+    it('serves an expired cached identity at once while one background read refreshes it', async function () {
+      const quick = createRegistry({ db: parseDbUrl('FLUX_DB_URL', db.url, tempDir(), 'flux.db', false), log, identityTtlMs: 40 });
+      await quick.start();
+      const name = (await quick.devices.get('sensor_2')).name;
+      try {
+        const first = await quick.devices.identity('sensor_2');
+        assert.ok(first);
+        assert.equal(quick.devices.cachedIdentity('sensor_2'), first, 'a fresh entry is served from the cache');
+        // changed behind the cache's back (another process): only the TTL can notice
+        await quick.models.Device.update({ name: 'renamed elsewhere' }, { where: { id: 'sensor_2' } });
+        await new Promise((r) => setTimeout(r, 60));
+        assert.equal(quick.devices.cachedIdentity('sensor_2'), first, 'past its TTL the old entry is still served, no waiting');
+        let now: ReturnType<typeof quick.devices.cachedIdentity>;
+        for (let i = 0; i < 50 && (now = quick.devices.cachedIdentity('sensor_2'))?.device.name !== 'renamed elsewhere'; i++) await new Promise((r) => setTimeout(r, 10));
+        assert.equal(now?.device.name, 'renamed elsewhere', 'the background read replaced it');
+        assert.equal(quick.devices.cachedIdentity('no_such_device'), undefined, 'nothing cached: the caller asks identity()');
+      } finally {
+        await quick.models.Device.update({ name }, { where: { id: 'sensor_2' } });
+        await quick.stop();
+      }
+    });
+
     it('updates a device and keeps a disabled device from authenticating as enabled', async function () {
       const d = await registry.devices.update('sensor_1', { enabled: false, name: 'Boiler 1', tags: { floor: 2 } });
       assert.equal(d.enabled, false);
