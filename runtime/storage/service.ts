@@ -69,9 +69,21 @@ export function createStorageModule(ctx: FluxContext, opts: StorageModuleOptions
   let retentionRunning: Promise<unknown> | undefined;
   let started = false;
 
-  async function policyFor(productId: string): Promise<ProductPolicy> {
+  /** policy reads in flight, one per product: the messages that find it stale share one */
+  const loadingPolicies = new Map<string, Promise<ProductPolicy>>();
+
+  function policyFor(productId: string): Promise<ProductPolicy> {
     const hit = policies.get(productId);
-    if (hit && Date.now() - hit.at < policyTtl) return hit.policy;
+    if (hit && Date.now() - hit.at < policyTtl) return Promise.resolve(hit.policy);
+    let pending = loadingPolicies.get(productId);
+    if (!pending) {
+      pending = readPolicy(productId).finally(() => loadingPolicies.delete(productId));
+      loadingPolicies.set(productId, pending);
+    }
+    return pending;
+  }
+
+  async function readPolicy(productId: string): Promise<ProductPolicy> {
     const product: Product | null = await ctx.registry.products.find(productId);
     const policy = product ? policyOf(product) : { productId, unknown: 'keep' as const, types: new Map() };
     const modelKey = JSON.stringify([...policy.types]);
@@ -129,9 +141,15 @@ export function createStorageModule(ctx: FluxContext, opts: StorageModuleOptions
       return check(messages, device, policy, fallbackTs);
     },
     prepareNow(messages, device, fallbackTs = Date.now()) {
-      if (!device.product_id) return undefined;
-      const hit = policies.get(device.product_id);
-      if (!hit || Date.now() - hit.at >= policyTtl) return undefined;
+      const productId = device.product_id;
+      if (!productId) return undefined;
+      const hit = policies.get(productId);
+      if (!hit) return undefined;
+      // Past its TTL the policy still serves while one read refreshes it: before, every message of
+      // the product waited on its own registry read each time it expired (a latency spike every 5 s).
+      if (Date.now() - hit.at >= policyTtl && !loadingPolicies.has(productId)) {
+        policyFor(productId).catch((err: Error) => log.warn({ err: err.message, productId }, 'refreshing a product policy failed; keeping the last one'));
+      }
       return check(messages, device, hit.policy, fallbackTs);
     },
     write: (points) => writer.write(points),
