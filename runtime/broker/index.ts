@@ -318,13 +318,16 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
     tlsPort: () => listeningTlsPort,
     connections: () => conns.size,
     async start() {
-      const options: AedesOptions & { maximumPacketSize?: number; sessionExpiryIntervalLimit?: number; pendingSessionsLimit?: number } = {
+      const options: AedesOptions & { maximumPacketSize?: number; sessionExpiryIntervalLimit?: number; pendingSessionsLimit?: number; topicAliasMaximum?: number } = {
         connectTimeout: opts.connectTimeoutMs ?? 10_000,
         concurrency: opts.concurrency ?? 0,
         maxClientsIdLength: 128,
         // MQTT 5 (aedes 2): advertised and enforced before buffering; bounded sessions
         maximumPacketSize: maxPacketSize,
         sessionExpiryIntervalLimit: 7 * 24 * 3600,
+        // MQTT 5 topic aliases: a device may send its long topic once and then a 1–16 alias (bytes
+        // matter on metered links); each connection's map holds at most 16 topics.
+        topicAliasMaximum: 16,
         pendingSessionsLimit: maxConnections,
         authenticate(client, username, password, done) {
           if (conns.size > maxConnections) {

@@ -109,6 +109,35 @@ for (const protocolVersion of MQTT_VERSIONS) {
         assert.equal(a.uplinks.length, 2, 'other topics stay MQTT-only');
       });
 
+      it('acknowledges every QoS 1 uplink of a burst on one connection, each with its own packet id', async () => {
+        const d = await a.device('dev-1', { protocolVersion });
+        const before = a.uplinks.length;
+        const acks: number[] = [];
+        d.on('packetreceive', (pkt) => {
+          if (pkt.cmd === 'puback') acks.push(pkt.messageId!);
+        });
+        await Promise.all(Array.from({ length: 300 }, (_, i) => d.publishAsync('/thermo/dev-1/properties/report', `burst ${i}`, { qos: 1 })));
+        assert.equal(acks.length, 300, 'one PUBACK per PUBLISH');
+        assert.equal(new Set(acks).size, 300, 'each for its own packet id');
+        await until(() => a.uplinks.length - before >= 300, 'all 300 uplinks');
+        assert.deepEqual(a.uplinks.slice(before).map((u) => u.payload.toString()).sort(), Array.from({ length: 300 }, (_, i) => `burst ${i}`).sort());
+      });
+
+      if (protocolVersion === 5) {
+        it('resolves MQTT 5 topic aliases per connection (the uplink carries the full topic)', async () => {
+          const d = await a.device('dev-1', { protocolVersion, properties: { topicAliasMaximum: 10 } });
+          const before = a.uplinks.length;
+          await d.publishAsync('/thermo/dev-1/properties/report', 'first, setting alias 3', { qos: 1, properties: { topicAlias: 3 } });
+          await d.publishAsync('', 'second, by alias 3 only', { qos: 1, properties: { topicAlias: 3 } });
+          await until(() => a.uplinks.length - before >= 2, 'both uplinks');
+          const got = a.uplinks.slice(before);
+          assert.deepEqual(got.map((u) => [u.topic, u.payload.toString()]), [
+            ['/thermo/dev-1/properties/report', 'first, setting alias 3'],
+            ['/thermo/dev-1/properties/report', 'second, by alias 3 only'],
+          ]);
+        });
+      }
+
       it('keeps a retained message for a later subscriber', async () => {
         const d = await a.device('dev-1', { protocolVersion });
         await d.publishAsync('/thermo/dev-1/state', 'on', { qos: 1, retain: true });
