@@ -98,13 +98,17 @@ export class PluginCallError extends Error {
 }
 
 /** One executor for every decode promise (no closure per frame): it hands out the resolvers it was given. */
-const captured: { resolve?: (v: StandardMessage | StandardMessage[]) => void; reject?: (e: Error) => void } = {};
-const capture = (resolve: (v: StandardMessage | StandardMessage[]) => void, reject: (e: Error) => void): void => {
+const captured: { resolve?: (v: unknown) => void; reject?: (e: Error) => void } = {};
+const capture = (resolve: (v: unknown) => void, reject: (e: Error) => void): void => {
   captured.resolve = resolve;
   captured.reject = reject;
 };
 
-/** The hot path's queued call (host.decode): the request and its promise's settlement in one object per frame. */
+/**
+ * A queued decode: the request and its promise's settlement in one object per frame. It answers
+ * the plugin's output as it came (`host.decode`), or, `asDecoded`, as Decoded: the messages with
+ * the plugin version, stamped with `ts` where they carry none (the pipeline's decodeFrame).
+ */
 class DecodeCall implements Call {
   readonly key: string;
   readonly op = 0 as const;
@@ -114,66 +118,30 @@ class DecodeCall implements Call {
   attempts = 0;
   readonly #id: string;
   readonly #version: number;
-  readonly #count: { ok: number; failed: number };
-  readonly #resolve: (v: StandardMessage | StandardMessage[]) => void;
-  readonly #reject: (e: Error) => void;
-  constructor(id: string, a: { key: string; version: number; deadlineMs: number }, data: Uint8Array, count: { ok: number; failed: number }, resolve: (v: StandardMessage | StandardMessage[]) => void, reject: (e: Error) => void) {
-    this.key = a.key;
-    this.data = data;
-    this.deadlineMs = a.deadlineMs;
-    this.#id = id;
-    this.#version = a.version;
-    this.#count = count;
-    this.#resolve = resolve;
-    this.#reject = reject;
-  }
-  ok(value: unknown): void {
-    this.#count.ok++;
-    this.#resolve(value as StandardMessage | StandardMessage[]);
-  }
-  fail(cause: string, message: string, logs: string[]): void {
-    this.#count.failed++;
-    this.#reject(new PluginCallError(this.#id, this.#version, cause, message, logs));
-  }
-}
-
-const capturedFrame: { resolve?: (v: Decoded) => void; reject?: (e: Error) => void } = {};
-const captureFrame = (resolve: (v: Decoded) => void, reject: (e: Error) => void): void => {
-  capturedFrame.resolve = resolve;
-  capturedFrame.reject = reject;
-};
-
-/** The pipeline's queued call (decodeFrame / decodeUplink): answers the messages with their plugin version, stamped with `ts` where they carry none. */
-class FrameCall implements Call {
-  readonly key: string;
-  readonly op = 0 as const;
-  readonly data: Uint8Array;
-  readonly deadlineMs: number;
-  readonly logs = false;
-  attempts = 0;
-  readonly #id: string;
-  readonly #version: number;
+  readonly #asDecoded: boolean;
   readonly #ts: number | undefined;
   readonly #count: { ok: number; failed: number };
-  readonly #resolve: (v: Decoded) => void;
+  readonly #resolve: (v: unknown) => void;
   readonly #reject: (e: Error) => void;
-  constructor(id: string, a: { key: string; version: number; deadlineMs: number }, data: Uint8Array, ts: number | undefined, count: { ok: number; failed: number }, resolve: (v: Decoded) => void, reject: (e: Error) => void) {
+  constructor(id: string, a: { key: string; version: number; deadlineMs: number }, data: Uint8Array, asDecoded: boolean, ts: number | undefined, count: { ok: number; failed: number }) {
     this.key = a.key;
     this.data = data;
     this.deadlineMs = a.deadlineMs;
     this.#id = id;
     this.#version = a.version;
+    this.#asDecoded = asDecoded;
     this.#ts = ts;
     this.#count = count;
-    this.#resolve = resolve;
-    this.#reject = reject;
+    this.#resolve = captured.resolve!;
+    this.#reject = captured.reject!;
   }
   ok(value: unknown): void {
     this.#count.ok++;
+    if (!this.#asDecoded) return this.#resolve(value);
     const messages = (Array.isArray(value) ? value : [value]) as StandardMessage[];
     const ts = this.#ts;
     if (ts !== undefined) for (const m of messages) m.ts ??= ts;
-    this.#resolve({ messages, plugin: this.#id, version: this.#version });
+    this.#resolve({ messages, plugin: this.#id, version: this.#version } satisfies Decoded);
   }
   fail(cause: string, message: string, logs: string[]): void {
     this.#count.failed++;
@@ -416,8 +384,8 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
     // One Promise and one call object per frame: this runs for every uplink.
     let p: Promise<Decoded>;
     try {
-      p = new Promise(captureFrame);
-      thePool().submit(new FrameCall(id, a, bytes, ts, counter(id), capturedFrame.resolve!, capturedFrame.reject!));
+      p = new Promise(capture) as Promise<Decoded>;
+      thePool().submit(new DecodeCall(id, a, bytes, true, ts, counter(id)));
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -430,8 +398,8 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
     if (!a) return Promise.reject(new FluxError('plugin_not_loaded', `plugin '${id}' is not installed or not active`, 404));
     let p: Promise<StandardMessage | StandardMessage[]>;
     try {
-      p = new Promise(capture);
-      thePool().submit(new DecodeCall(id, a, bytes, counter(id), captured.resolve!, captured.reject!));
+      p = new Promise(capture) as Promise<StandardMessage | StandardMessage[]>;
+      thePool().submit(new DecodeCall(id, a, bytes, false, undefined, counter(id)));
     } catch (err) {
       return Promise.reject(err as Error);
     }
