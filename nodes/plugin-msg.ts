@@ -28,8 +28,9 @@ export function productNow(flux: FluxContext, msg: NodeMessage): ProductRef | un
 
 /** The product of the message: `msg.product` when it names its plugin, else the device's (cached by the registry). */
 export async function productOf(flux: FluxContext, msg: NodeMessage): Promise<ProductRef | null> {
+  const known = productNow(flux, msg);
+  if (known) return known;
   const p = msg.product as Partial<ProductRef> | undefined;
-  if (p && typeof p.id === 'string' && p.protocol_plugin_id !== undefined) return p as ProductRef;
   const device = msg.device as { id?: string; product_id?: string } | undefined;
   if (device?.id) {
     const identity = await flux.registry.devices.identity(device.id);
