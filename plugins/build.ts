@@ -1,16 +1,16 @@
 /**
  * `npm run plugins:build [-- --as] [-- --rust]`: builds the example plugins into plugins/dist/
  * (AssemblyScript with asc; Rust with `cargo build --target wasm32-unknown-unknown --release` when
- * rustup has the target, else the offline Debian route of ../shared/notes/environment.md), then
+ * rustup has the target, else the offline Debian route of plugins/toolchain.ts), then
  * instantiates each module and decodes a sample frame so a broken build fails here.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { DEBIAN_RUST_PACKAGES, PLUGINS_ROOT, hasDebianRust, hasRustupWasmTarget, offlineCargoConfig } from './toolchain.ts';
 
-const ROOT = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = PLUGINS_ROOT;
 const DIST = path.join(ROOT, 'dist');
 const args = process.argv.slice(2);
 const only = args.filter((a) => a === '--as' || a === '--rust');
@@ -37,25 +37,6 @@ async function buildAssemblyScript(): Promise<void> {
   }
 }
 
-function hasRustupWasmTarget(): boolean {
-  const r = spawnSync('rustup', ['target', 'list', '--installed'], { encoding: 'utf8' });
-  return r.status === 0 && r.stdout.split('\n').includes('wasm32-unknown-unknown');
-}
-
-/** One folder of symlinks to Debian's crate sources and std's vendored crates: a cargo directory source. */
-function debianVendorDir(): string {
-  const dir = path.join(ROOT, 'target', 'debian-vendor');
-  fs.mkdirSync(dir, { recursive: true });
-  for (const parent of ['/usr/share/cargo/registry', '/usr/lib/rustlib/src/rust/library/vendor']) {
-    if (!fs.existsSync(parent)) throw new Error(`${parent} is missing: apt-get install -y rustc-web cargo-web rust-web-src lld librust-serde-dev librust-serde-json-dev librust-serde-derive-dev`);
-    for (const name of fs.readdirSync(parent)) {
-      const link = path.join(dir, name);
-      if (!fs.existsSync(link)) fs.symlinkSync(path.join(parent, name), link);
-    }
-  }
-  return dir;
-}
-
 function buildRust(): void {
   let cmd: string;
   let cargoArgs: string[];
@@ -64,20 +45,18 @@ function buildRust(): void {
     step('Rust: rustup has wasm32-unknown-unknown; plain cargo build');
     cmd = 'cargo';
     cargoArgs = ['build', '--release', '--target', 'wasm32-unknown-unknown'];
-  } else if (fs.existsSync('/usr/bin/cargo') && fs.existsSync('/usr/lib/rustlib/src/rust/library/Cargo.lock')) {
+  } else if (hasDebianRust()) {
     step('Rust: no rustup wasm target; offline Debian route (rustc-web, -Zbuild-std)');
-    const vendor = debianVendorDir();
     cmd = '/usr/bin/cargo';
     cargoArgs = [
-      '--config', `source.crates-io.replace-with="debian"`,
-      '--config', `source.debian.directory="${vendor}"`,
+      ...offlineCargoConfig(),
       '--config', `target.wasm32-unknown-unknown.linker="wasm-ld"`,
-      'build', '--release', '--offline', '--target', 'wasm32-unknown-unknown', '-Zbuild-std=std,panic_abort',
+      'build', '--release', '--target', 'wasm32-unknown-unknown', '-Zbuild-std=std,panic_abort',
     ];
     // Debian's cargo must drive Debian's rustc (the one whose std source is installed), not rustup's.
     env = { ...env, RUSTC: '/usr/bin/rustc', RUSTC_BOOTSTRAP: '1' };
   } else {
-    throw new Error('no Rust toolchain for wasm32: `rustup target add wasm32-unknown-unknown`, or apt-get install -y rustc-web cargo-web rust-web-src lld librust-serde-dev librust-serde-json-dev librust-serde-derive-dev');
+    throw new Error(`no Rust toolchain for wasm32: \`rustup target add wasm32-unknown-unknown\`, or apt-get install -y ${DEBIAN_RUST_PACKAGES}`);
   }
   // Panic messages embed source paths: map the checkout (and cargo's home) to fixed names so the
   // same sources build the same bytes in any folder (CI clones elsewhere).

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The Debian packages the test suite drives as real parts (run by `npm test` through `pretest`, and by
+# .ci/run). Installs only what is missing; a no-op in ~0.1 s once everything is there. Add a package
+# here, with the reason, when a test starts to need it: this list is the one place that names them.
+set -euo pipefail
+
+packages=(
+  mosquitto-clients   # mosquitto_pub / mosquitto_sub: an independent MQTT client for the broker tests
+  openssl             # the MQTTS test makes a self-signed certificate
+  chromium            # the editor and console tests (playwright-core drives /usr/bin/chromium)
+  fonts-wqy-microhei  # CJK glyphs for the Chinese console screenshots
+  # Rust plugins offline (plugins/toolchain.ts): Debian's rustc with the std source for
+  # -Zbuild-std, wasm-ld, and the crate sources the SDK needs (no crates.io here)
+  rustc-web cargo-web rust-web-src lld librust-serde-dev librust-serde-json-dev librust-serde-derive-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "test setup: installing Debian packages the tests use: ${missing[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test setup: not root; run: sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
