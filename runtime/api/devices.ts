@@ -1,4 +1,7 @@
-/** /api/devices: CRUD and secret rotation. The secret is answered once, at creation or rotation. */
+/**
+ * /api/devices: CRUD, secret rotation and gateways (a gateway's children, attach and detach).
+ * The secret is answered once, at creation or rotation.
+ */
 import { z } from 'zod';
 import type { FluxContext } from '../app/context.ts';
 import { q, type RouteTable } from './routes.ts';
@@ -10,8 +13,8 @@ export function deviceRoutes(ctx: FluxContext, routes: RouteTable): void {
   const devices = ctx.registry.devices;
   routes
     .add({
-      method: 'post', path: '/devices', tag: 'devices', summary: 'Create a device; the answer holds its secret, shown only this once', status: 201, errors: [404, 409],
-      body: z.object({ id: deviceId.optional(), product_id: z.string().min(1).max(64), name: z.string().min(1).max(200).optional(), secret: secret.optional(), enabled: z.boolean().optional(), tags: tags.optional() }).strict(),
+      method: 'post', path: '/devices', tag: 'devices', summary: 'Create a device; the answer holds its secret, shown only this once. `is_gateway` marks a gateway; `gateway_id` attaches it to one', status: 201, errors: [404, 409],
+      body: z.object({ id: deviceId.optional(), product_id: z.string().min(1).max(64), name: z.string().min(1).max(200).optional(), secret: secret.optional(), enabled: z.boolean().optional(), tags: tags.optional(), is_gateway: z.boolean().optional(), gateway_id: deviceId.nullable().optional() }).strict(),
       returns: 'the device plus `secret`',
       handler: async ({ body }) => {
         const { device, secret } = await devices.create(body);
@@ -19,8 +22,8 @@ export function deviceRoutes(ctx: FluxContext, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'get', path: '/devices', tag: 'devices', summary: 'List devices (filter by product id or key, status, enabled, text; paginated)',
-      query: z.object({ product_id: z.string().optional(), status: z.enum(['online', 'offline']).optional(), enabled: q.bool().optional(), q: z.string().max(200).optional(), ...page }),
+      method: 'get', path: '/devices', tag: 'devices', summary: 'List devices (filter by product id or key, status, enabled, is_gateway, gateway_id, text; paginated)',
+      query: z.object({ product_id: z.string().optional(), status: z.enum(['online', 'offline']).optional(), enabled: q.bool().optional(), is_gateway: q.bool().optional(), gateway_id: deviceId.optional(), q: z.string().max(200).optional(), ...page }),
       handler: ({ query }) => devices.list(query),
     })
     .add({
@@ -28,12 +31,12 @@ export function deviceRoutes(ctx: FluxContext, routes: RouteTable): void {
       handler: ({ params }) => devices.get(params.id),
     })
     .add({
-      method: 'patch', path: '/devices/:id', tag: 'devices', summary: 'Update a device (name, enabled, tags)', params: idParam, errors: [404],
-      body: z.object({ name: z.string().min(1).max(200).optional(), enabled: z.boolean().optional(), tags: tags.optional() }).strict().refine((b) => Object.keys(b).length > 0, 'nothing to update'),
+      method: 'patch', path: '/devices/:id', tag: 'devices', summary: 'Update a device (name, enabled, tags, is_gateway, gateway_id: an id attaches, null detaches)', params: idParam, errors: [404, 409],
+      body: z.object({ name: z.string().min(1).max(200).optional(), enabled: z.boolean().optional(), tags: tags.optional(), is_gateway: z.boolean().optional(), gateway_id: deviceId.nullable().optional() }).strict().refine((b) => Object.keys(b).length > 0, 'nothing to update'),
       handler: ({ params, body }) => devices.update(params.id, body),
     })
     .add({
-      method: 'delete', path: '/devices/:id', tag: 'devices', summary: 'Delete a device', params: idParam, status: 204, errors: [404],
+      method: 'delete', path: '/devices/:id', tag: 'devices', summary: 'Delete a device (refused while it is the gateway of other devices)', params: idParam, status: 204, errors: [404, 409],
       handler: async ({ params }) => {
         await devices.delete(params.id);
       },
@@ -45,5 +48,20 @@ export function deviceRoutes(ctx: FluxContext, routes: RouteTable): void {
         const { device, secret } = await devices.rotateSecret(params.id, body.secret);
         return { ...device, secret };
       },
+    })
+    .add({
+      method: 'get', path: '/devices/:id/children', tag: 'devices', summary: "List a gateway's children (devices whose gateway_id names it; paginated)", params: idParam, errors: [404],
+      query: z.object({ ...page }),
+      returns: '`{ items, total, limit, offset }`',
+      handler: ({ params, query }) => devices.children(params.id, query),
+    })
+    .add({
+      method: 'put', path: '/devices/:id/gateway', tag: 'devices', summary: 'Attach the device to a gateway (a device with is_gateway; no cycles)', params: idParam, errors: [404, 409],
+      body: z.object({ gateway_id: deviceId }).strict(),
+      handler: ({ params, body }) => devices.update(params.id, { gateway_id: body.gateway_id }),
+    })
+    .add({
+      method: 'delete', path: '/devices/:id/gateway', tag: 'devices', summary: 'Detach the device from its gateway (it then speaks only for itself)', params: idParam, errors: [404],
+      handler: ({ params }) => devices.update(params.id, { gateway_id: null }),
     });
 }

@@ -12,6 +12,8 @@ const productBody = z
     protocol_plugin_id: pluginId.nullable().optional(),
     metadata: thingModel.optional(),
     transport: z.record(z.string(), z.unknown()).optional(),
+    auto_register_children: z.boolean().optional(),
+    child_product_id: z.string().min(1).max(64).nullable().optional(),
   })
   .strict();
 
@@ -41,7 +43,7 @@ export function productRoutes(ctx: FluxContext, routes: RouteTable): void {
     .add({
       method: 'put', path: '/products/:id', tag: 'products', summary: 'Replace a product', params: idParam, errors: [404, 409], body: productBody,
       handler: async ({ params, body }) =>
-        products.update((await products.get(params.id)).id, { description: null, protocol_plugin_id: null, metadata: {}, transport: {}, ...body }),
+        products.update((await products.get(params.id)).id, { description: null, protocol_plugin_id: null, metadata: {}, transport: {}, auto_register_children: false, child_product_id: null, ...body }),
     })
     .add({
       method: 'delete', path: '/products/:id', tag: 'products', summary: 'Delete a product (refused while it has devices)', params: idParam, status: 204, errors: [404, 409],

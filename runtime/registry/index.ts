@@ -14,10 +14,12 @@ import { sqliteDialectModule } from './sqlite-adapter.ts';
 import { defineModels, type Models } from './models.ts';
 import { MIGRATIONS } from './migrations/index.ts';
 import { generateSecret, hashSecret, verifySecret } from './secrets.ts';
+import { createGatewayTopology } from './gateways.ts';
 
 export { jsonColumn } from './models.ts';
 export type { Models } from './models.ts';
 export { generateSecret, hashSecret, verifySecret } from './secrets.ts';
+export { MAX_GATEWAY_DEPTH } from './gateways.ts';
 
 export interface Product {
   id: string;
@@ -29,6 +31,10 @@ export interface Product {
   metadata: ThingModel;
   /** transport settings, e.g. `{ tcp: { port, framing } }` */
   transport: Record<string, unknown>;
+  /** a gateway of this product reporting for an unknown device id creates it as its child (off by default) */
+  auto_register_children: boolean;
+  /** the product of children created that way (null: the gateway's own product) */
+  child_product_id: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -48,6 +54,10 @@ export interface Device {
   status: 'online' | 'offline';
   last_online: string | null;
   tags: Record<string, unknown>;
+  /** may report and receive commands for its children (devices whose gateway_id names it) */
+  is_gateway: boolean;
+  /** the gateway this device reports through, or null */
+  gateway_id: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -66,6 +76,8 @@ export interface ProductInput {
   protocol_plugin_id?: string | null;
   metadata?: ThingModel;
   transport?: Record<string, unknown>;
+  auto_register_children?: boolean;
+  child_product_id?: string | null;
 }
 
 export interface DeviceInput {
@@ -75,6 +87,17 @@ export interface DeviceInput {
   secret?: string;
   enabled?: boolean;
   tags?: Record<string, unknown>;
+  is_gateway?: boolean;
+  gateway_id?: string | null;
+}
+
+export interface DevicePatch {
+  name?: string;
+  enabled?: boolean;
+  tags?: Record<string, unknown>;
+  is_gateway?: boolean;
+  /** a gateway's id attaches the device to it, null detaches it */
+  gateway_id?: string | null;
 }
 
 export interface ListOptions {
@@ -116,8 +139,14 @@ export interface Registry {
     create(input: DeviceInput): Promise<{ device: Device; secret: string }>;
     get(id: string): Promise<Device>;
     find(id: string): Promise<Device | null>;
-    list(filter: { product_id?: string; status?: string; q?: string; enabled?: boolean } & ListOptions): Promise<Page<Device>>;
-    update(id: string, patch: { name?: string; enabled?: boolean; tags?: Record<string, unknown> }): Promise<Device>;
+    list(filter: { product_id?: string; status?: string; q?: string; enabled?: boolean; is_gateway?: boolean; gateway_id?: string } & ListOptions): Promise<Page<Device>>;
+    update(id: string, patch: DevicePatch): Promise<Device>;
+    /** The children of a gateway (404 when no such device). */
+    children(gatewayId: string, page?: ListOptions): Promise<Page<Device>>;
+    /** The ids of a gateway's children, cached (registry writes drop the entry at once). */
+    childIds(gatewayId: string): Promise<ReadonlySet<string>>;
+    /** The cached child ids of a gateway without a Promise, or undefined (then ask `childIds`). */
+    cachedChildIds(gatewayId: string): ReadonlySet<string> | undefined;
     delete(id: string): Promise<void>;
     rotateSecret(id: string, secret?: string): Promise<{ device: Device; secret: string }>;
     /** Device + product when `secret` matches (constant-time), else null. Cached briefly for connection storms. */
@@ -147,6 +176,8 @@ const DEVICE_ID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 export const DEVICE_ID_PATTERN = DEVICE_ID_RE.source;
 export const PRODUCT_KEY_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
 
+const BOOLEAN_FIELDS = ['enabled', 'is_gateway', 'auto_register_children'] as const;
+
 function plain<T>(m: Model | null): T | null {
   if (!m) return null;
   const src = m.get({ plain: true }) as Record<string, unknown>;
@@ -158,7 +189,7 @@ function plain<T>(m: Model | null): T | null {
     const v = src[k];
     o[k] = v instanceof Date ? v.toISOString() : v;
   }
-  if ('enabled' in o) o.enabled = Boolean(o.enabled);
+  for (const k of BOOLEAN_FIELDS) if (k in o) o[k] = Boolean(o[k]);
   return o as T;
 }
 
@@ -260,6 +291,15 @@ export function createRegistry(opts: RegistryOptions): Registry {
     for (const [k, v] of identities) if (v.identity.product.id === productId) identities.delete(k);
   };
 
+  /** the id of a product named by id or key (404 naming it when there is none) */
+  const productIdOf = async (idOrKey: string) => (await products.get(idOrKey)).id;
+
+  const gateways = createGatewayTopology({
+    Device,
+    ttlMs: IDENTITY_TTL_MS,
+    onRefreshError: (gatewayId, err) => log.warn({ gatewayId, err: err.message }, 'refreshing the children of a gateway failed'),
+  });
+
   const products: Registry['products'] = {
     async create(input) {
       try {
@@ -270,6 +310,8 @@ export function createRegistry(opts: RegistryOptions): Registry {
           protocol_plugin_id: input.protocol_plugin_id ?? null,
           metadata: input.metadata ?? {},
           transport: input.transport ?? {},
+          auto_register_children: input.auto_register_children ?? false,
+          child_product_id: input.child_product_id ? await productIdOf(input.child_product_id) : null,
         });
         return plain<Product>(row)!;
       } catch (err) {
@@ -299,6 +341,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
     async update(id, patch) {
       const row = await Product.findByPk(id);
       if (!row) throw notFound('product', id);
+      if (patch.child_product_id) patch = { ...patch, child_product_id: await productIdOf(patch.child_product_id) };
       try {
         await row.update(patch);
       } catch (err) {
@@ -330,22 +373,30 @@ export function createRegistry(opts: RegistryOptions): Registry {
       const product = await products.find(input.product_id);
       if (!product) throw notFound('product', input.product_id);
       const secret = input.secret ?? generateSecret();
-      try {
-        const row = await Device.create({
-          id,
-          product_id: product.id,
-          name: input.name ?? id,
-          secret_hash: hashSecret(secret),
-          enabled: input.enabled ?? true,
-          status: 'offline',
-          tags: input.tags ?? {},
-        });
-        forget(id);
-        return { device: plain<Device>(row)!, secret };
-      } catch (err) {
-        if (err instanceof UniqueConstraintError) throw conflict(`a device with id '${id}' already exists`);
-        throw err;
-      }
+      const gatewayId = input.gateway_id ?? null;
+      const create = async () => {
+        if (gatewayId !== null) await gateways.checkParent(id, gatewayId);
+        try {
+          const row = await Device.create({
+            id,
+            product_id: product.id,
+            name: input.name ?? id,
+            secret_hash: hashSecret(secret),
+            enabled: input.enabled ?? true,
+            status: 'offline',
+            tags: input.tags ?? {},
+            is_gateway: input.is_gateway ?? false,
+            gateway_id: gatewayId,
+          });
+          forget(id);
+          gateways.forget(gatewayId);
+          return { device: plain<Device>(row)!, secret };
+        } catch (err) {
+          if (err instanceof UniqueConstraintError) throw conflict(`a device with id '${id}' already exists`);
+          throw err;
+        }
+      };
+      return gatewayId === null ? create() : gateways.serialized(create);
     },
     async find(id) {
       return plain<Device>(await Device.findByPk(id));
@@ -364,23 +415,47 @@ export function createRegistry(opts: RegistryOptions): Registry {
       }
       if (filter.status) Object.assign(where, { status: filter.status });
       if (filter.enabled !== undefined) Object.assign(where, { enabled: filter.enabled });
+      if (filter.is_gateway !== undefined) Object.assign(where, { is_gateway: filter.is_gateway });
+      if (filter.gateway_id !== undefined) Object.assign(where, { gateway_id: filter.gateway_id });
       if (filter.q) Object.assign(where, { [Op.or]: [{ name: { [like]: `%${filter.q}%` } }, { id: { [like]: `%${filter.q}%` } }] });
       const { rows, count } = await Device.findAndCountAll({ where, limit, offset, order: [['created_at', 'ASC'], ['id', 'ASC']] });
       return { items: rows.map((r) => plain<Device>(r)!), total: count, limit, offset };
     },
     async update(id, patch) {
-      const row = await Device.findByPk(id);
-      if (!row) throw notFound('device', id);
-      await row.update(patch);
-      forget(id);
-      return plain<Device>(row)!;
+      const topology = patch.gateway_id !== undefined || patch.is_gateway === false;
+      const change = async () => {
+        const row = await Device.findByPk(id);
+        if (!row) throw notFound('device', id);
+        const before = row.get('gateway_id') as string | null;
+        if (patch.gateway_id && patch.gateway_id !== before) await gateways.checkParent(id, patch.gateway_id);
+        if (patch.is_gateway === false && row.get('is_gateway')) {
+          const n = await Device.count({ where: { gateway_id: id } });
+          if (n > 0) throw conflict(`device '${id}' is the gateway of ${n} device(s); detach them before it stops being a gateway`);
+        }
+        await row.update(patch);
+        forget(id);
+        gateways.forget(id, before, row.get('gateway_id') as string | null);
+        return plain<Device>(row)!;
+      };
+      return topology ? gateways.serialized(change) : change();
     },
     async delete(id) {
-      const row = await Device.findByPk(id);
-      if (!row) throw notFound('device', id);
-      await row.destroy();
-      forget(id);
+      await gateways.serialized(async () => {
+        const row = await Device.findByPk(id);
+        if (!row) throw notFound('device', id);
+        const n = await Device.count({ where: { gateway_id: id } });
+        if (n > 0) throw conflict(`device '${id}' is the gateway of ${n} device(s); detach or delete them first`);
+        await row.destroy();
+        forget(id);
+        gateways.forget(id, row.get('gateway_id') as string | null);
+      });
     },
+    async children(gatewayId, page = {}) {
+      if (!(await Device.findByPk(gatewayId, { attributes: ['id'] }))) throw notFound('device', gatewayId);
+      return devices.list({ ...page, gateway_id: gatewayId });
+    },
+    childIds: (gatewayId) => gateways.childIds(gatewayId),
+    cachedChildIds: (gatewayId) => gateways.cachedChildIds(gatewayId),
     async rotateSecret(id, secret) {
       const row = await Device.findByPk(id);
       if (!row) throw notFound('device', id);
@@ -462,6 +537,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
         forget();
         productCache.clear();
       }
+      gateways.forget();
     },
     async start() {
       if (db.dialect === 'sqlite' && db.file) {
@@ -488,6 +564,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
     },
     async stop() {
       forget();
+      gateways.forget();
       productCache.clear();
       await sequelize.close();
     },

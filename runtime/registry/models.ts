@@ -42,6 +42,8 @@ export function defineModels(sequelize: Sequelize): Models {
       protocol_plugin_id: { type: DataTypes.STRING(64), allowNull: true },
       metadata: jsonColumn('metadata', {}),
       transport: jsonColumn('transport', {}),
+      auto_register_children: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: false }, // migration 004
+      child_product_id: { type: DataTypes.UUID, allowNull: true }, // migration 004
     },
     { ...common, tableName: 'products' },
   );
@@ -56,6 +58,8 @@ export function defineModels(sequelize: Sequelize): Models {
       status: { type: DataTypes.STRING(16), allowNull: false, defaultValue: 'offline' },
       last_online: { type: DataTypes.DATE, allowNull: true },
       tags: jsonColumn('tags', {}),
+      is_gateway: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: false }, // migration 004
+      gateway_id: { type: DataTypes.STRING(64), allowNull: true }, // migration 004
     },
     { ...common, tableName: 'devices' },
   );

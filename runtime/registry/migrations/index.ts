@@ -5,6 +5,7 @@
 import type { QueryInterface } from 'sequelize';
 import { m001Initial } from './001-initial.ts';
 import { m003Rules } from './003-rules.ts';
+import { m004Gateways } from './004-gateways.ts';
 
 export interface Migration {
   name: string;
@@ -12,4 +13,4 @@ export interface Migration {
   down(qi: QueryInterface): Promise<void>;
 }
 
-export const MIGRATIONS: readonly Migration[] = [m001Initial, m003Rules];
+export const MIGRATIONS: readonly Migration[] = [m001Initial, m003Rules, m004Gateways];
