@@ -136,7 +136,9 @@ for (const d of dialects) {
     it('answers the cached child ids without a database read', async function () {
       await registry.devices.childIds('gw_1');
       let reads = 0;
-      const count = () => reads++;
+      const count = () => {
+        reads++;
+      };
       registry.sequelize.addHook('beforeFind', count);
       try {
         for (let i = 0; i < 100; i++) assert.ok(registry.devices.cachedChildIds('gw_1')?.has('unit_1'));
