@@ -58,7 +58,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_DATA_DIR', default: './data', meaning: 'SQLite files, flows, uploaded plugins, telemetry buffer' },
   { variable: 'FLUX_DB_URL', default: 'sqlite: in the data dir', meaning: 'metadata: `sqlite:PATH`, `mysql://…`, `mariadb://…`, `postgres://…`' },
   { variable: 'FLUX_TS_URL', default: 'sqlite: in the data dir', meaning: 'time series: same schemes, plus `tdengine://user:pass@host:6041/db` (REST)' },
-  { variable: 'FLUX_PLUGINS_DIR', default: './plugins/dist', meaning: 'watched folder of `.wasm` protocol plugins (file name = plugin id)' },
+  { variable: 'FLUX_PLUGINS_DIR', default: './plugins/dist', meaning: 'watched folder of `.wasm` protocol plugins (file name = plugin id, a slug: `^[a-z0-9][a-z0-9_-]{0,63}$`; other names are ignored)' },
   { variable: 'FLUX_ADMIN_TOKEN', default: 'generated, stored in the data dir, printed once', meaning: 'bearer token for the API and the editor' },
   { variable: 'FLUX_REDIS_URL', default: 'unset', meaning: 'reserved for multi-node mode (shared broker state and bus); not implemented yet: FLUX runs single-node and logs a warning' },
   { variable: 'FLUX_HOST', default: '0.0.0.0', meaning: 'address the HTTP, MQTT and TCP listeners bind to' },

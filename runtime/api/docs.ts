@@ -6,6 +6,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { RouteTable } from './routes.ts';
 
+/** Error codes every route may answer (route-specific codes are named in the route's summary). */
+export const ERROR_CODES: [code: string, status: number, meaning: string][] = [
+  ['bad_request', 400, 'a field is invalid; the message names it'],
+  ['invalid_json', 400, 'the body is not valid JSON'],
+  ['invalid_id', 400, 'an id that becomes a file or folder name is not a slug (`^[a-z0-9][a-z0-9_-]{0,63}$`); the message names the kind of id'],
+  ['invalid_path', 400, 'a path built from the request would leave its folder'],
+  ['unauthorized', 401, 'missing or wrong bearer token'],
+  ['not_found', 404, 'no such resource or path'],
+  ['conflict', 409, 'the resource is in a state that forbids this'],
+  ['too_large', 413, 'the body is larger than the route accepts'],
+];
+
 export function renderApiMarkdown(routes: RouteTable): string {
   const byTag = new Map<string, typeof routes.routes>();
   for (const r of routes.routes) (byTag.get(r.tag) ?? byTag.set(r.tag, []).get(r.tag)!).push(r);
@@ -28,6 +40,9 @@ export function renderApiMarkdown(routes: RouteTable): string {
     }
     lines.push('');
   }
+  lines.push('## Error codes', '', '| code | status | meaning |', '| --- | --- | --- |');
+  for (const [code, status, meaning] of ERROR_CODES) lines.push(`| \`${code}\` | ${status} | ${meaning} |`);
+  lines.push('');
   return lines.join('\n');
 }
 

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { DEVICE_ID_PATTERN, PRODUCT_KEY_PATTERN } from '../registry/index.ts';
 import { q } from './routes.ts';
+import { checkSlug, SLUG_MAX_LENGTH, SLUG_PATTERN } from '../safe-id/index.ts';
 
 export const deviceId = z.string().regex(new RegExp(DEVICE_ID_PATTERN), `must match ${DEVICE_ID_PATTERN}`);
 export const productKey = z.string().regex(new RegExp(PRODUCT_KEY_PATTERN), `must match ${PRODUCT_KEY_PATTERN}`);
@@ -26,5 +27,11 @@ export const thingModel = z
       seen.add(p.id);
     }
   });
-export const pluginId = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, _ . -');
+/**
+ * An id that becomes a file or folder name: checked by the one slug rule (runtime/safe-id), which
+ * answers 400 `invalid_id` naming `kind`. The pattern is published in the OpenAPI document.
+ */
+export const slug = (kind: string) =>
+  z.string().meta({ pattern: SLUG_PATTERN, maxLength: SLUG_MAX_LENGTH, description: `${kind} id (a slug)` }).transform((id) => checkSlug(kind, id));
+export const pluginId = slug('plugin');
 export const secret = z.string().min(16, 'must be at least 16 characters').max(200);

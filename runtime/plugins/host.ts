@@ -20,6 +20,7 @@ import type { FluxContext } from '../app/context.ts';
 import { FluxError, conflict, notFound } from '../errors/index.ts';
 import { ABI_VERSION, PluginRejected, checkModule } from './abi.ts';
 import { parseFraming, type Framing } from './framing.ts';
+import { checkSlug, isSlug, pathInside, SLUG_PATTERN } from '../safe-id/index.ts';
 import { WorkerPool, type Call, type CallOutcome } from './pool.ts';
 
 /** What `decode` produces (ARCHITECTURE §4). */
@@ -173,7 +174,8 @@ interface Active {
   meta: PluginMeta;
 }
 
-export const PLUGIN_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+/** Plugin ids become folder and file names: the one slug rule (runtime/safe-id). */
+export const PLUGIN_ID_RE = new RegExp(SLUG_PATTERN);
 
 const rejected = (err: unknown): FluxError =>
   err instanceof PluginRejected ? new FluxError(err.code, err.message, 400) : err instanceof FluxError ? err : new FluxError('invalid_plugin', (err as Error).message, 400);
@@ -295,7 +297,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   async function activate(id: string, v: PluginVersion, module?: WebAssembly.Module): Promise<void> {
     const limits = v.meta.limits ?? defaults;
     if (!module) {
-      const file = path.join(storeDir, id, `${v.version}.wasm`);
+      const file = pathInside(storeDir, checkSlug('plugin', id), `${v.version}.wasm`);
       const bytes = await fs.promises.readFile(file);
       module = (await checkModule(bytes, { maxBytes: Infinity, memoryCapBytes: limits.memory_mib * 2 ** 20 })).module;
     }
@@ -323,7 +325,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   }
 
   async function install(id: string, bytes: Uint8Array, source: 'api' | 'dir', limitsIn: Partial<PluginLimits> = {}): Promise<{ version: PluginVersion; created: boolean }> {
-    if (!PLUGIN_ID_RE.test(id)) throw new FluxError('bad_request', `plugin id '${id}' must be 1-64 letters, digits, _ . -`, 400);
+    checkSlug('plugin', id);
     return locked(id, async () => {
       const versions = await versionsOf(id);
       const current = versions.find((v) => v.active);
@@ -342,7 +344,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
         return { version: { ...same, active: true }, created: false };
       }
       const version = (versions.at(-1)?.version ?? 0) + 1;
-      const file = path.join(storeDir, id, `${version}.wasm`);
+      const file = pathInside(storeDir, id, `${version}.wasm`);
       await fs.promises.mkdir(path.dirname(file), { recursive: true });
       await fs.promises.writeFile(file + '.tmp', bytes);
       await fs.promises.rename(file + '.tmp', file);
@@ -356,6 +358,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   }
 
   async function get(id: string): Promise<PluginInfo> {
+    checkSlug('plugin', id);
     const versions = await versionsOf(id);
     if (!versions.length) throw notFound('plugin', id);
     const a = versions.find((v) => v.active);
@@ -483,6 +486,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   }
 
   async function rollback(id: string): Promise<PluginVersion> {
+    checkSlug('plugin', id);
     return locked(id, async () => {
       const versions = await versionsOf(id);
       if (!versions.length) throw notFound('plugin', id);
@@ -498,6 +502,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   }
 
   async function setLimits(id: string, patch: Partial<PluginLimits>): Promise<PluginVersion> {
+    checkSlug('plugin', id);
     return locked(id, async () => {
       const versions = await versionsOf(id);
       const current = versions.find((v) => v.active);
@@ -515,15 +520,19 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   }
 
   async function remove(id: string): Promise<void> {
+    checkSlug('plugin', id);
+    // Both paths are checked before anything is deleted.
+    const folder = pathInside(storeDir, id);
+    const dirFile = pathInside(pluginsDir, `${id}.wasm`);
     return locked(id, async () => {
       const versions = await versionsOf(id);
       if (!versions.length) throw notFound('plugin', id);
-      if (fs.existsSync(path.join(pluginsDir, `${id}.wasm`))) {
-        throw conflict(`plugin '${id}' comes from ${path.join(pluginsDir, `${id}.wasm`)}; remove that file (FLUX_PLUGINS_DIR) to unload it`);
+      if (fs.existsSync(dirFile)) {
+        throw conflict(`plugin '${id}' comes from ${dirFile}; remove that file (FLUX_PLUGINS_DIR) to unload it`);
       }
       deactivate(id);
       await Plugin.destroy({ where: { id } });
-      await fs.promises.rm(path.join(storeDir, id), { recursive: true, force: true });
+      await fs.promises.rm(folder, { recursive: true, force: true });
       counts.delete(id);
       log.info({ plugin: id }, 'plugin removed');
     });
@@ -532,11 +541,11 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   /** A file of FLUX_PLUGINS_DIR appeared, changed or went away. */
   async function syncFile(name: string): Promise<void> {
     const id = name.slice(0, -'.wasm'.length);
-    if (!PLUGIN_ID_RE.test(id)) {
-      log.warn({ file: name }, 'ignored: a plugin file name must be <id>.wasm with id of 1-64 letters, digits, _ . -');
+    if (!isSlug(id)) {
+      log.warn({ file: name.slice(0, 200) }, `ignored: a plugin file name must be <id>.wasm with id matching ${SLUG_PATTERN}`);
       return;
     }
-    const file = path.join(pluginsDir, name);
+    const file = pathInside(pluginsDir, name);
     let bytes: Buffer | undefined;
     try {
       bytes = await fs.promises.readFile(file);
