@@ -26,6 +26,12 @@ export interface FluxProcess {
   stop(): Promise<number | null>;
 }
 
+/** Every FLUX this test process started: killed when it exits (mocha --exit, a failed hook, a timeout). */
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
 export function tempDir(prefix = 'flux-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
@@ -37,12 +43,19 @@ export async function startFlux(env: Record<string, string> = {}, opts: { dataDi
     env: { ...process.env, FLUX_HTTP_PORT: '0', FLUX_MQTT_PORT: '0', FLUX_HOST: '127.0.0.1', FLUX_DATA_DIR: dataDir, FLUX_ADMIN_TOKEN: TEST_TOKEN, FLUX_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const ports = await new Promise<{ http: number; mqtt: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`FLUX did not print its ready line within ${opts.timeoutMs ?? 20000} ms:\n${out}`)), opts.timeoutMs ?? 20000);
+    // A process that misses its deadline is killed: left running, it keeps its ports and CPU and
+    // slows every later start on a loaded machine (seen: 99 leaked processes, load 100).
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`FLUX did not print its ready line within ${opts.timeoutMs ?? 60000} ms:\n${out}`));
+    }, opts.timeoutMs ?? 60000);
     const check = () => {
       const m = /flux ready http=(\d+) mqtt=(\d+)/.exec(out);
       if (m) {
