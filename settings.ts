@@ -43,6 +43,12 @@ export interface FluxSettings {
   adminToken?: string;
   redisUrl?: string;
   logLevel: string;
+  /** the ffmpeg binary for camera streams */
+  ffmpegPath: string;
+  /** on-demand camera streams stop this long after their last viewer (ms) */
+  streamIdleMs: number;
+  /** all stream recordings together stay under this many bytes */
+  streamRecordMaxBytes: number;
 }
 
 export interface SettingSpec {
@@ -66,6 +72,9 @@ export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_TLS_KEY', default: 'unset', meaning: 'PEM private key file for MQTTS' },
   { variable: 'FLUX_MQTTS_PORT', default: '8883', meaning: 'MQTT over TLS, when a certificate is set' },
   { variable: 'FLUX_LOG_LEVEL', default: 'info', meaning: 'trace, debug, info, warn, error, fatal or silent' },
+  { variable: 'FLUX_FFMPEG', default: 'ffmpeg', meaning: 'the ffmpeg binary camera streams run (docs/streams.md)' },
+  { variable: 'FLUX_STREAM_IDLE_S', default: '10', meaning: 'an on-demand camera stream stops this many seconds after its last viewer' },
+  { variable: 'FLUX_STREAM_RECORD_MAX_MB', default: '10240', meaning: 'all camera recordings together stay under this size (oldest segments deleted first)' },
 ];
 
 const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
@@ -148,6 +157,12 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
   if (redisUrl !== undefined && !/^rediss?:\/\/[^/]/.test(redisUrl)) {
     throw new ConfigError('FLUX_REDIS_URL', `FLUX_REDIS_URL is not a redis:// URL: ${redact(redisUrl)}`);
   }
+  const positive = (variable: string, fallback: number, max: number) => {
+    const raw = env[variable]?.trim();
+    if (!raw) return fallback;
+    if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > max) throw new ConfigError(variable, `${variable}=${JSON.stringify(raw)} is not a whole number from 1 to ${max}`);
+    return Number(raw);
+  };
   return {
     host: env.FLUX_HOST?.trim() || '0.0.0.0',
     httpPort: parsePort('FLUX_HTTP_PORT', env.FLUX_HTTP_PORT, 1880),
@@ -162,6 +177,9 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     adminToken,
     redisUrl,
     logLevel,
+    ffmpegPath: env.FLUX_FFMPEG?.trim() || 'ffmpeg',
+    streamIdleMs: positive('FLUX_STREAM_IDLE_S', 10, 86_400) * 1000,
+    streamRecordMaxBytes: positive('FLUX_STREAM_RECORD_MAX_MB', 10_240, 100_000_000) * 1024 * 1024,
   };
 }
 
@@ -171,6 +189,8 @@ export interface NodeRedSettingsInput {
   adminToken: string;
   /** the FLUX runtime context handed to nodes */
   flux: unknown;
+  /** the stream service for `flux stream` nodes (`RED.settings.fluxStreams`) */
+  fluxStreams?: unknown;
   /** receives Node-RED's log records */
   logHandler: (record: { level: number; msg: unknown; type?: string; id?: string; name?: string }) => void;
   tokenEquals: (given: string, expected: string) => boolean;
@@ -200,6 +220,7 @@ export function nodeRedSettings(input: NodeRedSettingsInput): Record<string, unk
       tokens: (token: string) => Promise.resolve(input.tokenEquals(token, input.adminToken) ? admin : null),
     },
     flux: input.flux,
+    fluxStreams: input.fluxStreams,
     functionExternalModules: false,
     externalModules: { palette: { allowInstall: false }, modules: { allowInstall: false } },
     diagnostics: { enabled: false, ui: false },

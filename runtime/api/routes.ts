@@ -29,6 +29,8 @@ export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
   rawBody?: { contentTypes: string[]; limit: string };
   /** default true: needs `Authorization: Bearer <admin token>` */
   auth?: boolean;
+  /** also let in a request this accepts without the token (a signed URL for `<video>` tags) */
+  signed?: (req: Request) => boolean;
   /** the success status (default 200; 201 for creations, 204 answers no body) */
   status?: number;
   /** description of the success answer for the OpenAPI document */
@@ -68,7 +70,8 @@ export class RouteTable {
   mount(router: express.Router, authenticate: express.RequestHandler): void {
     for (const r of this.routes) {
       const chain: express.RequestHandler[] = [];
-      if (r.auth !== false) chain.push(authenticate);
+      const signed = r.signed;
+      if (r.auth !== false) chain.push(signed ? (req, res, next) => (signed(req) ? next() : authenticate(req, res, next)) : authenticate);
       if (r.rawBody) chain.push(express.raw({ type: r.rawBody.contentTypes, limit: r.rawBody.limit }));
       chain.push(async (req: Request, res: Response, next: NextFunction) => {
         try {

@@ -24,6 +24,7 @@ import { createAlarmCenter } from '../alarms/index.ts';
 import { createRuleEngine } from '../rules/index.ts';
 import { createPluginHost } from '../plugins/index.ts';
 import { createStorageModule } from '../storage/index.ts';
+import { createStreamModule } from '../stream/index.ts';
 import { resolveAdminToken } from './admin-token.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from './context.ts';
 
@@ -109,7 +110,22 @@ export function createFlux(opts: FluxOptions): Flux {
 
   const broker = createBroker(ctx, { httpServer: server });
   const ingress = createIngress(ctx);
-  const flows = opts.flows === false ? undefined : createFlowEngine(ctx, server);
+  // `health` is defined below; the API calls it only once the process runs.
+  const api = createApi(ctx, { health: () => health(), version: VERSION });
+  const streams = createStreamModule(
+    {
+      registry,
+      log: log.child({ module: 'streams' }),
+      bus: ctx.bus,
+      metrics,
+      dataDir: settings.dataDir,
+      ffmpeg: settings.ffmpegPath,
+      idleMs: settings.streamIdleMs,
+      recordMaxBytes: settings.streamRecordMaxBytes,
+    },
+    api.routes,
+  );
+  const flows = opts.flows === false ? undefined : createFlowEngine(ctx, server, { streams: streams.service });
   const registryModule: FluxModule = {
     name: 'metadata_db',
     start: () => registry.start(),
@@ -119,7 +135,7 @@ export function createFlux(opts: FluxOptions): Flux {
   // Start order; stop runs in reverse. The core starts first, then the HTTP server and the flows,
   // and device access last: an uplink accepted (and PUBACKed) before the flows run would be lost.
   const feed = createFeed(ctx, server);
-  const core: FluxModule[] = [registryModule, createStorageModule(ctx), createPluginHost(ctx), feed, createAlarmCenter(ctx), createRuleEngine(ctx)];
+  const core: FluxModule[] = [registryModule, createStorageModule(ctx), createPluginHost(ctx), feed, createAlarmCenter(ctx), createRuleEngine(ctx), streams];
   const otel = createOtelExport(ctx);
   if (otel.enabled) core.push(otel);
   const access: FluxModule[] = [broker, ingress];
@@ -140,7 +156,6 @@ export function createFlux(opts: FluxOptions): Flux {
     );
     return out;
   };
-  const api = createApi(ctx, { health, version: VERSION });
 
   let started: FluxModule[] = [];
   let stopping: Promise<void> | undefined;

@@ -70,9 +70,20 @@ export interface StatusEvent {
   reason?: string;
 }
 
+/** A camera stream's status change (runtime/stream): rules and alarms can react to "camera offline". */
+export interface StreamStatusEvent {
+  streamId: string;
+  deviceId: string | null;
+  status: 'idle' | 'starting' | 'live' | 'retrying' | 'failed';
+  previous: string;
+  error: string | null;
+  ts: number;
+}
+
 export interface DeviceBusEvents {
   uplink: UplinkMessage;
   status: StatusEvent;
+  stream: StreamStatusEvent;
 }
 
 export interface BusFilter {

@@ -1,6 +1,6 @@
 /**
- * @module feed — the WebSocket live feed at /api/ws (issue 7): telemetry, device status and alarm
- * events, filtered per client by event type, product, device and metric.
+ * @module feed — the WebSocket live feed at /api/ws (issue 7): telemetry, device status, alarm and
+ * camera stream status events, filtered per client by event type, product, device and metric.
  *
  * A slow client never slows the pipeline: an event is serialised once, and a client whose socket
  * buffer is past `highWaterBytes` misses events (counted and reported to it when it catches up);
@@ -15,7 +15,7 @@ import { counter, gauge } from '../metrics/index.ts';
 
 export const FEED_PATH = '/api/ws';
 
-export type FeedEventType = 'telemetry' | 'status' | 'alarm';
+export type FeedEventType = 'telemetry' | 'status' | 'alarm' | 'stream';
 
 export interface FeedEvent {
   type: FeedEventType;
@@ -52,7 +52,7 @@ interface Client {
   behindSince: number;
 }
 
-const EVENT_TYPES: readonly FeedEventType[] = ['telemetry', 'status', 'alarm'];
+const EVENT_TYPES: readonly FeedEventType[] = ['telemetry', 'status', 'alarm', 'stream'];
 
 export function parseFilter(src: Record<string, unknown>): FeedFilter {
   const list = (v: unknown) => (Array.isArray(v) ? v.map(String) : typeof v === 'string' && v !== '' ? v.split(',') : undefined);
@@ -136,6 +136,9 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
       server.on('upgrade', onUpgrade);
       ctx.bus.on('status', statusOwner, (ev) =>
         this.publish({ type: 'status', device_id: ev.deviceId, product_key: ev.productKey, ts: ev.ts, status: ev.status, reason: ev.reason, transport: ev.transport }),
+      );
+      ctx.bus.on('stream', statusOwner, (ev) =>
+        this.publish({ type: 'stream', stream_id: ev.streamId, device_id: ev.deviceId ?? undefined, ts: ev.ts, status: ev.status, previous: ev.previous, error: ev.error }),
       );
       ctx.services.set('feed', this);
     },

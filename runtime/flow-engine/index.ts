@@ -31,7 +31,12 @@ const FLOWS_START_WAIT_MS = 15_000;
 const LEVELS: Record<number, string> = { 10: 'fatal', 20: 'error', 30: 'warn', 40: 'info', 50: 'debug', 60: 'trace' };
 export const DEFAULT_FLOW_FILE = path.join(PROJECT_DIR, 'flows', 'default.json');
 
-export function createFlowEngine(ctx: FluxContext, server: http.Server): FlowEngine {
+/** What FLUX nodes reach besides the context (typed, from the composition root). */
+export interface NodeServices {
+  streams?: unknown;
+}
+
+export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServices: NodeServices = {}): FlowEngine {
   const log = ctx.log.child({ module: 'flows' });
   const onLoad = (library: string) => log.info({ library }, 'loaded a deferred library on first use');
   const RED = requireNodeRed(onLoad);
@@ -57,6 +62,7 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server): FlowEng
           userDir,
           adminToken: ctx.adminToken,
           flux: ctx,
+          fluxStreams: nodeServices.streams,
           tokenEquals,
           logHandler: (rec) => {
             const level = LEVELS[rec.level] ?? 'info';

@@ -1,4 +1,4 @@
-/** Sequelize models of the registry: products, devices, rules, plugins, alarms. Columns are snake_case. */
+/** Sequelize models of the registry: products, devices, rules, plugins, alarms, streams. Columns are snake_case. */
 import { DataTypes, Model, type Sequelize, type ModelStatic } from 'sequelize';
 
 /** JSON kept as TEXT: portable across SQLite, MariaDB (whose JSON is LONGTEXT) and PostgreSQL. */
@@ -27,6 +27,7 @@ export interface Models {
   Rule: ModelStatic<Model>;
   Plugin: ModelStatic<Model>;
   Alarm: ModelStatic<Model>;
+  Stream: ModelStatic<Model>;
 }
 
 const common = { underscored: true, timestamps: true, createdAt: 'created_at', updatedAt: 'updated_at' } as const;
@@ -110,5 +111,26 @@ export function defineModels(sequelize: Sequelize): Models {
     },
     { ...common, tableName: 'alarms' },
   );
-  return { Product, Device, Rule, Plugin, Alarm };
+  const Stream = sequelize.define(
+    'Stream',
+    {
+      id: { type: DataTypes.STRING(64), primaryKey: true },
+      name: { type: DataTypes.STRING(200), allowNull: false },
+      /** the RTSP URL without its credentials (what the API shows) */
+      url: { type: DataTypes.STRING(2000), allowNull: false },
+      /** the full RTSP and RTMP URLs, encrypted (runtime/stream/secrets.ts) */
+      secrets: { type: DataTypes.TEXT, allowNull: false },
+      device_id: { type: DataTypes.STRING(64), allowNull: true },
+      on_demand: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: true },
+      record: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: false },
+      retention_hours: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 24 },
+      transcode: { type: DataTypes.STRING(16), allowNull: false, defaultValue: 'copy' },
+      audio: { type: DataTypes.STRING(16), allowNull: false, defaultValue: 'copy' },
+      /** the push targets without credentials or stream keys */
+      rtmp_push: jsonColumn('rtmp_push', []),
+      tags: jsonColumn('tags', {}),
+    },
+    { ...common, tableName: 'streams' },
+  ); // migration 005
+  return { Product, Device, Rule, Plugin, Alarm, Stream };
 }

@@ -1,0 +1,222 @@
+/** Streams in the registry: validation, redaction of credentials, CRUD over the `streams` table. */
+import { randomBytes } from 'node:crypto';
+import { UniqueConstraintError, type Model } from 'sequelize';
+import { z } from 'zod';
+import type { Registry } from '../registry/index.ts';
+import { FluxError, conflict, notFound } from '../errors/index.ts';
+import { checkSlug } from '../safe-id/index.ts';
+import type { StreamKeys } from './secrets.ts';
+
+export const TRANSCODES = ['copy', 'h264'] as const;
+export const AUDIO_MODES = ['copy', 'aac', 'off'] as const;
+export const MAX_PUSHES = 8;
+
+export interface Stream {
+  id: string;
+  name: string;
+  /** the RTSP URL without user and password */
+  url: string;
+  has_credentials: boolean;
+  device_id: string | null;
+  on_demand: boolean;
+  record: boolean;
+  retention_hours: number;
+  transcode: (typeof TRANSCODES)[number];
+  audio: (typeof AUDIO_MODES)[number];
+  /** push targets with credentials, query and stream key (last path segment) masked */
+  rtmp_push: string[];
+  tags: Record<string, unknown>;
+  created_at: string;
+  updated_at: string;
+}
+
+/** What only the supervisor sees: the URLs in clear. */
+export interface StreamSource {
+  url: string;
+  rtmp_push: string[];
+}
+
+const urlOf = (schemes: string[], what: string) =>
+  z
+    .string()
+    .max(2000)
+    .refine((s) => {
+      try {
+        const u = new URL(s);
+        return schemes.includes(u.protocol) && u.hostname !== '' && !/[\s\0]/.test(s);
+      } catch {
+        return false;
+      }
+    }, `must be an ${what} URL (${schemes.map((x) => x + '//').join(' or ')}host…)`);
+
+export const rtspUrl = urlOf(['rtsp:', 'rtsps:'], 'RTSP');
+export const rtmpUrl = urlOf(['rtmp:', 'rtmps:'], 'RTMP');
+
+export const streamCreate = z
+  .object({
+    id: z.string().max(64).optional(),
+    name: z.string().min(1).max(200).optional(),
+    url: rtspUrl,
+    device_id: z.string().min(1).max(64).nullable().optional(),
+    on_demand: z.boolean().default(true),
+    record: z.boolean().default(false),
+    retention_hours: z.number().int().min(1).max(24 * 365).default(24),
+    transcode: z.enum(TRANSCODES).default('copy'),
+    audio: z.enum(AUDIO_MODES).default('copy'),
+    rtmp_push: z.array(rtmpUrl).max(MAX_PUSHES).default([]),
+    tags: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict();
+
+export const streamPatch = z
+  .object({
+    name: z.string().min(1).max(200),
+    url: rtspUrl,
+    device_id: z.string().min(1).max(64).nullable(),
+    on_demand: z.boolean(),
+    record: z.boolean(),
+    retention_hours: z.number().int().min(1).max(24 * 365),
+    transcode: z.enum(TRANSCODES),
+    audio: z.enum(AUDIO_MODES),
+    rtmp_push: z.array(rtmpUrl).max(MAX_PUSHES),
+    tags: z.record(z.string(), z.unknown()),
+  })
+  .partial()
+  .strict();
+
+export type StreamCreate = z.input<typeof streamCreate>;
+export type StreamPatch = z.infer<typeof streamPatch>;
+
+export function redactRtsp(url: string): string {
+  const u = new URL(url);
+  u.username = '';
+  u.password = '';
+  return u.toString();
+}
+
+export function redactRtmp(url: string): string {
+  const u = new URL(url);
+  u.username = '';
+  u.password = '';
+  u.search = '';
+  const parts = u.pathname.split('/');
+  if (parts.filter(Boolean).length >= 2) parts[parts.length - 1] = '***';
+  u.pathname = parts.join('/');
+  return u.toString().replace('%2A%2A%2A', '***');
+}
+
+export interface StreamStore {
+  create(input: StreamCreate): Promise<Stream>;
+  get(id: string): Promise<Stream>;
+  find(id: string): Promise<Stream | null>;
+  list(filter?: { device_id?: string }): Promise<Stream[]>;
+  update(id: string, patch: StreamPatch): Promise<Stream>;
+  delete(id: string): Promise<void>;
+  /** the clear URLs; throws when the key in the data dir cannot open them */
+  source(id: string): Promise<StreamSource>;
+}
+
+export function createStreamStore(registry: Registry, keys: StreamKeys): StreamStore {
+  const model = () => registry.models.Stream;
+  const toStream = (m: Model): Stream => {
+    const o = m.get({ plain: true }) as Record<string, unknown>;
+    const secrets = String(o.secrets ?? '');
+    let hasCredentials = false;
+    try {
+      const u = new URL((JSON.parse(keys.decrypt(secrets)) as StreamSource).url);
+      hasCredentials = u.username !== '' || u.password !== '';
+    } catch {
+      /* unreadable secrets: shown as no credentials; the supervisor reports the error */
+    }
+    return {
+      id: String(o.id),
+      name: String(o.name),
+      url: String(o.url),
+      has_credentials: hasCredentials,
+      device_id: (o.device_id as string | null) ?? null,
+      on_demand: Boolean(o.on_demand),
+      record: Boolean(o.record),
+      retention_hours: Number(o.retention_hours),
+      transcode: o.transcode as Stream['transcode'],
+      audio: o.audio as Stream['audio'],
+      rtmp_push: o.rtmp_push as string[],
+      tags: o.tags as Record<string, unknown>,
+      created_at: new Date(o.created_at as string).toISOString(),
+      updated_at: new Date(o.updated_at as string).toISOString(),
+    };
+  };
+  const seal = (src: StreamSource) => ({
+    url: redactRtsp(src.url),
+    rtmp_push: src.rtmp_push.map(redactRtmp),
+    secrets: keys.encrypt(JSON.stringify(src)),
+  });
+  const row = async (id: string) => {
+    const m = await model().findByPk(checkSlug('stream', id));
+    if (!m) throw notFound('stream', id);
+    return m;
+  };
+  return {
+    async create(raw) {
+      const input = streamCreate.parse(raw);
+      const id = checkSlug('stream', input.id ?? `cam-${randomBytes(4).toString('hex')}`);
+      try {
+        const m = await model().create({
+          id,
+          name: input.name ?? id,
+          device_id: input.device_id ?? null,
+          on_demand: input.on_demand,
+          record: input.record,
+          retention_hours: input.retention_hours,
+          transcode: input.transcode,
+          audio: input.audio,
+          tags: input.tags,
+          ...seal({ url: input.url, rtmp_push: input.rtmp_push }),
+        });
+        return toStream(m);
+      } catch (err) {
+        if (err instanceof UniqueConstraintError) throw conflict(`stream '${id}' already exists`);
+        throw err;
+      }
+    },
+    async get(id) {
+      return toStream(await row(id));
+    },
+    async find(id) {
+      const m = await model().findByPk(id);
+      return m ? toStream(m) : null;
+    },
+    async list(filter = {}) {
+      const rows = await model().findAll({ where: filter.device_id ? { device_id: filter.device_id } : {}, order: [['id', 'ASC']], limit: 10_000 });
+      return rows.map(toStream);
+    },
+    async update(id, patch) {
+      const m = await row(id);
+      const { url, rtmp_push, ...plain } = patch;
+      const values: Record<string, unknown> = { ...plain };
+      if (url !== undefined || rtmp_push !== undefined) {
+        let old: StreamSource = { url: url ?? '', rtmp_push: [] };
+        try {
+          old = JSON.parse(keys.decrypt(String(m.get('secrets')))) as StreamSource;
+        } catch {
+          // a key that changed: the new URL replaces what nobody can read any more
+          if (url === undefined) throw new FluxError('undecryptable', 'the stored camera URL cannot be decrypted with stream.key; send `url` again', 409);
+        }
+        Object.assign(values, seal({ url: url ?? old.url, rtmp_push: rtmp_push ?? old.rtmp_push }));
+      }
+      await m.update(values);
+      return toStream(m);
+    },
+    async delete(id) {
+      const m = await row(id);
+      await m.destroy();
+    },
+    async source(id) {
+      const m = await row(id);
+      try {
+        return JSON.parse(keys.decrypt(String(m.get('secrets')))) as StreamSource;
+      } catch {
+        throw new Error('the camera URL cannot be decrypted: stream.key in the data dir is not the key it was stored with');
+      }
+    },
+  };
+}
