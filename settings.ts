@@ -49,6 +49,8 @@ export interface FluxSettings {
   streamIdleMs: number;
   /** all stream recordings together stay under this many bytes */
   streamRecordMaxBytes: number;
+  /** length of a recording segment (s) */
+  streamRecordSegmentS: number;
 }
 
 export interface SettingSpec {
@@ -75,6 +77,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_FFMPEG', default: 'ffmpeg', meaning: 'the ffmpeg binary camera streams run (docs/streams.md)' },
   { variable: 'FLUX_STREAM_IDLE_S', default: '10', meaning: 'an on-demand camera stream stops this many seconds after its last viewer' },
   { variable: 'FLUX_STREAM_RECORD_MAX_MB', default: '10240', meaning: 'all camera recordings together stay under this size (oldest segments deleted first)' },
+  { variable: 'FLUX_STREAM_RECORD_SEGMENT_S', default: '10', meaning: 'length of a recording segment in seconds (the unit retention deletes)' },
 ];
 
 const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
@@ -180,6 +183,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     ffmpegPath: env.FLUX_FFMPEG?.trim() || 'ffmpeg',
     streamIdleMs: positive('FLUX_STREAM_IDLE_S', 10, 86_400) * 1000,
     streamRecordMaxBytes: positive('FLUX_STREAM_RECORD_MAX_MB', 10_240, 100_000_000) * 1024 * 1024,
+    streamRecordSegmentS: positive('FLUX_STREAM_RECORD_SEGMENT_S', 10, 600),
   };
 }
 

@@ -122,6 +122,7 @@ export function createFlux(opts: FluxOptions): Flux {
       ffmpeg: settings.ffmpegPath,
       idleMs: settings.streamIdleMs,
       recordMaxBytes: settings.streamRecordMaxBytes,
+      recordSegmentS: settings.streamRecordSegmentS,
     },
     api.routes,
   );

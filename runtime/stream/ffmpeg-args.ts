@@ -5,7 +5,7 @@ import type { Stream } from './store.ts';
 export const RTSP_TIMEOUT_US = 5_000_000;
 /** HLS segment length (s); the camera's GOP decides the real cut points in copy mode. */
 export const HLS_SEGMENT_S = 1;
-/** recording segment length (s) */
+/** default recording segment length (s) */
 export const RECORD_SEGMENT_S = 10;
 
 const common = ['-hide_banner', '-nostdin', '-loglevel', 'error'];
@@ -15,7 +15,7 @@ const input = (url: string) => ['-rtsp_transport', 'tcp', '-timeout', String(RTS
  * The camera process. Runs in the stream's folder, so the tee's slave paths are plain relative
  * names (the data dir's path never needs tee escaping). FLV goes to stdout for the hub.
  */
-export function cameraArgs(s: Pick<Stream, 'transcode' | 'audio' | 'record'>, url: string): string[] {
+export function cameraArgs(s: Pick<Stream, 'transcode' | 'audio' | 'record'>, url: string, recordSegmentS = RECORD_SEGMENT_S): string[] {
   const args = [...common, ...input(url), '-map', '0:v:0'];
   if (s.audio !== 'off') args.push('-map', '0:a:0?');
   if (s.transcode === 'h264') {
@@ -29,7 +29,7 @@ export function cameraArgs(s: Pick<Stream, 'transcode' | 'audio' | 'record'>, ur
     '[f=flv:flvflags=no_duration_filesize]pipe\\:1',
     `[f=hls:hls_time=${HLS_SEGMENT_S}:hls_list_size=6:hls_flags=delete_segments+omit_endlist+independent_segments+temp_file:hls_start_number_source=epoch:hls_segment_filename=live/s%d.ts]live/index.m3u8`,
   ];
-  if (s.record) slaves.push(`[f=segment:segment_time=${RECORD_SEGMENT_S}:strftime=1:segment_format=mpegts]rec/%s.ts`);
+  if (s.record) slaves.push(`[f=segment:segment_time=${recordSegmentS}:strftime=1:segment_format=mpegts]rec/%s.ts`);
   args.push('-flush_packets', '1', '-f', 'tee', slaves.join('|'));
   return args;
 }

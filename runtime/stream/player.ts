@@ -22,7 +22,7 @@ video{width:100%;height:calc(100% - 2em);background:#000;display:block}#bar{heig
 (() => {
   const cfg = ${cfg};
   const params = new URLSearchParams(location.search);
-  const mode = params.get('mode') === 'flv' ? 'flv' : 'hls';
+  const mode = params.get('mode') === 'flv' ? 'flv' : params.get('mode') === 'vod' ? 'vod' : 'hls';
   const q = cfg.sig ? '?sig=' + encodeURIComponent(cfg.sig) : '';
   const base = '/api/streams/' + encodeURIComponent(cfg.id);
   const video = document.getElementById('v');
@@ -55,7 +55,10 @@ video{width:100%;height:calc(100% - 2em);background:#000;display:block}#bar{heig
       player = p;
     } else {
       const Hls = await load('hls.min.js', 'Hls');
-      const url = base + '/hls/index.m3u8' + q;
+      const range = new URLSearchParams();
+      if (cfg.sig) range.set('sig', cfg.sig);
+      for (const k of ['from', 'to']) if (params.get(k)) range.set(k, params.get(k));
+      const url = mode === 'vod' ? base + '/recordings?' + range : base + '/hls/index.m3u8' + q;
       if (!Hls.isSupported() && video.canPlayType('application/vnd.apple.mpegurl')) { video.src = url; video.play().catch(() => {}); return; }
       const h = new Hls({ liveSyncDurationCount: 2, manifestLoadingTimeOut: 25000, manifestLoadingMaxRetry: 0, lowLatencyMode: false });
       h.on(Hls.Events.ERROR, (e, d) => { if (d.fatal) { state.errors.push(d.type + ':' + d.details); schedule(); } });
@@ -77,7 +80,7 @@ video{width:100%;height:calc(100% - 2em);background:#000;display:block}#bar{heig
   });
   setInterval(() => {
     if (video.currentTime !== lastTime) { lastTime = video.currentTime; still = 0; st('playing ' + video.currentTime.toFixed(1) + ' s'); return; }
-    if (++still >= 6) { still = 0; schedule(); }
+    if (mode !== 'vod' && ++still >= 6) { still = 0; schedule(); }
   }, 1000);
   start().catch((e) => { state.errors.push(String(e)); schedule(); });
 })();

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { RouteTable } from '../api/index.ts';
 import { FluxError } from '../errors/index.ts';
 import { checkSlug, pathInside } from '../safe-id/index.ts';
-import type { StreamService } from './service.ts';
+import { SNAPSHOT_RE, type StreamService } from './service.ts';
 import { streamCreate, streamPatch } from './store.ts';
 import { listSegments, vodPlaylist, SEGMENT_RE } from './recording.ts';
 import { playerPage } from './player.ts';
@@ -170,6 +170,15 @@ export function streamRoutes(svc: StreamService, routes: RouteTable): void {
         res.setHeader('Cache-Control', 'no-store');
         res.type('image/jpeg').send(jpeg);
         return res;
+      },
+    })
+    .add({
+      method: 'get', path: '/streams/:id/snapshots/:file', tag: 'streams', summary: 'A snapshot a flow took (`flux stream` node), kept among the last 50', params: idParam.extend({ file: z.string().max(64) }), signed, errors: [404],
+      handler: async ({ params, res }) => {
+        const id = checkSlug('stream', params.id);
+        if (!SNAPSHOT_RE.test(params.file)) throw badName('snapshot');
+        svc.view(id);
+        return send(res, pathInside(svc.dir(id), 'snap', params.file), 'image/jpeg');
       },
     })
     .add({

@@ -56,6 +56,7 @@ export interface RunnerOptions {
   pidDir: string;
   log: Logger;
   timing: Timing;
+  recordSegmentS: number;
   load(): Promise<{ stream: Stream; source: StreamSource }>;
   onStatus(change: StatusChange): void;
   /** a new run's hub (relays attach to it) */
@@ -190,7 +191,7 @@ export class StreamRunner {
     if (cfg.stream.record) fs.mkdirSync(path.join(this.o.dir, 'rec'), { recursive: true });
     const hub = new FlvHub();
     this.hub = hub;
-    const proc = spawnTied(this.o.ffmpeg, cameraArgs(cfg.stream, cfg.source.url), { cwd: this.o.dir, pidDir: this.o.pidDir, label: `stream ${this.id}` });
+    const proc = spawnTied(this.o.ffmpeg, cameraArgs(cfg.stream, cfg.source.url, this.o.recordSegmentS), { cwd: this.o.dir, pidDir: this.o.pidDir, label: `stream ${this.id}` });
     this.proc = proc;
     this.launching = false;
     const spawnedAt = Date.now();

@@ -16,7 +16,7 @@ import { createStreamStore, redactRtmp, type Stream, type StreamStore } from './
 import { StreamRunner, STATUSES, DEFAULT_TIMING, type Timing, type RunnerState, type StreamStatus } from './runner.ts';
 import { RtmpRelay, type PushState } from './push.ts';
 import { reapLeftovers, spawnTied } from './process.ts';
-import { snapshotArgs } from './ffmpeg-args.ts';
+import { snapshotArgs, RECORD_SEGMENT_S } from './ffmpeg-args.ts';
 import { sweep } from './recording.ts';
 import type { FlvHub } from './flv.ts';
 
@@ -32,6 +32,8 @@ export interface StreamServiceOptions {
   idleMs: number;
   /** all recordings together stay under this */
   recordMaxBytes: number;
+  /** recording segment length (s); default 10 */
+  recordSegmentS?: number;
   timing?: Partial<Timing>;
   /** how long a player waits for a starting stream */
   waitMs?: number;
@@ -61,6 +63,8 @@ interface Entry {
 }
 
 const MAX_SNAPSHOTS = 4;
+const MAX_KEPT_SNAPSHOTS = 50;
+export const SNAPSHOT_RE = /^\d{13,14}\.jpg$/;
 
 export class StreamService extends EventEmitter {
   readonly store: StreamStore;
@@ -143,6 +147,7 @@ export class StreamService extends EventEmitter {
       pidDir: this.pidDir,
       log: this.o.log,
       timing: this.timing,
+      recordSegmentS: this.o.recordSegmentS ?? RECORD_SEGMENT_S,
       load: async () => ({ stream: this.entries.get(id)?.stream ?? stream, source: await this.store.source(id) }),
       onStatus: (ch) => this.onStatus(id, ch.status, ch.previous, ch.error),
       onHub: (hub) => this.onHub(id, hub),
@@ -343,6 +348,28 @@ export class StreamService extends EventEmitter {
     } finally {
       this.snapshots--;
     }
+  }
+
+  /**
+   * A snapshot kept on disk (the last `MAX_KEPT_SNAPSHOTS` per stream) with a signed URL to exactly
+   * this picture: what flows attach to a webhook or a message.
+   */
+  async saveSnapshot(id: string, ttlMs = 3_600_000): Promise<{ jpeg: Buffer; file: string; url: string; ts: number }> {
+    const jpeg = await this.snapshot(id);
+    const dir = pathInside(this.dir(id), 'snap');
+    fs.mkdirSync(dir, { recursive: true });
+    let ts = Date.now();
+    while (fs.existsSync(path.join(dir, `${ts}.jpg`))) ts++;
+    const file = `${ts}.jpg`;
+    fs.writeFileSync(path.join(dir, file), jpeg);
+    const old = fs.readdirSync(dir).filter((f) => SNAPSHOT_RE.test(f)).sort();
+    for (const f of old.slice(0, Math.max(0, old.length - MAX_KEPT_SNAPSHOTS))) fs.rmSync(path.join(dir, f), { force: true });
+    return { jpeg, file, ts, url: this.signedPath(id, `/snapshots/${file}`, ttlMs) };
+  }
+
+  /** `/api/streams/<id><suffix>?sig=…`, valid `ttlMs` */
+  signedPath(id: string, suffix: string, ttlMs: number): string {
+    return `/api/streams/${checkSlug('stream', id)}${suffix}?sig=${encodeURIComponent(this.keys.sign(id, Date.now() + ttlMs))}`;
   }
 
   private async capture(url: string | undefined, flv: Buffer | undefined, timeoutMs: number): Promise<Buffer> {

@@ -9,6 +9,10 @@ packages=(
   openssl             # the MQTTS test makes a self-signed certificate
   chromium            # the editor and console tests (playwright-core drives /usr/bin/chromium)
   fonts-wqy-microhei  # CJK glyphs for the Chinese console screenshots
+  # camera streams (test/stream): real ffmpeg, and a real RTSP camera (GStreamer's RTSP server with
+  # x264, run by test/stream/camera.py under /usr/bin/python3)
+  ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 python3-gst-1.0
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
   # Rust plugins offline (plugins/toolchain.ts): Debian's rustc with the std source for
   # -Zbuild-std, wasm-ld, and the crate sources the SDK needs (no crates.io here)
   rustc-web cargo-web rust-web-src lld librust-serde-dev librust-serde-json-dev librust-serde-derive-dev

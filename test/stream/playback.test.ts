@@ -18,7 +18,7 @@ describe('camera streams: API, HLS and HTTP-FLV in Chromium, snapshots, auth', f
   let browser: Browser;
 
   before(async function () {
-    [cam, flux, browser] = await Promise.all([startCamera(), startFlux(), launchBrowser()]);
+    [cam, flux, browser] = await Promise.all([startCamera(), startFlux({}, { timeoutMs: 60_000 }), launchBrowser()]);
   });
 
   after(async function () {

@@ -37,7 +37,7 @@ describe('camera streams: the supervisor', function () {
     until(`stream ${id} → ${status}`, timeoutMs, () => events.find((e) => e.stream_id === id && e.status === status && e.at >= after));
 
   before(async function () {
-    [flux, browser] = await Promise.all([startFlux(), launchBrowser()]);
+    [flux, browser] = await Promise.all([startFlux({}, { timeoutMs: 60_000 }), launchBrowser()]);
     ws = new WebSocket(`ws://127.0.0.1:${flux.http}/api/ws?events=stream&access_token=${flux.token}`);
     ws.on('message', (d) => {
       const m = JSON.parse(String(d));
@@ -165,7 +165,7 @@ describe('camera streams: the supervisor', function () {
   it('a SIGKILLed FLUX leaves no ffmpeg behind, and leftovers recorded in the data dir are reaped at start', async function () {
     const cam = await startCamera();
     const dataDir = tempDir();
-    let other: FluxProcess | undefined = await startFlux({}, { dataDir });
+    let other: FluxProcess | undefined = await startFlux({}, { dataDir, timeoutMs: 60_000 });
     let stray: ReturnType<typeof spawn> | undefined;
     try {
       assert.equal((await other.api('POST', '/api/streams', { id: 'porch', url: cam.url, on_demand: false })).status, 201);
@@ -179,7 +179,7 @@ describe('camera streams: the supervisor', function () {
       const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
       fs.writeFileSync(path.join(dataDir, 'streams', '.pids', `${stray.pid}.json`), JSON.stringify({ pid: stray.pid, start, label: 'test' }));
       const strayExit = new Promise((r) => stray!.once('exit', (_c, sig) => r(sig)));
-      other = await startFlux({}, { dataDir });
+      other = await startFlux({}, { dataDir, timeoutMs: 60_000 });
       assert.equal(await strayExit, 'SIGKILL', 'the recorded leftover was killed at start');
       await until('porch live again', 20_000, async () => (await other!.api('GET', '/api/streams/porch')).body.state.status === 'live');
     } finally {
