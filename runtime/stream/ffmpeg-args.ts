@@ -27,7 +27,7 @@ export function cameraArgs(s: Pick<Stream, 'transcode' | 'audio' | 'record'>, ur
   else if (s.audio === 'copy') args.push('-c:a', 'copy');
   const slaves = [
     '[f=flv:flvflags=no_duration_filesize]pipe\\:1',
-    `[f=hls:hls_time=${HLS_SEGMENT_S}:hls_list_size=6:hls_flags=delete_segments+omit_endlist+independent_segments+temp_file:hls_start_number_source=epoch:hls_segment_filename=live/s%d.ts]live/index.m3u8`,
+    `[f=hls:hls_time=${HLS_SEGMENT_S}:hls_list_size=6:hls_flags=delete_segments+omit_endlist+independent_segments+temp_file+program_date_time:hls_start_number_source=epoch:hls_segment_filename=live/s%d.ts]live/index.m3u8`,
   ];
   if (s.record) slaves.push(`[f=segment:segment_time=${recordSegmentS}:strftime=1:segment_format=mpegts]rec/%s.ts`);
   args.push('-flush_packets', '1', '-f', 'tee', slaves.join('|'));

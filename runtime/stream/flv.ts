@@ -32,6 +32,10 @@ export class FlvHub extends EventEmitter {
   private gop: Buffer[] = [];
   private gopBytes = 0;
   private lastKeyframe?: Buffer;
+  /** wall clock (ms) when the last keyframe arrived */
+  private lastKeyframeWall = 0;
+  /** per viewer: when the first frame it was sent (the GOP's keyframe) arrived, for latency figures */
+  private readonly bases = new Map<FlvSink, number>();
   private readonly sinks = new Set<FlvSink>();
   bytes = 0;
   videoTags = 0;
@@ -93,6 +97,7 @@ export class FlvHub extends EventEmitter {
       this.videoTags++;
       if (body >> 4 === 1) {
         this.lastKeyframe = tag;
+        this.lastKeyframeWall = Date.now();
         this.gop = [];
         this.gopBytes = 0;
         if (!this.announced) {
@@ -147,10 +152,20 @@ export class FlvHub extends EventEmitter {
     }
     s.write(Buffer.concat(this.intro()));
     this.sinks.add(s);
+    this.bases.set(s, this.lastKeyframeWall);
     this.emit('viewers', this.sinks.size);
     return () => {
+      this.bases.delete(s);
       if (this.sinks.delete(s)) this.emit('viewers', this.sinks.size);
     };
+  }
+
+  /**
+   * For each viewer, when its first frame arrived here: a player at media time t shows the frame
+   * that arrived at `base + t` (a live source arrives in real time), so `now - base - t` is its latency.
+   */
+  viewerBases(): number[] {
+    return [...this.bases.values()];
   }
 
   /** a complete FLV holding only the latest keyframe (for a snapshot), or undefined */
@@ -173,6 +188,7 @@ export class FlvHub extends EventEmitter {
     this.ended = true;
     for (const s of this.sinks) s.end();
     this.sinks.clear();
+    this.bases.clear();
     this.emit('viewers', 0);
     this.emit('end');
   }

@@ -66,6 +66,7 @@ video{width:100%;height:calc(100% - 2em);background:#000;display:block}#bar{heig
       h.attachMedia(video);
       h.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));
       player = h;
+      state.hls = h;
     }
   }
   let pending = null;

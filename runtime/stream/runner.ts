@@ -61,6 +61,8 @@ export interface RunnerOptions {
   onStatus(change: StatusChange): void;
   /** a new run's hub (relays attach to it) */
   onHub(hub: FlvHub): void;
+  /** the camera process ended while wanted: the supervisor restarts it */
+  onRestart(): void;
 }
 
 interface Failure {
@@ -80,6 +82,7 @@ export function classifyExit(stderr: string, code: number): Failure {
     return { message: `camera unreachable: ${lastLine(stderr)}`, down: true };
   }
   if (/timed out|Operation timed out/i.test(stderr)) return { message: 'the camera stopped answering (timeout)' };
+  if (code === 127) return { message: 'ffmpeg was not found (install it, or set FLUX_FFMPEG)', permanent: true };
   if (code === 0) return { message: 'the camera ended the stream (ffmpeg exited with status 0)' };
   return { message: `ffmpeg exited with status ${code}${stderr.trim() ? `: ${lastLine(stderr)}` : ''}` };
 }
@@ -239,6 +242,7 @@ export class StreamRunner {
     this.liveSince = null;
     if (!this.wanted) return;
     this.restarts++;
+    this.o.onRestart();
     if (wasLiveFor >= this.o.timing.stableMs) this.attempts = 0;
     const failure = killReason ? { message: killReason } : classifyExit(stderr, code);
     this.o.log.warn({ stream: this.id, code, error: failure.message }, 'camera process ended; retrying');

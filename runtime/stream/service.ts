@@ -49,7 +49,8 @@ export interface StreamStatusChange {
 }
 
 export interface StreamView extends Stream {
-  state: RunnerState & { viewers: number; pinned: boolean; pushes: PushState[] };
+  /** `flv_bases`: per HTTP-FLV viewer, the wall clock (ms) when its first frame arrived (latency = now − base − player time) */
+  state: RunnerState & { viewers: number; pinned: boolean; pushes: PushState[]; flv_bases: number[] };
 }
 
 interface Entry {
@@ -151,6 +152,7 @@ export class StreamService extends EventEmitter {
       load: async () => ({ stream: this.entries.get(id)?.stream ?? stream, source: await this.store.source(id) }),
       onStatus: (ch) => this.onStatus(id, ch.status, ch.previous, ch.error),
       onHub: (hub) => this.onHub(id, hub),
+      onRestart: () => this.m.restarts.inc({ stream: id }),
     });
     e = { stream, runner, relays: [], lastAccess: 0, pinned: false, flvViewers: 0, waiting: 0 };
     this.entries.set(id, e);
@@ -161,7 +163,6 @@ export class StreamService extends EventEmitter {
   private onStatus(id: string, status: StreamStatus, previous: StreamStatus, error: string | null): void {
     const e = this.entries.get(id);
     for (const st of STATUSES) this.m.status.set({ stream: id, status: st }, st === status ? 1 : 0);
-    if (status === 'retrying' || status === 'failed') this.m.restarts.inc({ stream: id });
     const change: StreamStatusChange = { stream_id: id, device_id: e?.stream.device_id ?? null, status, previous, error, ts: Date.now() };
     this.o.log.info({ stream: id, status, previous, error }, 'stream status');
     this.o.bus.emit('stream', { streamId: id, deviceId: change.device_id, status, previous, error, ts: change.ts });
@@ -241,7 +242,8 @@ export class StreamService extends EventEmitter {
 
   view(id: string): StreamView {
     const e = this.get(id);
-    return { ...e.stream, state: { ...e.runner.state(), viewers: e.flvViewers, pinned: e.pinned, pushes: e.relays.map((r) => r.state()) } };
+    const hub = e.runner.hub && !e.runner.hub.ended ? e.runner.hub : undefined;
+    return { ...e.stream, state: { ...e.runner.state(), viewers: e.flvViewers, pinned: e.pinned, pushes: e.relays.map((r) => r.state()), flv_bases: hub?.viewerBases() ?? [] } };
   }
 
   list(): StreamView[] {
@@ -263,6 +265,7 @@ export class StreamService extends EventEmitter {
     this.entries.delete(id);
     await this.halt(e);
     for (const st of STATUSES) this.m.status.remove({ stream: id, status: st });
+    for (const m of [this.m.restarts, this.m.viewers, this.m.bytes]) m.remove({ stream: id });
     fs.rmSync(this.dir(id), { recursive: true, force: true });
   }
 
