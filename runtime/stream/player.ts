@@ -81,7 +81,8 @@ video{width:100%;height:calc(100% - 2em);background:#000;display:block}#bar{heig
   });
   setInterval(() => {
     if (video.currentTime !== lastTime) { lastTime = video.currentTime; still = 0; st('playing ' + video.currentTime.toFixed(1) + ' s'); return; }
-    if (mode !== 'vod' && ++still >= 6) { still = 0; schedule(); }
+    // 6 s without progress while playing, 25 s before the first frame (a cold start on a busy host)
+    if (mode !== 'vod' && ++still >= (state.firstFrameMs === null ? 25 : 6)) { still = 0; schedule(); }
   }, 1000);
   start().catch((e) => { state.errors.push(String(e)); schedule(); });
 })();

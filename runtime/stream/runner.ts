@@ -39,6 +39,8 @@ export interface RunnerState {
   attempts: number;
   restarts: number;
   next_retry_at: string | null;
+  /** the wait before the latest retry (ms): 1 s, 2 s, 4 s … 30 s */
+  backoff_ms: number;
   live_since: string | null;
   pid: number | null;
 }
@@ -101,6 +103,7 @@ export class StreamRunner {
   private attempts = 0;
   private restarts = 0;
   private nextRetryAt: number | null = null;
+  private backoffMs = 0;
   private liveSince: number | null = null;
   private proc?: TiedProcess;
   private retryTimer?: NodeJS.Timeout;
@@ -128,6 +131,7 @@ export class StreamRunner {
       attempts: this.attempts,
       restarts: this.restarts,
       next_retry_at: iso(this.nextRetryAt),
+      backoff_ms: this.backoffMs,
       live_since: iso(this.liveSince),
       pid: this.proc?.pid ?? null,
     };
@@ -255,6 +259,7 @@ export class StreamRunner {
     const t = this.o.timing;
     const delay = Math.min(t.backoffMaxMs, t.backoffMinMs * 2 ** Math.min(this.attempts - 1, 20));
     this.nextRetryAt = Date.now() + delay;
+    this.backoffMs = delay;
     this.setStatus(f.permanent || this.attempts >= 6 ? 'failed' : 'retrying', f.message);
     this.retryTimer = setTimeout(() => void this.launch(), delay);
     if (f.down && url) this.probe(url);
