@@ -20,9 +20,20 @@ const LIVE_SEGMENT_RE = /^s\d{1,20}\.ts$/;
 const MAX_FLV_VIEWERS = 100;
 const require = createRequire(import.meta.url);
 const ASSETS: Record<string, string> = {
-  'hls.min.js': require.resolve('hls.js/dist/hls.min.js'),
-  'mpegts.js': require.resolve('mpegts.js/dist/mpegts.js'),
+  'hls.min.js': 'hls.js/dist/hls.min.js',
+  'mpegts.js': 'mpegts.js/dist/mpegts.js',
 };
+
+/** resolved on request: a checkout without `npm ci` still starts, and says what is missing */
+function asset(name: string): string {
+  const spec = Object.hasOwn(ASSETS, name) ? ASSETS[name] : undefined;
+  if (!spec) throw new FluxError('not_found', `no player asset '${name}'`, 404);
+  try {
+    return require.resolve(spec);
+  } catch {
+    throw new FluxError('not_installed', `${spec.split('/')[0]} is not installed (run npm ci)`, 503);
+  }
+}
 
 const time = z.union([z.string().regex(/^\d{1,15}$/).transform(Number), z.iso.datetime({ offset: true }).transform((s) => Date.parse(s))]);
 
@@ -49,11 +60,10 @@ export function streamRoutes(svc: StreamService, routes: RouteTable): void {
 
   routes
     .add({
-      method: 'get', path: '/streams/_player/:file', tag: 'streams', summary: 'The player libraries (hls.js, mpegts.js), served by FLUX itself', auth: false, errors: [404],
+      method: 'get', path: '/streams/_player/:file', tag: 'streams', summary: 'The player libraries (hls.js, mpegts.js), served by FLUX itself', auth: false, errors: [404, 503],
       params: z.object({ file: z.string().max(64) }),
       handler: async ({ params, res }) => {
-        const file = Object.hasOwn(ASSETS, params.file) ? ASSETS[params.file] : undefined;
-        if (!file) throw new FluxError('not_found', `no player asset '${params.file}'`, 404);
+        const file = asset(params.file);
         res.setHeader('Cache-Control', 'public, max-age=86400');
         return send(res, file, 'text/javascript; charset=utf-8');
       },
