@@ -51,6 +51,8 @@ export interface FluxSettings {
   streamRecordMaxBytes: number;
   /** length of a recording segment (s) */
   streamRecordSegmentS: number;
+  /** the durable uplink log (runtime/uplink-log) */
+  uplinkLog: { fsync: 'always' | 'os'; retentionMs: number; maxBytes: number };
 }
 
 export interface SettingSpec {
@@ -78,7 +80,27 @@ export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_STREAM_IDLE_S', default: '10', meaning: 'an on-demand camera stream stops this many seconds after its last viewer' },
   { variable: 'FLUX_STREAM_RECORD_MAX_MB', default: '10240', meaning: 'all camera recordings together stay under this size (oldest segments deleted first)' },
   { variable: 'FLUX_STREAM_RECORD_SEGMENT_S', default: '10', meaning: 'length of a recording segment in seconds (the unit retention deletes)' },
+  { variable: 'FLUX_LOG_FSYNC', default: 'always', meaning: 'uplink log durability before an acknowledgement: `always` (fdatasync per group commit; survives power loss) or `os` (page cache; survives a crash of FLUX, not of the machine)' },
+  { variable: 'FLUX_RAW_RETENTION', default: '24h', meaning: 'how long the uplink log keeps raw traffic once processed (`s`, `m`, `h`, `d` suffixes)' },
+  { variable: 'FLUX_RAW_MAX_BYTES', default: '1GiB', meaning: 'disk budget of the uplink log (`KiB`, `MiB`, `GiB`); when unprocessed uplinks fill it, new ones are refused' },
 ];
+
+export function parseDuration(variable: string, raw: string | undefined, fallbackMs: number): number {
+  if (raw === undefined || raw.trim() === '') return fallbackMs;
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(raw.trim());
+  if (!m || Number(m[1]) <= 0) throw new ConfigError(variable, `${variable}=${JSON.stringify(raw)} is not a duration (e.g. 90s, 30m, 24h, 7d)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return Math.round(Number(m[1]) * unit);
+}
+
+export function parseBytes(variable: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB|K|M|G|T)?$/i.exec(raw.trim());
+  if (!m || Number(m[1]) <= 0) throw new ConfigError(variable, `${variable}=${JSON.stringify(raw)} is not a size (e.g. 512MiB, 1GiB)`);
+  const u = (m[2] ?? 'B').toLowerCase().replace(/i?b$/, '') || 'b';
+  const mult = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[u as 'b' | 'k' | 'm' | 'g' | 't'];
+  return Math.floor(Number(m[1]) * mult);
+}
 
 const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
 
@@ -184,7 +206,18 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     streamIdleMs: positive('FLUX_STREAM_IDLE_S', 10, 86_400) * 1000,
     streamRecordMaxBytes: positive('FLUX_STREAM_RECORD_MAX_MB', 10_240, 100_000_000) * 1024 * 1024,
     streamRecordSegmentS: positive('FLUX_STREAM_RECORD_SEGMENT_S', 10, 600),
+    uplinkLog: {
+      fsync: parseFsync(env.FLUX_LOG_FSYNC),
+      retentionMs: parseDuration('FLUX_RAW_RETENTION', env.FLUX_RAW_RETENTION, 24 * 3_600_000),
+      maxBytes: parseBytes('FLUX_RAW_MAX_BYTES', env.FLUX_RAW_MAX_BYTES, 1024 ** 3),
+    },
   };
+}
+
+function parseFsync(raw: string | undefined): 'always' | 'os' {
+  const v = raw?.trim().toLowerCase() || 'always';
+  if (v !== 'always' && v !== 'os') throw new ConfigError('FLUX_LOG_FSYNC', `FLUX_LOG_FSYNC=${JSON.stringify(raw)} is not 'always' or 'os'`);
+  return v;
 }
 
 /** Node-RED's own settings, derived from FLUX's. `flux` (the runtime context) reaches our nodes as `RED.settings.flux`. */

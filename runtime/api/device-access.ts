@@ -11,6 +11,7 @@ import { FluxError, unauthorized } from '../errors/index.ts';
 import type { Downlink } from '../ingress/index.ts';
 import type { RouteTable } from './routes.ts';
 import { idParam } from './schemas.ts';
+import type { LogRefusedError } from '../uplink-log/index.ts';
 
 const UPLINK_LIMIT = '256kb';
 const readRaw = express.raw({ type: () => true, limit: UPLINK_LIMIT });
@@ -26,11 +27,11 @@ async function bodyBytes(req: Request, res: Response): Promise<Buffer> {
 export function deviceAccessRoutes(ctx: FluxContext, routes: RouteTable): void {
   routes
     .add({
-      method: 'post', path: '/devices/:id/uplink', tag: 'device access', auth: false, status: 202, errors: [401, 413, 503],
+      method: 'post', path: '/devices/:id/uplink', tag: 'device access', auth: false, status: 202, errors: [401, 413, 503, 507],
       summary: 'Uplink from a device that cannot hold a connection: header `X-Device-Secret: <secret>`; body raw bytes (any content type) or JSON; `?type=properties` (default) or `?type=event&event=<eventId>`',
       params: idParam,
       query: z.object({ type: z.enum(['properties', 'event']).default('properties'), event: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).optional() }).refine((q) => q.type !== 'event' || q.event, { message: 'event is required with type=event', path: ['event'] }),
-      returns: '`{ id }` of the uplink on the device bus',
+      returns: '`{ id }` of the uplink: 202 means it is in the durable uplink log; 507 `log_full` when unprocessed uplinks fill FLUX_RAW_MAX_BYTES',
       handler: async ({ params, query, req, res }) => {
         const secret = req.get('x-device-secret');
         if (!secret) throw unauthorized('missing device secret: send X-Device-Secret: <device secret>');
@@ -45,7 +46,12 @@ export function deviceAccessRoutes(ctx: FluxContext, routes: RouteTable): void {
         const { device, product } = identity;
         const id = newMessageId();
         const topic = query.type === 'event' ? `/${product.key}/${device.id}/event/${query.event}` : `/${product.key}/${device.id}/properties/report`;
-        ctx.bus.emit('uplink', { id, deviceId: device.id, productId: product.id, productKey: product.key, type: query.type, eventId: query.event, ts: Date.now(), payload, topic, transport: 'http' });
+        // 202 promises the uplink is in the durable log (runtime/uplink-log)
+        const refused = await new Promise<LogRefusedError | null>((resolve) =>
+          ctx.journal.accept({ id, deviceId: device.id, productId: product.id, productKey: product.key, type: query.type, eventId: query.event, ts: Date.now(), payload, topic, transport: 'http', logSeq: undefined }, resolve),
+        );
+        if (refused?.code === 'log_full') throw new FluxError('log_full', `uplink refused: ${refused.message}`, 507);
+        if (refused) throw new FluxError('unavailable', `uplink refused: ${refused.message}`, 503);
         return { id };
       },
     })

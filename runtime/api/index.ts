@@ -16,6 +16,8 @@ import { traceRoutes } from './trace.ts';
 import { ruleRoutes } from './rules.ts';
 import { alarmRoutes } from './alarms.ts';
 import { telemetryRoutes } from './telemetry.ts';
+import { rawRoutes } from './raw.ts';
+import type { UplinkLog } from '../uplink-log/index.ts';
 import { notFound } from '../errors/index.ts';
 
 export { RouteTable, q, formatZodError, type RouteSpec } from './routes.ts';
@@ -33,6 +35,8 @@ export interface ApiOptions {
   /** health of every component, gathered by the composition root */
   health(): Promise<Record<string, ComponentHealth>>;
   version: string;
+  /** the durable uplink log, for raw traffic */
+  uplinkLog: UplinkLog;
 }
 
 export function createApi(ctx: FluxContext, opts: ApiOptions): Api {
@@ -45,6 +49,7 @@ export function createApi(ctx: FluxContext, opts: ApiOptions): Api {
   alarmRoutes(ctx, routes);
   pluginRoutes(ctx, routes);
   telemetryRoutes(ctx, routes);
+  rawRoutes(ctx, routes, opts.uplinkLog);
   routes
     .add({
       method: 'get', path: '/health', tag: 'system', summary: 'Status of each component (no token needed); 503 when one is down', auth: false, errors: [503],

@@ -8,6 +8,7 @@ import type { Registry } from '../registry/index.ts';
 import type { DeviceBus } from '../bus/index.ts';
 import type { MetricsRegistry } from '../metrics/index.ts';
 import type { Tracer } from '../trace/index.ts';
+import type { UplinkJournal } from '../uplink-log/index.ts';
 
 export interface ComponentHealth {
   ok: boolean;
@@ -31,6 +32,8 @@ export interface FluxContext {
   /** the per-message trace: stages append spans by uplink id (`msg._msgid` in flows) */
   readonly trace: Tracer;
   readonly adminToken: string;
+  /** every ingress appends an uplink here before acknowledging it, and it puts it on the bus */
+  readonly journal: UplinkJournal;
   /** Services registered by modules at start; look them up by name (`ctx.services.get('broker')`). */
   readonly services: Map<string, unknown>;
 }

@@ -25,6 +25,7 @@ import { createRuleEngine } from '../rules/index.ts';
 import { createPluginHost } from '../plugins/index.ts';
 import { createStorageModule } from '../storage/index.ts';
 import { createStreamModule } from '../stream/index.ts';
+import { createUplinkLogModule } from '../uplink-log/index.ts';
 import { resolveAdminToken } from './admin-token.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from './context.ts';
 
@@ -87,14 +88,17 @@ export function createFlux(opts: FluxOptions): Flux {
   const admin = resolveAdminToken(settings.dataDir, settings.adminToken);
   const metrics = createMetrics();
   const registry = createRegistry({ db: settings.db, log: log.child({ module: 'registry' }) });
+  const bus = createDeviceBus(log.child({ module: 'bus' }));
+  const uplinkLog = createUplinkLogModule({ settings, bus, logger: log.child({ module: 'uplink-log' }), metrics });
   const ctx: FluxContext = {
     settings,
     log,
     registry,
-    bus: createDeviceBus(log.child({ module: 'bus' })),
+    bus,
     metrics,
     trace: createTracer(),
     adminToken: admin.token,
+    journal: uplinkLog.journal,
     services: new Map(),
   };
   // Every uplink starts its trace here, whichever ingress (MQTT, TCP, HTTP) put it on the bus.
@@ -111,7 +115,7 @@ export function createFlux(opts: FluxOptions): Flux {
   const broker = createBroker(ctx, { httpServer: server });
   const ingress = createIngress(ctx);
   // `health` is defined below; the API calls it only once the process runs.
-  const api = createApi(ctx, { health: () => health(), version: VERSION });
+  const api = createApi(ctx, { health: () => health(), version: VERSION, uplinkLog: uplinkLog.log });
   const streams = createStreamModule(
     {
       registry,
@@ -133,10 +137,11 @@ export function createFlux(opts: FluxOptions): Flux {
     stop: () => registry.stop(),
     health: () => registry.health(),
   };
-  // Start order; stop runs in reverse. The core starts first, then the HTTP server and the flows,
-  // and device access last: an uplink accepted (and PUBACKed) before the flows run would be lost.
+  // Start order; stop runs in reverse. The uplink log opens first and closes last; the core starts
+  // next, then the HTTP server and the flows, and device access last, after the log's leftovers
+  // from a crash were put back into the flows.
   const feed = createFeed(ctx, server);
-  const core: FluxModule[] = [registryModule, createStorageModule(ctx), createPluginHost(ctx), feed, createAlarmCenter(ctx), createRuleEngine(ctx), streams];
+  const core: FluxModule[] = [uplinkLog, registryModule, createStorageModule(ctx), createPluginHost(ctx), feed, createAlarmCenter(ctx), createRuleEngine(ctx), streams];
   const otel = createOtelExport(ctx);
   if (otel.enabled) core.push(otel);
   const access: FluxModule[] = [broker, ingress];
@@ -189,6 +194,8 @@ export function createFlux(opts: FluxOptions): Flux {
         started.push(flows);
         // Mounted after RED.start(): mounted earlier, `http in` nodes never load under express 5.
         flows.mountHttpNodes(app);
+        // What a crash left unprocessed goes through the flows before devices are let in again.
+        await uplinkLog.replay();
       }
       const httpPort = await listen(server, settings.httpPort, settings.host, 'FLUX_HTTP_PORT', 'HTTP').catch(async (err) => {
         await this.stop();

@@ -12,7 +12,7 @@ import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import { timingSafeEqual } from 'node:crypto';
-import { newMessageId } from '../bus/index.ts';
+import { newMessageId, type UplinkMessage } from '../bus/index.ts';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AedesOptions, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
@@ -27,6 +27,10 @@ import { commandTopic, filterMatches, mayPublish, maySubscribe, uplinkKind } fro
 
 export { commandTopic, devicePrefix, filterMatches, mayPublish, maySubscribe, uplinkKind } from './topics.ts';
 export { guardConnection, coalesceWrites } from './guard.ts';
+
+/** The uplink a device's publish became, carried on the packet from authorizePublish to `published`. */
+const kUplink = Symbol('flux.uplink');
+type JournalledPacket = { [kUplink]?: UplinkMessage };
 
 export interface BrokerOptions {
   /** the HTTP server to serve MQTT over WebSocket on (path `wsPath`) */
@@ -280,17 +284,16 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
     return id && id !== 'platform' ? id : undefined;
   }
 
-  /** Called after aedes delivered a publish: a device's uplink goes onto the bus; a bus behind holds this client's reading. */
-  function published(packet: AedesPublishPacket, client: Client | null, done: (err?: Error | null) => void): void {
-    // done() on a fresh stack: called synchronously, mqemitter's queue drain recurses once per queued
-    // packet and overflowed the stack under fan-in (bench/broker.bench.ts, docs/broker.md)
-    const identity = client ? deviceOf(client) : undefined;
-    if (!identity) return queueMicrotask(done);
+  /**
+   * A device's uplink, after its topic was authorised: appended to the uplink log, and only once
+   * it is durable is aedes told to go on (aedes writes the QoS 1 PUBACK right after this callback).
+   * The uplink rides on the packet to `published`, which puts it on the bus.
+   */
+  function journalled(identity: DeviceIdentity, packet: PublishPacket, done: (err: Error | null) => void): void {
     const kind = uplinkKind(identity.product.key, identity.device.id, packet.topic);
-    if (!kind) return queueMicrotask(done);
-    metrics.uplinks.inc();
+    if (!kind) return done(null);
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-    const ok = ctx.bus.emit('uplink', {
+    const up: UplinkMessage = {
       id: newMessageId(),
       deviceId: identity.device.id,
       productId: identity.product.id,
@@ -301,8 +304,34 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
       payload,
       topic: packet.topic,
       transport: 'mqtt',
+      logSeq: undefined,
+    };
+    (packet as JournalledPacket)[kUplink] = up;
+    // QoS 0 promises nothing: it is appended the same way but does not wait for the disk, and one
+    // the log refuses is dropped (counted), since `published` skips an uplink with no log position.
+    const qos0 = packet.qos === 0;
+    ctx.journal.append(up, (err) => {
+      if (qos0) {
+        if (err) metrics.refused.inc({ reason: err.code });
+        return;
+      }
+      if (!err) return done(null);
+      metrics.refused.inc({ reason: err.code });
+      // MQTT 5: PUBACK with a reason and its text; MQTT 3.1.1 has none, so the connection closes and
+      // the client sends it again later [MQTT-3.3.5-2]. Nothing acknowledged is lost either way.
+      done(new Error(`uplink refused: ${err.message}`));
     });
-    if (ok) return queueMicrotask(done);
+    if (qos0) done(null);
+  }
+
+  /** Called after aedes delivered a publish: a device's uplink goes onto the bus; a bus behind holds this client's reading. */
+  function published(packet: AedesPublishPacket, _client: Client | null, done: (err?: Error | null) => void): void {
+    // done() on a fresh stack: called synchronously, mqemitter's queue drain recurses once per queued
+    // packet and overflowed the stack under fan-in (bench/broker.bench.ts, docs/broker.md)
+    const up = (packet as JournalledPacket)[kUplink];
+    if (!up || up.logSeq === undefined) return queueMicrotask(done);
+    metrics.uplinks.inc();
+    if (ctx.journal.emit(up)) return queueMicrotask(done);
     // aedes reads this client's next packets only after done(): the device socket stays unread.
     metrics.paused.inc();
     ctx.bus.onDrain(() => done());
@@ -373,7 +402,7 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
           if (packet.topic.startsWith('$SYS')) return done(new Error('$SYS topics are reserved'));
           const identity = client ? deviceOf(client) : undefined;
           if (!client || !identity) return done(null); // platform clients and the broker itself
-          if (mayPublish(identity.product.key, identity.device.id, packet.topic)) return done(null);
+          if (mayPublish(identity.product.key, identity.device.id, packet.topic)) return journalled(identity, packet, done);
           log.warn({ deviceId: identity.device.id, topic: packet.topic }, 'MQTT publish refused: outside the device topic prefix');
           metrics.refused.inc({ reason: 'acl_publish' });
           // MQTT 3.1.1 has no PUBACK reason code: the server closes the connection [MQTT-3.3.5-2]

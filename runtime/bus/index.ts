@@ -23,6 +23,8 @@ export interface UplinkMessage {
   payload: Buffer;
   topic: string;
   transport: 'mqtt' | 'tcp' | 'http';
+  /** its position in the durable uplink log (runtime/uplink-log), once appended */
+  logSeq?: number;
 }
 
 /**
@@ -105,9 +107,11 @@ export interface DeviceBus {
   /**
    * Delivers `payload` to every listener. Answers false when the pipeline is behind (too many
    * listener Promises in flight): an ingress then stops reading device sockets until `onDrain`
-   * (backpressure; see docs/broker.md). The event is delivered either way.
+   * (backpressure; see docs/broker.md). The event is delivered either way. `settled` runs once every
+   * listener has finished with it (at once when none works asynchronously): the uplink log's
+   * "handled" (runtime/uplink-log).
    */
-  emit<E extends keyof DeviceBusEvents>(event: E, payload: DeviceBusEvents[E]): boolean;
+  emit<E extends keyof DeviceBusEvents>(event: E, payload: DeviceBusEvents[E], settled?: (payload: DeviceBusEvents[E]) => void): boolean;
   /** true while the pipeline is behind (in flight >= high-water mark, until it falls to the low-water mark) */
   behind(): boolean;
   /** Calls `cb` once the pipeline has room again (at once, asynchronously, when it is not behind). */
@@ -171,8 +175,11 @@ export function createDeviceBus(log: Logger, opts: DeviceBusOptions = {}): Devic
     }
   }
   return {
-    emit(event, payload) {
+    emit(event, payload, settled) {
       const byOwner = listeners.get(event);
+      // with `settled`: one count for the emit itself, so that it cannot run before every listener ran
+      let pending = 1;
+      const one = settled && (() => --pending === 0 && settled(payload));
       if (byOwner) {
         for (const handlers of byOwner.values()) {
           for (const h of handlers) {
@@ -181,7 +188,20 @@ export function createDeviceBus(log: Logger, opts: DeviceBusOptions = {}): Devic
               if (r && typeof (r as Settles).then === 'function') {
                 inFlight++;
                 if (inFlight >= highWater) isBehind = true;
-                (r as Settles).then(ok, fail(event));
+                if (one) {
+                  pending++;
+                  const failed = fail(event);
+                  (r as Settles).then(
+                    () => {
+                      release();
+                      one();
+                    },
+                    (err) => {
+                      failed(err);
+                      one();
+                    },
+                  );
+                } else (r as Settles).then(ok, fail(event));
               }
             } catch (err) {
               log.error({ err, event }, 'device bus listener failed');
@@ -189,6 +209,7 @@ export function createDeviceBus(log: Logger, opts: DeviceBusOptions = {}): Devic
           }
         }
       }
+      one?.();
       return !isBehind;
     },
     behind: () => isBehind,

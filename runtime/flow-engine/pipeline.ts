@@ -144,7 +144,9 @@ export function createPipelineTracker(hooks: HookApi, opts: PipelineTrackerOptio
     close() {
       hooks.remove('preDeliver.flux-pipeline');
       hooks.remove('onComplete.flux-pipeline');
-      for (const [id, t] of tracked) finish(id, t, 'expired');
+      // Messages still in the flows when they stop are not finished: they stay unsettled, so the
+      // uplink log does not count them as handled and processes them again on the next start.
+      tracked.clear();
       clearInterval(sweeper);
       sweeper = undefined;
     },

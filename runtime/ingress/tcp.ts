@@ -115,8 +115,11 @@ export function createTcpIngress(ctx: FluxContext, opts: TcpIngressOptions = {})
   function emitFrame(conn: Conn, frame: Buffer): void {
     const { device, product } = conn.identity!;
     framesTotal.inc();
-    const ok = ctx.bus.emit('uplink', { id: newMessageId(), deviceId: device.id, productId: product.id, productKey: product.key, type: 'raw', ts: Date.now(), payload: frame, topic: `/${product.key}/${device.id}/raw`, transport: 'tcp' });
-    if (!ok && !conn.socket.isPaused()) {
+    // appended to the uplink log, then on the bus once durable (raw TCP frames carry no acknowledgement)
+    ctx.journal.accept({ id: newMessageId(), deviceId: device.id, productId: product.id, productKey: product.key, type: 'raw', ts: Date.now(), payload: frame, topic: `/${product.key}/${device.id}/raw`, transport: 'tcp', logSeq: undefined }, (err) => {
+      if (err) log.warn({ deviceId: device.id, reason: err.code }, 'TCP frame refused by the uplink log');
+    });
+    if (ctx.bus.behind() && !conn.socket.isPaused()) {
       // the pipeline is behind: stop reading this device until it drains (TCP pushes back)
       conn.socket.pause();
       ctx.bus.onDrain(() => {

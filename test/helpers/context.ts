@@ -10,6 +10,7 @@ import { createRegistry } from '../../runtime/registry/index.ts';
 import { createDeviceBus } from '../../runtime/bus/index.ts';
 import { createMetrics } from '../../runtime/metrics/index.ts';
 import { createTracer } from '../../runtime/trace/index.ts';
+import { createUplinkLogModule } from '../../runtime/uplink-log/index.ts';
 import { TEST_TOKEN } from './flux-process.ts';
 
 export async function testContext(settings: FluxSettings, opts: { busHighWater?: number } = {}): Promise<{ ctx: FluxContext; logs: Record<string, any>[] }> {
@@ -23,14 +24,19 @@ export async function testContext(settings: FluxSettings, opts: { busHighWater?:
   const log = createLogger({ level: 'debug', destination: sink });
   const registry = createRegistry({ db: settings.db, log });
   await registry.start();
+  const bus = createDeviceBus(log, { highWater: opts.busHighWater });
+  const metrics = createMetrics();
+  const uplinkLog = createUplinkLogModule({ settings, bus, logger: log, metrics });
+  await uplinkLog.start();
   const ctx: FluxContext = {
     settings,
     log,
     registry,
-    bus: createDeviceBus(log, { highWater: opts.busHighWater }),
-    metrics: createMetrics(),
+    bus,
+    metrics,
     trace: createTracer(),
     adminToken: settings.adminToken ?? TEST_TOKEN,
+    journal: uplinkLog.journal,
     services: new Map(),
   };
   return { ctx, logs };

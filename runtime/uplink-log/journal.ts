@@ -1,0 +1,77 @@
+/**
+ * Between ingress and the device bus: an uplink is appended to the durable log before anyone is
+ * told it arrived, goes onto the bus with its log position, and is marked handled when every bus
+ * listener has finished with it (the flows' `flux device in` settles once the message left the
+ * flows: stored, or failed with a reason). A restart puts what was not handled back on the bus.
+ */
+import type { DeviceBus, UplinkMessage } from '../bus/index.ts';
+import type { Logger } from '../log/index.ts';
+import type { Counter } from 'prom-client';
+import { LogRefusedError, type UplinkLog } from './log.ts';
+
+export interface UplinkJournal {
+  /**
+   * Appends `up`; `durable` runs when it is on disk under the fsync policy, or with the refusal.
+   * The caller emits it afterwards with `emit` (MQTT: aedes acknowledges in between).
+   */
+  append(up: UplinkMessage, durable: (err: LogRefusedError | null) => void): void;
+  /** Puts an appended uplink on the bus; answers false when the pipeline is behind (backpressure). */
+  emit(up: UplinkMessage): boolean;
+  /** append, then emit once durable; `acked` runs after the append (before processing). */
+  accept(up: UplinkMessage, acked?: (err: LogRefusedError | null) => void): void;
+  /** Puts the entries a previous run did not finish back on the bus, in order, honouring backpressure. */
+  replayUnhandled(): Promise<number>;
+}
+
+export interface JournalDeps {
+  log: UplinkLog;
+  bus: DeviceBus;
+  logger: Logger;
+  refused: Counter;
+}
+
+export function createUplinkJournal({ log, bus, logger, refused }: JournalDeps): UplinkJournal {
+  const handled = (up: UplinkMessage) => {
+    if (up.logSeq !== undefined) log.handled(up.logSeq);
+  };
+  let lastRefusalLog = 0;
+  const refusal = (err: LogRefusedError) => {
+    refused.inc({ reason: err.code });
+    const now = Date.now();
+    if (now - lastRefusalLog > 5000) {
+      lastRefusalLog = now;
+      logger.warn({ reason: err.code, stats: log.stats() }, `uplinks refused: ${err.message}`);
+    }
+  };
+  const self: UplinkJournal = {
+    append(up, durable) {
+      const seq = log.append(up, (err) => {
+        if (err) refusal(err as LogRefusedError);
+        durable(err as LogRefusedError | null);
+      });
+      if (seq > 0) up.logSeq = seq;
+    },
+    emit(up) {
+      return bus.emit('uplink', up, handled);
+    },
+    accept(up, acked) {
+      self.append(up, (err) => {
+        acked?.(err);
+        if (!err) self.emit(up);
+      });
+    },
+    async replayUnhandled() {
+      let n = 0;
+      for await (const r of log.unhandled()) {
+        const up: UplinkMessage = { id: r.id, deviceId: r.deviceId, productId: r.productId, productKey: r.productKey, type: r.type, ts: r.ts, payload: r.payload, topic: r.topic, transport: r.transport as UplinkMessage['transport'], logSeq: r.seq };
+        if (r.eventId) up.eventId = r.eventId;
+        n++;
+        if (!self.emit(up)) await new Promise<void>((resolve) => bus.onDrain(resolve));
+      }
+      return n;
+    },
+  };
+  return self;
+}
+
+export { LogRefusedError };

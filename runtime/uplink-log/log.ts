@@ -1,0 +1,318 @@
+/**
+ * The durable uplink log: every accepted uplink is appended before it is acknowledged, processed
+ * from the log's order, and marked handled once it has left the flows. On restart the entries past
+ * the handled watermark are processed again (docs/storage.md "Uplink log").
+ *
+ * Appends are group-committed: all appends of one event-loop turn go out in one write (and one
+ * fdatasync with `fsync: 'always'`), on libuv's thread pool, so the main thread never waits on
+ * the disk. While a group is being written, the next one gathers.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { encodeRecord, type LogRecord } from './record.ts';
+import { emptySegment, note, openSegments, removeSegment, scanSegment, seal, type SegmentInfo } from './segments.ts';
+
+export type FsyncPolicy = 'always' | 'os';
+
+export interface UplinkLogOptions {
+  dir: string;
+  /** `always`: fdatasync per group (survives power loss); `os`: page cache (survives a process crash) */
+  fsync: FsyncPolicy;
+  /** handled entries older than this are deleted (ms) */
+  retentionMs: number;
+  /** the log's disk budget; past it old handled segments go, and if none can, appends are refused */
+  maxBytes: number;
+  /** largest segment file (default: maxBytes / 8, between 64 KiB and 64 MiB) */
+  segmentBytes?: number;
+}
+
+export type AppendInput = Omit<LogRecord, 'seq'>;
+export type AppendCallback = (err: Error | null, seq: number) => void;
+
+/** The log refuses an append: it is full of unhandled entries, or the disk failed. */
+export class LogRefusedError extends Error {
+  readonly code: 'log_full' | 'log_write_failed';
+  constructor(code: 'log_full' | 'log_write_failed', message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export interface RawQuery {
+  deviceId?: string;
+  from?: number;
+  to?: number;
+  /** only entries after this seq (the page cursor) */
+  afterSeq?: number;
+  limit: number;
+}
+
+export interface UplinkLogStats {
+  segments: number;
+  bytes: number;
+  lastSeq: number;
+  handledSeq: number;
+  unhandled: number;
+  appends: number;
+  groups: number;
+  refused: number;
+  full: boolean;
+}
+
+export interface UplinkLog {
+  open(): Promise<{ unhandled: number; truncatedBytes: number }>;
+  /**
+   * Appends; `cb` runs once the entry is durable under the fsync policy (or with the refusal).
+   * Answers the entry's seq, or 0 when it is refused at once (the log is full).
+   */
+  append(input: AppendInput, cb: AppendCallback): number;
+  appendAsync(input: AppendInput): Promise<number>;
+  /** The entry has left the flows (stored, or failed with a reason): the watermark may pass it. */
+  handled(seq: number): void;
+  /** Entries appended before this start and not handled: what a restart processes again. */
+  unhandled(): AsyncGenerator<LogRecord>;
+  /** Entries by device and receive time, in seq order. */
+  read(q: RawQuery): Promise<LogRecord[]>;
+  stats(): UplinkLogStats;
+  /** Writes what is pending and the watermark; closes the file. */
+  close(): Promise<void>;
+}
+
+export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
+  const segmentBytes = opts.segmentBytes ?? Math.min(64 * 1024 * 1024, Math.max(64 * 1024, Math.floor(opts.maxBytes / 8)));
+  const watermarkFile = path.join(opts.dir, 'handled');
+  let segments: SegmentInfo[] = [];
+  let current: SegmentInfo;
+  let fd = -1;
+  let lastSeq = 0;
+  let handledSeq = 0;
+  let startSeq = 0;
+  const doneAhead = new Set<number>();
+  let queue: Buffer[] = [];
+  let queued: { cb: AppendCallback; seq: number; ts: number; bytes: number }[] = [];
+  let queuedBytes = 0;
+  let flushing = false;
+  let totalBytes = 0;
+  let full = false;
+  let closed = false;
+  let idle: (() => void)[] = [];
+  let savedWatermark = 0;
+  let watermarkTimer: NodeJS.Timeout | undefined;
+  let retentionTimer: NodeJS.Timeout | undefined;
+  const counts = { appends: 0, groups: 0, refused: 0 };
+
+  const openCurrent = (firstSeq: number) => {
+    current = emptySegment(opts.dir, firstSeq);
+    segments.push(current);
+    fd = fs.openSync(current.file, 'a');
+    if (opts.fsync === 'always') fsyncDir();
+  };
+  const fsyncDir = () => {
+    const d = fs.openSync(opts.dir, 'r');
+    try {
+      fs.fsyncSync(d);
+    } finally {
+      fs.closeSync(d);
+    }
+  };
+
+  /** Deletes handled segments past the retention or the budget, oldest first; answers whether `need` more bytes fit. */
+  const evict = (need: number): boolean => {
+    const oldest = Date.now() - opts.retentionMs;
+    while (segments.length > 1) {
+      const s = segments[0]!;
+      if (!s.sealed || s.lastSeq > handledSeq) break;
+      if (s.maxTs >= oldest && totalBytes + need <= opts.maxBytes) break;
+      segments.shift();
+      totalBytes -= s.bytes;
+      void removeSegment(s);
+    }
+    return totalBytes + need <= opts.maxBytes;
+  };
+
+  const finishGroup = (group: typeof queued, err: Error | null) => {
+    for (const q of group) {
+      if (err) {
+        // not in the log: nothing will process it, and its seq must not hold the watermark
+        self.handled(q.seq);
+        q.cb(err, q.seq);
+      } else q.cb(null, q.seq);
+    }
+  };
+
+  const flush = () => {
+    if (queued.length === 0) {
+      flushing = false;
+      const w = idle;
+      idle = [];
+      for (const f of w) f();
+      return;
+    }
+    const bufs = queue, group = queued, bytes = queuedBytes;
+    queue = [];
+    queued = [];
+    queuedBytes = 0;
+    if (current.bytes > 0 && current.bytes + bytes > segmentBytes) {
+      const old = current, oldFd = fd;
+      void seal(old).catch(() => {});
+      fs.close(oldFd, () => {});
+      openCurrent(group[0]!.seq);
+    }
+    const seg = current, at = seg.bytes, writeFd = fd;
+    const data = bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs, bytes);
+    const written = (err: NodeJS.ErrnoException | null) => {
+      if (err) {
+        // keep the file whole: cut whatever part of the group reached it
+        fs.ftruncate(writeFd, at, () => {
+          counts.refused += group.length;
+          finishGroup(group, new LogRefusedError('log_write_failed', `uplink log: write failed (${err.code ?? err.message})`));
+          flush();
+        });
+        return;
+      }
+      for (const q of group) note(seg, q.seq, q.ts, q.bytes);
+      totalBytes += bytes;
+      counts.groups++;
+      finishGroup(group, null);
+      flush();
+    };
+    fs.write(writeFd, data, 0, data.length, null, (err) => {
+      if (err || opts.fsync === 'os') written(err);
+      else fs.fdatasync(writeFd, written);
+    });
+  };
+
+  const saveWatermark = async () => {
+    if (handledSeq === savedWatermark) return;
+    const at = handledSeq;
+    const tmp = `${watermarkFile}.tmp`;
+    await fsp.writeFile(tmp, String(at));
+    await fsp.rename(tmp, watermarkFile);
+    savedWatermark = at;
+  };
+
+  const self: UplinkLog = {
+    async open() {
+      const opened = await openSegments(opts.dir);
+      segments = opened.segments;
+      totalBytes = segments.reduce((a, s) => a + s.bytes, 0);
+      lastSeq = segments.length ? segments[segments.length - 1]!.lastSeq : 0;
+      try {
+        handledSeq = Math.min(lastSeq, Number(await fsp.readFile(watermarkFile, 'utf8')) || 0);
+      } catch {
+        handledSeq = segments.length ? segments[0]!.firstSeq - 1 : 0;
+      }
+      savedWatermark = handledSeq;
+      startSeq = lastSeq;
+      const last = segments[segments.length - 1];
+      if (last && !last.sealed && last.bytes < segmentBytes) {
+        current = last;
+        fd = fs.openSync(current.file, 'a');
+      } else {
+        if (last && !last.sealed) await seal(last);
+        openCurrent(lastSeq + 1);
+      }
+      watermarkTimer = setInterval(() => void saveWatermark().catch(() => {}), 250);
+      watermarkTimer.unref();
+      retentionTimer = setInterval(() => {
+        full = !evict(0);
+      }, 10_000);
+      retentionTimer.unref();
+      return { unhandled: lastSeq - handledSeq, truncatedBytes: opened.truncatedBytes };
+    },
+
+    append(input, cb) {
+      if (closed) {
+        queueMicrotask(() => cb(new LogRefusedError('log_write_failed', 'uplink log: closed'), 0));
+        return 0;
+      }
+      const seq = lastSeq + 1;
+      const buf = encodeRecord(input, seq);
+      if (totalBytes + queuedBytes + buf.length > opts.maxBytes && !evict(queuedBytes + buf.length)) {
+        full = true;
+        counts.refused++;
+        queueMicrotask(() => cb(new LogRefusedError('log_full', `uplink log: full (FLUX_RAW_MAX_BYTES=${opts.maxBytes}; unprocessed uplinks fill it)`), 0));
+        return 0;
+      }
+      full = false;
+      lastSeq = seq;
+      counts.appends++;
+      queue.push(buf);
+      queued.push({ cb, seq, ts: input.ts, bytes: buf.length });
+      queuedBytes += buf.length;
+      if (!flushing) {
+        flushing = true;
+        setImmediate(flush);
+      }
+      return seq;
+    },
+
+    appendAsync(input) {
+      return new Promise((resolve, reject) => self.append(input, (err, seq) => (err ? reject(err) : resolve(seq))));
+    },
+
+    handled(seq) {
+      if (seq <= handledSeq) return;
+      if (seq !== handledSeq + 1) {
+        doneAhead.add(seq);
+        return;
+      }
+      handledSeq = seq;
+      while (doneAhead.size && doneAhead.delete(handledSeq + 1)) handledSeq++;
+    },
+
+    async *unhandled() {
+      const upTo = startSeq;
+      for (const seg of [...segments]) {
+        if (seg.lastSeq <= handledSeq || seg.firstSeq > upTo) continue;
+        const found: LogRecord[] = [];
+        await scanSegment(seg.file, (r) => {
+          if (r.seq > handledSeq && r.seq <= upTo && !doneAhead.has(r.seq)) found.push(r);
+        });
+        yield* found;
+      }
+    },
+
+    async read(q) {
+      const out: LogRecord[] = [];
+      const from = q.from ?? -Infinity, to = q.to ?? Infinity, after = q.afterSeq ?? 0;
+      for (const seg of [...segments]) {
+        if (out.length >= q.limit) break;
+        if (seg.lastSeq <= after || seg.maxTs < from || seg.minTs > to) continue;
+        await scanSegment(seg.file, (r) => {
+          if (out.length >= q.limit || r.seq <= after || r.ts < from || r.ts > to) return;
+          if (q.deviceId !== undefined && r.deviceId !== q.deviceId) return;
+          out.push(r);
+        }).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err; // evicted while reading
+        });
+      }
+      return out;
+    },
+
+    stats: () => ({
+      segments: segments.length,
+      bytes: totalBytes,
+      lastSeq,
+      handledSeq,
+      unhandled: lastSeq - handledSeq,
+      appends: counts.appends,
+      groups: counts.groups,
+      refused: counts.refused,
+      full,
+    }),
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (flushing) await new Promise<void>((r) => idle.push(r));
+      clearInterval(watermarkTimer);
+      clearInterval(retentionTimer);
+      await saveWatermark().catch(() => {});
+      if (fd >= 0) fs.closeSync(fd);
+      fd = -1;
+    },
+  };
+  return self;
+}
