@@ -38,7 +38,7 @@ export function deviceAccessRoutes(ctx: FluxContext, routes: RouteTable): void {
         const identity = await ctx.registry.devices.authenticate(params.id, secret);
         if (!identity) throw unauthorized('unknown device or wrong device secret');
         if (!identity.device.enabled) throw new FluxError('device_disabled', `device '${params.id}' is disabled`, 403);
-        if (ctx.bus.behind()) {
+        if (ctx.journal.behind()) {
           res.setHeader('Retry-After', '1');
           throw new FluxError('busy', 'the pipeline is behind; retry shortly', 503);
         }

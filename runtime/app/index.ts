@@ -194,9 +194,11 @@ export function createFlux(opts: FluxOptions): Flux {
         started.push(flows);
         // Mounted after RED.start(): mounted earlier, `http in` nodes never load under express 5.
         flows.mountHttpNodes(app);
-        // What a crash left unprocessed goes through the flows before devices are let in again.
-        await uplinkLog.replay();
       }
+      // Uplinks are appended from the start but held until the flows run; then what a crash left
+      // unprocessed goes through them first, then what arrived meanwhile (runtime/uplink-log).
+      const replaying = (flows ? flows.running() : Promise.resolve()).then(() => uplinkLog.replay());
+      replaying.catch((err: unknown) => log.error({ err }, 'uplink log: replay failed'));
       const httpPort = await listen(server, settings.httpPort, settings.host, 'FLUX_HTTP_PORT', 'HTTP').catch(async (err) => {
         await this.stop();
         throw err;

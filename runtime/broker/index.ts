@@ -334,7 +334,7 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
     if (ctx.journal.emit(up)) return queueMicrotask(done);
     // aedes reads this client's next packets only after done(): the device socket stays unread.
     metrics.paused.inc();
-    ctx.bus.onDrain(() => done());
+    ctx.journal.onDrain(() => done());
   }
 
   const self: Broker = {

@@ -23,6 +23,8 @@ export interface FlowEngine extends FluxModule {
   mountEditor(app: express.Express): void;
   /** Mounts flows' `http in` endpoints; only possible after start() (express 5, see environment notes). */
   mountHttpNodes(app: express.Express): void;
+  /** Resolves when the flows first run (Node-RED's `flows:started`), however long that takes. */
+  running(): Promise<void>;
 }
 
 /** How long start() waits for the flows to run (Node-RED never starts them while node types are missing). */
@@ -42,6 +44,8 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
   const RED = requireNodeRed(onLoad);
   const userDir = path.join(ctx.settings.dataDir, 'node-red');
   let started = false;
+  let markRunning!: () => void;
+  const running = new Promise<void>((resolve) => (markRunning = resolve));
   let stopped = false;
   let pipeline: (PipelineTracker & { close(): void }) | undefined;
 
@@ -81,7 +85,9 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
     mountHttpNodes(app) {
       app.use('/', RED.httpNode);
     },
+    running: () => running,
     async start() {
+      RED.events.once('flows:started', () => markRunning());
       // RED.start() resolves before the flows are loaded and started; `flux ready` (and a health
       // check right after it) must see them running, so wait for `flows:started`, bounded.
       let timer: NodeJS.Timeout | undefined;

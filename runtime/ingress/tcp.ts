@@ -119,10 +119,10 @@ export function createTcpIngress(ctx: FluxContext, opts: TcpIngressOptions = {})
     ctx.journal.accept({ id: newMessageId(), deviceId: device.id, productId: product.id, productKey: product.key, type: 'raw', ts: Date.now(), payload: frame, topic: `/${product.key}/${device.id}/raw`, transport: 'tcp', logSeq: undefined }, (err) => {
       if (err) log.warn({ deviceId: device.id, reason: err.code }, 'TCP frame refused by the uplink log');
     });
-    if (ctx.bus.behind() && !conn.socket.isPaused()) {
+    if (ctx.journal.behind() && !conn.socket.isPaused()) {
       // the pipeline is behind: stop reading this device until it drains (TCP pushes back)
       conn.socket.pause();
-      ctx.bus.onDrain(() => {
+      ctx.journal.onDrain(() => {
         if (!conn.socket.destroyed) conn.socket.resume();
       });
     }
@@ -202,7 +202,7 @@ export function createTcpIngress(ctx: FluxContext, opts: TcpIngressOptions = {})
         close(conn, 'internal error', 'error');
       } finally {
         working = false;
-        if (!socket.destroyed && queue.length < MAX_QUEUED_FRAMES / 2 && socket.isPaused() && !ctx.bus.behind()) socket.resume();
+        if (!socket.destroyed && queue.length < MAX_QUEUED_FRAMES / 2 && socket.isPaused() && !ctx.journal.behind()) socket.resume();
       }
     };
 

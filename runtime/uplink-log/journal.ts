@@ -21,7 +21,19 @@ export interface UplinkJournal {
   accept(up: UplinkMessage, acked?: (err: LogRefusedError | null) => void): void;
   /** Puts the entries a previous run did not finish back on the bus, in order, honouring backpressure. */
   replayUnhandled(): Promise<number>;
+  /**
+   * Until `resume()`, emitted uplinks are held (appended, not yet on the bus): nothing is processed
+   * before the flows run, and what a crash left is processed before what arrives after the start.
+   */
+  resume(): Promise<void>;
+  /** true while the pipeline (or the hold) is full: ingress stops reading devices */
+  behind(): boolean;
+  /** Calls `cb` once there is room again. */
+  onDrain(cb: () => void): void;
 }
+
+/** uplinks held before the flows run; past it ingress is told to wait */
+const HOLD_MAX = 10_000;
 
 export interface JournalDeps {
   log: UplinkLog;
@@ -31,6 +43,8 @@ export interface JournalDeps {
 }
 
 export function createUplinkJournal({ log, bus, logger, refused }: JournalDeps): UplinkJournal {
+  let held: UplinkMessage[] | null = [];
+  let holdWaiters: (() => void)[] = [];
   const handled = (up: UplinkMessage) => {
     if (up.logSeq !== undefined) log.handled(up.logSeq);
   };
@@ -52,6 +66,10 @@ export function createUplinkJournal({ log, bus, logger, refused }: JournalDeps):
       if (seq > 0) up.logSeq = seq;
     },
     emit(up) {
+      if (held) {
+        held.push(up);
+        return held.length < HOLD_MAX;
+      }
       return bus.emit('uplink', up, handled);
     },
     accept(up, acked) {
@@ -66,9 +84,27 @@ export function createUplinkJournal({ log, bus, logger, refused }: JournalDeps):
         const up: UplinkMessage = { id: r.id, deviceId: r.deviceId, productId: r.productId, productKey: r.productKey, type: r.type, ts: r.ts, payload: r.payload, topic: r.topic, transport: r.transport as UplinkMessage['transport'], logSeq: r.seq };
         if (r.eventId) up.eventId = r.eventId;
         n++;
-        if (!self.emit(up)) await new Promise<void>((resolve) => bus.onDrain(resolve));
+        if (!bus.emit('uplink', up, handled)) await new Promise<void>((resolve) => bus.onDrain(resolve));
       }
       return n;
+    },
+    async resume() {
+      while (held && held.length) {
+        const batch = held;
+        held = [];
+        for (const up of batch) if (!bus.emit('uplink', up, handled)) await new Promise<void>((resolve) => bus.onDrain(resolve));
+      }
+      held = null;
+      const w = holdWaiters;
+      holdWaiters = [];
+      for (const f of w) f();
+    },
+    behind() {
+      return bus.behind() || (held !== null && held.length >= HOLD_MAX);
+    },
+    onDrain(cb) {
+      if (held !== null && held.length >= HOLD_MAX) holdWaiters.push(() => bus.onDrain(cb));
+      else bus.onDrain(cb);
     },
   };
   return self;

@@ -17,7 +17,7 @@ export interface UplinkLogModule {
   start(): Promise<void>;
   stop(): Promise<void>;
   health(): { ok: boolean; [k: string]: unknown };
-  /** After the flows run: processes what a previous run left unhandled. Answers how many. */
+  /** After the flows run: processes what a previous run left unhandled, then what arrived meanwhile. Answers how many were left. */
   replay(): Promise<number>;
 }
 
@@ -60,6 +60,7 @@ export function createUplinkLogModule(deps: { settings: FluxSettings; bus: Devic
       const t0 = Date.now();
       const n = await journal.replayUnhandled();
       if (n) logger.info({ replayed: n, took_ms: Date.now() - t0 }, 'uplink log: unhandled uplinks of the previous run are back in the flows');
+      await journal.resume();
       return n;
     },
   };

@@ -28,6 +28,7 @@ export async function testContext(settings: FluxSettings, opts: { busHighWater?:
   const metrics = createMetrics();
   const uplinkLog = createUplinkLogModule({ settings, bus, logger: log, metrics });
   await uplinkLog.start();
+  await uplinkLog.replay(); // no flows here: uplinks go straight to the bus
   const ctx: FluxContext = {
     settings,
     log,
