@@ -78,7 +78,16 @@ const bench: Bench = async ({ quick }) => {
     rows.push({ group: 'uplink log', name: `append → durable, p99 (FLUX_LOG_FSYNC=${fsync})`, value: r.p99Ms, unit: 'ms' });
   }
 
-  const count = quick ? 20_000 : 100_000;
+  try {
+    rows.push(...(await restartRows(quick ? 20_000 : 100_000)));
+  } catch (err) {
+    rows.push({ group: 'uplink log', name: 'restart with unhandled uplinks', value: NaN, unit: '', note: `FAILED: ${(err as Error).message.split('\n')[0]}` });
+  }
+  return rows;
+};
+
+async function restartRows(count: number): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
   const dataDir = tempDir('flux-bench-replay-');
   const devices = (await provision(dataDir, { productKey: 'meter', count: 100, prefix: 'meter', metadata: { properties: [{ id: 'n', type: 'int' }] } })).map((d) => d.username);
   await fillLog(dataDir, devices, count);
@@ -100,8 +109,8 @@ const bench: Bench = async ({ quick }) => {
   await flux.stop();
   fs.rmSync(dataDir, { recursive: true, force: true });
   rows.push({ group: 'uplink log', name: `restart with ${count.toLocaleString('en-US')} unhandled uplinks: first replayed uplink stored`, value: first / 1000, unit: 's', target: '< 5 s', met: first < 5000, note: 'from spawning the process' });
-  rows.push({ group: 'uplink log', name: `restart with ${count.toLocaleString('en-US')} unhandled uplinks: all stored`, value: all / 1000, unit: 's', note: `device access opened (ready line) after ${(ready / 1000).toFixed(1)} s` });
+  rows.push({ group: 'uplink log', name: `restart with ${count.toLocaleString('en-US')} unhandled uplinks: all stored`, value: all / 1000, unit: 's', note: `ready line (device access open) after ${(ready / 1000).toFixed(1)} s` });
   return rows;
-};
+}
 
 export default bench;
