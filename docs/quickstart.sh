@@ -28,10 +28,11 @@ api -X POST "$API/rules" --data-binary @"$RULE"
 
 echo "# 4. the live feed (telemetry, status, alarms of sensor_1), in the background"
 WS_URL="${API/http/ws}/ws?device=sensor_1&access_token=$TOKEN"
-"$NODE" -e 'const ws = new WebSocket(process.argv[1]); ws.onmessage = (e) => console.log("feed:", e.data);
-  setTimeout(() => process.exit(0), 3000);' "$WS_URL" &
+FEED_OUT=$(mktemp)
+"$NODE" -e 'const ws = new WebSocket(process.argv[1]); ws.onopen = () => console.log("feed: open");
+  ws.onmessage = (e) => console.log("feed:", e.data); setTimeout(() => process.exit(0), 5000);' "$WS_URL" | tee "$FEED_OUT" &
 FEED=$!
-sleep 0.5
+for _ in $(seq 100); do grep -q "feed: open" "$FEED_OUT" && break; sleep 0.1; done   # connected before we publish
 
 echo "# 5. the seed's Modbus frame: unit 1 → sensor_1, register 0x01C5 = 453 → 45.3 °C"
 printf '\x01\x03\x02\x01\xc5\x00\x00' | mosquitto_pub -p "$MQTT_PORT" -u sensor_1 -P "$SECRET" -q 1 \
