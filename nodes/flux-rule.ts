@@ -81,20 +81,27 @@ export default function register(RED: NodeAPI): void {
 
     node.on('input', (msg, send, done) => {
       if (ready) void ready.then(() => handle(msg, send, done));
-      else handle(msg, send, done);
+      else void handle(msg, send, done);
     });
 
-    function handle(msg: NodeMessage, send: Send, done: Done): void {
+    /** Rules run in the script workers: the outputs are sent once every run of the message answered. */
+    async function handle(msg: NodeMessage, send: Send, done: Done): Promise<void> {
       const triggered: NodeMessage[] = [];
       const errors: NodeMessage[] = [];
       let bad = false;
       try {
         if (setupError) throw new Error(setupError);
         const device = msg.device as RuleInput['device'];
-        for (const message of standardMessages(msg)) {
+        const messages = standardMessages(msg);
+        const pending: Promise<RuleRun[]>[] = [];
+        for (const message of messages) {
           const input: RuleInput = { message, device, msgId: msg._msgid };
-          const runs: RuleRun[] = inline ? [inline.run(input)] : rules().evaluate(input);
-          for (const r of runs) {
+          pending.push(inline ? inline.run(input).then((r) => [r]) : rules().evaluate(input));
+        }
+        const answered = await Promise.all(pending);
+        for (let i = 0; i < messages.length; i++) {
+          const message = messages[i]!;
+          for (const r of answered[i]!) {
             const o = r.outcome;
             if (!o.ok) errors.push({ ...msg, rule: r.rule, error: { ...o.error, rule: r.rule.name, source: { id: node.id, type: 'flux rule' } }, logs: o.logs ?? [] });
             else if (r.triggered) triggered.push({ ...msg, payload: message, rule: r.rule, result: o.result, logs: o.logs ?? [] });

@@ -2,7 +2,7 @@
 import type { FluxContext } from '../app/context.ts';
 import type { Logger } from '../log/index.ts';
 import type { AlarmCenter } from '../alarms/index.ts';
-import type { CompiledScript, RunOutcome, ScriptMessage, CommandRequest, AlarmRequest } from '../scripts/index.ts';
+import type { PooledScript, RunOutcome, ScriptMessage, CommandRequest, AlarmRequest } from '../scripts/index.ts';
 import { RuleStats } from './stats.ts';
 import { RateLimit, commandSender, fillTemplate, postWebhook } from './actions.ts';
 import type { Rule, WebhookAction, CommandAction, AlarmAction } from './schema.ts';
@@ -25,17 +25,28 @@ export interface RuleRun {
 export interface LoadedRule {
   rule: Rule;
   /** undefined when the stored script does not compile (then `compileError` says why) */
-  script?: CompiledScript;
+  script?: PooledScript;
   compileError?: string;
   /** a disabled rule read at start before the script host was needed: compiled when it is created */
   deferred?: boolean;
   stats: RuleStats;
   limiter: RateLimit;
+  /** runs in a row that hit a limit (time, memory, stack) */
+  limitHits: number;
+  /** set once `limitHits` reaches QUARANTINE_AFTER: the rule is skipped until it is saved again */
+  quarantine?: { reason: string; at: string };
 }
 
+/** Runs in a row that hit a limit before a rule is quarantined. */
+export const QUARANTINE_AFTER = 3;
+const LIMIT_CODES = new Set(['script_timeout', 'script_memory', 'script_stack', 'script_quarantined']);
+
 export interface RuleRunner {
-  /** Runs `lr` on `input`; side effects start asynchronously and never throw here. */
-  run(lr: LoadedRule, input: RuleInput): RuleRun;
+  /**
+   * Runs `lr` on `input` in the script workers and then carries out what it asked, on this thread;
+   * never rejects. `sm`: the script message, shared by the rules of one message.
+   */
+  run(lr: LoadedRule, input: RuleInput, sm?: ScriptMessage): Promise<RuleRun>;
   /** Rejects what is still pending (webhook retries) on stop. */
   stop(): void;
 }
@@ -119,43 +130,68 @@ export function createRuleRunner(ctx: FluxContext, log: Logger): RuleRunner {
     }
   };
 
+  /** Counts limit hits in a row; the QUARANTINE_AFTER-th quarantines the rule, with a log line and an alarm. */
+  const watchLimits = (lr: LoadedRule, outcome: RunOutcome) => {
+    const code = outcome.error?.code;
+    if (!code || !LIMIT_CODES.has(code)) {
+      lr.limitHits = 0;
+      return;
+    }
+    if (++lr.limitHits < QUARANTINE_AFTER || lr.quarantine) return;
+    const rule = lr.rule;
+    const reason = `hit its limits ${lr.limitHits} times in a row (last: ${outcome.error!.message}); save the rule to run it again`;
+    lr.quarantine = { reason, at: new Date().toISOString() };
+    log.warn({ rule: rule.id || undefined, name: rule.name, reason }, `rule "${rule.name}" quarantined`);
+    const center = alarms();
+    if (center) track(lr, 'raise_alarm', center.raise({ rule_id: rule.id || null, device_id: null, level: 'critical', message: `rule "${rule.name}" quarantined: ${reason}` }));
+  };
+
+  const settle = (lr: LoadedRule, input: RuleInput, sm: ScriptMessage, outcome: RunOutcome): RuleRun => {
+    const rule = lr.rule;
+    const head = { id: rule.id || null, name: rule.name, action_type: rule.action_type, version: rule.version };
+    const stats = lr.stats;
+    const skipped = outcome.error?.code === 'script_quarantined';
+    // A run skipped by the pool (queued before the quarantine) is neither a run nor an error.
+    if (!skipped) stats.record(outcome.micros);
+    watchLimits(lr, outcome);
+    let triggered = false;
+    if (skipped) {
+      // nothing ran
+    } else if (!outcome.ok) {
+      stats.error(outcome.error!.code, outcome.error!.message);
+    } else {
+      triggered = outcome.result === true;
+      // Side effects only for a run that completed: a failed run does nothing half-way.
+      if (outcome.commands) sendCommands(lr, outcome.commands);
+      if (outcome.alarms) raiseAlarms(lr, sm.device_id, outcome.alarms);
+      if (triggered) {
+        stats.triggers++;
+        act(lr, input, sm, outcome);
+      } else if (rule.action_config.auto_clear && rule.id) {
+        const center = alarms();
+        if (center?.hasOpen(rule.id, sm.device_id)) track(lr, 'auto_clear', center.clearFor(rule.id, sm.device_id));
+      }
+    }
+    if (input.msgId) {
+      ctx.trace.span(input.msgId, {
+        stage: 'rule', took_ms: outcome.micros / 1000, ok: outcome.ok,
+        detail: { rule: rule.name, rule_id: rule.id || undefined, triggered, action: triggered ? rule.action_type : undefined },
+        error: outcome.error?.message,
+      });
+    }
+    return { rule: head, triggered, outcome };
+  };
+
   return {
-    run(lr, input) {
-      const rule = lr.rule;
-      const head = { id: rule.id || null, name: rule.name, action_type: rule.action_type, version: rule.version };
-      if (!lr.script) {
+    run(lr, input, sm = toScriptMessage(input)) {
+      const script = lr.script;
+      if (!script) {
         const outcome: RunOutcome = { ok: false, error: { code: 'script_syntax', message: lr.compileError ?? 'not compiled' }, logs: null, commands: null, alarms: null, micros: 0 };
         lr.stats.error('script_syntax', outcome.error!.message);
-        return { rule: head, triggered: false, outcome };
+        const rule = lr.rule;
+        return Promise.resolve({ rule: { id: rule.id || null, name: rule.name, action_type: rule.action_type, version: rule.version }, triggered: false, outcome });
       }
-      const sm = toScriptMessage(input);
-      const outcome = lr.script.run(sm);
-      const stats = lr.stats;
-      stats.record(outcome.micros);
-      let triggered = false;
-      if (!outcome.ok) {
-        stats.error(outcome.error!.code, outcome.error!.message);
-      } else {
-        triggered = outcome.result === true;
-        // Side effects only for a run that completed: a failed run does nothing half-way.
-        if (outcome.commands) sendCommands(lr, outcome.commands);
-        if (outcome.alarms) raiseAlarms(lr, sm.device_id, outcome.alarms);
-        if (triggered) {
-          stats.triggers++;
-          act(lr, input, sm, outcome);
-        } else if (rule.action_config.auto_clear && rule.id) {
-          const center = alarms();
-          if (center?.hasOpen(rule.id, sm.device_id)) track(lr, 'auto_clear', center.clearFor(rule.id, sm.device_id));
-        }
-      }
-      if (input.msgId) {
-        ctx.trace.span(input.msgId, {
-          stage: 'rule', took_ms: outcome.micros / 1000, ok: outcome.ok,
-          detail: { rule: rule.name, rule_id: rule.id || undefined, triggered, action: triggered ? rule.action_type : undefined },
-          error: outcome.error?.message,
-        });
-      }
-      return { rule: head, triggered, outcome };
+      return new Promise((resolve) => script.submit(sm, (outcome) => resolve(settle(lr, input, sm, outcome))));
     },
     stop() {
       stopping.abort();

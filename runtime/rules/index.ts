@@ -11,7 +11,7 @@
 import type { Model } from 'sequelize';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import { FluxError, badRequest, notFound } from '../errors/index.ts';
-import { createScriptHost, ScriptSyntaxError, type ScriptHost, type ScriptLimits, type CommandRequest, type AlarmRequest, type LogEntry } from '../scripts/index.ts';
+import { createScriptHost, ScriptSyntaxError, type ScriptHost, type ScriptLimits, type ScriptPoolOptions, type CommandRequest, type AlarmRequest, type LogEntry } from '../scripts/index.ts';
 import { RuleStats, registerRuleMetrics, type RuleStatsView } from './stats.ts';
 import { RateLimit } from './actions.ts';
 import { createRuleRunner, toScriptMessage, type LoadedRule, type RuleInput, type RuleRun, type RuleRunner } from './engine.ts';
@@ -22,7 +22,8 @@ export { type RuleInput, type RuleRun } from './engine.ts';
 export { type RuleStatsView } from './stats.ts';
 export { type CommandSender } from './actions.ts';
 
-export type RuleView = Rule & { stats: RuleStatsView; compile_error?: string };
+/** `quarantined`: the rule hit its limits repeatedly and is skipped until it is saved again (then `quarantine_reason`, `quarantined_at`). */
+export type RuleView = Rule & { stats: RuleStatsView; compile_error?: string; quarantined: boolean; quarantine_reason?: string; quarantined_at?: string };
 
 export interface TestAnswer {
   result?: unknown;
@@ -37,7 +38,7 @@ export interface TestAnswer {
 }
 
 export interface InlineRule {
-  run(input: RuleInput): RuleRun;
+  run(input: RuleInput): Promise<RuleRun>;
   dispose(): void;
 }
 
@@ -55,14 +56,16 @@ export interface RuleEngine extends FluxModule {
   test(id: string, msg: RuleInput['message'], device?: RuleInput['device']): Promise<TestAnswer>;
   /** Runs an unsaved script on a sample message (a syntax error throws 400). */
   testScript(source: string, msg: RuleInput['message'], env?: Record<string, unknown>): Promise<TestAnswer>;
-  /** Runs every enabled rule that matches the message, in creation order. */
-  evaluate(input: RuleInput): RuleRun[];
+  /** Runs every enabled, not quarantined rule that matches the message (in the script workers); answers in creation order. */
+  evaluate(input: RuleInput): Promise<RuleRun[]>;
   /** A script outside the registry (the `flux rule` node's inline mode); its side effects are real. Call after loadScripts(). */
   inline(source: string, opts?: { name?: string; env?: Record<string, unknown>; commandsPerSecond?: number }): InlineRule;
 }
 
 export interface RuleEngineOptions {
   limits?: Partial<ScriptLimits>;
+  /** the script worker pool (workers, hard limit, heap maximum…) */
+  pool?: Partial<ScriptPoolOptions>;
   /** how often to look for rules changed by another node; 0 turns it off */
   pollMs?: number;
 }
@@ -97,7 +100,10 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
   /** Creates the script host once; rules deferred until then are compiled as soon as it is there. */
   const loadScripts = (): Promise<ScriptHost> => {
     if (host) return Promise.resolve(host);
-    hostLoading ??= createScriptHost(opts.limits).then(
+    hostLoading ??= createScriptHost(opts.limits, {
+      ...opts.pool,
+      onRestart: (info) => log.warn({ reason: info.reason }, 'script worker replaced'),
+    }).then(
       (h) => {
         host = h;
         for (const lr of [...loaded.values()]) if (lr.deferred) load(lr.rule);
@@ -125,13 +131,14 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
    */
   const load = (rule: Rule): LoadedRule => {
     const prev = loaded.get(rule.id);
-    const lr: LoadedRule = { rule, stats: prev?.stats ?? new RuleStats(), limiter: prev && prev.limiter.rate === rate(rule) ? prev.limiter : new RateLimit(rate(rule)) };
+    // A new version starts without quarantine: saving a quarantined rule is what runs it again.
+    const lr: LoadedRule = { rule, stats: prev?.stats ?? new RuleStats(), limiter: prev && prev.limiter.rate === rate(rule) ? prev.limiter : new RateLimit(rate(rule)), limitHits: 0 };
     if (!host) {
       lr.deferred = true;
       if (rule.enabled) loadScripts().catch((err: Error) => log.error({ err: err.message }, 'the script host cannot be loaded'));
     } else {
       try {
-        lr.script = host.compile(rule.trigger_script, rule.env);
+        lr.script = host.load(rule.trigger_script, rule.env);
       } catch (err) {
         lr.compileError = (err as Error).message;
         log.warn({ rule: rule.id, err: lr.compileError }, 'rule script does not compile');
@@ -153,8 +160,12 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
 
   const view = (rule: Rule): RuleView => {
     const lr = loaded.get(rule.id);
-    const v: RuleView = { ...rule, stats: (lr?.stats ?? new RuleStats()).view() };
+    const v: RuleView = { ...rule, stats: (lr?.stats ?? new RuleStats()).view(), quarantined: lr?.quarantine !== undefined };
     if (lr?.compileError) v.compile_error = lr.compileError;
+    if (lr?.quarantine) {
+      v.quarantine_reason = lr.quarantine.reason;
+      v.quarantined_at = lr.quarantine.at;
+    }
     return v;
   };
 
@@ -202,24 +213,23 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
     return { action_config: cfg.data as Record<string, unknown>, product_id: productId };
   };
 
-  const runForTest = (lr: LoadedRule | undefined, source: string, env: Record<string, unknown>, input: RuleInput, rule?: Rule): TestAnswer => {
-    // The loaded script when current, else a throwaway compile; either way no counters, no side effects.
-    const own = !lr?.script;
+  /** A throwaway copy of the script in the workers: no counters, no quarantine, no side effects. */
+  const runForTest = async (source: string, env: Record<string, unknown>, input: RuleInput, rule?: Rule): Promise<TestAnswer> => {
     let script;
     try {
-      script = lr?.script ?? scripts().compile(source, env);
+      script = scripts().load(source, env);
     } catch (err) {
       if (err instanceof ScriptSyntaxError) return { error: { code: 'script_syntax', message: err.message }, logs: [], commands: [], alarms: [], micros: 0 };
       throw err;
     }
     try {
-      const o = script.run(toScriptMessage(input));
+      const o = await script.run(toScriptMessage(input));
       const base = { logs: o.logs ?? [], commands: o.commands ?? [], alarms: o.alarms ?? [], micros: o.micros };
       if (!o.ok) return { error: o.error, ...base };
       const triggered = o.result === true;
       return { result: o.result ?? null, triggered, ...base, action: rule && triggered ? { type: rule.action_type, config: rule.action_config } : null };
     } finally {
-      if (own) script.dispose();
+      script.dispose();
     }
   };
 
@@ -288,6 +298,10 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
       poll = undefined;
       runner?.stop();
       for (const id of [...loaded.keys()]) unload(id);
+      const h = host;
+      host = undefined;
+      hostLoading = undefined;
+      await h?.stop();
     },
     health(): ComponentHealth {
       const broken = ordered.filter((lr) => !lr.script && !lr.deferred).length;
@@ -337,9 +351,7 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
     async test(id, msg, device) {
       const rule = plain(await findRow(id));
       await loadScripts();
-      const lr = loaded.get(id);
-      const current = lr && lr.rule.version === rule.version ? lr : undefined;
-      return runForTest(current, rule.trigger_script, rule.env, { message: msg, device }, rule);
+      return runForTest(rule.trigger_script, rule.env, { message: msg, device }, rule);
     },
     async testScript(source, msg, env = {}) {
       await loadScripts();
@@ -349,34 +361,39 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
         if (err instanceof ScriptSyntaxError) throw new FluxError('script_syntax', `trigger_script: ${err.message}`, 400);
         throw err;
       }
-      return runForTest(undefined, source, env, { message: msg });
+      return runForTest(source, env, { message: msg });
     },
     evaluate(input) {
       const r = runner;
-      if (!r) return [];
-      const out: RuleRun[] = [];
+      if (!r) return Promise.resolve([]);
+      const out: Promise<RuleRun>[] = [];
       const deviceId = input.message.device_id;
       const productId = input.device?.product_id;
+      let sm;
       for (const lr of ordered) {
         const rule = lr.rule;
-        if (!rule.enabled) continue;
+        if (!rule.enabled || lr.quarantine) continue;
         if (rule.device_id && rule.device_id !== deviceId) continue;
         if (rule.product_id && rule.product_id !== productId) continue;
-        out.push(r.run(lr, input));
+        out.push(r.run(lr, input, (sm ??= toScriptMessage(input))));
       }
-      return out;
+      return out.length === 1 ? out[0]!.then((x) => [x]) : Promise.all(out);
     },
     inline(source, o = {}) {
-      const script = scripts().compile(source, o.env ?? {});
+      const script = scripts().load(source, o.env ?? {});
       const now = new Date().toISOString();
       const rule: Rule = {
         id: '', name: o.name ?? 'inline script', enabled: true, trigger_script: source, action_type: 'flow', action_config: {},
         product_id: null, device_id: null, env: o.env ?? {}, version: 1, created_at: now, updated_at: now,
       };
-      const lr: LoadedRule = { rule, script, stats: new RuleStats(), limiter: new RateLimit(o.commandsPerSecond ?? 10) };
+      const lr: LoadedRule = { rule, script, stats: new RuleStats(), limiter: new RateLimit(o.commandsPerSecond ?? 10), limitHits: 0 };
       return {
         run(input) {
-          if (!runner) throw new FluxError('not_ready', 'the rule engine is stopped', 503);
+          if (!runner) return Promise.reject(new FluxError('not_ready', 'the rule engine is stopped', 503));
+          if (lr.quarantine) {
+            const outcome = { ok: false, error: { code: 'script_quarantined' as const, message: `quarantined: ${lr.quarantine.reason}` }, logs: null, commands: null, alarms: null, micros: 0 };
+            return Promise.resolve({ rule: { id: null, name: rule.name, action_type: rule.action_type, version: 1 }, triggered: false, outcome });
+          }
           return runner.run(lr, input);
         },
         dispose: () => script.dispose(),

@@ -2,9 +2,14 @@
  * @module scripts — the script host (ARCHITECTURE §6): user scripts in QuickJS sandboxes with only
  * `msg`, `env`, `print`, `log_info`, `log_warn`, `send_command` and `raise_alarm`; a deadline and
  * a memory cap per run; compiled once per version, re-run with callFunction. Script API: docs/scripts.md.
+ *
+ * Scripts run in worker threads (pool.ts), never on the main event loop: `load` checks a script
+ * here (compiling does not run it) and hands it to the pool; `compile` is the in-thread sandbox,
+ * for checks and the sandbox's own tests.
  */
 import type { QuickJSWASMModule } from 'quickjs-emscripten';
-import { CompiledScript, DEFAULT_LIMITS, type ScriptLimits } from './sandbox.ts';
+import { CompiledScript, DEFAULT_LIMITS, type ScriptLimits, type ScriptMessage, type RunOutcome } from './sandbox.ts';
+import { ScriptPool, type ScriptPoolOptions } from './pool.ts';
 
 export {
   CompiledScript,
@@ -21,6 +26,19 @@ export {
   type ScriptErrorCode,
 } from './sandbox.ts';
 export { translateScript } from './translate.ts';
+export { ScriptPool, DEFAULT_POOL_OPTIONS, type ScriptPoolOptions } from './pool.ts';
+
+/** A script loaded into the worker pool. */
+export interface PooledScript {
+  readonly source: string;
+  /** Never rejects: what the script did, or why it did not run. */
+  run(msg: ScriptMessage): Promise<RunOutcome>;
+  /** Queues a run without a promise (the hot path). */
+  submit(msg: ScriptMessage, done: (o: RunOutcome) => void): void;
+  /** Its runs hit a limit repeatedly: the pool skips it (answers `script_quarantined`). */
+  readonly quarantined: boolean;
+  dispose(): void;
+}
 
 export interface ScriptHost {
   readonly limits: ScriptLimits;
@@ -28,6 +46,11 @@ export interface ScriptHost {
   compile(source: string, env?: Record<string, unknown>, limits?: Partial<ScriptLimits>): CompiledScript;
   /** Compiles and disposes: a syntax check. */
   check(source: string): void;
+  /** Checks `source` (throws ScriptSyntaxError) and loads it into the worker pool. The caller disposes it. */
+  load(source: string, env?: Record<string, unknown>): PooledScript;
+  readonly pool: ScriptPool;
+  /** Terminates the workers; runs still queued answer an error. */
+  stop(): Promise<void>;
 }
 
 /**
@@ -35,12 +58,31 @@ export interface ScriptHost {
  * The package itself is imported here, not at the top: a process that never compiles a script
  * never loads it (~9 MB of RSS; runtime/rules creates the host on first need).
  */
-export async function createScriptHost(limits: Partial<ScriptLimits> = {}): Promise<ScriptHost> {
+export async function createScriptHost(limits: Partial<ScriptLimits> = {}, poolOptions: Partial<ScriptPoolOptions> = {}): Promise<ScriptHost> {
   const { getQuickJS } = await import('quickjs-emscripten');
   const module: QuickJSWASMModule = await getQuickJS();
   const base: ScriptLimits = { ...DEFAULT_LIMITS, ...limits };
+  // The hard limit stays well above the deadline QuickJS enforces itself.
+  const pool = new ScriptPool({ hardLimitMs: Math.max(100, base.deadlineMs * 5), ...poolOptions });
+  let seq = 0;
   return {
     limits: base,
+    pool,
+    load(source, env = {}) {
+      new CompiledScript(module, source, env, base).dispose();
+      const key = `s${++seq}`;
+      pool.load(key, source, env, base);
+      return {
+        source,
+        run: (msg) => pool.run(key, msg),
+        submit: (msg, done) => pool.submit(key, msg, done),
+        get quarantined() {
+          return pool.quarantined(key);
+        },
+        dispose: () => pool.unload(key),
+      };
+    },
+    stop: () => pool.stop(),
     compile(source, env = {}, over = {}) {
       return new CompiledScript(module, source, env, { ...base, ...over });
     },

@@ -39,7 +39,8 @@ export interface AlarmRequest {
   message: string;
 }
 
-export type ScriptErrorCode = 'script_syntax' | 'script_timeout' | 'script_memory' | 'script_stack' | 'script_error';
+/** `script_quarantined`: not run, the script hit its limits repeatedly (runtime/scripts/pool.ts). */
+export type ScriptErrorCode = 'script_syntax' | 'script_timeout' | 'script_memory' | 'script_stack' | 'script_error' | 'script_quarantined';
 
 export interface RunOutcome {
   ok: boolean;
@@ -110,6 +111,9 @@ export class CompiledScript {
    */
   #keys = new Map<string, QuickJSHandle>();
   #deadline = Infinity;
+  /** Wasm heap size past which a run is interrupted as a memory hit (Infinity outside runs) */
+  #heapCeiling = Infinity;
+  #heapHit = false;
   #capture: Capture = { logs: null, commands: null, alarms: null };
   #runsSinceCheck = 0;
   #microsSinceCheck = 0;
@@ -138,12 +142,19 @@ export class CompiledScript {
     const rt = this.#module.newRuntime();
     rt.setMemoryLimit(this.limits.memoryBytes);
     rt.setMaxStackSize(this.limits.stackBytes);
-    rt.setInterruptHandler(() => performance.now() > this.#deadline);
+    // The heap check catches allocations QuickJS's malloc limit does not count (environment notes):
+    // the shared Wasm heap grew by more than the script's limit during this run.
+    rt.setInterruptHandler(() => {
+      if (heapBytes(this.#module) > this.#heapCeiling) return (this.#heapHit = true);
+      return performance.now() > this.#deadline;
+    });
     const vm = rt.newContext();
     this.#rt = rt;
     this.#vm = vm;
     try {
-      this.#deadline = performance.now() + Math.max(250, this.limits.deadlineMs * 10);
+      // Only bounded work runs here (the env freeze, defining the function): the deadline is for a
+      // machine so loaded that the first call into the Wasm module is slow, not for user code.
+      this.#deadline = performance.now() + Math.max(2000, this.limits.deadlineMs * 50);
       this.#defineGlobals();
       const ev = vm.evalCode(PREFIX + this.#translation.code + SUFFIX, FILE);
       if (ev.error) {
@@ -303,8 +314,11 @@ export class CompiledScript {
     let outcome: RunOutcome;
     const arg = this.#toHandle(msg, 0);
     this.#deadline = t0 + this.limits.deadlineMs;
+    this.#heapCeiling = heapBefore + this.limits.memoryBytes;
+    this.#heapHit = false;
     const r = vm.callFunction(this.#fn, vm.undefined, arg);
     this.#deadline = Infinity;
+    this.#heapCeiling = Infinity;
     arg.dispose();
     if (r.error) {
       const e = vm.dump(r.error) as { name?: string; message?: string; stack?: string } | string;
@@ -313,12 +327,12 @@ export class CompiledScript {
       const message = typeof e === 'object' && e ? (e.message ?? JSON.stringify(e)) : String(e);
       let code: ScriptErrorCode = 'script_error';
       let text: string;
-      if (message === 'interrupted') {
-        code = 'script_timeout';
-        text = `the script ran longer than its ${this.limits.deadlineMs} ms deadline and was stopped`;
-      } else if (message === 'out of memory') {
+      if (message === 'out of memory' || (message === 'interrupted' && this.#heapHit)) {
         code = 'script_memory';
         text = `the script exceeded its memory limit of ${Math.round(this.limits.memoryBytes / 1048576)} MiB`;
+      } else if (message === 'interrupted') {
+        code = 'script_timeout';
+        text = `the script ran longer than its ${this.limits.deadlineMs} ms deadline and was stopped`;
       } else if (message === 'stack overflow') {
         code = 'script_stack';
         text = 'the script overflowed its stack (too deep recursion)';

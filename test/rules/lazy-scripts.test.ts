@@ -47,7 +47,7 @@ describe('rule engine: QuickJS on first need', function () {
     try {
       assert.equal(loaded(f.engine), false);
       assert.equal(health(f.engine).ok, true);
-      assert.deepEqual(f.engine.evaluate({ message: msg }), []);
+      assert.deepEqual(await f.engine.evaluate({ message: msg }), []);
       assert.throws(() => f.engine.inline('return true;'), (e: FluxError) => e.status === 503);
       const err = await f.engine.create({ name: 'bad', trigger_script: 'let x = ;\nreturn true;', action_type: 'flow' } as never).then(
         () => assert.fail('saved'),
@@ -58,7 +58,7 @@ describe('rule engine: QuickJS on first need', function () {
       assert.deepEqual([(err.details as { line: number }).line, (err.details as { column: number }).column], [1, 9]);
       assert.equal(loaded(f.engine), true);
       const r = await f.engine.create({ name: 'hot', trigger_script: 'return msg.values.temperature > 45;', action_type: 'flow' } as never);
-      assert.equal(f.engine.evaluate({ message: msg })[0]!.triggered, true);
+      assert.equal((await f.engine.evaluate({ message: msg }))[0]!.triggered, true);
       assert.equal((await f.engine.test(r.id, msg)).triggered, true);
     } finally {
       await f.stop();
@@ -73,23 +73,23 @@ describe('rule engine: QuickJS on first need', function () {
     try {
       assert.equal(loaded(g.engine), false, 'only a disabled rule: no QuickJS');
       assert.equal(health(g.engine).not_compiling, 0);
-      assert.deepEqual(g.engine.evaluate({ message: msg }), []);
+      assert.deepEqual(await g.engine.evaluate({ message: msg }), []);
       const answer = await g.engine.testScript('return msg.values.temperature > 40;', msg);
       assert.equal(answer.triggered, true);
       assert.equal(loaded(g.engine), true);
       await g.engine.update(r.id, { enabled: true });
-      assert.equal(g.engine.evaluate({ message: msg })[0]!.triggered, true);
+      assert.equal((await g.engine.evaluate({ message: msg }))[0]!.triggered, true);
     } finally {
       await g.stop();
     }
     const h = await start(f.dataDir);
     try {
       assert.equal(loaded(h.engine), true, 'an enabled rule: QuickJS at start');
-      assert.equal(h.engine.evaluate({ message: msg })[0]!.triggered, true);
+      assert.equal((await h.engine.evaluate({ message: msg }))[0]!.triggered, true);
       // The flux rule node's inline mode: loadScripts() first, then inline() compiles synchronously.
       await h.engine.loadScripts();
       const inline = h.engine.inline('return msg.values.temperature > 50;');
-      assert.equal(inline.run({ message: msg }).triggered, false);
+      assert.equal((await inline.run({ message: msg })).triggered, false);
       inline.dispose();
     } finally {
       await h.stop();

@@ -1,0 +1,348 @@
+/**
+ * The script worker pool: runs scripts in worker threads (worker.ts), many runs per postMessage,
+ * with every loaded script compiled in every worker. Three guards keep a hostile script from
+ * hurting anything but itself:
+ * - a watchdog terminates a worker whose current run passed the hard wall-clock limit (QuickJS
+ *   checks its deadline only every few thousand operations, and one operation can be slow); that
+ *   run fails with `script_timeout`, the rest of its batch runs again on the replacement;
+ * - a worker whose Wasm heap grew past `recycleGrowthBytes` since its scripts were loaded is
+ *   replaced once its batches are answered: Wasm memory never shrinks, a thread's exit frees it;
+ * - a script whose runs hit a limit `quarantineAfter` times in a row is not run again (its runs
+ *   answer `script_quarantined` at once) until it is loaded again under a new key.
+ * Lazy: no worker thread exists before the first run.
+ */
+import { Worker } from 'node:worker_threads';
+import type { RunOutcome, ScriptLimits, ScriptMessage } from './sandbox.ts';
+
+export type ToWorker =
+  | { t: 'load'; key: string; source: string; env: Record<string, unknown>; limits: ScriptLimits }
+  | { t: 'unload'; key: string }
+  /** `msgs`: JSON array of messages; `runs`: u32 pairs (message index, key index) */
+  | { t: 'batch'; bid: number; keys: string[]; msgs: string; runs: ArrayBuffer };
+
+export interface ScriptPoolOptions {
+  workers: number;
+  /** maximum of each worker's Wasm heap (every script in it together) */
+  heapMaxBytes: number;
+  /** a worker whose heap grew this much past its loaded scripts is replaced */
+  recycleGrowthBytes: number;
+  /** a run still going after this much wall-clock time gets its worker terminated */
+  hardLimitMs: number;
+  quarantineAfter: number;
+  maxBatch: number;
+  maxInFlight: number;
+  pipelineMin: number;
+  watchdogMs: number;
+  /** a worker was terminated or replaced (reason), for logs and counters */
+  onRestart?(info: { reason: string; key?: string }): void;
+}
+
+export const DEFAULT_POOL_OPTIONS: ScriptPoolOptions = {
+  workers: 1,
+  heapMaxBytes: 256 * 1024 * 1024,
+  recycleGrowthBytes: 32 * 1024 * 1024,
+  hardLimitMs: 100,
+  quarantineAfter: 3,
+  maxBatch: 1024,
+  maxInFlight: 2,
+  pipelineMin: 64,
+  watchdogMs: 20,
+};
+
+interface Req {
+  key: string;
+  msg: ScriptMessage;
+  /** worker crashes this run was in flight for */
+  attempts: number;
+  done(o: RunOutcome): void;
+}
+
+interface Slot {
+  worker: Worker;
+  state: Int32Array;
+  inflight: Map<number, Req[]>;
+  lastCounter: number;
+  stuckMs: number;
+  dead: boolean;
+  /** replaced after growing: gets no new batch, terminated once its batches are answered */
+  retiring: boolean;
+}
+
+const WORKER_URL = new URL('./worker.ts', import.meta.url);
+const LIMIT_CODES = new Set(['script_timeout', 'script_memory', 'script_stack']);
+
+function failure(code: string, message: string): RunOutcome {
+  return { ok: false, error: { code: code as never, message }, logs: null, commands: null, alarms: null, micros: 0 };
+}
+
+export class ScriptPool {
+  readonly #opts: ScriptPoolOptions;
+  #slots: Slot[] = [];
+  readonly #retiring = new Set<Slot>();
+  readonly #scripts = new Map<string, { source: string; env: Record<string, unknown>; limits: ScriptLimits }>();
+  /** runs in a row per script that hit a limit (quarantine) */
+  readonly #hits = new Map<string, number>();
+  /** runs queued or in flight per script; an unloaded script leaves the workers when it reaches 0 */
+  readonly #inUse = new Map<string, number>();
+  readonly #unloadWhenIdle = new Set<string>();
+  #pending: Req[] = [];
+  #scheduled = false;
+  #bid = 0;
+  #watchdog: NodeJS.Timeout | undefined;
+  #lastTick = 0;
+  #stopped = false;
+  restarts = 0;
+  recycles = 0;
+
+  constructor(opts: Partial<ScriptPoolOptions> = {}) {
+    this.#opts = { ...DEFAULT_POOL_OPTIONS, ...opts };
+  }
+
+  get options(): Readonly<ScriptPoolOptions> {
+    return this.#opts;
+  }
+
+  /** Worker threads now (0 until the first run). */
+  get workers(): number {
+    return this.#slots.length;
+  }
+
+  #spawn(): Slot {
+    const sab = new SharedArrayBuffer(16);
+    const worker = new Worker(WORKER_URL, {
+      workerData: { state: sab, heapMaxBytes: this.#opts.heapMaxBytes, quarantineAfter: this.#opts.quarantineAfter },
+      name: 'flux-scripts',
+    });
+    const slot: Slot = { worker, state: new Int32Array(sab), inflight: new Map(), lastCounter: -1, stuckMs: 0, dead: false, retiring: false };
+    worker.on('message', (m: string) => this.#onMessage(slot, m));
+    worker.on('error', (err) => this.#replace(slot, `worker error: ${err.message}`));
+    worker.on('exit', (code) => {
+      if (!slot.dead && !this.#stopped) this.#replace(slot, `worker exited with code ${code}`);
+    });
+    for (const [key, s] of this.#scripts) worker.postMessage({ t: 'load', key, ...s } satisfies ToWorker);
+    return slot;
+  }
+
+  /** Makes `key` runnable in every worker, current and future. */
+  load(key: string, source: string, env: Record<string, unknown>, limits: ScriptLimits): void {
+    this.#unloadWhenIdle.delete(key);
+    if (this.#scripts.has(key)) return;
+    this.#scripts.set(key, { source, env, limits });
+    for (const s of this.#slots) s.worker.postMessage({ t: 'load', key, source, env, limits } satisfies ToWorker);
+  }
+
+  /** Drops `key` from the workers once none of its runs is queued or in flight. */
+  unload(key: string): void {
+    if (!this.#scripts.has(key)) return;
+    if ((this.#inUse.get(key) ?? 0) > 0) {
+      this.#unloadWhenIdle.add(key);
+      return;
+    }
+    this.#scripts.delete(key);
+    this.#hits.delete(key);
+    for (const s of this.#slots) s.worker.postMessage({ t: 'unload', key } satisfies ToWorker);
+    for (const s of this.#retiring) s.worker.postMessage({ t: 'unload', key } satisfies ToWorker);
+  }
+
+  /** True when `key`'s runs hit a limit `quarantineAfter` times in a row. */
+  quarantined(key: string): boolean {
+    return (this.#hits.get(key) ?? 0) >= this.#opts.quarantineAfter;
+  }
+
+  run(key: string, msg: ScriptMessage): Promise<RunOutcome> {
+    return new Promise((done) => this.submit(key, msg, done));
+  }
+
+  /** Queues a run; `done` is called once with its outcome (never throws, never rejects). */
+  submit(key: string, msg: ScriptMessage, done: (o: RunOutcome) => void): void {
+    if (this.#stopped) return done(failure('script_error', 'the script host is stopped'));
+    if (!this.#scripts.has(key)) return done(failure('script_error', 'the script is not loaded'));
+    if (this.quarantined(key)) return done(failure('script_quarantined', `skipped: the script hit its limits ${this.#hits.get(key)} times in a row`));
+    if (!this.#slots.length) for (let i = 0; i < this.#opts.workers; i++) this.#slots.push(this.#spawn());
+    this.#inUse.set(key, (this.#inUse.get(key) ?? 0) + 1);
+    this.#pending.push({ key, msg, attempts: 0, done });
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      // At the end of this event-loop turn: the runs of one turn's messages share a batch.
+      setImmediate(this.#flushBound);
+    }
+  }
+
+  readonly #flushBound = () => this.#flush();
+
+  #leastBusy(): Slot {
+    let best = this.#slots[0]!;
+    for (const s of this.#slots) if (s.inflight.size < best.inflight.size) best = s;
+    return best;
+  }
+
+  /** An idle worker gets whatever waits; a busy one a second batch only when enough runs wait. */
+  #flush(): void {
+    this.#scheduled = false;
+    while (this.#pending.length && this.#slots.length) {
+      const slot = this.#leastBusy();
+      const busy = slot.inflight.size;
+      if (busy >= this.#opts.maxInFlight || (busy > 0 && this.#pending.length < this.#opts.pipelineMin)) break;
+      const reqs = this.#pending.length <= this.#opts.maxBatch ? this.#pending : this.#pending.slice(0, this.#opts.maxBatch);
+      this.#pending = reqs === this.#pending ? [] : this.#pending.slice(reqs.length);
+      this.#send(slot, reqs);
+    }
+  }
+
+  #send(slot: Slot, reqs: Req[]): void {
+    const bid = (this.#bid = (this.#bid + 1) & 0x3fffffff);
+    const keys: string[] = [];
+    const msgs: ScriptMessage[] = [];
+    const runs = new Uint32Array(reqs.length * 2);
+    let lastMsg: ScriptMessage | undefined;
+    let lastKey = '';
+    let k = -1;
+    for (let i = 0; i < reqs.length; i++) {
+      const r = reqs[i]!;
+      // The rules of one message share its object: sent once.
+      if (r.msg !== lastMsg) {
+        lastMsg = r.msg;
+        msgs.push(r.msg);
+      }
+      if (r.key !== lastKey) {
+        lastKey = r.key;
+        k = keys.indexOf(r.key);
+        if (k < 0) k = keys.push(r.key) - 1;
+      }
+      runs[2 * i] = msgs.length - 1;
+      runs[2 * i + 1] = k;
+    }
+    slot.inflight.set(bid, reqs);
+    slot.worker.postMessage({ t: 'batch', bid, keys, msgs: JSON.stringify(msgs), runs: runs.buffer } satisfies ToWorker, [runs.buffer]);
+    this.#arm();
+  }
+
+  #finish(r: Req, o: RunOutcome): void {
+    const code = o.error?.code;
+    if (o.ok || code === 'script_error' || code === 'script_syntax') this.#hits.delete(r.key);
+    else if (code && LIMIT_CODES.has(code)) this.#hits.set(r.key, (this.#hits.get(r.key) ?? 0) + 1);
+    const n = (this.#inUse.get(r.key) ?? 1) - 1;
+    if (n > 0) this.#inUse.set(r.key, n);
+    else {
+      this.#inUse.delete(r.key);
+      if (this.#unloadWhenIdle.delete(r.key)) this.unload(r.key);
+    }
+    r.done(o);
+  }
+
+  #onMessage(slot: Slot, m: string): void {
+    if (m === 'ready') return;
+    const values = JSON.parse(m) as unknown[];
+    const bid = values[0] as number;
+    const reqs = slot.inflight.get(bid);
+    if (!reqs) return;
+    slot.inflight.delete(bid);
+    const grown = values[1] as number;
+    if (grown > this.#opts.recycleGrowthBytes && !slot.retiring) this.#recycle(slot);
+    if (slot.retiring && slot.inflight.size === 0) this.#retire(slot);
+    if (this.#pending.length) this.#flush();
+    for (let i = 0; i < reqs.length; i++) {
+      const v = values[i + 2];
+      if (Array.isArray(v)) this.#finish(reqs[i]!, { ok: true, result: v[1], logs: null, commands: null, alarms: null, micros: v[0] as number });
+      else this.#finish(reqs[i]!, v as RunOutcome);
+    }
+  }
+
+  /** Replaces a worker that grew: a fresh one takes its place now, the old one ends after its batches. */
+  #recycle(slot: Slot): void {
+    const i = this.#slots.indexOf(slot);
+    if (i < 0) return;
+    slot.retiring = true;
+    this.#retiring.add(slot);
+    this.#slots[i] = this.#spawn();
+    this.recycles++;
+    this.#opts.onRestart?.({ reason: 'recycled: its Wasm heap grew' });
+  }
+
+  #retire(slot: Slot): void {
+    this.#retiring.delete(slot);
+    slot.dead = true;
+    void slot.worker.terminate();
+  }
+
+  #arm(): void {
+    if (this.#watchdog || this.#stopped) return;
+    this.#lastTick = performance.now();
+    this.#watchdog = setInterval(() => this.#tick(), this.#opts.watchdogMs);
+    this.#watchdog.unref();
+  }
+
+  /**
+   * Each tick that sees a worker still in the same run charges it the time since the previous
+   * tick, at most four periods: a tick much later than due means this process did not run (a
+   * loaded machine, a pause), so most likely the worker did not either.
+   */
+  #tick(): void {
+    const now = performance.now();
+    const step = Math.min(now - this.#lastTick, this.#opts.watchdogMs * 4);
+    this.#lastTick = now;
+    let busy = false;
+    for (const slot of [...this.#slots, ...this.#retiring]) {
+      if (slot.inflight.size === 0) continue;
+      busy = true;
+      const counter = Atomics.load(slot.state, 0);
+      if (Atomics.load(slot.state, 1) !== 1 || counter !== slot.lastCounter) {
+        slot.lastCounter = counter;
+        slot.stuckMs = 0;
+        continue;
+      }
+      slot.stuckMs += step;
+      if (slot.stuckMs >= this.#opts.hardLimitMs) {
+        const stuck = slot.inflight.get(Atomics.load(slot.state, 2))?.[Atomics.load(slot.state, 3)];
+        this.#replace(slot, `a run passed the ${this.#opts.hardLimitMs} ms hard limit`, stuck);
+      }
+    }
+    if (!busy && this.#watchdog) {
+      clearInterval(this.#watchdog);
+      this.#watchdog = undefined;
+    }
+  }
+
+  /** Terminates a worker: its stuck run fails, every other run it held is queued again in front. */
+  #replace(slot: Slot, reason: string, stuck?: Req): void {
+    if (slot.dead || this.#stopped) return;
+    slot.dead = true;
+    void slot.worker.terminate();
+    this.restarts++;
+    this.#opts.onRestart?.({ reason, key: stuck?.key });
+    if (slot.retiring) this.#retiring.delete(slot);
+    else {
+      const i = this.#slots.indexOf(slot);
+      if (i >= 0) this.#slots[i] = this.#spawn();
+    }
+    const again: Req[] = [];
+    for (const reqs of slot.inflight.values()) {
+      for (const r of reqs) {
+        if (r === stuck) this.#finish(r, failure('script_timeout', `the script ran past the ${this.#opts.hardLimitMs} ms hard limit and its worker was terminated`));
+        else if (++r.attempts >= 3) this.#finish(r, failure('script_error', `the worker running this script crashed repeatedly (${reason})`));
+        else if (this.quarantined(r.key)) this.#finish(r, failure('script_quarantined', `skipped: the script hit its limits ${this.#hits.get(r.key)} times in a row`));
+        else again.push(r);
+      }
+    }
+    slot.inflight.clear();
+    this.#pending = again.concat(this.#pending);
+    if (this.#pending.length && !this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#flushBound);
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#watchdog) clearInterval(this.#watchdog);
+    const all = [...this.#pending];
+    const slots = [...this.#slots, ...this.#retiring];
+    for (const s of slots) for (const reqs of s.inflight.values()) all.push(...reqs);
+    this.#pending = [];
+    for (const r of all) r.done(failure('script_error', 'the script host stopped'));
+    this.#slots = [];
+    this.#retiring.clear();
+    await Promise.all(slots.map((s) => ((s.dead = true), s.worker.terminate())));
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * Rule sandboxes hold their limits (docs/scripts.md "Limits", docs/security.md): what an attacker
+ * with the operator role does with a script, through the real API and MQTT of a real FLUX process.
+ * - a script that allocates 1 MB strings in a loop is stopped near its limit, the API keeps
+ *   answering during the run, and the process's RSS comes back near where it was;
+ * - a `while (true) {}` rule enabled under MQTT load does not starve the other messages;
+ * - a rule that hits its limits 3 times in a row is quarantined (skipped, alarm, log line) and
+ *   saving it again runs it again.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import mqtt, { type MqttClient } from 'mqtt';
+import { startFlux, type FluxProcess } from '../helpers/flux-process.ts';
+import { provision, waitFor } from '../rules/helpers.ts';
+
+const ATTACK = "let a=[]; for(;;) a.push('x'.repeat(1e6)+a.length);";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function rssMB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+}
+
+async function connect(f: FluxProcess, deviceId: string, secret: string): Promise<MqttClient> {
+  return mqtt.connectAsync(`mqtt://127.0.0.1:${f.mqtt}`, { username: deviceId, password: secret, clientId: deviceId, reconnectPeriod: 0 });
+}
+
+async function metric(f: FluxProcess, name: string): Promise<number> {
+  const res = await fetch(`${f.url}/api/metrics`, { headers: { authorization: `Bearer ${f.token}` } });
+  let sum = 0;
+  for (const line of (await res.text()).split('\n')) if (line.startsWith(name + ' ') || line.startsWith(name + '{')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return sum;
+}
+
+/** Polls /api/health until `stop` resolves; answers each answer's latency in ms. */
+async function probeHealth(f: FluxProcess, stop: Promise<unknown>): Promise<number[]> {
+  const latencies: number[] = [];
+  let done = false;
+  void stop.finally(() => (done = true));
+  while (!done) {
+    const t0 = performance.now();
+    const res = await fetch(`${f.url}/api/health`, { headers: { authorization: `Bearer ${f.token}` } });
+    await res.arrayBuffer();
+    latencies.push(performance.now() - t0);
+    await sleep(10);
+  }
+  return latencies;
+}
+
+describe('security: rule sandboxes hold their limits (real process, real MQTT)', function () {
+  this.timeout(180_000);
+  let f: FluxProcess;
+
+  before(async () => {
+    f = await startFlux({ FLUX_LOG_LEVEL: 'info' });
+  });
+  after(async () => {
+    await f?.stop();
+  });
+
+  it('stops the allocating script near its limit, keeps /api/health answering during the run, and gives the memory back', async () => {
+    // Warm up: QuickJS and the script worker are loaded, RSS settles.
+    const warm = await f.api('POST', '/api/rules/test', { trigger_script: 'return msg.values.t > 1;', msg: { device_id: 'd', values: { t: 2 } } });
+    assert.equal(warm.body.triggered, true);
+    await sleep(1000);
+    const before = rssMB(f.child.pid!);
+
+    const runs: { ms: number; body: any }[] = [];
+    const attack = (async () => {
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        const res = await f.api('POST', '/api/rules/test', { trigger_script: ATTACK, msg: { device_id: 'd', values: {} } });
+        assert.equal(res.status, 200);
+        runs.push({ ms: performance.now() - t0, body: res.body });
+      }
+    })();
+    const latencies = await probeHealth(f, attack);
+    await attack;
+
+    for (const r of runs) {
+      assert.ok(['script_timeout', 'script_memory'].includes(r.body.error?.code), JSON.stringify(r.body));
+      // The limit is 20 ms; the worker is terminated past 100 ms; a replaced worker starts in well under a second.
+      assert.ok(r.ms < 3000, `the attack ran ${r.ms.toFixed(0)} ms`);
+    }
+    assert.ok(latencies.length >= 3, `only ${latencies.length} health answers during the attack`);
+    const worst = Math.max(...latencies);
+    assert.ok(worst < 1000, `/api/health took ${worst.toFixed(0)} ms during the attack (answers: ${latencies.map((l) => l.toFixed(0)).join(', ')})`);
+
+    // RSS back near the baseline (the grown or terminated worker's Wasm memory is gone).
+    const after = await waitFor('RSS back near its baseline', () => {
+      const now = rssMB(f.child.pid!);
+      return now < before + 150 ? now : false;
+    }, 20_000).catch(() => rssMB(f.child.pid!));
+    assert.ok(after < before + 150, `RSS ${before.toFixed(0)} MB before, ${after.toFixed(0)} MB after`);
+  });
+
+  it('quarantines a rule after 3 runs in a row that hit a limit: skipped, an alarm and a log line name it, saving re-enables it', async () => {
+    const { secrets } = await provision(f, 'qprod', ['q_dev']);
+    const rule = await f.api('POST', '/api/rules', { name: 'spin forever', trigger_script: 'while (true) {}', action_type: 'flow' });
+    assert.equal(rule.status, 201);
+    assert.equal(rule.body.quarantined, false);
+    const dev = await connect(f, 'q_dev', secrets.q_dev!);
+    try {
+      for (let i = 0; i < 6; i++) await dev.publishAsync('/qprod/q_dev/properties/report', JSON.stringify({ values: { temperature: 20 + i } }), { qos: 1 });
+      const q = await waitFor('the rule quarantined', async () => {
+        const r = (await f.api('GET', `/api/rules/${rule.body.id}`)).body;
+        return r.quarantined ? r : false;
+      }, 20_000);
+      assert.match(q.quarantine_reason, /3 times in a row/);
+      assert.equal(q.stats.runs, 3, 'skipped after the third hit');
+      assert.ok(q.quarantined_at);
+      const alarms = await waitFor('the quarantine alarm', async () => {
+        const a = (await f.api('GET', `/api/alarms?rule_id=${rule.body.id}`)).body;
+        return a.items?.length ? a.items : false;
+      });
+      assert.equal(alarms[0].level, 'critical');
+      assert.match(alarms[0].message, /spin forever.*quarantined/);
+      assert.match(f.output(), /rule \\?"spin forever\\?" quarantined/);
+
+      // More messages: still skipped.
+      for (let i = 0; i < 3; i++) await dev.publishAsync('/qprod/q_dev/properties/report', JSON.stringify({ values: { temperature: 30 } }), { qos: 1 });
+      await sleep(500);
+      assert.equal((await f.api('GET', `/api/rules/${rule.body.id}`)).body.stats.runs, 3);
+
+      // Saving it again (PATCH) re-enables it: it runs again (and here, fixed, completes).
+      const saved = await f.api('PATCH', `/api/rules/${rule.body.id}`, { trigger_script: 'return msg.values.temperature > 25;' });
+      assert.equal(saved.status, 200);
+      assert.equal(saved.body.quarantined, false);
+      assert.equal(saved.body.quarantine_reason, undefined);
+      await dev.publishAsync('/qprod/q_dev/properties/report', JSON.stringify({ values: { temperature: 40 } }), { qos: 1 });
+      const ran = await waitFor('the saved rule to run', async () => {
+        const r = (await f.api('GET', `/api/rules/${rule.body.id}`)).body;
+        return r.stats.runs > 3 ? r : false;
+      });
+      assert.equal(ran.stats.triggers, 1);
+
+      // PUT of a looping script: quarantined again after 3 hits; PUT again re-enables it.
+      await f.api('PUT', `/api/rules/${rule.body.id}`, { name: 'spin forever', trigger_script: 'for (;;) {}', action_type: 'flow' });
+      for (let i = 0; i < 4; i++) await dev.publishAsync('/qprod/q_dev/properties/report', JSON.stringify({ values: { temperature: 20 } }), { qos: 1 });
+      await waitFor('quarantined again', async () => (await f.api('GET', `/api/rules/${rule.body.id}`)).body.quarantined, 20_000);
+      const put = await f.api('PUT', `/api/rules/${rule.body.id}`, { name: 'spin forever', trigger_script: 'return false;', action_type: 'flow' });
+      assert.equal(put.body.quarantined, false);
+    } finally {
+      await dev.endAsync();
+      await f.api('DELETE', `/api/rules/${rule.body.id}`);
+    }
+  });
+
+  it('does not let an enabled while (true) {} rule starve the other messages under MQTT load', async () => {
+    const { secrets } = await provision(f, 'lprod', ['l_dev']);
+    const loop = await f.api('POST', '/api/rules', { name: 'loop under load', trigger_script: 'while (true) {}', action_type: 'flow' });
+    const ok = await f.api('POST', '/api/rules', { name: 'ordinary', trigger_script: 'return msg.values.temperature > 45;', action_type: 'flow' });
+    assert.equal(loop.status, 201);
+    assert.equal(ok.status, 201);
+    const dev = await connect(f, 'l_dev', secrets.l_dev!);
+    try {
+      const n = 1000;
+      const stored0 = await metric(f, 'flux_storage_points_written_total');
+      const t0 = performance.now();
+      const sending = (async () => {
+        const pubs = [];
+        for (let i = 0; i < n; i++) pubs.push(dev.publishAsync('/lprod/l_dev/properties/report', JSON.stringify({ values: { temperature: 40 + (i % 10) } }), { qos: 1 }));
+        await Promise.all(pubs);
+        await waitFor(`${n} messages stored`, async () => (await metric(f, 'flux_storage_points_written_total')) - stored0 >= n, 60_000);
+      })();
+      const latencies = await probeHealth(f, sending);
+      await sending;
+      const seconds = (performance.now() - t0) / 1000;
+      // With the loop run to its 20 ms deadline for every message, 1000 messages take more than 20 s.
+      assert.ok(seconds < 12, `${n} messages took ${seconds.toFixed(1)} s with a looping rule enabled`);
+      assert.ok(Math.max(...latencies) < 1000, `/api/health took up to ${Math.max(...latencies).toFixed(0)} ms under load`);
+      const l = (await f.api('GET', `/api/rules/${loop.body.id}`)).body;
+      const o = (await f.api('GET', `/api/rules/${ok.body.id}`)).body;
+      assert.equal(l.quarantined, true);
+      assert.ok(l.stats.runs <= 10, `the looping rule ran ${l.stats.runs} times`);
+      assert.ok(o.stats.runs >= n, `the ordinary rule ran ${o.stats.runs} times`);
+      assert.equal(o.stats.errors, 0);
+    } finally {
+      await dev.endAsync();
+    }
+  });
+});
