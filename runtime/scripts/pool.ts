@@ -11,6 +11,7 @@
  *   answer `script_quarantined` at once) until it is loaded again under a new key.
  * Lazy: no worker thread exists before the first run.
  */
+import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { RunOutcome, ScriptLimits, ScriptMessage } from './sandbox.ts';
 
@@ -63,12 +64,39 @@ interface Slot {
   inflight: Map<number, Req[]>;
   lastCounter: number;
   stuckMs: number;
+  /** the worker thread's CPU run time when the current stuck run was first seen, and stuckMs then */
+  runMark: number | undefined;
+  markStuckMs: number;
+  /** OS thread name (Node names the thread after the worker) and its id, found when first needed; null: not available */
+  name: string;
+  tid: number | null | undefined;
   dead: boolean;
   /** replaced after growing: gets no new batch, terminated once its batches are answered */
   retiring: boolean;
 }
 
 const WORKER_URL = new URL('./worker.ts', import.meta.url);
+let spawned = 0;
+
+/**
+ * Milliseconds of CPU the worker's thread has run (Linux: /proc/self/task/<tid>/schedstat, in ns),
+ * or undefined where that cannot be told: a worker starved of CPU by a loaded machine is not a
+ * script that loops (the same measure as runtime/plugins/pool.ts).
+ */
+function threadRunMs(slot: Slot): number | undefined {
+  if (slot.tid === null) return undefined;
+  try {
+    if (slot.tid === undefined) {
+      const found = fs.readdirSync('/proc/self/task').filter((t) => fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === slot.name);
+      if (found.length !== 1) throw new Error('not exactly one thread of that name');
+      slot.tid = Number(found[0]);
+    }
+    return Number(fs.readFileSync(`/proc/self/task/${slot.tid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    if (slot.tid === undefined) slot.tid = null;
+    return undefined;
+  }
+}
 const LIMIT_CODES = new Set(['script_timeout', 'script_memory', 'script_stack']);
 
 function failure(code: string, message: string): RunOutcome {
@@ -109,11 +137,13 @@ export class ScriptPool {
 
   #spawn(): Slot {
     const sab = new SharedArrayBuffer(16);
+    // A distinct name per worker (at most 15 characters survive as the OS thread name).
+    const name = `flux-script-${spawned++ % 1000}`;
     const worker = new Worker(WORKER_URL, {
       workerData: { state: sab, heapMaxBytes: this.#opts.heapMaxBytes, quarantineAfter: this.#opts.quarantineAfter },
-      name: 'flux-scripts',
+      name,
     });
-    const slot: Slot = { worker, state: new Int32Array(sab), inflight: new Map(), lastCounter: -1, stuckMs: 0, dead: false, retiring: false };
+    const slot: Slot = { worker, state: new Int32Array(sab), inflight: new Map(), lastCounter: -1, stuckMs: 0, runMark: undefined, markStuckMs: 0, name, tid: undefined, dead: false, retiring: false };
     worker.on('message', (m: string) => this.#onMessage(slot, m));
     worker.on('error', (err) => this.#replace(slot, `worker error: ${err.message}`));
     worker.on('exit', (code) => {
@@ -275,7 +305,8 @@ export class ScriptPool {
   /**
    * Each tick that sees a worker still in the same run charges it the time since the previous
    * tick, at most four periods: a tick much later than due means this process did not run (a
-   * loaded machine, a pause), so most likely the worker did not either.
+   * loaded machine, a pause), so most likely the worker did not either. Where the OS tells a
+   * thread's CPU time (Linux), a run seen stuck is charged what its thread actually ran instead.
    */
   #tick(): void {
     const now = performance.now();
@@ -289,10 +320,20 @@ export class ScriptPool {
       if (Atomics.load(slot.state, 1) !== 1 || counter !== slot.lastCounter) {
         slot.lastCounter = counter;
         slot.stuckMs = 0;
+        slot.runMark = undefined;
         continue;
       }
       slot.stuckMs += step;
-      if (slot.stuckMs >= this.#opts.hardLimitMs) {
+      let charged = slot.stuckMs;
+      const run = threadRunMs(slot);
+      if (run !== undefined) {
+        if (slot.runMark === undefined) {
+          slot.runMark = run;
+          slot.markStuckMs = slot.stuckMs;
+        }
+        charged = slot.markStuckMs + (run - slot.runMark);
+      }
+      if (charged >= this.#opts.hardLimitMs) {
         const stuck = slot.inflight.get(Atomics.load(slot.state, 2))?.[Atomics.load(slot.state, 3)];
         this.#replace(slot, `a run passed the ${this.#opts.hardLimitMs} ms hard limit`, stuck);
       }

@@ -73,13 +73,18 @@ describe('security: rule sandboxes hold their limits (real process, real MQTT)',
         runs.push({ ms: performance.now() - t0, body: res.body });
       }
     })();
-    const latencies = await probeHealth(f, attack);
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, rssMB(f.child.pid!))), 20);
+    const latencies = await probeHealth(f, attack).finally(() => clearInterval(sampler));
     await attack;
 
+    console.log(`      attack runs: ${runs.map((r) => r.ms.toFixed(0)).join(', ')} ms; /api/health during them: ${latencies.length} answers, worst ${Math.max(...latencies).toFixed(0)} ms`);
     for (const r of runs) {
       assert.ok(['script_timeout', 'script_memory'].includes(r.body.error?.code), JSON.stringify(r.body));
-      // The limit is 20 ms; the worker is terminated past 100 ms; a replaced worker starts in well under a second.
-      assert.ok(r.ms < 3000, `the attack ran ${r.ms.toFixed(0)} ms`);
+      // The deadline is 20 ms and the worker is terminated past 100 ms of run time; the next request
+      // also waits for the replacement worker to start (well under a second on a quiet machine).
+      // Before the worker pool this request ran 7-36 s, or never answered.
+      assert.ok(r.ms < 5000, `the attack ran ${r.ms.toFixed(0)} ms`);
     }
     assert.ok(latencies.length >= 3, `only ${latencies.length} health answers during the attack`);
     const worst = Math.max(...latencies);
@@ -90,6 +95,7 @@ describe('security: rule sandboxes hold their limits (real process, real MQTT)',
       const now = rssMB(f.child.pid!);
       return now < before + 150 ? now : false;
     }, 20_000).catch(() => rssMB(f.child.pid!));
+    console.log(`      RSS ${before.toFixed(0)} MB before the attack, peak ${peak.toFixed(0)} MB, ${after.toFixed(0)} MB after`);
     assert.ok(after < before + 150, `RSS ${before.toFixed(0)} MB before, ${after.toFixed(0)} MB after`);
   });
 
@@ -165,6 +171,7 @@ describe('security: rule sandboxes hold their limits (real process, real MQTT)',
       const latencies = await probeHealth(f, sending);
       await sending;
       const seconds = (performance.now() - t0) / 1000;
+      console.log(`      ${n} messages stored in ${seconds.toFixed(1)} s with a looping rule enabled; /api/health worst ${Math.max(...latencies).toFixed(0)} ms`);
       // With the loop run to its 20 ms deadline for every message, 1000 messages take more than 20 s.
       assert.ok(seconds < 12, `${n} messages took ${seconds.toFixed(1)} s with a looping rule enabled`);
       assert.ok(Math.max(...latencies) < 1000, `/api/health took up to ${Math.max(...latencies).toFixed(0)} ms under load`);
