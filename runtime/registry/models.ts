@@ -77,6 +77,8 @@ export function defineModels(sequelize: Sequelize): Models {
       device_id: { type: DataTypes.STRING(64), allowNull: true },
       version: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 1 },
       env: jsonColumn('env', {}, true), // migration 003
+      quarantined_at: { type: DataTypes.DATE, allowNull: true }, // migration 009
+      quarantine_reason: { type: DataTypes.TEXT, allowNull: true }, // migration 009
     },
     { ...common, tableName: 'rules' },
   );

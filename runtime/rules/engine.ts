@@ -62,7 +62,8 @@ export function toScriptMessage(input: RuleInput): ScriptMessage {
   return { device_id: m.device_id, values: m.values ?? {}, ts: m.ts ?? Date.now(), product: input.device?.product_key };
 }
 
-export function createRuleRunner(ctx: FluxContext, log: Logger): RuleRunner {
+/** `onQuarantine`: a rule was just quarantined (the engine records it in the registry). */
+export function createRuleRunner(ctx: FluxContext, log: Logger, onQuarantine: (lr: LoadedRule) => void = () => {}): RuleRunner {
   const stopping = new AbortController();
   const alarms = () => ctx.services.get('alarms') as AlarmCenter | undefined;
 
@@ -142,6 +143,7 @@ export function createRuleRunner(ctx: FluxContext, log: Logger): RuleRunner {
     const reason = `hit its limits ${lr.limitHits} times in a row (last: ${outcome.error!.message}); save the rule to run it again`;
     lr.quarantine = { reason, at: new Date().toISOString() };
     log.warn({ rule: rule.id || undefined, name: rule.name, reason }, `rule "${rule.name}" quarantined`);
+    onQuarantine(lr);
     const center = alarms();
     if (center) track(lr, 'raise_alarm', center.raise({ rule_id: rule.id || null, device_id: null, level: 'critical', message: `rule "${rule.name}" quarantined: ${reason}` }));
   };

@@ -133,6 +133,7 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
     const prev = loaded.get(rule.id);
     // A new version starts without quarantine: saving a quarantined rule is what runs it again.
     const lr: LoadedRule = { rule, stats: prev?.stats ?? new RuleStats(), limiter: prev && prev.limiter.rate === rate(rule) ? prev.limiter : new RateLimit(rate(rule)), limitHits: 0 };
+    if (rule.quarantined_at) lr.quarantine = { reason: rule.quarantine_reason ?? 'quarantined', at: rule.quarantined_at };
     if (!host) {
       lr.deferred = true;
       if (rule.enabled) loadScripts().catch((err: Error) => log.error({ err: err.message }, 'the script host cannot be loaded'));
@@ -160,11 +161,13 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
 
   const view = (rule: Rule): RuleView => {
     const lr = loaded.get(rule.id);
-    const v: RuleView = { ...rule, stats: (lr?.stats ?? new RuleStats()).view(), quarantined: lr?.quarantine !== undefined };
+    const q = lr?.quarantine ?? (rule.quarantined_at ? { reason: rule.quarantine_reason ?? 'quarantined', at: rule.quarantined_at } : undefined);
+    const { quarantined_at: _at, quarantine_reason: _reason, ...columns } = rule;
+    const v: RuleView = { ...columns, stats: (lr?.stats ?? new RuleStats()).view(), quarantined: q !== undefined };
     if (lr?.compileError) v.compile_error = lr.compileError;
-    if (lr?.quarantine) {
-      v.quarantine_reason = lr.quarantine.reason;
-      v.quarantined_at = lr.quarantine.at;
+    if (q) {
+      v.quarantine_reason = q.reason;
+      v.quarantined_at = q.at;
     }
     return v;
   };
@@ -188,6 +191,9 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
     product_id: v.product_id,
     device_id: r.device_id ?? null,
     env: r.env ?? {},
+    // Saving a rule runs it again: a quarantine ends here.
+    quarantined_at: null,
+    quarantine_reason: null,
   });
 
   /** Checks and normalises what will be stored: product (id or key), action config, script. */
@@ -277,7 +283,14 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
     loadScripts,
     async start() {
       started = true;
-      runner = createRuleRunner(ctx, log);
+      runner = createRuleRunner(ctx, log, (lr) => {
+        const q = lr.quarantine;
+        if (!lr.rule.id || !q) return;
+        // Only this version: a save that raced the quarantine wins.
+        RuleModel.update({ quarantined_at: new Date(q.at), quarantine_reason: q.reason }, { where: { id: lr.rule.id, version: lr.rule.version } }).catch((err: Error) =>
+          log.warn({ rule: lr.rule.id, err: err.message }, 'cannot record the quarantine'),
+        );
+      });
       const rules = (await RuleModel.findAll()).map(plain);
       // QuickJS only when a rule will run; disabled ones wait for the first need (they compile then).
       if (rules.some((r) => r.enabled)) await loadScripts();

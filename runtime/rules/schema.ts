@@ -93,6 +93,9 @@ export interface Rule {
   version: number;
   created_at: string;
   updated_at: string;
+  /** set while the rule is quarantined (runtime/rules/engine.ts); saving clears them */
+  quarantined_at?: string | null;
+  quarantine_reason?: string | null;
 }
 
 /** Validates `config` for `type`; answers the config with defaults, or the zod error. */

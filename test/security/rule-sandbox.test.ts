@@ -16,6 +16,13 @@ import { provision, waitFor } from '../rules/helpers.ts';
 const ATTACK = "let a=[]; for(;;) a.push('x'.repeat(1e6)+a.length);";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** CPU seconds (user + system, every thread) the process has used: unlike wall-clock time, what a run costs does not grow when other processes load the machine. */
+function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 function rssMB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 }
@@ -47,11 +54,11 @@ async function probeHealth(f: FluxProcess, stop: Promise<unknown>): Promise<numb
 }
 
 describe('security: rule sandboxes hold their limits (real process, real MQTT)', function () {
-  this.timeout(180_000);
+  this.timeout(300_000);
   let f: FluxProcess;
 
   before(async () => {
-    f = await startFlux({ FLUX_LOG_LEVEL: 'info' });
+    f = await startFlux({ FLUX_LOG_LEVEL: 'info' }, { timeoutMs: 60_000 });
   });
   after(async () => {
     await f?.stop();
@@ -64,13 +71,14 @@ describe('security: rule sandboxes hold their limits (real process, real MQTT)',
     await sleep(1000);
     const before = rssMB(f.child.pid!);
 
-    const runs: { ms: number; body: any }[] = [];
+    const runs: { ms: number; cpu: number; body: any }[] = [];
     const attack = (async () => {
       for (let i = 0; i < 3; i++) {
         const t0 = performance.now();
+        const c0 = cpuSeconds(f.child.pid!);
         const res = await f.api('POST', '/api/rules/test', { trigger_script: ATTACK, msg: { device_id: 'd', values: {} } });
         assert.equal(res.status, 200);
-        runs.push({ ms: performance.now() - t0, body: res.body });
+        runs.push({ ms: performance.now() - t0, cpu: cpuSeconds(f.child.pid!) - c0, body: res.body });
       }
     })();
     let peak = before;
@@ -78,17 +86,22 @@ describe('security: rule sandboxes hold their limits (real process, real MQTT)',
     const latencies = await probeHealth(f, attack).finally(() => clearInterval(sampler));
     await attack;
 
-    console.log(`      attack runs: ${runs.map((r) => r.ms.toFixed(0)).join(', ')} ms; /api/health during them: ${latencies.length} answers, worst ${Math.max(...latencies).toFixed(0)} ms`);
+    console.log(
+      `      attack runs: ${runs.map((r) => `${r.ms.toFixed(0)} ms (${(r.cpu * 1000).toFixed(0)} ms CPU)`).join(', ')}; /api/health during them: ${latencies.length} answers, worst ${Math.max(...latencies).toFixed(0)} ms`,
+    );
     for (const r of runs) {
       assert.ok(['script_timeout', 'script_memory'].includes(r.body.error?.code), JSON.stringify(r.body));
-      // The deadline is 20 ms and the worker is terminated past 100 ms of run time; the next request
-      // also waits for the replacement worker to start (well under a second on a quiet machine).
-      // Before the worker pool this request ran 7-36 s, or never answered.
-      assert.ok(r.ms < 5000, `the attack ran ${r.ms.toFixed(0)} ms`);
+      // The deadline is 20 ms and the worker is terminated past 100 ms of run time; the request
+      // may also pay for the replacement worker's start (QuickJS loaded again): a few hundred ms of
+      // CPU. Before the worker pool this one request used 7 s of CPU and more (RSS to 2 GB).
+      assert.ok(r.cpu < 2, `the attack used ${r.cpu.toFixed(2)} s of CPU`);
+      assert.ok(r.ms < 20_000, `the attack ran ${r.ms.toFixed(0)} ms`);
     }
     assert.ok(latencies.length >= 3, `only ${latencies.length} health answers during the attack`);
     const worst = Math.max(...latencies);
-    assert.ok(worst < 1000, `/api/health took ${worst.toFixed(0)} ms during the attack (answers: ${latencies.map((l) => l.toFixed(0)).join(', ')})`);
+    // On a quiet machine a few ms; the margin is for a machine loaded by other processes. Before the
+    // worker pool the event loop was blocked for the whole run (7 s and more).
+    assert.ok(worst < 2500, `/api/health took ${worst.toFixed(0)} ms during the attack (answers: ${latencies.map((l) => l.toFixed(0)).join(', ')})`);
 
     // RSS back near the baseline (the grown or terminated worker's Wasm memory is gone).
     const after = await waitFor('RSS back near its baseline', () => {
@@ -99,7 +112,7 @@ describe('security: rule sandboxes hold their limits (real process, real MQTT)',
     assert.ok(after < before + 150, `RSS ${before.toFixed(0)} MB before, ${after.toFixed(0)} MB after`);
   });
 
-  it('quarantines a rule after 3 runs in a row that hit a limit: skipped, an alarm and a log line name it, saving re-enables it', async () => {
+  it('quarantines a rule after 3 runs in a row that hit a limit: skipped, an alarm and a log line name it, kept across a restart, saving re-enables it', async () => {
     const { secrets } = await provision(f, 'qprod', ['q_dev']);
     const rule = await f.api('POST', '/api/rules', { name: 'spin forever', trigger_script: 'while (true) {}', action_type: 'flow' });
     assert.equal(rule.status, 201);
@@ -143,8 +156,18 @@ describe('security: rule sandboxes hold their limits (real process, real MQTT)',
       await f.api('PUT', `/api/rules/${rule.body.id}`, { name: 'spin forever', trigger_script: 'for (;;) {}', action_type: 'flow' });
       for (let i = 0; i < 4; i++) await dev.publishAsync('/qprod/q_dev/properties/report', JSON.stringify({ values: { temperature: 20 } }), { qos: 1 });
       await waitFor('quarantined again', async () => (await f.api('GET', `/api/rules/${rule.body.id}`)).body.quarantined, 20_000);
+
+      // Kept in the registry: after a restart the rule is still quarantined.
+      await dev.endAsync();
+      await sleep(500);
+      await f.stop();
+      f = await startFlux({ FLUX_LOG_LEVEL: 'info' }, { dataDir: f.dataDir, timeoutMs: 60_000 });
+      const kept = (await f.api('GET', `/api/rules/${rule.body.id}`)).body;
+      assert.equal(kept.quarantined, true);
+      assert.match(kept.quarantine_reason, /3 times in a row/);
       const put = await f.api('PUT', `/api/rules/${rule.body.id}`, { name: 'spin forever', trigger_script: 'return false;', action_type: 'flow' });
       assert.equal(put.body.quarantined, false);
+      assert.equal((await f.api('GET', `/api/rules/${rule.body.id}`)).body.quarantined, false);
     } finally {
       await dev.endAsync();
       await f.api('DELETE', `/api/rules/${rule.body.id}`);
@@ -162,19 +185,22 @@ describe('security: rule sandboxes hold their limits (real process, real MQTT)',
       const n = 1000;
       const stored0 = await metric(f, 'flux_storage_points_written_total');
       const t0 = performance.now();
+      const c0 = cpuSeconds(f.child.pid!);
       const sending = (async () => {
         const pubs = [];
         for (let i = 0; i < n; i++) pubs.push(dev.publishAsync('/lprod/l_dev/properties/report', JSON.stringify({ values: { temperature: 40 + (i % 10) } }), { qos: 1 }));
         await Promise.all(pubs);
-        await waitFor(`${n} messages stored`, async () => (await metric(f, 'flux_storage_points_written_total')) - stored0 >= n, 60_000);
+        await waitFor(`${n} messages stored`, async () => (await metric(f, 'flux_storage_points_written_total')) - stored0 >= n, 150_000);
       })();
       const latencies = await probeHealth(f, sending);
       await sending;
       const seconds = (performance.now() - t0) / 1000;
-      console.log(`      ${n} messages stored in ${seconds.toFixed(1)} s with a looping rule enabled; /api/health worst ${Math.max(...latencies).toFixed(0)} ms`);
-      // With the loop run to its 20 ms deadline for every message, 1000 messages take more than 20 s.
-      assert.ok(seconds < 12, `${n} messages took ${seconds.toFixed(1)} s with a looping rule enabled`);
-      assert.ok(Math.max(...latencies) < 1000, `/api/health took up to ${Math.max(...latencies).toFixed(0)} ms under load`);
+      const cpu = cpuSeconds(f.child.pid!) - c0;
+      console.log(`      ${n} messages stored in ${seconds.toFixed(1)} s (${cpu.toFixed(1)} s of CPU) with a looping rule enabled; /api/health worst ${Math.max(...latencies).toFixed(0)} ms`);
+      // Running the loop to its 20 ms deadline for every message costs 20 s of CPU (and of wall-clock
+      // time) for 1000 messages; without it the pipeline needs well under a second of CPU for them.
+      assert.ok(cpu < 8, `${n} messages cost ${cpu.toFixed(1)} s of CPU with a looping rule enabled`);
+      assert.ok(Math.max(...latencies) < 2500, `/api/health took up to ${Math.max(...latencies).toFixed(0)} ms under load`);
       const l = (await f.api('GET', `/api/rules/${loop.body.id}`)).body;
       const o = (await f.api('GET', `/api/rules/${ok.body.id}`)).body;
       assert.equal(l.quarantined, true);

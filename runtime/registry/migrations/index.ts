@@ -7,6 +7,7 @@ import { m001Initial } from './001-initial.ts';
 import { m003Rules } from './003-rules.ts';
 import { m004Gateways } from './004-gateways.ts';
 import { m007Streams } from './007-streams.ts';
+import { m009RuleQuarantine } from './009-rule-quarantine.ts';
 
 export interface Migration {
   name: string;
@@ -14,4 +15,4 @@ export interface Migration {
   down(qi: QueryInterface): Promise<void>;
 }
 
-export const MIGRATIONS: readonly Migration[] = [m001Initial, m003Rules, m004Gateways, m007Streams];
+export const MIGRATIONS: readonly Migration[] = [m001Initial, m003Rules, m004Gateways, m007Streams, m009RuleQuarantine];
