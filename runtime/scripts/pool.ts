@@ -9,7 +9,7 @@
  *   replaced once its batches are answered: Wasm memory never shrinks, a thread's exit frees it;
  * - a script whose runs hit a limit `quarantineAfter` times in a row is not run again (its runs
  *   answer `script_quarantined` at once) until it is loaded again under a new key.
- * Lazy: no worker thread exists before the first run.
+ * Lazy: no worker thread exists before the first script is loaded.
  */
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
@@ -71,6 +71,8 @@ interface Slot {
   name: string;
   tid: number | null | undefined;
   dead: boolean;
+  /** the worker has loaded QuickJS and answered 'ready' */
+  ready: boolean;
   /** replaced after growing: gets no new batch, terminated once its batches are answered */
   retiring: boolean;
 }
@@ -98,6 +100,7 @@ function threadRunMs(slot: Slot): number | undefined {
   }
 }
 const LIMIT_CODES = new Set(['script_timeout', 'script_memory', 'script_stack']);
+const MAX_BOOT_FAILURES = 3;
 
 function failure(code: string, message: string): RunOutcome {
   return { ok: false, error: { code: code as never, message }, logs: null, commands: null, alarms: null, micros: 0 };
@@ -119,6 +122,9 @@ export class ScriptPool {
   #watchdog: NodeJS.Timeout | undefined;
   #lastTick = 0;
   #stopped = false;
+  /** workers in a row that died before they were ready; past MAX_BOOT_FAILURES the pool gives up */
+  #bootFailures = 0;
+  #broken: string | undefined;
   restarts = 0;
   recycles = 0;
 
@@ -143,7 +149,7 @@ export class ScriptPool {
       workerData: { state: sab, heapMaxBytes: this.#opts.heapMaxBytes, quarantineAfter: this.#opts.quarantineAfter },
       name,
     });
-    const slot: Slot = { worker, state: new Int32Array(sab), inflight: new Map(), lastCounter: -1, stuckMs: 0, runMark: undefined, markStuckMs: 0, name, tid: undefined, dead: false, retiring: false };
+    const slot: Slot = { worker, state: new Int32Array(sab), inflight: new Map(), lastCounter: -1, stuckMs: 0, runMark: undefined, markStuckMs: 0, name, tid: undefined, dead: false, ready: false, retiring: false };
     worker.on('message', (m: string) => this.#onMessage(slot, m));
     worker.on('error', (err) => this.#replace(slot, `worker error: ${err.message}`));
     worker.on('exit', (code) => {
@@ -153,12 +159,21 @@ export class ScriptPool {
     return slot;
   }
 
-  /** Makes `key` runnable in every worker, current and future. */
+  /**
+   * Makes `key` runnable in every worker, current and future. The first load starts the workers:
+   * loading QuickJS in them overlaps with whatever comes before the first message.
+   */
   load(key: string, source: string, env: Record<string, unknown>, limits: ScriptLimits): void {
     this.#unloadWhenIdle.delete(key);
     if (this.#scripts.has(key)) return;
     this.#scripts.set(key, { source, env, limits });
     for (const s of this.#slots) s.worker.postMessage({ t: 'load', key, source, env, limits } satisfies ToWorker);
+    this.#ensureWorkers();
+  }
+
+  #ensureWorkers(): void {
+    if (this.#slots.length || this.#stopped || this.#broken) return;
+    for (let i = 0; i < this.#opts.workers; i++) this.#slots.push(this.#spawn());
   }
 
   /** Drops `key` from the workers once none of its runs is queued or in flight. */
@@ -186,9 +201,10 @@ export class ScriptPool {
   /** Queues a run; `done` is called once with its outcome (never throws, never rejects). */
   submit(key: string, msg: ScriptMessage, done: (o: RunOutcome) => void): void {
     if (this.#stopped) return done(failure('script_error', 'the script host is stopped'));
+    if (this.#broken) return done(failure('script_error', this.#broken));
     if (!this.#scripts.has(key)) return done(failure('script_error', 'the script is not loaded'));
     if (this.quarantined(key)) return done(failure('script_quarantined', `skipped: the script hit its limits ${this.#hits.get(key)} times in a row`));
-    if (!this.#slots.length) for (let i = 0; i < this.#opts.workers; i++) this.#slots.push(this.#spawn());
+    this.#ensureWorkers();
     this.#inUse.set(key, (this.#inUse.get(key) ?? 0) + 1);
     this.#pending.push({ key, msg, attempts: 0, done });
     if (!this.#scheduled) {
@@ -261,7 +277,11 @@ export class ScriptPool {
   }
 
   #onMessage(slot: Slot, m: string): void {
-    if (m === 'ready') return;
+    if (m === 'ready') {
+      slot.ready = true;
+      this.#bootFailures = 0;
+      return;
+    }
     const values = JSON.parse(m) as unknown[];
     const bid = values[0] as number;
     const reqs = slot.inflight.get(bid);
@@ -351,6 +371,22 @@ export class ScriptPool {
     void slot.worker.terminate();
     this.restarts++;
     this.#opts.onRestart?.({ reason, key: stuck?.key });
+    if (!slot.ready && ++this.#bootFailures >= MAX_BOOT_FAILURES) {
+      // A worker that cannot even start (QuickJS not loadable): stop respawning, answer every run.
+      this.#broken = `the script worker cannot start (${reason})`;
+      const all = [...this.#pending];
+      for (const s of [...this.#slots, ...this.#retiring]) for (const reqs of s.inflight.values()) all.push(...reqs);
+      this.#pending = [];
+      for (const s of [...this.#slots, ...this.#retiring]) {
+        if (s.dead) continue;
+        s.dead = true;
+        void s.worker.terminate();
+      }
+      this.#slots = [];
+      this.#retiring.clear();
+      for (const r of all) this.#finish(r, failure('script_error', this.#broken));
+      return;
+    }
     if (slot.retiring) this.#retiring.delete(slot);
     else {
       const i = this.#slots.indexOf(slot);
