@@ -7,6 +7,8 @@
  * here (compiling does not run it) and hands it to the pool; `compile` is the in-thread sandbox,
  * for checks and the sandbox's own tests.
  */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import type { QuickJSWASMModule } from 'quickjs-emscripten';
 import { CompiledScript, DEFAULT_LIMITS, type ScriptLimits, type ScriptMessage, type RunOutcome } from './sandbox.ts';
 import { ScriptPool, type ScriptPoolOptions } from './pool.ts';
@@ -59,11 +61,15 @@ export interface ScriptHost {
  * never loads it (~9 MB of RSS; runtime/rules creates the host on first need).
  */
 export async function createScriptHost(limits: Partial<ScriptLimits> = {}, poolOptions: Partial<ScriptPoolOptions> = {}): Promise<ScriptHost> {
-  const { getQuickJS } = await import('quickjs-emscripten');
-  const module: QuickJSWASMModule = await getQuickJS();
+  const { newQuickJSWASMModule, newVariant, RELEASE_SYNC } = await import('quickjs-emscripten');
+  // Compiled once here and shared with the script workers (a compiled module crosses threads
+  // without compiling again): each compile of QuickJS's 0.5 MB of Wasm costs CPU on V8's shared
+  // background threads, which the plugin workers need at the same moment.
+  const wasmModule = await WebAssembly.compile(fs.readFileSync(createRequire(import.meta.url).resolve('@jitl/quickjs-wasmfile-release-sync/wasm')));
+  const module: QuickJSWASMModule = await newQuickJSWASMModule(newVariant(RELEASE_SYNC, { wasmModule }));
   const base: ScriptLimits = { ...DEFAULT_LIMITS, ...limits };
   // The hard limit stays well above the deadline QuickJS enforces itself.
-  const pool = new ScriptPool({ hardLimitMs: Math.max(100, base.deadlineMs * 5), ...poolOptions });
+  const pool = new ScriptPool({ hardLimitMs: Math.max(100, base.deadlineMs * 5), ...poolOptions, wasmModule });
   let seq = 0;
   return {
     limits: base,

@@ -34,6 +34,8 @@ export interface ScriptPoolOptions {
   maxInFlight: number;
   pipelineMin: number;
   watchdogMs: number;
+  /** QuickJS's compiled Wasm, shared with the workers (else each compiles its own) */
+  wasmModule?: WebAssembly.Module;
   /** a worker was terminated or replaced (reason), for logs and counters */
   onRestart?(info: { reason: string; key?: string }): void;
 }
@@ -146,7 +148,7 @@ export class ScriptPool {
     // A distinct name per worker (at most 15 characters survive as the OS thread name).
     const name = `flux-script-${spawned++ % 1000}`;
     const worker = new Worker(WORKER_URL, {
-      workerData: { state: sab, heapMaxBytes: this.#opts.heapMaxBytes, quarantineAfter: this.#opts.quarantineAfter },
+      workerData: { state: sab, heapMaxBytes: this.#opts.heapMaxBytes, quarantineAfter: this.#opts.quarantineAfter, wasmModule: this.#opts.wasmModule },
       name,
     });
     const slot: Slot = { worker, state: new Int32Array(sab), inflight: new Map(), lastCounter: -1, stuckMs: 0, runMark: undefined, markStuckMs: 0, name, tid: undefined, dead: false, ready: false, retiring: false };

@@ -19,7 +19,8 @@ const memory = new WebAssembly.Memory({ initial: 256, maximum: Math.ceil(heapMax
 // A fixed maximum bounds every allocation of every script in this thread, including those
 // QuickJS's own malloc limit does not count: past it, malloc fails and the run stops with
 // `script_memory` (runtime/scripts/sandbox.ts).
-const module: QuickJSWASMModule = await newQuickJSWASMModule(newVariant(RELEASE_SYNC, { wasmMemory: memory }));
+const wasmModule = workerData.wasmModule as WebAssembly.Module | undefined;
+const module: QuickJSWASMModule = await newQuickJSWASMModule(newVariant(RELEASE_SYNC, wasmModule ? { wasmMemory: memory, wasmModule } : { wasmMemory: memory }));
 
 interface Loaded {
   script?: CompiledScript;
