@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'data/**', 'coverage/**', 'plugins/**/target/**', 'plugins/**/build/**', 'plugins/**/assembly/**', '**/*.wasm'] },
+  { ignores: ['node_modules/**', 'data/**', 'coverage/**', 'console/dist/**', 'plugins/**/target/**', 'plugins/**/build/**', 'plugins/**/assembly/**', '**/*.wasm'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -26,6 +26,7 @@ import { createPluginHost } from '../plugins/index.ts';
 import { createStorageModule } from '../storage/index.ts';
 import { createStreamModule } from '../stream/index.ts';
 import { createUplinkLogModule } from '../uplink-log/index.ts';
+import { mountConsole } from '../console/index.ts';
 import { resolveAdminToken } from './admin-token.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from './context.ts';
 
@@ -188,6 +189,7 @@ export function createFlux(opts: FluxOptions): Flux {
       };
       await startAll(core);
       app.use('/api', api.router());
+      mountConsole(app);
       if (flows) {
         flows.mountEditor(app);
         await flows.start();

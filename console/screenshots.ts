@@ -1,0 +1,55 @@
+/**
+ * `npm run console:screenshots`: starts FLUX on free ports with demo data (test/console/seed.ts) and
+ * saves a screenshot of every console page in English and Chinese under docs/console/.
+ */
+import path from 'node:path';
+import fs from 'node:fs';
+import { startFlux, ROOT } from '../test/helpers/flux-process.ts';
+import { seed } from '../test/console/seed.ts';
+import { launchChromium } from '../test/helpers/chromium.ts';
+
+const PAGES: [string, string][] = [
+  ['overview', ''],
+  ['products', 'products'],
+  ['product', 'products/{product}'],
+  ['devices', 'devices'],
+  ['device', 'devices/sensor_1'],
+  ['plugins', 'plugins'],
+  ['plugin', 'plugins/modbus'],
+  ['rules', 'rules'],
+  ['rule', 'rules/{rule}'],
+  ['alarms', 'alarms'],
+  ['reports', 'reports'],
+  ['video', 'video'],
+  ['system', 'system/settings'],
+];
+
+const out = path.join(ROOT, 'docs', 'console');
+const flux = await startFlux();
+const browser = await launchChromium();
+try {
+  const s = await seed(flux, { samples: 30, alarm: true });
+  for (const lang of ['en', 'zh'] as const) {
+    fs.mkdirSync(path.join(out, lang), { recursive: true });
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: lang === 'zh' ? 'zh-CN' : 'en-US' });
+    await ctx.addInitScript((token: string) => sessionStorage.setItem('flux.console.token', token), flux.token);
+    const page = await ctx.newPage();
+    for (const [name, p] of PAGES) {
+      await page.goto(`${flux.url}/console/${p.replace('{product}', s.productId).replace('{rule}', s.ruleId)}`);
+      await page.waitForLoadState('networkidle').catch(() => undefined);
+      await page.waitForTimeout(name === 'overview' ? 2500 : 600);
+      if (name === 'rule') await page.click('text=/Run test|运行测试/').then(() => page.waitForSelector('[data-testid=test-result]')).catch(() => undefined);
+      await page.screenshot({ path: path.join(out, lang, `${name}.png`), fullPage: name !== 'device' });
+      console.log(`${lang}/${name}.png`);
+    }
+    await page.goto(`${flux.url}/console/`);
+    await page.evaluate(() => sessionStorage.clear());
+    await page.reload();
+    await page.waitForSelector('form');
+    await page.screenshot({ path: path.join(out, lang, 'login.png') });
+    await ctx.close();
+  }
+} finally {
+  await browser.close();
+  await flux.stop();
+}
