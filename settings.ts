@@ -233,6 +233,8 @@ export interface NodeRedSettingsInput {
   tokenEquals: (given: string, expected: string) => boolean;
 }
 
+const themeFile = (name: string) => path.join(PROJECT_DIR, 'runtime', 'flow-engine', 'theme', name);
+
 export function nodeRedSettings(input: NodeRedSettingsInput): Record<string, unknown> {
   const admin = { username: 'admin', permissions: '*' };
   return {
@@ -263,9 +265,12 @@ export function nodeRedSettings(input: NodeRedSettingsInput): Record<string, unk
     diagnostics: { enabled: false, ui: false },
     telemetry: { enabled: false },
     runtimeState: { enabled: false, ui: false },
+    // FLUX's look: its logo on the login dialog, in the header and as the tab icon; a title and a
+    // sign-in hint in the login dialog (runtime/flow-engine/theme).
     editorTheme: {
-      page: { title: 'FLUX IOT · flows' },
-      header: { title: 'FLUX IOT' },
+      page: { title: 'FLUX IOT · flows', favicon: themeFile('flux-logo.svg'), css: [themeFile('editor.css')], scripts: [themeFile('editor.js')] },
+      header: { title: 'FLUX IOT', image: themeFile('flux-logo.svg') },
+      login: { image: themeFile('flux-logo.svg') },
       tours: false,
       projects: { enabled: false },
     },

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import fs from 'node:fs';
 import { startFlux, ROOT } from '../test/helpers/flux-process.ts';
-import { seed } from '../test/console/seed.ts';
+import { seed, uplink } from '../test/console/seed.ts';
 import { launchChromium } from '../test/helpers/chromium.ts';
 
 const PAGES: [string, string][] = [
@@ -37,17 +37,26 @@ try {
     for (const [name, p] of PAGES) {
       await page.goto(`${flux.url}/console/${p.replace('{product}', s.productId).replace('{rule}', s.ruleId)}`);
       await page.waitForLoadState('networkidle').catch(() => undefined);
+      if (name === 'device') {
+        // a few seconds of live telemetry for the live chart
+        const dev = s.devices[0]!;
+        for (let i = 0; i < 30; i++) {
+          await uplink(flux, dev, { temperature: 40 + 4 * Math.sin(i / 4), humidity: 35 + 3 * Math.cos(i / 5) });
+          await page.waitForTimeout(100);
+        }
+      }
       await page.waitForTimeout(name === 'overview' ? 2500 : 600);
       if (name === 'rule') await page.click('text=/Run test|运行测试/').then(() => page.waitForSelector('[data-testid=test-result]')).catch(() => undefined);
       await page.screenshot({ path: path.join(out, lang, `${name}.png`), fullPage: name !== 'device' });
       console.log(`${lang}/${name}.png`);
     }
-    await page.goto(`${flux.url}/console/`);
-    await page.evaluate(() => sessionStorage.clear());
-    await page.reload();
-    await page.waitForSelector('form');
-    await page.screenshot({ path: path.join(out, lang, 'login.png') });
     await ctx.close();
+    const anonymous = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: lang === 'zh' ? 'zh-CN' : 'en-US' });
+    const login = await anonymous.newPage();
+    await login.goto(`${flux.url}/console/`);
+    await login.waitForSelector('.login form');
+    await login.screenshot({ path: path.join(out, lang, 'login.png') });
+    await anonymous.close();
   }
 } finally {
   await browser.close();

@@ -4,7 +4,7 @@
  * alarm. Input (optional): raises an alarm for the message's device, e.g. wired after `flux rule`.
  */
 import type { NodeAPI, Node, NodeDef } from './red.ts';
-import { fluxOf } from './red.ts';
+import { countedText, fluxOf } from './red.ts';
 import { service } from '../runtime/app/context.ts';
 import { ALARM_LEVELS, type AlarmCenter, type AlarmEvent, type AlarmLevel } from '../runtime/alarms/index.ts';
 
@@ -43,14 +43,14 @@ export default function register(RED: NodeAPI): void {
       if (levels.size && !levels.has(ev.alarm.level)) return;
       if (types.size && !types.has(ev.type)) return;
       count++;
-      node.status({ fill: ev.alarm.level === 'critical' ? 'red' : ev.alarm.level === 'warning' ? 'yellow' : 'blue', shape: 'dot', text: `${count} events, last: ${ev.type} ${ev.alarm.level}` });
+      node.status({ fill: ev.alarm.level === 'critical' ? 'red' : ev.alarm.level === 'warning' ? 'yellow' : 'blue', shape: 'dot', text: countedText(RED, 'flux-alarm.status.events', { count, type: ev.type, level: ev.alarm.level }) });
       node.send({ topic: `alarm/${ev.type}`, event: ev.type, payload: ev.alarm, device: ev.alarm.device_id ? { id: ev.alarm.device_id } : undefined });
     };
     // The alarm center starts before Node-RED's flows; subscribe as soon as it is there.
     const subscribe = () => {
       const center = flux.services.get('alarms') as AlarmCenter | undefined;
       if (center) unsubscribe = center.on(onEvent);
-      else node.status({ fill: 'red', shape: 'ring', text: 'alarm center not running' });
+      else node.status({ fill: 'red', shape: 'ring', text: 'flux-alarm.status.not-running' });
     };
     subscribe();
 

@@ -8,7 +8,7 @@
  * `{ status: delivered | queued | offline, id, transport, … }`.
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage } from './red.ts';
-import { fluxOf } from './red.ts';
+import { countedText, fluxOf } from './red.ts';
 import type { Downlink } from '../runtime/ingress/index.ts';
 
 interface CommandDef extends NodeDef {
@@ -40,7 +40,7 @@ export default function register(RED: NodeAPI): void {
       try {
         const result = await downlink.send(deviceId, command, params);
         sent++;
-        node.status(result.status === 'offline' ? { fill: 'yellow', shape: 'ring', text: `${deviceId} offline` } : { fill: 'green', shape: 'dot', text: `${sent} sent (last: ${result.status})` });
+        node.status(result.status === 'offline' ? { fill: 'yellow', shape: 'ring', text: countedText(RED, 'flux-command.status.offline', { device: deviceId }) } : { fill: 'green', shape: 'dot', text: countedText(RED, 'flux-command.status.sent', { count: sent, status: result.status }) });
         send({ ...msg, payload: result, command: { device_id: deviceId, command, params } });
         done();
       } catch (err) {

@@ -6,7 +6,7 @@
  * A failure goes to the flow's catch node with the frame (`msg.raw`) on the message.
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage, Send, Done } from './red.ts';
-import { fluxOf } from './red.ts';
+import { countedText, fluxOf } from './red.ts';
 import { service } from '../runtime/app/index.ts';
 import type { PluginHost } from '../runtime/plugins/index.ts';
 import { registerPluginAdmin } from './flux-plugin-admin.ts';
@@ -26,14 +26,14 @@ export default function register(RED: NodeAPI): void {
     const fixed = def.plugin?.trim() || '';
     let ok = 0;
     let failed = 0;
-    node.status({ fill: 'grey', shape: 'ring', text: fixed || 'product plugin' });
+    node.status({ fill: 'grey', shape: 'ring', text: fixed || 'flux-decode.status.product-plugin' });
 
     type Result = Awaited<ReturnType<PluginHost['decodeUplink']>>;
     type Product = NonNullable<Awaited<ReturnType<typeof productOf>>>;
 
     const failed_ = (msg: NodeMessage, done: Done, t0: number, pluginId: string | null, err: unknown) => {
       failed++;
-      node.status({ fill: 'red', shape: 'ring', text: `${failed} failed: ${(err as Error).message.slice(0, 60)}` });
+      node.status({ fill: 'red', shape: 'ring', text: countedText(RED, 'flux-decode.status.failed', { count: failed, error: (err as Error).message.slice(0, 60) }) });
       flux.trace?.span(msg._msgid, { stage: 'decode', took_ms: performance.now() - t0, ok: false, detail: { plugin: pluginId }, error: (err as Error).message });
       // done(err) hands the error to the flow's catch node together with msg (and msg.raw, the frame).
       done(err as Error);
@@ -52,7 +52,7 @@ export default function register(RED: NodeAPI): void {
         send(msg);
       } else if (result.messages.length > 1) send([result.messages.map((m) => ({ ...msg, payload: m }) as NodeMessage)]);
       ok++;
-      if ((ok & 1023) === 1) node.status({ fill: 'green', shape: 'dot', text: `${ok} decoded${failed ? `, ${failed} failed` : ''}` });
+      if ((ok & 1023) === 1) node.status({ fill: 'green', shape: 'dot', text: failed ? countedText(RED, 'flux-decode.status.decoded-failed', { ok, count: failed }) : countedText(RED, 'flux-decode.status.decoded', { count: ok }) });
       done();
     };
 

@@ -4,7 +4,7 @@
  * `msg.device` = `{ id, product_id, product_key }`, `msg.uplink` = the bus message (id, type, ts, topic).
  */
 import type { NodeAPI, Node, NodeDef } from './red.ts';
-import { fluxOf } from './red.ts';
+import { countedText, fluxOf } from './red.ts';
 import { matchesFilter, type BusFilter } from '../runtime/bus/index.ts';
 import type { PipelineTracker } from '../runtime/flow-engine/index.ts';
 
@@ -29,7 +29,7 @@ export default function register(RED: NodeAPI): void {
     if (def.device?.trim()) filter.deviceId = def.device.trim();
     const kind = def.kind?.trim() || '';
     let count = 0;
-    node.status({ fill: 'grey', shape: 'ring', text: 'waiting' });
+    node.status({ fill: 'grey', shape: 'ring', text: 'flux-device-in.status.waiting' });
 
     if (kind !== 'status') {
       const pipeline = flux.services.get('pipeline') as PipelineTracker | undefined;
@@ -38,7 +38,7 @@ export default function register(RED: NodeAPI): void {
         if (kind && kind !== 'uplink' && up.type !== kind) return;
         if (!matchesFilter(filter, up)) return;
         count++;
-        if ((count & 1023) === 1) node.status({ fill: 'green', shape: 'dot', text: `${count} received` });
+        if ((count & 1023) === 1) node.status({ fill: 'green', shape: 'dot', text: countedText(RED, 'flux-device-in.status.received', { count }) });
         // The bus counts the returned promise as in flight until the message has left the flows:
         // that is what lets the broker stop reading device sockets when the flows fall behind.
         const finished = wired ? pipeline?.track(up.id, up.ts) : undefined;

@@ -5,7 +5,7 @@
  * `msg.command` = the command object, `msg.plugin` = `{ id }`. Failures go to the catch node.
  */
 import type { NodeAPI, Node, NodeDef } from './red.ts';
-import { fluxOf } from './red.ts';
+import { countedText, fluxOf } from './red.ts';
 import { service } from '../runtime/app/index.ts';
 import type { PluginHost } from '../runtime/plugins/index.ts';
 import { registerPluginAdmin } from './flux-plugin-admin.ts';
@@ -41,7 +41,7 @@ export default function register(RED: NodeAPI): void {
         const deviceId = (msg.device as { id?: string } | undefined)?.id;
         const body = { command, params, ...(deviceId ? { device_id: deviceId } : {}) };
         const bytes = await service<PluginHost>(flux, 'plugins').encode(pluginId, body);
-        node.status({ fill: 'green', shape: 'dot', text: `${command} → ${bytes.length} bytes` });
+        node.status({ fill: 'green', shape: 'dot', text: countedText(RED, 'flux-encode.status.encoded', { command, count: bytes.length }) });
         send({ ...msg, payload: bytes, command: body, plugin: { id: pluginId } });
         done();
       } catch (err) {

@@ -4,7 +4,7 @@
  * relative to now (`-1h`). Output: `msg.payload` = the items the REST API answers, `msg.query` = the query.
  */
 import type { NodeAPI, Node, NodeDef } from './red.ts';
-import { fluxOf } from './red.ts';
+import { countedText, fluxOf } from './red.ts';
 import { service } from '../runtime/app/context.ts';
 import { parseTelemetryQuery, type Storage } from '../runtime/storage/index.ts';
 
@@ -44,7 +44,7 @@ export default function register(RED: NodeAPI): void {
           const items = await storage.store.latest(device);
           msg.payload = { device_id: device, items, values: Object.fromEntries(items.map((s) => [s.metric, s.value])) };
           msg.query = { device, mode: 'latest' };
-          node.status({ fill: 'green', shape: 'dot', text: `${items.length} metrics` });
+          node.status({ fill: 'green', shape: 'dot', text: countedText(RED, 'flux-query.status.metrics', { count: items.length }) });
           send(msg);
           done();
           return;
@@ -56,7 +56,7 @@ export default function register(RED: NodeAPI): void {
             ? await storage.store.aggregate({ device, metrics: q.metrics, from: q.from, to: q.to, interval: q.interval, aggs: q.aggs, limit: q.limit })
             : await storage.store.range({ device, metrics: q.metrics, from: q.from, to: q.to, limit: q.limit });
         msg.query = { device, ...q };
-        node.status({ fill: 'green', shape: 'dot', text: `${(msg.payload as unknown[]).length} items` });
+        node.status({ fill: 'green', shape: 'dot', text: countedText(RED, 'flux-query.status.items', { count: (msg.payload as unknown[]).length }) });
         send(msg);
         done();
       } catch (err) {

@@ -4,7 +4,8 @@
  * true, with `msg.rule`), 2 not triggered (the message, when no rule returned true), 3 errors.
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage, Send, Done } from './red.ts';
-import { fluxOf } from './red.ts';
+import { countedText, fluxOf } from './red.ts';
+import { registerRuleAdmin } from './flux-rule-admin.ts';
 import { service } from '../runtime/app/context.ts';
 import type { RuleEngine, RuleInput, RuleRun } from '../runtime/rules/index.ts';
 
@@ -39,6 +40,7 @@ export function standardMessages(msg: NodeMessage): RuleInput['message'][] {
 }
 
 export default function register(RED: NodeAPI): void {
+  registerRuleAdmin(RED);
   function FluxRule(this: Node, def: RuleDef): void {
     RED.nodes.createNode(this, def);
     const flux = fluxOf(RED);
@@ -55,7 +57,7 @@ export default function register(RED: NodeAPI): void {
     const failSetup = (err: unknown) => {
       setupError = (err as Error).message;
       node.error(`flux rule: ${setupError}`);
-      node.status({ fill: 'red', shape: 'ring', text: 'script error' });
+      node.status({ fill: 'red', shape: 'ring', text: 'flux-rule.status.script-error' });
     };
     if (mode === 'inline') {
       try {
@@ -76,8 +78,13 @@ export default function register(RED: NodeAPI): void {
         failSetup(err);
       }
     }
-    const show = () => node.status({ fill: counts.err ? 'yellow' : 'green', shape: 'dot', text: `${counts.hit}/${counts.in} triggered${counts.err ? `, ${counts.err} errors` : ''}` });
-    if (!setupError) node.status({ fill: 'grey', shape: 'ring', text: mode });
+    const show = () =>
+      node.status({
+        fill: counts.err ? 'yellow' : 'green',
+        shape: 'dot',
+        text: counts.err ? countedText(RED, 'flux-rule.status.triggered-errors', { hit: counts.hit, in: counts.in, count: counts.err }) : countedText(RED, 'flux-rule.status.triggered', { hit: counts.hit, count: counts.in }),
+      });
+    if (!setupError) node.status({ fill: 'grey', shape: 'ring', text: `flux-rule.status.${mode}` });
 
     node.on('input', (msg, send, done) => {
       if (ready) void ready.then(() => handle(msg, send, done));

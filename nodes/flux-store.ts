@@ -6,7 +6,7 @@
  * `msg.stored = { points, refused }`.
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage, Send, Done } from './red.ts';
-import { fluxOf } from './red.ts';
+import { countedText, fluxOf } from './red.ts';
 import { service } from '../runtime/app/context.ts';
 import type { Point, Storage, StandardMessage } from '../runtime/storage/index.ts';
 import type { Feed } from '../runtime/feed/index.ts';
@@ -61,8 +61,8 @@ export default function register(RED: NodeAPI): void {
       const st = s?.stats();
       node.status(
         st && !st.up
-          ? { fill: 'yellow', shape: 'ring', text: `db away: ${st.buffered_points} buffered on disk` }
-          : { fill: 'green', shape: 'dot', text: `${stored} stored${refused ? `, ${refused} refused` : ''}` },
+          ? { fill: 'yellow', shape: 'ring', text: countedText(RED, 'flux-store.status.away', { count: st.buffered_points }) }
+          : { fill: 'green', shape: 'dot', text: refused ? countedText(RED, 'flux-store.status.stored-refused', { stored, count: refused }) : countedText(RED, 'flux-store.status.stored', { count: stored }) },
       );
     };
 

@@ -47,6 +47,18 @@ export interface NodeAPI {
   httpAdmin: { get(path: string, ...handlers: unknown[]): void; post(path: string, ...handlers: unknown[]): void; put(path: string, ...handlers: unknown[]): void };
   auth: { needsPermission(permission: string): unknown };
   util: { generateId(): string };
+  /** Node-RED's message catalog of this node module (nodes/locales/<lang>/<node>.json), in the runtime's language */
+  _?(key: string, vars?: Record<string, unknown>): string;
+}
+
+/**
+ * A status text with numbers in it, in the runtime's language. Fixed status texts are sent as bare
+ * catalog keys instead ("flux-rule.status.script-error"): the editor translates those into the
+ * browser's language, but it cannot fill in numbers, so counted texts are translated here.
+ */
+export function countedText(RED: NodeAPI, key: string, vars: Record<string, unknown>): string {
+  const text = RED._?.(key, vars);
+  return text && text !== key && !text.endsWith(`:${key}`) ? text : `${key} ${JSON.stringify(vars)}`;
 }
 
 /** The FLUX runtime the node runs in; a node loaded outside FLUX fails with a clear message. */

@@ -15,6 +15,7 @@ import { counter, histogram } from '../metrics/index.ts';
 import { createPipelineTracker, type PipelineTracker } from './pipeline.ts';
 import { deferCoreNodeLibraries, requireNodeRed } from './node-red-libraries.ts';
 import { applyNodeRedPatches } from './node-red-patches.ts';
+import { TIPS_PATH, paletteTipFilter } from './editor-tips.ts';
 
 export type { PipelineTracker } from './pipeline.ts';
 
@@ -75,6 +76,7 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
           },
         }),
       );
+      app.use(TIPS_PATH, paletteTipFilter());
       app.use('/editor', RED.httpAdmin);
       pipeline = createPipelineTracker(RED.hooks, {
         latency: histogram(ctx.metrics, 'flux_pipeline_latency_seconds', 'uplink received → finished in the flows (stored, filtered or failed)', [], [0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1, 2, 5, 10]),
