@@ -144,9 +144,8 @@ export function TracePanel(p: { device: string }) {
 }
 
 export function SubDevices(p: { gateway: string }) {
-  const list = useAsync((s) => get<{ items: Device[]; total: number }>(`/devices${qs({ gateway_id: p.gateway, limit: 200 })}`, s), [p.gateway]);
-  // Filtered here too: a server that ignores the gateway_id filter must not show every device.
-  const subs = list.data?.items.filter((d) => d.gateway_id === p.gateway);
+  const list = useAsync((s) => get<{ items: Device[]; total: number }>(`/devices/${encodeURIComponent(p.gateway)}/children${qs({ limit: 200 })}`, s), [p.gateway]);
+  const subs = list.data?.items;
   return (
     <Card title={t('Sub-devices')}>
       <ErrorBox error={list.error} />

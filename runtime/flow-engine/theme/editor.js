@@ -1,5 +1,6 @@
 /* FLUX's editor theme (runtime/flow-engine/theme): a title and a sign-in hint in the login dialog,
  * in the browser's language (English or Simplified Chinese). */
+/* global navigator, document, MutationObserver */
 (function () {
   var zh = /^zh\b/i.test((navigator.languages && navigator.languages[0]) || navigator.language || '');
   var text = zh
