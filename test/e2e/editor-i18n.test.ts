@@ -12,11 +12,11 @@ import { ROOT, startFlux, type FluxProcess } from '../helpers/flux-process.ts';
 
 async function login(page: Page, flux: FluxProcess): Promise<void> {
   await page.goto(`${flux.url}/editor/`, { waitUntil: 'domcontentloaded', timeout: 60_000 });
-  await page.waitForSelector('#node-dialog-login-fields input[type=password]', { timeout: 30_000 });
+  await page.waitForSelector('#node-dialog-login-fields input[type=password]', { timeout: 60_000 });
   await page.locator('#node-dialog-login-fields input').first().fill('admin');
   await page.fill('#node-dialog-login-fields input[type=password]', flux.token);
   await page.click('#node-dialog-login-submit');
-  await page.locator('.red-ui-palette-node[data-palette-type="flux rule"]').waitFor({ state: 'attached', timeout: 30_000 });
+  await page.locator('.red-ui-palette-node[data-palette-type="flux rule"]').waitFor({ state: 'attached', timeout: 60_000 });
 }
 
 /** Opens the edit dialog of the first node of a type in the default flow. */
@@ -29,7 +29,7 @@ async function editNode(page: Page, type: string): Promise<void> {
 }
 
 describe('the flow editor as FLUX made it, in English and Chinese', function () {
-  this.timeout(120_000);
+  this.timeout(180_000);
   let flux: FluxProcess;
   let browser: Browser;
   let ruleId: string;
@@ -51,7 +51,7 @@ describe('the flow editor as FLUX made it, in English and Chinese', function () 
     const ctx = await browser.newContext({ locale: 'en-US' });
     const page = await ctx.newPage();
     await page.goto(`${flux.url}/editor/`, { waitUntil: 'domcontentloaded', timeout: 60_000 });
-    await page.waitForSelector('.flux-login-title', { timeout: 30_000 });
+    await page.waitForSelector('.flux-login-title', { timeout: 60_000 });
     assert.equal(await page.textContent('.flux-login-title'), 'FLUX IOT · flow editor');
     assert.match((await page.textContent('.flux-login-hint')) ?? '', /admin token/);
     assert.match((await page.getAttribute('#node-dialog-login-image', 'src')) ?? '', /theme\/login/);
