@@ -9,27 +9,12 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { ROOT, tempDir } from '../helpers/flux-process.ts';
+import { initialScripts } from './bundle-files.ts';
 
 const DIST = path.join(ROOT, 'console', 'dist');
 
 function files(dir: string, base = dir): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name), base) : [path.relative(base, path.join(dir, e.name))])).sort();
-}
-
-/** Scripts index.html loads, and their static imports: what a first visit downloads before any lazy page. */
-export function initialScripts(dist: string): string[] {
-  const html = fs.readFileSync(path.join(dist, 'index.html'), 'utf8');
-  const seen = new Set<string>();
-  const queue = [...html.matchAll(/<(?:script|link)[^>]+(?:src|href)="\/console\/([^"]+\.js)"/g)].map((m) => m[1]!);
-  while (queue.length) {
-    const f = queue.shift()!;
-    if (seen.has(f)) continue;
-    seen.add(f);
-    const src = fs.readFileSync(path.join(dist, f), 'utf8');
-    // static imports only (`import … from "./x.js"`), not `import("./x.js")`
-    for (const m of src.matchAll(/(?:^|[;}\s])import\s*(?:[\w${}*,\s]+from\s*)?["']\.\/([^"']+\.js)["']/g)) queue.push(`assets/${m[1]}`);
-  }
-  return [...seen];
 }
 
 describe('the console bundle', function () {
