@@ -147,6 +147,7 @@ function RuleEditor(p: { id?: string; r?: Rule; reload(): void }) {
           </div>
         )}
       </form>
+      {write && (
       <Card title={t('Test run')} id="test-run">
         <p class="hint">{t('Runs the script in the editor on a sample message. Nothing is sent, raised or stored.')}</p>
         <div class="inline-form">
@@ -164,6 +165,7 @@ function RuleEditor(p: { id?: string; r?: Rule; reload(): void }) {
         </div>
         {outcome && <TestResult outcome={outcome} />}
       </Card>
+      )}
       {r && (
         <Card title={t('Counters')}>
           <Json value={r.stats} />
