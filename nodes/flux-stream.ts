@@ -28,7 +28,7 @@ export default function register(RED: NodeAPI): void {
     const node = this;
     const streams = RED.settings.fluxStreams as StreamService | undefined;
     if (!streams) {
-      node.status({ fill: 'red', shape: 'ring', text: 'stream service not running' });
+      node.status({ fill: 'red', shape: 'ring', text: 'flux-stream.status.not-running' });
       return;
     }
     const shape = (status: string) => ({

@@ -54,7 +54,7 @@ describe('the FLUX nodes in English and Chinese', function () {
       }
       assert.doesNotMatch(html, /data-help-name/, 'help lives in nodes/locales/<lang>/');
       const template = /data-template-name[^>]*>([\s\S]*?)<\/script>/.exec(html)![1]!;
-      const visible = template.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim();
+      const visible = template.replace(/<[^>]+>|&nbsp;/g, ' ').replace(/\s+/g, ' ').trim();
       assert.match(visible, /^(env|ms|\s)*$/, `words outside the catalog in the dialog: ${visible}`);
     });
   }
