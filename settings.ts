@@ -53,6 +53,8 @@ export interface FluxSettings {
   streamRecordSegmentS: number;
   /** the durable uplink log (runtime/uplink-log) */
   uplinkLog: { fsync: 'always' | 'os'; retentionMs: number; maxBytes: number };
+  /** how often the Modbus master reads the registry for devices to poll (ms) */
+  modbusSyncMs: number;
 }
 
 export interface SettingSpec {
@@ -83,6 +85,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_LOG_FSYNC', default: 'always', meaning: 'uplink log durability before an acknowledgement: `always` (fdatasync per group commit; survives power loss) or `os` (page cache; survives a crash of FLUX, not of the machine)' },
   { variable: 'FLUX_RAW_RETENTION', default: '24h', meaning: 'how long the uplink log keeps raw traffic once processed (`s`, `m`, `h`, `d` suffixes)' },
   { variable: 'FLUX_RAW_MAX_BYTES', default: '1GiB', meaning: 'disk budget of the uplink log (`KiB`, `MiB`, `GiB`); when unprocessed uplinks fill it, new ones are refused' },
+  { variable: 'FLUX_MODBUS_SYNC_MS', default: '5000', meaning: 'how often the Modbus master reads the registry for devices to poll, in ms (docs/modbus.md)' },
 ];
 
 export function parseDuration(variable: string, raw: string | undefined, fallbackMs: number): number {
@@ -211,6 +214,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
       retentionMs: parseDuration('FLUX_RAW_RETENTION', env.FLUX_RAW_RETENTION, 24 * 3_600_000),
       maxBytes: parseBytes('FLUX_RAW_MAX_BYTES', env.FLUX_RAW_MAX_BYTES, 1024 ** 3),
     },
+    modbusSyncMs: parseMs('FLUX_MODBUS_SYNC_MS', env.FLUX_MODBUS_SYNC_MS, 5000, 100, 3_600_000),
   };
 }
 
@@ -218,6 +222,13 @@ function parseFsync(raw: string | undefined): 'always' | 'os' {
   const v = raw?.trim().toLowerCase() || 'always';
   if (v !== 'always' && v !== 'os') throw new ConfigError('FLUX_LOG_FSYNC', `FLUX_LOG_FSYNC=${JSON.stringify(raw)} is not 'always' or 'os'`);
   return v;
+}
+
+function parseMs(variable: string, raw: string | undefined, fallback: number, min: number, max: number): number {
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const s = raw.trim();
+  if (!/^\d+$/.test(s) || Number(s) < min || Number(s) > max) throw new ConfigError(variable, `${variable}=${JSON.stringify(raw)} is not a number of milliseconds from ${min} to ${max}`);
+  return Number(s);
 }
 
 /** Node-RED's own settings, derived from FLUX's. `flux` (the runtime context) reaches our nodes as `RED.settings.flux`. */
@@ -228,6 +239,8 @@ export interface NodeRedSettingsInput {
   flux: unknown;
   /** the stream service for `flux stream` nodes (`RED.settings.fluxStreams`) */
   fluxStreams?: unknown;
+  /** the Modbus master, for the `flux modbus` node (RED.settings.fluxModbus) */
+  fluxModbus?: unknown;
   /** receives Node-RED's log records */
   logHandler: (record: { level: number; msg: unknown; type?: string; id?: string; name?: string }) => void;
   tokenEquals: (given: string, expected: string) => boolean;
@@ -260,6 +273,7 @@ export function nodeRedSettings(input: NodeRedSettingsInput): Record<string, unk
     },
     flux: input.flux,
     fluxStreams: input.fluxStreams,
+    fluxModbus: input.fluxModbus,
     functionExternalModules: false,
     externalModules: { palette: { allowInstall: false }, modules: { allowInstall: false } },
     diagnostics: { enabled: false, ui: false },

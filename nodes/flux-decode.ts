@@ -4,6 +4,8 @@
  * StandardMessage (one output message per decoded message), `msg.product`, `msg.plugin` =
  * `{ id, version }`; `msg.raw` stays. A product without a plugin sends JSON `{ values }`.
  * A failure goes to the flow's catch node with the frame (`msg.raw`) on the message.
+ * An uplink its transport decoded already (`msg.uplink.decoded`: Modbus polling, whose register map
+ * decodes) goes on as that StandardMessage without a plugin call; its trace shows the decode skipped.
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage, Send, Done } from './red.ts';
 import { countedText, fluxOf } from './red.ts';
@@ -81,7 +83,21 @@ export default function register(RED: NodeAPI): void {
 
     // Per message: the product from the registry's cache and one Promise for the plugin call (an
     // async handler awaiting an async lookup made six Promises per uplink).
+    const alreadyDecoded = (msg: NodeMessage, send: Send, done: Done, decoded: object) => {
+      const up = msg.uplink as { transport?: string };
+      flux.trace?.span(msg._msgid, { stage: 'decode', took_ms: 0, ok: true, detail: { plugin: null, skipped: `decoded by the ${up.transport ?? 'transport'}` } });
+      msg.payload = decoded;
+      msg.plugin = null;
+      const product = productNow(flux, msg);
+      if (product) msg.product = { id: product.id, key: product.key, protocol_plugin_id: product.protocol_plugin_id };
+      ok++;
+      send(msg);
+      done();
+    };
+
     node.on('input', (msg, send, done) => {
+      const decoded = (msg.uplink as { decoded?: unknown } | undefined)?.decoded;
+      if (decoded && typeof decoded === 'object') return alreadyDecoded(msg, send, done, decoded);
       const t0 = performance.now();
       let bytes: Uint8Array;
       let product: Product | undefined;

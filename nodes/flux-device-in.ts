@@ -1,7 +1,8 @@
 /**
  * `flux device in`: messages from devices on the device bus (ARCHITECTURE §5), filtered by product,
  * device and type. Output: `msg.payload` = the uplink bytes, `msg.raw` = the same bytes,
- * `msg.device` = `{ id, product_id, product_key }`, `msg.uplink` = the bus message (id, type, ts, topic).
+ * `msg.device` = `{ id, product_id, product_key }`, `msg.uplink` = the bus message (id, type, ts, topic;
+ * `decoded` when the transport decoded it already, as Modbus polling does).
  */
 import type { NodeAPI, Node, NodeDef } from './red.ts';
 import { countedText, fluxOf } from './red.ts';
@@ -48,7 +49,9 @@ export default function register(RED: NodeAPI): void {
           payload: up.payload,
           raw: up.payload,
           device: { id: up.deviceId, product_id: up.productId, product_key: up.productKey },
-          uplink: { id: up.id, type: up.type, event_id: up.eventId, ts: up.ts, transport: up.transport, topic: up.topic },
+          uplink: up.decoded
+            ? { id: up.id, type: up.type, event_id: up.eventId, ts: up.ts, transport: up.transport, topic: up.topic, decoded: up.decoded }
+            : { id: up.id, type: up.type, event_id: up.eventId, ts: up.ts, transport: up.transport, topic: up.topic },
         });
         if (finished) pipeline!.sent(up.id);
         return finished;

@@ -6,17 +6,29 @@ import { z } from 'zod';
 import type { FluxContext } from '../app/context.ts';
 import { q, type RouteTable } from './routes.ts';
 import { deviceId, idParam, page, secret } from './schemas.ts';
+import { deviceTransportSchema } from '../modbus/index.ts';
+import { badRequest } from '../errors/index.ts';
 
 const tags = z.record(z.string(), z.unknown());
+/** the device's own transport settings: `modbus` is checked (host, port, unit, mode), others kept as given */
+const transport = deviceTransportSchema.nullable();
+
+/** A Modbus device names its endpoint, unless a gateway owns the connection (then it gives its unit). */
+function checkModbusEndpoint(t: { modbus?: { host?: string } } | null | undefined, gatewayId: string | null | undefined): void {
+  if (t?.modbus && !t.modbus.host && !gatewayId) {
+    throw badRequest('body.transport.modbus.host: required unless the device reaches the bus through a gateway (gateway_id)');
+  }
+}
 
 export function deviceRoutes(ctx: FluxContext, routes: RouteTable): void {
   const devices = ctx.registry.devices;
   routes
     .add({
       method: 'post', path: '/devices', tag: 'devices', summary: 'Create a device; the answer holds its secret, shown only this once. `is_gateway` marks a gateway; `gateway_id` attaches it to one', status: 201, errors: [404, 409],
-      body: z.object({ id: deviceId.optional(), product_id: z.string().min(1).max(64), name: z.string().min(1).max(200).optional(), secret: secret.optional(), enabled: z.boolean().optional(), tags: tags.optional(), is_gateway: z.boolean().optional(), gateway_id: deviceId.nullable().optional() }).strict(),
+      body: z.object({ id: deviceId.optional(), product_id: z.string().min(1).max(64), name: z.string().min(1).max(200).optional(), secret: secret.optional(), enabled: z.boolean().optional(), tags: tags.optional(), is_gateway: z.boolean().optional(), gateway_id: deviceId.nullable().optional(), transport: transport.optional() }).strict(),
       returns: 'the device plus `secret`',
       handler: async ({ body }) => {
+        checkModbusEndpoint(body.transport, body.gateway_id);
         const { device, secret } = await devices.create(body);
         return { ...device, secret };
       },
@@ -31,9 +43,12 @@ export function deviceRoutes(ctx: FluxContext, routes: RouteTable): void {
       handler: ({ params }) => devices.get(params.id),
     })
     .add({
-      method: 'patch', path: '/devices/:id', tag: 'devices', summary: 'Update a device (name, enabled, tags, is_gateway, gateway_id: an id attaches, null detaches)', params: idParam, errors: [404, 409],
-      body: z.object({ name: z.string().min(1).max(200).optional(), enabled: z.boolean().optional(), tags: tags.optional(), is_gateway: z.boolean().optional(), gateway_id: deviceId.nullable().optional() }).strict().refine((b) => Object.keys(b).length > 0, 'nothing to update'),
-      handler: ({ params, body }) => devices.update(params.id, body),
+      method: 'patch', path: '/devices/:id', tag: 'devices', summary: 'Update a device (name, enabled, tags, transport, is_gateway, gateway_id: an id attaches, null detaches)', params: idParam, errors: [404, 409],
+      body: z.object({ name: z.string().min(1).max(200).optional(), enabled: z.boolean().optional(), tags: tags.optional(), is_gateway: z.boolean().optional(), gateway_id: deviceId.nullable().optional(), transport: transport.optional() }).strict().refine((b) => Object.keys(b).length > 0, 'nothing to update'),
+      handler: async ({ params, body }) => {
+        if (body.transport?.modbus) checkModbusEndpoint(body.transport, body.gateway_id !== undefined ? body.gateway_id : (await devices.get(params.id)).gateway_id);
+        return devices.update(params.id, body);
+      },
     })
     .add({
       method: 'delete', path: '/devices/:id', tag: 'devices', summary: 'Delete a device (refused while it is the gateway of other devices)', params: idParam, status: 204, errors: [404, 409],

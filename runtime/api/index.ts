@@ -18,6 +18,8 @@ import { alarmRoutes } from './alarms.ts';
 import { telemetryRoutes } from './telemetry.ts';
 import { rawRoutes } from './raw.ts';
 import type { UplinkLog } from '../uplink-log/index.ts';
+import { modbusRoutes } from './modbus.ts';
+import type { ModbusMaster } from '../modbus/index.ts';
 import { notFound } from '../errors/index.ts';
 
 export { RouteTable, q, formatZodError, type RouteSpec } from './routes.ts';
@@ -37,6 +39,8 @@ export interface ApiOptions {
   version: string;
   /** the durable uplink log, for raw traffic */
   uplinkLog: UplinkLog;
+  /** the Modbus master, for /api/modbus */
+  modbus?: ModbusMaster;
 }
 
 export function createApi(ctx: FluxContext, opts: ApiOptions): Api {
@@ -50,6 +54,7 @@ export function createApi(ctx: FluxContext, opts: ApiOptions): Api {
   pluginRoutes(ctx, routes);
   telemetryRoutes(ctx, routes);
   rawRoutes(ctx, routes, opts.uplinkLog);
+  if (opts.modbus) modbusRoutes(opts.modbus, routes);
   routes
     .add({
       method: 'get', path: '/health', tag: 'system', summary: 'Status of each component (no token needed); 503 when one is down', auth: false, errors: [503],

@@ -15,7 +15,8 @@ import { createDeviceBus } from '../bus/index.ts';
 import { createMetrics } from '../metrics/index.ts';
 import { createApi, type Api } from '../api/index.ts';
 import { createBroker } from '../broker/index.ts';
-import { createIngress } from '../ingress/index.ts';
+import { createIngress, presenceOf } from '../ingress/index.ts';
+import { modbusModule } from '../modbus/index.ts';
 import { createFlowEngine } from '../flow-engine/index.ts';
 import { createTracer } from '../trace/index.ts';
 import { createFeed } from '../feed/index.ts';
@@ -114,9 +115,17 @@ export function createFlux(opts: FluxOptions): Flux {
   server.keepAliveTimeout = 65_000;
 
   const broker = createBroker(ctx, { httpServer: server });
-  const ingress = createIngress(ctx);
+  const modbus = modbusModule({
+    registry,
+    bus: ctx.bus,
+    presence: presenceOf(ctx),
+    metrics,
+    log: log.child({ module: 'modbus' }),
+    syncMs: settings.modbusSyncMs,
+  });
+  const ingress = createIngress(ctx, {}, modbus.master);
   // `health` is defined below; the API calls it only once the process runs.
-  const api = createApi(ctx, { health: () => health(), version: VERSION, uplinkLog: uplinkLog.log });
+  const api = createApi(ctx, { health: () => health(), version: VERSION, uplinkLog: uplinkLog.log, modbus: modbus.master });
   const streams = createStreamModule(
     {
       registry,
@@ -131,7 +140,7 @@ export function createFlux(opts: FluxOptions): Flux {
     },
     api.routes,
   );
-  const flows = opts.flows === false ? undefined : createFlowEngine(ctx, server, { streams: streams.service });
+  const flows = opts.flows === false ? undefined : createFlowEngine(ctx, server, { streams: streams.service, modbus: modbus.master });
   const registryModule: FluxModule = {
     name: 'metadata_db',
     start: () => registry.start(),
@@ -145,7 +154,8 @@ export function createFlux(opts: FluxOptions): Flux {
   const core: FluxModule[] = [uplinkLog, registryModule, createStorageModule(ctx), createPluginHost(ctx), feed, createAlarmCenter(ctx), createRuleEngine(ctx), streams];
   const otel = createOtelExport(ctx);
   if (otel.enabled) core.push(otel);
-  const access: FluxModule[] = [broker, ingress];
+  // The Modbus master polls last: its values go to flows that are already running.
+  const access: FluxModule[] = [broker, ingress, modbus];
   const modules = [...core, ...access];
   const reporting = (): FluxModule[] => (flows ? [...modules, flows] : modules);
 

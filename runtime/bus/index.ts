@@ -22,9 +22,14 @@ export interface UplinkMessage {
   ts: number;
   payload: Buffer;
   topic: string;
-  transport: 'mqtt' | 'tcp' | 'http';
+  transport: 'mqtt' | 'tcp' | 'http' | 'modbus';
   /** its position in the durable uplink log (runtime/uplink-log), once appended */
   logSeq?: number;
+  /**
+   * Set by a transport that decodes on its own (Modbus: the product's register map). `flux decode`
+   * passes it on as the StandardMessage without calling a plugin; `payload` then holds its JSON.
+   */
+  decoded?: { device_id: string; values: Record<string, number | string | boolean>; ts: number };
 }
 
 /**
@@ -68,7 +73,7 @@ export interface StatusEvent {
   productKey: string;
   status: 'online' | 'offline';
   ts: number;
-  transport: 'mqtt' | 'tcp' | 'http';
+  transport: 'mqtt' | 'tcp' | 'http' | 'modbus';
   reason?: string;
 }
 

@@ -37,6 +37,8 @@ export const DEFAULT_FLOW_FILE = path.join(PROJECT_DIR, 'flows', 'default.json')
 /** What FLUX nodes reach besides the context (typed, from the composition root). */
 export interface NodeServices {
   streams?: unknown;
+  /** the Modbus master (`flux modbus` node) */
+  modbus?: unknown;
 }
 
 export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServices: NodeServices = {}): FlowEngine {
@@ -68,6 +70,7 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
           adminToken: ctx.adminToken,
           flux: ctx,
           fluxStreams: nodeServices.streams,
+          fluxModbus: nodeServices.modbus,
           tokenEquals,
           logHandler: (rec) => {
             const level = LEVELS[rec.level] ?? 'info';

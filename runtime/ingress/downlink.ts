@@ -2,6 +2,7 @@
  * The way back to a device (ARCHITECTURE §4 "Downlink"): a command becomes bytes (the product
  * plugin's `encode` when the plugin host runs and the product has a plugin; JSON otherwise) and goes
  * to the device's TCP connection, or to `/{productKey}/{deviceId}/command` over MQTT (QoS 1).
+ * Devices that FLUX polls (Modbus) get their commands from the poller instead (`fieldbus`).
  * Registered as service `downlink`; the API, the `flux command` node and rule actions use it.
  */
 import { randomUUID } from 'node:crypto';
@@ -17,12 +18,20 @@ export interface CommandResult {
   /** the command's id (also inside the JSON command) */
   id: string;
   deviceId: string;
-  transport?: 'mqtt' | 'tcp';
+  transport?: 'mqtt' | 'tcp' | 'modbus';
   topic?: string;
   /** the bytes sent, as they went out (before any TCP framing) */
   bytes: number;
-  encoding: 'plugin' | 'json';
+  encoding: 'plugin' | 'json' | 'modbus';
   reason?: string;
+  /** Modbus: the values written (or read) */
+  values?: Record<string, number | boolean>;
+}
+
+/** A poller that owns some devices' commands (the Modbus master). */
+export interface FieldbusCommands {
+  handles(identity: DeviceIdentity): boolean;
+  command(deviceId: string, command: string, params: unknown): Promise<CommandResult>;
 }
 
 export interface Downlink {
@@ -33,7 +42,7 @@ interface PluginsLike {
   encode?(pluginId: string, command: unknown): Promise<Uint8Array | Buffer> | Uint8Array | Buffer;
 }
 
-export function createDownlink(ctx: FluxContext): Downlink {
+export function createDownlink(ctx: FluxContext, fieldbus?: FieldbusCommands): Downlink {
   const log = ctx.log.child({ module: 'downlink' });
 
   async function encode(identity: DeviceIdentity, body: { id: string; command: string; params: unknown; ts: number }): Promise<{ bytes: Buffer; encoding: 'plugin' | 'json' }> {
@@ -55,6 +64,7 @@ export function createDownlink(ctx: FluxContext): Downlink {
       const identity = await ctx.registry.devices.identity(deviceId);
       if (!identity) throw notFound('device', deviceId);
       if (!identity.device.enabled) throw new FluxError('device_disabled', `device '${deviceId}' is disabled`, 409);
+      if (fieldbus?.handles(identity)) return fieldbus.command(deviceId, command, params);
       const body = { id: randomUUID(), command, params, ts: Date.now() };
       const { bytes, encoding } = await encode(identity, body);
       const base = { id: body.id, deviceId, bytes: bytes.length, encoding } as const;

@@ -5,21 +5,24 @@
  */
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import { createTcpIngress, type TcpIngress, type TcpIngressOptions } from './tcp.ts';
-import { createDownlink } from './downlink.ts';
+import { createDownlink, type FieldbusCommands } from './downlink.ts';
 
 export { createFramer, encodeFrame, framePayload, parseFraming, FramingError, DEFAULT_MAX_FRAME, type Framing, type Framer } from './framing.ts';
 export { createPresence, presenceOf, type Presence, type Transport } from './presence.ts';
 export { createTcpIngress, tcpTransportOf, type TcpIngress, type TcpIngressOptions, type TcpTransport } from './tcp.ts';
-export { createDownlink, type Downlink, type CommandResult } from './downlink.ts';
+export { createDownlink, type Downlink, type CommandResult, type FieldbusCommands } from './downlink.ts';
 
 export interface Ingress extends FluxModule {
   readonly tcp: TcpIngress;
 }
 
-/** The ingress module: TCP listeners of products and the `downlink` service. Start it after the broker. */
-export function createIngress(ctx: FluxContext, opts: TcpIngressOptions = {}): Ingress {
+/**
+ * The ingress module: TCP listeners of products and the `downlink` service. Start it after the broker.
+ * `fieldbus` takes the commands of devices that FLUX polls (Modbus) instead of a connection of theirs.
+ */
+export function createIngress(ctx: FluxContext, opts: TcpIngressOptions = {}, fieldbus?: FieldbusCommands): Ingress {
   const tcp = createTcpIngress(ctx, opts);
-  const downlink = createDownlink(ctx);
+  const downlink = createDownlink(ctx, fieldbus);
   return {
     name: 'ingress',
     tcp,

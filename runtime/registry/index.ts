@@ -58,6 +58,8 @@ export interface Device {
   is_gateway: boolean;
   /** the gateway this device reports through, or null */
   gateway_id: string | null;
+  /** the device's own transport settings, e.g. `{ modbus: { host, port, unit, mode } }`; null when none */
+  transport: Record<string, unknown> | null;
   created_at: string;
   updated_at: string;
 }
@@ -89,6 +91,7 @@ export interface DeviceInput {
   tags?: Record<string, unknown>;
   is_gateway?: boolean;
   gateway_id?: string | null;
+  transport?: Record<string, unknown> | null;
 }
 
 export interface DevicePatch {
@@ -98,6 +101,7 @@ export interface DevicePatch {
   is_gateway?: boolean;
   /** a gateway's id attaches the device to it, null detaches it */
   gateway_id?: string | null;
+  transport?: Record<string, unknown> | null;
 }
 
 export interface ListOptions {
@@ -387,6 +391,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
             tags: input.tags ?? {},
             is_gateway: input.is_gateway ?? false,
             gateway_id: gatewayId,
+            transport: input.transport ?? null,
           });
           forget(id);
           gateways.forget(gatewayId);

@@ -61,6 +61,7 @@ export function defineModels(sequelize: Sequelize): Models {
       tags: jsonColumn('tags', {}),
       is_gateway: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: false }, // migration 004
       gateway_id: { type: DataTypes.STRING(64), allowNull: true }, // migration 004
+      transport: jsonColumn('transport', {}, true), // migration 006
     },
     { ...common, tableName: 'devices' },
   );

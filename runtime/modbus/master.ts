@@ -1,0 +1,372 @@
+/**
+ * The Modbus master: polls every device the registry maps (runtime/modbus/sync.ts) on its product's
+ * interval, puts the values on the device bus as already-decoded uplinks, keeps each device's
+ * online status, and writes registers for `write` commands.
+ *
+ * Timing: each device has its own timer, scheduled from its planned times (no drift), started at a
+ * random phase so that a thousand devices do not fire together. A poll still running when the next
+ * one is due skips that one (counted as an overrun). A device that stopped answering is probed at a
+ * growing interval (doubling from the larger of its interval and timeout, up to 10 × that, at most
+ * 60 s), so a dead unit on an RTU bus rarely holds the bus for its timeout.
+ */
+import { randomUUID } from 'node:crypto';
+import type { DeviceBus } from '../bus/index.ts';
+import { newMessageId } from '../bus/index.ts';
+import { FluxError } from '../errors/index.ts';
+import type { Presence } from '../ingress/presence.ts';
+import type { Logger } from '../log/index.ts';
+import type { Registry, DeviceIdentity } from '../registry/index.ts';
+import { decodeBlock, encodeValue } from './codec.ts';
+import { ModbusError, readRequest, writeCoilsRequest, writeRegistersRequest } from './frame.ts';
+import { createEndpoint, endpointKey, type Endpoint, type EndpointAddress, type EndpointStats, type RequestGroup } from './endpoint.ts';
+import { createModbusMetrics, type ModbusMetrics } from './metrics.ts';
+import { readPolledDevices, type PolledDevice } from './sync.ts';
+import type { MetricsRegistry } from '../metrics/index.ts';
+
+export interface ModbusMasterDeps {
+  registry: Registry;
+  bus: DeviceBus;
+  presence: Pick<Presence, 'connected'>;
+  metrics: MetricsRegistry;
+  log: Logger;
+  /** how often the registry is read again for changes (ms); default 5000 */
+  syncMs?: number;
+}
+
+export interface ModbusCommandResult {
+  status: 'delivered' | 'offline';
+  id: string;
+  deviceId: string;
+  transport: 'modbus';
+  bytes: number;
+  encoding: 'modbus';
+  reason?: string;
+  /** what was written, or (command `read`) the values read */
+  values?: Record<string, number | boolean>;
+}
+
+export interface UnitStatus {
+  device_id: string;
+  unit: number;
+  online: boolean;
+  consecutive_failures: number;
+  last_error: string | null;
+  last_ok: string | null;
+  polls: number;
+  overruns: number;
+}
+
+export interface ModbusMaster {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Reads the registry now and applies the changes. */
+  sync(): Promise<void>;
+  /** true when `identity`'s product has a Modbus register map (commands to it go to this master) */
+  handles(identity: DeviceIdentity): boolean;
+  /** `write` ({property, value} or {values}) or `read`; a slave's exception throws a FluxError naming it. */
+  command(deviceId: string, command: string, params: unknown): Promise<ModbusCommandResult>;
+  /** One ad-hoc request over the shared connection of `address` (the `flux modbus` node). */
+  request(address: EndpointAddress, unit: number, pdu: Buffer, timeoutMs: number): Promise<Buffer>;
+  status(): { endpoints: (EndpointStats & { endpoint: string; units: UnitStatus[] })[] };
+}
+
+interface Unit {
+  cfg: PolledDevice;
+  ep: Endpoint;
+  timer: NodeJS.Timeout | undefined;
+  nextAt: number;
+  probeAt: number;
+  busy: boolean;
+  failures: number;
+  release: ((reason: string) => void) | undefined;
+  lastError: string | null;
+  lastOk: number;
+  polls: number;
+  overruns: number;
+}
+
+const IDLE_ENDPOINT_MS = 60_000;
+
+export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
+  const { registry, bus, presence, log } = deps;
+  const syncMs = deps.syncMs ?? 5000;
+  const metrics: ModbusMetrics = createModbusMetrics(deps.metrics);
+  const units = new Map<string, Unit>();
+  const endpoints = new Map<string, { ep: Endpoint; maxInFlight: number | undefined; lastUsed: number }>();
+  const warned = new Set<string>();
+  let syncTimer: NodeJS.Timeout | undefined;
+  let syncing: Promise<void> | undefined;
+  let running = false;
+
+  function endpointFor(address: EndpointAddress, maxInFlight?: number): Endpoint {
+    const key = endpointKey(address);
+    let e = endpoints.get(key);
+    if (e && e.maxInFlight !== maxInFlight && [...units.values()].every((u) => u.ep !== e!.ep)) {
+      e.ep.close();
+      e = undefined;
+    }
+    if (!e) {
+      const ep = createEndpoint({
+        ...address,
+        maxInFlight,
+        onResult: (ok, ms, reason) => metrics.request(key, ok, ms, reason),
+        onConnection: (state, detail) => (state === 'connected' ? log.info({ endpoint: key }, 'modbus endpoint connected') : log.warn({ endpoint: key, detail }, `modbus endpoint ${state}`)),
+      });
+      e = { ep, maxInFlight, lastUsed: Date.now() };
+      endpoints.set(key, e);
+    }
+    e.lastUsed = Date.now();
+    return e.ep;
+  }
+
+  function emit(u: Unit, values: Record<string, number | boolean>, ts: number): void {
+    const { identity, deviceId } = u.cfg;
+    const decoded = { device_id: deviceId, values, ts };
+    bus.emit('uplink', {
+      id: newMessageId(),
+      deviceId,
+      productId: identity.product.id,
+      productKey: identity.product.key,
+      type: 'properties',
+      ts,
+      payload: Buffer.from(JSON.stringify({ values, ts })),
+      topic: `${u.ep.key}/${u.cfg.unit}`,
+      transport: 'modbus',
+      decoded,
+    });
+  }
+
+  function answered(u: Unit): void {
+    u.failures = 0;
+    u.lastOk = Date.now();
+    if (!u.release) u.release = presence.connected(u.cfg.identity, 'modbus');
+  }
+
+  function failed(u: Unit, err: ModbusError): void {
+    u.failures++;
+    u.lastError = `${err.reason}: ${err.message}`;
+    const after = u.cfg.config.offline_after;
+    if (u.failures >= after) {
+      if (u.release) {
+        u.release(u.lastError);
+        u.release = undefined;
+      }
+      // probes of a dead unit back off; on a serial bus each one holds the bus for its timeout
+      const step = Math.max(u.cfg.config.interval_ms, u.cfg.config.timeout_ms);
+      u.probeAt = Date.now() + Math.min(step * 2 ** Math.min(u.failures - after, 10), 10 * step, 60_000);
+    }
+  }
+
+  /**
+   * Reads every block of the unit's map; answers the values read and the first error. The blocks
+   * are asked together: pipelined on Modbus TCP, back to back on RTU; once one times out the rest
+   * are not sent (a unit that does not answer one request would hold a serial bus for each).
+   */
+  async function readAll(u: Unit): Promise<{ values: Record<string, number | boolean>; error?: ModbusError }> {
+    const { blocks, unit, config } = u.cfg;
+    const values: Record<string, number | boolean> = {};
+    const group: RequestGroup = {};
+    let error: ModbusError | undefined;
+    await Promise.all(
+      blocks.map((b) =>
+        u.ep.request(unit, readRequest(b.function, b.address, b.quantity), config.timeout_ms, group).then(
+          (data) => decodeBlock(b, data, values),
+          (err: ModbusError) => void (error ??= err),
+        ),
+      ),
+    );
+    return { values, error };
+  }
+
+  async function poll(u: Unit): Promise<Record<string, number | boolean>> {
+    u.busy = true;
+    u.polls++;
+    const ts = Date.now();
+    try {
+      const { values, error } = await readAll(u);
+      if (units.get(u.cfg.deviceId) !== u) return values; // removed meanwhile
+      if (Object.keys(values).length) emit(u, values, ts);
+      metrics.poll(error ? 'failed' : 'ok');
+      if (error) failed(u, error);
+      else answered(u);
+      if (error && !Object.keys(values).length) throw error;
+      return values;
+    } finally {
+      u.busy = false;
+    }
+  }
+
+  function tick(u: Unit): void {
+    u.timer = undefined;
+    if (units.get(u.cfg.deviceId) !== u) return;
+    const now = Date.now();
+    const interval = u.cfg.config.interval_ms;
+    u.nextAt += interval;
+    if (u.nextAt <= now) u.nextAt = now + interval; // late (a paused process): skip what was missed
+    if (u.busy) {
+      u.overruns++;
+      metrics.poll('overrun');
+    } else if (now >= u.probeAt && !bus.behind()) poll(u).catch(() => {});
+    u.timer = setTimeout(tick, Math.max(0, u.nextAt - Date.now()), u);
+  }
+
+  function addUnit(cfg: PolledDevice): void {
+    const u: Unit = { cfg, ep: endpointFor(cfg.endpoint, cfg.maxInFlight), timer: undefined, nextAt: 0, probeAt: 0, busy: false, failures: 0, release: undefined, lastError: null, lastOk: 0, polls: 0, overruns: 0 };
+    units.set(cfg.deviceId, u);
+    const phase = Math.random() * Math.min(cfg.config.interval_ms, 10_000);
+    u.nextAt = Date.now() + phase - cfg.config.interval_ms;
+    u.timer = setTimeout(tick, phase, u);
+  }
+
+  function removeUnit(u: Unit, reason: string): void {
+    if (u.timer) clearTimeout(u.timer);
+    u.timer = undefined;
+    units.delete(u.cfg.deviceId);
+    u.release?.(reason);
+    u.release = undefined;
+  }
+
+  async function sync(): Promise<void> {
+    if (syncing) return syncing;
+    syncing = (async () => {
+      const desired = await readPolledDevices(registry, log, warned);
+      if (!running) return;
+      for (const [id, u] of units) {
+        const want = desired.get(id);
+        if (!want) removeUnit(u, 'modbus polling removed');
+        else if (want.signature !== u.cfg.signature) {
+          removeUnit(u, 'modbus settings changed');
+          addUnit(want);
+        } else u.cfg.identity = want.identity;
+      }
+      for (const [id, cfg] of desired) if (!units.has(id)) addUnit(cfg);
+      const used = new Set([...units.values()].map((u) => u.ep));
+      for (const [key, e] of endpoints) {
+        if (!used.has(e.ep) && Date.now() - e.lastUsed > IDLE_ENDPOINT_MS) {
+          e.ep.close();
+          endpoints.delete(key);
+        }
+      }
+      metrics.units(units.size, [...units.values()].filter((u) => u.release).length, endpoints.size);
+    })().finally(() => (syncing = undefined));
+    return syncing;
+  }
+
+  function scheduleSync(): void {
+    syncTimer = setTimeout(() => {
+      sync()
+        .catch((err) => log.error({ err }, 'reading the Modbus devices from the registry failed'))
+        .finally(() => running && scheduleSync());
+    }, syncMs);
+  }
+
+  function toFluxError(u: Unit, what: string, err: ModbusError): FluxError {
+    const where = `device '${u.cfg.deviceId}' (unit ${u.cfg.unit} at ${u.ep.key})`;
+    if (err.reason === 'exception') return new FluxError('modbus_exception', `${where} refused the ${what}: Modbus ${err.message}`, 502, { exception_code: err.exceptionCode });
+    if (err.reason === 'timeout') return new FluxError('modbus_timeout', `${where} did not answer the ${what} within ${u.cfg.config.timeout_ms} ms`, 504);
+    return new FluxError('modbus_error', `${where}: the ${what} failed: ${err.message}`, 502);
+  }
+
+  async function unitFor(deviceId: string): Promise<Unit> {
+    let u = units.get(deviceId);
+    if (!u) {
+      await sync();
+      u = units.get(deviceId);
+    }
+    if (!u) throw new FluxError('not_polled', `device '${deviceId}' is not a polled Modbus device (check its transport.modbus and its product's register map)`, 409);
+    return u;
+  }
+
+  async function write(u: Unit, params: unknown): Promise<ModbusCommandResult> {
+    const p = (params ?? {}) as { property?: unknown; value?: unknown; values?: unknown };
+    const pairs: [string, unknown][] =
+      typeof p.property === 'string' ? [[p.property, p.value]] : p.values && typeof p.values === 'object' && !Array.isArray(p.values) ? Object.entries(p.values) : [];
+    if (!pairs.length) throw new FluxError('bad_request', 'write needs params {"property": "<name>", "value": <value>} or {"values": {"<name>": <value>, …}}', 400);
+    if (pairs.length > 100) throw new FluxError('bad_request', 'write takes at most 100 properties at once', 400);
+    const requests = pairs.map(([property, value]) => {
+      const r = u.cfg.registers.find((x) => x.property === property);
+      if (!r) throw new FluxError('unknown_property', `property '${property}' is not in the register map of product '${u.cfg.identity.product.key}'`, 422);
+      if (r.function === 2 || r.function === 4) throw new FluxError('not_writable', `property '${property}' is read with function ${r.function} (${r.function === 2 ? 'discrete input' : 'input register'}), which cannot be written`, 422);
+      let words: number[] | boolean[];
+      try {
+        words = encodeValue(r, value);
+      } catch (err) {
+        throw new FluxError('bad_value', (err as Error).message, 422);
+      }
+      const pdu = r.function === 1 ? writeCoilsRequest(r.address, words as boolean[]) : writeRegistersRequest(r.address, words as number[]);
+      return { property, value: value as number | boolean, pdu };
+    });
+    const id = randomUUID();
+    let bytes = 0;
+    const values: Record<string, number | boolean> = {};
+    for (const w of requests) {
+      try {
+        await u.ep.request(u.cfg.unit, w.pdu, u.cfg.config.timeout_ms);
+      } catch (err) {
+        const e = err as ModbusError;
+        if (e.reason === 'connection' || e.reason === 'closed') return { status: 'offline', id, deviceId: u.cfg.deviceId, transport: 'modbus', bytes, encoding: 'modbus', reason: e.message };
+        throw toFluxError(u, `write of ${w.property}`, e);
+      }
+      bytes += w.pdu.length;
+      values[w.property] = w.value;
+    }
+    log.info({ deviceId: u.cfg.deviceId, id, values }, 'modbus write delivered');
+    // the new value shows at once instead of an interval later
+    if (!u.busy) poll(u).catch(() => {});
+    return { status: 'delivered', id, deviceId: u.cfg.deviceId, transport: 'modbus', bytes, encoding: 'modbus', values };
+  }
+
+  return {
+    async start() {
+      running = true;
+      await sync();
+      scheduleSync();
+    },
+    async stop() {
+      running = false;
+      if (syncTimer) clearTimeout(syncTimer);
+      await syncing?.catch(() => {});
+      for (const u of [...units.values()]) removeUnit(u, 'modbus master stopped');
+      for (const e of endpoints.values()) e.ep.close();
+      endpoints.clear();
+    },
+    sync,
+    handles: (identity) => (identity.product.transport as { modbus?: unknown } | null)?.modbus !== undefined,
+    async command(deviceId, command, params) {
+      const u = await unitFor(deviceId);
+      if (command === 'write') return write(u, params);
+      if (command === 'read') {
+        if (u.busy) throw new FluxError('busy', `device '${deviceId}' is being polled right now; try again`, 409);
+        try {
+          const values = await poll(u);
+          return { status: 'delivered', id: randomUUID(), deviceId, transport: 'modbus', bytes: 0, encoding: 'modbus', values };
+        } catch (err) {
+          const e = err as ModbusError;
+          if (e.reason === 'connection' || e.reason === 'closed') return { status: 'offline', id: randomUUID(), deviceId, transport: 'modbus', bytes: 0, encoding: 'modbus', reason: e.message };
+          throw toFluxError(u, 'read', e);
+        }
+      }
+      throw new FluxError('unknown_command', `Modbus devices take the commands 'write' and 'read', not '${command}'`, 422);
+    },
+    request(address, unit, pdu, timeoutMs) {
+      return endpointFor(address).request(unit, pdu, timeoutMs);
+    },
+    status() {
+      const byEp = new Map<Endpoint, UnitStatus[]>();
+      for (const e of endpoints.values()) byEp.set(e.ep, []);
+      for (const u of units.values()) {
+        byEp.get(u.ep)?.push({
+          device_id: u.cfg.deviceId,
+          unit: u.cfg.unit,
+          online: u.release !== undefined,
+          consecutive_failures: u.failures,
+          last_error: u.lastError,
+          last_ok: u.lastOk ? new Date(u.lastOk).toISOString() : null,
+          polls: u.polls,
+          overruns: u.overruns,
+        });
+      }
+      return { endpoints: [...byEp].map(([ep, list]) => ({ endpoint: ep.key, ...ep.stats(), units: list })) };
+    },
+  };
+}
