@@ -10,16 +10,16 @@ import type { FluxContext } from '../app/context.ts';
 import { FluxError, unauthorized } from '../errors/index.ts';
 import type { Downlink } from '../ingress/index.ts';
 import type { RouteTable } from './routes.ts';
+import { checkJsonDepth } from '../input-limits/index.ts';
 import { idParam } from './schemas.ts';
 import type { LogRefusedError } from '../uplink-log/index.ts';
 
-const UPLINK_LIMIT = '256kb';
-const readRaw = express.raw({ type: () => true, limit: UPLINK_LIMIT });
+/** The largest HTTP uplink, whatever its content type: the MQTT packet limit (docs/broker.md). */
+export const UPLINK_LIMIT_BYTES = 256 * 1024;
+const readRaw = express.raw({ type: () => true, limit: UPLINK_LIMIT_BYTES });
 
-/** The body as bytes: JSON bodies were parsed by the API's JSON parser (re-serialised); any other type is read raw. */
+/** The body as the device sent it (JSON included: passed on as bytes, never re-serialised), read only after the device authenticated. */
 async function bodyBytes(req: Request, res: Response): Promise<Buffer> {
-  if (Buffer.isBuffer(req.body)) return req.body;
-  if (req.body !== undefined && req.is('json')) return Buffer.from(JSON.stringify(req.body));
   await new Promise<void>((resolve, reject) => readRaw(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
   return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
 }
@@ -28,7 +28,7 @@ export function deviceAccessRoutes(ctx: FluxContext, routes: RouteTable): void {
   routes
     .add({
       method: 'post', path: '/devices/:id/uplink', tag: 'device access', auth: false, status: 202, errors: [401, 413, 503, 507],
-      summary: 'Uplink from a device that cannot hold a connection: header `X-Device-Secret: <secret>`; body raw bytes (any content type) or JSON; `?type=properties` (default) or `?type=event&event=<eventId>`',
+      summary: 'Uplink from a device that cannot hold a connection: header `X-Device-Secret: <secret>`; body raw bytes (any content type) or JSON, at most 256 KiB (413 past it; JSON nested over 64 levels: 400 too_deep); `?type=properties` (default) or `?type=event&event=<eventId>`',
       params: idParam,
       query: z.object({ type: z.enum(['properties', 'event']).default('properties'), event: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).optional() }).refine((q) => q.type !== 'event' || q.event, { message: 'event is required with type=event', path: ['event'] }),
       returns: '`{ id }` of the uplink: 202 means it is in the durable uplink log; 507 `log_full` when unprocessed uplinks fill FLUX_RAW_MAX_BYTES',
@@ -44,6 +44,8 @@ export function deviceAccessRoutes(ctx: FluxContext, routes: RouteTable): void {
         }
         const payload = await bodyBytes(req, res);
         const { device, product } = identity;
+        // JSON (declared, or required because the product has no plugin) is refused here past the depth limit, not in the flow.
+        if (req.is('json') || !product.protocol_plugin_id) checkJsonDepth(payload, 'the uplink');
         const id = newMessageId();
         const topic = query.type === 'event' ? `/${product.key}/${device.id}/event/${query.event}` : `/${product.key}/${device.id}/properties/report`;
         // 202 promises the uplink is in the durable log (runtime/uplink-log)

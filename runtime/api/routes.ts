@@ -5,6 +5,8 @@
 import express, { type Request, type Response, type NextFunction } from 'express';
 import { z, type ZodType } from 'zod';
 import { badRequest } from '../errors/index.ts';
+import { AUTHENTICATED_BODY_LIMIT, PUBLIC_BODY_LIMIT, checkRequestNul, jsonBody } from './body.ts';
+import { checkNoNul } from '../input-limits/index.ts';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -31,6 +33,10 @@ export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
   auth?: boolean;
   /** also let in a request this accepts without the token (a signed URL for `<video>` tags) */
   signed?: (req: Request) => boolean;
+  /** default false: also take the token from `?access_token=` (downloads and WebSockets: browsers cannot send a header there) */
+  queryToken?: boolean;
+  /** the largest JSON body (default 1mb with a token, 16kb without); read only for routes that declare `body` */
+  bodyLimit?: string;
   /** the success status (default 200; 201 for creations, 204 answers no body) */
   status?: number;
   /** description of the success answer for the OpenAPI document */
@@ -66,25 +72,31 @@ export class RouteTable {
     return this;
   }
 
-  /** Mounts every route on `router`; `authenticate` guards the routes with auth !== false. */
-  mount(router: express.Router, authenticate: express.RequestHandler): void {
+  /**
+   * Mounts every route on `router`; `authenticate(route)` guards the routes with auth !== false.
+   * A body is read only after authentication, and only by routes that declare one.
+   */
+  mount(router: express.Router, authenticate: (route: RouteSpec<any, any, any>) => express.RequestHandler): void {
     for (const r of this.routes) {
       const chain: express.RequestHandler[] = [];
       const signed = r.signed;
-      if (r.auth !== false) chain.push(signed ? (req, res, next) => (signed(req) ? next() : authenticate(req, res, next)) : authenticate);
+      if (r.auth !== false) {
+        const auth = authenticate(r);
+        chain.push(signed ? (req, res, next) => (signed(req) ? next() : auth(req, res, next)) : auth);
+      }
       if (r.rawBody) chain.push(express.raw({ type: r.rawBody.contentTypes, limit: r.rawBody.limit }));
+      else if (r.body) chain.push(jsonBody(r.bodyLimit ?? (r.auth === false ? PUBLIC_BODY_LIMIT : AUTHENTICATED_BODY_LIMIT)));
       chain.push(async (req: Request, res: Response, next: NextFunction) => {
         try {
           if (r.rawBody && !Buffer.isBuffer(req.body)) {
             throw badRequest(`request body must be sent with Content-Type ${r.rawBody.contentTypes.join(' or ')}`);
           }
-          const input = {
-            body: r.rawBody ? req.body : parse(r.body, req.body ?? {}, 'body'),
-            query: parse(r.query, req.query, 'query'),
-            params: parse(r.params, req.params, 'params'),
-            req,
-            res,
-          };
+          // Params first: an id that becomes a path answers invalid_id (runtime/safe-id) even when it holds a NUL.
+          const params = parse(r.params, req.params, 'params');
+          checkRequestNul(req);
+          const body = r.rawBody ? req.body : parse(r.body, req.body ?? {}, 'body');
+          if (!r.rawBody) checkNoNul(body, 'body');
+          const input = { body, query: parse(r.query, req.query, 'query'), params, req, res };
           const out = await r.handler(input);
           if (out === res || res.headersSent) return;
           const status = r.status ?? 200;

@@ -21,6 +21,7 @@ import { FluxError, conflict, notFound } from '../errors/index.ts';
 import { ABI_VERSION, PluginRejected, checkModule } from './abi.ts';
 import { parseFraming, type Framing } from './framing.ts';
 import { checkSlug, isSlug, pathInside, SLUG_PATTERN } from '../safe-id/index.ts';
+import { checkJsonDepth } from '../input-limits/index.ts';
 import { WorkerPool, type Call, type CallOutcome } from './pool.ts';
 
 /** What `decode` produces (ARCHITECTURE §4). */
@@ -473,6 +474,8 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
 
   /** A product without a plugin: JSON `{ "values": {…}, "ts"? }`. */
   function decodeJson(up: { payload: Uint8Array; deviceId: string; ts: number }): { messages: StandardMessage[]; plugin: null; version: null } {
+    // Depth first, on the bytes: a 100,000-deep document parses, but later steps walk it recursively.
+    checkJsonDepth(up.payload, 'the payload');
     let body: any;
     try {
       body = JSON.parse(Buffer.from(up.payload).toString('utf8'));

@@ -14,7 +14,9 @@ export interface RawAnswer {
 
 export function rawRequest(port: number, method: string, rawPath: string, opts: { headers?: Record<string, string | number>; body?: Buffer | string; timeoutMs?: number } = {}): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: rawPath, headers: opts.headers, agent: false }, (res) => {
+    // Content-Length always: Node sends a GET body unframed otherwise, and the server sees it as a second request.
+    const headers = opts.body === undefined ? opts.headers : { 'content-length': Buffer.byteLength(opts.body), ...opts.headers };
+    const req = http.request({ host: '127.0.0.1', port, method, path: rawPath, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
