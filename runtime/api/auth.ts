@@ -1,6 +1,6 @@
 /** Bearer-token auth for /api (ARCHITECTURE §4): `Authorization: Bearer <FLUX_ADMIN_TOKEN>`, compared in constant time. */
 import { timingSafeEqual, createHash } from 'node:crypto';
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import { unauthorized } from '../errors/index.ts';
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
@@ -15,9 +15,19 @@ export function bearerToken(header: string | undefined): string | undefined {
   return m?.[1];
 }
 
-export function requireToken(token: string): RequestHandler {
+/** True when the request carries the right bearer token in its Authorization header. */
+export function hasBearer(req: Request, token: string): boolean {
+  const given = bearerToken(req.headers.authorization);
+  return given !== undefined && tokenEquals(given, token);
+}
+
+/**
+ * Needs the token in `Authorization: Bearer`; with `queryToken`, `?access_token=` is taken too (only
+ * for routes a browser opens without headers: downloads. The live feed checks its own upgrade).
+ */
+export function requireToken(token: string, opts: { queryToken?: boolean } = {}): RequestHandler {
   return (req, _res, next) => {
-    const given = bearerToken(req.headers.authorization) ?? (typeof req.query.access_token === 'string' && req.path.endsWith('/ws') ? req.query.access_token : undefined);
+    const given = bearerToken(req.headers.authorization) ?? (opts.queryToken && typeof req.query.access_token === 'string' ? req.query.access_token : undefined);
     if (given && tokenEquals(given, token)) return next();
     next(unauthorized(given ? 'invalid bearer token' : 'missing bearer token: send Authorization: Bearer <FLUX_ADMIN_TOKEN>'));
   };

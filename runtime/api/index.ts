@@ -7,7 +7,7 @@ import express from 'express';
 import type { FluxContext, ComponentHealth } from '../app/context.ts';
 import { RouteTable } from './routes.ts';
 import { errorHandler } from './errors.ts';
-import { requireToken } from './auth.ts';
+import { hasBearer, requireToken } from './auth.ts';
 import { productRoutes } from './products.ts';
 import { pluginRoutes } from './plugins.ts';
 import { deviceRoutes } from './devices.ts';
@@ -23,7 +23,7 @@ import type { ModbusMaster } from '../modbus/index.ts';
 import { notFound } from '../errors/index.ts';
 
 export { RouteTable, q, formatZodError, type RouteSpec } from './routes.ts';
-export { requireToken, tokenEquals, bearerToken } from './auth.ts';
+export { requireToken, tokenEquals, bearerToken, hasBearer } from './auth.ts';
 export { errorHandler } from './errors.ts';
 export * as schemas from './schemas.ts';
 
@@ -57,11 +57,15 @@ export function createApi(ctx: FluxContext, opts: ApiOptions): Api {
   if (opts.modbus) modbusRoutes(opts.modbus, routes);
   routes
     .add({
-      method: 'get', path: '/health', tag: 'system', summary: 'Status of each component (no token needed); 503 when one is down', auth: false, errors: [503],
-      handler: async ({ res }) => {
+      method: 'get', path: '/health', tag: 'system', auth: false, errors: [503],
+      summary: 'Liveness: `{ status }` (`ok` or `degraded`) without a token; with the bearer token also the version, uptime and each component (ports, paths, counts); 503 when one is down',
+      handler: async ({ req, res }) => {
         const components = await opts.health();
         const ok = Object.values(components).every((c) => c.ok);
-        res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', version: opts.version, uptime_s: Math.round(process.uptime()), components });
+        const status = ok ? 'ok' : 'degraded';
+        // Ports, file paths and versions help an attacker more than a load balancer: they need the token.
+        if (!hasBearer(req, ctx.adminToken)) res.status(ok ? 200 : 503).json({ status });
+        else res.status(ok ? 200 : 503).json({ status, version: opts.version, uptime_s: Math.round(process.uptime()), components });
         return res;
       },
     })
@@ -81,8 +85,8 @@ export function createApi(ctx: FluxContext, opts: ApiOptions): Api {
     routes,
     router() {
       const router = express.Router();
-      router.use(express.json({ limit: '1mb', type: ['application/json', 'application/*+json'] }));
-      routes.mount(router, requireToken(ctx.adminToken));
+      // No router-wide body parser: each route reads its body after authentication (routes.ts).
+      routes.mount(router, (route) => requireToken(ctx.adminToken, { queryToken: route.queryToken }));
       router.use((req, _res, next) => next(notFound('API path', `${req.method} ${req.baseUrl}${req.path}`)));
       router.use(errorHandler(ctx.log.child({ module: 'api' })));
       return router;

@@ -68,8 +68,8 @@ export function telemetryRoutes(ctx: FluxContext, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'get', path: '/reports/telemetry.csv', tag: 'telemetry', query: reportQuery, errors: [404, 503],
-      summary: 'CSV report of a device or every device of a product: a header row, then one row per device, time (bucket) and metric',
+      method: 'get', path: '/reports/telemetry.csv', tag: 'telemetry', query: reportQuery, errors: [404, 503], queryToken: true,
+      summary: 'CSV report of a device or every device of a product: a header row, then one row per device, time (bucket) and metric. A download link may carry the token as `?access_token=`',
       returns: 'text/csv: `device_id,time,metric,value` (raw) or `device_id,time,metric,<agg>…` (aggregated)',
       handler: async ({ query: raw, res }) => {
         const storage = storageOf(ctx);

@@ -38,8 +38,11 @@ describe('products and devices API', function () {
     assert.equal(wrong.status, 401);
   });
 
-  it('serves /api/health without a token', async function () {
-    const h = await call('GET', '/health', undefined, null);
+  it('serves /api/health: only the status without a token, the components with it', async function () {
+    const open = await call('GET', '/health', undefined, null);
+    assert.equal(open.status, 200);
+    assert.deepEqual(open.body, { status: 'ok' });
+    const h = await call('GET', '/health');
     assert.equal(h.status, 200);
     assert.equal(h.body.status, 'ok');
     assert.equal(h.body.components.metadata_db.ok, true);

@@ -35,7 +35,8 @@ describe('the flux process', function () {
   });
 
   it('answers /api/health 200 with every component up', async function () {
-    const res = await fetch(`${flux.url}/api/health`);
+    assert.deepEqual(await (await fetch(`${flux.url}/api/health`)).json(), { status: 'ok' }, 'without a token: the status only');
+    const res = await fetch(`${flux.url}/api/health`, { headers: { authorization: `Bearer ${flux.token}` } });
     assert.equal(res.status, 200);
     const body = await res.json();
     for (const c of ['metadata_db', 'broker', 'flows']) assert.equal(body.components[c]?.ok, true, `${c} is up`);
