@@ -28,6 +28,7 @@ import { createStorageModule } from '../storage/index.ts';
 import { createStreamModule } from '../stream/index.ts';
 import { createUplinkLogModule } from '../uplink-log/index.ts';
 import { mountConsole } from '../console/index.ts';
+import { createLoginLimiter } from '../login-limiter/index.ts';
 import { resolveAdminToken } from './admin-token.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from './context.ts';
 
@@ -140,7 +141,9 @@ export function createFlux(opts: FluxOptions): Flux {
     },
     api.routes,
   );
-  const flows = opts.flows === false ? undefined : createFlowEngine(ctx, server, { streams: streams.service, modbus: modbus.master });
+  // One count of failed logins per client address for every login route.
+  const loginLimiter = createLoginLimiter();
+  const flows = opts.flows === false ? undefined : createFlowEngine(ctx, server, { streams: streams.service, modbus: modbus.master }, { loginLimiter });
   const registryModule: FluxModule = {
     name: 'metadata_db',
     start: () => registry.start(),

@@ -16,6 +16,8 @@ import { createPipelineTracker, type PipelineTracker } from './pipeline.ts';
 import { deferCoreNodeLibraries, requireNodeRed } from './node-red-libraries.ts';
 import { applyNodeRedPatches } from './node-red-patches.ts';
 import { TIPS_PATH, paletteTipFilter } from './editor-tips.ts';
+import { boundUnauthenticatedBodies, guardEditorLogin } from './editor-guard.ts';
+import { createLoginLimiter, type LoginLimiter } from '../login-limiter/index.ts';
 
 export type { PipelineTracker } from './pipeline.ts';
 
@@ -41,7 +43,13 @@ export interface NodeServices {
   modbus?: unknown;
 }
 
-export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServices: NodeServices = {}): FlowEngine {
+export interface FlowEngineOptions {
+  /** failed editor logins per client address (shared with the API's login, runtime/app) */
+  loginLimiter?: LoginLimiter;
+}
+
+export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServices: NodeServices = {}, opts: FlowEngineOptions = {}): FlowEngine {
+  const loginLimiter = opts.loginLimiter ?? createLoginLimiter();
   const log = ctx.log.child({ module: 'flows' });
   const onLoad = (library: string) => log.info({ library }, 'loaded a deferred library on first use');
   const RED = requireNodeRed(onLoad);
@@ -80,6 +88,9 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
         }),
       );
       app.use(TIPS_PATH, paletteTipFilter());
+      // Bounds on unauthenticated input before Node-RED sees it (editor-guard.ts).
+      app.post('/editor/auth/token', ...guardEditorLogin(loginLimiter));
+      app.use('/editor', boundUnauthenticatedBodies());
       app.use('/editor', RED.httpAdmin);
       pipeline = createPipelineTracker(RED.hooks, {
         latency: histogram(ctx.metrics, 'flux_pipeline_latency_seconds', 'uplink received → finished in the flows (stored, filtered or failed)', [], [0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1, 2, 5, 10]),
