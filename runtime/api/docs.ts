@@ -12,10 +12,13 @@ export const ERROR_CODES: [code: string, status: number, meaning: string][] = [
   ['invalid_json', 400, 'the body is not valid JSON'],
   ['invalid_id', 400, 'an id that becomes a file or folder name is not a slug (`^[a-z0-9][a-z0-9_-]{0,63}$`); the message names the kind of id'],
   ['invalid_path', 400, 'a path built from the request would leave its folder'],
+  ['too_deep', 400, 'JSON nested more than 64 levels (request bodies and uplinks)'],
+  ['nul_character', 400, 'a NUL character (`\\u0000`) in a path or query parameter or in a JSON body string'],
   ['unauthorized', 401, 'missing or wrong bearer token'],
   ['not_found', 404, 'no such resource or path'],
   ['conflict', 409, 'the resource is in a state that forbids this'],
-  ['too_large', 413, 'the body is larger than the route accepts'],
+  ['too_large', 413, 'the body is larger than the route accepts (docs/security.md lists every limit)'],
+  ['rate_limited', 429, 'too many failed logins from this client address; `Retry-After` says when to try again'],
 ];
 
 export function renderApiMarkdown(routes: RouteTable): string {
@@ -27,7 +30,7 @@ export function renderApiMarkdown(routes: RouteTable): string {
     'Generated from the route table (`npm run docs:api`); the machine-readable form is [openapi.json](openapi.json), also served at `GET /api/openapi.json`.',
     '',
     'Every route needs `Authorization: Bearer <FLUX_ADMIN_TOKEN>` unless marked *public*. Bodies are JSON unless noted. Errors are',
-    '`{ "error": { "code", "message" } }` with 400 (invalid input, naming the field), 401, 404, 409 or 413; never a stack trace.',
+    '`{ "error": { "code", "message" } }` with 400 (invalid input, naming the field), 401, 404, 409, 413 or 429; never a stack trace (codes: the table at the end).',
     '',
   ];
   for (const [tag, list] of byTag) {

@@ -40,7 +40,7 @@ const HOSTILE_IDS: [string, string][] = [
 ];
 
 describe('security: plugin ids cannot leave the plugin store', function () {
-  this.timeout(120_000);
+  this.timeout(180_000);
   let flux: FluxProcess;
   let pluginsDir: string;
   const auth = () => ({ authorization: `Bearer ${flux.token}` });
@@ -72,7 +72,7 @@ describe('security: plugin ids cannot leave the plugin store', function () {
   before(async () => {
     pluginsDir = tempDir('flux-sec-plugins-');
     fs.copyFileSync(path.join(ROOT, 'plugins', 'dist', 'modbus.wasm'), path.join(pluginsDir, 'modbus.wasm'));
-    flux = await startFlux({ FLUX_PLUGINS_DIR: pluginsDir });
+    flux = await startFlux({ FLUX_PLUGINS_DIR: pluginsDir }, { timeoutMs: 90_000 });
     const put = await flux.api('PUT', '/api/plugins/keep', wasm, { 'content-type': 'application/wasm' });
     assert.equal(put.status, 201, JSON.stringify(put.body));
     assertIntact('setup');
