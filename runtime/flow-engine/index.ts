@@ -17,6 +17,7 @@ import { deferCoreNodeLibraries, requireNodeRed } from './node-red-libraries.ts'
 import { applyNodeRedPatches } from './node-red-patches.ts';
 import { TIPS_PATH, paletteTipFilter } from './editor-tips.ts';
 import { boundUnauthenticatedBodies, guardEditorLogin } from './editor-guard.ts';
+import { limitEditorComms } from './node-red-comms-limit.ts';
 import { createLoginLimiter, type LoginLimiter } from '../login-limiter/index.ts';
 
 export type { PipelineTracker } from './pipeline.ts';
@@ -71,6 +72,7 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
         log.info({ flowFile }, 'installed the default flow');
       }
       applyNodeRedPatches();
+      limitEditorComms();
       RED.init(
         server,
         nodeRedSettings({

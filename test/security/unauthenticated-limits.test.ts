@@ -127,4 +127,16 @@ describe('security: failed logins are limited per client address', function () {
     // Other clients are not affected: the API with its bearer token still answers.
     assert.equal((await flux.api('GET', '/api/devices')).status, 200);
   });
+
+  it("closes the editor's comms WebSocket on a 1 MiB frame sent before authenticating (1009)", async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${flux.http}/editor/comms`);
+    await new Promise<void>((resolve, reject) => {
+      ws.onopen = () => resolve();
+      ws.onerror = () => reject(new Error('the comms socket did not open'));
+    });
+    const closed = new Promise<number>((resolve) => (ws.onclose = (e) => resolve(e.code)));
+    ws.send(JSON.stringify({ auth: 'x'.repeat(2 ** 20) }));
+    const code = await Promise.race([closed, sleep(10_000).then(() => -1)]);
+    assert.equal(code, 1009, 'the server closes with 1009 "message too big" (-1: still open after 10 s)');
+  });
 });
