@@ -75,7 +75,7 @@ async function startServer(env: Record<string, string>): Promise<Server> {
 
 function rawConnect(port: number, username: string, password: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ port, host: '127.0.0.1', noDelay: true }, () => s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: `${username}-${Math.random().toString(36).slice(2)}`, clean: true, keepalive: 0, username, password: Buffer.from(password) })));
+    const s = net.connect({ port, host: '127.0.0.1', noDelay: true }, () => s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: `${username}/${Math.random().toString(36).slice(2)}`, clean: true, keepalive: 0, username, password: Buffer.from(password) })));
     s.once('data', (d) => (d[0] === 0x20 && d[3] === 0 ? resolve(s) : reject(new Error(`CONNACK ${d[3]}`))));
     s.once('error', reject);
   });

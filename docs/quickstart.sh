@@ -35,7 +35,7 @@ FEED=$!
 for _ in $(seq 100); do grep -q "feed: open" "$FEED_OUT" && break; sleep 0.1; done   # connected before we publish
 
 echo "# 5. the seed's Modbus frame: unit 1 → sensor_1, register 0x01C5 = 453 → 45.3 °C"
-printf '\x01\x03\x02\x01\xc5\x00\x00' | mosquitto_pub -p "$MQTT_PORT" -u sensor_1 -P "$SECRET" -q 1 \
+printf '\x01\x03\x02\x01\xc5\x00\x00' | mosquitto_pub -p "$MQTT_PORT" -i sensor_1 -u sensor_1 -P "$SECRET" -q 1 \
   -t /boiler/sensor_1/properties/report -s
 sleep 1
 

@@ -6,6 +6,12 @@
  * A failure goes to the flow's catch node with the frame (`msg.raw`) on the message.
  * An uplink its transport decoded already (`msg.uplink.decoded`: Modbus polling, whose register map
  * decodes) goes on as that StandardMessage without a plugin call; its trace shows the decode skipped.
+ *
+ * Who a decoded message belongs to is the platform's decision (runtime/ownership): a `device_id`
+ * other than the sender's (`msg.device.id`) goes on only for a registered child of a gateway sender,
+ * as the child's own message (`msg.device` = the child, `msg.gateway` = `{ id }` of the gateway).
+ * Anything else is refused for that message: a trace span with the reason, `flux_uplink_refused_total`,
+ * and the error to the flow's catch node with the refused message as `msg.payload`.
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage, Send, Done } from './red.ts';
 import { countedText, fluxOf } from './red.ts';
@@ -13,6 +19,18 @@ import { service } from '../runtime/app/index.ts';
 import type { PluginHost } from '../runtime/plugins/index.ts';
 import { registerPluginAdmin } from './flux-plugin-admin.ts';
 import { productOf, productNow, bytesOf } from './plugin-msg.ts';
+import { createOwnership, type Verdict } from '../runtime/ownership/index.ts';
+import type { StandardMessage } from '../runtime/storage/index.ts';
+
+/** A decoded message refused because its device_id does not belong to the sender. */
+export class OwnershipError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'OwnershipError';
+    this.code = code;
+  }
+}
 
 interface DecodeDef extends NodeDef {
   /** '' = the product's protocol_plugin_id */
@@ -28,6 +46,8 @@ export default function register(RED: NodeAPI): void {
     const fixed = def.plugin?.trim() || '';
     let ok = 0;
     let failed = 0;
+    let refused = 0;
+    const ownership = createOwnership({ devices: flux.registry.devices, metrics: flux.metrics, log: flux.log.child({ module: 'ownership' }) });
     node.status({ fill: 'grey', shape: 'ring', text: fixed || 'flux-decode.status.product-plugin' });
 
     type Result = Awaited<ReturnType<PluginHost['decodeUplink']>>;
@@ -49,6 +69,11 @@ export default function register(RED: NodeAPI): void {
       msg.raw ??= bytes;
       msg.plugin = result.plugin ? { id: result.plugin, version: result.version } : null;
       if (product) msg.product = { id: product.id, key: product.key, protocol_plugin_id: product.protocol_plugin_id };
+      const sender = (msg.device as { id?: unknown } | undefined)?.id;
+      if (typeof sender === 'string' && !allFrom(sender, result.messages)) {
+        owned(msg, send, done, sender, result.messages);
+        return;
+      }
       if (result.messages.length === 1) {
         msg.payload = result.messages[0];
         send(msg);
@@ -56,6 +81,55 @@ export default function register(RED: NodeAPI): void {
       ok++;
       if ((ok & 1023) === 1) node.status({ fill: 'green', shape: 'dot', text: failed ? countedText(RED, 'flux-decode.status.decoded-failed', { ok, count: failed }) : countedText(RED, 'flux-decode.status.decoded', { count: ok }) });
       done();
+    };
+
+    /** The common case: every message is the sender's own (a missing device_id is the sender's). */
+    const allFrom = (sender: string, messages: StandardMessage[]): boolean => {
+      for (const m of messages) {
+        if (m.device_id === undefined || m.device_id === null) m.device_id = sender;
+        else if (m.device_id !== sender) return false;
+      }
+      return true;
+    };
+
+    /** Some message names another device: each goes on as its owner's, or is refused with the reason. */
+    const owned = (msg: NodeMessage, send: Send, done: Done, sender: string, messages: StandardMessage[]) => {
+      const verdicts = messages.map((m) => (m.device_id === sender ? null : ownership.check(sender, m.device_id)));
+      const finish = (settled: (Verdict | null)[]) => {
+        const out: NodeMessage[] = [];
+        const errors: { err: OwnershipError; msg: NodeMessage }[] = [];
+        settled.forEach((v, i) => {
+          const m = messages[i]!;
+          if (v === null) out.push({ ...msg, payload: m });
+          else if (v.ok) out.push({ ...msg, payload: m, device: { id: v.owner.id, product_id: v.owner.product_id, product_key: v.owner.product_key }, gateway: { id: v.viaGateway } });
+          else {
+            const err = new OwnershipError(v.code, `refused: ${v.reason}`);
+            errors.push({ err, msg: { ...msg, payload: m } });
+            flux.trace?.span(msg._msgid, { stage: 'ownership', ok: false, detail: { sender, device_id: m.device_id, reason: v.code }, error: err.message });
+          }
+        });
+        refused += errors.length;
+        if (errors.length) node.status({ fill: 'yellow', shape: 'ring', text: `${refused} refused: ${errors[0]!.err.message.slice(0, 60)}` });
+        // Each refusal reaches the flow's catch node with its message; when nothing goes on, the
+        // last one fails the message itself (done(err)), so the pipeline counts it as failed.
+        const last = out.length === 0 ? errors.pop() : undefined;
+        for (const e of errors) node.error(e.err, e.msg);
+        if (last) {
+          failed++;
+          msg.payload = last.msg.payload;
+          done(last.err);
+          return;
+        }
+        send(out.length === 1 ? out[0]! : [out]);
+        ok++;
+        done();
+      };
+      if (verdicts.every((v) => !(v instanceof Promise))) finish(verdicts as (Verdict | null)[]);
+      else
+        Promise.all(verdicts).then(finish, (err: Error) => {
+          failed++;
+          done(err);
+        });
     };
 
     const start = (msg: NodeMessage, send: Send, done: Done, t0: number, bytes: Uint8Array, product: Product | null) => {

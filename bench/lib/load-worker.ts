@@ -108,7 +108,7 @@ function connect(cfg: LoadConfig, d: LoadDevice, i: number): Promise<Conn> {
       if (!ready) reject(new Error('closed before CONNACK'));
     });
     sock.write(
-      mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: `${d.username}-${process.pid}-${i}`, clean: true, keepalive: 0, username: d.username, password: Buffer.from(d.password) }),
+      mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: `${d.username}/${process.pid}-${i}`, clean: true, keepalive: 0, username: d.username, password: Buffer.from(d.password) }),
     );
   });
 }

@@ -24,9 +24,11 @@ import { counter, gauge } from '../metrics/index.ts';
 import { createRequire } from 'node:module';
 import { coalesceWrites, guardConnection, writeNow } from './guard.ts';
 import { commandTopic, filterMatches, mayPublish, maySubscribe, uplinkKind } from './topics.ts';
+import { MAX_CLIENT_ID_LENGTH, clientIdTooLong, deviceNamedBy, deviceSessionRefusal, identifierRejected } from './sessions.ts';
 
 export { commandTopic, devicePrefix, filterMatches, mayPublish, maySubscribe, uplinkKind } from './topics.ts';
 export { guardConnection, coalesceWrites } from './guard.ts';
+export { MAX_CLIENT_ID_LENGTH, deviceSessionRefusal } from './sessions.ts';
 
 /** The uplink a device's publish became, carried on the packet from authorizePublish to `published`. */
 const kUplink = Symbol('flux.uplink');
@@ -62,8 +64,14 @@ export interface Broker extends FluxModule {
   tlsPort(): number;
   /** open MQTT connections (TCP, TLS and WebSocket) */
   connections(): number;
-  /** Publishes a command to the device's command topic (QoS 1) and says whether it reached a live session, a persistent one, or none. */
-  sendCommand(identity: DeviceIdentity, payload: Buffer): Promise<CommandDelivery>;
+  /**
+   * Publishes a command to the device's command topic (QoS 1) and says whether it reached a live
+   * session, a persistent one, or none. With `childId` the device is a gateway and the command is its
+   * child's: it goes to `/{productKey}/{gatewayId}/command/{childId}`.
+   */
+  sendCommand(identity: DeviceIdentity, payload: Buffer, childId?: string): Promise<CommandDelivery>;
+  /** whether the device holds a live MQTT connection */
+  isConnected(deviceId: string): boolean;
 }
 
 /** the aedes 2.0.0-beta.1 Client fields the broker relies on (pinned exactly; see accept() and trimAfterConnect()) */
@@ -73,6 +81,8 @@ type AedesClientInternals = Client & {
   _parsingBatch?: number;
   connackSent?: boolean;
   _topicAliases?: Map<number, string>;
+  /** set when the broker chose the client id (an empty one in CONNECT) */
+  _assignedClientId?: string;
 };
 
 /**
@@ -350,7 +360,7 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
       const options: AedesOptions & { maximumPacketSize?: number; sessionExpiryIntervalLimit?: number; pendingSessionsLimit?: number; topicAliasMaximum?: number } = {
         connectTimeout: opts.connectTimeoutMs ?? 10_000,
         concurrency: opts.concurrency ?? 0,
-        maxClientsIdLength: 128,
+        maxClientsIdLength: MAX_CLIENT_ID_LENGTH, // aedes checks it for MQTT 3.1 only; authenticate() for all
         // MQTT 5 (aedes 2): advertised and enforced before buffering; bounded sessions
         maximumPacketSize: maxPacketSize,
         sessionExpiryIntervalLimit: 7 * 24 * 3600,
@@ -364,6 +374,12 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
             log.warn({ clientId: client.id, open: conns.size, maxConnections }, 'MQTT connect refused: connection limit reached');
             return done(unavailable('connection limit reached'), false);
           }
+          const tooLong = clientIdTooLong(client.id);
+          if (tooLong) {
+            metrics.refused.inc({ reason: 'client_id' });
+            log.warn({ clientId: client.id.slice(0, 80), username, reason: tooLong }, 'MQTT connect refused');
+            return done(identifierRejected(tooLong), false);
+          }
           if (!username) {
             metrics.refused.inc({ reason: 'not_authorized' });
             log.warn({ clientId: client.id, reason: 'no username' }, 'MQTT connect refused');
@@ -372,17 +388,33 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
           ctx.registry.devices.authenticate(username, password?.toString('utf8') ?? '').then(
             (identity) => {
               if (identity && identity.device.enabled) {
+                // a session belongs to one device (sessions.ts): checked after the secret, so a
+                // wrong client id does not tell a stranger whether the device exists
+                const refusal = deviceSessionRefusal(identity.device.id, client.id, (client as AedesClientInternals)._assignedClientId !== undefined);
+                if (refusal) {
+                  metrics.refused.inc({ reason: 'client_id' });
+                  log.warn({ clientId: client.id, username, reason: refusal }, 'MQTT connect refused');
+                  return done(identifierRejected(refusal), false);
+                }
                 const st = stateOf(client);
                 if (st) st.identity = identity;
                 return done(null, true);
               }
               if (!identity && tokenMatches(password, ctx.adminToken)) {
                 // a device id with the admin token is still a device: it must use its own secret
-                return ctx.registry.devices.identity(username).then((asDevice) => {
+                return ctx.registry.devices.identity(username).then(async (asDevice) => {
                   if (asDevice) {
                     metrics.refused.inc({ reason: 'not_authorized' });
                     log.warn({ clientId: client.id, username, reason: 'device id with a non-device password' }, 'MQTT connect refused');
                     return done(notAuthorized(), false);
+                  }
+                  // a platform client must not take over (or disconnect) a device's session
+                  const named = deviceNamedBy(client.id);
+                  if (named && (await ctx.registry.devices.identity(named))) {
+                    metrics.refused.inc({ reason: 'client_id' });
+                    const why = `client id '${client.id}' belongs to device ${named}`;
+                    log.warn({ clientId: client.id, username, reason: why }, 'MQTT connect refused');
+                    return done(identifierRejected(why), false);
                   }
                   const st = stateOf(client);
                   if (st) st.identity = 'platform';
@@ -409,6 +441,12 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
           done(new Error(`publish to ${packet.topic} not allowed`));
         },
         authorizeSubscribe(client, sub: Subscription, done) {
+          if (sub.topic.startsWith('$SYS')) {
+            // broker internals (client ids, addresses, load) are for nobody, platform clients included
+            log.warn({ clientId: client.id, filter: sub.topic }, 'MQTT subscribe refused: $SYS topics are not served');
+            metrics.refused.inc({ reason: 'acl_subscribe' });
+            return done(null, null as never);
+          }
           const identity = deviceOf(client);
           if (!identity) return done(null, sub);
           if (maySubscribe(identity.product.key, identity.device.id, sub.topic)) return done(null, sub);
@@ -493,9 +531,10 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
     health(): ComponentHealth {
       return { ok: Boolean(server?.listening), port: listeningPort, tls_port: listeningTlsPort || undefined, connections: conns.size, clients: aedes?.connectedClients ?? 0, online_devices: presence.onlineCount() };
     },
-    async sendCommand(identity, payload) {
+    isConnected: (deviceId) => liveByDevice.has(deviceId),
+    async sendCommand(identity, payload, childId) {
       const a = self.aedes;
-      const topic = commandTopic(identity.product.key, identity.device.id);
+      const topic = childId === undefined ? commandTopic(identity.product.key, identity.device.id) : `${commandTopic(identity.product.key, identity.device.id)}/${childId}`;
       const live = liveClients(identity.device.id);
       const subscribedLive = live.some((c) => Object.keys((c as Client & { subscriptions: Record<string, unknown> }).subscriptions).some((f) => filterMatches(f, topic)));
       let queued = false;

@@ -75,6 +75,8 @@ export interface StatusEvent {
   ts: number;
   transport: 'mqtt' | 'tcp' | 'http' | 'modbus';
   reason?: string;
+  /** set when the status follows this gateway's connection (a child without a connection of its own) */
+  gatewayId?: string;
 }
 
 /** A camera stream's status change (runtime/stream): rules and alarms can react to "camera offline". */

@@ -23,6 +23,8 @@ export interface CommandResult {
   /** the bytes sent, as they went out (before any TCP framing) */
   bytes: number;
   encoding: 'plugin' | 'json' | 'modbus';
+  /** set when the command went (or would go) through the device's gateway */
+  gateway_id?: string;
   reason?: string;
   /** Modbus: the values written (or read) */
   values?: Record<string, number | boolean>;
@@ -45,18 +47,41 @@ interface PluginsLike {
 export function createDownlink(ctx: FluxContext, fieldbus?: FieldbusCommands): Downlink {
   const log = ctx.log.child({ module: 'downlink' });
 
-  async function encode(identity: DeviceIdentity, body: { id: string; command: string; params: unknown; ts: number }): Promise<{ bytes: Buffer; encoding: 'plugin' | 'json' }> {
+  /** The bytes of a command, by the plugin of `via` (the device itself, or the gateway a child's command goes through). */
+  async function encode(identity: DeviceIdentity, body: { id: string; command: string; params: unknown; ts: number }, via: DeviceIdentity = identity): Promise<{ bytes: Buffer; encoding: 'plugin' | 'json' }> {
     const plugins = ctx.services.get('plugins') as PluginsLike | undefined;
-    const pluginId = identity.product.protocol_plugin_id;
+    const pluginId = via.product.protocol_plugin_id;
     if (pluginId && typeof plugins?.encode === 'function') {
       try {
-        const out = await plugins.encode(pluginId, { device_id: identity.device.id, ...body });
+        const out = await plugins.encode(pluginId, via === identity ? { device_id: identity.device.id, ...body } : { device_id: identity.device.id, gateway_id: via.device.id, ...body });
         return { bytes: Buffer.from(out), encoding: 'plugin' };
       } catch (err) {
         throw new FluxError('encode_failed', `plugin ${pluginId} could not encode command '${body.command}': ${(err as Error).message}`, 422);
       }
     }
     return { bytes: Buffer.from(JSON.stringify(body)), encoding: 'json' };
+  }
+
+  /**
+   * A child without a connection of its own: the command goes through its gateway's connection, in
+   * bytes of the gateway's plugin (`encode` gets `device_id` = the child and `gateway_id`). Over MQTT
+   * it is published to `/{gatewayProduct}/{gatewayId}/command/{childId}`.
+   */
+  async function viaGateway(child: DeviceIdentity, gatewayId: string, body: { id: string; command: string; params: unknown; ts: number }, tcp: TcpIngress | undefined, broker: Broker | undefined): Promise<CommandResult> {
+    const deviceId = child.device.id;
+    const gateway = await ctx.registry.devices.identity(gatewayId);
+    if (!gateway) return { id: body.id, deviceId, bytes: 0, encoding: 'json', status: 'offline', reason: `its gateway '${gatewayId}' is not registered` };
+    if (!gateway.device.enabled) throw new FluxError('device_disabled', `the gateway '${gatewayId}' of device '${deviceId}' is disabled`, 409);
+    const { bytes, encoding } = await encode(child, body, gateway);
+    const base = { id: body.id, deviceId, bytes: bytes.length, encoding, gateway_id: gatewayId } as const;
+    if (tcp?.write(gatewayId, bytes, encoding === 'json')) {
+      log.info({ deviceId, gatewayId, command: body.command, id: body.id, transport: 'tcp' }, 'command delivered through the gateway');
+      return { ...base, status: 'delivered', transport: 'tcp' };
+    }
+    if (!broker) return { ...base, status: 'offline', reason: 'the MQTT broker is not running' };
+    const r = await broker.sendCommand(gateway, bytes, deviceId);
+    log.info({ deviceId, gatewayId, command: body.command, id: body.id, status: r.status, transport: 'mqtt' }, `command ${r.status} through the gateway`);
+    return r.status === 'offline' ? { ...base, ...r, reason: `through gateway '${gatewayId}': ${r.reason}` } : { ...base, ...r };
   }
 
   return {
@@ -66,16 +91,18 @@ export function createDownlink(ctx: FluxContext, fieldbus?: FieldbusCommands): D
       if (!identity.device.enabled) throw new FluxError('device_disabled', `device '${deviceId}' is disabled`, 409);
       if (fieldbus?.handles(identity)) return fieldbus.command(deviceId, command, params);
       const body = { id: randomUUID(), command, params, ts: Date.now() };
+      const tcp = ctx.services.get('tcp-ingress') as TcpIngress | undefined;
+      const broker = ctx.services.get('broker') as Broker | undefined;
+      const gatewayId = identity.device.gateway_id;
+      if (gatewayId && !tcp?.isConnected(deviceId) && !broker?.isConnected(deviceId)) return viaGateway(identity, gatewayId, body, tcp, broker);
       const { bytes, encoding } = await encode(identity, body);
       const base = { id: body.id, deviceId, bytes: bytes.length, encoding } as const;
 
-      const tcp = ctx.services.get('tcp-ingress') as TcpIngress | undefined;
       // a plugin's encode makes whole frames; JSON is wrapped in the product's framing
       if (tcp?.write(deviceId, bytes, encoding === 'json')) {
         log.info({ deviceId, command, id: body.id, transport: 'tcp' }, 'command delivered');
         return { ...base, status: 'delivered', transport: 'tcp' };
       }
-      const broker = ctx.services.get('broker') as Broker | undefined;
       if (!broker) return { ...base, status: 'offline', reason: 'the MQTT broker is not running' };
       const r = await broker.sendCommand(identity, bytes);
       log.info({ deviceId, command, id: body.id, status: r.status, transport: 'mqtt' }, `command ${r.status}`);

@@ -4,6 +4,11 @@
  * WebSocket/TLS, TCP); a session takeover (same client id connecting again) therefore never shows
  * it offline. Registry writes are batched while one is running (one UPDATE per status) and run one after
  * another, so a device's newest status always lands last.
+ *
+ * A gateway's connection also counts for each of its children (devices whose `gateway_id` names it):
+ * a child without a connection of its own is online exactly while its gateway is. Children are read
+ * once per gateway connection (the registry's cached child ids); a child attached or detached while
+ * its gateway is connected follows from the gateway's next connection.
  */
 import type { FluxContext } from '../app/context.ts';
 import type { DeviceIdentity } from '../registry/index.ts';
@@ -55,36 +60,70 @@ export function createPresence(ctx: FluxContext): Presence {
     return writing;
   }
 
-  function record(identity: DeviceIdentity, status: 'online' | 'offline', transport: Transport, reason?: string): void {
+  /** per connected gateway id: a number of its going online, so a slow read of its children cannot outlive its connection */
+  const generation = new Map<string, number>();
+  let generations = 0;
+  /** per gateway id: the releases of its children's borrowed connections */
+  const childReleases = new Map<string, ((reason: string) => void)[]>();
+
+  async function followChildren(gateway: DeviceIdentity, transport: Transport, gen: number): Promise<void> {
+    const gatewayId = gateway.device.id;
+    const ids = await ctx.registry.devices.childIds(gatewayId);
+    if (generation.get(gatewayId) !== gen) return;
+    const releases: ((reason: string) => void)[] = [];
+    childReleases.set(gatewayId, releases);
+    for (const id of ids) {
+      const child = ctx.registry.devices.cachedIdentity(id) ?? (await ctx.registry.devices.identity(id));
+      if (generation.get(gatewayId) !== gen) return; // the gateway went offline meanwhile (its release took `releases`)
+      if (child && child.device.gateway_id === gatewayId) releases.push(connect(child, transport, gatewayId));
+    }
+  }
+
+  function connect(identity: DeviceIdentity, transport: Transport, viaGateway?: string): (reason: string) => void {
+    compactor.connected();
+    const id = identity.device.id;
+    const n = (live.get(id) ?? 0) + 1;
+    live.set(id, n);
+    if (n === 1) {
+      record(identity, 'online', transport, undefined, viaGateway);
+      if (identity.device.is_gateway) {
+        const gen = ++generations;
+        generation.set(id, gen);
+        followChildren(identity, transport, gen).catch((err: Error) => log.warn({ gatewayId: id, err: err.message }, 'reading the children of a gateway failed; their status does not follow it'));
+      }
+    }
+    let released = false;
+    return (reason) => {
+      if (released) return;
+      released = true;
+      const left = (live.get(id) ?? 1) - 1;
+      if (left > 0) {
+        live.set(id, left);
+        return;
+      }
+      live.delete(id);
+      record(identity, 'offline', transport, reason, viaGateway);
+      if (identity.device.is_gateway) {
+        generation.delete(id);
+        const children = childReleases.get(id);
+        childReleases.delete(id);
+        if (children) for (const r of children) r(`gateway ${id}: ${reason}`);
+      }
+    };
+  }
+
+  function record(identity: DeviceIdentity, status: 'online' | 'offline', transport: Transport, reason?: string, gatewayId?: string): void {
     const id = identity.device.id;
     const at = new Date();
     pending.delete(id); // re-insert so a device's newest change goes last
     pending.set(id, { id, status, at });
     if (!writing) void writeNext();
-    ctx.bus.emit('status', { deviceId: id, productId: identity.product.id, productKey: identity.product.key, status, ts: at.getTime(), transport, reason });
-    log.info({ deviceId: id, transport, reason }, `device ${status}`);
+    ctx.bus.emit('status', gatewayId ? { deviceId: id, productId: identity.product.id, productKey: identity.product.key, status, ts: at.getTime(), transport, reason, gatewayId } : { deviceId: id, productId: identity.product.id, productKey: identity.product.key, status, ts: at.getTime(), transport, reason });
+    log.info({ deviceId: id, transport, reason, gatewayId }, `device ${status}`);
   }
 
   return {
-    connected(identity, transport) {
-      compactor.connected();
-      const id = identity.device.id;
-      const n = (live.get(id) ?? 0) + 1;
-      live.set(id, n);
-      if (n === 1) record(identity, 'online', transport);
-      let released = false;
-      return (reason) => {
-        if (released) return;
-        released = true;
-        const left = (live.get(id) ?? 1) - 1;
-        if (left > 0) {
-          live.set(id, left);
-          return;
-        }
-        live.delete(id);
-        record(identity, 'offline', transport, reason);
-      };
-    },
+    connected: (identity, transport) => connect(identity, transport),
     isOnline: (id) => (live.get(id) ?? 0) > 0,
     onlineCount: () => live.size,
     async flush() {

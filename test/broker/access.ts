@@ -86,7 +86,7 @@ export async function startAccess(opts: AccessOptions = {}): Promise<Access> {
     });
   return {
     ctx, bus, broker, ingress, http: server, httpPort, product, secrets, uplinks, statuses, logs, mqttUrl,
-    device: (id, o = {}) => connect({ username: id, password: secrets[id] ?? 'x', clientId: `${id}-${Math.random().toString(16).slice(2, 8)}`, ...o }),
+    device: (id, o = {}) => connect({ username: id, password: secrets[id] ?? 'x', clientId: `${id}/${Math.random().toString(16).slice(2, 8)}`, ...o }),
     platform: (o = {}) => connect({ username: 'dashboard', password: ADMIN_TOKEN, ...o }),
     async stop() {
       for (const c of clients) c.end(true);

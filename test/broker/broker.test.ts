@@ -150,7 +150,7 @@ for (const protocolVersion of MQTT_VERSIONS) {
       });
 
       it('queues a command for a persistent session and delivers it after reconnect', async () => {
-        const clientId = 'dev-1-persistent';
+        const clientId = 'dev-1/persistent';
         const sessionOpts = protocolVersion === 5 ? { clean: false, properties: { sessionExpiryInterval: 300 } } : { clean: false };
         const d1 = await a.device('dev-1', { protocolVersion, clientId, ...sessionOpts });
         await d1.subscribeAsync('/thermo/dev-1/command', { qos: 1 });
@@ -181,7 +181,7 @@ for (const protocolVersion of MQTT_VERSIONS) {
         const url = `ws://127.0.0.1:${a.httpPort}/mqtt`;
         await assert.rejects(
           new Promise((resolve, reject) => {
-            const c = mqtt.connect(url, { protocolVersion, username: 'dev-1', password: 'wrong-secret-0123456789', reconnectPeriod: 0 });
+            const c = mqtt.connect(url, { protocolVersion, clientId: 'dev-1', username: 'dev-1', password: 'wrong-secret-0123456789', reconnectPeriod: 0 });
             c.once('connect', resolve);
             c.once('error', (e) => {
               c.end(true);
@@ -190,7 +190,7 @@ for (const protocolVersion of MQTT_VERSIONS) {
           }),
           /Not authorized/i,
         );
-        const c = mqtt.connect(url, { protocolVersion, username: 'dev-1', password: a.secrets['dev-1'], reconnectPeriod: 0 });
+        const c = mqtt.connect(url, { protocolVersion, clientId: 'dev-1', username: 'dev-1', password: a.secrets['dev-1'], reconnectPeriod: 0 });
         try {
           await new Promise((resolve, reject) => {
             c.once('connect', resolve);

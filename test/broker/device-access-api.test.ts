@@ -57,7 +57,7 @@ describe('device access API (real flux process)', function () {
     const bad = await flux.api('POST', '/api/devices/meter-1/commands', { params: {} });
     assert.equal(bad.status, 400);
 
-    const dev = mqtt.connect(`mqtt://127.0.0.1:${flux.mqtt}`, { username: 'meter-1', password: secret, reconnectPeriod: 0 });
+    const dev = mqtt.connect(`mqtt://127.0.0.1:${flux.mqtt}`, { clientId: 'meter-1', username: 'meter-1', password: secret, reconnectPeriod: 0 });
     try {
       await new Promise((resolve, reject) => {
         dev.once('connect', resolve);

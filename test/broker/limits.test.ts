@@ -64,7 +64,7 @@ describe('broker limits', function () {
     a = await startAccess({ broker: { maxConnections: 2 } });
     const c1 = await a.device('dev-1');
     const c2 = await a.device('dev-2');
-    await assert.rejects(a.device('dev-1', { clientId: 'third' }), (err: Error & { code?: number }) => {
+    await assert.rejects(a.device('dev-1', { clientId: 'dev-1/third' }), (err: Error & { code?: number }) => {
       assert.equal(err.code, 3);
       return true;
     });
@@ -90,7 +90,7 @@ describe('broker limits', function () {
     a = await startAccess({ broker: { maxPacketSize: 64 * 1024, connectTimeoutMs: 1000 } });
     const rnd = prng(20261127);
     const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(rnd() * 256)));
-    const connect = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'fuzz', clean: true, keepalive: 10, username: 'dev-1', password: Buffer.from(a.secrets['dev-1']!) });
+    const connect = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'dev-1/fuzz', clean: true, keepalive: 10, username: 'dev-1', password: Buffer.from(a.secrets['dev-1']!) });
     const publish = mqttPacket.generate({ cmd: 'publish', topic: '/thermo/dev-1/properties/report', payload: Buffer.from('{"values":{}}'), qos: 1, messageId: 7, retain: false, dup: false });
     const inputs: Buffer[] = [];
     for (let i = 0; i < 60; i++) inputs.push(bytes(1 + Math.floor(rnd() * 300))); // random bytes
@@ -148,7 +148,7 @@ describe('MQTTS', function () {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
     a = await startAccess({ env: { FLUX_TLS_CERT: cert, FLUX_TLS_KEY: key, FLUX_MQTTS_PORT: '0' } });
     assert.ok(a.broker.tlsPort() > 0);
-    const c = mqtt.connect(`mqtts://127.0.0.1:${a.broker.tlsPort()}`, { username: 'dev-1', password: a.secrets['dev-1'], ca: fs.readFileSync(cert), rejectUnauthorized: false, reconnectPeriod: 0 });
+    const c = mqtt.connect(`mqtts://127.0.0.1:${a.broker.tlsPort()}`, { clientId: 'dev-1', username: 'dev-1', password: a.secrets['dev-1'], ca: fs.readFileSync(cert), rejectUnauthorized: false, reconnectPeriod: 0 });
     try {
       await new Promise((resolve, reject) => {
         c.once('connect', resolve);

@@ -16,7 +16,7 @@ for (const version of MQTT_VERSIONS) {
     });
 
     it('mosquitto_pub with a device secret puts a QoS 1 report on the bus', async () => {
-      const r = await run('mosquitto_pub', ['-V', V, '-h', '127.0.0.1', '-p', port, '-u', 'dev-1', '-P', a.secrets['dev-1']!, '-i', 'mp-dev-1', '-q', '1', '-t', '/thermo/dev-1/properties/report', '-m', '{"values":{"t":20}}']);
+      const r = await run('mosquitto_pub', ['-V', V, '-h', '127.0.0.1', '-p', port, '-u', 'dev-1', '-P', a.secrets['dev-1']!, '-i', 'dev-1/mp', '-q', '1', '-t', '/thermo/dev-1/properties/report', '-m', '{"values":{"t":20}}']);
       assert.equal(r.code, 0, r.stderr);
       const up = await until(() => a.uplinks[0], 'the uplink');
       assert.equal(up.payload.toString(), '{"values":{"t":20}}');

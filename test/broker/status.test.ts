@@ -8,7 +8,7 @@ import { startAccess, until, MQTT_VERSIONS, type Access } from './access.ts';
 function silentDevice(port: number, id: string, secret: string, keepalive: number, protocolVersion: 4 | 5): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const s = net.connect(port, '127.0.0.1', () => {
-      s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion, clientId: `${id}-silent`, clean: true, keepalive, username: id, password: Buffer.from(secret) }));
+      s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion, clientId: `${id}/silent`, clean: true, keepalive, username: id, password: Buffer.from(secret) }));
     });
     s.once('data', (d) => (d[0] === 0x20 && d[3] === 0 ? resolve(s) : reject(new Error('CONNACK refused'))));
     s.once('error', reject);
@@ -57,7 +57,7 @@ for (const protocolVersion of MQTT_VERSIONS) {
     });
 
     it('stays online when the same client id connects again (session takeover) and goes offline after the last one leaves', async () => {
-      const clientId = 'dev-1-fixed';
+      const clientId = 'dev-1/fixed';
       const first = await a.device('dev-1', { protocolVersion, clientId });
       const firstClosed = new Promise<void>((r) => first.once('close', () => r()));
       const second = await a.device('dev-1', { protocolVersion, clientId });

@@ -34,7 +34,7 @@ describe('flux command node', function () {
     assert.equal((await flux.api('POST', '/api/products', { key: 'lamp', name: 'Lamp' })).status, 201);
     const dev = await flux.api('POST', '/api/devices', { id: 'light_switch_01', product_id: 'lamp' });
     await flux.api('POST', '/api/devices', { id: 'light_switch_02', product_id: 'lamp' });
-    const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${flux.mqtt}`, { username: 'light_switch_01', password: dev.body.secret, reconnectPeriod: 0 });
+    const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${flux.mqtt}`, { clientId: 'light_switch_01', username: 'light_switch_01', password: dev.body.secret, reconnectPeriod: 0 });
     const got = new Promise<{ topic: string; payload: unknown }>((resolve) => device.on('message', (topic, payload) => resolve({ topic, payload: JSON.parse(String(payload)) })));
     await device.subscribeAsync('/lamp/light_switch_01/command/#', { qos: 1 });
     await device.subscribeAsync('/lamp/light_switch_01/command', { qos: 1 });

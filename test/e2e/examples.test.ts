@@ -35,7 +35,7 @@ describe('example flows', function () {
     assert.equal(deploy.status, 204);
     assert.equal((await flux.api('POST', '/api/products', { key: 'thermo', name: 'Thermo' })).status, 201);
     const dev = await flux.api('POST', '/api/devices', { id: 'thermo_1', product_id: 'thermo' });
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${flux.mqtt}`, { username: 'thermo_1', password: dev.body.secret, reconnectPeriod: 0 });
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${flux.mqtt}`, { clientId: 'thermo_1', username: 'thermo_1', password: dev.body.secret, reconnectPeriod: 0 });
     await client.publishAsync('/thermo/thermo_1/properties/report', JSON.stringify({ values: { temperature: 21.5, humidity: 40 } }), { qos: 1 });
     await client.endAsync();
     let body: any;

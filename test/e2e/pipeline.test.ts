@@ -20,7 +20,7 @@ const HIGH_TEMP_RULE = SEED_RULE_3_1;
 function mosquittoPub(port: number, user: string, password: string, topic: string, bytes: Buffer): void {
   const file = path.join(tempDir('flux-frame-'), 'frame.bin');
   fs.writeFileSync(file, bytes);
-  const r = spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-u', user, '-P', password, '-i', `${user}-pub`, '-q', '1', '-t', topic, '-f', file], { encoding: 'utf8', timeout: 10_000 });
+  const r = spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-u', user, '-P', password, '-i', `${user}/pub`, '-q', '1', '-t', topic, '-f', file], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(r.status, 0, `mosquitto_pub failed: ${r.stderr}`);
 }
 

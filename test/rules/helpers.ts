@@ -71,7 +71,7 @@ export async function provision(f: FluxProcess, productKey: string, deviceIds: s
 }
 
 export async function connectDevice(f: FluxProcess, deviceId: string, secret: string): Promise<MqttClient> {
-  const c = mqtt.connect(`mqtt://127.0.0.1:${f.mqtt}`, { username: deviceId, password: secret, clientId: `${deviceId}-${process.pid}`, reconnectPeriod: 0 });
+  const c = mqtt.connect(`mqtt://127.0.0.1:${f.mqtt}`, { username: deviceId, password: secret, clientId: `${deviceId}/${process.pid}`, reconnectPeriod: 0 });
   await new Promise<void>((resolve, reject) => {
     c.once('connect', () => resolve());
     c.once('error', reject);
