@@ -20,10 +20,18 @@ export class FramingError extends Error {
 }
 
 export interface Framer {
-  /** Feeds bytes; answers the frames completed by them (possibly none). Throws FramingError. */
-  push(chunk: Buffer): Buffer[];
+  /**
+   * Feeds bytes; answers the frames completed by them (possibly none), at most `maxFrames`: the rest
+   * stays buffered, unread, for a later push (an empty chunk takes the next ones). Throws FramingError.
+   */
+  push(chunk: Buffer, maxFrames?: number): Buffer[];
   /** bytes held for the frame in progress */
   buffered(): number;
+  /**
+   * Sets the largest frame accepted from now on (at most the framing's own `max`): the TCP ingress
+   * keeps it small until a connection is identified. It applies to the frames the next push() completes.
+   */
+  limit(max: number): void;
 }
 
 export const DEFAULT_MAX_FRAME = 64 * 1024;
@@ -69,39 +77,46 @@ export function parseFraming(raw: unknown): Framing {
   }
 }
 
-/** Collects chunks without copying until a frame is complete. */
+/**
+ * The bytes of the frame in progress, in one buffer that grows by doubling and is compacted in place:
+ * a stream trickled in byte by byte costs O(1) per byte. (A list of chunks flattened on every read
+ * copied everything buffered per byte, quadratic work for an unidentified connection; and it kept
+ * one Buffer object per 1-byte chunk.) Emptied, a large buffer is let go.
+ */
 class Pending {
-  chunks: Buffer[] = [];
-  length = 0;
+  #buf: Buffer = Buffer.alloc(0);
+  #start = 0;
+  #end = 0;
+  get length(): number {
+    return this.#end - this.#start;
+  }
   add(b: Buffer): void {
     if (b.length === 0) return;
-    this.chunks.push(b);
-    this.length += b.length;
-  }
-  /** the first `n` bytes (n <= length), without consuming */
-  peek(n: number): Buffer {
-    if (n === 0) return Buffer.alloc(0);
-    if (this.chunks[0]!.length >= n) return this.chunks[0]!.subarray(0, n);
-    return Buffer.concat(this.chunks, this.length).subarray(0, n);
-  }
-  take(n: number): Buffer {
-    let out: Buffer;
-    const first = this.chunks[0]!;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-    } else {
-      const all = Buffer.concat(this.chunks, this.length);
-      out = all.subarray(0, n);
-      this.chunks = n < all.length ? [all.subarray(n)] : [];
+    if (this.#end + b.length > this.#buf.length) {
+      const live = this.length;
+      if (live + b.length <= this.#buf.length >> 1) {
+        this.#buf.copyWithin(0, this.#start, this.#end);
+      } else {
+        const next = Buffer.allocUnsafe(Math.max(live + b.length, this.#buf.length * 2, 256));
+        this.#buf.copy(next, 0, this.#start, this.#end);
+        this.#buf = next;
+      }
+      this.#start = 0;
+      this.#end = live;
     }
-    this.length -= n;
-    return out;
+    b.copy(this.#buf, this.#end);
+    this.#end += b.length;
   }
-  flat(): Buffer {
-    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.length)];
-    return this.chunks[0] ?? Buffer.alloc(0);
+  /** the buffered bytes, valid until the next add() or skip() */
+  view(): Buffer {
+    return this.#buf.subarray(this.#start, this.#end);
+  }
+  skip(n: number): void {
+    this.#start += n;
+    if (this.#start >= this.#end) {
+      this.#start = this.#end = 0;
+      if (this.#buf.length > 64 * 1024) this.#buf = Buffer.alloc(0);
+    }
   }
 }
 
@@ -111,36 +126,39 @@ function readLength(b: Buffer, at: number, bytes: 1 | 2 | 4, endian: 'be' | 'le'
   return endian === 'be' ? b.readUInt32BE(at) : b.readUInt32LE(at);
 }
 
+/** Cuts whole frames from `buf` into `frames`, at most `max`; answers how many bytes they used (the rest waits). */
+type Drain = (buf: Buffer, frames: Buffer[], max: number) => number;
+
 export function createFramer(framing: Framing): Framer {
-  const maxFrame = framing.max;
+  let maxFrame = framing.max;
   const pending = new Pending();
-  let frameSize = -1; // known size of the frame in progress
-  const sized = (headerLen: number, sizeOf: (header: Buffer) => number) => (frames: Buffer[]) => {
-    for (;;) {
-      if (frameSize < 0) {
-        if (pending.length < headerLen) return;
-        frameSize = sizeOf(pending.peek(headerLen));
+  const sized =
+    (headerLen: number, sizeOf: (buf: Buffer, at: number) => number): Drain =>
+    (buf, frames, max) => {
+      let at = 0;
+      for (;;) {
+        if (buf.length - at < headerLen || buf.length - at === 0 || frames.length >= max) return at;
+        const frameSize = sizeOf(buf, at);
         if (frameSize > maxFrame) throw new FramingError(`frame of ${frameSize} bytes exceeds the limit of ${maxFrame}`);
         if (frameSize < headerLen) throw new FramingError(`frame length ${frameSize} is shorter than its header (${headerLen} bytes)`);
+        if (frameSize === 0 || buf.length - at < frameSize) return at;
+        frames.push(Buffer.from(buf.subarray(at, at + frameSize)));
+        at += frameSize;
       }
-      if (pending.length < frameSize) return;
-      frames.push(Buffer.from(pending.take(frameSize)));
-      frameSize = -1;
-    }
-  };
-  let drain: (frames: Buffer[]) => void;
+    };
+  let drain: Drain;
   switch (framing.type) {
     case 'length': {
       const headerLen = framing.offset + framing.bytes;
-      drain = sized(headerLen, (h) => headerLen + readLength(h, framing.offset, framing.bytes, framing.endian) + framing.adjust);
+      drain = sized(headerLen, (b, at) => headerLen + readLength(b, at + framing.offset, framing.bytes, framing.endian) + framing.adjust);
       break;
     }
     case 'modbus-tcp':
       // MBAP: transaction id (2), protocol id (2, always 0), length (2: unit id + PDU), unit id (1).
       // A PDU is at most 253 bytes, so a valid ADU is at most 260 bytes (the default max).
-      drain = sized(6, (h) => {
-        if (h.readUInt16BE(2) !== 0) throw new FramingError(`not Modbus TCP: protocol id ${h.readUInt16BE(2)} (must be 0)`);
-        const len = h.readUInt16BE(4);
+      drain = sized(6, (b, at) => {
+        if (b.readUInt16BE(at + 2) !== 0) throw new FramingError(`not Modbus TCP: protocol id ${b.readUInt16BE(at + 2)} (must be 0)`);
+        const len = b.readUInt16BE(at + 4);
         if (len < 2) throw new FramingError(`not Modbus TCP: MBAP length ${len} (must be at least 2)`);
         return 6 + len;
       });
@@ -153,35 +171,48 @@ export function createFramer(framing: Framing): Framer {
     case 'delimiter': {
       const delim = Buffer.from(framing.delimiter, 'hex');
       const keep = framing.keep ? delim.length : 0;
-      let searchFrom = 0;
-      drain = (frames) => {
+      // bytes at the front of what is buffered already searched without finding a delimiter start:
+      // each byte is searched about once, however the stream is cut
+      let searched = 0;
+      drain = (buf, frames, max) => {
+        let at = 0;
         for (;;) {
-          if (pending.length === 0) return;
-          const buf = pending.flat();
-          const at = buf.indexOf(delim, searchFrom);
-          if (at < 0) {
-            if (buf.length > maxFrame + delim.length) throw new FramingError(`no delimiter within ${maxFrame} bytes`);
-            searchFrom = Math.max(0, buf.length - delim.length + 1);
-            return;
+          if (at === buf.length || frames.length >= max) {
+            if (at === buf.length) searched = 0;
+            return at;
           }
-          if (at > maxFrame) throw new FramingError(`frame of ${at} bytes exceeds the limit of ${maxFrame}`);
-          const frame = Buffer.from(buf.subarray(0, at + keep));
-          pending.take(at + delim.length);
-          searchFrom = 0;
-          if (frame.length > keep) frames.push(frame); // empty frames (e.g. "\r\n\r\n" keep-alives) carry nothing
+          const end = buf.indexOf(delim, at + searched);
+          if (end < 0) {
+            if (buf.length - at > maxFrame + delim.length) throw new FramingError(`no delimiter within ${maxFrame} bytes`);
+            searched = Math.max(0, buf.length - at - delim.length + 1);
+            return at;
+          }
+          if (end - at > maxFrame) throw new FramingError(`frame of ${end - at} bytes exceeds the limit of ${maxFrame}`);
+          if (end - at + keep > keep) frames.push(Buffer.from(buf.subarray(at, end + keep))); // empty frames (e.g. "\r\n\r\n" keep-alives) carry nothing
+          at = end + delim.length;
+          searched = 0;
         }
       };
       break;
     }
   }
   return {
-    push(chunk) {
+    push(chunk, maxFrames = Infinity) {
       const frames: Buffer[] = [];
-      pending.add(chunk);
-      drain(frames);
+      if (pending.length === 0) {
+        // the usual case: whole frames in one read, cut from the chunk itself
+        const used = drain(chunk, frames, maxFrames);
+        if (used < chunk.length) pending.add(chunk.subarray(used));
+      } else {
+        pending.add(chunk);
+        pending.skip(drain(pending.view(), frames, maxFrames));
+      }
       return frames;
     },
     buffered: () => pending.length,
+    limit(max) {
+      maxFrame = Math.min(Math.max(1, max), framing.max);
+    },
   };
 }
 

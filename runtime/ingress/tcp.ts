@@ -10,7 +10,7 @@ import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts
 import type { DeviceIdentity, Product } from '../registry/index.ts';
 import { ConfigError } from '../errors/index.ts';
 import { counter } from '../metrics/index.ts';
-import { createFramer, encodeFrame, framePayload, parseFraming, FramingError, type Framing } from './framing.ts';
+import { createFramer, encodeFrame, framePayload, parseFraming, FramingError, type Framer, type Framing } from './framing.ts';
 import { presenceOf } from './presence.ts';
 
 /** `product.transport.tcp`: `{ port, framing }` (framing defaults to newline-delimited). */
@@ -78,12 +78,23 @@ interface Listener {
 interface Conn {
   socket: net.Socket;
   listener: Listener;
+  framer: Framer;
   identity?: DeviceIdentity;
   release?: (reason: string) => void;
 }
 
 const MAX_UNIDENTIFIED_FRAMES = 3;
 const MAX_QUEUED_FRAMES = 64;
+const NO_BYTES = Buffer.alloc(0);
+/**
+ * Before a connection is identified nobody is accountable for it: its frames are at most this large
+ * (a login frame is ~300 bytes; a fixed-size framing keeps its size), and it may send at most
+ * PRELOGIN_BYTES in all. Past either it is closed. With the framer's linear search this bounds the
+ * work a stranger can cause per connection (docs/broker.md "Before identification").
+ */
+export const PRELOGIN_MAX_FRAME = 4096;
+export const PRELOGIN_BYTES = 16 * 1024;
+const preLoginMax = (f: Framing) => (f.type === 'fixed' ? f.size : Math.min(f.max, PRELOGIN_MAX_FRAME));
 
 export function createTcpIngress(ctx: FluxContext, opts: TcpIngressOptions = {}): TcpIngress {
   const log = ctx.log.child({ module: 'tcp-ingress' });
@@ -106,6 +117,7 @@ export function createTcpIngress(ctx: FluxContext, opts: TcpIngressOptions = {})
 
   function identified(conn: Conn, identity: DeviceIdentity): void {
     conn.identity = identity;
+    conn.framer.limit(conn.listener.transport.framing.max);
     const prev = byDevice.get(identity.device.id);
     if (prev && prev !== conn) close(prev, 'the device connected again (takeover)', 'takeover');
     byDevice.set(identity.device.id, conn);
@@ -169,10 +181,12 @@ export function createTcpIngress(ctx: FluxContext, opts: TcpIngressOptions = {})
   }
 
   function handle(listener: Listener, socket: net.Socket): void {
-    const conn: Conn = { socket, listener };
     const framer = createFramer(listener.transport.framing);
+    framer.limit(preLoginMax(listener.transport.framing));
+    const conn: Conn = { socket, listener, framer };
     const queue: Buffer[] = [];
     let unidentified = 0;
+    let preLoginBytes = 0;
     let working = false;
     listener.sockets.add(socket);
     socket.setNoDelay(true);
@@ -181,11 +195,27 @@ export function createTcpIngress(ctx: FluxContext, opts: TcpIngressOptions = {})
       if (!conn.identity) close(conn, `not identified within ${loginTimeoutMs} ms`, 'login_timeout');
     }, loginTimeoutMs);
 
+    const overBudget = () => close(conn, `${preLoginBytes} bytes without a login or a decodable device_id (at most ${PRELOGIN_BYTES} before identification)`, 'prelogin_bytes');
+
+    /** Takes the next frames the framer holds (after an identification, or a dropped unidentified frame). */
+    const pull = (): boolean => {
+      if (framer.buffered() === 0) return false;
+      try {
+        const more = framer.push(NO_BYTES, conn.identity ? Infinity : 1);
+        for (const f of more) queue.push(f);
+        return more.length > 0;
+      } catch (err) {
+        if (!(err instanceof FramingError)) throw err;
+        close(conn, err.message, 'framing');
+        return false;
+      }
+    };
+
     const work = async () => {
       if (working) return;
       working = true;
       try {
-        while (queue.length && !socket.destroyed) {
+        while (!socket.destroyed && (queue.length || pull())) {
           const frame = queue.shift()!;
           if (conn.identity) {
             emitFrame(conn, frame);
@@ -202,25 +232,32 @@ export function createTcpIngress(ctx: FluxContext, opts: TcpIngressOptions = {})
         close(conn, 'internal error', 'error');
       } finally {
         working = false;
+        if (!conn.identity && preLoginBytes > PRELOGIN_BYTES) overBudget();
         if (!socket.destroyed && queue.length < MAX_QUEUED_FRAMES / 2 && socket.isPaused() && !ctx.journal.behind()) socket.resume();
       }
     };
 
     socket.on('data', (chunk: Buffer) => {
+      if (!conn.identity) preLoginBytes += chunk.length;
       let frames: Buffer[];
       try {
-        frames = framer.push(chunk);
+        // unidentified: one frame at a time; the rest stays unread until that frame identified it
+        frames = framer.push(chunk, conn.identity ? Infinity : 1);
       } catch (err) {
         if (err instanceof FramingError) return close(conn, err.message, 'framing');
         throw err;
       }
-      if (frames.length === 0) return;
+      if (frames.length === 0) {
+        if (!conn.identity && !working && preLoginBytes > PRELOGIN_BYTES) overBudget();
+        return;
+      }
       if (conn.identity && !working && queue.length === 0) {
         for (const f of frames) emitFrame(conn, f); // hot path: no queue once identified
         return;
       }
       queue.push(...frames);
-      if (queue.length >= MAX_QUEUED_FRAMES) socket.pause();
+      // unidentified: nothing more is read until the queued frames identified it (or not)
+      if (queue.length >= MAX_QUEUED_FRAMES || !conn.identity) socket.pause();
       void work();
     });
     socket.on('error', (err) => log.debug({ err: err.message, product: listener.product.key }, 'TCP socket error'));
