@@ -47,10 +47,11 @@ describe('plugins end to end (done-when of issue 4)', function () {
     fs.copyFileSync(path.join(ROOT, 'plugins', 'dist', 'modbus-rtu.wasm'), path.join(pluginsDir, 'modbus-rtu.wasm'));
     await until('modbus to load', async () => ((await flux.api('GET', '/api/plugins/modbus')).body?.active_version === 1 ? true : undefined), 10_000);
 
-    // 2. a product that uses it, and a device
+    // 2. a product that uses it, and the device the frame comes from: unit 1 decodes to sensor_1, and a
+    //    message of another device than its sender is refused (docs/broker.md "Who a message belongs to")
     const product = await flux.api('POST', '/api/products', { key: 'thermo', name: 'Thermometer', protocol_plugin_id: 'modbus' });
     assert.equal(product.status, 201, JSON.stringify(product.body));
-    const device = await flux.api('POST', '/api/devices', { id: 'dev-1', product_id: product.body.id });
+    const device = await flux.api('POST', '/api/devices', { id: 'sensor_1', product_id: product.body.id });
     assert.equal(device.status, 201, JSON.stringify(device.body));
 
     // 3. a flow: device in → decode → (function keeps it) ; catch → (function keeps errors) ; GET /e2e/decoded reads both
@@ -67,7 +68,7 @@ describe('plugins end to end (done-when of issue 4)', function () {
     fs.writeFileSync(path.join(dir, 'good.bin'), Buffer.from('01030201C50000', 'hex'));
     fs.writeFileSync(path.join(dir, 'short.bin'), Buffer.from('0103', 'hex'));
     const pub = (file: string) =>
-      execFileSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(flux.mqtt), '-i', 'dev-1', '-u', 'dev-1', '-P', device.body.secret, '-q', '1', '-t', '/thermo/dev-1/properties/report', '-f', path.join(dir, file)], { timeout: 10_000 });
+      execFileSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(flux.mqtt), '-i', 'sensor_1', '-u', 'sensor_1', '-P', device.body.secret, '-q', '1', '-t', '/thermo/sensor_1/properties/report', '-f', path.join(dir, file)], { timeout: 10_000 });
     pub('good.bin');
     pub('short.bin');
 
@@ -84,7 +85,7 @@ describe('plugins end to end (done-when of issue 4)', function () {
     assert.equal(typeof seen.decoded[0].payload.ts, 'number');
     assert.deepEqual(seen.decoded[0].plugin, { id: 'modbus', version: 1 });
     assert.equal(seen.decoded[0].raw, '01030201c50000');
-    assert.equal(seen.decoded[0].device.id, 'dev-1');
+    assert.equal(seen.decoded[0].device.id, 'sensor_1');
     assert.match(seen.errors[0].error, /^(PluginCallError: )?plugin 'modbus'@1: plugin_error: modbus: frame of 2 bytes, need at least 5/);
     assert.equal(seen.errors[0].raw, '0103', 'the catch node gets the frame');
     // the process is fine afterwards

@@ -63,7 +63,7 @@ describe('security: a device cannot report as another device', function () {
 
   it("sensor_2 publishing unit 1's frame changes nothing of sensor_1, and unit 123's frame stores nothing", async function () {
     await publish('sensor_1', frame(1, 200)); // sensor_1's own 20.0 °C
-    assert.equal(await until("sensor_1's own reading", () => latest('sensor_1')), 20);
+    assert.equal(await until("sensor_1's own reading", () => latest('sensor_1'), 60_000), 20);
 
     await publish('sensor_2', frame(1, 453)); // "sensor_1" at 45.3 °C, from sensor_2
     await publish('sensor_2', frame(123, 453)); // "sensor_123", a device that does not exist
@@ -72,7 +72,7 @@ describe('security: a device cannot report as another device', function () {
       const t = await flux.api('GET', '/api/devices/sensor_2/trace');
       const decoded = (t.body.items ?? []).filter((x: { spans: { stage: string }[] }) => x.spans.some((s) => s.stage === 'decode'));
       return decoded.length >= 2 && (decoded.every((x: { spans: { stage: string }[] }) => x.spans.some((s) => s.stage === 'ownership' || s.stage === 'store')) || undefined);
-    });
+    }, 60_000);
     await new Promise((r) => setTimeout(r, 300));
 
     assert.equal(await latest('sensor_1'), 20, "sensor_1's latest temperature was overwritten by sensor_2");
