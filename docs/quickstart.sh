@@ -30,14 +30,16 @@ echo "# 4. the live feed (telemetry, status, alarms of sensor_1), in the backgro
 WS_URL="${API/http/ws}/ws?device=sensor_1&access_token=$TOKEN"
 FEED_OUT=$(mktemp)
 "$NODE" -e 'const ws = new WebSocket(process.argv[1]); ws.onopen = () => console.log("feed: open");
-  ws.onmessage = (e) => console.log("feed:", e.data); setTimeout(() => process.exit(0), 5000);' "$WS_URL" | tee "$FEED_OUT" &
+  const seen = new Set(); ws.onmessage = (e) => { console.log("feed:", e.data); seen.add(JSON.parse(e.data).type);
+    if (seen.has("telemetry") && seen.has("alarm")) process.exit(0); }; setTimeout(() => process.exit(0), 15000);' \
+  "$WS_URL" | tee "$FEED_OUT" &
 FEED=$!
 for _ in $(seq 100); do grep -q "feed: open" "$FEED_OUT" && break; sleep 0.1; done   # connected before we publish
 
 echo "# 5. the seed's Modbus frame: unit 1 → sensor_1, register 0x01C5 = 453 → 45.3 °C"
 printf '\x01\x03\x02\x01\xc5\x00\x00' | mosquitto_pub -p "$MQTT_PORT" -i sensor_1 -u sensor_1 -P "$SECRET" -q 1 \
   -t /boiler/sensor_1/properties/report -s
-sleep 1
+wait $FEED   # the feed client stops once it has seen the telemetry and the alarm (or after 15 s)
 
 echo "# 6. stored telemetry"
 api "$API/devices/sensor_1/latest"
@@ -45,4 +47,3 @@ echo "# 7. the alarm it raised"
 api "$API/alarms?device_id=sensor_1"
 echo "# 8. what happened to that message, stage by stage"
 api "$API/devices/sensor_1/trace?last=1"
-wait $FEED
