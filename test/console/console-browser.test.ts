@@ -14,7 +14,7 @@ import { seed, uplink, type Seeded } from './seed.ts';
 function mosquittoPub(port: number, dev: { id: string; secret: string }, topic: string, message: string, count = 1): Promise<void> {
   // -l: one message per input line, one connection for all of them.
   return new Promise((resolve, reject) => {
-    const p = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-u', dev.id, '-P', dev.secret, '-i', `pub-${dev.id}`, '-q', '1', '-t', topic, '-l'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const p = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-u', dev.id, '-P', dev.secret, '-i', dev.id, '-q', '1', '-t', topic, '-l'], { stdio: ['pipe', 'ignore', 'pipe'] });
     let err = '';
     p.stderr.on('data', (d) => (err += d));
     p.on('error', reject);
