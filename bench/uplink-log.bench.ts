@@ -11,9 +11,23 @@ import type { Bench, BenchRow } from './types.ts';
 import { createUplinkLog, type FsyncPolicy } from '../runtime/uplink-log/index.ts';
 import { provision, startFlux, tempDir } from './lib/flux.ts';
 
-async function appendCost(fsync: FsyncPolicy, rate: number, seconds: number): Promise<{ cpuUs: number; p99Ms: number; groups: number; appends: number }> {
-  const log = createUplinkLog({ dir: tempDir('flux-bench-log-'), fsync, retentionMs: 3_600_000, maxBytes: 1024 ** 3 });
+/**
+ * Paces `rate` appends/s for `seconds` and answers the process CPU per append. With `fsync: 'none'`
+ * the same loop runs without a log (each callback queued as a microtask): the generator's own cost,
+ * which the rows subtract so they show what the log adds.
+ */
+async function appendCost(fsync: FsyncPolicy | 'none', rate: number, seconds: number): Promise<{ cpuUs: number; p99Ms: number; groups: number; appends: number }> {
+  const dir = tempDir('flux-bench-log-');
+  const log = createUplinkLog({ dir, fsync: fsync === 'none' ? 'os' : fsync, retentionMs: 3_600_000, maxBytes: 1024 ** 3 });
   await log.open();
+  let baselineHandled = 0;
+  const append: typeof log.append =
+    fsync === 'none'
+      ? (_input, cb) => {
+          queueMicrotask(() => cb(null, ++baselineHandled));
+          return baselineHandled;
+        }
+      : log.append;
   const payload = Buffer.from('01030201c50000', 'hex');
   const lat: number[] = [];
   const cpu0 = process.cpuUsage();
@@ -25,7 +39,7 @@ async function appendCost(fsync: FsyncPolicy, rate: number, seconds: number): Pr
       const due = Math.min(rate * seconds, Math.floor(((now - t0) / 1000) * rate));
       for (; n < due; n++) {
         const at = performance.now();
-        log.append({ id: `m${n}`, deviceId: `bench_${n % 1000}`, productId: 'p', productKey: 'boiler', transport: 'mqtt', type: 'properties', topic: `/boiler/bench_${n % 1000}/properties/report`, ts: Date.now(), payload }, () => {
+        append({ id: `m${n}`, deviceId: `bench_${n % 1000}`, productId: 'p', productKey: 'boiler', transport: 'mqtt', type: 'properties', topic: `/boiler/bench_${n % 1000}/properties/report`, ts: Date.now(), payload }, () => {
           lat.push(performance.now() - at);
           log.handled(lat.length);
         });
@@ -38,6 +52,7 @@ async function appendCost(fsync: FsyncPolicy, rate: number, seconds: number): Pr
   const cpu = process.cpuUsage(cpu0);
   const { groups, appends } = log.stats();
   await log.close();
+  fs.rmSync(dir, { recursive: true, force: true });
   lat.sort((a, b) => a - b);
   return { cpuUs: (cpu.user + cpu.system) / n, p99Ms: lat[Math.floor(lat.length * 0.99)] ?? NaN, groups, appends };
 }
@@ -72,9 +87,19 @@ function storedRows(dataDir: string): number {
 const bench: Bench = async ({ quick }) => {
   const rows: BenchRow[] = [];
   const seconds = quick ? 2 : 5;
+  // the median of three runs each: one run on a shared 2-core machine swings by a microsecond
+  const median = async (fsync: FsyncPolicy | 'none') => {
+    const runs = [];
+    for (let i = 0; i < 3; i++) runs.push(await appendCost(fsync, 30_000, seconds));
+    return runs.sort((a, b) => a.cpuUs - b.cpuUs)[1]!;
+  };
+  const base = await median('none');
+  rows.push({ group: 'uplink log', name: 'the paced generator alone at 30k/s (no log), CPU per uplink', value: base.cpuUs, unit: 'µs', note: 'subtracted from the rows below' });
   for (const fsync of ['always', 'os'] as const) {
-    const r = await appendCost(fsync, 30_000, seconds);
-    rows.push({ group: 'uplink log', name: `append at 30k/s, CPU per uplink (FLUX_LOG_FSYNC=${fsync})`, value: r.cpuUs, unit: 'µs', target: '<= 7.5 µs (15% of ~50 µs)', met: r.cpuUs <= 7.5, note: `${r.appends} appends in ${r.groups} group commits` });
+    const r = await median(fsync);
+    const added = r.cpuUs - base.cpuUs;
+    // 15% of the ~50 µs the whole pipeline spends per stored message (pipeline.bench.ts, ingest)
+    rows.push({ group: 'uplink log', name: `append at 30k/s: CPU the log adds per uplink (FLUX_LOG_FSYNC=${fsync})`, value: added, unit: 'µs', target: '<= 7.5 µs (15% of ~50 µs)', met: added <= 7.5, note: `${r.appends} appends in ${r.groups} group commits, ${r.cpuUs.toFixed(1)} µs with the generator` });
     rows.push({ group: 'uplink log', name: `append → durable, p99 (FLUX_LOG_FSYNC=${fsync})`, value: r.p99Ms, unit: 'ms' });
   }
 

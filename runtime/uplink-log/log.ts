@@ -3,17 +3,22 @@
  * from the log's order, and marked handled once it has left the flows. On restart the entries past
  * the handled watermark are processed again (docs/storage.md "Uplink log").
  *
- * Appends are group-committed: all appends of one event-loop turn go out in one write (and one
- * fdatasync with `fsync: 'always'`), on libuv's thread pool, so the main thread never waits on
- * the disk. While a group is being written, the next one gathers.
+ * Appends are group-committed: all appends of one event-loop turn go out in one write, and with
+ * `fsync: 'always'` one fdatasync on libuv's thread pool, so the main thread never waits for the
+ * device. The write itself is synchronous: it only copies the group into the page cache, and
+ * handing it to the thread pool cost more than the copy (a wake-up per group; measured in
+ * bench/uplink-log.bench.ts). While a group is being synced, the next one gathers.
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { encodeRecord, type LogRecord } from './record.ts';
+import { encodeRecordAt, type LogRecord } from './record.ts';
 import { emptySegment, note, openSegments, removeSegment, scanSegment, seal, type SegmentInfo } from './segments.ts';
 
 export type FsyncPolicy = 'always' | 'os';
+
+/** one group commit's buffer; a busier turn grows it for that group */
+const GROUP_BUFFER = 256 * 1024;
 
 export interface UplinkLogOptions {
   dir: string;
@@ -89,9 +94,16 @@ export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
   let handledSeq = 0;
   let startSeq = 0;
   const doneAhead = new Set<number>();
-  let queue: Buffer[] = [];
-  let queued: { cb: AppendCallback; seq: number; ts: number; bytes: number }[] = [];
+  // The gathering group: its records encoded back to back in `pending`, their callbacks in order
+  // (their seqs run on from `groupFirstSeq`). A group in flight keeps its buffer; `spare` is the
+  // other one, back once that write finished.
+  let pending: Buffer = Buffer.allocUnsafeSlow(GROUP_BUFFER);
+  let spare: Buffer | null = Buffer.allocUnsafeSlow(GROUP_BUFFER);
   let queuedBytes = 0;
+  let queued: AppendCallback[] = [];
+  let groupFirstSeq = 0;
+  let groupMinTs = Infinity;
+  let groupMaxTs = -Infinity;
   let flushing = false;
   let totalBytes = 0;
   let full = false;
@@ -131,13 +143,13 @@ export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
     return totalBytes + need <= opts.maxBytes;
   };
 
-  const finishGroup = (group: typeof queued, err: Error | null) => {
-    for (const q of group) {
+  const finishGroup = (group: AppendCallback[], firstSeq: number, err: Error | null) => {
+    for (let i = 0; i < group.length; i++) {
       if (err) {
         // not in the log: nothing will process it, and its seq must not hold the watermark
-        self.handled(q.seq);
-        q.cb(err, q.seq);
-      } else q.cb(null, q.seq);
+        self.handled(firstSeq + i);
+        group[i]!(err, firstSeq + i);
+      } else group[i]!(null, firstSeq + i);
     }
   };
 
@@ -149,38 +161,48 @@ export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
       for (const f of w) f();
       return;
     }
-    const bufs = queue, group = queued, bytes = queuedBytes;
-    queue = [];
+    const group = queued, bytes = queuedBytes, firstSeq = groupFirstSeq, minTs = groupMinTs, maxTs = groupMaxTs;
+    const buffer = pending;
+    const data = buffer.subarray(0, bytes);
+    pending = spare ?? Buffer.allocUnsafeSlow(GROUP_BUFFER);
+    spare = null;
     queued = [];
     queuedBytes = 0;
+    groupMinTs = Infinity;
+    groupMaxTs = -Infinity;
     if (current.bytes > 0 && current.bytes + bytes > segmentBytes) {
       const old = current, oldFd = fd;
       void seal(old).catch(() => {});
       fs.close(oldFd, () => {});
-      openCurrent(group[0]!.seq);
+      openCurrent(firstSeq);
     }
     const seg = current, at = seg.bytes, writeFd = fd;
-    const data = bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs, bytes);
     const written = (err: NodeJS.ErrnoException | null) => {
+      if (buffer.length === GROUP_BUFFER) spare = buffer;
       if (err) {
         // keep the file whole: cut whatever part of the group reached it
         fs.ftruncate(writeFd, at, () => {
           counts.refused += group.length;
-          finishGroup(group, new LogRefusedError('log_write_failed', `uplink log: write failed (${err.code ?? err.message})`));
+          finishGroup(group, firstSeq, new LogRefusedError('log_write_failed', `uplink log: write failed (${err.code ?? err.message})`));
           flush();
         });
         return;
       }
-      for (const q of group) note(seg, q.seq, q.ts, q.bytes);
+      note(seg, firstSeq + group.length - 1, minTs, bytes);
+      if (maxTs > seg.maxTs) seg.maxTs = maxTs;
       totalBytes += bytes;
       counts.groups++;
-      finishGroup(group, null);
+      finishGroup(group, firstSeq, null);
       flush();
     };
-    fs.write(writeFd, data, 0, data.length, null, (err) => {
-      if (err || opts.fsync === 'os') written(err);
-      else fs.fdatasync(writeFd, written);
-    });
+    let failed: NodeJS.ErrnoException | null = null;
+    try {
+      for (let off = 0; off < data.length; ) off += fs.writeSync(writeFd, data, off, data.length - off);
+    } catch (err) {
+      failed = err as NodeJS.ErrnoException;
+    }
+    if (failed || opts.fsync === 'os') written(failed);
+    else fs.fdatasync(writeFd, written);
   };
 
   const saveWatermark = async () => {
@@ -228,8 +250,16 @@ export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
         return 0;
       }
       const seq = lastSeq + 1;
-      const buf = encodeRecord(input, seq);
-      if (totalBytes + queuedBytes + buf.length > opts.maxBytes && !evict(queuedBytes + buf.length)) {
+      let end = encodeRecordAt(input, seq, pending, queuedBytes);
+      if (end < 0) {
+        // a group larger than the buffer: grow this one (a big group is rare; it is not kept as spare)
+        const grown = Buffer.allocUnsafeSlow(Math.max(pending.length * 2, queuedBytes - end));
+        pending.copy(grown, 0, 0, queuedBytes);
+        pending = grown;
+        end = encodeRecordAt(input, seq, pending, queuedBytes);
+      }
+      const size = end - queuedBytes;
+      if (totalBytes + queuedBytes + size > opts.maxBytes && !evict(queuedBytes + size)) {
         full = true;
         counts.refused++;
         queueMicrotask(() => cb(new LogRefusedError('log_full', `uplink log: full (FLUX_RAW_MAX_BYTES=${opts.maxBytes}; unprocessed uplinks fill it)`), 0));
@@ -238,9 +268,11 @@ export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
       full = false;
       lastSeq = seq;
       counts.appends++;
-      queue.push(buf);
-      queued.push({ cb, seq, ts: input.ts, bytes: buf.length });
-      queuedBytes += buf.length;
+      if (queued.length === 0) groupFirstSeq = seq;
+      queued.push(cb);
+      queuedBytes = end;
+      if (input.ts < groupMinTs) groupMinTs = input.ts;
+      if (input.ts > groupMaxTs) groupMaxTs = input.ts;
       if (!flushing) {
         flushing = true;
         setImmediate(flush);

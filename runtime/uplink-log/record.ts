@@ -34,27 +34,51 @@ const FIXED = 8 + 8 + 1 + 1 + 6 * 2;
 /** a record larger than this is corrupt (the largest uplink is bounded far below it) */
 export const MAX_RECORD = 16 * 1024 * 1024;
 
-/** Encodes an entry; `seq` is given apart, so the caller's object is not reshaped. */
-export function encodeRecord(r: Omit<LogRecord, 'seq'>, seq: number): Buffer {
-  const strs = [r.id, r.deviceId, r.productId, r.productKey, r.topic, r.eventId ?? ''];
-  const lens = strs.map((s) => Buffer.byteLength(s));
-  for (const l of lens) if (l > 0xffff) throw new RangeError('uplink log: a field is longer than 65535 bytes');
-  const body = FIXED + lens.reduce((a, b) => a + b, 0) + r.payload.length;
-  const buf = Buffer.allocUnsafe(PREFIX + body);
-  let o = PREFIX;
+const TRANSPORT_CODE: Record<LogTransport, number> = { mqtt: 0, tcp: 1, http: 2, modbus: 3 };
+const TYPE_CODE: Record<LogType, number> = { properties: 0, event: 1, raw: 2 };
+
+/**
+ * Encodes an entry into `buf` at `at` and answers the offset after it, or, when `buf` has too little
+ * room, minus the bytes the record needs (nothing is written then). `seq` is given apart, so the
+ * caller's object is not reshaped. Writing in place lets a group commit fill one buffer with no
+ * per-record allocation or copy (bench/uplink-log.bench.ts measures the append cost).
+ */
+export function encodeRecordAt(r: Omit<LogRecord, 'seq'>, seq: number, buf: Buffer, at: number): number {
+  const eventId = r.eventId ?? '';
+  const l0 = Buffer.byteLength(r.id), l1 = Buffer.byteLength(r.deviceId), l2 = Buffer.byteLength(r.productId);
+  const l3 = Buffer.byteLength(r.productKey), l4 = Buffer.byteLength(r.topic), l5 = Buffer.byteLength(eventId);
+  if ((l0 | l1 | l2 | l3 | l4 | l5) > 0xffff) throw new RangeError('uplink log: a field is longer than 65535 bytes');
+  const body = FIXED + l0 + l1 + l2 + l3 + l4 + l5 + r.payload.length;
+  if (buf.length - at < PREFIX + body) return -(PREFIX + body);
+  let o = at + PREFIX;
   buf.writeDoubleLE(seq, o);
   buf.writeDoubleLE(r.ts, o + 8);
-  buf[o + 16] = TRANSPORTS.indexOf(r.transport);
-  buf[o + 17] = TYPES.indexOf(r.type);
-  o += 18;
-  for (const l of lens) {
-    buf.writeUInt16LE(l, o);
-    o += 2;
-  }
-  for (let i = 0; i < strs.length; i++) o += buf.write(strs[i]!, o, lens[i], 'utf8');
-  r.payload.copy(buf, o);
-  buf.writeUInt32LE(body, 0);
-  buf.writeUInt32LE(crc32(buf.subarray(PREFIX)), 4);
+  buf[o + 16] = TRANSPORT_CODE[r.transport];
+  buf[o + 17] = TYPE_CODE[r.type];
+  buf.writeUInt16LE(l0, o + 18);
+  buf.writeUInt16LE(l1, o + 20);
+  buf.writeUInt16LE(l2, o + 22);
+  buf.writeUInt16LE(l3, o + 24);
+  buf.writeUInt16LE(l4, o + 26);
+  buf.writeUInt16LE(l5, o + 28);
+  o += 30;
+  o += buf.write(r.id, o, l0, 'utf8');
+  o += buf.write(r.deviceId, o, l1, 'utf8');
+  o += buf.write(r.productId, o, l2, 'utf8');
+  o += buf.write(r.productKey, o, l3, 'utf8');
+  o += buf.write(r.topic, o, l4, 'utf8');
+  if (l5) o += buf.write(eventId, o, l5, 'utf8');
+  o += r.payload.copy(buf, o);
+  buf.writeUInt32LE(body, at);
+  buf.writeUInt32LE(crc32(buf.subarray(at + PREFIX, o)), at + 4);
+  return o;
+}
+
+/** Encodes an entry into a buffer of its own. */
+export function encodeRecord(r: Omit<LogRecord, 'seq'>, seq: number): Buffer {
+  const need = -encodeRecordAt(r, seq, Buffer.alloc(0), 0);
+  const buf = Buffer.allocUnsafe(need);
+  encodeRecordAt(r, seq, buf, 0);
   return buf;
 }
 
