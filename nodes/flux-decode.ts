@@ -13,8 +13,8 @@
  * Anything else is refused for that message: a trace span with the reason, `flux_uplink_refused_total`,
  * and the error to the flow's catch node with the refused message as `msg.payload`.
  */
-import type { NodeAPI, Node, NodeDef, NodeMessage, Send, Done } from './red.ts';
-import { countedText, fluxOf } from './red.ts';
+import type { NodeAPI, Node, NodeDef, NodeStatus, NodeMessage, Send, Done } from './red.ts';
+import { countedText, fluxOf, statusThrottle } from './red.ts';
 import { service } from '../runtime/app/index.ts';
 import type { PluginHost } from '../runtime/plugins/index.ts';
 import { registerPluginAdmin } from './flux-plugin-admin.ts';
@@ -49,13 +49,20 @@ export default function register(RED: NodeAPI): void {
     let refused = 0;
     const ownership = createOwnership({ devices: flux.registry.devices, metrics: flux.metrics, log: flux.log.child({ module: 'ownership' }) });
     node.status({ fill: 'grey', shape: 'ring', text: fixed || 'flux-decode.status.product-plugin' });
+    const status = statusThrottle(node);
+    const decodedStatus = (): NodeStatus => ({ fill: 'green', shape: 'dot', text: failed ? countedText(RED, 'flux-decode.status.decoded-failed', { ok, count: failed }) : countedText(RED, 'flux-decode.status.decoded', { count: ok }) });
+    node.on('close', (_removed, done) => {
+      status.close();
+      done();
+    });
 
     type Result = Awaited<ReturnType<PluginHost['decodeUplink']>>;
     type Product = NonNullable<Awaited<ReturnType<typeof productOf>>>;
 
     const failed_ = (msg: NodeMessage, done: Done, t0: number, pluginId: string | null, err: unknown) => {
       failed++;
-      node.status({ fill: 'red', shape: 'ring', text: countedText(RED, 'flux-decode.status.failed', { count: failed, error: (err as Error).message.slice(0, 60) }) });
+      const error = (err as Error).message.slice(0, 60);
+      status.update(() => ({ fill: 'red', shape: 'ring', text: countedText(RED, 'flux-decode.status.failed', { count: failed, error }) }));
       flux.trace?.span(msg._msgid, { stage: 'decode', took_ms: performance.now() - t0, ok: false, detail: { plugin: pluginId }, error: (err as Error).message });
       // done(err) hands the error to the flow's catch node together with msg (and msg.raw, the frame).
       done(err as Error);
@@ -79,7 +86,7 @@ export default function register(RED: NodeAPI): void {
         send(msg);
       } else if (result.messages.length > 1) send([result.messages.map((m) => ({ ...msg, payload: m }) as NodeMessage)]);
       ok++;
-      if ((ok & 1023) === 1) node.status({ fill: 'green', shape: 'dot', text: failed ? countedText(RED, 'flux-decode.status.decoded-failed', { ok, count: failed }) : countedText(RED, 'flux-decode.status.decoded', { count: ok }) });
+      status.update(decodedStatus);
       done();
     };
 

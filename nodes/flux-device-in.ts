@@ -4,8 +4,8 @@
  * `msg.device` = `{ id, product_id, product_key }`, `msg.uplink` = the bus message (id, type, ts, topic;
  * `decoded` when the transport decoded it already, as Modbus polling does).
  */
-import type { NodeAPI, Node, NodeDef } from './red.ts';
-import { countedText, fluxOf } from './red.ts';
+import type { NodeAPI, Node, NodeDef, NodeStatus } from './red.ts';
+import { countedText, fluxOf, statusThrottle } from './red.ts';
 import { matchesFilter, type BusFilter } from '../runtime/bus/index.ts';
 import type { PipelineTracker } from '../runtime/flow-engine/index.ts';
 
@@ -30,6 +30,8 @@ export default function register(RED: NodeAPI): void {
     if (def.device?.trim()) filter.deviceId = def.device.trim();
     const kind = def.kind?.trim() || '';
     let count = 0;
+    const status = statusThrottle(node);
+    const received = (): NodeStatus => ({ fill: 'green', shape: 'dot', text: countedText(RED, 'flux-device-in.status.received', { count }) });
     node.status({ fill: 'grey', shape: 'ring', text: 'flux-device-in.status.waiting' });
 
     if (kind !== 'status') {
@@ -39,7 +41,7 @@ export default function register(RED: NodeAPI): void {
         if (kind && kind !== 'uplink' && up.type !== kind) return;
         if (!matchesFilter(filter, up)) return;
         count++;
-        if ((count & 1023) === 1) node.status({ fill: 'green', shape: 'dot', text: countedText(RED, 'flux-device-in.status.received', { count }) });
+        status.update(received);
         // The bus counts the returned promise as in flight until the message has left the flows:
         // that is what lets the broker stop reading device sockets when the flows fall behind.
         const finished = wired ? pipeline?.track(up.id, up.ts) : undefined;
@@ -69,6 +71,7 @@ export default function register(RED: NodeAPI): void {
       });
     }
     node.on('close', (_removed, done) => {
+      status.close();
       flux.bus.removeOwner(node);
       done();
     });

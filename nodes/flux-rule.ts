@@ -3,8 +3,8 @@
  * matching the message (ARCHITECTURE §5). Outputs: 1 triggered (one message per rule that returned
  * true, with `msg.rule`), 2 not triggered (the message, when no rule returned true), 3 errors.
  */
-import type { NodeAPI, Node, NodeDef, NodeMessage, Send, Done } from './red.ts';
-import { countedText, fluxOf } from './red.ts';
+import type { NodeAPI, Node, NodeDef, NodeStatus, NodeMessage, Send, Done } from './red.ts';
+import { countedText, fluxOf, statusThrottle } from './red.ts';
 import { registerRuleAdmin } from './flux-rule-admin.ts';
 import { service } from '../runtime/app/context.ts';
 import type { RuleEngine, RuleInput, RuleRun } from '../runtime/rules/index.ts';
@@ -78,12 +78,12 @@ export default function register(RED: NodeAPI): void {
         failSetup(err);
       }
     }
-    const show = () =>
-      node.status({
-        fill: counts.err ? 'yellow' : 'green',
-        shape: 'dot',
-        text: counts.err ? countedText(RED, 'flux-rule.status.triggered-errors', { hit: counts.hit, in: counts.in, count: counts.err }) : countedText(RED, 'flux-rule.status.triggered', { hit: counts.hit, count: counts.in }),
-      });
+    const status = statusThrottle(node);
+    const shown = (): NodeStatus => ({
+      fill: counts.err ? 'yellow' : 'green',
+      shape: 'dot',
+      text: counts.err ? countedText(RED, 'flux-rule.status.triggered-errors', { hit: counts.hit, in: counts.in, count: counts.err }) : countedText(RED, 'flux-rule.status.triggered', { hit: counts.hit, count: counts.in }),
+    });
     if (!setupError) node.status({ fill: 'grey', shape: 'ring', text: `flux-rule.status.${mode}` });
 
     node.on('input', (msg, send, done) => {
@@ -119,12 +119,13 @@ export default function register(RED: NodeAPI): void {
         errors.push({ ...msg, error: { code: 'bad_message', message: (err as Error).message, source: { id: node.id, type: 'flux rule' } } });
       }
       counts = { in: counts.in + 1, hit: counts.hit + (triggered.length ? 1 : 0), err: counts.err + errors.length };
-      if ((counts.in & 63) === 1 || errors.length) show();
+      status.update(shown);
       send([triggered.length ? triggered : null, triggered.length || bad ? null : msg, errors.length ? errors : null]);
       done();
     }
     node.on('close', (_removed, done) => {
       closed = true;
+      status.close();
       inline?.dispose();
       done();
     });

@@ -5,8 +5,8 @@
  * A message leaves the output once its batch is stored or safely in the on-disk buffer, with
  * `msg.stored = { points, refused }`.
  */
-import type { NodeAPI, Node, NodeDef, NodeMessage, Send, Done } from './red.ts';
-import { countedText, fluxOf } from './red.ts';
+import type { NodeAPI, Node, NodeDef, NodeStatus, NodeMessage, Send, Done } from './red.ts';
+import { countedText, fluxOf, statusThrottle } from './red.ts';
 import { service } from '../runtime/app/context.ts';
 import type { Point, Storage, StandardMessage } from '../runtime/storage/index.ts';
 import type { Feed } from '../runtime/feed/index.ts';
@@ -50,21 +50,17 @@ export default function register(RED: NodeAPI): void {
     let timer: NodeJS.Timeout | undefined;
     let stored = 0;
     let refused = 0;
-    let lastStatus = 0;
     const inflight = new Set<Promise<void>>();
 
-    const status = () => {
-      const now = Date.now();
-      if (now - lastStatus < 1000) return;
-      lastStatus = now;
+    const throttle = statusThrottle(node);
+    const shown = (): NodeStatus => {
       const s = flux.services.get('storage') as Storage | undefined;
       const st = s?.stats();
-      node.status(
-        st && !st.up
-          ? { fill: 'yellow', shape: 'ring', text: countedText(RED, 'flux-store.status.away', { count: st.buffered_points }) }
-          : { fill: 'green', shape: 'dot', text: refused ? countedText(RED, 'flux-store.status.stored-refused', { stored, count: refused }) : countedText(RED, 'flux-store.status.stored', { count: stored }) },
-      );
+      return st && !st.up
+        ? { fill: 'yellow', shape: 'ring', text: countedText(RED, 'flux-store.status.away', { count: st.buffered_points }) }
+        : { fill: 'green', shape: 'dot', text: refused ? countedText(RED, 'flux-store.status.stored-refused', { stored, count: refused }) : countedText(RED, 'flux-store.status.stored', { count: stored }) };
     };
+    const status = () => throttle.update(shown);
 
     const flush = () => {
       clearTimeout(timer);
@@ -144,6 +140,7 @@ export default function register(RED: NodeAPI): void {
     });
 
     node.on('close', (_removed, done) => {
+      throttle.close();
       flush();
       Promise.allSettled([...inflight]).then(() => done());
     });
