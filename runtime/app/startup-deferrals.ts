@@ -1,11 +1,11 @@
 /**
  * Libraries FLUX's dependencies require while FLUX's modules are imported but that FLUX itself
- * does not use: deferred until first use (runtime/deferred-libraries; docs/operations.md "Memory").
+ * does not use: deferred until first use (runtime/patches/module-deferral.ts; docs/operations.md "Memory").
  * runtime/cli.ts registers these around its import of the app.
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { deferLibraries, type DeferringHooks } from '../deferred-libraries/index.ts';
+import { deferLibraries, type DeferringHooks } from '../patches/index.ts';
 
 /** umzug/lib/cli.js's exports; `umzug/lib/index.js` re-exports them all (`__exportStar`). */
 export const UMZUG_CLI_EXPORTS = ['UpAction', 'DownAction', 'ListAction', 'CreateAction', 'UmzugCLI'];

@@ -21,7 +21,7 @@ import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts
 import type { DeviceIdentity } from '../registry/index.ts';
 import { presenceOf } from '../ingress/index.ts';
 import { counter, gauge } from '../metrics/index.ts';
-import { createRequire } from 'node:module';
+import { brokerAssignedClientId, patchAedesConnection, patchMqttPacketWrites, trimAfterConnect } from '../patches/index.ts';
 import { coalesceWrites, guardConnection, writeNow } from './guard.ts';
 import { commandTopic, filterMatches, mayPublish, maySubscribe, uplinkKind } from './topics.ts';
 import { MAX_CLIENT_ID_LENGTH, clientIdTooLong, deviceNamedBy, deviceSessionRefusal, identifierRejected } from './sessions.ts';
@@ -74,17 +74,6 @@ export interface Broker extends FluxModule {
   isConnected(deviceId: string): boolean;
 }
 
-/** the aedes 2.0.0-beta.1 Client fields the broker relies on (pinned exactly; see accept() and trimAfterConnect()) */
-type AedesClientInternals = Client & {
-  _parser?: { _list?: unknown; settings?: { protocolVersion?: number; bridgeMode?: boolean } };
-  _nextBatch?: () => void;
-  _parsingBatch?: number;
-  connackSent?: boolean;
-  _topicAliases?: Map<number, string>;
-  /** set when the broker chose the client id (an empty one in CONNECT) */
-  _assignedClientId?: string;
-};
-
 /**
  * What the broker keeps about one connection, on the connection itself: one small object and one
  * shared 'close' handler instead of WeakMap entries, closures and `once` wrappers per connection
@@ -103,70 +92,8 @@ const kConn = Symbol('flux.brokerConn');
 type BrokerConn = Duplex & { [kConn]?: ConnState };
 const stateOf = (client: Client): ConnState | undefined => (client.conn as BrokerConn | undefined)?.[kConn];
 
-/**
- * mqtt-packet's parser keeps the whole CONNECT packet (client id, user name, the password and the
- * socket chunk it was cut from) as its `settings`, but reads only these two fields afterwards.
- */
-const parserSettings = new Map<string, { readonly protocolVersion?: number; readonly bridgeMode?: boolean }>();
-function sharedParserSettings(s: { protocolVersion?: number; bridgeMode?: boolean }) {
-  const key = `${s.protocolVersion}:${s.bridgeMode === true}`;
-  let shared = parserSettings.get(key);
-  if (!shared) parserSettings.set(key, (shared = Object.freeze({ protocolVersion: s.protocolVersion, bridgeMode: s.bridgeMode === true })));
-  return shared;
-}
-/** Topic aliases exist from MQTT 5 on; earlier clients share this never-written map instead of one each. */
-const NO_TOPIC_ALIASES = new Map<number, string>();
-
-/** After CONNECT: drops what aedes and mqtt-packet keep per connection but never use again. */
-function trimAfterConnect(client: AedesClientInternals): void {
-  const parser = client._parser;
-  if (parser?.settings) parser.settings = sharedParserSettings(parser.settings);
-  if (client.version !== null && client.version < 5 && client._topicAliases?.size === 0) client._topicAliases = NO_TOPIC_ALIASES;
-}
-
-/** 'readable' of a guarded connection: aedes' own read callback, only when none of its packets is in flight. */
-function gatedReadable(this: Duplex & { client?: AedesClientInternals }): void {
-  const c = this.client;
-  if (!c || !c._nextBatch) return;
-  if (c._parsingBatch! <= 0 || !c.connackSent) c._nextBatch();
-}
-
-/** bl's plain BufferList, resolved the way mqtt-packet (a dependency) resolves bl: the class its parser's buffer mixes in. */
-const BufferList = createRequire(import.meta.resolve('mqtt-packet'))('bl').BufferList as new () => unknown;
-
-type WriteToStream = ((packet: { cmd: string; messageId?: number; reasonCode?: number; properties?: unknown }, stream: Duplex, opts?: { protocolVersion?: number }) => boolean) & { cacheNumbers: boolean };
-/** mqtt-packet as aedes resolves it (aedes calls `mqtt.writeToStream` through this exports object) */
-const mqttPacket = createRequire(import.meta.resolve('aedes'))('mqtt-packet') as { writeToStream: WriteToStream };
-
-// mqtt-packet builds a cache of 65,536 two-byte Buffers for packet ids on its first write: ~6.8 MB of
-// heap held for good and walked by every major GC. A packet id then allocates its 2 bytes instead.
-mqttPacket.writeToStream.cacheNumbers = false;
-
-/**
- * A PUBACK leaves as one 4-byte write, straight to the socket. mqtt-packet writes it in three pieces
- * under a cork released on the next tick, and the connection's coalescing cork (guard.ts) holds it to
- * the next turn: per QoS 1 uplink that was a writev of three buffers plus two deferred callbacks
- * (27% of the broker thread at 12k msg/s). Other packets, and MQTT 5 acks that carry a reason code or
- * properties, go through mqtt-packet as before.
- */
-if (!(mqttPacket.writeToStream as { fluxFastAcks?: boolean }).fluxFastAcks) {
-  const generic = mqttPacket.writeToStream;
-  const writeToStream = ((packet, stream, opts) => {
-    const id = packet.messageId;
-    if (packet.cmd === 'puback' && typeof id === 'number' && (opts?.protocolVersion !== 5 || (packet.reasonCode === 0 && packet.properties === undefined))) {
-      const ack = Buffer.allocUnsafe(4);
-      ack[0] = 0x40;
-      ack[1] = 2;
-      ack[2] = id >> 8;
-      ack[3] = id & 0xff;
-      return writeNow(stream, ack);
-    }
-    return generic(packet, stream, opts);
-  }) as WriteToStream & { fluxFastAcks?: boolean };
-  Object.defineProperty(writeToStream, 'cacheNumbers', { get: () => generic.cacheNumbers, set: (v: boolean) => (generic.cacheNumbers = v) });
-  writeToStream.fluxFastAcks = true;
-  mqttPacket.writeToStream = writeToStream;
-}
+// One per process: the exports object it patches is shared by every broker (runtime/patches).
+const fastAcks = patchMqttPacketWrites(writeNow);
 
 const notAuthorized = () => Object.assign(new Error('not authorized'), { returnCode: 5 as const });
 const unavailable = (why: string) => Object.assign(new Error(why), { returnCode: 3 as const });
@@ -222,6 +149,7 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
   let listeningPort = 0;
   let listeningTlsPort = 0;
   let refusedOverCap = 0;
+  let warnedUnpatched = false;
   const metrics = {
     refused: counter(ctx.metrics, 'flux_mqtt_refused_total', 'MQTT connections, publishes and subscriptions refused, by reason', ['reason']),
     uplinks: counter(ctx.metrics, 'flux_mqtt_uplinks_total', 'device uplinks routed onto the bus from MQTT'),
@@ -248,18 +176,12 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
     metrics.connections.set(conns.size);
     // (no 'error' listener of ours: aedes.handle() adds one at once and keeps one until the end)
     conn.on('close', onConnClose);
-    const client = aedes.handle(conn as never, req as never) as AedesClientInternals;
-    // aedes reads again when the packets of its last read are handled, but also on every 'readable'
-    // event, and each of those lets one more batch in flight: under fan-in with a slow subscriber the
-    // in-flight packets grew without bound (~390k parsed packets, 200+ MB heap). Gated, a connection
-    // is read only when nothing of it is in flight (before CONNACK as aedes does).
-    if (typeof client._nextBatch === 'function' && typeof client._parsingBatch === 'number') {
-      conn.removeListener('readable', client._nextBatch);
-      conn.on('readable', gatedReadable);
+    const client = aedes.handle(conn as never, req as never);
+    // reads gated to one batch in flight, and a lighter parser buffer (runtime/patches/aedes-client.ts)
+    if (!patchAedesConnection(client, conn) && !warnedUnpatched) {
+      warnedUnpatched = true;
+      log.warn('aedes no longer has the shape runtime/patches/aedes-client.ts patches: connections are read unpatched (more memory under fan-in)');
     }
-    // mqtt-packet's parser buffers through a BufferListStream, a whole Duplex per connection; the
-    // parser only uses its BufferList methods (append, consume, slice, read*), so a plain BufferList does
-    if (client._parser && client._parser._list) client._parser._list = new BufferList();
   }
 
   function onViolation(conn: Duplex, reason: string): void {
@@ -357,6 +279,7 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
     tlsPort: () => listeningTlsPort,
     connections: () => conns.size,
     async start() {
+      if (!fastAcks) log.warn('mqtt-packet no longer has the shape runtime/patches/mqtt-packet-writes.ts patches: PUBACKs are written unpatched');
       const options: AedesOptions & { maximumPacketSize?: number; sessionExpiryIntervalLimit?: number; pendingSessionsLimit?: number; topicAliasMaximum?: number } = {
         connectTimeout: opts.connectTimeoutMs ?? 10_000,
         concurrency: opts.concurrency ?? 0,
@@ -390,7 +313,7 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
               if (identity && identity.device.enabled) {
                 // a session belongs to one device (sessions.ts): checked after the secret, so a
                 // wrong client id does not tell a stranger whether the device exists
-                const refusal = deviceSessionRefusal(identity.device.id, client.id, (client as AedesClientInternals)._assignedClientId !== undefined);
+                const refusal = deviceSessionRefusal(identity.device.id, client.id, brokerAssignedClientId(client));
                 if (refusal) {
                   metrics.refused.inc({ reason: 'client_id' });
                   log.warn({ clientId: client.id, username, reason: refusal }, 'MQTT connect refused');
@@ -459,7 +382,7 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
       aedes = await Aedes.createBroker(options);
       const a = aedes;
       a.on('client', (client: Client) => {
-        trimAfterConnect(client as AedesClientInternals);
+        trimAfterConnect(client);
         const st = stateOf(client);
         const identity = deviceOf(client);
         if (!st || !identity || (client.conn as Duplex).destroyed || !conns.has(client.conn as Duplex)) return;

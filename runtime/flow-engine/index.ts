@@ -14,10 +14,9 @@ import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts
 import { counter, histogram } from '../metrics/index.ts';
 import { createPipelineTracker, type PipelineTracker } from './pipeline.ts';
 import { deferCoreNodeLibraries, requireNodeRed } from './node-red-libraries.ts';
-import { applyNodeRedPatches } from './node-red-patches.ts';
 import { TIPS_PATH, paletteTipFilter } from './editor-tips.ts';
 import { boundUnauthenticatedBodies, guardEditorLogin } from './editor-guard.ts';
-import { limitEditorComms } from './node-red-comms-limit.ts';
+import { limitEditorComms, patchNodeRedMetric } from '../patches/index.ts';
 import { createLoginLimiter, type LoginLimiter } from '../login-limiter/index.ts';
 
 export type { PipelineTracker } from './pipeline.ts';
@@ -71,8 +70,9 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
         fs.copyFileSync(DEFAULT_FLOW_FILE, flowFile);
         log.info({ flowFile }, 'installed the default flow');
       }
-      applyNodeRedPatches();
-      limitEditorComms();
+      // runtime/patches: a message path without metric records, and bounded editor comms frames
+      if (!patchNodeRedMetric()) log.warn('Node-RED no longer has the shape runtime/patches/node-red-metric.ts patches: metrics records are built per message');
+      if (!limitEditorComms()) log.warn('Node-RED no longer has the shape runtime/patches/node-red-comms-limit.ts patches: editor comms frames are not bounded');
       RED.init(
         server,
         nodeRedSettings({

@@ -1,13 +1,13 @@
 /**
  * Libraries Node-RED requires while it and its palette load, but uses only for a feature a flow may
- * never use: they load on first use instead (runtime/deferred-libraries; docs/operations.md
+ * never use: they load on first use instead (runtime/patches/module-deferral.ts; docs/operations.md
  * "Memory"). Each table entry says how the requiring file uses the library; a library a file really
  * uses while loading cannot be deferred.
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type NodeRed from 'node-red';
-import { deferLibraries, type DeferredLibrary, type DeferringHooks } from '../deferred-libraries/index.ts';
+import { deferLibraries, type DeferredLibrary, type DeferringHooks } from '../patches/index.ts';
 
 /** The core nodes' libraries (~20 MB of idle RSS together), by the package name they require. */
 const DEFERRED_CORE_LIBRARIES: Record<string, DeferredLibrary> = {

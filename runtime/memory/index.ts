@@ -8,28 +8,10 @@
  * connections then read 10–18 KB of RSS each, depending only on when the last major GC happened
  * (docs/benchmarks.md). One GC once the storm is over makes it the live size (~6–8 KB).
  *
- * Node offers no GC call without --expose-gc, so gc() comes from a context created while the flag is
- * briefly on: no other context (not the main one, not Node-RED's function nodes) ever sees it.
+ * gc() itself is borrowed from V8 (runtime/patches/v8-gc.ts).
  */
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { performance } from 'node:perf_hooks';
-
-type GcOptions = { type: 'major' | 'minor'; execution: 'sync' | 'async'; flavor?: 'regular' | 'last-resort' };
-let gcFn: ((options: GcOptions) => void | Promise<void>) | null | undefined;
-
-function borrowedGc(): typeof gcFn {
-  if (gcFn !== undefined) return gcFn;
-  v8.setFlagsFromString('--expose-gc');
-  try {
-    gcFn = vm.runInNewContext('gc') as typeof gcFn;
-  } catch {
-    gcFn = null;
-  } finally {
-    v8.setFlagsFromString('--no-expose-gc');
-  }
-  return gcFn;
-}
+import { borrowedGc } from '../patches/index.ts';
 
 /**
  * A full, memory-reducing collection, now (a pause: ~80 ms after start). Answers false when this

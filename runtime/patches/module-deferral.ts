@@ -1,9 +1,19 @@
 /**
- * The module hooks and stand-ins behind deferLibraries() (see ./index.ts).
+ * Fenced patch: a module-loader hook (Node's `module.registerHooks`) that answers listed
+ * `require(name)` / `import(name)` calls made from inside one directory with stand-ins that load the
+ * real library on first use (docs/operations.md "Memory").
  *
- * While deferring, a module hook answers a listed `require(name)` (or `import(name)`) made from
- * inside the requirer's directory with a generated stub module whose exports are a stand-in: a
- * proxy that loads the real library on its first use and forwards every operation to it.
+ * FLUX loads code it rarely runs: Node-RED's whole core palette (got, cheerio, mqtt, … for flows a
+ * user may import), umzug's command-line interface, Node-RED's JSONata engine. Each holds V8 heap
+ * for the life of the process. Only a library the requirer does not use while loading can be
+ * deferred, so each caller's table says how each one is used (runtime/flow-engine/node-red-libraries.ts,
+ * runtime/app/startup-deferrals.ts). The hooks are registered only while the requirers load, then
+ * deregistered. `moduleDeferralShape()` checks the loader API (test/patches/upstream-shape.test.ts);
+ * test/patches/module-deferral.test.ts checks the stand-ins.
+ *
+ * How: while deferring, the hook answers a listed specifier with a generated stub module whose
+ * exports are a stand-in: a proxy that loads the real library on its first use and forwards every
+ * operation to it.
  */
 import { createRequire, registerHooks } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -192,4 +202,9 @@ function forwarding(real: () => object): ProxyHandler<object> {
     getPrototypeOf: () => Reflect.getPrototypeOf(real()),
     apply: (_, self, args) => Reflect.apply(real() as (...a: unknown[]) => unknown, self, args),
   };
+}
+
+/** What the hook needs and this Node does not offer (empty: all there). */
+export function moduleDeferralShape(): string[] {
+  return typeof registerHooks === 'function' ? [] : ['node:module has no registerHooks (Node >= 22.15 / 23.5)'];
 }

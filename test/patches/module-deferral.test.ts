@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { deferLibraries, type DeferredLibrary } from '../../runtime/deferred-libraries/index.ts';
+import { deferLibraries, type DeferredLibrary } from '../../runtime/patches/index.ts';
 import { UMZUG_CLI_EXPORTS, UMZUG_LIB_DIR } from '../../runtime/app/startup-deferrals.ts';
 
 const LIB = `
