@@ -2,7 +2,7 @@
  * @module settings — FLUX and Node-RED settings, read from environment variables.
  *
  * One table (`SETTINGS`) lists every variable; the README's configuration table mirrors it (a test checks)
- * (ARCHITECTURE §4 "Configuration" is the contract). An invalid value throws a ConfigError whose
+ * (the README's configuration table is the contract). An invalid value throws a ConfigError whose
  * message is the single line the CLI prints before exiting non-zero.
  */
 import path from 'node:path';
@@ -231,16 +231,12 @@ function parseMs(variable: string, raw: string | undefined, fallback: number, mi
   return Number(s);
 }
 
-/** Node-RED's own settings, derived from FLUX's. `flux` (the runtime context) reaches our nodes as `RED.settings.flux`. */
+/** Node-RED's own settings, derived from FLUX's. `flux` (the nodes' typed handle) reaches our nodes as `RED.settings.flux`. */
 export interface NodeRedSettingsInput {
   userDir: string;
   adminToken: string;
-  /** the FLUX runtime context handed to nodes */
+  /** the typed handle FLUX nodes get (runtime/flow-engine `FluxNodeHandle`) */
   flux: unknown;
-  /** the stream service for `flux stream` nodes (`RED.settings.fluxStreams`) */
-  fluxStreams?: unknown;
-  /** the Modbus master, for the `flux modbus` node (RED.settings.fluxModbus) */
-  fluxModbus?: unknown;
   /** receives Node-RED's log records */
   logHandler: (record: { level: number; msg: unknown; type?: string; id?: string; name?: string }) => void;
   tokenEquals: (given: string, expected: string) => boolean;
@@ -272,8 +268,6 @@ export function nodeRedSettings(input: NodeRedSettingsInput): Record<string, unk
       tokens: (token: string) => Promise.resolve(input.tokenEquals(token, input.adminToken) ? admin : null),
     },
     flux: input.flux,
-    fluxStreams: input.fluxStreams,
-    fluxModbus: input.fluxModbus,
     functionExternalModules: false,
     externalModules: { palette: { allowInstall: false }, modules: { allowInstall: false } },
     diagnostics: { enabled: false, ui: false },

@@ -13,7 +13,6 @@ import { createScriptHost } from '../runtime/scripts/index.ts';
 import { createFlux } from '../runtime/app/index.ts';
 import { loadSettings } from '../settings.ts';
 import { createLogger } from '../runtime/log/index.ts';
-import type { RuleEngine } from '../runtime/rules/index.ts';
 import { SEED_RULE_3_1 } from '../test/rules/seed-scripts.ts';
 import { platformThroughput } from './lib/looping-rule.ts';
 
@@ -73,7 +72,7 @@ const bench: Bench = async ({ quick }) => {
   const flux = createFlux({ settings, flows: false, log: createLogger({ level: 'silent' }) });
   await flux.start();
   try {
-    const engine = flux.ctx.services.get('rules') as RuleEngine;
+    const engine = flux.modules.rules;
     const rule = await engine.create({ name: 'high temperature', trigger_script: SEED_RULE_3_1, action_type: 'flow' });
     const device = { id: 'sensor_0', product_id: 'p', product_key: 'sensor' };
     const full = await measureAsync(ms, 2000, (m) => engine.evaluate({ message: m, device }));

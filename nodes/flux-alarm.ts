@@ -5,8 +5,7 @@
  */
 import type { NodeAPI, Node, NodeDef } from './red.ts';
 import { countedText, fluxOf } from './red.ts';
-import { service } from '../runtime/app/context.ts';
-import { ALARM_LEVELS, type AlarmCenter, type AlarmEvent, type AlarmLevel } from '../runtime/alarms/index.ts';
+import { ALARM_LEVELS, type AlarmEvent, type AlarmLevel } from '../runtime/alarms/index.ts';
 
 interface AlarmDef extends NodeDef {
   /** comma-separated levels to emit; empty: all */
@@ -36,7 +35,6 @@ export default function register(RED: NodeAPI): void {
     const node = this;
     const levels = new Set(list(def.levels));
     const types = new Set(list(def.events));
-    let unsubscribe: (() => void) | undefined;
     let count = 0;
 
     const onEvent = (ev: AlarmEvent) => {
@@ -46,17 +44,12 @@ export default function register(RED: NodeAPI): void {
       node.status({ fill: ev.alarm.level === 'critical' ? 'red' : ev.alarm.level === 'warning' ? 'yellow' : 'blue', shape: 'dot', text: countedText(RED, 'flux-alarm.status.events', { count, type: ev.type, level: ev.alarm.level }) });
       node.send({ topic: `alarm/${ev.type}`, event: ev.type, payload: ev.alarm, device: ev.alarm.device_id ? { id: ev.alarm.device_id } : undefined });
     };
-    // The alarm center starts before Node-RED's flows; subscribe as soon as it is there.
-    const subscribe = () => {
-      const center = flux.services.get('alarms') as AlarmCenter | undefined;
-      if (center) unsubscribe = center.on(onEvent);
-      else node.status({ fill: 'red', shape: 'ring', text: 'flux-alarm.status.not-running' });
-    };
-    subscribe();
+    // The alarm center starts before Node-RED's flows.
+    const unsubscribe = flux.alarms.on(onEvent);
 
     node.on('input', async (msg, _send, done) => {
       try {
-        const center = service<AlarmCenter>(flux, 'alarms');
+        const center = flux.alarms;
         const given = (msg.alarm ?? {}) as { level?: string; message?: string };
         const level = (given.level ?? def.level ?? 'warning') as AlarmLevel;
         if (!ALARM_LEVELS.includes(level)) throw new Error(`alarm level must be one of ${ALARM_LEVELS.join(', ')}`);
@@ -71,7 +64,7 @@ export default function register(RED: NodeAPI): void {
       }
     });
     node.on('close', (_removed, done) => {
-      unsubscribe?.();
+      unsubscribe();
       done();
     });
   }

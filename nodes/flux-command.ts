@@ -1,5 +1,5 @@
 /**
- * `flux command`: sends a command down to a device (ARCHITECTURE §5), the same way as
+ * `flux command`: sends a command down to a device (docs/architecture.md "The downlink path"), the same way as
  * `POST /api/devices/{id}/commands`: bytes from the product plugin's `encode` (JSON without one),
  * over the device's TCP connection or MQTT `/{productKey}/{deviceId}/command` (QoS 1).
  * Input: the device from the node's setting, `msg.device.id` or `msg.deviceId`; the command from the
@@ -9,7 +9,6 @@
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage } from './red.ts';
 import { countedText, fluxOf } from './red.ts';
-import type { Downlink } from '../runtime/ingress/index.ts';
 
 interface CommandDef extends NodeDef {
   device?: string;
@@ -35,8 +34,7 @@ export default function register(RED: NodeAPI): void {
       const { deviceId, command, params } = pick(def, msg);
       if (!deviceId) return done(new Error('flux command: no device (set it on the node, or send msg.device.id)'));
       if (!command) return done(new Error('flux command: no command (set it on the node, or send msg.command)'));
-      const downlink = flux.services.get('downlink') as Downlink | undefined;
-      if (!downlink) return done(new Error('flux command: device access is not running'));
+      const downlink = flux.downlink;
       try {
         const result = await downlink.send(deviceId, command, params);
         sent++;

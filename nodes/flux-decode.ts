@@ -1,5 +1,5 @@
 /**
- * `flux decode` (ARCHITECTURE §5): the uplink bytes (`msg.raw`, else `msg.payload`) through the
+ * `flux decode` (docs/architecture.md "The uplink path"): the uplink bytes (`msg.raw`, else `msg.payload`) through the
  * product's protocol plugin, or the plugin chosen in the node. Output: `msg.payload` = the
  * StandardMessage (one output message per decoded message), `msg.product`, `msg.plugin` =
  * `{ id, version }`; `msg.raw` stays. A product without a plugin sends JSON `{ values }`.
@@ -15,7 +15,6 @@
  */
 import type { NodeAPI, Node, NodeDef, NodeStatus, NodeMessage, Send, Done } from './red.ts';
 import { countedText, fluxOf, statusThrottle } from './red.ts';
-import { service } from '../runtime/app/index.ts';
 import type { PluginHost } from '../runtime/plugins/index.ts';
 import { registerPluginAdmin } from './flux-plugin-admin.ts';
 import { productOf, productNow, bytesOf } from './plugin-msg.ts';
@@ -143,7 +142,7 @@ export default function register(RED: NodeAPI): void {
       let pluginId: string | null = fixed || null;
       let pending: Promise<Result>;
       try {
-        const host = service<PluginHost>(flux, 'plugins');
+        const host = flux.plugins;
         const ts = typeof (msg.uplink as { ts?: unknown } | undefined)?.ts === 'number' ? (msg.uplink as { ts: number }).ts : Date.now();
         if (fixed) pending = host.decodeFrame(fixed, bytes, ts);
         else {

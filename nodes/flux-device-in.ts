@@ -1,5 +1,5 @@
 /**
- * `flux device in`: messages from devices on the device bus (ARCHITECTURE §5), filtered by product,
+ * `flux device in`: messages from devices on the device bus (docs/architecture.md "The uplink path"), filtered by product,
  * device and type. Output: `msg.payload` = the uplink bytes, `msg.raw` = the same bytes,
  * `msg.device` = `{ id, product_id, product_key }`, `msg.uplink` = the bus message (id, type, ts, topic;
  * `decoded` when the transport decoded it already, as Modbus polling does).
@@ -7,7 +7,6 @@
 import type { NodeAPI, Node, NodeDef, NodeStatus } from './red.ts';
 import { countedText, fluxOf, statusThrottle } from './red.ts';
 import { matchesFilter, type BusFilter } from '../runtime/bus/index.ts';
-import type { PipelineTracker } from '../runtime/flow-engine/index.ts';
 
 interface DeviceInDef extends NodeDef {
   product?: string;
@@ -35,7 +34,7 @@ export default function register(RED: NodeAPI): void {
     node.status({ fill: 'grey', shape: 'ring', text: 'flux-device-in.status.waiting' });
 
     if (kind !== 'status') {
-      const pipeline = flux.services.get('pipeline') as PipelineTracker | undefined;
+      const pipeline = flux.pipeline;
       const wired = (node as unknown as { wires?: string[][] }).wires?.some((w) => w.length > 0) ?? true;
       flux.bus.on('uplink', node, (up) => {
         if (kind && kind !== 'uplink' && up.type !== kind) return;
@@ -44,7 +43,7 @@ export default function register(RED: NodeAPI): void {
         status.update(received);
         // The bus counts the returned promise as in flight until the message has left the flows:
         // that is what lets the broker stop reading device sockets when the flows fall behind.
-        const finished = wired ? pipeline?.track(up.id, up.ts) : undefined;
+        const finished = wired ? pipeline.track(up.id, up.ts) : undefined;
         node.send({
           _msgid: up.id,
           topic: up.topic,
@@ -55,7 +54,7 @@ export default function register(RED: NodeAPI): void {
             ? { id: up.id, type: up.type, event_id: up.eventId, ts: up.ts, transport: up.transport, topic: up.topic, decoded: up.decoded }
             : { id: up.id, type: up.type, event_id: up.eventId, ts: up.ts, transport: up.transport, topic: up.topic },
         });
-        if (finished) pipeline!.sent(up.id);
+        if (finished) pipeline.sent(up.id);
         return finished;
       });
     }

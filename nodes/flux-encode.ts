@@ -6,8 +6,6 @@
  */
 import type { NodeAPI, Node, NodeDef } from './red.ts';
 import { countedText, fluxOf } from './red.ts';
-import { service } from '../runtime/app/index.ts';
-import type { PluginHost } from '../runtime/plugins/index.ts';
 import { registerPluginAdmin } from './flux-plugin-admin.ts';
 import { productOf } from './plugin-msg.ts';
 
@@ -40,7 +38,7 @@ export default function register(RED: NodeAPI): void {
         }
         const deviceId = (msg.device as { id?: string } | undefined)?.id;
         const body = { command, params, ...(deviceId ? { device_id: deviceId } : {}) };
-        const bytes = await service<PluginHost>(flux, 'plugins').encode(pluginId, body);
+        const bytes = await flux.plugins.encode(pluginId, body);
         node.status({ fill: 'green', shape: 'dot', text: countedText(RED, 'flux-encode.status.encoded', { command, count: bytes.length }) });
         send({ ...msg, payload: bytes, command: body, plugin: { id: pluginId } });
         done();

@@ -13,7 +13,7 @@ import type { NodeAPI, Node, NodeDef, NodeMessage } from './red.ts';
 import { fluxOf } from './red.ts';
 import {
   decodeBlock, encodeValue, normalizeRegister, planReads, readRequest, registerSchema, writeCoilsRequest, writeRegistersRequest,
-  type ModbusMaster, type ModbusMode,
+  type ModbusMode,
 } from '../runtime/modbus/index.ts';
 
 interface ModbusDef extends NodeDef {
@@ -38,9 +38,8 @@ const num = (v: unknown, fallback: number) => (v === '' || v === undefined || v 
 export default function register(RED: NodeAPI): void {
   function FluxModbus(this: Node, def: ModbusDef): void {
     RED.nodes.createNode(this, def);
-    fluxOf(RED);
+    const master = fluxOf(RED).modbus;
     const node = this;
-    const master = RED.settings.fluxModbus as ModbusMaster | undefined;
     const op = def.op === 'write' ? 'write' : 'read';
     const host = def.host?.trim() || '';
     let count = 0;

@@ -6,8 +6,6 @@
 import express from 'express';
 import type { NodeAPI } from './red.ts';
 import { fluxOf } from './red.ts';
-import { service } from '../runtime/app/index.ts';
-import type { PluginHost } from '../runtime/plugins/index.ts';
 import { isFluxError } from '../runtime/errors/index.ts';
 
 const registered = new WeakSet<object>();
@@ -15,7 +13,7 @@ const registered = new WeakSet<object>();
 export function registerPluginAdmin(RED: NodeAPI): void {
   if (registered.has(RED.httpAdmin)) return;
   registered.add(RED.httpAdmin);
-  const host = () => service<PluginHost>(fluxOf(RED), 'plugins');
+  const host = () => fluxOf(RED).plugins;
   const fail = (res: express.Response, err: unknown) => {
     if (isFluxError(err)) return void res.status(err.status).json({ error: { code: err.code, message: err.message } });
     res.status(500).json({ error: { code: 'internal', message: (err as Error).message } });

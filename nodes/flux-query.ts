@@ -5,8 +5,7 @@
  */
 import type { NodeAPI, Node, NodeDef } from './red.ts';
 import { countedText, fluxOf } from './red.ts';
-import { service } from '../runtime/app/context.ts';
-import { parseTelemetryQuery, type Storage } from '../runtime/storage/index.ts';
+import { parseTelemetryQuery } from '../runtime/storage/index.ts';
 
 interface QueryDef extends NodeDef {
   /** 'range' (default: raw or aggregated history) or 'latest' (the newest value of each metric) */
@@ -39,7 +38,7 @@ export default function register(RED: NodeAPI): void {
         const pick = (k: keyof QueryDef) => (p[k] !== undefined && p[k] !== '' ? p[k] : def[k] || undefined);
         const device = (pick('device') ?? (msg.device as { id?: string } | undefined)?.id) as string | undefined;
         if (!device) throw new Error('flux query: no device (node setting, msg.payload.device or msg.device.id)');
-        const storage = service<Storage>(flux, 'storage');
+        const storage = flux.storage;
         if ((pick('mode') ?? 'range') === 'latest') {
           const items = await storage.store.latest(device);
           msg.payload = { device_id: device, items, values: Object.fromEntries(items.map((s) => [s.metric, s.value])) };

@@ -7,8 +7,6 @@ import express from 'express';
 import { z } from 'zod';
 import type { NodeAPI } from './red.ts';
 import { fluxOf } from './red.ts';
-import { service } from '../runtime/app/context.ts';
-import type { RuleEngine } from '../runtime/rules/index.ts';
 import { isFluxError } from '../runtime/errors/index.ts';
 
 const registered = new WeakSet<object>();
@@ -26,7 +24,7 @@ const testBody = z
 export function registerRuleAdmin(RED: NodeAPI): void {
   if (registered.has(RED.httpAdmin)) return;
   registered.add(RED.httpAdmin);
-  const engine = () => service<RuleEngine>(fluxOf(RED), 'rules');
+  const engine = () => fluxOf(RED).rules;
   const fail = (res: express.Response, err: unknown) => {
     if (isFluxError(err)) return void res.status(err.status).json({ error: { code: err.code, message: err.message } });
     res.status(500).json({ error: { code: 'internal', message: 'internal error (see the server log)' } });

@@ -1,12 +1,11 @@
 /**
  * `flux rule`: runs an inline script (edited in the node dialog) or every enabled registry rule
- * matching the message (ARCHITECTURE §5). Outputs: 1 triggered (one message per rule that returned
+ * matching the message (docs/architecture.md "The uplink path"). Outputs: 1 triggered (one message per rule that returned
  * true, with `msg.rule`), 2 not triggered (the message, when no rule returned true), 3 errors.
  */
 import type { NodeAPI, Node, NodeDef, NodeStatus, NodeMessage, Send, Done } from './red.ts';
 import { countedText, fluxOf, statusThrottle } from './red.ts';
 import { registerRuleAdmin } from './flux-rule-admin.ts';
-import { service } from '../runtime/app/context.ts';
 import type { RuleEngine, RuleInput, RuleRun } from '../runtime/rules/index.ts';
 
 interface RuleDef extends NodeDef {
@@ -53,7 +52,7 @@ export default function register(RED: NodeAPI): void {
     let ready: Promise<void> | undefined;
     let closed = false;
 
-    const rules = (): RuleEngine => service<RuleEngine>(flux, 'rules');
+    const rules = (): RuleEngine => flux.rules;
     const failSetup = (err: unknown) => {
       setupError = (err as Error).message;
       node.error(`flux rule: ${setupError}`);

@@ -1,13 +1,12 @@
 /**
  * `flux store`: writes StandardMessages (`msg.payload`, one or an array) of `msg.device` to the
  * time-series store, checked against the product's thing model, in batches by size and by time
- * (ARCHITECTURE §5; the pipeline's p99 publish→stored target is 50 ms, so the window stays short).
+ * (docs/architecture.md "The uplink path"; the pipeline's p99 publish→stored target is 50 ms, so the window stays short).
  * A message leaves the output once its batch is stored or safely in the on-disk buffer, with
  * `msg.stored = { points, refused }`.
  */
 import type { NodeAPI, Node, NodeDef, NodeStatus, NodeMessage, Send, Done } from './red.ts';
 import { countedText, fluxOf, statusThrottle } from './red.ts';
-import { service } from '../runtime/app/context.ts';
 import type { Point, Storage, StandardMessage } from '../runtime/storage/index.ts';
 import type { Feed } from '../runtime/feed/index.ts';
 
@@ -54,8 +53,7 @@ export default function register(RED: NodeAPI): void {
 
     const throttle = statusThrottle(node);
     const shown = (): NodeStatus => {
-      const s = flux.services.get('storage') as Storage | undefined;
-      const st = s?.stats();
+      const st = flux.storage.stats();
       return st && !st.up
         ? { fill: 'yellow', shape: 'ring', text: countedText(RED, 'flux-store.status.away', { count: st.buffered_points }) }
         : { fill: 'green', shape: 'dot', text: refused ? countedText(RED, 'flux-store.status.stored-refused', { stored, count: refused }) : countedText(RED, 'flux-store.status.stored', { count: stored }) };
@@ -69,14 +67,14 @@ export default function register(RED: NodeAPI): void {
       const batch = points, msgs = waiting;
       points = [];
       waiting = [];
-      const p = service<Storage>(flux, 'storage')
+      const p = flux.storage
         .write(batch)
         .then(
           () => {
             stored += batch.length;
             const now = Date.now();
-            const feed = flux.services.get('feed') as Feed | undefined;
-            const live = feed !== undefined && feed.clients() > 0;
+            const feed = flux.feed;
+            const live = feed.clients() > 0;
             for (const w of msgs) {
               flux.trace.span(w.msg._msgid, { stage: 'store', ok: true, took_ms: now - w.at, detail: { batch: batch.length, points: (w.msg.stored as { points?: number } | undefined)?.points } });
               if (live) publishTelemetry(feed, w.msg);
@@ -108,13 +106,7 @@ export default function register(RED: NodeAPI): void {
         done(new Error('flux store: needs msg.payload = { device_id?, values, ts? } (or an array) and msg.device.id or payload.device_id'));
         return;
       }
-      let storage: Storage;
-      try {
-        storage = service<Storage>(flux, 'storage');
-      } catch (err) {
-        done(err as Error);
-        return;
-      }
+      const storage = flux.storage;
       const at = Date.now();
       const uplinkTs = (msg.uplink as { ts?: number } | undefined)?.ts;
       const device = { id, product_id: dev.product_id };

@@ -7,7 +7,8 @@
  * `msg.payload = { stream_id, status, previous, error, ts }`.
  */
 import type { NodeAPI, Node, NodeDef } from './red.ts';
-import type { StreamService, StreamStatusChange } from '../runtime/stream/index.ts';
+import type { StreamStatusChange } from '../runtime/stream/index.ts';
+import { fluxOf } from './red.ts';
 
 interface StreamDef extends NodeDef {
   stream?: string;
@@ -20,13 +21,13 @@ const ACTIONS = ['start', 'stop', 'snapshot'] as const;
 export default function register(RED: NodeAPI): void {
   // the dialog's stream chooser
   RED.httpAdmin.get('/flux-stream/streams', RED.auth.needsPermission('flows.read'), (_req: unknown, res: { json(v: unknown): void }) => {
-    const streams = RED.settings.fluxStreams as StreamService | undefined;
+    const streams = fluxOf(RED).streams;
     res.json(streams ? streams.list().map((s) => ({ id: s.id, name: s.name, status: s.state.status })) : []);
   });
   function FluxStream(this: Node, def: StreamDef): void {
     RED.nodes.createNode(this, def);
     const node = this;
-    const streams = RED.settings.fluxStreams as StreamService | undefined;
+    const streams = fluxOf(RED).streams;
     if (!streams) {
       node.status({ fill: 'red', shape: 'ring', text: 'flux-stream.status.not-running' });
       return;

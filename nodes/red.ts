@@ -1,5 +1,5 @@
 /** The slice of Node-RED's node API our nodes use (node-red ships no types), and how a node reaches FLUX. */
-import type { FluxContext } from '../runtime/app/context.ts';
+import type { FluxNodeHandle } from '../runtime/flow-engine/index.ts';
 
 export interface NodeMessage {
   _msgid?: string;
@@ -43,7 +43,7 @@ export interface NodeAPI {
     registerType(type: string, ctor: (this: Node, def: NodeDef) => void, opts?: Record<string, unknown>): void;
     getNode(id: string): unknown;
   };
-  settings: Record<string, unknown> & { flux?: FluxContext };
+  settings: Record<string, unknown> & { flux?: FluxNodeHandle };
   httpAdmin: { get(path: string, ...handlers: unknown[]): void; post(path: string, ...handlers: unknown[]): void; put(path: string, ...handlers: unknown[]): void };
   auth: { needsPermission(permission: string): unknown };
   util: { generateId(): string };
@@ -61,8 +61,8 @@ export function countedText(RED: NodeAPI, key: string, vars: Record<string, unkn
   return text && text !== key && !text.endsWith(`:${key}`) ? text : `${key} ${JSON.stringify(vars)}`;
 }
 
-/** The FLUX runtime the node runs in; a node loaded outside FLUX fails with a clear message. */
-export function fluxOf(RED: NodeAPI): FluxContext {
+/** The FLUX runtime the node runs in (its typed handle); a node loaded outside FLUX fails with a clear message. */
+export function fluxOf(RED: NodeAPI): FluxNodeHandle {
   const ctx = RED.settings.flux;
   if (!ctx) throw new Error('FLUX nodes run only inside the FLUX runtime (RED.settings.flux is missing)');
   return ctx;

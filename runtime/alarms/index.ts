@@ -8,6 +8,7 @@ import type { Model, WhereOptions } from 'sequelize';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import { FluxError, conflict, notFound } from '../errors/index.ts';
 import { counter } from '../metrics/index.ts';
+import type { Feed } from '../feed/index.ts';
 
 export type AlarmLevel = 'info' | 'warning' | 'critical';
 export type AlarmState = 'active' | 'acknowledged' | 'cleared';
@@ -76,7 +77,8 @@ function plain(m: Model): Alarm {
   return o as unknown as Alarm;
 }
 
-export function createAlarmCenter(ctx: FluxContext): AlarmCenter {
+/** `feed`: the live feed that shows alarm events, when there is one. */
+export function createAlarmCenter(ctx: FluxContext, feed?: Pick<Feed, 'publish'>): AlarmCenter {
   const log = ctx.log.child({ module: 'alarms' });
   const { Alarm: AlarmModel } = ctx.registry.models;
   const listeners = new Set<(ev: AlarmEvent) => void>();
@@ -88,8 +90,6 @@ export function createAlarmCenter(ctx: FluxContext): AlarmCenter {
 
   const emit = (type: AlarmEvent['type'], alarm: Alarm) => {
     events.inc({ type, level: alarm.level });
-    // The WebSocket live feed (issue 7), when it runs: its `alarm` events.
-    const feed = ctx.services.get('feed') as { publish(ev: Record<string, unknown> & { type: 'alarm'; ts: number }): void } | undefined;
     feed?.publish({ type: 'alarm', event: type, device_id: alarm.device_id ?? undefined, ts: Date.now(), alarm });
     for (const l of listeners) {
       try {
@@ -122,10 +122,8 @@ export function createAlarmCenter(ctx: FluxContext): AlarmCenter {
     async start() {
       const rows = await AlarmModel.findAll({ where: { state: OPEN }, attributes: ['rule_id', 'device_id'] });
       for (const r of rows) open.add(keyOf(r.get('rule_id') as string | null, r.get('device_id') as string | null));
-      ctx.services.set('alarms', center);
     },
     async stop() {
-      ctx.services.delete('alarms');
       await Promise.allSettled([...chains.values()]);
       listeners.clear();
     },

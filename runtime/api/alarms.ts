@@ -1,21 +1,11 @@
 /** /api/alarms: list and filter, read, acknowledge, clear. */
 import { z } from 'zod';
 import type { FluxContext } from '../app/context.ts';
-import { service } from '../app/context.ts';
-import { FluxError } from '../errors/index.ts';
 import type { RouteTable } from './routes.ts';
 import { idParam, page } from './schemas.ts';
 import { ALARM_LEVELS, ALARM_STATES, type AlarmCenter } from '../alarms/index.ts';
 
-function center(ctx: FluxContext): AlarmCenter {
-  try {
-    return service<AlarmCenter>(ctx, 'alarms');
-  } catch {
-    throw new FluxError('not_ready', 'the alarm center is not running', 503);
-  }
-}
-
-export function alarmRoutes(ctx: FluxContext, routes: RouteTable): void {
+export function alarmRoutes(_ctx: FluxContext, routes: RouteTable, center: AlarmCenter): void {
   routes
     .add({
       method: 'get', path: '/alarms', tag: 'alarms', summary: 'List alarms, newest first (filter by state, level, rule, device; paginated)',
@@ -27,18 +17,18 @@ export function alarmRoutes(ctx: FluxContext, routes: RouteTable): void {
         ...page,
       }),
       returns: '`{ items, total, limit, offset }`',
-      handler: ({ query }) => center(ctx).list(query as never),
+      handler: ({ query }) => center.list(query as never),
     })
     .add({
       method: 'get', path: '/alarms/:id', tag: 'alarms', summary: 'Read an alarm', params: idParam, errors: [404],
-      handler: ({ params }) => center(ctx).get(params.id),
+      handler: ({ params }) => center.get(params.id),
     })
     .add({
       method: 'post', path: '/alarms/:id/ack', tag: 'alarms', summary: 'Acknowledge an active alarm', params: idParam, errors: [404, 409],
-      handler: ({ params }) => center(ctx).ack(params.id),
+      handler: ({ params }) => center.ack(params.id),
     })
     .add({
       method: 'post', path: '/alarms/:id/clear', tag: 'alarms', summary: 'Clear an alarm (active or acknowledged)', params: idParam, errors: [404],
-      handler: ({ params }) => center(ctx).clear(params.id),
+      handler: ({ params }) => center.clear(params.id),
     });
 }

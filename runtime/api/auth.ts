@@ -1,4 +1,4 @@
-/** Bearer-token auth for /api (ARCHITECTURE §4): `Authorization: Bearer <FLUX_ADMIN_TOKEN>`, compared in constant time. */
+/** Bearer-token auth for /api (docs/api.md): `Authorization: Bearer <FLUX_ADMIN_TOKEN>`, compared in constant time. */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
 import { unauthorized } from '../errors/index.ts';

@@ -1,5 +1,5 @@
 /**
- * Device access over HTTP (ARCHITECTURE §4): `POST /api/devices/{id}/uplink` for devices that cannot
+ * Device access over HTTP (docs/broker.md "HTTP uplink"): `POST /api/devices/{id}/uplink` for devices that cannot
  * hold a connection (authenticated by the device secret, not the admin token), and
  * `POST /api/devices/{id}/commands` (admin token) to send a command down to a device.
  */
@@ -24,7 +24,7 @@ async function bodyBytes(req: Request, res: Response): Promise<Buffer> {
   return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
 }
 
-export function deviceAccessRoutes(ctx: FluxContext, routes: RouteTable): void {
+export function deviceAccessRoutes(ctx: FluxContext, routes: RouteTable, downlink: Downlink): void {
   routes
     .add({
       method: 'post', path: '/devices/:id/uplink', tag: 'device access', auth: false, status: 202, errors: [401, 413, 503, 507],
@@ -64,8 +64,6 @@ export function deviceAccessRoutes(ctx: FluxContext, routes: RouteTable): void {
       body: z.object({ command: z.string().min(1).max(128), params: z.unknown().optional() }).strict(),
       returns: '`{ status, id, transport, topic, bytes, encoding }`',
       handler: async ({ params, body, res }) => {
-        const downlink = ctx.services.get('downlink') as Downlink | undefined;
-        if (!downlink) throw new FluxError('unavailable', 'device access is not running', 503);
         const r = await downlink.send(params.id, body.command, body.params ?? {});
         if (r.status === 'offline') throw new FluxError('device_offline', `device '${params.id}' is offline: ${r.reason ?? 'no connection'}`, 409);
         res.status(r.status === 'queued' ? 202 : 200).json(r);

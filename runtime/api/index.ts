@@ -1,5 +1,5 @@
 /**
- * @module api — the REST API under /api (ARCHITECTURE §4): one route table that validates with
+ * @module api — the REST API under /api (docs/api.md): one route table that validates with
  * zod, maps errors to `{ error: { code, message } }` and publishes its own OpenAPI document.
  * Feature modules add their routes with `api.routes.add(...)` before `mount()`.
  */
@@ -20,6 +20,11 @@ import { rawRoutes } from './raw.ts';
 import type { UplinkLog } from '../uplink-log/index.ts';
 import { modbusRoutes } from './modbus.ts';
 import type { ModbusMaster } from '../modbus/index.ts';
+import type { PluginHost } from '../plugins/index.ts';
+import type { RuleEngine } from '../rules/index.ts';
+import type { AlarmCenter } from '../alarms/index.ts';
+import type { Storage } from '../storage/index.ts';
+import type { Downlink } from '../ingress/index.ts';
 import { notFound } from '../errors/index.ts';
 
 export { RouteTable, q, formatZodError, type RouteSpec } from './routes.ts';
@@ -37,24 +42,33 @@ export interface ApiOptions {
   /** health of every component, gathered by the composition root */
   health(): Promise<Record<string, ComponentHealth>>;
   version: string;
+}
+
+/** The modules behind the routes, from the composition root. */
+export interface ApiServices {
+  plugins: PluginHost;
+  rules: RuleEngine;
+  alarms: AlarmCenter;
+  storage: Storage;
+  downlink: Downlink;
   /** the durable uplink log, for raw traffic */
   uplinkLog: UplinkLog;
   /** the Modbus master, for /api/modbus */
   modbus?: ModbusMaster;
 }
 
-export function createApi(ctx: FluxContext, opts: ApiOptions): Api {
+export function createApi(ctx: FluxContext, services: ApiServices, opts: ApiOptions): Api {
   const routes = new RouteTable();
   productRoutes(ctx, routes);
   deviceRoutes(ctx, routes);
-  deviceAccessRoutes(ctx, routes);
+  deviceAccessRoutes(ctx, routes, services.downlink);
   traceRoutes(ctx, routes);
-  ruleRoutes(ctx, routes);
-  alarmRoutes(ctx, routes);
-  pluginRoutes(ctx, routes);
-  telemetryRoutes(ctx, routes);
-  rawRoutes(ctx, routes, opts.uplinkLog);
-  if (opts.modbus) modbusRoutes(opts.modbus, routes);
+  ruleRoutes(ctx, routes, services.rules);
+  alarmRoutes(ctx, routes, services.alarms);
+  pluginRoutes(ctx, routes, services.plugins);
+  telemetryRoutes(ctx, routes, services.storage);
+  rawRoutes(ctx, routes, services.uplinkLog);
+  if (services.modbus) modbusRoutes(services.modbus, routes);
   routes
     .add({
       method: 'get', path: '/health', tag: 'system', auth: false, errors: [503],

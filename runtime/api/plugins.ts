@@ -1,11 +1,10 @@
 /**
- * /api/plugins (ARCHITECTURE §4): install or hot-swap with `PUT` (`application/wasm`), list and read
+ * /api/plugins (docs/api.md): install or hot-swap with `PUT` (`application/wasm`), list and read
  * versions, roll back, delete, change limits, and try decode/encode on the active version or on a
  * candidate module (`wasm_base64`) before installing it.
  */
 import { z } from 'zod';
 import type { FluxContext } from '../app/context.ts';
-import { service } from '../app/context.ts';
 import type { PluginHost } from '../plugins/index.ts';
 import { badRequest } from '../errors/index.ts';
 import { q, type RouteTable } from './routes.ts';
@@ -21,8 +20,8 @@ function bytesOf(body: { hex?: string; base64?: string }): Buffer {
   return Buffer.from(body.base64!, 'base64');
 }
 
-export function pluginRoutes(ctx: FluxContext, routes: RouteTable): void {
-  const host = () => service<PluginHost>(ctx, 'plugins');
+export function pluginRoutes(_ctx: FluxContext, routes: RouteTable, plugins: PluginHost): void {
+  const host = () => plugins;
   routes
     .add({
       method: 'get', path: '/plugins', tag: 'plugins', summary: 'List plugins with their versions and the active one',

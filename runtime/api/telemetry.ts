@@ -1,7 +1,7 @@
-/** Telemetry history (ARCHITECTURE §4): latest values, raw or aggregated ranges per device, and CSV reports. */
+/** Telemetry history (docs/api.md): latest values, raw or aggregated ranges per device, and CSV reports. */
 import { z } from 'zod';
 import type { FluxContext } from '../app/context.ts';
-import { FluxError, badRequest } from '../errors/index.ts';
+import { badRequest } from '../errors/index.ts';
 import type { RouteTable } from './routes.ts';
 import { idParam } from './schemas.ts';
 import { parseTelemetryQuery, type AggRow, type Sample, type Storage, type TelemetryQuery } from '../storage/index.ts';
@@ -20,12 +20,6 @@ const reportQuery = telemetryQuery.omit({ limit: true }).extend({
   product: z.string().max(200).optional().describe('product id or key: every device of it'),
 });
 
-function storageOf(ctx: FluxContext): Storage {
-  const s = ctx.services.get('storage') as Storage | undefined;
-  if (!s) throw new FluxError('unavailable', 'the time-series store is not running', 503);
-  return s;
-}
-
 async function query(storage: Storage, device: string, q: TelemetryQuery): Promise<Sample[] | AggRow[]> {
   if (q.interval !== undefined) return storage.store.aggregate({ device, metrics: q.metrics, from: q.from, to: q.to, interval: q.interval, aggs: q.aggs, limit: q.limit });
   return storage.store.range({ device, metrics: q.metrics, from: q.from, to: q.to, limit: q.limit });
@@ -37,13 +31,12 @@ const csvField = (v: unknown): string => {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 };
 
-export function telemetryRoutes(ctx: FluxContext, routes: RouteTable): void {
+export function telemetryRoutes(ctx: FluxContext, routes: RouteTable, storage: Storage): void {
   routes
     .add({
       method: 'get', path: '/devices/:id/latest', tag: 'telemetry', summary: 'The newest stored value of each metric of a device', params: idParam, errors: [404, 503],
       returns: '`{ device_id, items: [{ metric, ts, value }], values: { metric: value } }`',
       handler: async ({ params }) => {
-        const storage = storageOf(ctx);
         await ctx.registry.devices.get(params.id);
         const items = await storage.store.latest(params.id);
         return { device_id: params.id, items, values: Object.fromEntries(items.map((s) => [s.metric, s.value])) };
@@ -54,7 +47,6 @@ export function telemetryRoutes(ctx: FluxContext, routes: RouteTable): void {
       summary: 'Stored telemetry of a device: raw values, or aggregates per interval when `interval` or `agg` is given',
       returns: '`{ device_id, from, to, interval?, agg?, items }`; raw items `{ metric, ts, value }`, aggregated items `{ metric, ts (bucket start), <agg>: … }`',
       handler: async ({ params, query: raw }) => {
-        const storage = storageOf(ctx);
         const q = parseTelemetryQuery(raw);
         await ctx.registry.devices.get(params.id);
         const items = await query(storage, params.id, q);
@@ -72,7 +64,6 @@ export function telemetryRoutes(ctx: FluxContext, routes: RouteTable): void {
       summary: 'CSV report of a device or every device of a product: a header row, then one row per device, time (bucket) and metric. A download link may carry the token as `?access_token=`',
       returns: 'text/csv: `device_id,time,metric,value` (raw) or `device_id,time,metric,<agg>…` (aggregated)',
       handler: async ({ query: raw, res }) => {
-        const storage = storageOf(ctx);
         if (!raw.device === !raw.product) throw badRequest('give exactly one of device or product');
         const q = parseTelemetryQuery({ ...raw, limit: '100000' });
         let devices: string[];

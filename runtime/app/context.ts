@@ -1,6 +1,7 @@
 /**
- * The one typed context every FLUX module receives (zigbee2mqtt's extension pattern): settings,
- * logger, registry, bus, metrics, and the services other modules registered while starting.
+ * The typed context every FLUX module receives: settings, logger, registry, bus, metrics, trace and
+ * the uplink journal. Modules that need another module get it as a typed argument from the
+ * composition root (runtime/app/index.ts), never by name.
  */
 import type { FluxSettings } from '../../settings.ts';
 import type { Logger } from '../log/index.ts';
@@ -34,12 +35,4 @@ export interface FluxContext {
   readonly adminToken: string;
   /** every ingress appends an uplink here before acknowledging it, and it puts it on the bus */
   readonly journal: UplinkJournal;
-  /** Services registered by modules at start; look them up by name (`ctx.services.get('broker')`). */
-  readonly services: Map<string, unknown>;
-}
-
-export function service<T>(ctx: FluxContext, name: string): T {
-  const s = ctx.services.get(name);
-  if (s === undefined) throw new Error(`FLUX service '${name}' is not running`);
-  return s as T;
 }

@@ -14,18 +14,18 @@ import { createRegistry } from '../registry/index.ts';
 import { createDeviceBus } from '../bus/index.ts';
 import { createMetrics } from '../metrics/index.ts';
 import { createApi, type Api } from '../api/index.ts';
-import { createBroker } from '../broker/index.ts';
-import { createIngress, presenceOf } from '../ingress/index.ts';
-import { modbusModule } from '../modbus/index.ts';
+import { createBroker, type Broker } from '../broker/index.ts';
+import { createIngress, createPresence, type Ingress, type Presence } from '../ingress/index.ts';
+import { modbusModule, type ModbusMaster } from '../modbus/index.ts';
 import { createFlowEngine } from '../flow-engine/index.ts';
 import { createTracer } from '../trace/index.ts';
-import { createFeed } from '../feed/index.ts';
+import { createFeed, type Feed } from '../feed/index.ts';
 import { createOtelExport } from '../otel/index.ts';
-import { createAlarmCenter } from '../alarms/index.ts';
-import { createRuleEngine } from '../rules/index.ts';
-import { createPluginHost } from '../plugins/index.ts';
-import { createStorageModule } from '../storage/index.ts';
-import { createStreamModule } from '../stream/index.ts';
+import { createAlarmCenter, type AlarmCenter } from '../alarms/index.ts';
+import { createRuleEngine, type RuleEngine } from '../rules/index.ts';
+import { createPluginHost, type PluginHost } from '../plugins/index.ts';
+import { createStorageModule, type Storage } from '../storage/index.ts';
+import { createStreamModule, type StreamService } from '../stream/index.ts';
 import { createUplinkLogModule } from '../uplink-log/index.ts';
 import { mountConsole } from '../console/index.ts';
 import { createLoginLimiter } from '../login-limiter/index.ts';
@@ -33,7 +33,6 @@ import { resolveAdminToken } from './admin-token.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from './context.ts';
 
 export type { FluxContext, FluxModule, ComponentHealth } from './context.ts';
-export { service } from './context.ts';
 
 export const VERSION = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version as string;
 
@@ -44,8 +43,23 @@ export interface FluxOptions {
   flows?: boolean;
 }
 
+/** The modules of one FLUX, as the composition root built them (for tests, benchmarks and tools). */
+export interface FluxModules {
+  readonly presence: Presence;
+  readonly storage: Storage;
+  readonly plugins: PluginHost;
+  readonly feed: Feed;
+  readonly alarms: AlarmCenter;
+  readonly rules: RuleEngine;
+  readonly broker: Broker;
+  readonly ingress: Ingress;
+  readonly modbus: ModbusMaster;
+  readonly streams: StreamService;
+}
+
 export interface Flux {
   readonly ctx: FluxContext;
+  readonly modules: FluxModules;
   readonly api: Api;
   readonly app: express.Express;
   readonly server: http.Server;
@@ -102,7 +116,6 @@ export function createFlux(opts: FluxOptions): Flux {
     trace: createTracer(),
     adminToken: admin.token,
     journal: uplinkLog.journal,
-    services: new Map(),
   };
   // Every uplink starts its trace here, whichever ingress (MQTT, TCP, HTTP) put it on the bus.
   ctx.bus.on('uplink', ctx.trace, (up) =>
@@ -115,18 +128,30 @@ export function createFlux(opts: FluxOptions): Flux {
   const server = http.createServer(app);
   server.keepAliveTimeout = 65_000;
 
-  const broker = createBroker(ctx, { httpServer: server });
+  // The module graph, in dependency order: each module gets what it uses as typed arguments.
+  const presence = createPresence(ctx);
+  const storage = createStorageModule(ctx);
+  const plugins = createPluginHost(ctx);
+  const feed = createFeed(ctx, server);
+  const alarms = createAlarmCenter(ctx, feed);
+  const broker = createBroker(ctx, presence, { httpServer: server });
   const modbus = modbusModule({
     registry,
     bus: ctx.bus,
-    presence: presenceOf(ctx),
+    presence,
     metrics,
     log: log.child({ module: 'modbus' }),
     syncMs: settings.modbusSyncMs,
   });
-  const ingress = createIngress(ctx, {}, modbus.master);
+  const ingress = createIngress(ctx, { presence, plugins, broker, fieldbus: modbus.master });
+  const downlink = ingress.downlink;
+  const rules = createRuleEngine(ctx, { alarms, downlink });
   // `health` is defined below; the API calls it only once the process runs.
-  const api = createApi(ctx, { health: () => health(), version: VERSION, uplinkLog: uplinkLog.log, modbus: modbus.master });
+  const api = createApi(
+    ctx,
+    { plugins, rules, alarms, storage: storage.storage, downlink, uplinkLog: uplinkLog.log, modbus: modbus.master },
+    { health: () => health(), version: VERSION },
+  );
   const streams = createStreamModule(
     {
       registry,
@@ -143,7 +168,10 @@ export function createFlux(opts: FluxOptions): Flux {
   );
   // One count of failed logins per client address for every login route.
   const loginLimiter = createLoginLimiter();
-  const flows = opts.flows === false ? undefined : createFlowEngine(ctx, server, { streams: streams.service, modbus: modbus.master }, { loginLimiter });
+  const flows =
+    opts.flows === false
+      ? undefined
+      : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master }, { loginLimiter });
   const registryModule: FluxModule = {
     name: 'metadata_db',
     start: () => registry.start(),
@@ -153,8 +181,7 @@ export function createFlux(opts: FluxOptions): Flux {
   // Start order; stop runs in reverse. The uplink log opens first and closes last; the core starts
   // next, then the HTTP server and the flows, and device access last, after the log's leftovers
   // from a crash were put back into the flows.
-  const feed = createFeed(ctx, server);
-  const core: FluxModule[] = [uplinkLog, registryModule, createStorageModule(ctx), createPluginHost(ctx), feed, createAlarmCenter(ctx), createRuleEngine(ctx), streams];
+  const core: FluxModule[] = [uplinkLog, registryModule, storage, plugins, feed, alarms, rules, streams];
   const otel = createOtelExport(ctx);
   if (otel.enabled) core.push(otel);
   // The Modbus master polls last: its values go to flows that are already running.
@@ -182,6 +209,7 @@ export function createFlux(opts: FluxOptions): Flux {
 
   return {
     ctx,
+    modules: { presence, storage: storage.storage, plugins, feed, alarms, rules, broker, ingress, modbus: modbus.master, streams: streams.service },
     api,
     app,
     server,

@@ -3,7 +3,7 @@
  * on the HTTP port, and MQTTS on FLUX_MQTTS_PORT when FLUX_TLS_CERT/FLUX_TLS_KEY are set.
  *
  * Devices authenticate with username = device id, password = device secret; platform clients with
- * any non-device username and the admin token (ARCHITECTURE §4 "Device access"). Devices publish
+ * any non-device username and the admin token (docs/broker.md "MQTT"). Devices publish
  * only under their own prefix and subscribe only to their command topic. Uplinks go onto the device
  * bus; a bus that is behind stops the broker reading device sockets (see guard.ts, docs/broker.md).
  */
@@ -19,7 +19,7 @@ import { WebSocketServer, createWebSocketStream } from 'ws';
 import { ConfigError } from '../errors/index.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import type { DeviceIdentity } from '../registry/index.ts';
-import { presenceOf } from '../ingress/index.ts';
+import type { Presence } from '../ingress/index.ts';
 import { counter, gauge } from '../metrics/index.ts';
 import { brokerAssignedClientId, patchAedesConnection, patchMqttPacketWrites, trimAfterConnect } from '../patches/index.ts';
 import { coalesceWrites, guardConnection, writeNow } from './guard.ts';
@@ -77,7 +77,7 @@ export interface Broker extends FluxModule {
 /**
  * What the broker keeps about one connection, on the connection itself: one small object and one
  * shared 'close' handler instead of WeakMap entries, closures and `once` wrappers per connection
- * (per-connection memory is an issue 7 target: docs/broker.md "Memory per connection").
+ * (per-connection memory is measured: docs/broker.md "Measurements").
  */
 class ConnState {
   /** the authenticated device, 'platform' for a platform client, undefined before CONNECT */
@@ -127,12 +127,12 @@ function listen(server: net.Server, port: number, host: string, variable: string
   });
 }
 
-export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker {
+/** The broker needs the presence tracker it shares with the other device transports. */
+export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerOptions = {}): Broker {
   const log = ctx.log.child({ module: 'broker' });
   const maxPacketSize = opts.maxPacketSize ?? 256 * 1024;
   const maxConnections = opts.maxConnections ?? 18_000;
   const wsPath = opts.wsPath ?? '/mqtt';
-  const presence = presenceOf(ctx);
   /** live clients per device id: the client, or a Set while it connects twice (until the takeover closes the old one) */
   const liveByDevice = new Map<string, Client | Set<Client>>();
   /** client id → device id of persistent (clean=false) device sessions, to tell `queued` from `offline` */
@@ -432,7 +432,6 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
         };
         opts.httpServer.on('upgrade', onUpgrade);
       }
-      ctx.services.set('broker', self);
     },
     async stop() {
       const s = server;
@@ -441,7 +440,6 @@ export function createBroker(ctx: FluxContext, opts: BrokerOptions = {}): Broker
       server = undefined;
       tlsServer = undefined;
       aedes = undefined;
-      if (ctx.services.get('broker') === self) ctx.services.delete('broker');
       if (onUpgrade) opts.httpServer?.off('upgrade', onUpgrade);
       onUpgrade = undefined;
       wss?.close();

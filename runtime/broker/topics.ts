@@ -1,5 +1,5 @@
 /**
- * Device topics and the device ACL (ARCHITECTURE §4 "Device access"): a device publishes only under
+ * Device topics and the device ACL (docs/broker.md "MQTT"): a device publishes only under
  * `/{productKey}/{deviceId}/…` and subscribes only to `/{productKey}/{deviceId}/command/#` (or a
  * narrower filter inside it).
  */

@@ -2,7 +2,7 @@
  * @module bus — the device bus: typed events between ingress (MQTT, TCP, HTTP) and the flow.
  *
  * In-process today; the interface is what a Redis-backed bus implements for multi-node mode
- * (ARCHITECTURE §7). Listeners are kept per owner and wrapped, so one that throws is logged and
+ * (docs/architecture.md "The uplink path"). Listeners are kept per owner and wrapped, so one that throws is logged and
  * never breaks delivery to the others (zigbee2mqtt eventBus).
  */
 import { randomFillSync } from 'node:crypto';

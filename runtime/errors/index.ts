@@ -1,4 +1,4 @@
-/** @module errors — errors that carry a stable `code` and an HTTP `status` (ARCHITECTURE §4: `{error:{code,message}}`). */
+/** @module errors — errors that carry a stable `code` and an HTTP `status` (answered as `{error:{code,message}}`, docs/api.md). */
 
 export class FluxError extends Error {
   readonly code: string;

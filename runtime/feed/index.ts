@@ -1,5 +1,5 @@
 /**
- * @module feed — the WebSocket live feed at /api/ws (issue 7): telemetry, device status, alarm and
+ * @module feed — the WebSocket live feed at /api/ws (docs/api.md): telemetry, device status, alarm and
  * camera stream status events, filtered per client by event type, product, device and metric.
  *
  * A slow client never slows the pipeline: an event is serialised once, and a client whose socket
@@ -140,12 +140,10 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
       ctx.bus.on('stream', statusOwner, (ev) =>
         this.publish({ type: 'stream', stream_id: ev.streamId, device_id: ev.deviceId ?? undefined, ts: ev.ts, status: ev.status, previous: ev.previous, error: ev.error }),
       );
-      ctx.services.set('feed', this);
     },
     async stop() {
       server.off('upgrade', onUpgrade);
       ctx.bus.removeOwner(statusOwner);
-      ctx.services.delete('feed');
       const closing = [...clients].map(
         (c) =>
           new Promise<void>((resolve) => {

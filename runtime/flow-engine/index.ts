@@ -2,7 +2,7 @@
  * @module flow-engine — Node-RED embedded in FLUX's express server: the editor at /editor (admin
  * token), flows in the data dir, `http in` endpoints served from / and our node module (`nodes/`).
  *
- * Node-RED keeps module-level state, so one process hosts one flow engine (STYLE "what to avoid").
+ * Node-RED keeps module-level state, so one process hosts one flow engine.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,6 +18,14 @@ import { TIPS_PATH, paletteTipFilter } from './editor-tips.ts';
 import { boundUnauthenticatedBodies, guardEditorLogin } from './editor-guard.ts';
 import { limitEditorComms, patchNodeRedMetric } from '../patches/index.ts';
 import { createLoginLimiter, type LoginLimiter } from '../login-limiter/index.ts';
+import type { PluginHost } from '../plugins/index.ts';
+import type { Storage } from '../storage/index.ts';
+import type { RuleEngine } from '../rules/index.ts';
+import type { AlarmCenter } from '../alarms/index.ts';
+import type { Feed } from '../feed/index.ts';
+import type { Downlink } from '../ingress/index.ts';
+import type { StreamService } from '../stream/index.ts';
+import type { ModbusMaster } from '../modbus/index.ts';
 
 export type { PipelineTracker } from './pipeline.ts';
 
@@ -36,19 +44,33 @@ const FLOWS_START_WAIT_MS = 15_000;
 const LEVELS: Record<number, string> = { 10: 'fatal', 20: 'error', 30: 'warn', 40: 'info', 50: 'debug', 60: 'trace' };
 export const DEFAULT_FLOW_FILE = path.join(PROJECT_DIR, 'flows', 'default.json');
 
-/** What FLUX nodes reach besides the context (typed, from the composition root). */
+/** The modules FLUX nodes may use, from the composition root. */
 export interface NodeServices {
-  streams?: unknown;
+  plugins: PluginHost;
+  storage: Storage;
+  rules: RuleEngine;
+  alarms: AlarmCenter;
+  feed: Feed;
+  downlink: Downlink;
+  /** camera streams (`flux stream` node) */
+  streams?: StreamService;
   /** the Modbus master (`flux modbus` node) */
-  modbus?: unknown;
+  modbus?: ModbusMaster;
 }
+
+/**
+ * The one typed handle FLUX nodes get, as `RED.settings.flux` (nodes/red.ts `fluxOf`): the context,
+ * the modules they may use, and the flows' pipeline tracker (what `flux device in` hands each uplink
+ * to, for backpressure and the latency histogram).
+ */
+export type FluxNodeHandle = FluxContext & NodeServices & { readonly pipeline: PipelineTracker };
 
 export interface FlowEngineOptions {
   /** failed editor logins per client address (shared with the API's login, runtime/app) */
   loginLimiter?: LoginLimiter;
 }
 
-export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServices: NodeServices = {}, opts: FlowEngineOptions = {}): FlowEngine {
+export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServices: NodeServices, opts: FlowEngineOptions = {}): FlowEngine {
   const loginLimiter = opts.loginLimiter ?? createLoginLimiter();
   const log = ctx.log.child({ module: 'flows' });
   const onLoad = (library: string) => log.info({ library }, 'loaded a deferred library on first use');
@@ -58,7 +80,11 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
   let markRunning!: () => void;
   const running = new Promise<void>((resolve) => (markRunning = resolve));
   let stopped = false;
-  let pipeline: (PipelineTracker & { close(): void }) | undefined;
+  const pipeline = createPipelineTracker(RED.hooks, {
+    latency: histogram(ctx.metrics, 'flux_pipeline_latency_seconds', 'uplink received → finished in the flows (stored, filtered or failed)', [], [0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1, 2, 5, 10]),
+    finished: counter(ctx.metrics, 'flux_pipeline_messages_total', 'uplinks that left the flows, by outcome (done, failed, expired)', ['outcome']),
+  });
+  const handle: FluxNodeHandle = { ...ctx, ...nodeServices, pipeline };
 
   return {
     name: 'flows',
@@ -78,9 +104,7 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
         nodeRedSettings({
           userDir,
           adminToken: ctx.adminToken,
-          flux: ctx,
-          fluxStreams: nodeServices.streams,
-          fluxModbus: nodeServices.modbus,
+          flux: handle,
           tokenEquals,
           logHandler: (rec) => {
             const level = LEVELS[rec.level] ?? 'info';
@@ -94,11 +118,6 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
       app.post('/editor/auth/token', ...guardEditorLogin(loginLimiter));
       app.use('/editor', boundUnauthenticatedBodies());
       app.use('/editor', RED.httpAdmin);
-      pipeline = createPipelineTracker(RED.hooks, {
-        latency: histogram(ctx.metrics, 'flux_pipeline_latency_seconds', 'uplink received → finished in the flows (stored, filtered or failed)', [], [0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1, 2, 5, 10]),
-        finished: counter(ctx.metrics, 'flux_pipeline_messages_total', 'uplinks that left the flows, by outcome (done, failed, expired)', ['outcome']),
-      });
-      ctx.services.set('pipeline', pipeline);
     },
     mountHttpNodes(app) {
       app.use('/', RED.httpNode);
@@ -131,8 +150,7 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
       if (!started || stopped) return;
       stopped = true;
       await RED.stop();
-      pipeline?.close();
-      ctx.services.delete('pipeline');
+      pipeline.close();
     },
     health(): ComponentHealth {
       if (!started) return { ok: false, state: 'not started' };
@@ -142,7 +160,7 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
       } catch {
         return { ok: false, state: 'flows not loaded' };
       }
-      return { ok: !stopped, state: stopped ? 'stopped' : 'running', nodes, in_flight: pipeline?.inFlight() ?? 0 };
+      return { ok: !stopped, state: stopped ? 'stopped' : 'running', nodes, in_flight: pipeline.inFlight() };
     },
   };
 }

@@ -1,6 +1,6 @@
 /**
  * Knows when an uplink has finished its way through the flows, so that ingress can apply
- * backpressure (issue 7: "ingress stops reading from device sockets when the pipeline is behind")
+ * backpressure (ingress stops reading device sockets while the pipeline is behind: docs/broker.md "Backpressure")
  * and the receive→done latency can be measured.
  *
  * Node-RED has no "message finished" event, but its hooks see every delivery (`preDeliver`, run

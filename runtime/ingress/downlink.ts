@@ -1,9 +1,9 @@
 /**
- * The way back to a device (ARCHITECTURE §4 "Downlink"): a command becomes bytes (the product
+ * The way back to a device (docs/broker.md "Downlink"): a command becomes bytes (the product
  * plugin's `encode` when the plugin host runs and the product has a plugin; JSON otherwise) and goes
  * to the device's TCP connection, or to `/{productKey}/{deviceId}/command` over MQTT (QoS 1).
  * Devices that FLUX polls (Modbus) get their commands from the poller instead (`fieldbus`).
- * Registered as service `downlink`; the API, the `flux command` node and rule actions use it.
+ * The API, the `flux command` node and rule actions get it from the composition root.
  */
 import { randomUUID } from 'node:crypto';
 import type { FluxContext } from '../app/context.ts';
@@ -40,18 +40,24 @@ export interface Downlink {
   send(deviceId: string, command: string, params?: unknown): Promise<CommandResult>;
 }
 
-interface PluginsLike {
-  encode?(pluginId: string, command: unknown): Promise<Uint8Array | Buffer> | Uint8Array | Buffer;
+/** The ways out a downlink has; each is optional (an instance without the broker sends nothing over MQTT). */
+export interface DownlinkRoutes {
+  /** the plugin host's `encode` */
+  plugins?: { encode(pluginId: string, command: unknown): Promise<Uint8Array | Buffer> | Uint8Array | Buffer };
+  tcp?: TcpIngress;
+  broker?: Broker;
+  /** a poller that owns some devices' commands (the Modbus master) */
+  fieldbus?: FieldbusCommands;
 }
 
-export function createDownlink(ctx: FluxContext, fieldbus?: FieldbusCommands): Downlink {
+export function createDownlink(ctx: FluxContext, routes: DownlinkRoutes): Downlink {
   const log = ctx.log.child({ module: 'downlink' });
+  const { plugins, tcp, broker, fieldbus } = routes;
 
   /** The bytes of a command, by the plugin of `via` (the device itself, or the gateway a child's command goes through). */
   async function encode(identity: DeviceIdentity, body: { id: string; command: string; params: unknown; ts: number }, via: DeviceIdentity = identity): Promise<{ bytes: Buffer; encoding: 'plugin' | 'json' }> {
-    const plugins = ctx.services.get('plugins') as PluginsLike | undefined;
     const pluginId = via.product.protocol_plugin_id;
-    if (pluginId && typeof plugins?.encode === 'function') {
+    if (pluginId && plugins) {
       try {
         const out = await plugins.encode(pluginId, via === identity ? { device_id: identity.device.id, ...body } : { device_id: identity.device.id, gateway_id: via.device.id, ...body });
         return { bytes: Buffer.from(out), encoding: 'plugin' };
@@ -91,8 +97,6 @@ export function createDownlink(ctx: FluxContext, fieldbus?: FieldbusCommands): D
       if (!identity.device.enabled) throw new FluxError('device_disabled', `device '${deviceId}' is disabled`, 409);
       if (fieldbus?.handles(identity)) return fieldbus.command(deviceId, command, params);
       const body = { id: randomUUID(), command, params, ts: Date.now() };
-      const tcp = ctx.services.get('tcp-ingress') as TcpIngress | undefined;
-      const broker = ctx.services.get('broker') as Broker | undefined;
       const gatewayId = identity.device.gateway_id;
       if (gatewayId && !tcp?.isConnected(deviceId) && !broker?.isConnected(deviceId)) return viaGateway(identity, gatewayId, body, tcp, broker);
       const { bytes, encoding } = await encode(identity, body);

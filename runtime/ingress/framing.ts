@@ -1,5 +1,5 @@
 /**
- * Stream framing for raw TCP devices (ARCHITECTURE §4 "TCP"): turns a byte stream into whole frames
+ * Stream framing for raw TCP devices (docs/broker.md "TCP ingress"): turns a byte stream into whole frames
  * whatever the segmentation (粘包/拆包: split and coalesced writes), and wraps bytes into a frame
  * for the way back. A framer holds at most one frame's bytes; anything past `maxFrame` is an error.
  */

@@ -1,39 +1,43 @@
 /**
  * @module ingress — device access besides the MQTT broker: raw TCP ingress with framing, online
- * presence shared by every transport, and the downlink service (ARCHITECTURE §4 "Device access").
- * The `ingress` module starts the TCP listeners and registers the `downlink` service.
+ * presence shared by every transport, and the downlink (the way back to a device).
+ * The `ingress` module starts the TCP listeners; its `downlink` goes to the API, nodes and rules.
  */
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
-import { createTcpIngress, type TcpIngress, type TcpIngressOptions } from './tcp.ts';
-import { createDownlink, type FieldbusCommands } from './downlink.ts';
+import type { Broker } from '../broker/index.ts';
+import { createTcpIngress, type TcpIngress, type TcpIngressOptions, type TcpPlugins } from './tcp.ts';
+import { createDownlink, type Downlink, type DownlinkRoutes, type FieldbusCommands } from './downlink.ts';
+import type { Presence } from './presence.ts';
 
 export { createFramer, encodeFrame, framePayload, parseFraming, FramingError, DEFAULT_MAX_FRAME, type Framing, type Framer } from './framing.ts';
-export { createPresence, presenceOf, type Presence, type Transport } from './presence.ts';
-export { createTcpIngress, tcpTransportOf, type TcpIngress, type TcpIngressOptions, type TcpTransport } from './tcp.ts';
-export { createDownlink, type Downlink, type CommandResult, type FieldbusCommands } from './downlink.ts';
+export { createPresence, type Presence, type Transport } from './presence.ts';
+export { createTcpIngress, tcpTransportOf, type TcpIngress, type TcpIngressOptions, type TcpTransport, type TcpPlugins } from './tcp.ts';
+export { createDownlink, type Downlink, type DownlinkRoutes, type CommandResult, type FieldbusCommands } from './downlink.ts';
 
 export interface Ingress extends FluxModule {
   readonly tcp: TcpIngress;
+  readonly downlink: Downlink;
 }
 
-/**
- * The ingress module: TCP listeners of products and the `downlink` service. Start it after the broker.
- * `fieldbus` takes the commands of devices that FLUX polls (Modbus) instead of a connection of theirs.
- */
-export function createIngress(ctx: FluxContext, opts: TcpIngressOptions = {}, fieldbus?: FieldbusCommands): Ingress {
-  const tcp = createTcpIngress(ctx, opts);
-  const downlink = createDownlink(ctx, fieldbus);
+export interface IngressDeps {
+  presence: Presence;
+  /** the plugin host: framing and first-frame identification for TCP, `encode` for commands */
+  plugins?: TcpPlugins & NonNullable<DownlinkRoutes['plugins']>;
+  broker?: Broker;
+  /** takes the commands of devices that FLUX polls (Modbus) instead of a connection of theirs */
+  fieldbus?: FieldbusCommands;
+}
+
+/** The ingress module: TCP listeners of products and the downlink. Start it after the broker. */
+export function createIngress(ctx: FluxContext, deps: IngressDeps, opts: TcpIngressOptions = {}): Ingress {
+  const tcp = createTcpIngress(ctx, deps.presence, deps.plugins, opts);
+  const downlink = createDownlink(ctx, { plugins: deps.plugins, tcp, broker: deps.broker, fieldbus: deps.fieldbus });
   return {
     name: 'ingress',
     tcp,
-    async start() {
-      ctx.services.set('downlink', downlink);
-      await tcp.start();
-    },
-    async stop() {
-      if (ctx.services.get('downlink') === downlink) ctx.services.delete('downlink');
-      await tcp.stop();
-    },
+    downlink,
+    start: () => tcp.start(),
+    stop: () => tcp.stop(),
     health: (): ComponentHealth => tcp.health!() as ComponentHealth,
   };
 }

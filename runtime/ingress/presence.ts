@@ -1,5 +1,5 @@
 /**
- * Online status of devices across every transport (ARCHITECTURE §4: status and `last_online` follow
+ * Online status of devices across every transport (docs/broker.md: status and `last_online` follow
  * connections). A device is online while it holds at least one connection (MQTT, MQTT over
  * WebSocket/TLS, TCP); a session takeover (same client id connecting again) therefore never shows
  * it offline. Registry writes are batched while one is running (one UPDATE per status) and run one after
@@ -130,14 +130,4 @@ export function createPresence(ctx: FluxContext): Presence {
       while (writing) await writing;
     },
   };
-}
-
-/** The process's one presence tracker, shared by the broker and the TCP ingress (service `presence`). */
-export function presenceOf(ctx: FluxContext): Presence {
-  let p = ctx.services.get('presence') as Presence | undefined;
-  if (!p) {
-    p = createPresence(ctx);
-    ctx.services.set('presence', p);
-  }
-  return p;
 }

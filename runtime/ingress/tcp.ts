@@ -1,5 +1,5 @@
 /**
- * Raw TCP ingress (ARCHITECTURE §4 "TCP"): a product whose `transport.tcp` declares `{ port, framing }`
+ * Raw TCP ingress (docs/broker.md "TCP ingress"): a product whose `transport.tcp` declares `{ port, framing }`
  * gets a listener; its stream is cut into frames, the device is identified by a login frame
  * (docs/tcp-login.md) or by the `device_id` its plugin decodes, and each later frame becomes a `raw`
  * uplink on the bus. Until identified nothing is stored. Status follows the connection.
@@ -11,7 +11,7 @@ import type { DeviceIdentity, Product } from '../registry/index.ts';
 import { ConfigError } from '../errors/index.ts';
 import { counter } from '../metrics/index.ts';
 import { createFramer, encodeFrame, framePayload, parseFraming, FramingError, type Framer, type Framing } from './framing.ts';
-import { presenceOf } from './presence.ts';
+import type { Presence } from './presence.ts';
 
 /** `product.transport.tcp`: `{ port, framing }` (framing defaults to newline-delimited). */
 export interface TcpTransport {
@@ -51,17 +51,16 @@ export function tcpTransportOf(product: Pick<Product, 'transport'>, pluginFramin
   return { port, framing: parseFraming(tcp.framing ?? pluginFraming ?? { type: 'delimiter' }) };
 }
 
-interface PluginsLike {
-  decode?(pluginId: string, bytes: Uint8Array): Promise<unknown>;
-  /** the active version's meta (runtime/plugins: `framing` for the TCP ingress) */
-  meta?(pluginId: string): { framing?: Framing | null } | undefined;
+/** What the TCP ingress uses of the plugin host: a device id decoded from a first frame, and a plugin's framing. */
+export interface TcpPlugins {
+  decode(pluginId: string, bytes: Uint8Array): Promise<unknown>;
+  /** the active version's meta (`framing` for the TCP ingress) */
+  meta(pluginId: string): { framing?: Framing | null } | undefined;
 }
 
 /** The framing the product's protocol plugin declares, when the plugin host runs and has it. */
-function pluginFramingOf(ctx: FluxContext, product: Pick<Product, 'protocol_plugin_id'>): Framing | null {
-  if (!product.protocol_plugin_id) return null;
-  const plugins = ctx.services.get('plugins') as PluginsLike | undefined;
-  if (typeof plugins?.meta !== 'function') return null;
+function pluginFramingOf(plugins: TcpPlugins | undefined, product: Pick<Product, 'protocol_plugin_id'>): Framing | null {
+  if (!product.protocol_plugin_id || !plugins) return null;
   return plugins.meta(product.protocol_plugin_id)?.framing ?? null;
 }
 
@@ -96,9 +95,9 @@ export const PRELOGIN_MAX_FRAME = 4096;
 export const PRELOGIN_BYTES = 16 * 1024;
 const preLoginMax = (f: Framing) => (f.type === 'fixed' ? f.size : Math.min(f.max, PRELOGIN_MAX_FRAME));
 
-export function createTcpIngress(ctx: FluxContext, opts: TcpIngressOptions = {}): TcpIngress {
+/** The TCP ingress shares `presence` with the other transports; without `plugins` no frame is decoded before login. */
+export function createTcpIngress(ctx: FluxContext, presence: Presence, plugins: TcpPlugins | undefined, opts: TcpIngressOptions = {}): TcpIngress {
   const log = ctx.log.child({ module: 'tcp-ingress' });
-  const presence = presenceOf(ctx);
   const loginTimeoutMs = opts.loginTimeoutMs ?? 10_000;
   const listeners = new Map<string, Listener>(); // by product id
   const byDevice = new Map<string, Conn>();
@@ -164,8 +163,7 @@ export function createTcpIngress(ctx: FluxContext, opts: TcpIngressOptions = {})
         return 'login';
       }
     }
-    const plugins = ctx.services.get('plugins') as PluginsLike | undefined;
-    if (product.protocol_plugin_id && typeof plugins?.decode === 'function') {
+    if (product.protocol_plugin_id && plugins) {
       const decoded = await plugins.decode(product.protocol_plugin_id, frame).catch(() => undefined);
       const first = Array.isArray(decoded) ? decoded[0] : decoded;
       const deviceId = (first as { device_id?: unknown } | undefined)?.device_id;
@@ -298,7 +296,7 @@ export function createTcpIngress(ctx: FluxContext, opts: TcpIngressOptions = {})
       for (const product of page.items) {
         let transport: TcpTransport | null;
         try {
-          transport = tcpTransportOf(product, pluginFramingOf(ctx, product));
+          transport = tcpTransportOf(product, pluginFramingOf(plugins, product));
         } catch (err) {
           log.warn({ product: product.key, reason: (err as Error).message }, 'product TCP transport ignored');
           continue;
@@ -344,13 +342,11 @@ export function createTcpIngress(ctx: FluxContext, opts: TcpIngressOptions = {})
         }, every);
         timer.unref();
       }
-      ctx.services.set('tcp-ingress', self);
     },
     async stop() {
       running = false;
       clearInterval(timer);
       timer = undefined;
-      if (ctx.services.get('tcp-ingress') === self) ctx.services.delete('tcp-ingress');
       await syncing;
       const all = [...listeners.values()];
       listeners.clear();

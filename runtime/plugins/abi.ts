@@ -1,5 +1,5 @@
 /**
- * The plugin ABI v1 (ARCHITECTURE §4 "Plugin ABI", docs/plugin-abi.md): static checks of a module's
+ * The plugin ABI v1 (docs/plugin-abi.md): static checks of a module's
  * bytes, imports and exports, and the memory cap written into the module itself (§6), so a plugin
  * that grows past it sees `memory.grow` fail inside its own code instead of exhausting the host.
  */

@@ -1,5 +1,5 @@
 /**
- * TCP framing a plugin declares in `meta().framing` (ARCHITECTURE §4 "Device access": frames on a
+ * TCP framing a plugin declares in `meta().framing` (docs/broker.md "TCP ingress": frames on a
  * product's TCP port are split by the plugin's framing), its validation, and a stream splitter the
  * TCP ingress can use. The JSON shape is documented in docs/plugin-abi.md ("Framing").
  */

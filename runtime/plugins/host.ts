@@ -2,7 +2,7 @@
  * The plugin host: installs, versions, activates and rolls back plugins (registry rows + files in
  * the data dir), follows FLUX_PLUGINS_DIR, and routes decode/encode calls to the worker pool.
  *
- * Atomic swap (ARCHITECTURE §6): a call is bound to the version active at the moment it is
+ * Atomic swap (docs/plugin-abi.md): a call is bound to the version active at the moment it is
  * submitted (one synchronous map read); a new version is loaded into every worker before it
  * becomes active, and an old one is unloaded only after its last queued call answered.
  *
@@ -24,7 +24,7 @@ import { checkSlug, isSlug, pathInside, SLUG_PATTERN } from '../safe-id/index.ts
 import { checkJsonDepth } from '../input-limits/index.ts';
 import { WorkerPool, type Call, type CallOutcome } from './pool.ts';
 
-/** What `decode` produces (ARCHITECTURE §4). */
+/** What `decode` produces (docs/plugin-abi.md). */
 export interface StandardMessage {
   device_id: string;
   values: Record<string, number | string | boolean>;
@@ -460,7 +460,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   }
 
   /**
-   * The pipeline's decode step (ARCHITECTURE §4 "Device access"): bytes of a product with a plugin
+   * The pipeline's decode step (docs/architecture.md "The uplink path"): bytes of a product with a plugin
    * go through it; a product without one sends JSON `{ "values": {…}, "ts"? }`.
    */
   function decodeUplink(product: { protocol_plugin_id: string | null }, up: { payload: Uint8Array; deviceId: string; ts: number }): Promise<Decoded | { messages: StandardMessage[]; plugin: null; version: null }> {
@@ -666,11 +666,9 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       }
       await scanDir();
       if (opts.watch !== false) watch();
-      ctx.services.set('plugins', this);
       log.info({ workers, spawned: 'on first call', plugins: [...active.keys()], dir: pluginsDir }, 'plugin host started');
     },
     async stop() {
-      ctx.services.delete('plugins');
       watcher?.close();
       watcher = undefined;
       for (const t of debounce.values()) clearTimeout(t);

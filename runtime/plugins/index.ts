@@ -1,7 +1,7 @@
 /**
- * @module plugins — sandboxed WebAssembly protocol plugins (ARCHITECTURE §4 "Plugin ABI", §6):
+ * @module plugins — sandboxed WebAssembly protocol plugins (docs/plugin-abi.md):
  * the host (worker pool, versions, hot swap, FLUX_PLUGINS_DIR), the ABI checks and TCP framing.
- * Other modules use the host through `service<PluginHost>(ctx, 'plugins')`.
+ * Other modules get the host from the composition root (runtime/app/index.ts) as a typed argument.
  */
 export { createPluginHost, PluginCallError, PLUGIN_ID_RE } from './host.ts';
 export type { PluginHost, PluginHostOptions, PluginInfo, PluginVersion, PluginMeta, PluginLimits, StandardMessage, Decoded, TryResult } from './host.ts';

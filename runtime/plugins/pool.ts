@@ -1,7 +1,7 @@
 /**
  * The worker pool: batches calls to worker threads (many frames per postMessage), keeps every
  * loaded plugin version in every worker, and runs the watchdog that terminates a worker whose
- * current call passed its deadline (ARCHITECTURE §6) — that call fails, the rest of its batch is
+ * current call passed its deadline (docs/plugin-abi.md) — that call fails, the rest of its batch is
  * re-run on the replacement, nothing is lost or answered twice.
  *
  * Lazy: an idle worker thread costs ~17 MB, so the pool starts with none. Loaded modules are kept

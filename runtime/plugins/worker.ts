@@ -1,6 +1,6 @@
 /**
  * The plugin worker thread: instantiates plugin modules and runs batches of decode/encode calls
- * (ARCHITECTURE §6: plugins never run on the main event loop). It writes which call it is in to a
+ * (plugins never run on the main event loop: docs/plugin-abi.md). It writes which call it is in to a
  * shared array so the pool's watchdog can terminate it when a call passes its deadline.
  * Protocol with the pool: see `WorkerRequest` / `WorkerReply` in pool.ts.
  */

@@ -1,7 +1,7 @@
 /**
  * node:sqlite behind the small slice of the `sqlite3` callback API that Sequelize's sqlite dialect
  * calls (Database(file, mode, cb), serialize, all, run, close). Sequelize takes it as
- * `dialectModule`, so no native addon is compiled at install time (ARCHITECTURE §3).
+ * `dialectModule`, so no native addon is compiled at install time (docs/storage.md).
  */
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 

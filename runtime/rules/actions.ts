@@ -1,15 +1,14 @@
 /** What a triggered rule does: webhook POST with timeout and retries, device commands through the downlink service, the rate limit of send_command. */
-import type { FluxContext } from '../app/context.ts';
 import { FluxError } from '../errors/index.ts';
 
-/** The downlink service (issue 3) as the rule engine uses it; looked up as `ctx.services.get('downlink')` at call time. */
+/** The downlink (runtime/ingress) as the rule engine uses it. */
 export interface CommandSender {
-  send(deviceId: string, command: string, params: Record<string, unknown>): Promise<{ status: string; [k: string]: unknown }>;
+  send(deviceId: string, command: string, params: Record<string, unknown>): Promise<{ status: string; reason?: string }>;
 }
 
-export function commandSender(ctx: FluxContext): CommandSender {
-  const s = ctx.services.get('downlink') as CommandSender | undefined;
-  if (!s || typeof s.send !== 'function') {
+/** The downlink, or a 503 when this process has none (a rule engine built without device access). */
+export function commandSender(s: CommandSender | undefined): CommandSender {
+  if (!s) {
     throw new FluxError('downlink_unavailable', 'device commands need the downlink service, which is not running in this process', 503);
   }
   return s;

@@ -4,7 +4,7 @@ import type { Logger } from '../log/index.ts';
 import type { AlarmCenter } from '../alarms/index.ts';
 import type { PooledScript, RunOutcome, ScriptMessage, CommandRequest, AlarmRequest } from '../scripts/index.ts';
 import { RuleStats } from './stats.ts';
-import { RateLimit, commandSender, fillTemplate, postWebhook } from './actions.ts';
+import { RateLimit, commandSender, fillTemplate, postWebhook, type CommandSender } from './actions.ts';
 import type { Rule, WebhookAction, CommandAction, AlarmAction } from './schema.ts';
 
 /** A decoded message as the flow carries it: msg.payload (StandardMessage) plus msg.device. */
@@ -63,9 +63,15 @@ export function toScriptMessage(input: RuleInput): ScriptMessage {
 }
 
 /** `onQuarantine`: a rule was just quarantined (the engine records it in the registry). */
-export function createRuleRunner(ctx: FluxContext, log: Logger, onQuarantine: (lr: LoadedRule) => void = () => {}): RuleRunner {
+/** What triggered rules act through: the alarm center and the downlink (either may be absent in a partial process). */
+export interface RuleActionTargets {
+  alarms?: AlarmCenter;
+  downlink?: CommandSender;
+}
+
+export function createRuleRunner(ctx: FluxContext, log: Logger, targets: RuleActionTargets, onQuarantine: (lr: LoadedRule) => void = () => {}): RuleRunner {
   const stopping = new AbortController();
-  const alarms = () => ctx.services.get('alarms') as AlarmCenter | undefined;
+  const alarms = () => targets.alarms;
 
   const track = (lr: LoadedRule, action: string, p: Promise<unknown>) => {
     p.then(
@@ -85,7 +91,7 @@ export function createRuleRunner(ctx: FluxContext, log: Logger, onQuarantine: (l
         continue;
       }
       lr.stats.commandsSent++;
-      track(lr, `send_command ${c.command} → ${c.device_id}`, Promise.resolve().then(() => delivered(commandSender(ctx).send(c.device_id, c.command, c.params))));
+      track(lr, `send_command ${c.command} → ${c.device_id}`, Promise.resolve().then(() => delivered(commandSender(targets.downlink).send(c.device_id, c.command, c.params))));
     }
   };
 
@@ -117,7 +123,7 @@ export function createRuleRunner(ctx: FluxContext, log: Logger, onQuarantine: (l
           break;
         }
         lr.stats.commandsSent++;
-        track(lr, `command ${cfg.command} → ${device}`, Promise.resolve().then(() => delivered(commandSender(ctx).send(device, cfg.command, cfg.params ?? {}))));
+        track(lr, `command ${cfg.command} → ${device}`, Promise.resolve().then(() => delivered(commandSender(targets.downlink).send(device, cfg.command, cfg.params ?? {}))));
         break;
       }
       case 'alarm': {

@@ -14,11 +14,11 @@ import { FluxError, badRequest, notFound } from '../errors/index.ts';
 import { createScriptHost, ScriptSyntaxError, type ScriptHost, type ScriptLimits, type ScriptPoolOptions, type CommandRequest, type AlarmRequest, type LogEntry } from '../scripts/index.ts';
 import { RuleStats, registerRuleMetrics, type RuleStatsView } from './stats.ts';
 import { RateLimit } from './actions.ts';
-import { createRuleRunner, toScriptMessage, type LoadedRule, type RuleInput, type RuleRun, type RuleRunner } from './engine.ts';
+import { createRuleRunner, toScriptMessage, type RuleActionTargets, type LoadedRule, type RuleInput, type RuleRun, type RuleRunner } from './engine.ts';
 import { parseActionConfig, type Rule, type RuleInput as RuleCreate, type RulePatch, type ActionType } from './schema.ts';
 
 export { ruleCreate, rulePatch, ACTION_TYPES, type Rule, type ActionType, type RuleInput as RuleCreate, type RulePatch } from './schema.ts';
-export { type RuleInput, type RuleRun } from './engine.ts';
+export { type RuleInput, type RuleRun, type RuleActionTargets } from './engine.ts';
 export { type RuleStatsView } from './stats.ts';
 export { type CommandSender } from './actions.ts';
 
@@ -80,7 +80,8 @@ function plain(m: Model): Rule {
   return o as unknown as Rule;
 }
 
-export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {}): RuleEngine {
+/** `targets`: what triggered rules raise alarms and send commands through. */
+export function createRuleEngine(ctx: FluxContext, targets: RuleActionTargets, opts: RuleEngineOptions = {}): RuleEngine {
   const log = ctx.log.child({ module: 'rules' });
   const { Rule: RuleModel } = ctx.registry.models;
   const loaded = new Map<string, LoadedRule>();
@@ -283,7 +284,7 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
     loadScripts,
     async start() {
       started = true;
-      runner = createRuleRunner(ctx, log, (lr) => {
+      runner = createRuleRunner(ctx, log, targets, (lr) => {
         const q = lr.quarantine;
         if (!lr.rule.id || !q) return;
         // Only this version: a save that raced the quarantine wins.
@@ -301,12 +302,10 @@ export function createRuleEngine(ctx: FluxContext, opts: RuleEngineOptions = {})
         poll = setInterval(() => void pollOnce(), every);
         poll.unref();
       }
-      ctx.services.set('rules', engine);
       log.info({ rules: loaded.size }, 'rule engine started');
     },
     async stop() {
       started = false;
-      ctx.services.delete('rules');
       if (poll) clearInterval(poll);
       poll = undefined;
       runner?.stop();

@@ -1,5 +1,5 @@
 /**
- * @module scripts — the script host (ARCHITECTURE §6): user scripts in QuickJS sandboxes with only
+ * @module scripts — the script host (docs/scripts.md): user scripts in QuickJS sandboxes with only
  * `msg`, `env`, `print`, `log_info`, `log_warn`, `send_command` and `raise_alarm`; a deadline and
  * a memory cap per run; compiled once per version, re-run with callFunction. Script API: docs/scripts.md.
  *

@@ -3,7 +3,7 @@ import type { QuickJSContext, QuickJSHandle, QuickJSRuntime, QuickJSWASMModule }
 import { translateScript, lineColumn, offsetOf, TranslateError, type Translation } from './translate.ts';
 
 export interface ScriptLimits {
-  /** per run (ARCHITECTURE §6); default 20 */
+  /** per run (docs/scripts.md); default 20 */
   deadlineMs: number;
   /** QuickJS malloc limit per script runtime; default 16 MiB */
   memoryBytes: number;

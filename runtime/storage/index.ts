@@ -1,5 +1,5 @@
 /**
- * @module storage — time series (ARCHITECTURE §1, §4 FLUX_TS_URL): one store interface with SQLite,
+ * @module storage — time series (docs/storage.md, FLUX_TS_URL): one store interface with SQLite,
  * MySQL/MariaDB, PostgreSQL and TDengine backends, the batched write path with its durable on-disk
  * buffer, thing-model checks, queries and per-product retention. The module registers itself as the
  * `storage` service; its health key is `timeseries_db`.

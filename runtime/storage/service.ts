@@ -1,7 +1,7 @@
 /**
  * The `timeseries_db` module: opens the store named by FLUX_TS_URL, runs the writer (with its
  * on-disk buffer in `<data dir>/ts-buffer`) and per-product retention in the background, and
- * registers the `storage` service that nodes and the API use.
+ * gives the `Storage` that nodes and the API use (handed over by runtime/app/index.ts).
  */
 import path from 'node:path';
 import { redact } from '../../settings.ts';
@@ -19,7 +19,7 @@ export interface IngestResult {
   refused: Refused[];
 }
 
-/** What other modules get from `service<Storage>(ctx, 'storage')`. */
+/** What other modules get as `storage` from the composition root. */
 export interface Storage {
   readonly store: TimeSeriesStore;
   /** Checks StandardMessage(s) against the device's product model (counted), without writing. */
@@ -201,7 +201,6 @@ export function createStorageModule(ctx: FluxContext, opts: StorageModuleOptions
       }
       writer.start();
       started = true;
-      ctx.services.set('storage', storage);
       scheduleRetention(Math.min(60_000, opts.retentionEveryMs ?? 60_000));
       log.info({ dialect: store.info.dialect, layout: store.info.layout }, 'time-series store open');
     },
@@ -210,7 +209,6 @@ export function createStorageModule(ctx: FluxContext, opts: StorageModuleOptions
       started = false;
       clearTimeout(retentionTimer);
       await retentionRunning;
-      if (ctx.services.get('storage') === storage) ctx.services.delete('storage');
       await writer.stop();
       await store.close();
     },

@@ -1,5 +1,5 @@
 /**
- * Picks the backend for FLUX_TS_URL (ARCHITECTURE §4). Server backends load their driver (mysql2,
+ * Picks the backend for FLUX_TS_URL (docs/storage.md). Server backends load their driver (mysql2,
  * pg, @tdengine/rest) only when chosen: an edge box on SQLite never pays their memory.
  */
 import type { TsUrl } from '../../settings.ts';

@@ -1,4 +1,4 @@
-/** The one time-series store interface every backend implements (STYLE "shared contract suite"). */
+/** The one time-series store interface every backend implements (test/storage runs one contract suite against every backend). */
 
 export type Value = number | string | boolean;
 

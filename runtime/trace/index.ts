@@ -1,5 +1,5 @@
 /**
- * @module trace — the per-message trace, always on (issue 7): every uplink gets an id; ingress,
+ * @module trace — the per-message trace, always on: every uplink gets an id; ingress,
  * decode, rules, store and actions append spans. Bounded: the newest `maxMessages` traces are kept
  * (oldest evicted first), each with at most `maxSpans` spans, so memory stays flat at any rate.
  */

@@ -11,7 +11,7 @@ import { loadSettings } from '../../settings.ts';
 import type { Product } from '../../runtime/registry/index.ts';
 import type { DeviceBus, UplinkMessage, StatusEvent } from '../../runtime/bus/index.ts';
 import { createBroker, type Broker, type BrokerOptions } from '../../runtime/broker/index.ts';
-import { createIngress, presenceOf, type Ingress, type TcpIngressOptions } from '../../runtime/ingress/index.ts';
+import { createIngress, createPresence, type Ingress, type IngressDeps, type Presence, type TcpIngressOptions } from '../../runtime/ingress/index.ts';
 import { tempDir } from '../helpers/flux-process.ts';
 import { testContext } from '../helpers/context.ts';
 import type { FluxContext } from '../../runtime/app/context.ts';
@@ -23,6 +23,7 @@ export const MQTT_VERSIONS: (4 | 5)[] = [4, 5];
 
 export interface Access {
   ctx: FluxContext;
+  presence: Presence;
   bus: DeviceBus;
   broker: Broker;
   ingress: Ingress;
@@ -49,6 +50,8 @@ export interface AccessOptions {
   /** devices to create: id → secret (default dev-1, dev-2, dev-off (disabled)) */
   devices?: Record<string, string>;
   transport?: Record<string, unknown>;
+  /** what the TCP ingress and the downlink use of the plugin host (none by default) */
+  plugins?: IngressDeps['plugins'];
 }
 
 export async function startAccess(opts: AccessOptions = {}): Promise<Access> {
@@ -65,9 +68,10 @@ export async function startAccess(opts: AccessOptions = {}): Promise<Access> {
     await registry.devices.create({ id, product_id: product.id, secret, enabled: id !== 'dev-off' });
     secrets[id] = secret;
   }
-  const broker = createBroker(ctx, { httpServer: server, ...opts.broker });
+  const presence = createPresence(ctx);
+  const broker = createBroker(ctx, presence, { httpServer: server, ...opts.broker });
   await broker.start();
-  const ingress = createIngress(ctx, { syncIntervalMs: 0, ...opts.ingress });
+  const ingress = createIngress(ctx, { presence, broker, plugins: opts.plugins }, { syncIntervalMs: 0, ...opts.ingress });
   await ingress.start();
   const uplinks: UplinkMessage[] = [];
   const statuses: StatusEvent[] = [];
@@ -85,14 +89,14 @@ export async function startAccess(opts: AccessOptions = {}): Promise<Access> {
       c.once('close', () => reject(new Error('closed before CONNACK')));
     });
   return {
-    ctx, bus, broker, ingress, http: server, httpPort, product, secrets, uplinks, statuses, logs, mqttUrl,
+    ctx, presence, bus, broker, ingress, http: server, httpPort, product, secrets, uplinks, statuses, logs, mqttUrl,
     device: (id, o = {}) => connect({ username: id, password: secrets[id] ?? 'x', clientId: `${id}/${Math.random().toString(16).slice(2, 8)}`, ...o }),
     platform: (o = {}) => connect({ username: 'dashboard', password: ADMIN_TOKEN, ...o }),
     async stop() {
       for (const c of clients) c.end(true);
       await ingress.stop();
       await broker.stop();
-      await presenceOf(ctx).flush();
+      await presence.flush();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await registry.stop();

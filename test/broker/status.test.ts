@@ -30,15 +30,14 @@ for (const protocolVersion of MQTT_VERSIONS) {
       await until(() => a.statuses.length === 1, 'online event');
       assert.equal(a.statuses[0]!.status, 'online');
       assert.equal(a.statuses[0]!.deviceId, 'dev-1');
-      const flushOnline = a.ctx.services.get('presence') as { flush(): Promise<void> };
-      await flushOnline.flush();
+      await a.presence.flush();
       const online = await a.ctx.registry.devices.get('dev-1');
       assert.equal(online.status, 'online');
       assert.ok(online.last_online);
       await d.endAsync();
       await until(() => a.statuses.length === 2, 'offline event');
       assert.equal(a.statuses[1]!.status, 'offline');
-      await flushOnline.flush();
+      await a.presence.flush();
       assert.equal((await a.ctx.registry.devices.get('dev-1')).status, 'offline');
     });
 
@@ -65,7 +64,7 @@ for (const protocolVersion of MQTT_VERSIONS) {
       first.end(true);
       await new Promise((r) => setTimeout(r, 100));
       assert.deepEqual(a.statuses.map((e) => e.status), ['online'], 'no offline during the takeover');
-      await (a.ctx.services.get('presence') as { flush(): Promise<void> }).flush();
+      await a.presence.flush();
       assert.equal((await a.ctx.registry.devices.get('dev-1')).status, 'online');
       await second.endAsync();
       await until(() => a.statuses.length === 2, 'offline');

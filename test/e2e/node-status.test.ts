@@ -11,19 +11,22 @@ import { until } from '../helpers/wait.ts';
 
 const FRAME = Buffer.from('01030201c50000', 'hex');
 
-/** The newest status text of every node, kept up to date from the editor's comms socket. */
+/** The newest status text of every node, kept up to date from the editor's comms socket once it accepted the token. */
 async function watchStatuses(flux: FluxProcess): Promise<{ texts: Map<string, string>; close(): void }> {
   const ws = new WebSocket(`ws://127.0.0.1:${flux.http}/editor/comms`);
   const texts = new Map<string, string>();
+  let auth: string | undefined;
   ws.on('message', (data) => {
     type CommsMessage = { topic?: string; data?: { text?: string }; auth?: string };
     const batch = JSON.parse(String(data)) as CommsMessage[] | CommsMessage;
     for (const m of Array.isArray(batch) ? batch : [batch]) {
+      if (m.auth) auth = m.auth;
       if (m.topic?.startsWith('status/') && typeof m.data?.text === 'string') texts.set(m.topic.slice('status/'.length), m.data.text);
     }
   });
   await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
   ws.send(JSON.stringify({ auth: flux.token }));
+  assert.equal(await until('the comms socket to answer the token', () => auth), 'ok', 'the editor comms accepted the admin token');
   ws.send(JSON.stringify({ subscribe: 'status/#' }));
   return { texts, close: () => ws.close() };
 }

@@ -1,7 +1,7 @@
 /** The WebSocket live feed with a real `ws` client: token auth, filters, and a slow client that cannot slow the publisher. */
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { createFlux, service, type Flux } from '../../runtime/app/index.ts';
+import { createFlux, type Flux } from '../../runtime/app/index.ts';
 import { loadSettings } from '../../settings.ts';
 import { createLogger } from '../../runtime/log/index.ts';
 import type { Feed } from '../../runtime/feed/index.ts';
@@ -36,7 +36,7 @@ describe('live feed at /api/ws', function () {
     flux = createFlux({ settings, log: createLogger({ level: 'silent' }), flows: false });
     const ports = await flux.start();
     wsUrl = `ws://127.0.0.1:${ports.http}/api/ws`;
-    feed = service<Feed>(flux.ctx, 'feed');
+    feed = flux.modules.feed;
   });
 
   after(async function () {

@@ -38,7 +38,6 @@ export async function testContext(settings: FluxSettings, opts: { busHighWater?:
     trace: createTracer(),
     adminToken: settings.adminToken ?? TEST_TOKEN,
     journal: uplinkLog.journal,
-    services: new Map(),
   };
   return { ctx, logs };
 }

@@ -1,7 +1,7 @@
 /** Raw TCP ingress with real sockets: login, every framing with split and coalesced writes, garbage, oversized frames, status, downlink. */
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { encodeFrame, parseFraming, type Framing, type Downlink } from '../../runtime/ingress/index.ts';
+import { encodeFrame, parseFraming, type Framing, type IngressDeps } from '../../runtime/ingress/index.ts';
 import { startAccess, until, type Access } from '../broker/access.ts';
 import { CASES, expected } from './framing.test.ts';
 
@@ -40,10 +40,21 @@ async function withProduct(a: Access, key: string, framing: unknown, pluginId?: 
   return { port: a.ingress.tcp.portOf(key)!, secret, productId: p.id };
 }
 
+/** The device id the fake plugin decodes from any frame (Modbus and fixed-size devices send no JSON login). */
+let identifyAs: string | undefined;
+const fakePlugins: IngressDeps['plugins'] = {
+  decode: async (_id: string, bytes: Uint8Array) => (identifyAs ? { device_id: identifyAs, values: { first: bytes[0] } } : undefined),
+  meta: () => undefined,
+  encode: () => {
+    throw new Error('the fake plugin encodes nothing');
+  },
+};
+
 describe('TCP ingress', function () {
   let a: Access;
   beforeEach(async () => {
-    a = await startAccess({ ingress: { loginTimeoutMs: 1500 } });
+    identifyAs = undefined;
+    a = await startAccess({ ingress: { loginTimeoutMs: 1500 }, plugins: fakePlugins });
   });
   afterEach(async () => {
     await a.stop();
@@ -57,7 +68,7 @@ describe('TCP ingress', function () {
       const framing = parseFraming(json);
       // Modbus and fixed-size devices cannot send a JSON login: the product's plugin identifies them by what it decodes
       const byPlugin = framing.type === 'modbus-tcp' || framing.type === 'fixed';
-      if (byPlugin) a.ctx.services.set('plugins', { decode: async (_id: string, bytes: Uint8Array) => ({ device_id: `${key}-dev`, values: { first: bytes[0] } }) });
+      if (byPlugin) identifyAs = `${key}-dev`;
       const { port } = await withProduct(a, key, json, byPlugin ? 'fake-plugin' : undefined);
       const s = await connect(port);
       const login = byPlugin ? Buffer.alloc(0) : loginFrame(framing, `${key}-dev`, `secret-${key}-0123456789abcdef`);
@@ -140,7 +151,7 @@ describe('TCP ingress', function () {
     s.destroy();
     await until(() => a.statuses.length === 2, 'offline');
     assert.equal(a.statuses[1]!.status, 'offline');
-    await (a.ctx.services.get('presence') as { flush(): Promise<void> }).flush();
+    await a.presence.flush();
     assert.equal((await a.ctx.registry.devices.get('lines-dev')).status, 'offline');
   });
 
@@ -149,7 +160,7 @@ describe('TCP ingress', function () {
     const s = await connect(port);
     s.write(encodeFrame(parseFraming({ type: 'length', bytes: 2 }), Buffer.from(`{"device_id":"len-dev","secret":"${secret}"}`)));
     await until(() => a.statuses.length === 1, 'online');
-    const downlink = a.ctx.services.get('downlink') as Downlink;
+    const downlink = a.ingress.downlink;
     const r = await downlink.send('len-dev', 'set_interval', { seconds: 30 });
     assert.equal(r.status, 'delivered');
     assert.equal(r.transport, 'tcp');

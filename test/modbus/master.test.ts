@@ -236,7 +236,7 @@ describe('modbus master', function () {
       transport: { modbus: { ...BOILER, registers: [...BOILER.registers, { property: 'limit', function: 3, address: 10, type: 'float32', word_order: 'little' }] } },
     });
     await r.ctx.registry.devices.create({ id: 'plant-1', product_id: p.id, transport: { modbus: { host: '127.0.0.1', port: slave.port, unit: 7 } } });
-    const downlink = createDownlink(r.ctx, r.master);
+    const downlink = createDownlink(r.ctx, { fieldbus: r.master });
     const res = await downlink.send('plant-1', 'write', { property: 'setpoint', value: 42.5 });
     assert.equal(res.status, 'delivered');
     assert.equal(res.transport, 'modbus');
@@ -258,7 +258,7 @@ describe('modbus master', function () {
     slaves.push(slave);
     slave.illegal.add(1);
     await boilers(r, slave, [4]);
-    const downlink = createDownlink(r.ctx, r.master);
+    const downlink = createDownlink(r.ctx, { fieldbus: r.master });
     await assert.rejects(downlink.send('boiler-4', 'write', { property: 'setpoint', value: 50 }), (e: FluxError) => {
       assert.equal(e.code, 'modbus_exception');
       assert.equal(e.status, 502);

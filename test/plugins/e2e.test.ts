@@ -1,5 +1,5 @@
 /**
- * Done-when of issue 4, end to end with the real process: modbus.wasm dropped into the plugins
+ * Plugins end to end with the real process: modbus.wasm dropped into the plugins
  * folder, a product using it and a device, a flow deployed through Node-RED's admin API, and
  * `mosquitto_pub` of the frame 01 03 02 01 C5 00 00 → { device_id: "sensor_1", values: { temperature: 45.3 } }.
  */
@@ -31,7 +31,7 @@ const flow = [
   { id: 'e2e-hex', type: 'function', z: 'e2e-tab', outputs: 1, wires: [['e2e-resp']], func: "msg.payload = { hex: msg.payload.toString('hex'), command: msg.command }; return msg;" },
 ];
 
-describe('plugins end to end (done-when of issue 4)', function () {
+describe('plugins end to end', function () {
   this.timeout(60_000);
   let flux: FluxProcess;
   let pluginsDir: string;

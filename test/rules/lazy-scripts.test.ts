@@ -23,8 +23,8 @@ async function start(dataDir = tempDir('flux-lazy-rules-')): Promise<Fixture & {
   const log = createLogger({ level: 'warn', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
   const registry = createRegistry({ db: settings.db, log });
   await registry.start();
-  const ctx = { settings, log, registry, bus: createDeviceBus(log), metrics: createMetrics(), trace: createTracer(), adminToken: 'x', services: new Map() } as unknown as FluxContext;
-  const engine = createRuleEngine(ctx, { pollMs: 0 });
+  const ctx = { settings, log, registry, bus: createDeviceBus(log), metrics: createMetrics(), trace: createTracer(), adminToken: 'x' } as unknown as FluxContext;
+  const engine = createRuleEngine(ctx, {}, { pollMs: 0 });
   await engine.start();
   return {
     engine,

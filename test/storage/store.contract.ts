@@ -1,5 +1,5 @@
 /**
- * The one store contract suite (STYLE "shared contract suite"): every backend's test file calls
+ * The one store contract suite: every backend's test file calls
  * `runStoreContract` with a factory, so SQLite, MariaDB, PostgreSQL and TDengine answer the same
  * questions the same way. A backend that skips a test must say why in `skips`.
  */

@@ -1,4 +1,4 @@
-/** 003: rules get `env`, the read-only settings their script sees as `env` (issue 5). */
+/** 003: rules get `env`, the read-only settings their script sees as `env`. */
 import { DataTypes, type QueryInterface } from 'sequelize';
 
 export const m003Rules = {
