@@ -10,19 +10,16 @@ import path from 'node:path';
 import mqtt from 'mqtt';
 import type { Bench, BenchRow } from './types.ts';
 import { startLoad, type LoadDevice, type LoadGroup } from './lib/load.ts';
-import { MODBUS_FRAME_HEX, histogramQuantile, metric, procStats, provision, scrape, startFlux, tempDir, type FluxProcess } from './lib/flux.ts';
+import { MODBUS_DEVICES, MODBUS_FRAME_HEX, histogramQuantile, metric, procStats, provision, provisionModbusUnits, scrape, startFlux, tempDir, type FluxProcess } from './lib/flux.ts';
 
 const GROUP = 'pipeline';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function startWithDevices(count: number, opts: { emptyFlow?: boolean; plugin?: string; env?: Record<string, string> } = {}): Promise<{ flux: FluxProcess; devices: LoadDevice[] }> {
   const dataDir = tempDir('flux-bench-');
-  const devices = await provision(dataDir, {
-    productKey: 'bench',
-    plugin: opts.plugin,
-    count,
-    metadata: { properties: [{ id: 'temperature', type: 'float', unit: '°C' }] },
-  });
+  const metadata = { properties: [{ id: 'temperature', type: 'float', unit: '°C' }] };
+  // with modbus.wasm each device sends the frame of its own unit (bench/lib/flux.ts provisionModbusUnits)
+  const devices = opts.plugin === 'modbus' ? await provisionModbusUnits(dataDir, { productKey: 'bench', count, metadata }) : await provision(dataDir, { productKey: 'bench', plugin: opts.plugin, count, metadata });
   if (opts.emptyFlow) {
     fs.mkdirSync(path.join(dataDir, 'node-red'), { recursive: true });
     fs.writeFileSync(path.join(dataDir, 'node-red', 'flows.json'), '[]');
@@ -197,7 +194,7 @@ export async function ingestStep(flux: FluxProcess, load: LoadGroup, rate: numbe
 }
 
 async function ingest(quick: boolean): Promise<BenchRow[]> {
-  const count = Number(process.env.BENCH_DEVICES ?? 1000);
+  const count = Number(process.env.BENCH_DEVICES ?? MODBUS_DEVICES);
   const rows: BenchRow[] = [];
   const rates = quick ? [5_000, 10_000, 15_000] : [5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000];
   for (const qos of [0, 1] as const) {

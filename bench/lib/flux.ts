@@ -9,12 +9,25 @@ import type { LoadDevice } from './load.ts';
 export { startFlux, tempDir, type FluxProcess };
 
 export const MODBUS_FRAME_HEX = '010302' + '01c5' + '0000';
+/** devices of the Modbus ingest rows: one per unit id (see provisionModbusUnits) */
+export const MODBUS_DEVICES = 247;
 
 /**
  * Creates a product and `count` devices straight in the data dir's SQLite registry (bulk insert:
  * 18k devices through the API would take minutes), before FLUX starts on that data dir.
  */
-export async function provision(dataDir: string, opts: { productKey: string; plugin?: string; count: number; prefix?: string; metadata?: object }): Promise<LoadDevice[]> {
+/**
+ * Devices `sensor_1` … `sensor_{count}` (at most 247, the Modbus unit ids), each with the seed
+ * frame of its own unit: modbus.wasm decodes unit N's frame as `sensor_N`, and a device may report
+ * only for itself (runtime/ownership), so each device sends the frame that decodes to it.
+ */
+export async function provisionModbusUnits(dataDir: string, opts: { productKey: string; count: number; metadata?: object }): Promise<LoadDevice[]> {
+  if (opts.count > 247) throw new RangeError('Modbus unit ids go up to 247');
+  const devices = await provision(dataDir, { ...opts, plugin: 'modbus', prefix: 'sensor', first: 1 });
+  return devices.map((d, i) => ({ ...d, payloadHex: (i + 1).toString(16).padStart(2, '0') + MODBUS_FRAME_HEX.slice(2) }));
+}
+
+export async function provision(dataDir: string, opts: { productKey: string; plugin?: string; count: number; prefix?: string; metadata?: object; first?: number }): Promise<LoadDevice[]> {
   fs.mkdirSync(dataDir, { recursive: true });
   const file = path.join(dataDir, 'flux.db');
   const registry = createRegistry({ db: { dialect: 'sqlite', url: `sqlite:${file}`, file }, log: createLogger({ level: 'silent' }) });
@@ -26,7 +39,8 @@ export async function provision(dataDir: string, opts: { productKey: string; plu
   const hash = hashSecret(secret);
   const now = new Date();
   const rows = [];
-  for (let i = 0; i < opts.count; i++) {
+  const first = opts.first ?? 0;
+  for (let i = first; i < first + opts.count; i++) {
     rows.push({ id: `${prefix}_${i}`, product_id: product.id, name: `${prefix} ${i}`, secret_hash: hash, enabled: true, status: 'offline', tags: {}, created_at: now, updated_at: now });
   }
   for (let i = 0; i < rows.length; i += 2000) await registry.models.Device.bulkCreate(rows.slice(i, i + 2000), { ignoreDuplicates: true });

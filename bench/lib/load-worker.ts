@@ -14,6 +14,8 @@ export interface LoadDevice {
   username: string;
   password: string;
   topic: string;
+  /** this device's own payload (hex), instead of the config's */
+  payloadHex?: string;
 }
 
 export interface LoadConfig {
@@ -77,7 +79,7 @@ function buildPublish(topic: string, payload: Buffer, qos: 0 | 1): { packet: Buf
 function connect(cfg: LoadConfig, d: LoadDevice, i: number): Promise<Conn> {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ host: cfg.host, port: cfg.port, localAddress: cfg.localAddress, noDelay: true });
-    const payload = Buffer.from(cfg.payloadHex, 'hex');
+    const payload = Buffer.from(d.payloadHex ?? cfg.payloadHex, 'hex');
     const { packet, idAt } = buildPublish(d.topic, payload, cfg.qos);
     const conn: Conn = { sock, packet, payloadAt: packet.length - payload.length, idAt, nextId: 1, inflight: new Map(), blocked: false };
     const parser = mqttPacket.parser({ protocolVersion: 4 });

@@ -5,7 +5,7 @@
  */
 import type { BenchRow } from '../types.ts';
 import { startLoad } from './load.ts';
-import { MODBUS_FRAME_HEX, metric, procStats, provision, scrape, startFlux, tempDir, type FluxProcess } from './flux.ts';
+import { MODBUS_FRAME_HEX, metric, procStats, provisionModbusUnits, scrape, startFlux, tempDir, type FluxProcess } from './flux.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -17,7 +17,7 @@ async function createRule(flux: FluxProcess, name: string, script: string): Prom
 
 async function storedPerSecond(looping: boolean, seconds: number): Promise<{ rate: number; cpu: number; note: string }> {
   const dataDir = tempDir('flux-bench-loop-');
-  const devices = await provision(dataDir, { productKey: 'bench', plugin: 'modbus', count: 100, metadata: { properties: [{ id: 'temperature', type: 'float', unit: '°C' }] } });
+  const devices = await provisionModbusUnits(dataDir, { productKey: 'bench', count: 100, metadata: { properties: [{ id: 'temperature', type: 'float', unit: '°C' }] } });
   const flux = await startFlux({ FLUX_LOG_LEVEL: 'error' }, { dataDir, timeoutMs: 60_000 });
   try {
     await createRule(flux, 'bench high temperature', 'let temp = msg.values.temperature;\nif (temp > 100.0) { return true; } else { return false; }');

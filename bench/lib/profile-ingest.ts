@@ -1,13 +1,13 @@
 /**
- * Ingest probe (not part of `npm run bench`): one FLUX process with the default flow, 1000 devices
- * publishing the Modbus frame at the given paced rates, reporting µs of FLUX CPU per stored message.
+ * Ingest probe (not part of `npm run bench`): one FLUX process with the default flow, 247 devices
+ * each publishing the Modbus frame of its unit at the given paced rates, reporting µs of FLUX CPU per stored message.
  * With --prof, FLUX runs with --cpu-prof and the top self-time functions are printed.
  *
  *   node bench/lib/profile-ingest.ts [--prof] [--qos 1] [--seconds 6] 10000 20000
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { MODBUS_FRAME_HEX, metric, provision, scrape, startFlux, tempDir } from './flux.ts';
+import { MODBUS_DEVICES, MODBUS_FRAME_HEX, metric, provisionModbusUnits, scrape, startFlux, tempDir } from './flux.ts';
 import { startLoad, type LoadGroup } from './load.ts';
 import { ingestStep } from '../pipeline.bench.ts';
 
@@ -27,7 +27,7 @@ const rates = args.length ? args.map(Number) : [10_000];
 
 const profDir = tempDir('flux-prof-');
 const dataDir = tempDir('flux-probe-');
-const devices = await provision(dataDir, { productKey: 'bench', plugin: 'modbus', count: 1000, metadata: { properties: [{ id: 'temperature', type: 'float', unit: '°C' }] } });
+const devices = await provisionModbusUnits(dataDir, { productKey: 'bench', count: MODBUS_DEVICES, metadata: { properties: [{ id: 'temperature', type: 'float', unit: '°C' }] } });
 // PROBE_NODE_OPTIONS: extra V8/Node flags for the FLUX process (e.g. --max-semi-space-size=16)
 const nodeOptions = [prof ? `--cpu-prof --cpu-prof-dir=${profDir}` : '', process.env.PROBE_NODE_OPTIONS ?? ''].join(' ').trim();
 const flux = await startFlux({ FLUX_LOG_LEVEL: 'warn', ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) }, { dataDir, timeoutMs: 60_000 });
