@@ -9,7 +9,7 @@ import { createTcpIngress, type TcpIngress, type TcpIngressOptions, type TcpPlug
 import { createDownlink, type Downlink, type DownlinkRoutes, type FieldbusCommands } from './downlink.ts';
 import type { Presence } from './presence.ts';
 
-export { createFramer, encodeFrame, framePayload, parseFraming, FramingError, DEFAULT_MAX_FRAME, type Framing, type Framer } from './framing.ts';
+export { createFramer, encodeFrame, framePayload, parseFraming, FramingError, DEFAULT_MAX_FRAME, type Framing, type Framer } from '../framing/index.ts';
 export { createPresence, type Presence, type Transport } from './presence.ts';
 export { createTcpIngress, tcpTransportOf, type TcpIngress, type TcpIngressOptions, type TcpTransport, type TcpPlugins } from './tcp.ts';
 export { createDownlink, type Downlink, type DownlinkRoutes, type CommandResult, type FieldbusCommands } from './downlink.ts';

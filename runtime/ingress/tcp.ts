@@ -10,7 +10,7 @@ import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts
 import type { DeviceIdentity, Product } from '../registry/index.ts';
 import { ConfigError } from '../errors/index.ts';
 import { counter } from '../metrics/index.ts';
-import { createFramer, encodeFrame, framePayload, parseFraming, FramingError, type Framer, type Framing } from './framing.ts';
+import { createFramer, encodeFrame, framePayload, parseFraming, FramingError, type Framer, type Framing } from '../framing/index.ts';
 import type { Presence } from './presence.ts';
 
 /** `product.transport.tcp`: `{ port, framing }` (framing defaults to newline-delimited). */

@@ -19,7 +19,7 @@ import { Gauge } from 'prom-client';
 import type { FluxContext } from '../app/context.ts';
 import { FluxError, conflict, notFound } from '../errors/index.ts';
 import { ABI_VERSION, PluginRejected, checkModule } from './abi.ts';
-import { parseFraming, type Framing } from './framing.ts';
+import { parseFraming, type Framing } from '../framing/index.ts';
 import { checkSlug, isSlug, pathInside, SLUG_PATTERN } from '../safe-id/index.ts';
 import { checkJsonDepth } from '../input-limits/index.ts';
 import { WorkerPool, type Call, type CallOutcome } from './pool.ts';

@@ -5,6 +5,5 @@
  */
 export { createPluginHost, PluginCallError, PLUGIN_ID_RE } from './host.ts';
 export type { PluginHost, PluginHostOptions, PluginInfo, PluginVersion, PluginMeta, PluginLimits, StandardMessage, Decoded, TryResult } from './host.ts';
-export { parseFraming, createFrameSplitter, DEFAULT_MAX_FRAME } from './framing.ts';
-export type { Framing, FrameSplitter } from './framing.ts';
+export { parseFraming, createFramer, DEFAULT_MAX_FRAME, type Framing, type Framer } from '../framing/index.ts';
 export { ABI_VERSION, PluginRejected, checkModule } from './abi.ts';

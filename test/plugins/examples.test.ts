@@ -5,7 +5,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startHost, type HostFixture } from './host-context.ts';
 import { ROOT } from '../helpers/flux-process.ts';
-import { createFrameSplitter } from '../../runtime/plugins/index.ts';
+import { createFramer } from '../../runtime/plugins/index.ts';
 import { DEBIAN_RUST_PACKAGES, hasDebianRust, hostCargo, offlineCargoConfig } from '../../plugins/toolchain.ts';
 
 const DIST = path.join(ROOT, 'plugins', 'dist');
@@ -65,7 +65,7 @@ describe('example plugins', function () {
   it("modbus-rtu's framing splits a TCP byte stream into its frames", async () => {
     const framing = f.host.meta('modbus-rtu')!.framing!;
     const a = Buffer.from('01030400EA01C51A04', 'hex');
-    const split = createFrameSplitter(framing);
+    const split = createFramer(framing);
     const stream = Buffer.concat([a, a]);
     const frames = [...split.push(stream.subarray(0, 5)), ...split.push(stream.subarray(5, 13)), ...split.push(stream.subarray(13))];
     assert.deepEqual(frames.map((x) => x.toString('hex')), [a.toString('hex'), a.toString('hex')]);

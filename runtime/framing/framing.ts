@@ -5,12 +5,21 @@
  */
 
 /**
- * How a product's TCP stream is cut into frames: the plugin module's `Framing` (runtime/plugins,
- * docs/plugin-abi.md), declared by a plugin in `meta().framing` or by a product in `transport.tcp.framing`.
+ * How a product's TCP stream is cut into frames, declared by a plugin in `meta().framing` or by a
+ * product in `transport.tcp.framing` (docs/plugin-abi.md "Framing").
+ *
+ * `length`: a length field of `bytes` (1, 2, 4) at `offset`, big or little endian; the frame is
+ * `offset + bytes + value + adjust` bytes long (value counts the bytes after the field; `adjust`
+ * corrects protocols whose value counts something else, e.g. -2 when it includes the field, or +2
+ * for a trailing CRC it leaves out).
+ * `delimiter`: frames end with the `delimiter` bytes (hex, e.g. "0d0a"); `keep` leaves them on.
+ * `fixed`: every frame is `size` bytes. `modbus-tcp`: the MBAP header (length at offset 4, 2 bytes BE).
  */
-import type { Framing } from '../plugins/index.ts';
-
-export type { Framing };
+export type Framing =
+  | { type: 'length'; offset: number; bytes: 1 | 2 | 4; endian: 'be' | 'le'; adjust: number; max: number }
+  | { type: 'delimiter'; delimiter: string; keep: boolean; max: number }
+  | { type: 'fixed'; size: number; max: number }
+  | { type: 'modbus-tcp'; max: number };
 
 export class FramingError extends Error {
   constructor(message: string) {
