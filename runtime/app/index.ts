@@ -5,10 +5,10 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import express from 'express';
 import type { FluxSettings } from '../../settings.ts';
 import { ConfigError } from '../errors/index.ts';
+import { listen } from '../listen/index.ts';
 import { createLogger, type Logger } from '../log/index.ts';
 import { createRegistry } from '../registry/index.ts';
 import { createDeviceBus } from '../bus/index.ts';
@@ -82,21 +82,6 @@ function ensureWritableDir(dir: string): void {
   }
 }
 
-function listen(server: net.Server, port: number, host: string, variable: string, what: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EADDRINUSE') reject(new ConfigError(variable, `${what} port ${port} is in use; set ${variable}`));
-      else if (err.code === 'EACCES') reject(new ConfigError(variable, `${what} port ${port} needs privileges; set ${variable}`));
-      else if (err.code === 'EADDRNOTAVAIL') reject(new ConfigError('FLUX_HOST', `FLUX_HOST=${host} is not an address of this machine`));
-      else reject(err);
-    };
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve((server.address() as net.AddressInfo).port);
-    });
-  });
-}
 
 export function createFlux(opts: FluxOptions): Flux {
   const { settings } = opts;

@@ -17,6 +17,7 @@ import type { Duplex } from 'node:stream';
 import { Aedes, type AedesOptions, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { ConfigError } from '../errors/index.ts';
+import { listen } from '../listen/index.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import type { DeviceIdentity } from '../registry/index.ts';
 import type { Presence } from '../ingress/index.ts';
@@ -112,20 +113,6 @@ function readPem(variable: string, file: string): Buffer {
   }
 }
 
-function listen(server: net.Server, port: number, host: string, variable: string, what: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EADDRINUSE') reject(new ConfigError(variable, `${what} port ${port} is in use; set ${variable}`));
-      else if (err.code === 'EACCES') reject(new ConfigError(variable, `${what} port ${port} needs privileges; set ${variable}`));
-      else reject(err);
-    };
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve((server.address() as net.AddressInfo).port);
-    });
-  });
-}
 
 /** The broker needs the presence tracker it shares with the other device transports. */
 export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerOptions = {}): Broker {
