@@ -12,9 +12,8 @@ import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import { timingSafeEqual } from 'node:crypto';
-import { newMessageId, type UplinkMessage } from '../bus/index.ts';
 import type { Duplex } from 'node:stream';
-import { Aedes, type AedesOptions, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from 'aedes';
+import { Aedes, type AedesOptions, type Client, type PublishPacket, type Subscription } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { ConfigError } from '../errors/index.ts';
 import { listen } from '../listen/index.ts';
@@ -24,16 +23,14 @@ import type { Presence } from '../ingress/index.ts';
 import { counter, gauge } from '../metrics/index.ts';
 import { brokerAssignedClientId, patchAedesConnection, patchMqttPacketWrites, trimAfterConnect } from '../patches/index.ts';
 import { coalesceWrites, guardConnection, writeNow } from './guard.ts';
-import { commandTopic, filterMatches, mayPublish, maySubscribe, uplinkKind } from './topics.ts';
+import { uplinkHooks } from './uplinks.ts';
+import { commandTopic, filterMatches, mayPublish, maySubscribe } from './topics.ts';
 import { MAX_CLIENT_ID_LENGTH, clientIdTooLong, deviceNamedBy, deviceSessionRefusal, identifierRejected } from './sessions.ts';
 
 export { commandTopic, devicePrefix, filterMatches, mayPublish, maySubscribe, uplinkKind } from './topics.ts';
 export { guardConnection, coalesceWrites } from './guard.ts';
 export { MAX_CLIENT_ID_LENGTH, deviceSessionRefusal } from './sessions.ts';
 
-/** The uplink a device's publish became, carried on the packet from authorizePublish to `published`. */
-const kUplink = Symbol('flux.uplink');
-type JournalledPacket = { [kUplink]?: UplinkMessage };
 
 export interface BrokerOptions {
   /** the HTTP server to serve MQTT over WebSocket on (path `wsPath`) */
@@ -203,58 +200,7 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
     return id && id !== 'platform' ? id : undefined;
   }
 
-  /**
-   * A device's uplink, after its topic was authorised: appended to the uplink log, and only once
-   * it is durable is aedes told to go on (aedes writes the QoS 1 PUBACK right after this callback).
-   * The uplink rides on the packet to `published`, which puts it on the bus.
-   */
-  function journalled(identity: DeviceIdentity, packet: PublishPacket, done: (err: Error | null) => void): void {
-    const kind = uplinkKind(identity.product.key, identity.device.id, packet.topic);
-    if (!kind) return done(null);
-    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-    const up: UplinkMessage = {
-      id: newMessageId(),
-      deviceId: identity.device.id,
-      productId: identity.product.id,
-      productKey: identity.product.key,
-      type: kind.type,
-      eventId: kind.eventId,
-      ts: Date.now(),
-      payload,
-      topic: packet.topic,
-      transport: 'mqtt',
-      logSeq: undefined,
-    };
-    (packet as JournalledPacket)[kUplink] = up;
-    // QoS 0 promises nothing: it is appended the same way but does not wait for the disk, and one
-    // the log refuses is dropped (counted), since `published` skips an uplink with no log position.
-    const qos0 = packet.qos === 0;
-    ctx.journal.append(up, (err) => {
-      if (qos0) {
-        if (err) metrics.refused.inc({ reason: err.code });
-        return;
-      }
-      if (!err) return done(null);
-      metrics.refused.inc({ reason: err.code });
-      // MQTT 5: PUBACK with a reason and its text; MQTT 3.1.1 has none, so the connection closes and
-      // the client sends it again later [MQTT-3.3.5-2]. Nothing acknowledged is lost either way.
-      done(new Error(`uplink refused: ${err.message}`));
-    });
-    if (qos0) done(null);
-  }
-
-  /** Called after aedes delivered a publish: a device's uplink goes onto the bus; a bus behind holds this client's reading. */
-  function published(packet: AedesPublishPacket, _client: Client | null, done: (err?: Error | null) => void): void {
-    // done() on a fresh stack: called synchronously, mqemitter's queue drain recurses once per queued
-    // packet and overflowed the stack under fan-in (bench/broker.bench.ts, docs/broker.md)
-    const up = (packet as JournalledPacket)[kUplink];
-    if (!up || up.logSeq === undefined) return queueMicrotask(done);
-    metrics.uplinks.inc();
-    if (ctx.journal.emit(up)) return queueMicrotask(done);
-    // aedes reads this client's next packets only after done(): the device socket stays unread.
-    metrics.paused.inc();
-    ctx.journal.onDrain(() => done());
-  }
+  const { journalled, published } = uplinkHooks(ctx.journal, metrics);
 
   const self: Broker = {
     name: 'broker',
