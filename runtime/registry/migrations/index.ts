@@ -6,6 +6,7 @@ import type { QueryInterface } from 'sequelize';
 import { m001Initial } from './001-initial.ts';
 import { m003Rules } from './003-rules.ts';
 import { m004Gateways } from './004-gateways.ts';
+import { m005Users } from './005-users.ts';
 import { m006DeviceTransport } from './006-device-transport.ts';
 import { m007Streams } from './007-streams.ts';
 import { m009RuleQuarantine } from './009-rule-quarantine.ts';
@@ -16,4 +17,4 @@ export interface Migration {
   down(qi: QueryInterface): Promise<void>;
 }
 
-export const MIGRATIONS: readonly Migration[] = [m001Initial, m003Rules, m004Gateways, m006DeviceTransport, m007Streams, m009RuleQuarantine];
+export const MIGRATIONS: readonly Migration[] = [m001Initial, m003Rules, m004Gateways, m005Users, m006DeviceTransport, m007Streams, m009RuleQuarantine];
