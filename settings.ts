@@ -41,6 +41,10 @@ export interface FluxSettings {
   pluginsDir: string;
   /** undefined: generated on first start and stored in the data dir. */
   adminToken?: string;
+  /** the first admin user's password (FLUX_ADMIN_PASSWORD); undefined: generated and printed once */
+  adminPassword?: string;
+  /** how long a login session (POST /api/auth/login) lasts (ms) */
+  sessionTtlMs: number;
   redisUrl?: string;
   logLevel: string;
   /** the ffmpeg binary for camera streams */
@@ -71,7 +75,9 @@ export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_DB_URL', default: 'sqlite: in the data dir', meaning: 'metadata: `sqlite:PATH`, `mysql://…`, `mariadb://…`, `postgres://…`' },
   { variable: 'FLUX_TS_URL', default: 'sqlite: in the data dir', meaning: 'time series: same schemes, plus `tdengine://user:pass@host:6041/db` (REST)' },
   { variable: 'FLUX_PLUGINS_DIR', default: './plugins/dist', meaning: 'watched folder of `.wasm` protocol plugins (file name = plugin id, a slug: `^[a-z0-9][a-z0-9_-]{0,63}$`; other names are ignored)' },
-  { variable: 'FLUX_ADMIN_TOKEN', default: 'generated, stored in the data dir, printed once', meaning: 'bearer token for the API and the editor' },
+  { variable: 'FLUX_ADMIN_TOKEN', default: 'generated, stored in the data dir, printed once', meaning: 'break-glass admin bearer token for the API and /api/ws (editor: user `admin` with it as password)' },
+  { variable: 'FLUX_ADMIN_PASSWORD', default: 'generated at the first start, printed once', meaning: 'password of the first admin user `admin`, created when there are no users yet (read only then)' },
+  { variable: 'FLUX_SESSION_TTL', default: '12h', meaning: 'how long a login session lasts (console, `POST /api/auth/login`)' },
   { variable: 'FLUX_REDIS_URL', default: 'unset', meaning: 'reserved for multi-node mode (shared broker state and bus); not implemented yet: FLUX runs single-node and logs a warning' },
   { variable: 'FLUX_HOST', default: '0.0.0.0', meaning: 'address the HTTP, MQTT and TCP listeners bind to' },
   { variable: 'FLUX_TLS_CERT', default: 'unset', meaning: 'PEM certificate file; with FLUX_TLS_KEY enables MQTTS' },
@@ -176,6 +182,10 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new ConfigError('FLUX_ADMIN_TOKEN', 'FLUX_ADMIN_TOKEN is shorter than 16 characters; use a long random value (or unset it to have one generated)');
   }
+  const adminPassword = env.FLUX_ADMIN_PASSWORD || undefined;
+  if (adminPassword !== undefined && (adminPassword.length < 8 || adminPassword.length > 1024)) {
+    throw new ConfigError('FLUX_ADMIN_PASSWORD', 'FLUX_ADMIN_PASSWORD must have 8 to 1024 characters');
+  }
   const tlsCert = env.FLUX_TLS_CERT?.trim() || undefined;
   const tlsKey = env.FLUX_TLS_KEY?.trim() || undefined;
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
@@ -203,6 +213,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     ts: parseDbUrl('FLUX_TS_URL', env.FLUX_TS_URL, dataDir, 'telemetry.db', true),
     pluginsDir: path.resolve(cwd, env.FLUX_PLUGINS_DIR?.trim() || path.join(PROJECT_DIR, 'plugins', 'dist')),
     adminToken,
+    adminPassword,
+    sessionTtlMs: parseDuration('FLUX_SESSION_TTL', env.FLUX_SESSION_TTL, 12 * 3_600_000),
     redisUrl,
     logLevel,
     ffmpegPath: env.FLUX_FFMPEG?.trim() || 'ffmpeg',
@@ -231,21 +243,32 @@ function parseMs(variable: string, raw: string | undefined, fallback: number, mi
   return Number(s);
 }
 
+/** A user Node-RED's editor knows: only admins get one (permissions `*`). */
+export interface EditorUser {
+  username: string;
+  permissions: '*';
+}
+
+/** Node-RED's `adminAuth` functions, backed by FLUX's users (runtime/flow-engine/editor-auth.ts). */
+export interface EditorAuth {
+  users(username: string): Promise<EditorUser | null>;
+  authenticate(username: string, password: string): Promise<EditorUser | null>;
+  tokens(token: string): Promise<EditorUser | null>;
+}
+
 /** Node-RED's own settings, derived from FLUX's. `flux` (the nodes' typed handle) reaches our nodes as `RED.settings.flux`. */
 export interface NodeRedSettingsInput {
   userDir: string;
-  adminToken: string;
+  editorAuth: EditorAuth;
   /** the typed handle FLUX nodes get (runtime/flow-engine `FluxNodeHandle`) */
   flux: unknown;
   /** receives Node-RED's log records */
-  logHandler: (record: { level: number; msg: unknown; type?: string; id?: string; name?: string }) => void;
-  tokenEquals: (given: string, expected: string) => boolean;
+  logHandler: (record: { level: number; msg: unknown; type?: string; id?: string; name?: string; event?: string; user?: string; ip?: string; path?: string }) => void;
 }
 
 const themeFile = (name: string) => path.join(PROJECT_DIR, 'runtime', 'flow-engine', 'theme', name);
 
 export function nodeRedSettings(input: NodeRedSettingsInput): Record<string, unknown> {
-  const admin = { username: 'admin', permissions: '*' };
   return {
     userDir: input.userDir,
     flowFile: 'flows.json',
@@ -258,15 +281,10 @@ export function nodeRedSettings(input: NodeRedSettingsInput): Record<string, unk
     // (runtime/flow-engine/node-red-libraries.ts), so the core nodes the default flow does not use
     // cost ~2.6 MB at idle (24 MB before); `disableEditor` would save ~2.5 MB (docs/operations.md
     // "Memory"). Neither is worth a palette or an editor users cannot trust.
-    // The editor's admin API takes `Authorization: Bearer <token>`; its login form takes user
-    // "admin" with the token as password (any user name is accepted: the token is what counts).
-    adminAuth: {
-      type: 'credentials',
-      users: (username: string) => Promise.resolve(username ? { ...admin, username } : null),
-      authenticate: (username: string, password: string) =>
-        Promise.resolve(typeof password === 'string' && input.tokenEquals(password, input.adminToken) ? { ...admin, username: username || 'admin' } : null),
-      tokens: (token: string) => Promise.resolve(input.tokenEquals(token, input.adminToken) ? admin : null),
-    },
+    // Only admins use the editor: its login form takes an admin user's name and password (or the
+    // break-glass user "admin" with the admin token); its admin API also takes an admin's API token
+    // as `Authorization: Bearer`.
+    adminAuth: { type: 'credentials', ...input.editorAuth },
     flux: input.flux,
     functionExternalModules: false,
     externalModules: { palette: { allowInstall: false }, modules: { allowInstall: false } },
@@ -284,7 +302,8 @@ export function nodeRedSettings(input: NodeRedSettingsInput): Record<string, unk
     },
     logging: {
       console: { level: 'off' },
-      flux: { level: 'info', metrics: false, audit: false, handler: () => input.logHandler },
+      // audit: flow deploys (`flows.set`) reach FLUX's audit log through the handler.
+      flux: { level: 'info', metrics: false, audit: true, handler: () => input.logHandler },
     },
   };
 }

@@ -76,6 +76,11 @@ try {
     // Printed once, on the start that generated it; later starts read it from the data dir.
     process.stdout.write(`flux admin token (saved in ${settings.dataDir}/admin-token, shown once): ${flux.ctx.adminToken}\n`);
   }
+  const password = flux.users.generatedAdminPassword;
+  if (password) {
+    // Only its scrypt hash is kept: this line is the one chance to read it (runtime/users).
+    process.stdout.write(`flux admin user "admin", password (shown once; change it in the console under System): ${password}\n`);
+  }
   log.info({ http: ports.http, mqtt: ports.mqtt, dataDir: settings.dataDir, db: settings.db.dialect, ts: settings.ts.dialect }, 'listening');
   if (settings.redisUrl) log.warn('FLUX_REDIS_URL is set, but multi-node mode is not implemented yet: this node runs single-node (its broker state and device bus are not shared)');
   process.stdout.write(`flux ready http=${ports.http} mqtt=${ports.mqtt}\n`);

@@ -26,6 +26,10 @@ export interface Alarm {
   first_at: string;
   last_at: string;
   acked_at: string | null;
+  /** who acknowledged it (a user name, or `admin-token`) */
+  acked_by: string | null;
+  /** the note they left (what was done, who is on it) */
+  ack_note: string | null;
   cleared_at: string | null;
   created_at: string;
   updated_at: string;
@@ -55,7 +59,8 @@ export interface AlarmFilter {
 
 export interface AlarmCenter extends FluxModule {
   raise(input: RaiseInput): Promise<Alarm>;
-  ack(id: string): Promise<Alarm>;
+  /** acknowledges an active alarm, keeping who did it and their note */
+  ack(id: string, by?: { username?: string | null; note?: string | null }): Promise<Alarm>;
   clear(id: string): Promise<Alarm>;
   /** Clears the open alarm of a rule on a device (auto-clear when the rule evaluates false again). */
   clearFor(ruleId: string, deviceId: string | null): Promise<Alarm | null>;
@@ -160,14 +165,14 @@ export function createAlarmCenter(ctx: FluxContext, feed?: Pick<Feed, 'publish'>
         return a;
       });
     },
-    async ack(id) {
+    async ack(id, by = {}) {
       const r = await row(id);
       return serial(keyOf(r.get('rule_id') as string | null, r.get('device_id') as string | null), async () => {
         await r.reload();
         const state = r.get('state') as AlarmState;
         if (state === 'cleared') throw conflict(`alarm '${id}' is cleared; only an active alarm can be acknowledged`);
         if (state === 'acknowledged') return plain(r);
-        await r.update({ state: 'acknowledged', acked_at: new Date() });
+        await r.update({ state: 'acknowledged', acked_at: new Date(), acked_by: by.username ?? null, ack_note: by.note ?? null });
         const a = plain(r);
         emit('acknowledged', a);
         return a;

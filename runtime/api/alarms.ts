@@ -2,13 +2,14 @@
 import { z } from 'zod';
 import type { FluxContext } from '../app/context.ts';
 import type { RouteTable } from './routes.ts';
+import { principalOf } from './auth.ts';
 import { idParam, page } from './schemas.ts';
 import { ALARM_LEVELS, ALARM_STATES, type AlarmCenter } from '../alarms/index.ts';
 
 export function alarmRoutes(_ctx: FluxContext, routes: RouteTable, center: AlarmCenter): void {
   routes
     .add({
-      method: 'get', path: '/alarms', tag: 'alarms', summary: 'List alarms, newest first (filter by state, level, rule, device; paginated)',
+      method: 'get', path: '/alarms', tag: 'alarms', role: 'viewer', summary: 'List alarms, newest first (filter by state, level, rule, device; paginated)',
       query: z.object({
         state: z.enum(ALARM_STATES as [string, ...string[]]).optional(),
         level: z.enum(ALARM_LEVELS as [string, ...string[]]).optional(),
@@ -20,15 +21,17 @@ export function alarmRoutes(_ctx: FluxContext, routes: RouteTable, center: Alarm
       handler: ({ query }) => center.list(query as never),
     })
     .add({
-      method: 'get', path: '/alarms/:id', tag: 'alarms', summary: 'Read an alarm', params: idParam, errors: [404],
+      method: 'get', path: '/alarms/:id', tag: 'alarms', role: 'viewer', summary: 'Read an alarm', params: idParam, errors: [404],
       handler: ({ params }) => center.get(params.id),
     })
     .add({
-      method: 'post', path: '/alarms/:id/ack', tag: 'alarms', summary: 'Acknowledge an active alarm', params: idParam, errors: [404, 409],
-      handler: ({ params }) => center.ack(params.id),
+      method: 'post', path: '/alarms/:id/ack', tag: 'alarms', role: 'operator', params: idParam, errors: [404, 409],
+      summary: 'Acknowledge an active alarm, optionally with a `note` (what was done, who is on it); the alarm keeps who acknowledged it (`acked_by`) and the note (`ack_note`)',
+      body: z.object({ note: z.string().trim().max(1000).optional() }),
+      handler: ({ params, body, req }) => center.ack(params.id, { username: principalOf(req)?.username, note: body.note || null }),
     })
     .add({
-      method: 'post', path: '/alarms/:id/clear', tag: 'alarms', summary: 'Clear an alarm (active or acknowledged)', params: idParam, errors: [404],
+      method: 'post', path: '/alarms/:id/clear', tag: 'alarms', role: 'operator', summary: 'Clear an alarm (active or acknowledged)', params: idParam, errors: [404],
       handler: ({ params }) => center.clear(params.id),
     });
 }

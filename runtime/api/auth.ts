@@ -1,7 +1,13 @@
-/** Bearer-token auth for /api (docs/api.md): `Authorization: Bearer <FLUX_ADMIN_TOKEN>`, compared in constant time. */
+/**
+ * Bearer-token auth for /api: `Authorization: Bearer <token>` where the token is the break-glass
+ * admin token (FLUX_ADMIN_TOKEN), a login session or a personal API token (runtime/users). Each
+ * route declares the least role it needs (routes.ts); this is the one place that checks it:
+ * 401 without a valid token, 403 with a role below the route's.
+ */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
-import { unauthorized } from '../errors/index.ts';
+import { FluxError, unauthorized } from '../errors/index.ts';
+import { roleAtLeast, type Principal, type Role, type Users } from '../users/index.ts';
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
@@ -21,14 +27,37 @@ export function hasBearer(req: Request, token: string): boolean {
   return given !== undefined && tokenEquals(given, token);
 }
 
+const principals = new WeakMap<Request, Principal>();
+
+/** Who made an authenticated request (set by `requireRole`). */
+export function principalOf(req: Request): Principal | undefined {
+  return principals.get(req);
+}
+
+/** The client address as the audit log and the login limiter see it ('trust proxy' in runtime/app). */
+export function clientAddress(req: Request): string {
+  return req.ip ?? req.socket.remoteAddress ?? 'unknown';
+}
+
+export const forbidden = (role: Role, needs: Role) => new FluxError('forbidden', `this needs the ${needs} role; the token's role is ${role}`, 403);
+
 /**
- * Needs the token in `Authorization: Bearer`; with `queryToken`, `?access_token=` is taken too (only
- * for routes a browser opens without headers: downloads. The live feed checks its own upgrade).
+ * Needs a token in `Authorization: Bearer` whose role is at least `role`; with `queryToken`,
+ * `?access_token=` is taken too (only for routes a browser opens without headers: downloads. The
+ * live feed checks its own upgrade).
  */
-export function requireToken(token: string, opts: { queryToken?: boolean } = {}): RequestHandler {
+export function requireRole(users: Users, role: Role, opts: { queryToken?: boolean } = {}): RequestHandler {
   return (req, _res, next) => {
     const given = bearerToken(req.headers.authorization) ?? (opts.queryToken && typeof req.query.access_token === 'string' ? req.query.access_token : undefined);
-    if (given && tokenEquals(given, token)) return next();
-    next(unauthorized(given ? 'invalid bearer token' : 'missing bearer token: send Authorization: Bearer <FLUX_ADMIN_TOKEN>'));
+    if (!given) return next(unauthorized('missing bearer token: send Authorization: Bearer <token> (a login session, an API token or FLUX_ADMIN_TOKEN)'));
+    users.authenticate(given).then(
+      (p) => {
+        if (!p) return next(unauthorized('invalid or expired bearer token'));
+        principals.set(req, p); // also when refused: the audit log names who tried
+        if (!roleAtLeast(p.role, role)) return next(forbidden(p.role, role));
+        next();
+      },
+      (err: unknown) => next(err),
+    );
   };
 }

@@ -24,7 +24,7 @@ export function deviceRoutes(ctx: FluxContext, routes: RouteTable): void {
   const devices = ctx.registry.devices;
   routes
     .add({
-      method: 'post', path: '/devices', tag: 'devices', summary: 'Create a device; the answer holds its secret, shown only this once. `is_gateway` marks a gateway; `gateway_id` attaches it to one', status: 201, errors: [404, 409],
+      method: 'post', path: '/devices', tag: 'devices', role: 'operator', summary: 'Create a device; the answer holds its secret, shown only this once. `is_gateway` marks a gateway; `gateway_id` attaches it to one', status: 201, errors: [404, 409],
       body: z.object({ id: deviceId.optional(), product_id: z.string().min(1).max(64), name: z.string().min(1).max(200).optional(), secret: secret.optional(), enabled: z.boolean().optional(), tags: tags.optional(), is_gateway: z.boolean().optional(), gateway_id: deviceId.nullable().optional(), transport: transport.optional() }).strict(),
       returns: 'the device plus `secret`',
       handler: async ({ body }) => {
@@ -34,16 +34,16 @@ export function deviceRoutes(ctx: FluxContext, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'get', path: '/devices', tag: 'devices', summary: 'List devices (filter by product id or key, status, enabled, is_gateway, gateway_id, text; paginated)',
+      method: 'get', path: '/devices', tag: 'devices', role: 'viewer', summary: 'List devices (filter by product id or key, status, enabled, is_gateway, gateway_id, text; paginated)',
       query: z.object({ product_id: z.string().optional(), status: z.enum(['online', 'offline']).optional(), enabled: q.bool().optional(), is_gateway: q.bool().optional(), gateway_id: deviceId.optional(), q: z.string().max(200).optional(), ...page }),
       handler: ({ query }) => devices.list(query),
     })
     .add({
-      method: 'get', path: '/devices/:id', tag: 'devices', summary: 'Read a device', params: idParam, errors: [404],
+      method: 'get', path: '/devices/:id', tag: 'devices', role: 'viewer', summary: 'Read a device', params: idParam, errors: [404],
       handler: ({ params }) => devices.get(params.id),
     })
     .add({
-      method: 'patch', path: '/devices/:id', tag: 'devices', summary: 'Update a device (name, enabled, tags, transport, is_gateway, gateway_id: an id attaches, null detaches)', params: idParam, errors: [404, 409],
+      method: 'patch', path: '/devices/:id', tag: 'devices', role: 'operator', summary: 'Update a device (name, enabled, tags, transport, is_gateway, gateway_id: an id attaches, null detaches)', params: idParam, errors: [404, 409],
       body: z.object({ name: z.string().min(1).max(200).optional(), enabled: z.boolean().optional(), tags: tags.optional(), is_gateway: z.boolean().optional(), gateway_id: deviceId.nullable().optional(), transport: transport.optional() }).strict().refine((b) => Object.keys(b).length > 0, 'nothing to update'),
       handler: async ({ params, body }) => {
         if (body.transport?.modbus) checkModbusEndpoint(body.transport, body.gateway_id !== undefined ? body.gateway_id : (await devices.get(params.id)).gateway_id);
@@ -51,13 +51,13 @@ export function deviceRoutes(ctx: FluxContext, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'delete', path: '/devices/:id', tag: 'devices', summary: 'Delete a device (refused while it is the gateway of other devices)', params: idParam, status: 204, errors: [404, 409],
+      method: 'delete', path: '/devices/:id', tag: 'devices', role: 'operator', summary: 'Delete a device (refused while it is the gateway of other devices)', params: idParam, status: 204, errors: [404, 409],
       handler: async ({ params }) => {
         await devices.delete(params.id);
       },
     })
     .add({
-      method: 'post', path: '/devices/:id/secret', tag: 'devices', summary: 'Rotate the device secret (generated unless given); answers the new secret once', params: idParam, errors: [404],
+      method: 'post', path: '/devices/:id/secret', tag: 'devices', role: 'operator', summary: 'Rotate the device secret (generated unless given); answers the new secret once', params: idParam, errors: [404],
       body: z.object({ secret: secret.optional() }).strict(),
       handler: async ({ params, body }) => {
         const { device, secret } = await devices.rotateSecret(params.id, body.secret);
@@ -65,18 +65,18 @@ export function deviceRoutes(ctx: FluxContext, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'get', path: '/devices/:id/children', tag: 'devices', summary: "List a gateway's children (devices whose gateway_id names it; paginated)", params: idParam, errors: [404],
+      method: 'get', path: '/devices/:id/children', tag: 'devices', role: 'viewer', summary: "List a gateway's children (devices whose gateway_id names it; paginated)", params: idParam, errors: [404],
       query: z.object({ ...page }),
       returns: '`{ items, total, limit, offset }`',
       handler: ({ params, query }) => devices.children(params.id, query),
     })
     .add({
-      method: 'put', path: '/devices/:id/gateway', tag: 'devices', summary: 'Attach the device to a gateway (a device with is_gateway; no cycles)', params: idParam, errors: [404, 409],
+      method: 'put', path: '/devices/:id/gateway', tag: 'devices', role: 'operator', summary: 'Attach the device to a gateway (a device with is_gateway; no cycles)', params: idParam, errors: [404, 409],
       body: z.object({ gateway_id: deviceId }).strict(),
       handler: ({ params, body }) => devices.update(params.id, { gateway_id: body.gateway_id }),
     })
     .add({
-      method: 'delete', path: '/devices/:id/gateway', tag: 'devices', summary: 'Detach the device from its gateway (it then speaks only for itself)', params: idParam, errors: [404],
+      method: 'delete', path: '/devices/:id/gateway', tag: 'devices', role: 'operator', summary: 'Detach the device from its gateway (it then speaks only for itself)', params: idParam, errors: [404],
       handler: ({ params }) => devices.update(params.id, { gateway_id: null }),
     });
 }

@@ -7,7 +7,10 @@ import express from 'express';
 import type { FluxContext, ComponentHealth } from '../app/context.ts';
 import { RouteTable } from './routes.ts';
 import { errorHandler } from './errors.ts';
-import { hasBearer, requireToken } from './auth.ts';
+import { bearerToken, clientAddress, principalOf, requireRole } from './auth.ts';
+import { userRoutes } from './users.ts';
+import type { Users } from '../users/index.ts';
+import type { LoginLimiter } from '../login-limiter/index.ts';
 import { productRoutes } from './products.ts';
 import { pluginRoutes } from './plugins.ts';
 import { deviceRoutes } from './devices.ts';
@@ -28,7 +31,7 @@ import type { Downlink } from '../ingress/index.ts';
 import { notFound } from '../errors/index.ts';
 
 export { RouteTable, q, formatZodError, type RouteSpec } from './routes.ts';
-export { requireToken, tokenEquals, bearerToken, hasBearer } from './auth.ts';
+export { requireRole, tokenEquals, bearerToken, hasBearer, principalOf, clientAddress } from './auth.ts';
 export { errorHandler } from './errors.ts';
 export * as schemas from './schemas.ts';
 
@@ -55,6 +58,10 @@ export interface ApiServices {
   uplinkLog: UplinkLog;
   /** the Modbus master, for /api/modbus */
   modbus?: ModbusMaster;
+  /** users, tokens and the audit log: who may call which route */
+  users: Users;
+  /** failed logins per address (shared with the editor's login) */
+  loginLimiter: LoginLimiter;
 }
 
 export function createApi(ctx: FluxContext, services: ApiServices, opts: ApiOptions): Api {
@@ -69,6 +76,7 @@ export function createApi(ctx: FluxContext, services: ApiServices, opts: ApiOpti
   telemetryRoutes(ctx, routes, services.storage);
   rawRoutes(ctx, routes, services.uplinkLog);
   if (services.modbus) modbusRoutes(services.modbus, routes);
+  userRoutes(services.users, routes, services.loginLimiter);
   routes
     .add({
       method: 'get', path: '/health', tag: 'system', auth: false, errors: [503],
@@ -78,13 +86,14 @@ export function createApi(ctx: FluxContext, services: ApiServices, opts: ApiOpti
         const ok = Object.values(components).every((c) => c.ok);
         const status = ok ? 'ok' : 'degraded';
         // Ports, file paths and versions help an attacker more than a load balancer: they need the token.
-        if (!hasBearer(req, ctx.adminToken)) res.status(ok ? 200 : 503).json({ status });
+        const token = bearerToken(req.headers.authorization);
+        if (!token || !(await services.users.authenticate(token))) res.status(ok ? 200 : 503).json({ status });
         else res.status(ok ? 200 : 503).json({ status, version: opts.version, uptime_s: Math.round(process.uptime()), components });
         return res;
       },
     })
     .add({
-      method: 'get', path: '/metrics', tag: 'system', summary: 'Prometheus metrics (text exposition format)',
+      method: 'get', path: '/metrics', tag: 'system', role: 'viewer', summary: 'Prometheus metrics (text exposition format)',
       handler: async ({ res }) => {
         res.type(ctx.metrics.contentType).send(await ctx.metrics.metrics());
         return res;
@@ -100,7 +109,20 @@ export function createApi(ctx: FluxContext, services: ApiServices, opts: ApiOpti
     router() {
       const router = express.Router();
       // No router-wide body parser: each route reads its body after authentication (routes.ts).
-      routes.mount(router, (route) => requireToken(ctx.adminToken, { queryToken: route.queryToken }));
+      const { audit } = services.users;
+      routes.mount(router, (route, role) => {
+        const check = requireRole(services.users, role, { queryToken: route.queryToken });
+        if (route.method === 'get') return check;
+        // Every change through the API goes to the audit log, refused ones (403, 4xx) included,
+        // once a token identified who made it.
+        return (req, res, next) => {
+          res.once('finish', () => {
+            const p = principalOf(req);
+            if (p) audit.record({ username: p.username, role: p.role, action: `${route.method.toUpperCase()} ${route.path}`, target: req.originalUrl.split('?')[0], status: res.statusCode, address: clientAddress(req) });
+          });
+          check(req, res, next);
+        };
+      });
       router.use((req, _res, next) => next(notFound('API path', `${req.method} ${req.baseUrl}${req.path}`)));
       router.use(errorHandler(ctx.log.child({ module: 'api' })));
       return router;

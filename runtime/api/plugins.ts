@@ -24,15 +24,15 @@ export function pluginRoutes(_ctx: FluxContext, routes: RouteTable, plugins: Plu
   const host = () => plugins;
   routes
     .add({
-      method: 'get', path: '/plugins', tag: 'plugins', summary: 'List plugins with their versions and the active one',
+      method: 'get', path: '/plugins', tag: 'plugins', role: 'viewer', summary: 'List plugins with their versions and the active one',
       handler: async () => ({ items: await host().list(), defaults: host().defaults }),
     })
     .add({
-      method: 'get', path: '/plugins/:id', tag: 'plugins', summary: 'Read a plugin: every version (sha256, time, source), the active one, its meta and limits', params: idOnly, errors: [404],
+      method: 'get', path: '/plugins/:id', tag: 'plugins', role: 'viewer', summary: 'Read a plugin: every version (sha256, time, source), the active one, its meta and limits', params: idOnly, errors: [404],
       handler: ({ params }) => host().get(params.id),
     })
     .add({
-      method: 'put', path: '/plugins/:id', tag: 'plugins',
+      method: 'put', path: '/plugins/:id', tag: 'plugins', role: 'operator',
       summary: 'Install or hot-swap plugin {id} (body: the .wasm); validated first, kept as a new version, activated atomically. 201 for a new version, 200 when these bytes were already a version',
       params: idOnly, query: z.object(limits), rawBody: { contentTypes: ['application/wasm', 'application/octet-stream'], limit: '32mb' }, status: 201,
       returns: 'the version', errors: [413],
@@ -43,23 +43,23 @@ export function pluginRoutes(_ctx: FluxContext, routes: RouteTable, plugins: Plu
       },
     })
     .add({
-      method: 'patch', path: '/plugins/:id', tag: 'plugins', summary: "Change the active version's limits (per-call deadline, memory cap)", params: idOnly, errors: [404],
+      method: 'patch', path: '/plugins/:id', tag: 'plugins', role: 'operator', summary: "Change the active version's limits (per-call deadline, memory cap)", params: idOnly, errors: [404],
       body: z.object({ deadline_ms: z.number().int().min(1).max(10_000).optional(), memory_mib: z.number().int().min(1).max(4096).optional() }).strict().refine((b) => Object.keys(b).length > 0, 'nothing to update'),
       handler: ({ params, body }) => host().setLimits(params.id, body),
     })
     .add({
-      method: 'delete', path: '/plugins/:id', tag: 'plugins', summary: 'Unload a plugin and delete all its versions (409 while its file is in FLUX_PLUGINS_DIR)', params: idOnly, status: 204, errors: [404, 409],
+      method: 'delete', path: '/plugins/:id', tag: 'plugins', role: 'operator', summary: 'Unload a plugin and delete all its versions (409 while its file is in FLUX_PLUGINS_DIR)', params: idOnly, status: 204, errors: [404, 409],
       handler: async ({ params }) => {
         await host().remove(params.id);
       },
     })
     .add({
-      method: 'post', path: '/plugins/:id/rollback', tag: 'plugins', summary: 'Return to the version before the active one', params: idOnly, errors: [404, 409],
+      method: 'post', path: '/plugins/:id/rollback', tag: 'plugins', role: 'operator', summary: 'Return to the version before the active one', params: idOnly, errors: [404, 409],
       returns: 'the version now active',
       handler: ({ params }) => host().rollback(params.id),
     })
     .add({
-      method: 'post', path: '/plugins/:id/decode', tag: 'plugins',
+      method: 'post', path: '/plugins/:id/decode', tag: 'plugins', role: 'operator',
       summary: 'Try a decoder on sample bytes (`hex` or `base64`), on the active version or on a candidate `wasm_base64`; answers the output, the plugin logs and the time; touches no device',
       params: idOnly, errors: [404],
       body: z.object({ hex: z.string().max(200_000).regex(/^[0-9a-fA-F\s:]*$/, 'must be hex').optional(), base64: base64.optional(), ...candidate }).strict()
@@ -69,7 +69,7 @@ export function pluginRoutes(_ctx: FluxContext, routes: RouteTable, plugins: Plu
       handler: ({ params, body }) => host().tryCall(params.id, 'decode', bytesOf(body), body.wasm_base64 ? Buffer.from(body.wasm_base64, 'base64') : undefined),
     })
     .add({
-      method: 'post', path: '/plugins/:id/encode', tag: 'plugins',
+      method: 'post', path: '/plugins/:id/encode', tag: 'plugins', role: 'operator',
       summary: 'Try an encoder on a command, on the active version or on a candidate `wasm_base64`; answers the bytes (hex, base64), the plugin logs and the time',
       params: idOnly, errors: [404],
       body: z.object({ command: z.string().min(1).max(200), params: z.record(z.string(), z.unknown()).optional(), ...candidate }).strict(),

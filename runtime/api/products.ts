@@ -32,7 +32,7 @@ export function productRoutes(ctx: FluxContext, routes: RouteTable): void {
   const products = ctx.registry.products;
   routes
     .add({
-      method: 'post', path: '/products', tag: 'products', summary: 'Create a product', body: productBody, status: 201, errors: [409],
+      method: 'post', path: '/products', tag: 'products', role: 'operator', summary: 'Create a product', body: productBody, status: 201, errors: [409],
       returns: 'the product',
       handler: ({ body }) => {
         checkRegisterMap(body);
@@ -40,17 +40,17 @@ export function productRoutes(ctx: FluxContext, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'get', path: '/products', tag: 'products', summary: 'List products (filter by key, text, plugin; paginated)',
+      method: 'get', path: '/products', tag: 'products', role: 'viewer', summary: 'List products (filter by key, text, plugin; paginated)',
       query: z.object({ key: z.string().optional(), q: z.string().max(200).optional(), protocol_plugin_id: z.string().optional(), ...page }),
       returns: '`{ items, total, limit, offset }`',
       handler: ({ query }) => products.list(query),
     })
     .add({
-      method: 'get', path: '/products/:id', tag: 'products', summary: 'Read a product by id or key', params: idParam, errors: [404],
+      method: 'get', path: '/products/:id', tag: 'products', role: 'viewer', summary: 'Read a product by id or key', params: idParam, errors: [404],
       handler: ({ params }) => products.get(params.id),
     })
     .add({
-      method: 'patch', path: '/products/:id', tag: 'products', summary: 'Update a product', params: idParam, errors: [404, 409],
+      method: 'patch', path: '/products/:id', tag: 'products', role: 'operator', summary: 'Update a product', params: idParam, errors: [404, 409],
       body: productBody.partial().strict().refine((b) => Object.keys(b).length > 0, 'nothing to update'),
       handler: async ({ params, body }) => {
         const current = await products.get(params.id);
@@ -59,14 +59,14 @@ export function productRoutes(ctx: FluxContext, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'put', path: '/products/:id', tag: 'products', summary: 'Replace a product', params: idParam, errors: [404, 409], body: productBody,
+      method: 'put', path: '/products/:id', tag: 'products', role: 'operator', summary: 'Replace a product', params: idParam, errors: [404, 409], body: productBody,
       handler: async ({ params, body }) => {
         checkRegisterMap(body);
         return products.update((await products.get(params.id)).id, { description: null, protocol_plugin_id: null, metadata: {}, transport: {}, auto_register_children: false, child_product_id: null, ...body });
       },
     })
     .add({
-      method: 'delete', path: '/products/:id', tag: 'products', summary: 'Delete a product (refused while it has devices)', params: idParam, status: 204, errors: [404, 409],
+      method: 'delete', path: '/products/:id', tag: 'products', role: 'operator', summary: 'Delete a product (refused while it has devices)', params: idParam, status: 204, errors: [404, 409],
       handler: async ({ params }) => {
         await products.delete((await products.get(params.id)).id);
       },

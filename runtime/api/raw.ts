@@ -9,7 +9,7 @@ const time = z.union([q.int(0, 8.64e15), z.iso.datetime({ offset: true }).transf
 
 export function rawRoutes(ctx: FluxContext, routes: RouteTable, log: UplinkLog): void {
   routes.add({
-    method: 'get', path: '/devices/:id/raw', tag: 'trace', errors: [404],
+    method: 'get', path: '/devices/:id/raw', tag: 'trace', role: 'viewer', errors: [404],
     summary: 'Raw uplinks of a device as received (oldest first, paginated with `after`), kept FLUX_RAW_RETENTION / FLUX_RAW_MAX_BYTES; each links to its trace',
     params: idParam,
     query: z.object({

@@ -7,6 +7,7 @@ import { z, type ZodType } from 'zod';
 import { badRequest } from '../errors/index.ts';
 import { AUTHENTICATED_BODY_LIMIT, PUBLIC_BODY_LIMIT, checkRequestNul, jsonBody } from './body.ts';
 import { checkNoNul } from '../input-limits/index.ts';
+import type { Role } from '../users/index.ts';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -29,8 +30,16 @@ export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
   params?: ZodType<P>;
   /** A non-JSON request body (e.g. `application/wasm`): the handler gets it as a Buffer in `body`. */
   rawBody?: { contentTypes: string[]; limit: string };
-  /** default true: needs `Authorization: Bearer <admin token>` */
+  /** default true: needs `Authorization: Bearer <token>`; false: open to anyone (then no `role`) */
   auth?: boolean;
+  /**
+   * The least role that may call it (viewer < operator < admin); every route with a token declares
+   * one, else mount() throws. Reads are `viewer`; changes to devices, rules, alarms, streams are
+   * `operator`; users, other people's tokens and the audit log are `admin`.
+   */
+  role?: Role;
+  /** runs before authentication and the body (the login route's per-address limiter) */
+  preflight?: express.RequestHandler;
   /** also let in a request this accepts without the token (a signed URL for `<video>` tags) */
   signed?: (req: Request) => boolean;
   /** default false: also take the token from `?access_token=` (downloads and WebSockets: browsers cannot send a header there) */
@@ -73,15 +82,17 @@ export class RouteTable {
   }
 
   /**
-   * Mounts every route on `router`; `authenticate(route)` guards the routes with auth !== false.
+   * Mounts every route on `router`; `authenticate(route, role)` guards the routes with auth !== false.
    * A body is read only after authentication, and only by routes that declare one.
    */
-  mount(router: express.Router, authenticate: (route: RouteSpec<any, any, any>) => express.RequestHandler): void {
+  mount(router: express.Router, authenticate: (route: RouteSpec<any, any, any>, role: Role) => express.RequestHandler): void {
     for (const r of this.routes) {
-      const chain: express.RequestHandler[] = [];
+      if (r.auth !== false && !r.role) throw new Error(`API route ${r.method.toUpperCase()} ${r.path} declares no role (viewer, operator or admin)`);
+      if (r.auth === false && r.role) throw new Error(`API route ${r.method.toUpperCase()} ${r.path} is public (auth: false) but declares a role`);
+      const chain: express.RequestHandler[] = r.preflight ? [r.preflight] : [];
       const signed = r.signed;
       if (r.auth !== false) {
-        const auth = authenticate(r);
+        const auth = authenticate(r, r.role!);
         chain.push(signed ? (req, res, next) => (signed(req) ? next() : auth(req, res, next)) : auth);
       }
       if (r.rawBody) chain.push(express.raw({ type: r.rawBody.contentTypes, limit: r.rawBody.limit }));
@@ -116,7 +127,8 @@ export class RouteTable {
     const errorSchema = { $ref: '#/components/schemas/Error' };
     for (const r of this.routes) {
       const oaPath = '/api' + r.path.replace(/:([A-Za-z_]+)/g, '{$1}');
-      const op: Record<string, unknown> = { summary: r.summary, tags: [r.tag], operationId: `${r.method}${oaPath.replace(/[^A-Za-z0-9]+/g, '_')}` };
+      const summary = r.auth === false ? r.summary : `${r.summary} (role: ${r.role})`;
+      const op: Record<string, unknown> = { summary, 'x-flux-role': r.role ?? 'public', tags: [r.tag], operationId: `${r.method}${oaPath.replace(/[^A-Za-z0-9]+/g, '_')}` };
       const parameters: unknown[] = [];
       for (const [where, schema] of [
         ['path', r.params],
@@ -133,7 +145,10 @@ export class RouteTable {
       if (r.rawBody) op.requestBody = { required: true, content: Object.fromEntries(r.rawBody.contentTypes.map((t) => [t, { schema: { type: 'string', format: 'binary' } }])) };
       const responses: Record<string, unknown> = { [String(r.status ?? 200)]: { description: r.returns ?? 'OK' } };
       responses['400'] = { description: 'invalid input', content: { 'application/json': { schema: errorSchema } } };
-      if (r.auth !== false) responses['401'] = { description: 'missing or wrong bearer token', content: { 'application/json': { schema: errorSchema } } };
+      if (r.auth !== false) {
+        responses['401'] = { description: 'missing, wrong or expired bearer token', content: { 'application/json': { schema: errorSchema } } };
+        responses['403'] = { description: `the token's role is below ${r.role}`, content: { 'application/json': { schema: errorSchema } } };
+      }
       for (const s of r.errors ?? []) responses[String(s)] = { description: s === 404 ? 'not found' : s === 409 ? 'conflict' : 'error', content: { 'application/json': { schema: errorSchema } } };
       op.responses = responses;
       if (r.auth !== false) op.security = [{ bearer: [] }];
@@ -145,7 +160,7 @@ export class RouteTable {
       servers: [{ url: '/' }],
       paths,
       components: {
-        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'FLUX_ADMIN_TOKEN' } },
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'a login session (POST /api/auth/login), a personal API token (POST /api/tokens) or FLUX_ADMIN_TOKEN' } },
         schemas: {
           Error: {
             type: 'object',

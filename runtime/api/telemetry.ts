@@ -34,7 +34,7 @@ const csvField = (v: unknown): string => {
 export function telemetryRoutes(ctx: FluxContext, routes: RouteTable, storage: Storage): void {
   routes
     .add({
-      method: 'get', path: '/devices/:id/latest', tag: 'telemetry', summary: 'The newest stored value of each metric of a device', params: idParam, errors: [404, 503],
+      method: 'get', path: '/devices/:id/latest', tag: 'telemetry', role: 'viewer', summary: 'The newest stored value of each metric of a device', params: idParam, errors: [404, 503],
       returns: '`{ device_id, items: [{ metric, ts, value }], values: { metric: value } }`',
       handler: async ({ params }) => {
         await ctx.registry.devices.get(params.id);
@@ -43,7 +43,7 @@ export function telemetryRoutes(ctx: FluxContext, routes: RouteTable, storage: S
       },
     })
     .add({
-      method: 'get', path: '/devices/:id/telemetry', tag: 'telemetry', params: idParam, query: telemetryQuery, errors: [404, 503],
+      method: 'get', path: '/devices/:id/telemetry', tag: 'telemetry', role: 'viewer', params: idParam, query: telemetryQuery, errors: [404, 503],
       summary: 'Stored telemetry of a device: raw values, or aggregates per interval when `interval` or `agg` is given',
       returns: '`{ device_id, from, to, interval?, agg?, items }`; raw items `{ metric, ts, value }`, aggregated items `{ metric, ts (bucket start), <agg>: … }`',
       handler: async ({ params, query: raw }) => {
@@ -60,7 +60,7 @@ export function telemetryRoutes(ctx: FluxContext, routes: RouteTable, storage: S
       },
     })
     .add({
-      method: 'get', path: '/reports/telemetry.csv', tag: 'telemetry', query: reportQuery, errors: [404, 503], queryToken: true,
+      method: 'get', path: '/reports/telemetry.csv', tag: 'telemetry', role: 'viewer', query: reportQuery, errors: [404, 503], queryToken: true,
       summary: 'CSV report of a device or every device of a product: a header row, then one row per device, time (bucket) and metric. A download link may carry the token as `?access_token=`',
       returns: 'text/csv: `device_id,time,metric,value` (raw) or `device_id,time,metric,<agg>…` (aggregated)',
       handler: async ({ query: raw, res }) => {

@@ -8,7 +8,7 @@ import { idParam } from './schemas.ts';
 export function traceRoutes(ctx: FluxContext, routes: RouteTable): void {
   routes
     .add({
-      method: 'get', path: '/devices/:id/trace', tag: 'trace', summary: "The device's newest message traces (newest first)", params: idParam, errors: [404],
+      method: 'get', path: '/devices/:id/trace', tag: 'trace', role: 'viewer', summary: "The device's newest message traces (newest first)", params: idParam, errors: [404],
       query: z.object({ last: q.int(1, 100).optional() }),
       returns: '`{ items: [{ id, device_id, received_at, spans: [{ stage, at, took_ms, ok, detail, error }] }] }`',
       handler: async ({ params, query }) => {
@@ -17,7 +17,7 @@ export function traceRoutes(ctx: FluxContext, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'get', path: '/trace/:msgId', tag: 'trace', summary: 'One message trace by its id (`uplink.id` / `msg._msgid`)', errors: [404],
+      method: 'get', path: '/trace/:msgId', tag: 'trace', role: 'viewer', summary: 'One message trace by its id (`uplink.id` / `msg._msgid`)', errors: [404],
       params: z.object({ msgId: z.string().min(1).max(100) }),
       handler: ({ params }) => {
         const t = ctx.trace.get(params.msgId);

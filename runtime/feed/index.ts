@@ -10,7 +10,8 @@ import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
-import { bearerToken, tokenEquals } from '../api/index.ts';
+import { bearerToken } from '../api/index.ts';
+import type { Users } from '../users/index.ts';
 import { counter, gauge } from '../metrics/index.ts';
 
 export const FEED_PATH = '/api/ws';
@@ -40,6 +41,8 @@ export interface Feed extends FluxModule {
 }
 
 export interface FeedOptions {
+  /** who may connect: any valid token (every role may read the feed) */
+  users: Users;
   highWaterBytes?: number;
   slowCloseMs?: number;
   maxClients?: number;
@@ -83,7 +86,7 @@ function project(ev: FeedEvent, f: FeedFilter): FeedEvent | null {
   return ev;
 }
 
-export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOptions = {}): Feed {
+export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOptions): Feed {
   const log = ctx.log.child({ module: 'feed' });
   const highWater = opts.highWaterBytes ?? 1 << 20;
   const slowCloseMs = opts.slowCloseMs ?? 10_000;
@@ -98,10 +101,21 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname !== FEED_PATH) return; // other paths belong to other listeners (MQTT over WS, the editor)
     const token = bearerToken(req.headers.authorization) ?? url.searchParams.get('access_token') ?? '';
-    if (!token || !tokenEquals(token, ctx.adminToken)) {
-      socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":{"code":"unauthorized","message":"missing or invalid token (Authorization: Bearer or ?access_token=)"}}');
-      return;
-    }
+    opts.users.authenticate(token).then(
+      (who) => {
+        if (who) return accept(req, socket, head, url);
+        socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":{"code":"unauthorized","message":"missing, invalid or expired token (Authorization: Bearer or ?access_token=)"}}');
+      },
+      (err: unknown) => {
+        log.error({ err }, 'feed: could not check a token');
+        socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+      },
+    );
+  };
+
+  // Every role may read the feed: it carries what GET routes (role viewer) show.
+  const accept = (req: http.IncomingMessage, socket: Duplex, head: Buffer, url: URL) => {
+    if (socket.destroyed) return; // gone while its token was checked
     if (clients.size >= maxClients) {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
       return;

@@ -1,6 +1,6 @@
 /**
  * @module flow-engine — Node-RED embedded in FLUX's express server: the editor at /editor (admin
- * token), flows in the data dir, `http in` endpoints served from / and our node module (`nodes/`).
+ * users, editor-auth.ts), flows in the data dir, `http in` endpoints served from / and our node module (`nodes/`).
  *
  * Node-RED keeps module-level state, so one process hosts one flow engine.
  */
@@ -9,7 +9,6 @@ import path from 'node:path';
 import type http from 'node:http';
 import type express from 'express';
 import { PROJECT_DIR, nodeRedSettings } from '../../settings.ts';
-import { tokenEquals } from '../api/index.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import { counter, histogram } from '../metrics/index.ts';
 import { createPipelineTracker, type PipelineTracker } from './pipeline.ts';
@@ -26,6 +25,8 @@ import type { Feed } from '../feed/index.ts';
 import type { Downlink } from '../ingress/index.ts';
 import type { StreamService } from '../stream/index.ts';
 import type { ModbusMaster } from '../modbus/index.ts';
+import type { Users } from '../users/index.ts';
+import { auditEditorLogin, auditFlowEvent, editorAuth } from './editor-auth.ts';
 
 export type { PipelineTracker } from './pipeline.ts';
 
@@ -68,9 +69,11 @@ export type FluxNodeHandle = FluxContext & NodeServices & { readonly pipeline: P
 export interface FlowEngineOptions {
   /** failed editor logins per client address (shared with the API's login, runtime/app) */
   loginLimiter?: LoginLimiter;
+  /** who may sign in to the editor (admins) and where logins and deploys are recorded */
+  users: Users;
 }
 
-export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServices: NodeServices, opts: FlowEngineOptions = {}): FlowEngine {
+export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServices: NodeServices, opts: FlowEngineOptions): FlowEngine {
   const loginLimiter = opts.loginLimiter ?? createLoginLimiter();
   const log = ctx.log.child({ module: 'flows' });
   const onLoad = (library: string) => log.info({ library }, 'loaded a deferred library on first use');
@@ -103,10 +106,10 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
         server,
         nodeRedSettings({
           userDir,
-          adminToken: ctx.adminToken,
+          editorAuth: editorAuth(opts.users),
           flux: handle,
-          tokenEquals,
           logHandler: (rec) => {
+            if (auditFlowEvent(opts.users, rec)) return;
             const level = LEVELS[rec.level] ?? 'info';
             const msg = typeof rec.msg === 'string' ? rec.msg : rec.msg instanceof Error ? rec.msg.message : JSON.stringify(rec.msg);
             (log as unknown as Record<string, (o: object, m: string) => void>)[level]!({ node: rec.id, type: rec.type, name: rec.name }, msg);
@@ -115,7 +118,7 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
       );
       app.use(TIPS_PATH, paletteTipFilter());
       // Bounds on unauthenticated input before Node-RED sees it (editor-guard.ts).
-      app.post('/editor/auth/token', ...guardEditorLogin(loginLimiter));
+      app.post('/editor/auth/token', ...guardEditorLogin(loginLimiter), auditEditorLogin(opts.users));
       app.use('/editor', boundUnauthenticatedBodies());
       app.use('/editor', RED.httpAdmin);
     },

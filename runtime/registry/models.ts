@@ -110,6 +110,8 @@ export function defineModels(sequelize: Sequelize): Models {
       first_at: { type: DataTypes.DATE, allowNull: false },
       last_at: { type: DataTypes.DATE, allowNull: false },
       acked_at: { type: DataTypes.DATE, allowNull: true },
+      acked_by: { type: DataTypes.STRING(64), allowNull: true }, // migration 005
+      ack_note: { type: DataTypes.STRING(1000), allowNull: true }, // migration 005
       cleared_at: { type: DataTypes.DATE, allowNull: true },
     },
     { ...common, tableName: 'alarms' },

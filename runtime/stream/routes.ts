@@ -69,7 +69,7 @@ export function streamRoutes(svc: StreamService, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'post', path: '/streams', tag: 'streams', summary: 'Create a camera stream (the RTSP URL may carry credentials; they are stored encrypted and never returned)', body: streamCreate, status: 201, errors: [409],
+      method: 'post', path: '/streams', tag: 'streams', role: 'operator', summary: 'Create a camera stream (the RTSP URL may carry credentials; they are stored encrypted and never returned)', body: streamCreate, status: 201, errors: [409],
       handler: async ({ body }) => {
         const s = await svc.store.create(body);
         await svc.changed(s, false);
@@ -77,16 +77,16 @@ export function streamRoutes(svc: StreamService, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'get', path: '/streams', tag: 'streams', summary: 'List streams with their status', query: z.object({ device_id: z.string().max(64).optional() }),
+      method: 'get', path: '/streams', tag: 'streams', role: 'viewer', summary: 'List streams with their status', query: z.object({ device_id: z.string().max(64).optional() }),
       returns: '`{ items }`',
       handler: ({ query }) => ({ items: svc.list().filter((s) => !query.device_id || s.device_id === query.device_id) }),
     })
     .add({
-      method: 'get', path: '/streams/:id', tag: 'streams', summary: 'Read a stream: settings, status, last error, viewers, push status', params: idParam, errors: [404],
+      method: 'get', path: '/streams/:id', tag: 'streams', role: 'viewer', summary: 'Read a stream: settings, status, last error, viewers, push status', params: idParam, errors: [404],
       handler: ({ params }) => svc.view(checkSlug('stream', params.id)),
     })
     .add({
-      method: 'patch', path: '/streams/:id', tag: 'streams', summary: 'Update a stream; a running camera process restarts with the new settings', params: idParam, errors: [404],
+      method: 'patch', path: '/streams/:id', tag: 'streams', role: 'operator', summary: 'Update a stream; a running camera process restarts with the new settings', params: idParam, errors: [404],
       body: streamPatch.refine((b) => Object.keys(b).length > 0, 'nothing to update'),
       handler: async ({ params, body }) => {
         const s = await svc.store.update(checkSlug('stream', params.id), body);
@@ -95,22 +95,22 @@ export function streamRoutes(svc: StreamService, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'delete', path: '/streams/:id', tag: 'streams', summary: 'Delete a stream, its live files and its recordings', params: idParam, status: 204, errors: [404],
+      method: 'delete', path: '/streams/:id', tag: 'streams', role: 'operator', summary: 'Delete a stream, its live files and its recordings', params: idParam, status: 204, errors: [404],
       handler: async ({ params }) => {
         await svc.store.delete(checkSlug('stream', params.id));
         await svc.removed(params.id);
       },
     })
     .add({
-      method: 'post', path: '/streams/:id/start', tag: 'streams', summary: 'Start the camera process and keep it running until stop', params: idParam, errors: [404],
+      method: 'post', path: '/streams/:id/start', tag: 'streams', role: 'operator', summary: 'Start the camera process and keep it running until stop', params: idParam, errors: [404],
       handler: ({ params }) => svc.startPinned(checkSlug('stream', params.id)),
     })
     .add({
-      method: 'post', path: '/streams/:id/stop', tag: 'streams', summary: 'Undo start: an on-demand stream stops (now, if nobody watches)', params: idParam, errors: [404],
+      method: 'post', path: '/streams/:id/stop', tag: 'streams', role: 'operator', summary: 'Undo start: an on-demand stream stops (now, if nobody watches)', params: idParam, errors: [404],
       handler: ({ params }) => svc.stopPinned(checkSlug('stream', params.id)),
     })
     .add({
-      method: 'get', path: '/streams/:id/urls', tag: 'streams', summary: 'Signed playback URLs for `<video>` tags and the player (valid `ttl_s`, default 900 s)', params: idParam, errors: [404],
+      method: 'get', path: '/streams/:id/urls', tag: 'streams', role: 'viewer', summary: 'Signed playback URLs for `<video>` tags and the player (valid `ttl_s`, default 900 s)', params: idParam, errors: [404],
       query: z.object({ ttl_s: z.coerce.number().int().min(10).max(86_400).default(900) }),
       returns: '`{ player, hls, flv, snapshot, recordings, expires_at }` (paths relative to the server)',
       handler: ({ params, query }) => {
@@ -130,7 +130,7 @@ export function streamRoutes(svc: StreamService, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'get', path: '/streams/:id/player', tag: 'streams', summary: 'A page that plays the stream (HLS with hls.js, `?mode=flv` with mpegts.js)', params: idParam, signed, errors: [404],
+      method: 'get', path: '/streams/:id/player', tag: 'streams', role: 'viewer', summary: 'A page that plays the stream (HLS with hls.js, `?mode=flv` with mpegts.js)', params: idParam, signed, errors: [404],
       handler: ({ params, req, res }) => {
         const id = checkSlug('stream', params.id);
         svc.view(id);
@@ -140,7 +140,7 @@ export function streamRoutes(svc: StreamService, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'get', path: '/streams/:id/hls/index.m3u8', tag: 'streams', summary: 'Live HLS playlist (starts an on-demand stream and waits for it, bounded)', params: idParam, signed, errors: [404, 504],
+      method: 'get', path: '/streams/:id/hls/index.m3u8', tag: 'streams', role: 'viewer', summary: 'Live HLS playlist (starts an on-demand stream and waits for it, bounded)', params: idParam, signed, errors: [404, 504],
       handler: async ({ params, req, res }) => {
         const id = checkSlug('stream', params.id);
         const pl = await svc.waitPlaylist(id);
@@ -151,7 +151,7 @@ export function streamRoutes(svc: StreamService, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'get', path: '/streams/:id/hls/:segment', tag: 'streams', summary: 'A live HLS segment', params: idParam.extend({ segment: z.string().max(64) }), signed, errors: [404],
+      method: 'get', path: '/streams/:id/hls/:segment', tag: 'streams', role: 'viewer', summary: 'A live HLS segment', params: idParam.extend({ segment: z.string().max(64) }), signed, errors: [404],
       handler: async ({ params, res }) => {
         const id = checkSlug('stream', params.id);
         if (!LIVE_SEGMENT_RE.test(params.segment)) throw badName('segment');
@@ -160,7 +160,7 @@ export function streamRoutes(svc: StreamService, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'get', path: '/streams/:id/live.flv', tag: 'streams', summary: 'Live HTTP-FLV (for mpegts.js); starts an on-demand stream', params: idParam, signed, errors: [404, 503, 504],
+      method: 'get', path: '/streams/:id/live.flv', tag: 'streams', role: 'viewer', summary: 'Live HTTP-FLV (for mpegts.js); starts an on-demand stream', params: idParam, signed, errors: [404, 503, 504],
       handler: async ({ params, req, res }) => {
         const id = checkSlug('stream', params.id);
         if (svc.view(id).state.viewers >= MAX_FLV_VIEWERS) throw new FluxError('busy', `stream '${id}' has ${MAX_FLV_VIEWERS} viewers`, 503);
@@ -174,7 +174,7 @@ export function streamRoutes(svc: StreamService, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'get', path: '/streams/:id/snapshot.jpg', tag: 'streams', summary: 'A JPEG: the latest keyframe of a running stream, or a one-shot capture (bounded by a timeout)', params: idParam, signed, errors: [404, 502, 503],
+      method: 'get', path: '/streams/:id/snapshot.jpg', tag: 'streams', role: 'viewer', summary: 'A JPEG: the latest keyframe of a running stream, or a one-shot capture (bounded by a timeout)', params: idParam, signed, errors: [404, 502, 503],
       handler: async ({ params, res }) => {
         const jpeg = await svc.snapshot(checkSlug('stream', params.id));
         res.setHeader('Cache-Control', 'no-store');
@@ -183,7 +183,7 @@ export function streamRoutes(svc: StreamService, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'get', path: '/streams/:id/snapshots/:file', tag: 'streams', summary: 'A snapshot a flow took (`flux stream` node), kept among the last 50', params: idParam.extend({ file: z.string().max(64) }), signed, errors: [404],
+      method: 'get', path: '/streams/:id/snapshots/:file', tag: 'streams', role: 'viewer', summary: 'A snapshot a flow took (`flux stream` node), kept among the last 50', params: idParam.extend({ file: z.string().max(64) }), signed, errors: [404],
       handler: async ({ params, res }) => {
         const id = checkSlug('stream', params.id);
         if (!SNAPSHOT_RE.test(params.file)) throw badName('snapshot');
@@ -192,7 +192,7 @@ export function streamRoutes(svc: StreamService, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'get', path: '/streams/:id/recordings', tag: 'streams', summary: 'Recorded range as an HLS VOD playlist (`from`, `to`: epoch ms or ISO time; at most 24 h)', params: idParam, signed, errors: [404],
+      method: 'get', path: '/streams/:id/recordings', tag: 'streams', role: 'viewer', summary: 'Recorded range as an HLS VOD playlist (`from`, `to`: epoch ms or ISO time; at most 24 h)', params: idParam, signed, errors: [404],
       query: z.object({ from: time, to: time.optional(), sig: z.string().optional() }),
       handler: ({ params, query, req, res }) => {
         const id = checkSlug('stream', params.id);
@@ -208,7 +208,7 @@ export function streamRoutes(svc: StreamService, routes: RouteTable): void {
       },
     })
     .add({
-      method: 'get', path: '/streams/:id/rec/:segment', tag: 'streams', summary: 'A recorded segment', params: idParam.extend({ segment: z.string().max(64) }), signed, errors: [404],
+      method: 'get', path: '/streams/:id/rec/:segment', tag: 'streams', role: 'viewer', summary: 'A recorded segment', params: idParam.extend({ segment: z.string().max(64) }), signed, errors: [404],
       handler: async ({ params, res }) => {
         const id = checkSlug('stream', params.id);
         if (!SEGMENT_RE.test(params.segment)) throw badName('segment');
