@@ -1,4 +1,4 @@
-/** The Node-RED editor in real Chromium: the login takes the admin token, and FLUX's nodes are in the palette. */
+/** The Node-RED editor in real Chromium: the login takes an admin user (not an operator), and FLUX's nodes are in the palette. */
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import type { Browser } from 'playwright-core';
@@ -11,7 +11,8 @@ describe('the flow editor in Chromium', function () {
   let browser: Browser;
 
   before(async function () {
-    flux = await startFlux();
+    flux = await startFlux({ FLUX_ADMIN_PASSWORD: 'browser-admin-password' });
+    assert.equal((await flux.api('POST', '/api/users', { username: 'ops', password: 'ops-password', role: 'operator' })).status, 201);
     browser = await launchChromium();
   });
 
@@ -20,18 +21,27 @@ describe('the flow editor in Chromium', function () {
     await flux?.stop();
   });
 
-  it('refuses a wrong token at the login and, with the right one, shows the FLUX palette', async function () {
+  it('refuses a wrong password and an operator at the login and, for an admin user, shows the FLUX palette', async function () {
     const page = await browser.newPage();
     await page.goto(`${flux.url}/editor/`);
     await page.waitForSelector('#node-dialog-login-fields input[name="username"], #node-dialog-login-fields input#node-dialog-login-username', { timeout: 30_000 });
     const user = page.locator('#node-dialog-login-fields input').first();
     const pass = page.locator('#node-dialog-login-fields input[type="password"]');
     await user.fill('admin');
-    await pass.fill('not-the-token-xxxxxxxx');
+    await pass.fill('not-the-password-xxxxxxxx');
     await page.click('#node-dialog-login-submit');
     await page.waitForSelector('#node-dialog-login-failed', { state: 'visible', timeout: 10_000 });
 
-    await pass.fill(flux.token);
+    await user.fill('ops');
+    await pass.fill('ops-password');
+    const refused = page.waitForResponse((r) => r.url().endsWith('/editor/auth/token'));
+    await page.click('#node-dialog-login-submit');
+    assert.notEqual((await refused).status(), 200, "the operator's login is refused");
+    await page.waitForSelector('#node-dialog-login-failed', { state: 'visible', timeout: 10_000 });
+    assert.equal(await page.locator('.red-ui-palette-node').count(), 0, 'an operator does not get the editor');
+
+    await user.fill('admin');
+    await pass.fill('browser-admin-password');
     await page.click('#node-dialog-login-submit');
     const paletteNode = page.locator('.red-ui-palette-node[data-palette-type="flux device in"]');
     await paletteNode.waitFor({ state: 'attached', timeout: 30_000 });

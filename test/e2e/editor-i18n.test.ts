@@ -10,11 +10,14 @@ import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../helpers/chromium.ts';
 import { ROOT, startFlux, type FluxProcess } from '../helpers/flux-process.ts';
 
+/** The first admin's password (FLUX_ADMIN_PASSWORD): the editor takes admin users. */
+const ADMIN_PASSWORD = 'editor-i18n-admin-password';
+
 async function login(page: Page, flux: FluxProcess): Promise<void> {
   await page.goto(`${flux.url}/editor/`, { waitUntil: 'domcontentloaded', timeout: 60_000 });
   await page.waitForSelector('#node-dialog-login-fields input[type=password]', { timeout: 60_000 });
   await page.locator('#node-dialog-login-fields input').first().fill('admin');
-  await page.fill('#node-dialog-login-fields input[type=password]', flux.token);
+  await page.fill('#node-dialog-login-fields input[type=password]', ADMIN_PASSWORD);
   await page.click('#node-dialog-login-submit');
   await page.locator('.red-ui-palette-node[data-palette-type="flux rule"]').waitFor({ state: 'attached', timeout: 60_000 });
 }
@@ -36,7 +39,7 @@ describe('the flow editor as FLUX made it, in English and Chinese', function () 
 
   before(async function () {
     this.timeout(150_000);
-    [flux, browser] = await Promise.all([startFlux({}, { timeoutMs: 60_000 }), launchChromium()]);
+    [flux, browser] = await Promise.all([startFlux({ FLUX_ADMIN_PASSWORD: ADMIN_PASSWORD }, { timeoutMs: 60_000 }), launchChromium()]);
     const rule = await flux.api('POST', '/api/rules', { name: 'too hot', action_type: 'flow', trigger_script: 'log_info("t=" + msg.values.temperature); return msg.values.temperature > 45;' });
     assert.equal(rule.status, 201, JSON.stringify(rule.body));
     ruleId = rule.body.id;
@@ -53,7 +56,7 @@ describe('the flow editor as FLUX made it, in English and Chinese', function () 
     await page.goto(`${flux.url}/editor/`, { waitUntil: 'domcontentloaded', timeout: 60_000 });
     await page.waitForSelector('.flux-login-title', { timeout: 60_000 });
     assert.equal(await page.textContent('.flux-login-title'), 'FLUX IOT · flow editor');
-    assert.match((await page.textContent('.flux-login-hint')) ?? '', /admin token/);
+    assert.match((await page.textContent('.flux-login-hint')) ?? '', /^Sign in with a FLUX admin user\. Break-glass: user name admin with the admin token as password/);
     assert.match((await page.getAttribute('#node-dialog-login-image', 'src')) ?? '', /theme\/login/);
     assert.equal(await page.locator('.ui-dialog:has(#node-dialog-login) .ui-dialog-titlebar').isVisible(), false);
     assert.equal(await page.title(), 'FLUX IOT · flows');
