@@ -162,9 +162,12 @@ function Shell() {
             {t(label)}
           </Link>
         ))}
-        <a href="/editor/" class="ext" target="_blank" rel="noopener">
-          {t('Flow editor')} ↗
-        </a>
+        {s.role === 'admin' && (
+          // Only admins may use the flow editor (runtime/flow-engine/editor-auth.ts).
+          <a href="/editor/" class="ext" target="_blank" rel="noopener">
+            {t('Flow editor')} ↗
+          </a>
+        )}
       </nav>
       <div class="main">
         <header class="top">

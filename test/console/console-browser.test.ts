@@ -60,7 +60,7 @@ describe('the operator console in Chromium', function () {
     await page.click('button[type=submit]');
     await page.waitForSelector('.content h1:has-text("Overview")');
     await page.waitForFunction(() => document.querySelector('[data-testid=total]')?.textContent === '3');
-    assert.equal(await page.textContent('.top .who'), 'admin · admin');
+    assert.equal(await page.textContent('.top .who'), 'admin-token · admin', 'the break-glass token acts as admin under its own name');
   });
 
   it('Products: creates a product with a thing model from the table editor and a protocol plugin', async function () {
@@ -166,7 +166,9 @@ describe('the operator console in Chromium', function () {
     const list = await flux.api('GET', `/api/alarms?device_id=${data.devices[2]!.id}`);
     const alarm = list.body.items.find((a: { message: string }) => a.message === 'temperature 48.5 °C');
     assert.equal(alarm.state, 'acknowledged');
-    if ('ack_note' in alarm || 'note' in alarm) assert.equal(alarm.ack_note ?? alarm.note, 'fan replaced by Li Wei');
+    assert.equal(alarm.ack_note, 'fan replaced by Li Wei');
+    assert.equal(alarm.acked_by, 'admin-token');
+    await page.waitForSelector('[data-testid=alarm-list] .hint:has-text("Note by admin-token: fan replaced by Li Wei")');
     await row.locator('button:has-text("Clear")').click();
     await page.waitForSelector('.toast:has-text("Cleared")');
     assert.equal((await flux.api('GET', `/api/alarms/${alarm.id}`)).body.state, 'cleared');
