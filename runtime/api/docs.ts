@@ -14,7 +14,8 @@ export const ERROR_CODES: [code: string, status: number, meaning: string][] = [
   ['invalid_path', 400, 'a path built from the request would leave its folder'],
   ['too_deep', 400, 'JSON nested more than 64 levels (request bodies and uplinks)'],
   ['nul_character', 400, 'a NUL character (`\\u0000`) in a path or query parameter or in a JSON body string'],
-  ['unauthorized', 401, 'missing or wrong bearer token'],
+  ['unauthorized', 401, 'missing, wrong, expired or revoked bearer token; a wrong user name or password at `POST /api/auth/login`'],
+  ['forbidden', 403, "the token's role is below the route's (the `role` column); a token above its owner's role"],
   ['not_found', 404, 'no such resource or path'],
   ['conflict', 409, 'the resource is in a state that forbids this'],
   ['too_large', 413, 'the body is larger than the route accepts (docs/security.md lists every limit)'],
@@ -29,17 +30,20 @@ export function renderApiMarkdown(routes: RouteTable): string {
     '',
     'Generated from the route table (`npm run docs:api`); the machine-readable form is [openapi.json](openapi.json), also served at `GET /api/openapi.json`.',
     '',
-    'Every route needs `Authorization: Bearer <FLUX_ADMIN_TOKEN>` unless marked *public*. Bodies are JSON unless noted. Errors are',
-    '`{ "error": { "code", "message" } }` with 400 (invalid input, naming the field), 401, 404, 409, 413 or 429; never a stack trace (codes: the table at the end).',
+    'Every route needs `Authorization: Bearer <token>` unless its role is *public*: a login session (`POST /api/auth/login`), a',
+    'personal API token (`POST /api/tokens`) or the break-glass `FLUX_ADMIN_TOKEN` (role admin). The `role` column is the least role',
+    'that may call the route (viewer < operator < admin; docs/security.md): no or a bad token answers 401 `unauthorized`, a lower',
+    'role 403 `forbidden`. Bodies are JSON unless noted. Errors are `{ "error": { "code", "message" } }` with 400 (invalid input,',
+    'naming the field), 401, 403, 404, 409, 413 or 429; never a stack trace (codes: the table at the end).',
     '',
   ];
   for (const [tag, list] of byTag) {
-    lines.push(`## ${tag}`, '', '| method | path | what | answers |', '| --- | --- | --- | --- |');
+    lines.push(`## ${tag}`, '', '| method | path | role | what | answers |', '| --- | --- | --- | --- | --- |');
     for (const r of list) {
       const p = '/api' + r.path.replace(/:([A-Za-z_]+)/g, '{$1}');
-      const extra = [r.auth === false ? '*public*' : '', r.rawBody ? `body: ${r.rawBody.contentTypes.join(' / ')}` : ''].filter(Boolean).join('; ');
+      const extra = [r.rawBody ? `body: ${r.rawBody.contentTypes.join(' / ')}` : ''].filter(Boolean).join('; ');
       const answers = [`${r.status ?? 200}${r.returns ? ` ${r.returns}` : ''}`, ...(r.errors ?? []).map(String)].join(', ');
-      lines.push(`| ${r.method.toUpperCase()} | \`${p}\` | ${r.summary}${extra ? ` (${extra})` : ''} | ${answers.replace(/\|/g, '\\|')} |`);
+      lines.push(`| ${r.method.toUpperCase()} | \`${p}\` | ${r.auth === false ? '*public*' : r.role} | ${r.summary}${extra ? ` (${extra})` : ''} | ${answers.replace(/\|/g, '\\|')} |`);
     }
     lines.push('');
   }
