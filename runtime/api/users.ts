@@ -64,8 +64,8 @@ export function userRoutes(users: Users, routes: RouteTable, limiter: LoginLimit
       },
     })
     .add({
-      method: 'put', path: '/auth/password', tag: 'users', role: 'viewer', status: 204, errors: [401],
-      summary: "Change your own password (needs the current one); ends your other login sessions",
+      method: 'put', path: '/auth/password', tag: 'users', role: 'viewer', status: 204, errors: [401, 429], preflight: limiter.guard(),
+      summary: 'Change your own password (needs the current one; wrong ones count as failed logins of the address); ends your login sessions',
       body: z.object({ current_password: password, password }),
       handler: async ({ body, req }) => {
         const p = who(req);

@@ -72,7 +72,7 @@ describe('the console per role in Chromium', function () {
     await writeButtons(page, flux, data, 'viewer');
     await page.goto(`${flux.url}/console/system`);
     await page.waitForSelector('.content h1:has-text("System")');
-    assert.deepEqual(await page.locator('.tabs a').allTextContents(), ['Settings'], 'no users, tokens or audit tabs');
+    assert.deepEqual(await page.locator('.tabs a').allTextContents(), ['Settings', 'My password'], 'no users, tokens or audit tabs');
 
     // The API is what refuses: the viewer's own session token gets 403 on every write.
     const token = await page.evaluate(() => sessionStorage.getItem('flux.console.token') ?? localStorage.getItem('flux.console.token'));
@@ -93,6 +93,15 @@ describe('the console per role in Chromium', function () {
       assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'forbidden');
     }
     assert.equal((await flux.api('GET', `/api/devices/${data.devices[0]!.id}`)).status, 200, 'nothing was deleted');
+
+    // A viewer changes their own password: signed out, then in with the new one.
+    await page.goto(`${flux.url}/console/system/password`);
+    await page.fill('[data-testid=password] input[name=current]', 'vera-password');
+    await page.fill('[data-testid=password] input[name=password]', 'vera-new-password');
+    await page.click('[data-testid=password] button[type=submit]');
+    await page.waitForSelector('.login input[name=username]');
+    assert.equal((await as('GET', '/devices')).status, 401, 'the old session ended');
+    await signIn(page, flux, 'vera', 'vera-new-password');
     await ctx.close();
   });
 

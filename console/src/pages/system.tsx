@@ -1,6 +1,6 @@
-/** System: users and roles, personal API tokens, the audit log, and the settings that are safe to show. */
+/** System: users and roles, personal API tokens, the audit log, your password, and the settings that are safe to show. */
 import { useState } from 'preact/hooks';
-import { ApiError, del, get, getOptional, patch, post, qs } from '../api.ts';
+import { ApiError, del, get, getOptional, patch, post, put, qs, saveToken, session } from '../api.ts';
 import { fmtTime, t, useLang } from '../i18n.ts';
 import { Card, Empty, ErrorBox, Json, Link, Pager, Secret, act, useAsync, useRole } from '../ui.tsx';
 
@@ -226,6 +226,37 @@ function Audit() {
   );
 }
 
+/** Your own password; a new one ends your sessions, this one included: sign in again. */
+function Password() {
+  async function change(e: Event) {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget as HTMLFormElement);
+    const ok = await act(async () => {
+      await put('/auth/password', { current_password: f.get('current'), password: f.get('password') });
+      return true;
+    }, t('Password changed: sign in again'));
+    if (ok) {
+      saveToken(null);
+      session.value = null;
+    }
+  }
+  return (
+    <form class="form" onSubmit={change} data-testid="password">
+      <label>
+        {t('Current password')}
+        <input name="current" type="password" required autocomplete="current-password" />
+      </label>
+      <label>
+        {t('New password')}
+        <input name="password" type="password" required minLength={8} maxLength={1024} autocomplete="new-password" />
+      </label>
+      <button type="submit" class="primary">
+        {t('Change password')}
+      </button>
+    </form>
+  );
+}
+
 function Settings() {
   const health = useAsync(async () => {
     try {
@@ -268,12 +299,15 @@ const TABS: [string, string, boolean][] = [
   ['tokens', 'API tokens', true],
   ['audit', 'Audit log', true],
   ['settings', 'Settings', false],
+  ['password', 'My password', false],
 ];
 
 export function System(p: { tab?: string }) {
   useLang();
   const { admin } = useRole();
-  const tabs = TABS.filter(([, , adminOnly]) => admin || !adminOnly);
+  // The break-glass admin token is no user: it has no password to change.
+  const isUser = session.value?.username !== 'admin-token';
+  const tabs = TABS.filter(([id, , adminOnly]) => (admin || !adminOnly) && (id !== 'password' || isUser));
   const tab = tabs.find(([id]) => id === p.tab)?.[0] ?? tabs[0]![0];
   return (
     <div class="page">
@@ -290,6 +324,7 @@ export function System(p: { tab?: string }) {
         {tab === 'tokens' && <Tokens />}
         {tab === 'audit' && <Audit />}
         {tab === 'settings' && <Settings />}
+        {tab === 'password' && <Password />}
       </Card>
     </div>
   );
