@@ -87,7 +87,9 @@ export function createApi(ctx: FluxContext, services: ApiServices, opts: ApiOpti
         const status = ok ? 'ok' : 'degraded';
         // Ports, file paths and versions help an attacker more than a load balancer: they need the token.
         const token = bearerToken(req.headers.authorization);
-        if (!token || !(await services.users.authenticate(token))) res.status(ok ? 200 : 503).json({ status });
+        // A database that is down answers the status only, never a 500 (the admin token needs no database).
+        const who = token ? await services.users.authenticate(token).catch(() => null) : null;
+        if (!who) res.status(ok ? 200 : 503).json({ status });
         else res.status(ok ? 200 : 503).json({ status, version: opts.version, uptime_s: Math.round(process.uptime()), components });
         return res;
       },
