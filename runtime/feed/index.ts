@@ -1,6 +1,8 @@
 /**
- * @module feed — the WebSocket live feed at /api/ws (docs/api.md): telemetry, device status, alarm and
- * camera stream status events, filtered per client by event type, product, device and metric.
+ * @module feed — the WebSocket live feed at /api/ws (docs/api.md): telemetry, device status, alarm and camera
+ * stream status events, filtered per client by event type, product, device and metric. Any user's
+ * token may connect (every role reads); a client whose session expires or whose token is revoked
+ * is closed with 4401.
  *
  * A slow client never slows the pipeline: an event is serialised once, and a client whose socket
  * buffer is past `highWaterBytes` misses events (counted and reported to it when it catches up);
@@ -41,7 +43,7 @@ export interface Feed extends FluxModule {
 }
 
 export interface FeedOptions {
-  /** who may connect: any valid token (every role may read the feed) */
+  /** who may connect: any valid token (every role may read the feed); closed with 4401 when it expires or is revoked */
   users: Users;
   highWaterBytes?: number;
   slowCloseMs?: number;
@@ -53,7 +55,14 @@ interface Client {
   filter: FeedFilter;
   dropped: number;
   behindSince: number;
+  /** the token it connected with: checked again when users or tokens change */
+  token: string;
+  /** closes it when its login session ends */
+  expiry?: NodeJS.Timeout;
 }
+
+/** The close code for a token that expired or was revoked while connected (4000 + HTTP 401). */
+export const FEED_CLOSE_UNAUTHORIZED = 4401;
 
 const EVENT_TYPES: readonly FeedEventType[] = ['telemetry', 'status', 'alarm', 'stream'];
 
@@ -103,7 +112,7 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
     const token = bearerToken(req.headers.authorization) ?? url.searchParams.get('access_token') ?? '';
     opts.users.authenticate(token).then(
       (who) => {
-        if (who) return accept(req, socket, head, url);
+        if (who) return accept(req, socket, head, url, token, who.expires_at);
         socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":{"code":"unauthorized","message":"missing, invalid or expired token (Authorization: Bearer or ?access_token=)"}}');
       },
       (err: unknown) => {
@@ -114,14 +123,18 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
   };
 
   // Every role may read the feed: it carries what GET routes (role viewer) show.
-  const accept = (req: http.IncomingMessage, socket: Duplex, head: Buffer, url: URL) => {
+  const accept = (req: http.IncomingMessage, socket: Duplex, head: Buffer, url: URL, token: string, expiresAt: number | undefined) => {
     if (socket.destroyed) return; // gone while its token was checked
     if (clients.size >= maxClients) {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const client: Client = { ws, filter: parseFilter(Object.fromEntries(url.searchParams)), dropped: 0, behindSince: 0 };
+      const client: Client = { ws, filter: parseFilter(Object.fromEntries(url.searchParams)), dropped: 0, behindSince: 0, token };
+      if (expiresAt !== undefined) {
+        client.expiry = setTimeout(() => ws.close(FEED_CLOSE_UNAUTHORIZED, 'the login session expired'), Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1));
+        client.expiry.unref();
+      }
       clients.add(client);
       connected.set(clients.size);
       ws.send(JSON.stringify({ type: 'hello', filter: client.filter }));
@@ -136,6 +149,7 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
         }
       });
       ws.on('close', () => {
+        clearTimeout(client.expiry);
         clients.delete(client);
         connected.set(clients.size);
       });
@@ -143,11 +157,23 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
     });
   };
 
+  // A token revoked, or its user deleted or given a new password, while connected: the client goes.
+  const recheck = () => {
+    for (const c of clients) {
+      opts.users.authenticate(c.token).then(
+        (who) => void (who ? undefined : c.ws.close(FEED_CLOSE_UNAUTHORIZED, 'the token was revoked')),
+        (err: unknown) => log.debug({ err }, 'feed: could not check a token again'),
+      );
+    }
+  };
+  let unsubscribe: (() => void) | undefined;
+
   const statusOwner = {};
   return {
     name: 'feed',
     async start() {
       server.on('upgrade', onUpgrade);
+      unsubscribe = opts.users.onChange(recheck);
       ctx.bus.on('status', statusOwner, (ev) =>
         this.publish({ type: 'status', device_id: ev.deviceId, product_key: ev.productKey, ts: ev.ts, status: ev.status, reason: ev.reason, transport: ev.transport }),
       );
@@ -157,6 +183,7 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
     },
     async stop() {
       server.off('upgrade', onUpgrade);
+      unsubscribe?.();
       ctx.bus.removeOwner(statusOwner);
       const closing = [...clients].map(
         (c) =>

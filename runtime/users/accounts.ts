@@ -122,11 +122,15 @@ export interface Accounts {
   pruneSessions(): Promise<void>;
 }
 
-export function createAccounts(sequelize: Sequelize): Accounts {
+/** `onChange` is called after any change that may end or shrink a token (revocation, role, password, deletion). */
+export function createAccounts(sequelize: Sequelize, onChange: () => void = () => undefined): Accounts {
   const { User, Token } = defineAccountModels(sequelize);
   /** token hash → who it stands for, until when (the cache's time, and the session's expiry) */
   const cache = new Map<string, { principal: Principal; until: number; expires: number }>();
-  const forget = () => cache.clear();
+  const forget = () => {
+    cache.clear();
+    onChange();
+  };
   const row = async (username: string) => {
     const r = await User.findOne({ where: { username } });
     if (!r) throw notFound('user', username);
@@ -239,6 +243,7 @@ export function createAccounts(sequelize: Sequelize): Accounts {
       const used = r.get('last_used_at') as Date | null;
       if (!used || Date.now() - new Date(used).getTime() > TOUCH_EVERY_MS) void r.update({ last_used_at: new Date() }).catch(() => undefined);
       const principal: Principal = { username: username ?? ADMIN_TOKEN_PRINCIPAL, role, via: kind === 'session' ? 'session' : 'token', token_id: r.get('id') as string };
+      if (expires) principal.expires_at = new Date(expires).getTime();
       if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
       cache.set(hash, { principal, until: now + CACHE_MS, expires: expires ? new Date(expires).getTime() : Infinity });
       return principal;

@@ -42,12 +42,17 @@ export interface Users extends FluxModule {
   authenticate(token: string): Promise<Principal | null>;
   /** true when `token` is the break-glass admin token */
   isAdminToken(token: string): boolean;
+  /** calls `fn` after a token was revoked or a user changed or deleted (the live feed checks its clients again); answers the unsubscribe */
+  onChange(fn: () => void): () => void;
 }
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
 export function createUsers(opts: UsersOptions): Users {
-  const accounts = createAccounts(opts.registry.sequelize);
+  const listeners = new Set<() => void>();
+  const accounts = createAccounts(opts.registry.sequelize, () => {
+    for (const fn of listeners) fn();
+  });
   const audit = createAuditLog(defineAuditModel(opts.registry.sequelize), opts.log, opts.audit);
   const adminDigest = digest(opts.adminToken);
   let generated: string | undefined;
@@ -83,6 +88,10 @@ export function createUsers(opts: UsersOptions): Users {
       await audit.flush();
     },
     isAdminToken,
+    onChange(fn) {
+      listeners.add(fn);
+      return () => void listeners.delete(fn);
+    },
     async authenticate(token) {
       if (!token) return null;
       if (isAdminToken(token)) return { username: ADMIN_TOKEN_PRINCIPAL, role: 'admin', via: 'admin-token' };

@@ -24,6 +24,8 @@ export interface Principal {
   via: 'admin-token' | 'session' | 'token';
   /** the session or personal token's id (not for the admin token) */
   token_id?: string;
+  /** when a login session ends (ms since the epoch); none for personal tokens and the admin token */
+  expires_at?: number;
 }
 
 /** The name the break-glass admin token acts under (in the audit log, the editor); no user may take it. */

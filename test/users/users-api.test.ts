@@ -25,6 +25,17 @@ function feedStatus(base: string, token: string): Promise<number> {
   });
 }
 
+/** Opens the feed with `token`; `closed` resolves with the close code when the server ends it. */
+async function openFeed(base: string, token: string): Promise<{ closed: Promise<number> }> {
+  const ws = new WebSocket(`${base.replace('http', 'ws')}/ws?access_token=${encodeURIComponent(token)}`);
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  return { closed };
+}
+
 describe('users, tokens and the audit log', function () {
   this.timeout(60_000);
   let f: TestFlux;
@@ -45,6 +56,10 @@ describe('users, tokens and the audit log', function () {
     assert.equal(f.flux.users.generatedAdminPassword, undefined, 'a password from the environment is not printed');
     const login = await f.call('POST', '/auth/login', { username: 'admin', password: ADMIN_PASSWORD }, null);
     assert.equal(login.body.role, 'admin');
+    const other = await f.call('POST', '/auth/login', { username: 'admin', password: ADMIN_PASSWORD }, null);
+    assert.equal((await f.call('POST', '/auth/logout', undefined, other.body.token)).status, 204);
+    assert.equal((await f.call('GET', '/auth/me', undefined, other.body.token)).status, 401, 'a logged-out session ends');
+    assert.equal((await f.call('GET', '/auth/me', undefined, login.body.token)).status, 200, 'the other session stays');
     const expires = Date.parse(login.body.expires_at);
     assert.ok(expires > Date.now() + 11.9 * 3_600_000 && expires <= Date.now() + 12 * 3_600_000, `the default session lasts 12 h: ${login.body.expires_at}`);
     assert.deepEqual((await f.call('GET', '/auth/me', undefined, login.body.token)).body, { username: 'admin', role: 'admin', via: 'session' });
@@ -93,7 +108,9 @@ describe('users, tokens and the audit log', function () {
     try {
       const login = await fresh.call('POST', '/auth/login', { username: 'admin', password: ADMIN_PASSWORD }, null);
       assert.equal((await fresh.call('GET', '/products', undefined, login.body.token)).status, 200);
-      await new Promise((r) => setTimeout(r, 1200));
+      const feed = await openFeed(fresh.base, login.body.token);
+      assert.equal(await feed.closed, 4401, 'the live feed closes when the session ends');
+      await new Promise((r) => setTimeout(r, 200));
       const late = await fresh.call('GET', '/products', undefined, login.body.token);
       assert.equal(late.status, 401);
       assert.equal(late.body.error.code, 'unauthorized');
@@ -122,7 +139,9 @@ describe('users, tokens and the audit log', function () {
     assert.deepEqual((await f.call('GET', '/auth/me', undefined, token)).body, { username: 'olga', role: 'viewer', via: 'token' });
     assert.equal((await f.call('POST', '/products', { key: 'by_token', name: 'x' }, token)).status, 403);
     assert.equal(await feedStatus(f.base, token), 101);
+    const feed = await openFeed(f.base, token);
     assert.equal((await f.call('DELETE', `/tokens/${created.body.id}`, undefined, olgaToken)).status, 204);
+    assert.equal(await feed.closed, 4401, 'a revoked token loses the live feed at once');
     assert.equal((await f.call('GET', '/products', undefined, token)).status, 401);
     assert.equal(await feedStatus(f.base, token), 401);
     assert.ok((await f.call('GET', '/tokens', undefined, olgaToken)).body.items[0].revoked_at);
