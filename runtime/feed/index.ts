@@ -1,8 +1,8 @@
 /**
- * @module feed — the WebSocket live feed at /api/ws (docs/api.md): telemetry, device status, alarm and camera
- * stream status events, filtered per client by event type, product, device and metric. Any user's
- * token may connect (every role reads); a client whose session expires or whose token is revoked
- * is closed with 4401.
+ * @module feed — the WebSocket live feed at /api/ws (docs/api.md): telemetry, device status, alarm
+ * and camera stream status events, filtered per client by event type, product, device and metric.
+ * Any user's token may connect (every role reads); a client whose session expires or whose token is
+ * revoked is closed with 4401.
  *
  * A slow client never slows the pipeline: an event is serialised once, and a client whose socket
  * buffer is past `highWaterBytes` misses events (counted and reported to it when it catches up);

@@ -1,7 +1,5 @@
 /** Users, tokens and the audit log on MariaDB and PostgreSQL (migration 005 and the queries), not only SQLite. */
 import assert from 'node:assert/strict';
-import { service } from '../../runtime/app/index.ts';
-import type { AlarmCenter } from '../../runtime/alarms/index.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
 import { until } from '../helpers/wait.ts';
 import { startTestFlux, type TestFlux } from './helpers.ts';
@@ -38,7 +36,7 @@ for (const kind of ['mysql', 'postgres'] as const) {
         return r.body.total >= 3 ? r.body.items : undefined;
       });
       assert.ok(audit.some((a: any) => a.action === 'POST /products' && a.status === 201));
-      const alarm = await service<AlarmCenter>(f.flux.ctx, 'alarms').raise({ level: 'critical', message: 'db alarm' });
+      const alarm = await f.flux.modules.alarms.raise({ level: 'critical', message: 'db alarm' });
       const acked = await f.call('POST', `/alarms/${alarm.id}/ack`, { note: '检查阀门 / valve checked' }, op);
       assert.equal(acked.body.acked_by, 'dora');
       assert.equal((await f.call('GET', `/alarms/${alarm.id}`, undefined, op)).body.ack_note, '检查阀门 / valve checked');

@@ -5,8 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
-import { service } from '../../runtime/app/index.ts';
-import type { AlarmCenter } from '../../runtime/alarms/index.ts';
 import { tempDir, TEST_TOKEN } from '../helpers/flux-process.ts';
 import { until } from '../helpers/wait.ts';
 import { startTestFlux, type TestFlux } from './helpers.ts';
@@ -196,7 +194,7 @@ describe('users, tokens and the audit log', function () {
 
   it('keeps who acknowledged an alarm and the note', async function () {
     const op = await f.flux.users.accounts.startSession((await f.flux.users.accounts.get('otto'))!, 60_000);
-    const alarm = await service<AlarmCenter>(f.flux.ctx, 'alarms').raise({ level: 'warning', message: 'pump pressure low' });
+    const alarm = await f.flux.modules.alarms.raise({ level: 'warning', message: 'pump pressure low' });
     const viewer = await f.flux.users.accounts.startSession((await f.flux.users.accounts.get('ana'))!, 60_000);
     assert.equal((await f.call('POST', `/alarms/${alarm.id}/ack`, { note: 'x' }, viewer.token)).status, 403);
     const acked = await f.call('POST', `/alarms/${alarm.id}/ack`, { note: 'valve opened, Otto on site' }, op.token);
