@@ -4,13 +4,13 @@
  */
 import { z } from 'zod';
 import type { LoginLimiter } from '../login-limiter/index.ts';
+import type { Request } from 'express';
 import { FluxError, badRequest, conflict, notFound, unauthorized } from '../errors/index.ts';
 import { ADMIN_TOKEN_PRINCIPAL, MAX_PASSWORD_LENGTH, ROLES, roleAtLeast, type Principal, type Role, type Users } from '../users/index.ts';
 import { SLUG_MAX_LENGTH } from '../safe-id/index.ts';
 import { clientAddress, principalOf } from './auth.ts';
 import type { RouteTable } from './routes.ts';
 import { page } from './schemas.ts';
-import type { Request } from 'express';
 
 const role = z.enum(ROLES as [Role, ...Role[]]);
 const username = z.string().min(1).max(SLUG_MAX_LENGTH);
@@ -24,9 +24,7 @@ export function userRoutes(users: Users, routes: RouteTable, limiter: LoginLimit
   const { accounts, audit } = users;
   const lastAdmin = async (name: string) => {
     const u = await accounts.get(name);
-    if (u.role !== 'admin') return false;
-    const all = await accounts.list({ limit: 1000, offset: 0 });
-    return all.items.filter((x) => x.role === 'admin').length <= 1;
+    return u.role === 'admin' && (await accounts.count('admin')) <= 1;
   };
 
   routes

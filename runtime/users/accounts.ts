@@ -98,7 +98,8 @@ function plainToken(r: Model): ApiToken {
 }
 
 export interface Accounts {
-  count(): Promise<number>;
+  /** users in all, or with `role` */
+  count(role?: Role): Promise<number>;
   create(input: { username: string; password: string; role: Role }): Promise<User>;
   list(opts: { limit: number; offset: number }): Promise<{ items: User[]; total: number; limit: number; offset: number }>;
   get(username: string): Promise<User>;
@@ -143,7 +144,7 @@ export function createAccounts(sequelize: Sequelize, onChange: () => void = () =
   };
 
   return {
-    count: () => User.count(),
+    count: (role) => User.count(role ? { where: { role } } : {}),
     async create({ username, password, role }) {
       checkUsername(username);
       const password_hash = await hashPassword(checkPassword(password));
