@@ -2,8 +2,9 @@
  * Modbus master benchmarks (docs/modbus.md): polling jitter of 100 units on one endpoint, CPU of
  * 1,000 units on 10 endpoints, and what one dead unit (1 s timeout) adds to the others' intervals.
  * The slaves run in a child process (bench/lib/modbus-slaves.ts); the master runs here with a real
- * registry (SQLite), device bus and presence, and the figures are taken where the values arrive: a
- * listener on the device bus (the Node-RED flow is not part of these rows).
+ * registry (SQLite), durable uplink log (appended to as in production), device bus and presence, and
+ * the figures are taken where the values arrive: a listener on the device bus (the Node-RED flow is
+ * not part of these rows).
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -53,7 +54,7 @@ async function run(specs: SlaveSpec[], seconds: number, timeoutMs = 1000): Promi
   const sl = await slaves(specs);
   const { ctx } = await testContext(loadSettings({ FLUX_DATA_DIR: tempDir('flux-bench-modbus-'), FLUX_LOG_LEVEL: 'warn' }));
   const presence = createPresence(ctx);
-  const master = createModbusMaster({ registry: ctx.registry, bus: ctx.bus, presence, metrics: ctx.metrics, log: ctx.log, syncMs: 3_600_000 });
+  const master = createModbusMaster({ registry: ctx.registry, journal: ctx.journal, presence, metrics: ctx.metrics, log: ctx.log, syncMs: 3_600_000 });
   try {
     const product = await ctx.registry.products.create({
       key: 'meter', name: 'meter',

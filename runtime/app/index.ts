@@ -128,7 +128,7 @@ export function createFlux(opts: FluxOptions): Flux {
   const broker = createBroker(ctx, presence, { httpServer: server });
   const modbus = modbusModule({
     registry,
-    bus: ctx.bus,
+    journal: uplinkLog.journal,
     presence,
     metrics,
     log: log.child({ module: 'modbus' }),

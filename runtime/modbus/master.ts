@@ -1,7 +1,9 @@
 /**
  * The Modbus master: polls every device the registry maps (runtime/modbus/sync.ts) on its product's
- * interval, puts the values on the device bus as already-decoded uplinks, keeps each device's
- * online status, and writes registers for `write` commands.
+ * interval, appends the values to the durable uplink log as already-decoded uplinks (from there they
+ * go on the device bus like MQTT, TCP and HTTP uplinks: traced, ruled, stored, on the live feed,
+ * replayed after a crash), keeps each device's online status, and writes registers for `write`
+ * commands.
  *
  * Timing: each device has its own timer, scheduled from its planned times (no drift), started at a
  * random phase so that a thousand devices do not fire together. A poll still running when the next
@@ -10,7 +12,6 @@
  * 60 s), so a dead unit on an RTU bus rarely holds the bus for its timeout.
  */
 import { randomUUID } from 'node:crypto';
-import type { DeviceBus } from '../bus/index.ts';
 import { newMessageId } from '../bus/index.ts';
 import { FluxError } from '../errors/index.ts';
 import type { Presence } from '../ingress/presence.ts';
@@ -22,10 +23,12 @@ import { createEndpoint, endpointKey, type Endpoint, type EndpointAddress, type 
 import { createModbusMetrics, type ModbusMetrics } from './metrics.ts';
 import { readPolledDevices, type PolledDevice } from './sync.ts';
 import type { MetricsRegistry } from '../metrics/index.ts';
+import type { UplinkJournal } from '../uplink-log/index.ts';
 
 export interface ModbusMasterDeps {
   registry: Registry;
-  bus: DeviceBus;
+  /** the durable uplink log's journal: every ingress appends through it before the bus sees the uplink */
+  journal: Pick<UplinkJournal, 'accept' | 'behind'>;
   presence: Pick<Presence, 'connected'>;
   metrics: MetricsRegistry;
   log: Logger;
@@ -88,7 +91,7 @@ interface Unit {
 const IDLE_ENDPOINT_MS = 60_000;
 
 export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
-  const { registry, bus, presence, log } = deps;
+  const { registry, journal, presence, log } = deps;
   const syncMs = deps.syncMs ?? 5000;
   const metrics: ModbusMetrics = createModbusMetrics(deps.metrics);
   const units = new Map<string, Unit>();
@@ -122,7 +125,9 @@ export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
   function emit(u: Unit, values: Record<string, number | boolean>, ts: number): void {
     const { identity, deviceId } = u.cfg;
     const decoded = { device_id: deviceId, values, ts };
-    bus.emit('uplink', {
+    // The payload is the decoded values' JSON: what the raw-traffic API shows, and what a replay of
+    // the log turns back into `decoded` (runtime/uplink-log/journal.ts), so decode is skipped again.
+    journal.accept({
       id: newMessageId(),
       deviceId,
       productId: identity.product.id,
@@ -133,6 +138,7 @@ export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
       topic: `${u.ep.key}/${u.cfg.unit}`,
       transport: 'modbus',
       decoded,
+      logSeq: undefined,
     });
   }
 
@@ -206,7 +212,7 @@ export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
     if (u.busy) {
       u.overruns++;
       metrics.poll('overrun');
-    } else if (now >= u.probeAt && !bus.behind()) poll(u).catch(() => {});
+    } else if (now >= u.probeAt && !journal.behind()) poll(u).catch(() => {});
     u.timer = setTimeout(tick, Math.max(0, u.nextAt - Date.now()), u);
   }
 

@@ -8,6 +8,7 @@ import type { DeviceBus, UplinkMessage } from '../bus/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { Counter } from 'prom-client';
 import { LogRefusedError, type UplinkLog } from './log.ts';
+import type { LogRecord } from './record.ts';
 
 export interface UplinkJournal {
   /**
@@ -83,6 +84,8 @@ export function createUplinkJournal({ log, bus, logger, refused }: JournalDeps):
       for await (const r of log.unhandled()) {
         const up: UplinkMessage = { id: r.id, deviceId: r.deviceId, productId: r.productId, productKey: r.productKey, type: r.type, ts: r.ts, payload: r.payload, topic: r.topic, transport: r.transport as UplinkMessage['transport'], logSeq: r.seq };
         if (r.eventId) up.eventId = r.eventId;
+        const decoded = decodedBy(r);
+        if (decoded) up.decoded = decoded;
         n++;
         if (!bus.emit('uplink', up, handled)) await new Promise<void>((resolve) => bus.onDrain(resolve));
       }
@@ -108,6 +111,24 @@ export function createUplinkJournal({ log, bus, logger, refused }: JournalDeps):
     },
   };
   return self;
+}
+
+/**
+ * A transport that decodes itself (Modbus: the register map, runtime/modbus/master.ts) logs the
+ * JSON `{ values, ts }` as the payload; replayed, it is decoded again so the flows skip decode as
+ * they did the first time.
+ */
+function decodedBy(r: LogRecord): UplinkMessage['decoded'] {
+  if (r.transport !== 'modbus') return undefined;
+  try {
+    const p = JSON.parse(r.payload.toString()) as { values?: unknown; ts?: unknown };
+    if (p.values && typeof p.values === 'object' && !Array.isArray(p.values)) {
+      return { device_id: r.deviceId, values: p.values as Record<string, number | boolean>, ts: typeof p.ts === 'number' ? p.ts : r.ts };
+    }
+  } catch {
+    // not JSON: left to the product's decoder
+  }
+  return undefined;
 }
 
 export { LogRefusedError };

@@ -34,7 +34,7 @@ async function rig(): Promise<Rig> {
   ctx.bus.on('uplink', uplinks, (u) => void uplinks.push(u));
   ctx.bus.on('status', statuses, (s) => void statuses.push(s));
   const presence = createPresence(ctx);
-  const master = createModbusMaster({ registry: ctx.registry, bus: ctx.bus, presence, metrics: ctx.metrics, log: ctx.log, syncMs: 200 });
+  const master = createModbusMaster({ registry: ctx.registry, journal: ctx.journal, presence, metrics: ctx.metrics, log: ctx.log, syncMs: 200 });
   await master.start();
   return {
     ctx,
