@@ -1,9 +1,11 @@
 /**
  * Modbus end to end through the real FLUX process: the boiler of docs/modbus.md configured through
- * the API, polled from a real slave on loopback, through the default flow (decode skipped, rules,
- * store) to `/api/devices/{id}/latest`, the trace and the metrics; a write command; an exception.
+ * the API, polled from a real slave on loopback, through the uplink log (`/api/devices/{id}/raw`) and
+ * the default flow (decode skipped, rules, store) to `/api/devices/{id}/latest`, the live feed, the
+ * trace and the metrics; a write command; an exception.
  */
 import assert from 'node:assert/strict';
+import WebSocket from 'ws';
 import { startFlux, type FluxProcess } from '../helpers/flux-process.ts';
 import { until } from '../helpers/wait.ts';
 import { startSlave, type TestSlave } from '../modbus/slave.ts';
@@ -60,6 +62,11 @@ describe('modbus end to end (real FLUX process, real slave)', function () {
     });
     assert.equal(product.status, 201, JSON.stringify(product.body));
     assert.equal(product.body.transport.modbus.offline_after, 3, 'defaults are filled in');
+    // the live feed, watched before the device exists: its status and its polled values
+    const feed: { type: string; values?: Record<string, number>; status?: string; transport?: string }[] = [];
+    const ws = new WebSocket(`${flux.url.replace(/^http/, 'ws')}/api/ws?device=boiler_1`, { headers: { authorization: `Bearer ${flux.token}` } });
+    ws.on('message', (d) => feed.push(JSON.parse(String(d))));
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
     const device = await flux.api('POST', '/api/devices', { id: 'boiler_1', product_id: 'boiler', transport: { modbus: { host: '127.0.0.1', port: slave.port, unit: 1, mode: 'tcp' } } });
     assert.equal(device.status, 201, JSON.stringify(device.body));
     assert.deepEqual(device.body.transport, { modbus: { host: '127.0.0.1', port: slave.port, unit: 1, mode: 'tcp' } });
@@ -70,6 +77,16 @@ describe('modbus end to end (real FLUX process, real slave)', function () {
     }, 20_000);
     assert.equal(latest.values.setpoint, 40);
     assert.equal((await flux.api('GET', '/api/devices/boiler_1')).body.status, 'online');
+    const live = await until('the polled values on the live feed', () => feed.find((e) => e.type === 'telemetry' && e.values?.temperature === 45.3));
+    assert.deepEqual(live.values, { temperature: 45.3, setpoint: 40 });
+    assert.ok(feed.some((e) => e.type === 'status' && e.status === 'online' && e.transport === 'modbus'), 'online on the live feed');
+    ws.close();
+    // through the durable uplink log like every ingress: the raw-traffic API lists the polls
+    const raw = (await flux.api('GET', '/api/devices/boiler_1/raw?limit=5&encoding=base64')).body;
+    assert.ok(raw.items.length > 0, 'polled values are in the uplink log');
+    assert.equal(raw.items[0].transport, 'modbus');
+    assert.equal(raw.items[0].type, 'properties');
+    assert.deepEqual(JSON.parse(Buffer.from(raw.items[0].payload, 'base64').toString()).values, { temperature: 45.3, setpoint: 40 });
 
     // a finished message's trace (the newest may still be on its way)
     type Span = { stage: string; detail?: { skipped?: string } };
