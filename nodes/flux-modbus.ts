@@ -10,7 +10,7 @@
  * `write` writes `msg.payload` (or `msg.payload.value`). `msg.modbus` carries the raw registers or bits.
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage } from './red.ts';
-import { fluxOf } from './red.ts';
+import { countedText, fluxOf } from './red.ts';
 import {
   decodeBlock, encodeValue, normalizeRegister, planReads, readRequest, registerSchema, writeCoilsRequest, writeRegistersRequest,
   type ModbusMode,
@@ -43,7 +43,8 @@ export default function register(RED: NodeAPI): void {
     const op = def.op === 'write' ? 'write' : 'read';
     const host = def.host?.trim() || '';
     let count = 0;
-    node.status({ fill: 'grey', shape: 'ring', text: host ? `${op} ${host}:${num(def.port, 502)}` : `${op} ${def.device?.trim() || 'msg.device'}` });
+    const where = host ? `${host}:${num(def.port, 502)}` : def.device?.trim() || 'msg.device';
+    node.status({ fill: 'grey', shape: 'ring', text: countedText(RED, 'flux-modbus.status.idle', { op, where }) });
 
     async function byAddress(msg: NodeMessage): Promise<void> {
       const over = (msg.payload && typeof msg.payload === 'object' && !Buffer.isBuffer(msg.payload) ? msg.payload : {}) as Record<string, unknown>;
@@ -93,7 +94,7 @@ export default function register(RED: NodeAPI): void {
           msg.payload = result.values;
         }
         count++;
-        node.status({ fill: 'green', shape: 'dot', text: `${count} ${op === 'read' ? 'read' : 'written'}` });
+        node.status({ fill: 'green', shape: 'dot', text: countedText(RED, op === 'read' ? 'flux-modbus.status.read' : 'flux-modbus.status.written', { count }) });
         send(msg);
         done();
       } catch (err) {
