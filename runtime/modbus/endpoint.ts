@@ -138,8 +138,20 @@ export function createEndpoint(opts: EndpointOptions): Endpoint {
     pump();
   }
 
+  let corked: net.Socket | undefined;
+  const uncork = () => {
+    corked?.uncork();
+    corked = undefined;
+  };
+
   function pump(): void {
     if (!connected || !socket) return;
+    // requests of one event-loop turn (units polled at the same moment) go out in one write
+    if (!corked) {
+      corked = socket;
+      socket.cork();
+      setImmediate(uncork);
+    }
     while (inFlight.size < maxInFlight && queue.length) {
       const p = queue.shift()!;
       if (p.group?.failed) {
