@@ -10,7 +10,7 @@
  * `write` writes `msg.payload` (or `msg.payload.value`). `msg.modbus` carries the raw registers or bits.
  */
 import type { NodeAPI, Node, NodeDef, NodeMessage } from './red.ts';
-import { countedText, fluxOf } from './red.ts';
+import { countedText, fluxOf, statusThrottle } from './red.ts';
 import {
   decodeBlock, encodeValue, normalizeRegister, planReads, readRequest, registerSchema, writeCoilsRequest, writeRegistersRequest,
   type ModbusMode,
@@ -45,6 +45,7 @@ export default function register(RED: NodeAPI): void {
     let count = 0;
     const where = host ? `${host}:${num(def.port, 502)}` : def.device?.trim() || 'msg.device';
     node.status({ fill: 'grey', shape: 'ring', text: countedText(RED, 'flux-modbus.status.idle', { op, where }) });
+    const status = statusThrottle(node);
 
     async function byAddress(msg: NodeMessage): Promise<void> {
       const over = (msg.payload && typeof msg.payload === 'object' && !Buffer.isBuffer(msg.payload) ? msg.payload : {}) as Record<string, unknown>;
@@ -94,13 +95,18 @@ export default function register(RED: NodeAPI): void {
           msg.payload = result.values;
         }
         count++;
-        node.status({ fill: 'green', shape: 'dot', text: countedText(RED, op === 'read' ? 'flux-modbus.status.read' : 'flux-modbus.status.written', { count }) });
+        status.update(() => ({ fill: 'green', shape: 'dot', text: countedText(RED, op === 'read' ? 'flux-modbus.status.read' : 'flux-modbus.status.written', { count }) }));
         send(msg);
         done();
       } catch (err) {
-        node.status({ fill: 'red', shape: 'ring', text: (err as Error).message.slice(0, 50) });
+        const text = (err as Error).message.slice(0, 50);
+        status.update(() => ({ fill: 'red', shape: 'ring', text }));
         done(err as Error);
       }
+    });
+    node.on('close', (_removed, done) => {
+      status.close();
+      done();
     });
   }
   RED.nodes.registerType('flux modbus', FluxModbus);
