@@ -1,4 +1,4 @@
-/** One device: status, secret reset, latest values, live chart, history, command sender, trace, sub-devices. */
+/** One device: status, secret reset, latest values, live chart, Modbus polling, history, command sender, trace, sub-devices. */
 import { useRef, useState } from 'preact/hooks';
 import { del, get, getOptional, patch, post } from '../api.ts';
 import { navigate } from '../router.ts';
@@ -8,6 +8,7 @@ import { Card, ErrorBox, Link, Secret, Status, act, useAsync, useInterval, useRo
 import type { Device } from './devices.tsx';
 import type { Product } from './products.tsx';
 import { CommandSender, History, SubDevices, TracePanel } from './device-panels.tsx';
+import { ModbusPanel } from './device-modbus.tsx';
 
 interface Latest {
   items: { metric: string; ts: number; value: unknown }[];
@@ -127,6 +128,7 @@ export function DeviceDetail(p: { id: string }) {
           }}
         />
       </Card>
+      {product.data?.transport?.modbus && <ModbusPanel device={d} map={product.data.transport.modbus} />}
       <History device={d.id} />
       {d.is_gateway && <SubDevices gateway={d.id} />}
       {write && <CommandSender device={d} commands={product.data?.metadata.commands ?? []} />}

@@ -4,6 +4,7 @@ import { del, get, patch, post, qs } from '../api.ts';
 import { navigate } from '../router.ts';
 import { fmtTime, t, useLang } from '../i18n.ts';
 import { Card, ErrorBox, Link, Pager, act, useAsync, useRole } from '../ui.tsx';
+import type { ProductModbus } from './device-modbus.tsx';
 
 export interface Product {
   id: string;
@@ -12,6 +13,8 @@ export interface Product {
   description: string | null;
   protocol_plugin_id: string | null;
   metadata: ThingModel;
+  /** `transport.modbus`: the register map FLUX polls (docs/modbus.md) */
+  transport?: { modbus?: ProductModbus } | null;
   created_at: string;
 }
 interface Row {
