@@ -12,7 +12,7 @@
  * RTU bus rarely holds the bus for its timeout.
  */
 import { randomUUID } from 'node:crypto';
-import { newMessageId, type UplinkMessage } from '../bus/index.ts';
+import { newMessageId } from '../bus/index.ts';
 import { FluxError } from '../errors/index.ts';
 import type { Presence } from '../ingress/presence.ts';
 import type { Logger } from '../log/index.ts';
@@ -22,13 +22,14 @@ import { ModbusError, readRequest, writeCoilsRequest, writeRegistersRequest } fr
 import { createEndpoint, endpointKey, type Endpoint, type EndpointAddress, type EndpointStats, type RequestGroup } from './endpoint.ts';
 import { createModbusMetrics, type ModbusMetrics } from './metrics.ts';
 import { readPolledDevices, type PolledDevice } from './sync.ts';
+import { createPollAppender } from './appender.ts';
 import type { MetricsRegistry } from '../metrics/index.ts';
 import type { UplinkJournal } from '../uplink-log/index.ts';
 
 export interface ModbusMasterDeps {
   registry: Registry;
   /** the durable uplink log's journal: every ingress appends through it before the bus sees the uplink */
-  journal: Pick<UplinkJournal, 'accept' | 'behind'>;
+  journal: Pick<UplinkJournal, 'append' | 'emit' | 'behind'>;
   presence: Pick<Presence, 'connected'>;
   metrics: MetricsRegistry;
   log: Logger;
@@ -95,7 +96,7 @@ const IDLE_ENDPOINT_MS = 60_000;
  * in one write. Intervals, and so their jitter, are unchanged (bench/modbus.bench.ts: the CPU).
  */
 const POLL_SLOT_MS = 100;
-/** Values answered within this window are appended together: one log commit (write, fdatasync) for many. */
+/** Values answered within this window are appended together (runtime/modbus/appender.ts). */
 const APPEND_WINDOW_MS = 5;
 
 export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
@@ -130,22 +131,14 @@ export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
     return e.ep;
   }
 
-  // the log commits one event-loop turn's appends together; answers arrive in many turns
-  let pending: UplinkMessage[] = [];
-  let flushTimer: NodeJS.Timeout | undefined;
-  function flush(): void {
-    flushTimer = undefined;
-    const batch = pending;
-    pending = [];
-    for (const up of batch) journal.accept(up);
-  }
+  const appender = createPollAppender(journal, APPEND_WINDOW_MS);
 
   function emit(u: Unit, values: Record<string, number | boolean>, ts: number): void {
     const { identity, deviceId } = u.cfg;
     const decoded = { device_id: deviceId, values, ts };
     // The payload is the decoded values' JSON: what the raw-traffic API shows, and what a replay of
     // the log turns back into `decoded` (runtime/uplink-log/journal.ts), so decode is skipped again.
-    pending.push({
+    appender.push({
       id: newMessageId(),
       deviceId,
       productId: identity.product.id,
@@ -158,7 +151,6 @@ export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
       decoded,
       logSeq: undefined,
     });
-    flushTimer ??= setTimeout(flush, APPEND_WINDOW_MS);
   }
 
   function answered(u: Unit): void {
@@ -354,8 +346,7 @@ export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
       await syncing?.catch(() => {});
       for (const u of [...units.values()]) removeUnit(u, 'modbus master stopped');
       // values read but not yet appended go to the log before it closes (it stops after this module)
-      if (flushTimer) clearTimeout(flushTimer);
-      flush();
+      appender.flush();
       for (const e of endpoints.values()) e.ep.close();
       endpoints.clear();
     },

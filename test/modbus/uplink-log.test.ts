@@ -1,6 +1,7 @@
 /**
  * Polled Modbus values go through the durable uplink log like every other uplink: appended before
- * the bus sees them (with their log position), kept for the raw-traffic query, and, when the
+ * the bus sees them (with their log position; like MQTT QoS 0 they do not wait for the fdatasync,
+ * runtime/modbus/appender.ts), kept for the raw-traffic query, and, when the
  * process died before the flows finished them, put back on the bus at the next start still decoded
  * (so the flows skip decode again instead of handing the JSON to the product's decoder).
  */
@@ -55,7 +56,10 @@ describe('modbus and the durable uplink log', function () {
         assert.ok(typeof up.logSeq === 'number' && up.logSeq > 0, 'on the bus with its position in the log: appended first');
         assert.deepEqual(up.decoded!.values, { temperature: 45.3, setpoint: 40 });
       }
-      const logged = await first.log.read({ deviceId: 'boiler-1', limit: 100 });
+      const logged = await until('every poll in the log', async () => {
+        const rows = await first.log.read({ deviceId: 'boiler-1', limit: 100 });
+        return rows.length >= seen.length ? rows : undefined;
+      });
       assert.deepEqual(logged.map((r) => r.seq), seen.map((u) => u.logSeq), 'every poll is in the log, in order');
       assert.equal(logged[0]!.transport, 'modbus');
       assert.deepEqual(JSON.parse(logged[0]!.payload.toString()).values, { temperature: 45.3, setpoint: 40 });
