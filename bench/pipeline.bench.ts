@@ -214,7 +214,7 @@ async function ingest(quick: boolean): Promise<BenchRow[]> {
       }
       rows.push({
         group: GROUP,
-        name: `ingest end to end, QoS${qos}, ${count} devices, decode + rule + SQLite store`,
+        name: `ingest end to end, QoS${qos}, ${count} devices, decode + rule + SQLite store, uplink log FLUX_LOG_FSYNC=always`,
         value: best ? best.stored / (quick ? 4 : 8) : 0,
         unit: 'msg/s sustained',
         target: '>= 30,000 msg/s, p99 < 50 ms, no loss',
