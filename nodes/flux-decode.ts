@@ -144,11 +144,11 @@ export default function register(RED: NodeAPI): void {
       try {
         const host = flux.plugins;
         const ts = typeof (msg.uplink as { ts?: unknown } | undefined)?.ts === 'number' ? (msg.uplink as { ts: number }).ts : Date.now();
-        if (fixed) pending = host.decodeFrame(fixed, bytes, ts);
+        const deviceId = (msg.device as { id?: string } | undefined)?.id ?? '';
+        if (fixed) pending = host.decodeFrame(fixed, bytes, ts, deviceId);
         else {
           if (!product) throw new Error('flux decode: the message has no msg.device / msg.product to find its plugin (choose a plugin in the node)');
           pluginId = product.protocol_plugin_id;
-          const deviceId = (msg.device as { id?: string } | undefined)?.id ?? '';
           pending = host.decodeUplink(product, { payload: bytes, deviceId, ts });
         }
       } catch (err) {

@@ -28,6 +28,8 @@ import type { RuleEngine } from '../rules/index.ts';
 import type { AlarmCenter } from '../alarms/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { Downlink } from '../ingress/index.ts';
+import { pluginCompareRoutes } from './plugin-compare.ts';
+import type { PluginCompare } from '../plugin-compare/index.ts';
 import { notFound } from '../errors/index.ts';
 
 export { RouteTable, q, formatZodError, type RouteSpec } from './routes.ts';
@@ -62,6 +64,8 @@ export interface ApiServices {
   users: Users;
   /** failed logins per address (shared with the editor's login) */
   loginLimiter: LoginLimiter;
+  /** replay and shadow mode, for /api/plugins/{id}/replay and /shadow */
+  pluginCompare?: PluginCompare;
 }
 
 export function createApi(ctx: FluxContext, services: ApiServices, opts: ApiOptions): Api {
@@ -77,6 +81,7 @@ export function createApi(ctx: FluxContext, services: ApiServices, opts: ApiOpti
   rawRoutes(ctx, routes, services.uplinkLog);
   if (services.modbus) modbusRoutes(services.modbus, routes);
   userRoutes(services.users, routes, services.loginLimiter);
+  if (services.pluginCompare) pluginCompareRoutes(routes, services.pluginCompare);
   routes
     .add({
       method: 'get', path: '/health', tag: 'system', auth: false, errors: [503],

@@ -26,6 +26,7 @@ import { createRuleEngine, type RuleEngine } from '../rules/index.ts';
 import { createPluginHost, type PluginHost } from '../plugins/index.ts';
 import { createStorageModule, type Storage } from '../storage/index.ts';
 import { createStreamModule, type StreamService } from '../stream/index.ts';
+import { createPluginCompare } from '../plugin-compare/index.ts';
 import { createUplinkLogModule } from '../uplink-log/index.ts';
 import { mountConsole } from '../console/index.ts';
 import { createLoginLimiter } from '../login-limiter/index.ts';
@@ -137,10 +138,11 @@ export function createFlux(opts: FluxOptions): Flux {
   const ingress = createIngress(ctx, { presence, plugins, broker, fieldbus: modbus.master });
   const downlink = ingress.downlink;
   const rules = createRuleEngine(ctx, { alarms, downlink });
+  const pluginCompare = createPluginCompare({ host: plugins, log: uplinkLog.log, registry, metrics, logger: log.child({ module: 'plugin-compare' }) });
   // `health` is defined below; the API calls it only once the process runs.
   const api = createApi(
     ctx,
-    { plugins, rules, alarms, storage: storage.storage, downlink, uplinkLog: uplinkLog.log, modbus: modbus.master, users, loginLimiter },
+    { plugins, rules, alarms, storage: storage.storage, downlink, uplinkLog: uplinkLog.log, modbus: modbus.master, users, loginLimiter, pluginCompare },
     { health: () => health(), version: VERSION },
   );
   const streams = createStreamModule(
@@ -160,7 +162,7 @@ export function createFlux(opts: FluxOptions): Flux {
   const flows =
     opts.flows === false
       ? undefined
-      : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master }, { loginLimiter, users });
+      : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master, pluginCompare }, { loginLimiter, users });
   const registryModule: FluxModule = {
     name: 'metadata_db',
     start: () => registry.start(),
@@ -170,7 +172,7 @@ export function createFlux(opts: FluxOptions): Flux {
   // Start order; stop runs in reverse. The uplink log opens first and closes last; the core starts
   // next, then the HTTP server and the flows, and device access last, after the log's leftovers
   // from a crash were put back into the flows.
-  const core: FluxModule[] = [uplinkLog, registryModule, users, storage, plugins, feed, alarms, rules, streams];
+  const core: FluxModule[] = [uplinkLog, registryModule, users, storage, plugins, pluginCompare, feed, alarms, rules, streams];
   const otel = createOtelExport(ctx);
   if (otel.enabled) core.push(otel);
   // The Modbus master polls last: its values go to flows that are already running.

@@ -27,6 +27,7 @@ import type { StreamService } from '../stream/index.ts';
 import type { ModbusMaster } from '../modbus/index.ts';
 import type { Users } from '../users/index.ts';
 import { auditEditorLogin, auditFlowEvent, editorAuth } from './editor-auth.ts';
+import type { PluginCompare } from '../plugin-compare/index.ts';
 
 export type { PipelineTracker } from './pipeline.ts';
 
@@ -57,6 +58,8 @@ export interface NodeServices {
   streams?: StreamService;
   /** the Modbus master (`flux modbus` node) */
   modbus?: ModbusMaster;
+  /** replay and shadow mode (the `flux decode` dialog) */
+  pluginCompare?: PluginCompare;
 }
 
 /**

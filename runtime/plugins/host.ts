@@ -99,6 +99,28 @@ export class PluginCallError extends Error {
   }
 }
 
+/**
+ * Watches live decodes of one plugin (shadow mode, runtime/plugin-compare): `take` is asked per
+ * frame and answers a sample for the few frames it wants (none when its queue is full); the
+ * sample hears the active version's output before anyone downstream changes it.
+ */
+export interface DecodeTap {
+  take(deviceId: string | undefined, ts: number | undefined): DecodeSample | undefined;
+}
+export interface DecodeSample {
+  seen(bytes: Uint8Array, output: unknown): void;
+  failed(bytes: Uint8Array, cause: string, message: string): void;
+}
+
+/** A stored version loaded for comparison (replay, shadow): its calls count in no live metric. */
+export interface LoadedVersion {
+  readonly id: string;
+  readonly version: number;
+  decode(bytes: Uint8Array): Promise<CallOutcome>;
+  /** unloads it from the workers once its queued calls answered */
+  release(): void;
+}
+
 /** One executor for every decode promise (no closure per frame): it hands out the resolvers it was given. */
 const captured: { resolve?: (v: unknown) => void; reject?: (e: Error) => void } = {};
 const capture = (resolve: (v: unknown) => void, reject: (e: Error) => void): void => {
@@ -123,9 +145,10 @@ class DecodeCall implements Call {
   readonly #asDecoded: boolean;
   readonly #ts: number | undefined;
   readonly #count: { ok: number; failed: number };
+  readonly #sample: DecodeSample | undefined;
   readonly #resolve: (v: unknown) => void;
   readonly #reject: (e: Error) => void;
-  constructor(id: string, a: { key: string; version: number; deadlineMs: number }, data: Uint8Array, asDecoded: boolean, ts: number | undefined, count: { ok: number; failed: number }) {
+  constructor(id: string, a: { key: string; version: number; deadlineMs: number }, data: Uint8Array, asDecoded: boolean, ts: number | undefined, count: { ok: number; failed: number }, sample?: DecodeSample) {
     this.key = a.key;
     this.data = data;
     this.deadlineMs = a.deadlineMs;
@@ -134,11 +157,14 @@ class DecodeCall implements Call {
     this.#asDecoded = asDecoded;
     this.#ts = ts;
     this.#count = count;
+    this.#sample = sample;
     this.#resolve = captured.resolve!;
     this.#reject = captured.reject!;
   }
   ok(value: unknown): void {
     this.#count.ok++;
+    // before the messages are stamped below or changed downstream
+    if (this.#sample) this.#sample.seen(this.data, value);
     if (!this.#asDecoded) return this.#resolve(value);
     const messages = (Array.isArray(value) ? value : [value]) as StandardMessage[];
     const ts = this.#ts;
@@ -147,6 +173,7 @@ class DecodeCall implements Call {
   }
   fail(cause: string, message: string, logs: string[]): void {
     this.#count.failed++;
+    if (this.#sample) this.#sample.failed(this.data, cause, message);
     this.#reject(new PluginCallError(this.#id, this.#version, cause, message, logs));
   }
 }
@@ -192,6 +219,8 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   const active = new Map<string, Active>();
   const locks = new Map<string, Promise<unknown>>();
   const counts = new Map<string, { ok: number; failed: number }>();
+  const taps = new Map<string, DecodeTap>();
+  let compareCounter = 0;
   let pool: WorkerPool | undefined;
   let watcher: fs.FSWatcher | undefined;
   const debounce = new Map<string, NodeJS.Timeout>();
@@ -325,7 +354,9 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
     pool?.unload(a.key);
   }
 
-  async function install(id: string, bytes: Uint8Array, source: 'api' | 'dir', limitsIn: Partial<PluginLimits> = {}): Promise<{ version: PluginVersion; created: boolean }> {
+  /** Stores `bytes` as a version of `id` and (unless `activate: false`: kept for replay, shadow or a later promote) activates it. */
+  async function install(id: string, bytes: Uint8Array, source: 'api' | 'dir', limitsIn: Partial<PluginLimits> = {}, opts: { activate?: boolean } = {}): Promise<{ version: PluginVersion; created: boolean }> {
+    const activating = opts.activate !== false;
     checkSlug('plugin', id);
     return locked(id, async () => {
       const versions = await versionsOf(id);
@@ -333,7 +364,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       const limits: PluginLimits = { ...defaults, ...(current?.meta.limits ?? {}), ...limitsIn };
       const sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
       const same = versions.find((v) => v.sha256 === sha256 && v.meta.limits?.memory_mib === limits.memory_mib && v.meta.limits?.deadline_ms === limits.deadline_ms);
-      if (same?.active) return { version: same, created: false };
+      if (same?.active || (same && !activating)) return { version: same, created: false };
       const { checked, meta } = await inspect(bytes, limits).catch((err) => {
         throw rejected(err);
       });
@@ -351,6 +382,10 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       await fs.promises.rename(file + '.tmp', file);
       const row = await Plugin.create({ id, version, sha256, file, size: bytes.length, meta, active: false, source, created_at: new Date() });
       const v = rowOf(row);
+      if (!activating) {
+        log.info({ plugin: id, version, sha256, source, size: bytes.length }, 'plugin version stored (not active)');
+        return { version: v, created: true };
+      }
       await activate(id, v, checked.module);
       await markActive(id, version);
       log.info({ plugin: id, version, sha256, source, size: bytes.length }, 'plugin installed');
@@ -382,14 +417,15 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   }
 
   /** Decodes one frame with the active version of `id`, telling which version did. Rejects with PluginCallError (or 404 when no such plugin is active). */
-  function decodeFrame(id: string, bytes: Uint8Array, ts?: number): Promise<Decoded> {
+  function decodeFrame(id: string, bytes: Uint8Array, ts?: number, deviceId?: string): Promise<Decoded> {
     const a = active.get(id);
     if (!a) return Promise.reject(new FluxError('plugin_not_loaded', `plugin '${id}' is not installed or not active`, 404));
     // One Promise and one call object per frame: this runs for every uplink.
     let p: Promise<Decoded>;
     try {
       p = new Promise(capture) as Promise<Decoded>;
-      thePool().submit(new DecodeCall(id, a, bytes, true, ts, counter(id)));
+      const sample = taps.size === 0 ? undefined : taps.get(id)?.take(deviceId, ts);
+      thePool().submit(new DecodeCall(id, a, bytes, true, ts, counter(id), sample));
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -464,7 +500,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
    * go through it; a product without one sends JSON `{ "values": {…}, "ts"? }`.
    */
   function decodeUplink(product: { protocol_plugin_id: string | null }, up: { payload: Uint8Array; deviceId: string; ts: number }): Promise<Decoded | { messages: StandardMessage[]; plugin: null; version: null }> {
-    if (product.protocol_plugin_id) return decodeFrame(product.protocol_plugin_id, up.payload, up.ts);
+    if (product.protocol_plugin_id) return decodeFrame(product.protocol_plugin_id, up.payload, up.ts, up.deviceId);
     try {
       return Promise.resolve(decodeJson(up));
     } catch (err) {
@@ -502,6 +538,45 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       log.info({ plugin: id, from: current.version, to: previous.version }, 'plugin rolled back');
       return { ...previous, active: true };
     });
+  }
+
+  /** Makes a stored version the active one (a hot swap, as an install does). */
+  async function activateVersion(id: string, version: number): Promise<PluginVersion> {
+    checkSlug('plugin', id);
+    return locked(id, async () => {
+      const v = (await versionsOf(id)).find((x) => x.version === version);
+      if (!v) throw notFound('plugin version', `${id}@${version}`);
+      if (!v.active) {
+        await activate(id, v);
+        await markActive(id, version);
+        log.info({ plugin: id, version }, 'plugin version activated');
+      }
+      return { ...v, active: true };
+    });
+  }
+
+  /** Loads a stored version under a key of its own, for comparing it with another (runtime/plugin-compare). */
+  async function loadVersion(id: string, version: number): Promise<LoadedVersion> {
+    checkSlug('plugin', id);
+    const v = (await versionsOf(id)).find((x) => x.version === version);
+    if (!v) throw notFound('plugin version', `${id}@${version}`);
+    const limits = v.meta.limits ?? defaults;
+    const bytes = await fs.promises.readFile(pathInside(storeDir, id, `${v.version}.wasm`));
+    const { module } = await checkModule(bytes, { maxBytes: Infinity, memoryCapBytes: limits.memory_mib * 2 ** 20 });
+    const key = `${id}@${version}/${limits.memory_mib}/compare-${++compareCounter}`;
+    const p = thePool();
+    p.load(key, id, module, limits.memory_mib * 2 ** 20);
+    let loaded = true;
+    return {
+      id,
+      version,
+      decode: (data) => (loaded ? p.call(key, 0, data, limits.deadline_ms) : Promise.resolve({ ok: false, cause: 'released', message: 'the version was released', logs: [] })),
+      release() {
+        if (!loaded) return;
+        loaded = false;
+        p.unload(key);
+      },
+    };
   }
 
   async function setLimits(id: string, patch: Partial<PluginLimits>): Promise<PluginVersion> {
@@ -634,6 +709,13 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
     remove,
     rollback,
     setLimits,
+    activateVersion,
+    loadVersion,
+    /** Shadow mode's view of the live decodes of `id` (undefined: none). */
+    setTap(id: string, tap: DecodeTap | undefined): void {
+      if (tap) taps.set(id, tap);
+      else taps.delete(id);
+    },
     decode,
     decodeFrame,
     encode,

@@ -78,6 +78,8 @@ export interface UplinkLog {
   unhandled(): AsyncGenerator<LogRecord>;
   /** Entries by device and receive time, in seq order. */
   read(q: RawQuery): Promise<LogRecord[]>;
+  /** Entries received in [from, to], in seq order, one segment's worth at a time (a replay reads more than a page). */
+  scan(q: { from: number; to: number }): AsyncGenerator<LogRecord[]>;
   stats(): UplinkLogStats;
   /** Writes what is pending and the watermark; closes the file. */
   close(): Promise<void>;
@@ -319,6 +321,21 @@ export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
         });
       }
       return out;
+    },
+
+    async *scan(q) {
+      for (const seg of [...segments]) {
+        if (seg.maxTs < q.from || seg.minTs > q.to) continue;
+        const found: LogRecord[] = [];
+        try {
+          await scanSegment(seg.file, (r) => {
+            if (r.ts >= q.from && r.ts <= q.to) found.push(r);
+          });
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // evicted while reading
+        }
+        if (found.length) yield found;
+      }
     },
 
     stats: () => ({

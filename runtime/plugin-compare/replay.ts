@@ -1,0 +1,203 @@
+/**
+ * Replay: recorded uplinks (runtime/uplink-log) decoded again through a stored version of a plugin
+ * and compared with the version active when the replay started, re-decoded beside it (not what was
+ * stored at the time: the log keeps bytes, not outputs). Nothing is stored, no rule runs, no
+ * command goes out: frames go to the plugin workers only, never onto the device bus.
+ *
+ * Bounded: `limit` frames (default 10,000, at most 100,000), the first 100 diffs kept (the counts
+ * are exact), one replay per plugin and two in the whole process at once.
+ */
+import type { Logger } from '../log/index.ts';
+import type { LoadedVersion, PluginHost } from '../plugins/index.ts';
+import type { Registry } from '../registry/index.ts';
+import type { UplinkLog, LogRecord } from '../uplink-log/index.ts';
+import { FluxError, notFound } from '../errors/index.ts';
+import { decodedOf, sideOf, verdict, type Counts, type Diff } from './compare.ts';
+
+export const REPLAY_LIMIT_DEFAULT = 10_000;
+export const REPLAY_LIMIT_MAX = 100_000;
+export const REPLAY_DIFFS_MAX = 100;
+export const REPLAYS_AT_ONCE = 2;
+/** frames decoded per step: enough to keep the workers' batches full, few enough to cancel quickly */
+const CHUNK = 4096;
+
+export interface ReplayRequest {
+  version: number;
+  from: number;
+  to: number;
+  /** device ids; none: every device */
+  devices?: string[];
+  /** product ids or keys; none: every product whose protocol plugin is this one */
+  products?: string[];
+  limit?: number;
+}
+
+export type ReplayState = 'running' | 'done' | 'cancelled' | 'failed';
+
+export interface ReplayReport extends Counts {
+  job: string;
+  plugin: string;
+  version: number;
+  active_version: number;
+  state: ReplayState;
+  /** frames compared so far (the final count once done) */
+  total: number;
+  /** the log held more matching frames than `limit` */
+  truncated: boolean;
+  diffs: Diff[];
+  started_at: string;
+  took_ms: number;
+  error?: { code: string; message: string };
+}
+
+export interface Replayer {
+  /** Starts a replay; `done` settles with the final report (also when cancelled). */
+  start(id: string, req: ReplayRequest): Promise<{ report: ReplayReport; done: Promise<ReplayReport> }>;
+  /** The running replay of `id`, else its last one. */
+  status(id: string): ReplayReport | undefined;
+  /** Cancels the running replay of `id`; answers its report, or undefined when none runs. */
+  cancel(id: string): ReplayReport | undefined;
+  /** Cancels every replay and waits for them (stop). */
+  stop(): Promise<void>;
+}
+
+export interface ReplayDeps {
+  host: PluginHost;
+  log: UplinkLog;
+  registry: Registry;
+  logger: Logger;
+}
+
+interface Job {
+  report: ReplayReport;
+  abort: AbortController;
+  done: Promise<ReplayReport>;
+}
+
+export function createReplayer({ host, log, registry, logger }: ReplayDeps): Replayer {
+  const running = new Map<string, Job>();
+  const last = new Map<string, ReplayReport>();
+  let jobs = 0;
+
+  /** Product ids whose frames this replay takes. */
+  async function productIds(id: string, names: string[] | undefined): Promise<Set<string>> {
+    if (names?.length) {
+      const out = new Set<string>();
+      for (const n of names) {
+        const p = await registry.products.find(n);
+        if (!p) throw new FluxError('unknown_product', `product '${n.slice(0, 100)}' not found`, 400);
+        out.add(p.id);
+      }
+      return out;
+    }
+    const page = await registry.products.list({ protocol_plugin_id: id, limit: 1000, offset: 0 });
+    return new Set(page.items.map((p) => p.id));
+  }
+
+  async function run(job: Job, req: ReplayRequest, before: LoadedVersion, after: LoadedVersion, products: Set<string>): Promise<void> {
+    const r = job.report;
+    const limit = req.limit ?? REPLAY_LIMIT_DEFAULT;
+    const devices = req.devices?.length ? new Set(req.devices) : undefined;
+    const t0 = performance.now();
+    const compare = async (chunk: LogRecord[]) => {
+      const outs = await Promise.all(chunk.flatMap((rec) => [before.decode(rec.payload), after.decode(rec.payload)]));
+      for (let i = 0; i < chunk.length; i++) {
+        const b = decodedOf(outs[2 * i]!), a = decodedOf(outs[2 * i + 1]!);
+        const v = verdict(b, a);
+        r[v]++;
+        r.total++;
+        if (v !== 'same' && r.diffs.length < REPLAY_DIFFS_MAX) {
+          const rec = chunk[i]!;
+          r.diffs.push({ msgId: rec.id, deviceId: rec.deviceId, ts: rec.ts, before: sideOf(b), after: sideOf(a) });
+        }
+      }
+      r.took_ms = Math.round(performance.now() - t0);
+    };
+    let chunk: LogRecord[] = [];
+    let taken = 0;
+    scan: for await (const batch of log.scan({ from: req.from, to: req.to })) {
+      for (const rec of batch) {
+        if (!products.has(rec.productId) || (devices && !devices.has(rec.deviceId))) continue;
+        if (taken === limit) {
+          r.truncated = true;
+          break scan;
+        }
+        taken++;
+        chunk.push(rec);
+        if (chunk.length === CHUNK) {
+          await compare(chunk);
+          chunk = [];
+          if (job.abort.signal.aborted) break scan;
+        }
+      }
+      if (job.abort.signal.aborted) break;
+    }
+    if (chunk.length && !job.abort.signal.aborted) await compare(chunk);
+    r.took_ms = Math.round(performance.now() - t0);
+  }
+
+  return {
+    async start(id, req) {
+      if (running.has(id)) throw new FluxError('replay_running', `a replay of plugin '${id}' is running; cancel it (DELETE) or wait`, 409);
+      if (jobs >= REPLAYS_AT_ONCE) throw new FluxError('too_many_replays', `${REPLAYS_AT_ONCE} replays are running; try again when one finished`, 429);
+      const info = await host.get(id);
+      if (info.active_version === null) throw new FluxError('no_active_version', `plugin '${id}' has no active version to compare with`, 409);
+      if (!info.versions.some((v) => v.version === req.version)) throw notFound('plugin version', `${id}@${req.version}`);
+      if (req.from > req.to) throw new FluxError('bad_range', '`from` is after `to`', 400);
+      // counted before the first await below, so two requests at once cannot both pass the check
+      jobs++;
+      const abort = new AbortController();
+      const report: ReplayReport = {
+        job: `${id}-${Date.now().toString(36)}`, plugin: id, version: req.version, active_version: info.active_version, state: 'running',
+        total: 0, same: 0, different: 0, failed: 0, truncated: false, diffs: [], started_at: new Date().toISOString(), took_ms: 0,
+      };
+      const job: Job = { report, abort, done: undefined as unknown as Promise<ReplayReport> };
+      running.set(id, job);
+      last.set(id, report);
+      let before: LoadedVersion | undefined, after: LoadedVersion | undefined;
+      try {
+        const products = await productIds(id, req.products);
+        before = await host.loadVersion(id, info.active_version);
+        after = await host.loadVersion(id, req.version);
+        const [b, a] = [before, after];
+        job.done = run(job, req, b, a, products).then(
+          () => {
+            report.state = abort.signal.aborted ? 'cancelled' : 'done';
+          },
+          (err: Error) => {
+            report.state = 'failed';
+            report.error = { code: 'replay_failed', message: err.message };
+            logger.warn({ plugin: id, err: err.message }, 'replay failed');
+          },
+        ).then(() => {
+          b.release();
+          a.release();
+          running.delete(id);
+          jobs--;
+          logger.info({ plugin: id, version: req.version, state: report.state, total: report.total, different: report.different, failed: report.failed, took_ms: report.took_ms }, 'replay finished');
+          return report;
+        });
+      } catch (err) {
+        before?.release();
+        after?.release();
+        running.delete(id);
+        last.delete(id);
+        jobs--;
+        throw err;
+      }
+      return { report, done: job.done };
+    },
+    status: (id) => running.get(id)?.report ?? last.get(id),
+    cancel(id) {
+      const job = running.get(id);
+      if (!job) return undefined;
+      job.abort.abort();
+      return job.report;
+    },
+    async stop() {
+      const all = [...running.values()];
+      for (const j of all) j.abort.abort();
+      await Promise.all(all.map((j) => j.done));
+    },
+  };
+}
