@@ -19,6 +19,12 @@ export const ERROR_CODES: [code: string, status: number, meaning: string][] = [
   ['not_found', 404, 'no such resource or path'],
   ['conflict', 409, 'the resource is in a state that forbids this'],
   ['too_large', 413, 'the body is larger than the route accepts (docs/security.md lists every limit)'],
+  ['bad_range', 400, 'a time range whose `from` is after its `to`'],
+  ['unknown_product', 400, 'a product named in the body does not exist'],
+  ['no_active_version', 409, 'the plugin has no active version to compare a replay or shadow version with'],
+  ['replay_running', 409, 'a replay of this plugin is running; cancel it (`DELETE /api/plugins/{id}/replay`) or wait'],
+  ['shadow_running', 409, 'the plugin already has a shadow version; stop it first'],
+  ['too_many_replays', 429, 'as many replays as the process runs at once (2) are running'],
   ['rate_limited', 429, 'too many failed logins from this client address; `Retry-After` says when to try again'],
 ];
 

@@ -33,7 +33,7 @@ export function pluginRoutes(_ctx: FluxContext, routes: RouteTable, plugins: Plu
     })
     .add({
       method: 'put', path: '/plugins/:id', tag: 'plugins', role: 'operator',
-      summary: 'Install or hot-swap plugin {id} (body: the .wasm); validated first, kept as a new version, activated atomically. 201 for a new version, 200 when these bytes were already a version',
+      summary: 'Install or hot-swap plugin {id} (body: the .wasm); validated first, kept as a new version, activated atomically (`activate=false`: kept, not activated, for replay and shadow mode). 201 for a new version, 200 when these bytes were already a version',
       params: idOnly, query: z.object({ ...limits, activate: q.bool().optional().describe('false: keep the version without activating it (for replay, shadow mode, a later promote)') }), rawBody: { contentTypes: ['application/wasm', 'application/octet-stream'], limit: '32mb' }, status: 201,
       returns: 'the version', errors: [413],
       handler: async ({ params, query, body, res }) => {
