@@ -19,7 +19,8 @@ export const REPLAY_LIMIT_MAX = 100_000;
 export const REPLAY_DIFFS_MAX = 100;
 export const REPLAYS_AT_ONCE = 2;
 /** frames decoded per step: enough to keep the workers' batches full, few enough to cancel quickly */
-const CHUNK = 4096;
+const CHUNK = 2048;
+const IN_FLIGHT = 3;
 
 export interface ReplayRequest {
   version: number;
@@ -99,10 +100,21 @@ export function createReplayer({ host, log, registry, logger }: ReplayDeps): Rep
     const limit = req.limit ?? REPLAY_LIMIT_DEFAULT;
     const devices = req.devices?.length ? new Set(req.devices) : undefined;
     const t0 = performance.now();
+    // Up to IN_FLIGHT chunks decode at once (the workers never wait for the comparing); they are
+    // compared in log order, so the diffs kept are the first ones.
+    const inFlight: Promise<void>[] = [];
+    // Cancelling does not wait for the chunks in flight (a candidate cut off at its deadline on
+    // every frame would take long): their outcomes are no longer counted.
+    const cancelled = new Promise<void>((resolve) => job.abort.signal.addEventListener('abort', () => resolve(), { once: true }));
+    const settled = (p: Promise<unknown>) => Promise.race([p, cancelled]);
     const compare = async (chunk: LogRecord[]) => {
-      const outs = await Promise.all(chunk.flatMap((rec) => [before.decode(rec.payload), after.decode(rec.payload)]));
+      const frames = chunk.map((rec) => rec.payload);
+      const previous = inFlight.at(-1);
+      const [outsBefore, outsAfter] = await Promise.all([before.decodeMany(frames), after.decodeMany(frames)]);
+      if (previous) await previous;
+      if (job.abort.signal.aborted) return;
       for (let i = 0; i < chunk.length; i++) {
-        const b = decodedOf(outs[2 * i]!), a = decodedOf(outs[2 * i + 1]!);
+        const b = decodedOf(outsBefore[i]!), a = decodedOf(outsAfter[i]!);
         const v = verdict(b, a);
         r[v]++;
         r.total++;
@@ -125,14 +137,16 @@ export function createReplayer({ host, log, registry, logger }: ReplayDeps): Rep
         taken++;
         chunk.push(rec);
         if (chunk.length === CHUNK) {
-          await compare(chunk);
+          inFlight.push(compare(chunk));
           chunk = [];
+          if (inFlight.length >= IN_FLIGHT) await settled(inFlight.shift()!);
           if (job.abort.signal.aborted) break scan;
         }
       }
       if (job.abort.signal.aborted) break;
     }
-    if (chunk.length && !job.abort.signal.aborted) await compare(chunk);
+    if (chunk.length && !job.abort.signal.aborted) inFlight.push(compare(chunk));
+    await settled(Promise.all(inFlight));
     r.took_ms = Math.round(performance.now() - t0);
   }
 

@@ -9,7 +9,7 @@
 import type { Logger } from '../log/index.ts';
 import type { DecodeSample, DecodeTap, LoadedVersion, PluginHost, PluginVersion } from '../plugins/index.ts';
 import { FluxError, notFound } from '../errors/index.ts';
-import { canonical, decodedOf, DiffRing, sideOf, verdict, type Counts, type Decoded, type Diff } from './compare.ts';
+import { decodedOf, DiffRing, sideOf, verdict, type Counts, type Decoded, type Diff } from './compare.ts';
 
 /** candidate decodes waiting or running at once; past it sampled frames are dropped (and counted) */
 export const SHADOW_QUEUE_MAX = 1024;
@@ -89,7 +89,8 @@ export function createShadows({ host, logger }: { host: PluginHost; logger: Logg
         }
         s.pending++;
         return {
-          seen: (bytes, output) => compare({ ok: true, text: canonical(output) }, bytes, deviceId, ts),
+          // a copy now: the live path stamps `ts` into the messages right after
+          seen: (bytes, output) => compare({ ok: true, value: structuredClone(output) }, bytes, deviceId, ts),
           failed: (bytes, cause, message) => compare({ ok: false, cause, message }, bytes, deviceId, ts),
         };
       },

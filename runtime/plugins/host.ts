@@ -117,8 +117,48 @@ export interface LoadedVersion {
   readonly id: string;
   readonly version: number;
   decode(bytes: Uint8Array): Promise<CallOutcome>;
+  /** Decodes many frames with one Promise and no closure per frame (a replay's chunk). */
+  decodeMany(frames: readonly Uint8Array[]): Promise<CallOutcome[]>;
   /** unloads it from the workers once its queued calls answered */
   release(): void;
+}
+
+const NO_LOGS: string[] = [];
+
+interface ManyChunk {
+  outs: CallOutcome[];
+  left: number;
+  resolve: (outs: CallOutcome[]) => void;
+}
+
+/** One frame of `decodeMany`: writes its outcome into the chunk's slot and counts the chunk down. */
+class ManyCall implements Call {
+  readonly key: string;
+  readonly op = 0 as const;
+  readonly data: Uint8Array;
+  readonly deadlineMs: number;
+  readonly logs = false;
+  attempts = 0;
+  readonly #chunk: ManyChunk;
+  readonly #i: number;
+  constructor(key: string, deadlineMs: number, data: Uint8Array, chunk: ManyChunk, i: number) {
+    this.key = key;
+    this.deadlineMs = deadlineMs;
+    this.data = data;
+    this.#chunk = chunk;
+    this.#i = i;
+  }
+  ok(value: unknown): void {
+    this.#settle({ ok: true, value, logs: NO_LOGS });
+  }
+  fail(cause: string, message: string): void {
+    this.#settle({ ok: false, cause, message, logs: NO_LOGS });
+  }
+  #settle(o: CallOutcome): void {
+    const c = this.#chunk;
+    c.outs[this.#i] = o;
+    if (--c.left === 0) c.resolve(c.outs);
+  }
 }
 
 /** One executor for every decode promise (no closure per frame): it hands out the resolvers it was given. */
@@ -571,6 +611,13 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       id,
       version,
       decode: (data) => (loaded ? p.call(key, 0, data, limits.deadline_ms) : Promise.resolve({ ok: false, cause: 'released', message: 'the version was released', logs: [] })),
+      decodeMany(frames) {
+        if (!loaded || frames.length === 0) return Promise.resolve(frames.map(() => ({ ok: false, cause: 'released', message: 'the version was released', logs: [] })));
+        return new Promise((resolve) => {
+          const chunk: ManyChunk = { outs: new Array<CallOutcome>(frames.length), left: frames.length, resolve };
+          for (let i = 0; i < frames.length; i++) p.submit(new ManyCall(key, limits.deadline_ms, frames[i]!, chunk, i));
+        });
+      },
       release() {
         if (!loaded) return;
         loaded = false;

@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { encodeRecordAt, type LogRecord } from './record.ts';
+import { decodeRecord, encodeRecordAt, type LogRecord } from './record.ts';
 import { emptySegment, note, openSegments, removeSegment, scanSegment, seal, type SegmentInfo } from './segments.ts';
 
 export type FsyncPolicy = 'always' | 'os';
@@ -326,13 +326,24 @@ export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
     async *scan(q) {
       for (const seg of [...segments]) {
         if (seg.maxTs < q.from || seg.minTs > q.to) continue;
-        const found: LogRecord[] = [];
+        let buf: Buffer;
         try {
-          await scanSegment(seg.file, (r) => {
-            if (r.ts >= q.from && r.ts <= q.to) found.push(r);
-          });
+          buf = await fsp.readFile(seg.file);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // evicted while reading
+          continue;
+        }
+        // decoded a slice at a time, so the caller works on the first records while the rest wait
+        let found: LogRecord[] = [];
+        for (let at = 0; ; ) {
+          const d = decodeRecord(buf, at);
+          if (!d) break;
+          at = d.next;
+          if (d.record.ts >= q.from && d.record.ts <= q.to) found.push(d.record);
+          if (found.length === 4096) {
+            yield found;
+            found = [];
+          }
         }
         if (found.length) yield found;
       }

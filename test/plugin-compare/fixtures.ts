@@ -17,7 +17,8 @@ export const v2Outcome = (d: number): 'same' | 'different' | 'failed' => {
 
 const PIECES = ['{"device_id":"', '","ts":17500000', ',"values":{"n":17500000', '}}', '","values":{"n":-1}}'];
 
-export function digitsPlugin(version: 1 | 2): Buffer {
+/** Versions 1 and 2 as above; version 3 answers as version 1 but loops forever on frames starting with 0 (cut off at its deadline). */
+export function digitsPlugin(version: 1 | 2 | 3): Buffer {
   const esc = (s: string) => s.replace(/"/g, '\\"');
   // piece i lives at 100 * i; $put appends a piece, $in appends input bytes, at the cursor $o
   const piece = (i: number) => `(call $put (i32.const ${100 * i}) (i32.const ${Buffer.byteLength(PIECES[i]!)}))`;
@@ -26,7 +27,9 @@ export function digitsPlugin(version: 1 | 2): Buffer {
   const changed = version === 2
     ? `(if (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 57)) (then ${piece(0)} ${id} ${piece(4)} (return (call $pack (i32.const 4096) (i32.sub (global.get $o) (i32.const 4096))))))
     (if (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 56)) (then (unreachable)))`
-    : '';
+    : version === 3
+      ? '(if (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 48)) (then (loop $forever (br $forever))))'
+      : '';
   return wat(`(module
   (memory (export "memory") 1)
   ${PIECES.map((p, i) => `(data (i32.const ${100 * i}) "${esc(p)}")`).join('\n  ')}

@@ -129,6 +129,29 @@ describe('plugin replay and shadow mode', function () {
     assert.equal((await flux.api('GET', '/api/alarms')).body.total, 0);
   });
 
+  it('runs one replay of a plugin at a time, shows its progress and cancels it', async () => {
+    // version 3 loops on the first 1,000 logged frames: each is cut off at its 5 ms deadline and its worker replaced
+    const v3 = await flux.api('PUT', '/api/plugins/digits?activate=false&deadline_ms=5', digitsPlugin(3), wasm);
+    assert.equal(v3.status, 201, JSON.stringify(v3.body));
+    const slow = await flux.api('POST', '/api/plugins/digits/replay', { version: v3.body.version, from: t0, to: Date.now(), limit: 20, wait: false });
+    assert.equal(slow.status, 202, JSON.stringify(slow.body));
+    const second = await flux.api('POST', '/api/plugins/digits/replay', { version: 2, from: t0, to: Date.now() });
+    assert.equal(second.status, 409);
+    assert.equal(second.body.error.code, 'replay_running');
+    const progress = await flux.api('GET', '/api/plugins/digits/replay');
+    assert.deepEqual([progress.body.job, progress.body.state], [slow.body.job, 'running']);
+    const cancel = await flux.api('DELETE', '/api/plugins/digits/replay');
+    assert.equal(cancel.status, 200);
+    const ended = await until('the replay cancelled', async () => {
+      const g = await flux.api('GET', '/api/plugins/digits/replay');
+      return g.body.state !== 'running' ? g.body : undefined;
+    });
+    assert.equal(ended.state, 'cancelled');
+    assert.ok(ended.total < 20, `a cancelled replay stopped early (${ended.total} of 20)`);
+    const again = await flux.api('POST', '/api/plugins/digits/replay', { version: 2, from: t0, to: Date.now(), limit: 10 });
+    assert.deepEqual([again.status, again.body.total], [200, 10], 'a new replay runs once the cancelled one ended');
+  });
+
   it('answers hostile or impossible replays with 4xx and a code', async () => {
     const bad: [unknown, number, string][] = [
       [{ version: 99, from: 0, to: 1 }, 404, 'not_found'],
