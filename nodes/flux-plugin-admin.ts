@@ -1,12 +1,16 @@
 /**
  * Editor endpoints the `flux decode` / `flux encode` dialogs use (under /editor, Node-RED's admin
- * auth): list the plugins, and upload a dropped `.wasm` (validated and installed like
- * `PUT /api/plugins/{id}`). Registered once per Node-RED runtime, whichever node loads first.
+ * auth): list the plugins, upload a dropped `.wasm` (validated and installed like
+ * `PUT /api/plugins/{id}`), and for `flux decode` a plugin's versions with its shadow's counters
+ * and a replay (as `/api/plugins/{id}/shadow` and `/replay`, runtime/plugin-compare).
+ * Registered once per Node-RED runtime, whichever node loads first.
  */
 import express from 'express';
 import type { NodeAPI } from './red.ts';
 import { fluxOf } from './red.ts';
-import { isFluxError } from '../runtime/errors/index.ts';
+import { badRequest, isFluxError } from '../runtime/errors/index.ts';
+import { replayBody } from '../runtime/plugin-compare/index.ts';
+import { formatZodError } from '../runtime/api/index.ts';
 
 const registered = new WeakSet<object>();
 
@@ -26,6 +30,42 @@ export function registerPluginAdmin(RED: NodeAPI): void {
       fail(res, err);
     }
   });
+  const compare = () => {
+    const c = fluxOf(RED).pluginCompare;
+    if (!c) throw new Error('replay and shadow mode are not running in this process');
+    return c;
+  };
+  RED.httpAdmin.get('/flux-plugins/:id/compare', RED.auth.needsPermission('flux-plugins.read'), async (req: express.Request, res: express.Response) => {
+    try {
+      const id = String(req.params.id);
+      const info = await host().get(id);
+      const c = compare();
+      let shadow = null;
+      try {
+        shadow = c.shadows.status(id);
+      } catch {
+        // no shadow version
+      }
+      res.json({ id, active_version: info.active_version, versions: info.versions.map((v) => ({ version: v.version, active: v.active, created_at: v.created_at })), shadow, replay: c.replays.status(id) ?? null });
+    } catch (err) {
+      fail(res, err);
+    }
+  });
+  RED.httpAdmin.post(
+    '/flux-plugins/:id/replay',
+    RED.auth.needsPermission('flux-plugins.write'),
+    express.json({ limit: '64kb' }),
+    async (req: express.Request, res: express.Response) => {
+      try {
+        const body = replayBody.safeParse(req.body ?? {});
+        if (!body.success) throw badRequest(formatZodError(body.error, 'body'));
+        const { done } = await compare().replays.start(String(req.params.id), body.data);
+        res.json(await done);
+      } catch (err) {
+        fail(res, err);
+      }
+    },
+  );
   RED.httpAdmin.put(
     '/flux-plugins/:id',
     RED.auth.needsPermission('flux-plugins.write'),

@@ -4,14 +4,12 @@
  * stored (runtime/plugin-compare).
  */
 import { z } from 'zod';
-import { REPLAY_LIMIT_MAX, type PluginCompare } from '../plugin-compare/index.ts';
+import { REPLAY_LIMIT_MAX, replayBody, shadowBody, type PluginCompare } from '../plugin-compare/index.ts';
 import { notFound } from '../errors/index.ts';
 import { type RouteTable } from './routes.ts';
-import { deviceId, pluginId } from './schemas.ts';
+import { pluginId } from './schemas.ts';
 
 const idOnly = z.object({ id: pluginId });
-const time = z.union([z.number().int().min(0).max(8.64e15), z.iso.datetime({ offset: true }).transform((s) => Date.parse(s))]);
-const version = z.number().int().min(1).max(1_000_000_000);
 
 export function pluginCompareRoutes(routes: RouteTable, compare: PluginCompare): void {
   const { replays, shadows } = compare;
@@ -20,15 +18,7 @@ export function pluginCompareRoutes(routes: RouteTable, compare: PluginCompare):
       method: 'post', path: '/plugins/:id/replay', tag: 'plugins', role: 'operator',
       summary: `Replay recorded uplinks (the uplink log) received between \`from\` and \`to\` through stored version \`version\` (active or not) and compare each output with the active version's, re-decoded beside it; nothing is stored, no rule runs. \`limit\` frames (default 10,000, at most ${REPLAY_LIMIT_MAX.toLocaleString('en')}), the first 100 diffs (counts exact). Waits for the result, or with \`wait: false\` answers 202 at once (follow it with GET). 409 \`replay_running\`/\`no_active_version\`, 429 \`too_many_replays\`, 400 \`bad_range\`/\`unknown_product\``,
       params: idOnly, errors: [404, 409, 429],
-      body: z.object({
-        version,
-        from: time,
-        to: time,
-        devices: z.array(deviceId).max(1000).optional(),
-        products: z.array(z.string().min(1).max(200)).max(100).optional(),
-        limit: z.number().int().min(1).max(REPLAY_LIMIT_MAX).optional(),
-        wait: z.boolean().optional(),
-      }).strict(),
+      body: replayBody,
       returns: '`{ job, plugin, version, active_version, state: running|done|cancelled|failed, total, same, different, failed, truncated, diffs: [{ msgId, deviceId, ts, before, after }], started_at, took_ms }`; before/after are `{ output }` or `{ error: { cause, message } }`',
       handler: async ({ params, body, res }) => {
         const { report, done } = await replays.start(params.id, body);
@@ -57,7 +47,7 @@ export function pluginCompareRoutes(routes: RouteTable, compare: PluginCompare):
       method: 'post', path: '/plugins/:id/shadow', tag: 'plugins', role: 'operator', status: 201,
       summary: 'Shadow mode: stored version `version` decodes a `sample` (0–1, default 1) of the live frames of this plugin beside the active version; outputs are compared and counted, never stored. In memory: a restart ends it. 409 `shadow_running`/`no_active_version`',
       params: idOnly, errors: [404, 409],
-      body: z.object({ version, sample: z.number().gt(0).max(1).optional() }).strict(),
+      body: shadowBody,
       returns: '`{ plugin, version, active_version, sample, started_at, same, different, failed, dropped, queued, diffs }`',
       handler: ({ params, body }) => shadows.start(params.id, body),
     })
