@@ -1,7 +1,8 @@
 /**
  * Plugin decode throughput and latency with the Rust Modbus example:
  * in-process single thread (the whole ABI round trip + JSON.parse on the main thread) versus the
- * host (batched postMessage to worker threads), and the p99 added latency at a paced 50k frames/s.
+ * host (batched postMessage to worker threads), the p99 added latency at a paced 50k frames/s, and
+ * the live decode latency at 20k frames/s without and with a shadow version comparing every frame.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,6 +16,7 @@ import { createMetrics } from '../runtime/metrics/index.ts';
 import { createTracer } from '../runtime/trace/index.ts';
 import type { FluxContext } from '../runtime/app/index.ts';
 import { createPluginHost } from '../runtime/plugins/index.ts';
+import { createShadows } from '../runtime/plugin-compare/index.ts';
 import type { Bench, BenchRow } from './types.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -95,7 +97,7 @@ async function hostRate(host: Awaited<ReturnType<typeof startHost>>['host'], ms:
 }
 
 /** Paced load: frames due every turn at `rate`/s; latency = answer time − due time. Nothing retained per frame but one number. */
-async function pacedP99(host: Awaited<ReturnType<typeof startHost>>['host'], rate: number, ms: number): Promise<{ p50: number; p99: number; sent: number }> {
+async function pacedP99(host: Awaited<ReturnType<typeof startHost>>['host'], rate: number, ms: number, live = false): Promise<{ p50: number; p99: number; sent: number }> {
   const total = Math.floor((ms / 1000) * rate);
   const lat = new Float64Array(total);
   const t0 = performance.now();
@@ -106,7 +108,8 @@ async function pacedP99(host: Awaited<ReturnType<typeof startHost>>['host'], rat
       const due = Math.min(Math.floor(((performance.now() - t0) / 1000) * rate), total);
       while (sent < due) {
         const k = sent++;
-        host.decode('modbus', FRAME).then(() => {
+        // `live`: the pipeline's call (decodeFrame), which a shadow version watches
+        (live ? host.decodeFrame('modbus', FRAME, Date.now(), 'bench_1') : host.decode('modbus', FRAME)).then(() => {
           lat[k] = performance.now() - (t0 + (k / rate) * 1000);
           if (++answered === total) resolve();
         }, reject);
@@ -117,6 +120,25 @@ async function pacedP99(host: Awaited<ReturnType<typeof startHost>>['host'], rat
   });
   lat.sort();
   return { p50: lat[Math.floor(total * 0.5)]!, p99: lat[Math.floor(total * 0.99)]!, sent };
+}
+
+/** The live decode's added latency at 20k frames/s without and with a shadow version comparing every frame (runtime/plugin-compare). */
+async function shadowRows(host: Awaited<ReturnType<typeof startHost>>['host'], ms: number): Promise<BenchRow[]> {
+  const without = await pacedP99(host, 20_000, ms, true);
+  // the same module with another deadline is a version of its own: the shadow
+  const candidate = (await host.install('modbus', fs.readFileSync(WASM), 'api', { deadline_ms: 60 }, { activate: false })).version.version;
+  const shadows = createShadows({ host, logger: createLogger({ level: 'error' }) });
+  await shadows.start('modbus', { version: candidate, sample: 1 });
+  const withShadow = await pacedP99(host, 20_000, ms, true);
+  await new Promise((r) => setTimeout(r, 200));
+  const s = shadows.stop('modbus');
+  return [
+    { group: 'plugins', name: 'live decode latency p99 at 20k frames/s, no shadow', value: without.p99, unit: 'ms', note: `p50 ${without.p50.toFixed(2)} ms` },
+    {
+      group: 'plugins', name: 'live decode latency p99 at 20k frames/s, shadow version on every frame', value: withShadow.p99, unit: 'ms', target: '< 5 ms', met: withShadow.p99 < 5,
+      note: `p50 ${withShadow.p50.toFixed(2)} ms; compared ${s.same + s.different + s.failed}, dropped ${s.dropped} (queue full)`,
+    },
+  ];
 }
 
 const bench: Bench = async ({ quick }) => {
@@ -134,6 +156,7 @@ const bench: Bench = async ({ quick }) => {
     rows.push({ group: 'plugins', name: `decode, Modbus (Rust), host: batched, ${workers} worker thread(s)`, value: rate, unit: 'decodes/s', target: '>= 60% of in-process', met: ratio >= 0.6, note: `${Math.round(ratio * 100)}% of in-process` });
     const paced = await pacedP99(h.host, 50_000, ms);
     rows.push({ group: 'plugins', name: 'decode added latency p99 at 50k frames/s (host)', value: paced.p99, unit: 'ms', target: '< 5 ms', met: paced.p99 < 5, note: `p50 ${paced.p50.toFixed(2)} ms, ${paced.sent} frames` });
+    rows.push(...(await shadowRows(h.host, ms)));
   } finally {
     await h.stop();
   }

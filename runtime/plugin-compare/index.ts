@@ -13,7 +13,7 @@ import { createReplayer, type Replayer } from './replay.ts';
 import { createShadows, type Shadows } from './shadow.ts';
 
 export { REPLAY_LIMIT_DEFAULT, REPLAY_LIMIT_MAX, REPLAY_DIFFS_MAX, REPLAYS_AT_ONCE, type ReplayRequest, type ReplayReport, type Replayer } from './replay.ts';
-export { SHADOW_QUEUE_MAX, SHADOW_DIFFS_MAX, type ShadowStatus, type Shadows } from './shadow.ts';
+export { createShadows, SHADOW_QUEUE_MAX, SHADOW_DIFFS_MAX, type ShadowStatus, type Shadows } from './shadow.ts';
 export { replayBody, shadowBody } from './request.ts';
 export { sameJson, type Diff, type Counts } from './compare.ts';
 
