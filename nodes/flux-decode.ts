@@ -145,11 +145,11 @@ export default function register(RED: NodeAPI): void {
         const host = flux.plugins;
         const ts = typeof (msg.uplink as { ts?: unknown } | undefined)?.ts === 'number' ? (msg.uplink as { ts: number }).ts : Date.now();
         const deviceId = (msg.device as { id?: string } | undefined)?.id ?? '';
-        if (fixed) pending = host.decodeFrame(fixed, bytes, ts, deviceId);
+        if (fixed) pending = host.decodeFrame(fixed, bytes, ts, deviceId, msg._msgid);
         else {
           if (!product) throw new Error('flux decode: the message has no msg.device / msg.product to find its plugin (choose a plugin in the node)');
           pluginId = product.protocol_plugin_id;
-          pending = host.decodeUplink(product, { payload: bytes, deviceId, ts });
+          pending = host.decodeUplink(product, { payload: bytes, deviceId, ts, id: msg._msgid });
         }
       } catch (err) {
         failed_(msg, done, t0, pluginId, err);

@@ -18,8 +18,11 @@ export const REPLAY_LIMIT_DEFAULT = 10_000;
 export const REPLAY_LIMIT_MAX = 100_000;
 export const REPLAY_DIFFS_MAX = 100;
 export const REPLAYS_AT_ONCE = 2;
-/** frames decoded per step: enough to keep the workers' batches full, few enough to cancel quickly */
-const CHUNK = 2048;
+/**
+ * Frames per step, and steps in flight: enough to keep the workers' batches full; few enough that
+ * live frames, which share the plugin workers' queue, wait behind at most 2 × 1024 × 3 replay calls.
+ */
+const CHUNK = 1024;
 const IN_FLIGHT = 3;
 
 export interface ReplayRequest {
@@ -125,6 +128,7 @@ export function createReplayer({ host, log, registry, logger }: ReplayDeps): Rep
       }
       r.took_ms = Math.round(performance.now() - t0);
     };
+    if (products.size === 0) return;
     let chunk: LogRecord[] = [];
     let taken = 0;
     scan: for await (const batch of log.scan({ from: req.from, to: req.to })) {

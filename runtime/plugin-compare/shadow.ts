@@ -69,19 +69,19 @@ export function createShadows({ host, logger }: { host: PluginHost; logger: Logg
   });
 
   function tapFor(s: Shadow): DecodeTap {
-    const compare = (before: Decoded, bytes: Uint8Array, deviceId: string | undefined, ts: number | undefined) => {
+    const compare = (before: Decoded, bytes: Uint8Array, deviceId: string | undefined, ts: number | undefined, msgId: string | undefined) => {
       s.candidate.decode(bytes).then((o) => {
         s.pending--;
         const after = decodedOf(o);
         const v = verdict(before, after);
         s.counts[v]++;
-        if (v !== 'same') s.ring.push({ msgId: null, deviceId: deviceId || null, ts: ts ?? null, before: sideOf(before), after: sideOf(after) });
+        if (v !== 'same') s.ring.push({ msgId: msgId ?? null, deviceId: deviceId || null, ts: ts ?? null, before: sideOf(before), after: sideOf(after) });
       }, () => {
         s.pending--;
       });
     };
     return {
-      take(deviceId, ts): DecodeSample | undefined {
+      take(deviceId, ts, msgId): DecodeSample | undefined {
         if (s.sample < 1 && Math.random() >= s.sample) return undefined;
         if (s.pending >= SHADOW_QUEUE_MAX) {
           s.counts.dropped++;
@@ -90,8 +90,8 @@ export function createShadows({ host, logger }: { host: PluginHost; logger: Logg
         s.pending++;
         return {
           // a copy now: the live path stamps `ts` into the messages right after
-          seen: (bytes, output) => compare({ ok: true, value: structuredClone(output) }, bytes, deviceId, ts),
-          failed: (bytes, cause, message) => compare({ ok: false, cause, message }, bytes, deviceId, ts),
+          seen: (bytes, output) => compare({ ok: true, value: structuredClone(output) }, bytes, deviceId, ts, msgId),
+          failed: (bytes, cause, message) => compare({ ok: false, cause, message }, bytes, deviceId, ts, msgId),
         };
       },
     };

@@ -105,7 +105,7 @@ export class PluginCallError extends Error {
  * sample hears the active version's output before anyone downstream changes it.
  */
 export interface DecodeTap {
-  take(deviceId: string | undefined, ts: number | undefined): DecodeSample | undefined;
+  take(deviceId: string | undefined, ts: number | undefined, msgId: string | undefined): DecodeSample | undefined;
 }
 export interface DecodeSample {
   seen(bytes: Uint8Array, output: unknown): void;
@@ -457,14 +457,14 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   }
 
   /** Decodes one frame with the active version of `id`, telling which version did. Rejects with PluginCallError (or 404 when no such plugin is active). */
-  function decodeFrame(id: string, bytes: Uint8Array, ts?: number, deviceId?: string): Promise<Decoded> {
+  function decodeFrame(id: string, bytes: Uint8Array, ts?: number, deviceId?: string, msgId?: string): Promise<Decoded> {
     const a = active.get(id);
     if (!a) return Promise.reject(new FluxError('plugin_not_loaded', `plugin '${id}' is not installed or not active`, 404));
     // One Promise and one call object per frame: this runs for every uplink.
     let p: Promise<Decoded>;
     try {
       p = new Promise(capture) as Promise<Decoded>;
-      const sample = taps.size === 0 ? undefined : taps.get(id)?.take(deviceId, ts);
+      const sample = taps.size === 0 ? undefined : taps.get(id)?.take(deviceId, ts, msgId);
       thePool().submit(new DecodeCall(id, a, bytes, true, ts, counter(id), sample));
     } catch (err) {
       return Promise.reject(err as Error);
@@ -539,8 +539,8 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
    * The pipeline's decode step (docs/architecture.md "The uplink path"): bytes of a product with a plugin
    * go through it; a product without one sends JSON `{ "values": {…}, "ts"? }`.
    */
-  function decodeUplink(product: { protocol_plugin_id: string | null }, up: { payload: Uint8Array; deviceId: string; ts: number }): Promise<Decoded | { messages: StandardMessage[]; plugin: null; version: null }> {
-    if (product.protocol_plugin_id) return decodeFrame(product.protocol_plugin_id, up.payload, up.ts, up.deviceId);
+  function decodeUplink(product: { protocol_plugin_id: string | null }, up: { payload: Uint8Array; deviceId: string; ts: number; id?: string }): Promise<Decoded | { messages: StandardMessage[]; plugin: null; version: null }> {
+    if (product.protocol_plugin_id) return decodeFrame(product.protocol_plugin_id, up.payload, up.ts, up.deviceId, up.id);
     try {
       return Promise.resolve(decodeJson(up));
     } catch (err) {

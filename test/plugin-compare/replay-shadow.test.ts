@@ -200,6 +200,9 @@ describe('plugin replay and shadow mode', function () {
     assert.equal(status.version, 2);
     assert.equal(status.active_version, 1);
     assert.equal(status.diffs.length, 50);
+    const newest = status.diffs.at(-1);
+    assert.equal(typeof newest.msgId, 'string', 'a live diff names its uplink');
+    assert.equal((await flux.api('GET', `/api/trace/${newest.msgId}`)).status, 200);
     const m = String((await flux.api('GET', '/api/metrics')).body);
     assert.match(m, /^flux_plugin_shadow_frames\{[^}]*plugin="digits"[^}]*outcome="different"[^}]*\} 1000$/m);
     assert.match(m, /^flux_plugin_shadow_frames\{[^}]*plugin="digits"[^}]*outcome="failed"[^}]*\} 500$/m);
