@@ -23,6 +23,9 @@ import { parseFraming, type Framing } from '../framing/index.ts';
 import { checkSlug, isSlug, pathInside, SLUG_PATTERN } from '../safe-id/index.ts';
 import { checkJsonDepth } from '../input-limits/index.ts';
 import { WorkerPool, type Call, type CallOutcome } from './pool.ts';
+import { loadedVersion, type DecodeSample, type DecodeTap, type LoadedVersion } from './loaded-version.ts';
+
+export type { DecodeSample, DecodeTap, LoadedVersion } from './loaded-version.ts';
 
 /** What `decode` produces (docs/plugin-abi.md). */
 export interface StandardMessage {
@@ -96,68 +99,6 @@ export class PluginCallError extends Error {
     this.version = version;
     this.cause = cause;
     this.logs = logs;
-  }
-}
-
-/**
- * Watches live decodes of one plugin (shadow mode, runtime/plugin-compare): `take` is asked per
- * frame and answers a sample for the few frames it wants (none when its queue is full); the
- * sample hears the active version's output before anyone downstream changes it.
- */
-export interface DecodeTap {
-  take(deviceId: string | undefined, ts: number | undefined, msgId: string | undefined): DecodeSample | undefined;
-}
-export interface DecodeSample {
-  seen(bytes: Uint8Array, output: unknown): void;
-  failed(bytes: Uint8Array, cause: string, message: string): void;
-}
-
-/** A stored version loaded for comparison (replay, shadow): its calls count in no live metric. */
-export interface LoadedVersion {
-  readonly id: string;
-  readonly version: number;
-  decode(bytes: Uint8Array): Promise<CallOutcome>;
-  /** Decodes many frames with one Promise and no closure per frame (a replay's chunk). */
-  decodeMany(frames: readonly Uint8Array[]): Promise<CallOutcome[]>;
-  /** unloads it from the workers once its queued calls answered */
-  release(): void;
-}
-
-const NO_LOGS: string[] = [];
-
-interface ManyChunk {
-  outs: CallOutcome[];
-  left: number;
-  resolve: (outs: CallOutcome[]) => void;
-}
-
-/** One frame of `decodeMany`: writes its outcome into the chunk's slot and counts the chunk down. */
-class ManyCall implements Call {
-  readonly key: string;
-  readonly op = 0 as const;
-  readonly data: Uint8Array;
-  readonly deadlineMs: number;
-  readonly logs = false;
-  attempts = 0;
-  readonly #chunk: ManyChunk;
-  readonly #i: number;
-  constructor(key: string, deadlineMs: number, data: Uint8Array, chunk: ManyChunk, i: number) {
-    this.key = key;
-    this.deadlineMs = deadlineMs;
-    this.data = data;
-    this.#chunk = chunk;
-    this.#i = i;
-  }
-  ok(value: unknown): void {
-    this.#settle({ ok: true, value, logs: NO_LOGS });
-  }
-  fail(cause: string, message: string): void {
-    this.#settle({ ok: false, cause, message, logs: NO_LOGS });
-  }
-  #settle(o: CallOutcome): void {
-    const c = this.#chunk;
-    c.outs[this.#i] = o;
-    if (--c.left === 0) c.resolve(c.outs);
   }
 }
 
@@ -606,24 +547,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
     const key = `${id}@${version}/${limits.memory_mib}/compare-${++compareCounter}`;
     const p = thePool();
     p.load(key, id, module, limits.memory_mib * 2 ** 20);
-    let loaded = true;
-    return {
-      id,
-      version,
-      decode: (data) => (loaded ? p.call(key, 0, data, limits.deadline_ms) : Promise.resolve({ ok: false, cause: 'released', message: 'the version was released', logs: [] })),
-      decodeMany(frames) {
-        if (!loaded || frames.length === 0) return Promise.resolve(frames.map(() => ({ ok: false, cause: 'released', message: 'the version was released', logs: [] })));
-        return new Promise((resolve) => {
-          const chunk: ManyChunk = { outs: new Array<CallOutcome>(frames.length), left: frames.length, resolve };
-          for (let i = 0; i < frames.length; i++) p.submit(new ManyCall(key, limits.deadline_ms, frames[i]!, chunk, i));
-        });
-      },
-      release() {
-        if (!loaded) return;
-        loaded = false;
-        p.unload(key);
-      },
-    };
+    return loadedVersion(p, key, id, version, limits.deadline_ms);
   }
 
   async function setLimits(id: string, patch: Partial<PluginLimits>): Promise<PluginVersion> {
