@@ -5,7 +5,8 @@
  * command goes out: frames go to the plugin workers only, never onto the device bus.
  *
  * Bounded: `limit` frames (default 10,000, at most 100,000), the first 100 diffs kept (the counts
- * are exact), one replay per plugin and two in the whole process at once.
+ * are exact), one replay per plugin and two in the whole process at once, each decoding in worker
+ * threads of its own (host.openReplayPool) so that live decodes never queue behind it.
  */
 import type { Logger } from '../log/index.ts';
 import type { LoadedVersion, PluginHost } from '../plugins/index.ts';
@@ -18,10 +19,7 @@ export const REPLAY_LIMIT_DEFAULT = 10_000;
 export const REPLAY_LIMIT_MAX = 100_000;
 export const REPLAY_DIFFS_MAX = 100;
 export const REPLAYS_AT_ONCE = 2;
-/**
- * Frames per step, and steps in flight: enough to keep the workers' batches full; few enough that
- * live frames, which share the plugin workers' queue, wait behind at most 2 × 1024 × 3 replay calls.
- */
+/** Frames per step, and steps in flight: enough to keep the workers' batches full, few enough to bound memory (2 × 1024 × 3 calls). */
 const CHUNK = 1024;
 const IN_FLIGHT = 3;
 
@@ -172,12 +170,11 @@ export function createReplayer({ host, log, registry, logger }: ReplayDeps): Rep
       const job: Job = { report, abort, done: undefined as unknown as Promise<ReplayReport> };
       running.set(id, job);
       last.set(id, report);
-      let before: LoadedVersion | undefined, after: LoadedVersion | undefined;
+      const pool = host.openReplayPool();
       try {
         const products = await productIds(id, req.products);
-        before = await host.loadVersion(id, info.active_version);
-        after = await host.loadVersion(id, req.version);
-        const [b, a] = [before, after];
+        const b = await pool.load(id, info.active_version);
+        const a = await pool.load(id, req.version);
         job.done = run(job, req, b, a, products).then(
           () => {
             report.state = abort.signal.aborted ? 'cancelled' : 'done';
@@ -187,17 +184,15 @@ export function createReplayer({ host, log, registry, logger }: ReplayDeps): Rep
             report.error = { code: 'replay_failed', message: err.message };
             logger.warn({ plugin: id, err: err.message }, 'replay failed');
           },
-        ).then(() => {
-          b.release();
-          a.release();
+        ).then(async () => {
+          await pool.close().catch(() => undefined);
           running.delete(id);
           jobs--;
           logger.info({ plugin: id, version: req.version, state: report.state, total: report.total, different: report.different, failed: report.failed, took_ms: report.took_ms }, 'replay finished');
           return report;
         });
       } catch (err) {
-        before?.release();
-        after?.release();
+        await pool.close().catch(() => undefined);
         running.delete(id);
         last.delete(id);
         jobs--;

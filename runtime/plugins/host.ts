@@ -27,6 +27,12 @@ import { loadedVersion, type DecodeSample, type DecodeTap, type LoadedVersion } 
 
 export type { DecodeSample, DecodeTap, LoadedVersion } from './loaded-version.ts';
 
+/** Stored versions loaded into worker threads of their own (a replay). */
+export interface ReplayPool {
+  load(id: string, version: number): Promise<LoadedVersion>;
+  close(): Promise<void>;
+}
+
 /** What `decode` produces (docs/plugin-abi.md). */
 export interface StandardMessage {
   device_id: string;
@@ -537,7 +543,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   }
 
   /** Loads a stored version under a key of its own, for comparing it with another (runtime/plugin-compare). */
-  async function loadVersion(id: string, version: number): Promise<LoadedVersion> {
+  async function loadVersion(id: string, version: number, p: WorkerPool = thePool()): Promise<LoadedVersion> {
     checkSlug('plugin', id);
     const v = (await versionsOf(id)).find((x) => x.version === version);
     if (!v) throw notFound('plugin version', `${id}@${version}`);
@@ -545,9 +551,25 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
     const bytes = await fs.promises.readFile(pathInside(storeDir, id, `${v.version}.wasm`));
     const { module } = await checkModule(bytes, { maxBytes: Infinity, memoryCapBytes: limits.memory_mib * 2 ** 20 });
     const key = `${id}@${version}/${limits.memory_mib}/compare-${++compareCounter}`;
-    const p = thePool();
     p.load(key, id, module, limits.memory_mib * 2 ** 20);
     return loadedVersion(p, key, id, version, limits.deadline_ms);
+  }
+
+  /**
+   * Worker threads of their own for a replay (spawned on its first call, stopped by `close`): its
+   * many calls never queue ahead of live decodes, and the shared pool keeps its size.
+   */
+  function openReplayPool(): ReplayPool {
+    thePool();
+    const own = new WorkerPool({
+      workers: Math.max(1, Math.min(os.availableParallelism(), 2)),
+      maxBatch: opts.maxBatch ?? 512,
+      maxInFlight: opts.maxInFlight ?? 2,
+      pipelineMin: opts.pipelineMin ?? 128,
+      watchdogMs: 5,
+      onRestart: (info) => log.warn(info, 'plugin replay worker restarted'),
+    });
+    return { load: (id, version) => loadVersion(id, version, own), close: () => own.stop() };
   }
 
   async function setLimits(id: string, patch: Partial<PluginLimits>): Promise<PluginVersion> {
@@ -681,7 +703,8 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
     rollback,
     setLimits,
     activateVersion,
-    loadVersion,
+    loadVersion: (id: string, version: number) => loadVersion(id, version),
+    openReplayPool,
     /** Shadow mode's view of the live decodes of `id` (undefined: none). */
     setTap(id: string, tap: DecodeTap | undefined): void {
       if (tap) taps.set(id, tap);
