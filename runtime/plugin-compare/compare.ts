@@ -8,7 +8,10 @@ import type { CallOutcome } from '../plugins/index.ts';
 export type Verdict = 'same' | 'different' | 'failed';
 
 /** What a diff shows of one side: the plugin's output as it answered, or its error. */
-export type Side = { output: unknown } | { error: { cause: string; message: string } };
+export type Side = { output: unknown } | { output_preview: string; bytes: number } | { error: { cause: string; message: string } };
+
+/** An output larger than this as JSON is kept as its first bytes (a plugin may answer up to 4 MiB; diffs are kept in memory). */
+export const SIDE_MAX_CHARS = 8192;
 
 export interface Diff {
   msgId: string | null;
@@ -57,7 +60,9 @@ export function verdict(before: Decoded, after: Decoded): Verdict {
 }
 
 export function sideOf(d: Decoded): Side {
-  return d.ok ? { output: d.value } : { error: { cause: d.cause, message: d.message.slice(0, 500) } };
+  if (!d.ok) return { error: { cause: d.cause, message: d.message.slice(0, 500) } };
+  const text = JSON.stringify(d.value) ?? 'null';
+  return text.length <= SIDE_MAX_CHARS ? { output: d.value } : { output_preview: text.slice(0, SIDE_MAX_CHARS), bytes: Buffer.byteLength(text) };
 }
 
 /** The newest `max` diffs (a ring: the oldest goes when a new one comes). */

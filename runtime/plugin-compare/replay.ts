@@ -154,13 +154,17 @@ export function createReplayer({ host, log, registry, logger }: ReplayDeps): Rep
 
   return {
     async start(id, req) {
-      if (running.has(id)) throw new FluxError('replay_running', `a replay of plugin '${id}' is running; cancel it (DELETE) or wait`, 409);
-      if (jobs >= REPLAYS_AT_ONCE) throw new FluxError('too_many_replays', `${REPLAYS_AT_ONCE} replays are running; try again when one finished`, 429);
+      const busy = () => {
+        if (running.has(id)) throw new FluxError('replay_running', `a replay of plugin '${id}' is running; cancel it (DELETE) or wait`, 409);
+        if (jobs >= REPLAYS_AT_ONCE) throw new FluxError('too_many_replays', `${REPLAYS_AT_ONCE} replays are running; try again when one finished`, 429);
+      };
+      busy();
       const info = await host.get(id);
       if (info.active_version === null) throw new FluxError('no_active_version', `plugin '${id}' has no active version to compare with`, 409);
       if (!info.versions.some((v) => v.version === req.version)) throw notFound('plugin version', `${id}@${req.version}`);
       if (req.from > req.to) throw new FluxError('bad_range', '`from` is after `to`', 400);
-      // counted before the first await below, so two requests at once cannot both pass the check
+      // again after the await, and counted in the same turn: two requests at once cannot both pass
+      busy();
       jobs++;
       const abort = new AbortController();
       const report: ReplayReport = {
