@@ -19,7 +19,7 @@ export function pluginCompareRoutes(routes: RouteTable, compare: PluginCompare):
       summary: `Replay recorded uplinks (the uplink log) received between \`from\` and \`to\` through stored version \`version\` (active or not) and compare each output with the active version's, re-decoded beside it; nothing is stored, no rule runs. \`limit\` frames (default 10,000, at most ${REPLAY_LIMIT_MAX.toLocaleString('en')}), the first 100 diffs (counts exact). Waits for the result, or with \`wait: false\` answers 202 at once (follow it with GET). 409 \`replay_running\`/\`no_active_version\`, 429 \`too_many_replays\`, 400 \`bad_range\`/\`unknown_product\``,
       params: idOnly, errors: [404, 409, 429],
       body: replayBody,
-      returns: '`{ job, plugin, version, active_version, state: running|done|cancelled|failed, total, same, different, failed, truncated, diffs: [{ msgId, deviceId, ts, before, after }], started_at, took_ms }`; before/after are `{ output }` or `{ error: { cause, message } }`',
+      returns: '`{ job, plugin, version, active_version, state: running|done|cancelled|failed, total, same, different, failed, truncated, diffs: [{ msgId, deviceId, ts, before, after }], started_at, took_ms }`; before/after are `{ output }`, `{ output_preview, bytes }` (over 8 KiB) or `{ error: { cause, message } }`',
       handler: async ({ params, body, res }) => {
         const { report, done } = await replays.start(params.id, body);
         // a client that gave up waiting does not leave the replay running
