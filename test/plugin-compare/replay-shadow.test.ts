@@ -160,6 +160,8 @@ describe('plugin replay and shadow mode', function () {
       [{ version: 2, from: 0, to: 1, limit: 100_001 }, 400, 'bad_request'],
       [{ version: 2, from: 0, to: 1, products: ['nope'] }, 400, 'unknown_product'],
       [{ version: 2, from: 0, to: 1, devices: ['../x'] }, 400, 'bad_request'],
+      [{ version: 2, from: 0, to: 1, products: ['a\u0000b'] }, 400, 'bad_request'],
+      [{ version: 2, from: 0, to: 1, products: ['x'.repeat(65)] }, 400, 'bad_request'],
       [{ version: 2, from: 0, to: 1, devices: Array(1001).fill('m1') }, 400, 'bad_request'],
       [{ version: 2, from: 'yesterday', to: 1 }, 400, 'bad_request'],
       [{ version: 2, from: 0, to: 1, extra: true }, 400, 'bad_request'],
