@@ -6,8 +6,9 @@
  *
  * Bounded: `limit` frames (default 10,000, at most 100,000), the first 100 diffs kept (the counts
  * are exact), one replay per plugin and two in the whole process at once, each decoding in worker
- * threads of its own (host.openReplayPool) so that live decodes never queue behind it.
+ * threads of its own (host.openComparePool) so that live decodes never queue behind it.
  */
+import os from 'node:os';
 import type { Logger } from '../log/index.ts';
 import type { LoadedVersion, PluginHost } from '../plugins/index.ts';
 import type { Registry } from '../registry/index.ts';
@@ -174,24 +175,24 @@ export function createReplayer({ host, log, registry, logger }: ReplayDeps): Rep
       const job: Job = { report, abort, done: undefined as unknown as Promise<ReplayReport> };
       running.set(id, job);
       last.set(id, report);
-      const pool = host.openReplayPool();
+      const pool = host.openComparePool('replay', Math.max(1, Math.min(os.availableParallelism(), 2)));
       try {
         const products = await productIds(id, req.products);
         const b = await pool.load(id, info.active_version);
         const a = await pool.load(id, req.version);
+        // the state changes last: once it says the replay ended, a new one may start
         job.done = run(job, req, b, a, products).then(
-          () => {
-            report.state = abort.signal.aborted ? 'cancelled' : 'done';
-          },
+          () => ({ state: abort.signal.aborted ? ('cancelled' as const) : ('done' as const) }),
           (err: Error) => {
-            report.state = 'failed';
-            report.error = { code: 'replay_failed', message: err.message };
             logger.warn({ plugin: id, err: err.message }, 'replay failed');
+            return { state: 'failed' as const, error: { code: 'replay_failed', message: err.message } };
           },
-        ).then(async () => {
+        ).then(async (end) => {
           await pool.close().catch(() => undefined);
           running.delete(id);
           jobs--;
+          if (end.state === 'failed') report.error = end.error;
+          report.state = end.state;
           logger.info({ plugin: id, version: req.version, state: report.state, total: report.total, different: report.different, failed: report.failed, took_ms: report.took_ms }, 'replay finished');
           return report;
         });

@@ -2,12 +2,13 @@
  * Shadow mode: a candidate version decodes a sample of the live frames of its plugin beside the
  * active one; the outputs are compared and counted, never stored or passed on. The live path only
  * asks `take` (a random draw and a counter) and, for a sampled frame, hands over the active
- * output; the candidate's decode runs on the plugin workers, at most SHADOW_QUEUE_MAX at a time.
+ * output; the candidate decodes on a worker thread of its own (host.openComparePool), so one that
+ * loops or traps never replaces a live worker, at most SHADOW_QUEUE_MAX frames at a time.
  * A frame sampled while that many are waiting is dropped and counted, so a slow candidate never
  * holds live traffic back. Shadows live in memory: a restart ends them.
  */
 import type { Logger } from '../log/index.ts';
-import type { DecodeSample, DecodeTap, LoadedVersion, PluginHost, PluginVersion } from '../plugins/index.ts';
+import type { ComparePool, DecodeSample, DecodeTap, LoadedVersion, PluginHost, PluginVersion } from '../plugins/index.ts';
 import { FluxError, notFound } from '../errors/index.ts';
 import { decodedOf, DiffRing, sideOf, verdict, type Counts, type Decoded, type Diff } from './compare.ts';
 
@@ -43,6 +44,7 @@ export interface Shadows {
 
 interface Shadow {
   tap: DecodeTap;
+  pool: ComparePool;
   candidate: LoadedVersion;
   counts: Counts & { dropped: number };
   pending: number;
@@ -107,7 +109,7 @@ export function createShadows({ host, logger }: { host: PluginHost; logger: Logg
     const s = theShadow(id);
     host.setTap(id, undefined);
     shadows.delete(id);
-    s.candidate.release();
+    void s.pool.close().catch(() => undefined);
     logger.info({ plugin: id, version: s.candidate.version, ...s.counts }, 'shadow mode ended');
     return statusOf(id, s);
   };
@@ -118,13 +120,21 @@ export function createShadows({ host, logger }: { host: PluginHost; logger: Logg
       const info = await host.get(id);
       if (info.active_version === null) throw new FluxError('no_active_version', `plugin '${id}' has no active version to compare with`, 409);
       if (!info.versions.some((v) => v.version === req.version)) throw notFound('plugin version', `${id}@${req.version}`);
-      const candidate = await host.loadVersion(id, req.version);
+      // one worker thread of its own: a candidate that loops or crashes never holds the live workers up
+      const pool = host.openComparePool('shadow', 1);
+      let candidate: LoadedVersion;
+      try {
+        candidate = await pool.load(id, req.version);
+      } catch (err) {
+        await pool.close();
+        throw err;
+      }
       if (shadows.has(id)) {
-        candidate.release();
+        await pool.close();
         throw new FluxError('shadow_running', `plugin '${id}' already has a shadow version; stop it first`, 409);
       }
       const s: Shadow = {
-        tap: undefined as unknown as DecodeTap, candidate, counts: { same: 0, different: 0, failed: 0, dropped: 0 }, pending: 0,
+        tap: undefined as unknown as DecodeTap, pool, candidate, counts: { same: 0, different: 0, failed: 0, dropped: 0 }, pending: 0,
         ring: new DiffRing(SHADOW_DIFFS_MAX), sample: req.sample ?? 1, startedAt: new Date().toISOString(),
       };
       s.tap = tapFor(s);

@@ -27,8 +27,8 @@ import { loadedVersion, type DecodeSample, type DecodeTap, type LoadedVersion } 
 
 export type { DecodeSample, DecodeTap, LoadedVersion } from './loaded-version.ts';
 
-/** Stored versions loaded into worker threads of their own (a replay). */
-export interface ReplayPool {
+/** Stored versions loaded into worker threads of their own (a replay, a shadow version). */
+export interface ComparePool {
   load(id: string, version: number): Promise<LoadedVersion>;
   close(): Promise<void>;
 }
@@ -543,7 +543,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   }
 
   /** Loads a stored version under a key of its own, for comparing it with another (runtime/plugin-compare). */
-  async function loadVersion(id: string, version: number, p: WorkerPool = thePool()): Promise<LoadedVersion> {
+  async function loadVersion(id: string, version: number, p: WorkerPool): Promise<LoadedVersion> {
     checkSlug('plugin', id);
     const v = (await versionsOf(id)).find((x) => x.version === version);
     if (!v) throw notFound('plugin version', `${id}@${version}`);
@@ -556,18 +556,19 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   }
 
   /**
-   * Worker threads of their own for a replay (spawned on its first call, stopped by `close`): its
-   * many calls never queue ahead of live decodes, and the shared pool keeps its size.
+   * Worker threads of their own for a replay or a shadow version (spawned on the first call,
+   * stopped by `close`): their calls never queue ahead of live decodes, and a candidate cut off at
+   * its deadline on every frame replaces only these workers, never the live ones.
    */
-  function openReplayPool(): ReplayPool {
+  function openComparePool(what: 'replay' | 'shadow', workers: number): ComparePool {
     thePool();
     const own = new WorkerPool({
-      workers: Math.max(1, Math.min(os.availableParallelism(), 2)),
+      workers,
       maxBatch: opts.maxBatch ?? 512,
       maxInFlight: opts.maxInFlight ?? 2,
       pipelineMin: opts.pipelineMin ?? 128,
       watchdogMs: 5,
-      onRestart: (info) => log.warn(info, 'plugin replay worker restarted'),
+      onRestart: (info) => log.warn(info, `plugin ${what} worker restarted`),
     });
     return { load: (id, version) => loadVersion(id, version, own), close: () => own.stop() };
   }
@@ -703,8 +704,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
     rollback,
     setLimits,
     activateVersion,
-    loadVersion: (id: string, version: number) => loadVersion(id, version),
-    openReplayPool,
+    openComparePool,
     /** Shadow mode's view of the live decodes of `id` (undefined: none). */
     setTap(id: string, tap: DecodeTap | undefined): void {
       if (tap) taps.set(id, tap);

@@ -20,9 +20,11 @@ describe('plugin replay and shadow mode', function () {
   let ruleId: string;
   let t0: number;
 
-  const metric = async (re: RegExp): Promise<number> => {
+  /** A metric's value; one not exported yet (a counter never incremented) is 0 unless `required`. */
+  const metric = async (re: RegExp, required = false): Promise<number> => {
     const text = String((await flux.api('GET', '/api/metrics')).body);
     const m = re.exec(text);
+    if (required) assert.ok(m, `${re} in /api/metrics`);
     return m ? Number(m[1]) : 0;
   };
   const pipelineDone = () => metric(/^flux_pipeline_messages_total\{[^}]*outcome="done"[^}]*\} (\d+)/m);
@@ -235,5 +237,31 @@ describe('plugin replay and shadow mode', function () {
     await send([90_007]);
     await until('the frame through the flows', async () => ((await pipelineDone()) > before ? true : undefined));
     assert.equal((await stored(Date.now() - 60_000, Date.now() + 1000)).filter((n) => n === -1).length, 1);
+  });
+
+  it('a shadow version that loops on every frame never restarts a live worker; live frames all go through', async () => {
+    // version 3 (5 ms deadline) loops on frames starting with 0 (stored already by the cancel test when the whole file runs)
+    const stored = await flux.api('PUT', '/api/plugins/digits?activate=false&deadline_ms=5', digitsPlugin(3), wasm);
+    assert.ok([200, 201].includes(stored.status), JSON.stringify(stored.body));
+    const v3 = stored.body.version;
+    const restarts = () => metric(/^flux_plugin_worker_restarts\{[^}]*\} (\d+)/m, true);
+    const restartsBefore = await restarts();
+    assert.equal((await flux.api('POST', '/api/plugins/digits/shadow', { version: v3 })).status, 201);
+    const doneBefore = await pipelineDone();
+    const failedBefore = await pipelineFailed();
+    const ds = Array.from({ length: 60 }, (_, k) => 5 + 10 * k);
+    await send(ds);
+    await until('the live frames through the flows', async () => ((await pipelineDone()) >= doneBefore + ds.length ? true : undefined), 60_000);
+    assert.equal(await pipelineFailed(), failedBefore);
+    const shadow = await until('the shadow done with them', async () => {
+      const g = (await flux.api('GET', '/api/plugins/digits/shadow')).body;
+      return g.failed + g.dropped + g.same + g.different === ds.length ? g : undefined;
+    }, 120_000);
+    assert.equal(shadow.same + shadow.different, 0);
+    assert.ok(shadow.failed >= 1);
+    // cut off at its deadline (calls of a batch whose worker keeps being replaced fail as `crashed`, naming the deadline)
+    for (const d of shadow.diffs) assert.match(`${d.after.error.cause}: ${d.after.error.message}`, /^(deadline|crashed): .*deadline/);
+    assert.equal(await restarts(), restartsBefore, 'the live workers were never replaced');
+    assert.equal((await flux.api('DELETE', '/api/plugins/digits/shadow')).status, 200);
   });
 });
