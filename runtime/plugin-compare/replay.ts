@@ -173,6 +173,7 @@ export function createReplayer({ host, log, registry, logger }: ReplayDeps): Rep
         total: 0, same: 0, different: 0, failed: 0, truncated: false, diffs: [], started_at: new Date().toISOString(), took_ms: 0,
       };
       const job: Job = { report, abort, done: undefined as unknown as Promise<ReplayReport> };
+      const previous = last.get(id);
       running.set(id, job);
       last.set(id, report);
       const pool = host.openComparePool('replay', Math.max(1, Math.min(os.availableParallelism(), 2)));
@@ -199,7 +200,8 @@ export function createReplayer({ host, log, registry, logger }: ReplayDeps): Rep
       } catch (err) {
         await pool.close().catch(() => undefined);
         running.delete(id);
-        last.delete(id);
+        if (previous) last.set(id, previous);
+        else last.delete(id);
         jobs--;
         throw err;
       }
