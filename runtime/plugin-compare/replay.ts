@@ -10,7 +10,7 @@
  */
 import os from 'node:os';
 import type { Logger } from '../log/index.ts';
-import type { LoadedVersion, PluginHost } from '../plugins/index.ts';
+import type { ComparePool, LoadedVersion, PluginHost } from '../plugins/index.ts';
 import type { Registry } from '../registry/index.ts';
 import type { UplinkLog, LogRecord } from '../uplink-log/index.ts';
 import { FluxError, notFound } from '../errors/index.ts';
@@ -77,10 +77,32 @@ interface Job {
   done: Promise<ReplayReport>;
 }
 
+/** A finished replay's worker threads wait this long for the next replay (spawning them costs ~0.3 s of CPU each). */
+const SPARE_POOL_MS = 60_000;
+
 export function createReplayer({ host, log, registry, logger }: ReplayDeps): Replayer {
   const running = new Map<string, Job>();
   const last = new Map<string, ReplayReport>();
   let jobs = 0;
+  let spare: { pool: ComparePool; timer: NodeJS.Timeout } | undefined;
+
+  const takePool = (): ComparePool => {
+    if (!spare) return host.openComparePool('replay', Math.max(1, Math.min(os.availableParallelism() - 1, 2)));
+    clearTimeout(spare.timer);
+    const { pool } = spare;
+    spare = undefined;
+    return pool;
+  };
+  /** A pool whose replay ended normally is kept for the next one; a cancelled or failed one may still be busy, so it stops. */
+  const givePool = async (pool: ComparePool, reusable: boolean): Promise<void> => {
+    if (!reusable || spare) return pool.close().catch(() => undefined);
+    const timer = setTimeout(() => {
+      if (spare?.pool === pool) spare = undefined;
+      void pool.close().catch(() => undefined);
+    }, SPARE_POOL_MS);
+    timer.unref();
+    spare = { pool, timer };
+  };
 
   /** Product ids whose frames this replay takes. */
   async function productIds(id: string, names: string[] | undefined): Promise<Set<string>> {
@@ -176,11 +198,14 @@ export function createReplayer({ host, log, registry, logger }: ReplayDeps): Rep
       const previous = last.get(id);
       running.set(id, job);
       last.set(id, report);
-      const pool = host.openComparePool('replay', Math.max(1, Math.min(os.availableParallelism(), 2)));
+      const pool = takePool();
+      const loaded: LoadedVersion[] = [];
       try {
         const products = await productIds(id, req.products);
         const b = await pool.load(id, info.active_version);
+        loaded.push(b);
         const a = await pool.load(id, req.version);
+        loaded.push(a);
         // the state changes last: once it says the replay ended, a new one may start
         job.done = run(job, req, b, a, products).then(
           () => ({ state: abort.signal.aborted ? ('cancelled' as const) : ('done' as const) }),
@@ -189,7 +214,8 @@ export function createReplayer({ host, log, registry, logger }: ReplayDeps): Rep
             return { state: 'failed' as const, error: { code: 'replay_failed', message: err.message } };
           },
         ).then(async (end) => {
-          await pool.close().catch(() => undefined);
+          for (const v of loaded) v.release();
+          await givePool(pool, end.state === 'done');
           running.delete(id);
           jobs--;
           if (end.state === 'failed') report.error = end.error;
@@ -198,7 +224,8 @@ export function createReplayer({ host, log, registry, logger }: ReplayDeps): Rep
           return report;
         });
       } catch (err) {
-        await pool.close().catch(() => undefined);
+        for (const v of loaded) v.release();
+        await givePool(pool, true);
         running.delete(id);
         if (previous) last.set(id, previous);
         else last.delete(id);
@@ -218,6 +245,11 @@ export function createReplayer({ host, log, registry, logger }: ReplayDeps): Rep
       const all = [...running.values()];
       for (const j of all) j.abort.abort();
       await Promise.all(all.map((j) => j.done));
+      if (spare) {
+        clearTimeout(spare.timer);
+        await spare.pool.close().catch(() => undefined);
+        spare = undefined;
+      }
     },
   };
 }
