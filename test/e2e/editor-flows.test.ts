@@ -14,11 +14,14 @@ import { ROOT, startFlux, tempDir, type FluxProcess } from '../helpers/flux-proc
 
 declare const RED: any;
 
+/** The first admin's password (FLUX_ADMIN_PASSWORD): the editor takes admin users. */
+const ADMIN_PASSWORD = 'editor-flows-admin-password';
+
 async function login(page: Page, flux: FluxProcess): Promise<void> {
   await page.goto(`${flux.url}/editor/`, { waitUntil: 'domcontentloaded', timeout: 60_000 });
   await page.waitForSelector('#node-dialog-login-fields input[type=password]', { timeout: 60_000 });
   await page.locator('#node-dialog-login-fields input').first().fill('admin');
-  await page.fill('#node-dialog-login-fields input[type=password]', flux.token);
+  await page.fill('#node-dialog-login-fields input[type=password]', ADMIN_PASSWORD);
   await page.click('#node-dialog-login-submit');
   await page.locator('.red-ui-palette-node[data-palette-type="flux rule"]').waitFor({ state: 'attached', timeout: 60_000 });
   await page.waitForFunction(() => RED.nodes.filterNodes({ type: 'flux device in' }).length > 0, undefined, { timeout: 60_000 });
@@ -57,7 +60,7 @@ describe('flows in the editor: debug lines, a copied default flow, a missing plu
 
   before(async function () {
     this.timeout(150_000);
-    [flux, browser] = await Promise.all([startFlux({ FLUX_PLUGINS_DIR: tempDir('flux-plugins-') }), launchChromium()]);
+    [flux, browser] = await Promise.all([startFlux({ FLUX_PLUGINS_DIR: tempDir('flux-plugins-'), FLUX_ADMIN_PASSWORD: ADMIN_PASSWORD }), launchChromium()]);
     const product = await flux.api('POST', '/api/products', { key: 'room', name: 'Room' });
     assert.equal(product.status, 201);
     const device = await flux.api('POST', '/api/devices', { id: 'room_1', product_id: product.body.id });

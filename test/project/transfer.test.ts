@@ -86,6 +86,13 @@ describe('flux export / flux import between two FLUX processes', function () {
     assert.equal(api.status, 200);
     assert.match(api.headers.get('content-disposition') ?? '', /attachment/);
     assert.equal((await fetch(`${source.url}/api/project/export`)).status, 401);
+    // an operator may change devices and rules, not take or replace the whole project
+    assert.equal((await source.api('POST', '/api/users', { username: 'olga', password: 'olga-password-1', role: 'operator' })).status, 201);
+    const login = await source.api('POST', '/api/auth/login', { username: 'olga', password: 'olga-password-1' });
+    const asOperator = { authorization: `Bearer ${login.body.token}` };
+    assert.equal((await fetch(`${source.url}/api/project/export`, { headers: asOperator })).status, 403);
+    const refused = await fetch(`${source.url}/api/project/import`, { method: 'POST', headers: { ...asOperator, 'content-type': 'application/json' }, body: text });
+    assert.equal(refused.status, 403);
   });
 
   it('imports it into a fresh instance, which processes the same uplink the same way', async () => {
