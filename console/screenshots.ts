@@ -22,6 +22,9 @@ const PAGES: [string, string][] = [
   ['reports', 'reports'],
   ['video', 'video'],
   ['system', 'system/settings'],
+  ['users', 'system/users'],
+  ['tokens', 'system/tokens'],
+  ['audit', 'system/audit'],
 ];
 
 const out = path.join(ROOT, 'docs', 'console');
