@@ -151,6 +151,11 @@ describe('flux export / flux import between two FLUX processes', function () {
       else assert.match(`${r.body.error.code} ${r.body.error.message}`, code, what);
     }
     assert.equal((await target.api('GET', '/api/products?key=other')).body.items.length, 0, 'nothing written');
+    // a rule that does not compile fails after the product and device were written: both are removed again
+    const failing = await target.api('POST', '/api/project/import', { ...fresh, devices: [{ id: 'undo_1', product_id: doc.products[0].id }], rules: [{ name: 'broken', trigger_script: 'if (', action_type: 'flow' }] });
+    assert.equal(failing.status, 400, JSON.stringify(failing.body));
+    assert.equal((await target.api('GET', '/api/products?key=other')).body.items.length, 0, 'the product was removed');
+    assert.equal((await target.api('GET', '/api/devices/undo_1')).status, 404, 'the device was removed');
     const huge = Buffer.alloc(97 * 2 ** 20, 0x20);
     const big = await fetch(`${target.url}/api/project/import`, { method: 'POST', headers: { authorization: `Bearer ${target.token}`, 'content-type': 'application/json' }, body: huge });
     assert.equal(big.status, 413);
