@@ -89,6 +89,7 @@ describe('flows in the editor: debug lines, a copied default flow, a missing plu
     await page.waitForFunction(() => /trigger/.test(document.getElementById('flux-rule-list')?.textContent ?? ''));
     const row = await page.$$eval('#flux-rule-list span', (els) => els.map((e) => e.textContent));
     assert.ok(row.includes('1 trigger'), row.join(' | '));
+    assert.equal(await page.isChecked('#node-input-sidebar'), true, 'the default flow\'s rule node (no sidebar property) shows its lines');
     await page.click('#node-dialog-cancel');
     await page.waitForSelector('#dialog-form', { state: 'detached' });
   });
