@@ -1,6 +1,7 @@
 /**
  * `npm run console:screenshots`: starts FLUX on free ports with demo data (test/console/seed.ts) and
- * saves a screenshot of every console page in English and Chinese under docs/console/.
+ * saves a screenshot of every console page in English and Chinese under docs/console/, and of the
+ * flow editor's login and rule dialog.
  */
 import path from 'node:path';
 import fs from 'node:fs';
@@ -22,9 +23,39 @@ const PAGES: [string, string][] = [
   ['reports', 'reports'],
   ['video', 'video'],
   ['system', 'system/settings'],
+  ['users', 'system/users'],
+  ['tokens', 'system/tokens'],
+  ['audit', 'system/audit'],
 ];
 
 const out = path.join(ROOT, 'docs', 'console');
+
+/** The flow editor in the same language: its FLUX login, and the rule node's dialog with a test run. */
+async function editorShots(lang: 'en' | 'zh'): Promise<void> {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: lang === 'zh' ? 'zh-CN' : 'en-US' });
+  const page = await ctx.newPage();
+  await page.goto(`${flux.url}/editor/`);
+  await page.waitForSelector('.flux-login-title');
+  await page.screenshot({ path: path.join(out, lang, 'editor-login.png') });
+  console.log(`${lang}/editor-login.png`);
+  // the break-glass sign-in: user admin with the admin token
+  await page.locator('#node-dialog-login-fields input').first().fill('admin');
+  await page.fill('#node-dialog-login-fields input[type=password]', flux.token);
+  await page.click('#node-dialog-login-submit');
+  await page.locator('.red-ui-palette-node[data-palette-type="flux rule"]').waitFor({ state: 'attached', timeout: 60_000 });
+  await page.waitForFunction(() => (globalThis as any).RED.nodes.filterNodes({ type: 'flux rule' }).length > 0);
+  await page.evaluate(() => {
+    const RED = (globalThis as any).RED;
+    RED.editor.edit(RED.nodes.filterNodes({ type: 'flux rule' })[0]);
+  });
+  await page.waitForSelector('#flux-rule-list a');
+  await page.click('#flux-rule-test');
+  await page.waitForFunction(() => (document.getElementById('flux-rule-test-result')?.textContent ?? '').length > 12).catch(() => undefined);
+  await page.waitForTimeout(400);
+  await page.screenshot({ path: path.join(out, lang, 'editor-rule.png') });
+  console.log(`${lang}/editor-rule.png`);
+  await ctx.close();
+}
 const flux = await startFlux();
 const browser = await launchChromium();
 try {
@@ -57,6 +88,7 @@ try {
     await login.waitForSelector('.login form');
     await login.screenshot({ path: path.join(out, lang, 'login.png') });
     await anonymous.close();
+    await editorShots(lang);
   }
 } finally {
   await browser.close();

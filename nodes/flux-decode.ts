@@ -17,6 +17,7 @@ import type { NodeAPI, Node, NodeDef, NodeStatus, NodeMessage, Send, Done } from
 import { countedText, fluxOf, statusThrottle } from './red.ts';
 import type { PluginHost } from '../runtime/plugins/index.ts';
 import { registerPluginAdmin } from './flux-plugin-admin.ts';
+import { checkPlugin, type PluginRef } from './plugin-provenance.ts';
 import { productOf, productNow, bytesOf } from './plugin-msg.ts';
 import { createOwnership, type Verdict } from '../runtime/ownership/index.ts';
 import type { StandardMessage } from '../runtime/storage/index.ts';
@@ -31,7 +32,7 @@ export class OwnershipError extends Error {
   }
 }
 
-interface DecodeDef extends NodeDef {
+interface DecodeDef extends NodeDef, PluginRef {
   /** '' = the product's protocol_plugin_id */
   plugin?: string;
 }
@@ -49,6 +50,14 @@ export default function register(RED: NodeAPI): void {
     const ownership = createOwnership({ devices: flux.registry.devices, metrics: flux.metrics, log: flux.log.child({ module: 'ownership' }) });
     node.status({ fill: 'grey', shape: 'ring', text: fixed || 'flux-decode.status.product-plugin' });
     const status = statusThrottle(node);
+    // A plugin missing on this instance keeps its red status: counters do not paint over it.
+    let missing: string | undefined;
+    checkPlugin(RED, node, flux, def, 'flux decode').then(
+      (p) => {
+        if (p.state === 'missing') missing = p.text;
+      },
+      (err: Error) => node.error(`flux decode: cannot check plugin '${fixed}': ${err.message}`),
+    );
     const decodedStatus = (): NodeStatus => ({ fill: 'green', shape: 'dot', text: failed ? countedText(RED, 'flux-decode.status.decoded-failed', { ok, count: failed }) : countedText(RED, 'flux-decode.status.decoded', { count: ok }) });
     node.on('close', (_removed, done) => {
       status.close();
@@ -61,7 +70,7 @@ export default function register(RED: NodeAPI): void {
     const failed_ = (msg: NodeMessage, done: Done, t0: number, pluginId: string | null, err: unknown) => {
       failed++;
       const error = (err as Error).message.slice(0, 60);
-      status.update(() => ({ fill: 'red', shape: 'ring', text: countedText(RED, 'flux-decode.status.failed', { count: failed, error }) }));
+      status.update(() => ({ fill: 'red', shape: 'ring', text: missing ?? countedText(RED, 'flux-decode.status.failed', { count: failed, error }) }));
       flux.trace?.span(msg._msgid, { stage: 'decode', took_ms: performance.now() - t0, ok: false, detail: { plugin: pluginId }, error: (err as Error).message });
       // done(err) hands the error to the flow's catch node together with msg (and msg.raw, the frame).
       done(err as Error);
@@ -115,7 +124,7 @@ export default function register(RED: NodeAPI): void {
           }
         });
         refused += errors.length;
-        if (errors.length) node.status({ fill: 'yellow', shape: 'ring', text: `${refused} refused: ${errors[0]!.err.message.slice(0, 60)}` });
+        if (errors.length) node.status({ fill: 'yellow', shape: 'ring', text: countedText(RED, 'flux-decode.status.refused', { count: refused, error: errors[0]!.err.message.slice(0, 60) }) });
         // Each refusal reaches the flow's catch node with its message; when nothing goes on, the
         // last one fails the message itself (done(err)), so the pipeline counts it as failed.
         const last = out.length === 0 ? errors.pop() : undefined;

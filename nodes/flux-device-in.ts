@@ -13,7 +13,17 @@ interface DeviceInDef extends NodeDef {
   device?: string;
   /** '' (uplinks and status), 'uplink' (every uplink, no status), 'properties', 'event', 'raw' or 'status' */
   kind?: string;
+  /** true: may run beside another `flux device in` with the same filter (default false: refused, see below) */
+  shared?: boolean;
 }
+
+/**
+ * Which node holds each filter, per FLUX runtime. Importing a copy of a flow ("Import copy" of the
+ * default flow) made two pipelines that both stored, ruled and alarmed every uplink: a second
+ * `flux device in` with the same product, device and type filter refuses to run (red status naming
+ * the node that has it) unless both are marked shared. The first one deployed keeps it.
+ */
+const holders = new WeakMap<object, Map<string, { id: string; shared: boolean }>>();
 
 export default function register(RED: NodeAPI): void {
   function FluxDeviceIn(this: Node, def: DeviceInDef): void {
@@ -28,6 +38,17 @@ export default function register(RED: NodeAPI): void {
     }
     if (def.device?.trim()) filter.deviceId = def.device.trim();
     const kind = def.kind?.trim() || '';
+    const claims = holders.get(flux) ?? holders.set(flux, new Map()).get(flux)!;
+    const filterKey = JSON.stringify([product ?? '', filter.deviceId ?? '', kind]);
+    const shared = def.shared === true;
+    const holder = claims.get(filterKey);
+    if (holder && holder.id !== node.id && !(holder.shared && shared)) {
+      node.status({ fill: 'red', shape: 'ring', text: countedText(RED, 'flux-device-in.status.duplicate', { node: holder.id }) });
+      node.error(`flux device in: node ${holder.id} already takes these uplinks (the same product, device and type filter); this node does not run, so a copied flow does not process every message twice. Delete one of them, change the filter, or tick "shared" on both and deploy again.`);
+      node.on('close', (_removed, done) => done());
+      return;
+    }
+    if (!holder) claims.set(filterKey, { id: node.id, shared });
     let count = 0;
     const status = statusThrottle(node);
     const received = (): NodeStatus => ({ fill: 'green', shape: 'dot', text: countedText(RED, 'flux-device-in.status.received', { count }) });
@@ -70,6 +91,7 @@ export default function register(RED: NodeAPI): void {
       });
     }
     node.on('close', (_removed, done) => {
+      if (claims.get(filterKey)?.id === node.id) claims.delete(filterKey);
       status.close();
       flux.bus.removeOwner(node);
       done();

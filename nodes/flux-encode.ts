@@ -8,8 +8,9 @@ import type { NodeAPI, Node, NodeDef } from './red.ts';
 import { countedText, fluxOf } from './red.ts';
 import { registerPluginAdmin } from './flux-plugin-admin.ts';
 import { productOf } from './plugin-msg.ts';
+import { checkPlugin, type PluginRef } from './plugin-provenance.ts';
 
-interface EncodeDef extends NodeDef {
+interface EncodeDef extends NodeDef, PluginRef {
   plugin?: string;
   /** a fixed command name; '' = from the message */
   command?: string;
@@ -23,6 +24,7 @@ export default function register(RED: NodeAPI): void {
     const node = this;
     const fixedPlugin = def.plugin?.trim() || '';
     const fixedCommand = def.command?.trim() || '';
+    checkPlugin(RED, node, flux, def, 'flux encode').catch((err: Error) => node.error(`flux encode: cannot check plugin '${fixedPlugin}': ${err.message}`));
 
     node.on('input', async (msg, send, done) => {
       try {

@@ -25,7 +25,16 @@ export function registerPluginAdmin(RED: NodeAPI): void {
   RED.httpAdmin.get('/flux-plugins', RED.auth.needsPermission('flux-plugins.read'), async (_req: express.Request, res: express.Response) => {
     try {
       const items = await host().list();
-      res.json(items.map((p) => ({ id: p.id, active_version: p.active_version, name: p.meta?.name, protocol: p.meta?.protocol, versions: p.versions.length })));
+      res.json(
+        items.map((p) => ({
+          id: p.id,
+          active_version: p.active_version,
+          sha256: p.versions.find((v) => v.active)?.sha256 ?? null,
+          name: p.meta?.name,
+          protocol: p.meta?.protocol,
+          versions: p.versions.length,
+        })),
+      );
     } catch (err) {
       fail(res, err);
     }

@@ -6,6 +6,7 @@
 import type { NodeAPI, Node, NodeDef, NodeStatus, NodeMessage, Send, Done } from './red.ts';
 import { countedText, fluxOf, statusThrottle } from './red.ts';
 import { registerRuleAdmin } from './flux-rule-admin.ts';
+import { ruleLogSink } from './rule-logs.ts';
 import type { RuleEngine, RuleInput, RuleRun } from '../runtime/rules/index.ts';
 
 interface RuleDef extends NodeDef {
@@ -14,6 +15,8 @@ interface RuleDef extends NodeDef {
   script?: string;
   /** JSON object: the inline script's `env` */
   env?: string;
+  /** false: the scripts' print/log lines stay on msg.logs only, not in the debug sidebar (default true) */
+  sidebar?: boolean;
 }
 
 /** The message's StandardMessage(s): decoded payloads, or the raw `{ "values": … }` JSON of a product without plugin. */
@@ -78,6 +81,7 @@ export default function register(RED: NodeAPI): void {
       }
     }
     const status = statusThrottle(node);
+    const logSink = def.sidebar === false ? undefined : ruleLogSink(RED, node);
     const shown = (): NodeStatus => ({
       fill: counts.err ? 'yellow' : 'green',
       shape: 'dot',
@@ -109,6 +113,7 @@ export default function register(RED: NodeAPI): void {
           const message = messages[i]!;
           for (const r of answered[i]!) {
             const o = r.outcome;
+            logSink?.show(r.rule.name, o.logs);
             if (!o.ok) errors.push({ ...msg, rule: r.rule, error: { ...o.error, rule: r.rule.name, source: { id: node.id, type: 'flux rule' } }, logs: o.logs ?? [] });
             else if (r.triggered) triggered.push({ ...msg, payload: message, rule: r.rule, result: o.result, logs: o.logs ?? [] });
           }

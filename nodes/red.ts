@@ -46,7 +46,9 @@ export interface NodeAPI {
   settings: Record<string, unknown> & { flux?: FluxNodeHandle };
   httpAdmin: { get(path: string, ...handlers: unknown[]): void; post(path: string, ...handlers: unknown[]): void; put(path: string, ...handlers: unknown[]): void };
   auth: { needsPermission(permission: string): unknown };
-  util: { generateId(): string };
+  util: { generateId(): string; encodeObject?(msg: Record<string, unknown>, opts?: { maxLength?: number }): Record<string, unknown> };
+  /** the editor's comms socket: `debug` messages appear in the debug sidebar */
+  comms?: { publish(topic: string, data: unknown, retain?: boolean): void };
   /** Node-RED's message catalog of this node module (nodes/locales/<lang>/<node>.json), in the runtime's language */
   _?(key: string, vars?: Record<string, unknown>): string;
 }

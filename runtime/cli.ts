@@ -2,6 +2,7 @@
 /**
  * `flux` / `npm start`: reads settings from the environment, starts FLUX, prints
  * `flux ready http=<port> mqtt=<port>`, and shuts down gracefully on SIGINT/SIGTERM.
+ * `flux export` / `flux import` move a project between running instances (runtime/project/cli.ts).
  *
  * Memory (docs/operations.md "Memory"): the process re-executes itself once, in place (same pid,
  * `process.execve`), when it was started without FLUX's runtime settings: a 4 MiB V8 semi-space
@@ -38,6 +39,12 @@ function relaunchWithRuntimeSettings(): void {
   } catch {
     // execve failed (e.g. a sandbox forbids it): carry on in this process, with Node's defaults.
   }
+}
+
+// `flux export` / `flux import` talk to a running FLUX through its API; they start nothing here.
+if (process.argv[2] === 'export' || process.argv[2] === 'import') {
+  const { runProjectCli } = await import('./project/cli.ts');
+  process.exit(await runProjectCli(process.argv.slice(2)));
 }
 
 relaunchWithRuntimeSettings();

@@ -31,6 +31,7 @@ import { createUplinkLogModule } from '../uplink-log/index.ts';
 import { mountConsole } from '../console/index.ts';
 import { createLoginLimiter } from '../login-limiter/index.ts';
 import { createUsers, type Users } from '../users/index.ts';
+import { createProjectTransfer, projectRoutes } from '../project/index.ts';
 import { resolveAdminToken } from './admin-token.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from './context.ts';
 
@@ -163,6 +164,8 @@ export function createFlux(opts: FluxOptions): Flux {
     opts.flows === false
       ? undefined
       : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master, pluginCompare }, { loginLimiter, users });
+  // Export and import of the whole project (runtime/project); routes are added before the API mounts.
+  projectRoutes(api.routes, createProjectTransfer({ registry, rules, plugins, flows, version: VERSION, log: log.child({ module: 'project' }) }));
   const registryModule: FluxModule = {
     name: 'metadata_db',
     start: () => registry.start(),

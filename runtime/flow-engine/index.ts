@@ -38,6 +38,10 @@ export interface FlowEngine extends FluxModule {
   mountHttpNodes(app: express.Express): void;
   /** Resolves when the flows first run (Node-RED's `flows:started`), however long that takes. */
   running(): Promise<void>;
+  /** The deployed flows (Node-RED's flow JSON, without credentials). */
+  flows(): Promise<Record<string, unknown>[]>;
+  /** Replaces every flow and deploys them (a full deploy, as the editor's Deploy does). */
+  deploy(flows: Record<string, unknown>[]): Promise<void>;
 }
 
 /** How long start() waits for the flows to run (Node-RED never starts them while node types are missing). */
@@ -129,6 +133,12 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
       app.use('/', RED.httpNode);
     },
     running: () => running,
+    async flows() {
+      return (await RED.runtime.flows.getFlows({})).flows;
+    },
+    async deploy(flows) {
+      await RED.runtime.flows.setFlows({ flows: { flows }, deploymentType: 'full' });
+    },
     async start() {
       RED.events.once('flows:started', () => markRunning());
       // RED.start() resolves before the flows are loaded and started; `flux ready` (and a health

@@ -8,7 +8,14 @@ declare module 'node-red' {
     stop(): Promise<void>;
     httpAdmin: express.Express;
     httpNode: express.Express;
-    runtime: { flows?: unknown; [k: string]: unknown };
+    runtime: {
+      /** Node-RED's runtime API (@node-red/runtime/lib/api/flows.js) */
+      flows: {
+        getFlows(opts: Record<string, unknown>): Promise<{ flows: Record<string, unknown>[]; rev?: string }>;
+        setFlows(opts: { flows: { flows: Record<string, unknown>[] }; deploymentType?: 'full' }): Promise<{ rev: string }>;
+      };
+      [k: string]: unknown;
+    };
     nodes: { getNode(id: string): unknown; eachNode(cb: (n: { id: string; type: string }) => void): void; [k: string]: unknown };
     settings: Record<string, unknown>;
     hooks: { add(id: string, cb: (ev: any) => void): void; remove(id: string): void };

@@ -715,6 +715,12 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
     encode,
     tryCall,
     decodeUplink,
+    /** The bytes of one stored version (project export, runtime/project). */
+    async wasm(id: string, version: number): Promise<Buffer> {
+      checkSlug('plugin', id);
+      if (!(await versionsOf(id)).some((v) => v.version === version)) throw notFound('plugin version', `${id}@${version}`);
+      return fs.promises.readFile(pathInside(storeDir, id, `${version}.wasm`));
+    },
     /** The active version's metadata (framing for the TCP ingress), synchronously. */
     meta(id: string): PluginMeta | undefined {
       return active.get(id)?.meta;

@@ -57,7 +57,7 @@ describe('the FLUX nodes in English and Chinese', function () {
         if (key.endsWith('.')) continue; // a prefix joined with a name in code: _('…flux-plugin.' + key)
         if (key.includes(':')) assert.ok(key.split(':')[1]! in decode, `${file}: ${key}`);
         else if (key.startsWith('flux-plugin.')) assert.ok(key in decode, `${file}: ${key}`);
-        else assert.ok(key in en || `flux-plugin.${key}` in decode, `${file}: missing ${key}`);
+        else assert.ok(key in en || `${key}_one` in en || `flux-plugin.${key}` in decode, `${file}: missing ${key}`);
       }
       assert.doesNotMatch(html, /data-help-name/, 'help lives in nodes/locales/<lang>/');
       const template = /data-template-name[^>]*>([\s\S]*?)<\/script>/.exec(html)![1]!;
@@ -65,6 +65,21 @@ describe('the FLUX nodes in English and Chinese', function () {
       assert.match(visible, /^(env|ms|\s)*$/, `words outside the catalog in the dialog: ${visible}`);
     });
   }
+
+  it('counts with i18next plural keys (_one and _other), never the old _plural form', function () {
+    for (const file of fs.readdirSync(path.join(NODES, 'locales', 'en-US')).filter((f) => f.endsWith('.json'))) {
+      for (const lang of LANGS) {
+        const c = catalog(lang, file.replace(/\.json$/, ''));
+        for (const k of Object.keys(c)) {
+          assert.doesNotMatch(k, /_plural$/, `${lang}/${file} ${k}`);
+          if (k.endsWith('_one')) assert.ok(k.replace(/_one$/, '_other') in c, `${lang}/${file} ${k} has no _other`);
+        }
+      }
+    }
+    const rule = catalog('en-US', 'flux-rule');
+    assert.equal(rule['flux-rule.registry.triggers_one'], '__count__ trigger');
+    assert.equal(rule['flux-rule.registry.triggers_other'], '__count__ triggers');
+  });
 
   it('says "1 event" and "2 events" (and counts the same way in Chinese)', function () {
     const en = catalog('en-US', 'flux-alarm');
