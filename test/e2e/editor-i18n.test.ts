@@ -24,11 +24,13 @@ async function login(page: Page, flux: FluxProcess): Promise<void> {
 
 /** Opens the edit dialog of the first node of a type in the default flow. */
 async function editNode(page: Page, type: string): Promise<void> {
+  // the palette is ready before the flows have loaded into the editor; a loaded machine shows the gap
+  await page.waitForFunction((t) => ((globalThis as any).RED?.nodes?.filterNodes({ type: t }) ?? []).length > 0, type, { timeout: 60_000 });
   await page.evaluate((t) => {
     const RED = (globalThis as any).RED;
     RED.editor.edit(RED.nodes.filterNodes({ type: t })[0]);
   }, type);
-  await page.waitForSelector('#dialog-form', { state: 'visible' });
+  await page.waitForSelector('#dialog-form', { state: 'visible', timeout: 60_000 });
 }
 
 describe('the flow editor as FLUX made it, in English and Chinese', function () {
