@@ -15,11 +15,13 @@ import { defineModels, type Models } from './models.ts';
 import { MIGRATIONS } from './migrations/index.ts';
 import { generateSecret, hashSecret, verifySecret } from './secrets.ts';
 import { createGatewayTopology } from './gateways.ts';
+import { pluginVersions, type PluginVersions } from './plugin-versions.ts';
 
 export { jsonColumn } from './models.ts';
 export type { Models } from './models.ts';
 export { generateSecret, hashSecret, verifySecret } from './secrets.ts';
 export { MAX_GATEWAY_DEPTH } from './gateways.ts';
+export type { PluginVersions, PluginVersionRow } from './plugin-versions.ts';
 
 export interface Product {
   id: string;
@@ -163,6 +165,8 @@ export interface Registry {
     /** Many status changes in a few statements (a reconnect storm must not become one write each). */
     setStatuses(changes: { id: string; status: 'online' | 'offline'; at: Date }[]): Promise<void>;
   };
+  /** Stored versions of protocol plugins (rows; their files are the plugin host's). */
+  pluginVersions: PluginVersions;
   /** Drops cached identities (after an update made elsewhere, e.g. another node). */
   invalidate(deviceId?: string): void;
 }
@@ -536,6 +540,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
     models,
     products,
     devices,
+    pluginVersions: pluginVersions(sequelize, models),
     invalidate(deviceId) {
       if (deviceId) forget(deviceId);
       else {
