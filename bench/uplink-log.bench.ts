@@ -156,7 +156,7 @@ async function restartRows(count: number): Promise<BenchRow[]> {
 }
 
 /** `POST /api/plugins/modbus/replay`'s work without HTTP: `count` frames from the log through two versions of modbus.wasm, diffed. */
-async function pluginReplayRow(count: number): Promise<BenchRow> {
+export async function pluginReplayRow(count: number): Promise<BenchRow> {
   const dataDir = tempDir('flux-bench-plugin-replay-');
   const settings = loadSettings({ FLUX_DATA_DIR: dataDir, FLUX_PLUGINS_DIR: path.join(dataDir, 'none'), FLUX_LOG_LEVEL: 'error' });
   const logger = createLogger({ level: 'error' });

@@ -87,7 +87,8 @@ export function createReplayer({ host, log, registry, logger }: ReplayDeps): Rep
   let spare: { pool: ComparePool; timer: NodeJS.Timeout } | undefined;
 
   const takePool = (): ComparePool => {
-    if (!spare) return host.openComparePool('replay', Math.max(1, Math.min(os.availableParallelism() - 1, 2)));
+    // one worker per core (at most 2): a replay is short and bounded, and shares the CPU with live decodes while it runs
+    if (!spare) return host.openComparePool('replay', Math.max(1, Math.min(os.availableParallelism(), 2)));
     clearTimeout(spare.timer);
     const { pool } = spare;
     spare = undefined;
