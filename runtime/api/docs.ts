@@ -28,6 +28,22 @@ export const ERROR_CODES: [code: string, status: number, meaning: string][] = [
   ['rate_limited', 429, 'too many failed logins from this client address; `Retry-After` says when to try again'],
 ];
 
+/** Prose sections after the route tables: payloads that no single route describes. */
+const NOTES: string[] = [
+  '## Device events',
+  '',
+  'A device reports an event by publishing to `/{product_key}/{device_id}/event/{eventId}` (MQTT, or `POST /api/devices/{id}/uplink?type=event&event={eventId}`).',
+  'Without a protocol plugin the payload is any JSON object, e.g. `{"open": true}`; a numeric `ts` in it (epoch ms) is the event time, else the time of arrival.',
+  'With a plugin, the `values` of each decoded message are the payload. An event is stored as an event, not as telemetry:',
+  '`{ event_id, ts, payload, msg_id, flagged, problem }` (`GET /api/devices/{id}/events`; `msg_id` opens its trace at `GET /api/trace/{msg_id}`),',
+  'kept as long as the product keeps telemetry (`metadata.storage.retention_days`). The thing model may declare events:',
+  '`metadata.events: [{ id, name?, fields: [{ id, type, required? }] }]`; a payload that does not match (an undeclared event, a missing required',
+  'field, a value not of its type, an undeclared field) is stored all the same with `flagged: true` and the reason in `problem`.',
+  'Rules see it as `msg.event_id` and `msg.event` (the payload; `msg.values` is empty). The live feed `/api/ws` sends `{ type: "event", device_id,',
+  'product_key, event_id, ts, payload, flagged, problem, msg_id }` to clients subscribed to `events=event` (optionally `event=<id>,…`).',
+  '',
+];
+
 export function renderApiMarkdown(routes: RouteTable): string {
   const byTag = new Map<string, typeof routes.routes>();
   for (const r of routes.routes) (byTag.get(r.tag) ?? byTag.set(r.tag, []).get(r.tag)!).push(r);
@@ -53,6 +69,7 @@ export function renderApiMarkdown(routes: RouteTable): string {
     }
     lines.push('');
   }
+  lines.push(...NOTES);
   lines.push('## Error codes', '', '| code | status | meaning |', '| --- | --- | --- |');
   for (const [code, status, meaning] of ERROR_CODES) lines.push(`| \`${code}\` | ${status} | ${meaning} |`);
   lines.push('');

@@ -1,8 +1,8 @@
 /**
- * @module feed — the WebSocket live feed at /api/ws (docs/api.md): telemetry, device status, alarm
- * and camera stream status events, filtered per client by event type, product, device and metric.
- * Any user's token may connect (every role reads); a client whose session expires or whose token is
- * revoked is closed with 4401.
+ * @module feed — the WebSocket live feed at /api/ws (docs/api.md): telemetry, device events, device
+ * status, alarm and camera stream status events, filtered per client by type, product, device,
+ * metric and event id. Any user's token may connect (every role reads); a client whose session
+ * expires or whose token is revoked is closed with 4401.
  *
  * A slow client never slows the pipeline: an event is serialised once, and a client whose socket
  * buffer is past `highWaterBytes` misses events (counted and reported to it when it catches up);
@@ -18,7 +18,7 @@ import { counter, gauge } from '../metrics/index.ts';
 
 export const FEED_PATH = '/api/ws';
 
-export type FeedEventType = 'telemetry' | 'status' | 'alarm' | 'stream';
+export type FeedEventType = 'telemetry' | 'status' | 'alarm' | 'stream' | 'event';
 
 export interface FeedEvent {
   type: FeedEventType;
@@ -35,6 +35,8 @@ export interface FeedFilter {
   product?: string;
   device?: string;
   metric?: string[];
+  /** event ids (type `event` only) */
+  event?: string[];
 }
 
 export interface Feed extends FluxModule {
@@ -64,7 +66,7 @@ interface Client {
 /** The close code for a token that expired or was revoked while connected (4000 + HTTP 401). */
 export const FEED_CLOSE_UNAUTHORIZED = 4401;
 
-const EVENT_TYPES: readonly FeedEventType[] = ['telemetry', 'status', 'alarm', 'stream'];
+const EVENT_TYPES: readonly FeedEventType[] = ['telemetry', 'status', 'alarm', 'stream', 'event'];
 
 export function parseFilter(src: Record<string, unknown>): FeedFilter {
   const list = (v: unknown) => (Array.isArray(v) ? v.map(String) : typeof v === 'string' && v !== '' ? v.split(',') : undefined);
@@ -74,6 +76,7 @@ export function parseFilter(src: Record<string, unknown>): FeedFilter {
     product: typeof src.product === 'string' && src.product ? src.product : undefined,
     device: typeof src.device === 'string' && src.device ? src.device : undefined,
     metric: list(src.metric),
+    event: list(src.event),
   };
 }
 
@@ -81,6 +84,7 @@ function project(ev: FeedEvent, f: FeedFilter): FeedEvent | null {
   if (f.events && !f.events.includes(ev.type)) return null;
   if (f.device && ev.device_id !== f.device) return null;
   if (f.product && ev.product_key !== f.product) return null;
+  if (f.event && ev.type === 'event' && !f.event.includes(String(ev.event_id))) return null;
   if (f.metric && ev.type === 'telemetry') {
     const values: Record<string, unknown> = {};
     let any = false;

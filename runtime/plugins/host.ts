@@ -38,6 +38,8 @@ export interface StandardMessage {
   device_id: string;
   values: Record<string, number | string | boolean>;
   ts?: number;
+  /** a device event's id (set for …/event/{eventId} uplinks): `values` is then the event's payload */
+  event_id?: string;
 }
 
 export interface PluginLimits {
@@ -484,9 +486,10 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
 
   /**
    * The pipeline's decode step (docs/architecture.md "The uplink path"): bytes of a product with a plugin
-   * go through it; a product without one sends JSON `{ "values": {…}, "ts"? }`.
+   * go through it; a product without one sends JSON `{ "values": {…}, "ts"? }`, or for a device event
+   * (`eventId`) any JSON object: the event's payload (runtime/storage/events.ts).
    */
-  function decodeUplink(product: { protocol_plugin_id: string | null }, up: { payload: Uint8Array; deviceId: string; ts: number; id?: string }): Promise<Decoded | { messages: StandardMessage[]; plugin: null; version: null }> {
+  function decodeUplink(product: { protocol_plugin_id: string | null }, up: { payload: Uint8Array; deviceId: string; ts: number; id?: string; eventId?: string }): Promise<Decoded | { messages: StandardMessage[]; plugin: null; version: null }> {
     if (product.protocol_plugin_id) return decodeFrame(product.protocol_plugin_id, up.payload, up.ts, up.deviceId, up.id);
     try {
       return Promise.resolve(decodeJson(up));
@@ -496,7 +499,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   }
 
   /** A product without a plugin: JSON `{ "values": {…}, "ts"? }`. */
-  function decodeJson(up: { payload: Uint8Array; deviceId: string; ts: number }): { messages: StandardMessage[]; plugin: null; version: null } {
+  function decodeJson(up: { payload: Uint8Array; deviceId: string; ts: number; eventId?: string }): { messages: StandardMessage[]; plugin: null; version: null } {
     // Depth first, on the bytes: a 100,000-deep document parses, but later steps walk it recursively.
     checkJsonDepth(up.payload, 'the payload');
     let body: any;
@@ -504,6 +507,10 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       body = JSON.parse(Buffer.from(up.payload).toString('utf8'));
     } catch (err) {
       throw new FluxError('bad_payload', `the product has no protocol plugin and the payload is not JSON { "values": {…} }: ${(err as Error).message}`, 400);
+    }
+    if (up.eventId !== undefined) {
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new FluxError('bad_payload', `the payload of event '${up.eventId}' is not a JSON object`, 400);
+      return { messages: [{ device_id: up.deviceId, values: body, ts: typeof body.ts === 'number' ? body.ts : up.ts, event_id: up.eventId }], plugin: null, version: null };
     }
     if (typeof body !== 'object' || body === null || typeof body.values !== 'object' || body.values === null || Array.isArray(body.values)) {
       throw new FluxError('bad_payload', 'the product has no protocol plugin and the payload has no "values" object', 400);

@@ -4,7 +4,7 @@
  * scan of one metric of one device is a single clustered primary-key range on every engine.
  * Drivers supply connection, bulk insert and dialect details; the queries live here once.
  */
-import type { AggRow, AggregateQuery, Point, RangeQuery, Sample, StoreInfo, TimeSeriesStore, Value } from './types.ts';
+import type { AggRow, AggregateQuery, DeviceEvent, EventQuery, Point, RangeQuery, Sample, StoreInfo, TimeSeriesStore, Value } from './types.ts';
 
 /** k: 0 number, 1 boolean (num = 0/1), 2 string. */
 export interface PointRow {
@@ -16,6 +16,18 @@ export interface PointRow {
 }
 
 export type Row = Record<string, unknown>;
+
+/** A `ts_events` row: the payload as JSON text, `msg_id` '' when the event has none (it is part of the key). */
+export interface EventRow {
+  device_id: string;
+  ts: number;
+  event_id: string;
+  msg_id: string;
+  product: string;
+  payload: string;
+  flagged: number;
+  problem: string | null;
+}
 
 export interface SqlDriver {
   readonly info: StoreInfo;
@@ -29,6 +41,10 @@ export interface SqlDriver {
   insertPoints(rows: PointRow[]): Promise<void>;
   /** Deletes up to `chunk` points of one series older than `before`; answers how many. */
   deleteChunk(sid: number, before: number, chunk: number): Promise<number>;
+  /** Upserts events on (device_id, ts, event_id, msg_id). */
+  insertEvents(rows: EventRow[]): Promise<void>;
+  /** Deletes the product's events older than `before`; answers how many. */
+  deleteEvents(product: string, before: number): Promise<number>;
   /** Integer bucket expression for column `ts` and an integer width. */
   bucket(width: number): string;
 }
@@ -196,6 +212,38 @@ export class SqlStore implements TimeSeriesStore {
     }
     out.sort((a, b) => (a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : a.ts - b.ts));
     return out.length > limit ? out.slice(0, limit) : out;
+  }
+
+  async writeEvents(events: DeviceEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const rows = events.map((e) => ({ device_id: e.device, ts: e.ts, event_id: e.event, msg_id: e.msg_id ?? '', product: e.product, payload: JSON.stringify(e.payload), flagged: e.flagged ? 1 : 0, problem: e.problem }));
+    await this.#db.insertEvents(rows);
+  }
+
+  async events(q: EventQuery): Promise<DeviceEvent[]> {
+    const params: unknown[] = [q.device, q.from, q.to];
+    let sql = 'SELECT device_id, product, event_id, ts, payload, msg_id, flagged, problem FROM ts_events WHERE device_id = ? AND ts >= ? AND ts < ?';
+    if (q.event !== undefined) {
+      sql += ' AND event_id = ?';
+      params.push(q.event);
+    }
+    const dir = q.order === 'desc' ? 'DESC' : 'ASC';
+    const limit = Math.max(1, Math.min(q.limit ?? 10_000, 1_000_000));
+    const rows = await this.#db.all(`${sql} ORDER BY ts ${dir}, event_id ${dir}, msg_id ${dir} LIMIT ${limit}`, params);
+    return rows.map((r) => ({
+      device: String(r.device_id),
+      product: String(r.product),
+      event: String(r.event_id),
+      ts: Number(r.ts),
+      payload: JSON.parse(String(r.payload)) as Record<string, unknown>,
+      msg_id: r.msg_id ? String(r.msg_id) : null,
+      flagged: Number(r.flagged) !== 0,
+      problem: r.problem === null || r.problem === undefined ? null : String(r.problem),
+    }));
+  }
+
+  deleteEventsBefore(product: string, before: number): Promise<number> {
+    return this.#db.deleteEvents(product, before);
   }
 
   async deleteBefore(product: string, before: number): Promise<number> {

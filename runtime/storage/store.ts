@@ -31,6 +31,9 @@ function lazyStore(dialect: StoreInfo['dialect'], load: Loader): TimeSeriesStore
     aggregate: (q) => get().aggregate(q),
     metrics: (device) => get().metrics(device),
     deleteBefore: (product, before) => get().deleteBefore(product, before),
+    writeEvents: (events) => get().writeEvents(events),
+    events: (q) => get().events(q),
+    deleteEventsBefore: (product, before) => get().deleteEventsBefore(product, before),
     defineProduct: async (product, properties) => get().defineProduct?.(product, properties),
   };
   return store;

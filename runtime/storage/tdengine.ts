@@ -7,6 +7,7 @@
 import td from '@tdengine/rest';
 import type { AggRow, AggregateQuery, Point, RangeQuery, Sample, StoreInfo, TimeSeriesStore, Value } from './types.ts';
 import { DataError } from './types.ts';
+import { tdengineEvents } from './tdengine-events.ts';
 
 /** TDengine error codes (taosError.h) the adapter reacts to; the REST body carries them without the 0x8000 prefix. */
 export const TD = {
@@ -205,6 +206,8 @@ export function createTdengineStore(opts: TdengineOptions): TimeSeriesStore {
     return metrics && metrics.length ? all.filter((c) => metrics.includes(c.metric)) : all;
   }
 
+  const events = tdengineEvents({ db, encodeName, sql, quote, parseTs, missingTable: (err) => err instanceof TdError && err.code === TD.TABLE_NOT_EXIST });
+
   const where = (q: RangeQuery) => `ts >= ${Math.trunc(q.from)} AND ts < ${Math.trunc(q.to)}`;
 
   return {
@@ -213,6 +216,7 @@ export function createTdengineStore(opts: TdengineOptions): TimeSeriesStore {
       await sql(`CREATE DATABASE IF NOT EXISTS ${db} PRECISION 'ms'`);
     },
     async close() {
+      events.forget();
       stables.clear();
       devices.clear();
       deviceCols.clear();
@@ -348,6 +352,7 @@ export function createTdengineStore(opts: TdengineOptions): TimeSeriesStore {
       out.sort((a, b) => (a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : a.ts - b.ts));
       return q.limit !== undefined && out.length > q.limit ? out.slice(0, q.limit) : out;
     },
+    ...events,
     async deleteBefore(product, before) {
       try {
         const r = await sql(`DELETE FROM ${db}.${stableName(product)} WHERE ts < ${Math.trunc(before)}`);

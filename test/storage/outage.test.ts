@@ -44,6 +44,9 @@ function delegate(store: TimeSeriesStore): TimeSeriesStore {
     aggregate: (q) => store.aggregate(q),
     metrics: (d) => store.metrics(d),
     deleteBefore: (p, b) => store.deleteBefore(p, b),
+    writeEvents: (e) => store.writeEvents(e),
+    events: (q) => store.events(q),
+    deleteEventsBefore: (p, b) => store.deleteEventsBefore(p, b),
   };
 }
 
