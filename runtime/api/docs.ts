@@ -14,6 +14,7 @@ export const ERROR_CODES: [code: string, status: number, meaning: string][] = [
   ['invalid_path', 400, 'a path built from the request would leave its folder'],
   ['too_deep', 400, 'JSON nested more than 64 levels (request bodies and uplinks)'],
   ['nul_character', 400, 'a NUL character (`\\u0000`) in a path or query parameter or in a JSON body string'],
+  ['unknown_reference', 400, 'a body field names a product, device or plugin that does not exist; the message names the field and the value'],
   ['unauthorized', 401, 'missing, wrong, expired or revoked bearer token; a wrong user name or password at `POST /api/auth/login`'],
   ['forbidden', 403, "the token's role is below the route's (the `role` column); a token above its owner's role"],
   ['not_found', 404, 'no such resource or path'],

@@ -6,6 +6,9 @@ import { idParam, page, pluginId, productKey, thingModel } from './schemas.ts';
 import { productTransportSchema, undeclaredProperties } from '../modbus/index.ts';
 import { badRequest } from '../errors/index.ts';
 import type { Product } from '../registry/index.ts';
+import { service } from '../app/context.ts';
+import type { PluginHost } from '../plugins/index.ts';
+import { createReferences } from './references.ts';
 
 const productBody = z
   .object({
@@ -17,6 +20,12 @@ const productBody = z
     transport: productTransportSchema.optional(),
     auto_register_children: z.boolean().optional(),
     child_product_id: z.string().min(1).max(64).nullable().optional(),
+    protocol_plugin_wasm_base64: z
+      .string()
+      .max(1_000_000)
+      .regex(/^[A-Za-z0-9+/=\s]*$/, 'must be base64')
+      .optional()
+      .describe('a plugin module to install as `protocol_plugin_id` in the same request (like PUT /api/plugins/{id}), before the product is stored'),
   })
   .strict();
 
@@ -30,13 +39,27 @@ function checkRegisterMap(next: { metadata?: Product['metadata']; transport?: Re
 
 export function productRoutes(ctx: FluxContext, routes: RouteTable): void {
   const products = ctx.registry.products;
+  const refs = createReferences(ctx);
+
+  /** Installs the plugin sent along, checks what the body names; answers the body to store. */
+  async function references<B extends { protocol_plugin_id?: string | null; child_product_id?: string | null; protocol_plugin_wasm_base64?: string }>(body: B): Promise<Omit<B, 'protocol_plugin_wasm_base64'>> {
+    const { protocol_plugin_wasm_base64: wasm, ...rest } = body;
+    if (wasm !== undefined) {
+      if (!rest.protocol_plugin_id) throw badRequest('body.protocol_plugin_wasm_base64: give protocol_plugin_id, the id to install the module as');
+      await service<PluginHost>(ctx, 'plugins').install(rest.protocol_plugin_id, Buffer.from(wasm, 'base64'), 'api');
+    }
+    if (rest.protocol_plugin_id) refs.plugin('body.protocol_plugin_id', rest.protocol_plugin_id);
+    if (rest.child_product_id) rest.child_product_id = (await refs.product('body.child_product_id', rest.child_product_id)).id;
+    return rest;
+  }
+
   routes
     .add({
-      method: 'post', path: '/products', tag: 'products', role: 'operator', summary: 'Create a product', body: productBody, status: 201, errors: [409],
+      method: 'post', path: '/products', tag: 'products', role: 'operator', summary: 'Create a product; `protocol_plugin_id` must name an installed plugin, or come with its module in `protocol_plugin_wasm_base64` (400 `unknown_reference` otherwise)', body: productBody, status: 201, errors: [409, 413],
       returns: 'the product',
-      handler: ({ body }) => {
+      handler: async ({ body }) => {
         checkRegisterMap(body);
-        return products.create(body);
+        return products.create(await references(body));
       },
     })
     .add({
@@ -55,14 +78,15 @@ export function productRoutes(ctx: FluxContext, routes: RouteTable): void {
       handler: async ({ params, body }) => {
         const current = await products.get(params.id);
         checkRegisterMap({ metadata: body.metadata ?? current.metadata, transport: body.transport ?? current.transport });
-        return products.update(current.id, body);
+        return products.update(current.id, await references(body));
       },
     })
     .add({
       method: 'put', path: '/products/:id', tag: 'products', role: 'operator', summary: 'Replace a product', params: idParam, errors: [404, 409], body: productBody,
       handler: async ({ params, body }) => {
         checkRegisterMap(body);
-        return products.update((await products.get(params.id)).id, { description: null, protocol_plugin_id: null, metadata: {}, transport: {}, auto_register_children: false, child_product_id: null, ...body });
+        const id = (await products.get(params.id)).id;
+        return products.update(id, { description: null, protocol_plugin_id: null, metadata: {}, transport: {}, auto_register_children: false, child_product_id: null, ...(await references(body)) });
       },
     })
     .add({
