@@ -167,6 +167,22 @@ export class SqlStore implements TimeSeriesStore {
     return rows.map((r) => ({ metric: String(r.metric), ts: Number(r.ts), value: decodeValue(r.k, r.num, r.str) }));
   }
 
+  async latestMany(devices: string[]): Promise<Map<string, Sample[]>> {
+    const out = new Map<string, Sample[]>(devices.map((d) => [d, []]));
+    for (let i = 0; i < devices.length; i += 500) {
+      const part = devices.slice(i, i + 500);
+      if (part.length === 0) break;
+      const rows = await this.#db.all(
+        `SELECT s.device_id, s.metric, p.ts, p.k, p.num, p.str FROM ts_series s
+           JOIN ts_points p ON p.series_id = s.id AND p.ts = (SELECT MAX(ts) FROM ts_points WHERE series_id = s.id)
+          WHERE s.device_id IN (${placeholders(part.length)}) ORDER BY s.device_id, s.metric`,
+        part,
+      );
+      for (const r of rows) out.get(String(r.device_id))?.push({ metric: String(r.metric), ts: Number(r.ts), value: decodeValue(r.k, r.num, r.str) });
+    }
+    return out;
+  }
+
   async range(q: RangeQuery): Promise<Sample[]> {
     const series = await this.#series(q.device, q.metrics);
     if (series.size === 0) return [];

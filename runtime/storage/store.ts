@@ -27,6 +27,7 @@ function lazyStore(dialect: StoreInfo['dialect'], load: Loader): TimeSeriesStore
     ping: () => get().ping(),
     write: (points) => get().write(points),
     latest: (device) => get().latest(device),
+    latestMany: (devices) => get().latestMany(devices),
     range: (q) => get().range(q),
     aggregate: (q) => get().aggregate(q),
     metrics: (device) => get().metrics(device),

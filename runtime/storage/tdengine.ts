@@ -296,6 +296,10 @@ export function createTdengineStore(opts: TdengineOptions): TimeSeriesStore {
       );
       return out.filter((s): s is Sample => s !== null).sort((a, b) => (a.metric < b.metric ? -1 : 1));
     },
+    async latestMany(list) {
+      // No cross-table LAST with per-value timestamps over REST: one latest() per device, in parallel.
+      return new Map(await Promise.all(list.map(async (d) => [d, await this.latest(d)] as [string, Sample[]])));
+    },
     async range(q): Promise<Sample[]> {
       const cols = await selected(q.device, q.metrics);
       if (cols.length === 0) return [];

@@ -108,6 +108,8 @@ export interface TimeSeriesStore {
   write(points: Point[]): Promise<void>;
   /** The newest value of each metric of a device. */
   latest(device: string): Promise<Sample[]>;
+  /** latest() of many devices in one call (SQL: one query): device → its samples (empty when none). */
+  latestMany(devices: string[]): Promise<Map<string, Sample[]>>;
   /** Raw values in [from, to), ordered by time then metric. */
   range(q: RangeQuery): Promise<Sample[]>;
   /** Aggregates per metric and bucket in [from, to), ordered by metric then bucket. */

@@ -40,6 +40,7 @@ function delegate(store: TimeSeriesStore): TimeSeriesStore {
     ping: () => store.ping(),
     write: (p) => store.write(p),
     latest: (d) => store.latest(d),
+    latestMany: (d) => store.latestMany(d),
     range: (q) => store.range(q),
     aggregate: (q) => store.aggregate(q),
     metrics: (d) => store.metrics(d),

@@ -242,6 +242,16 @@ export function runStoreContract(name: string, factory: () => Promise<ContractTa
       assert.equal(await store.deleteEventsBefore(`unknown-product-${seq}`, T0), 0);
     });
 
+    test('latestMany answers the newest values of many devices at once, empty for unknown ones', async () => {
+      const a = dev('lm-a'), b = dev('lm-b'), ghost = dev('lm-ghost');
+      await store.write([pt(a, 't', T0, 1), pt(a, 't', T0 + 1000, 2), pt(a, 'h', T0, 50), pt(b, 't', T0 + 5000, 9)]);
+      const got = await store.latestMany([a, b, ghost]);
+      assert.deepEqual(got.get(a), [{ metric: 'h', ts: T0, value: 50 }, { metric: 't', ts: T0 + 1000, value: 2 }]);
+      assert.deepEqual(got.get(b), [{ metric: 't', ts: T0 + 5000, value: 9 }]);
+      assert.deepEqual(got.get(ghost), []);
+      assert.deepEqual(await store.latestMany([]), new Map());
+    });
+
     test('an unknown device answers empty results, not errors', async () => {
       const d = dev('ghost');
       assert.deepEqual(await store.range({ device: d, from: 0, to: T0 }), []);
