@@ -4,10 +4,10 @@
  * route (and the GraphQL mutations) refuse the same way.
  */
 import type { FluxContext } from '../app/context.ts';
-import { FluxError, unknownReference } from '../errors/index.ts';
+import { unknownReference } from '../errors/index.ts';
 import type { Product } from '../registry/index.ts';
 
-interface PluginsLike {
+export interface PluginsLike {
   activeVersion(id: string): number | undefined;
 }
 
@@ -19,7 +19,8 @@ export interface References {
   plugin(field: string, id: string): void;
 }
 
-export function createReferences(ctx: FluxContext): References {
+/** `plugins`: the plugin host, for plugin references (routes that name no plugin leave it out). */
+export function createReferences(ctx: FluxContext, plugins?: PluginsLike): References {
   return {
     async product(field, idOrKey) {
       const p = await ctx.registry.products.find(idOrKey);
@@ -30,9 +31,8 @@ export function createReferences(ctx: FluxContext): References {
       if (!(await ctx.registry.devices.find(id))) throw unknownReference(field, 'device', id);
     },
     plugin(field, id) {
-      const host = ctx.services.get('plugins') as PluginsLike | undefined;
-      if (!host) throw new FluxError('unavailable', `the plugin host is not running: cannot check ${field} '${id}'`, 503);
-      if (host.activeVersion(id) === undefined) throw unknownReference(field, 'plugin', id);
+      if (!plugins) throw new Error(`createReferences was built without the plugin host: cannot check ${field}`);
+      if (plugins.activeVersion(id) === undefined) throw unknownReference(field, 'plugin', id);
     },
   };
 }

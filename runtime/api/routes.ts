@@ -73,6 +73,13 @@ function parse<T>(schema: ZodType<T> | undefined, value: unknown, where: string)
   return r.data;
 }
 
+/** Validates a body against a route's schema outside a route (GraphQL mutations): 400 naming the field, like the route. */
+export function parseBody<T>(schema: ZodType<T>, value: unknown): T {
+  const out = parse(schema, value, 'body');
+  checkNoNul(out, 'body');
+  return out;
+}
+
 export class RouteTable {
   readonly routes: RouteSpec<any, any, any>[] = [];
 

@@ -41,7 +41,10 @@ export interface FeedFilter {
 
 export interface Feed extends FluxModule {
   publish(ev: FeedEvent): void;
+  /** WebSocket clients plus in-process listeners: publishers skip building events while it is 0 */
   clients(): number;
+  /** An in-process listener of every event (GraphQL subscriptions); returns the unsubscribe function. */
+  listen(listener: (ev: FeedEvent) => void): () => void;
 }
 
 export interface FeedOptions {
@@ -106,6 +109,7 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
   const maxClients = opts.maxClients ?? 1000;
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   const clients = new Set<Client>();
+  const listeners = new Set<(ev: FeedEvent) => void>();
   const sent = counter(ctx.metrics, 'flux_feed_events_sent_total', 'live feed events written to clients');
   const dropped = counter(ctx.metrics, 'flux_feed_events_dropped_total', 'live feed events a slow client missed');
   const connected = gauge(ctx.metrics, 'flux_feed_clients', 'connected live feed clients');
@@ -207,6 +211,13 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
     publish(ev) {
+      for (const l of listeners) {
+        try {
+          l(ev);
+        } catch (err) {
+          log.warn({ err }, 'a live feed listener failed');
+        }
+      }
       if (clients.size === 0) return;
       let full: string | undefined;
       const now = Date.now();
@@ -235,7 +246,11 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
         sent.inc();
       }
     },
-    clients: () => clients.size,
+    clients: () => clients.size + listeners.size,
+    listen(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     health(): ComponentHealth {
       return { ok: true, clients: clients.size };
     },
