@@ -94,7 +94,7 @@ export function createRuleEngine(ctx: FluxContext, targets: RuleActionTargets, o
   let polling = false;
 
   const scripts = (): ScriptHost => {
-    if (!host) throw new FluxError('not_ready', started ? 'the script host is not loaded yet' : 'the rule engine is not started', 503);
+    if (!host) throw new FluxError('unavailable', started ? 'the script host is not loaded yet' : 'the rule engine is not started', 503);
     return host;
   };
 
@@ -405,7 +405,7 @@ export function createRuleEngine(ctx: FluxContext, targets: RuleActionTargets, o
       const lr: LoadedRule = { rule, script, stats: new RuleStats(), limiter: new RateLimit(o.commandsPerSecond ?? 10), limitHits: 0 };
       return {
         run(input) {
-          if (!runner) return Promise.reject(new FluxError('not_ready', 'the rule engine is stopped', 503));
+          if (!runner) return Promise.reject(new FluxError('unavailable', 'the rule engine is stopped', 503));
           if (lr.quarantine) {
             const outcome = { ok: false, error: { code: 'script_quarantined' as const, message: `quarantined: ${lr.quarantine.reason}` }, logs: null, commands: null, alarms: null, micros: 0 };
             return Promise.resolve({ rule: { id: null, name: rule.name, action_type: rule.action_type, version: 1 }, triggered: false, outcome });
