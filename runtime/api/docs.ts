@@ -27,6 +27,7 @@ export const ERROR_CODES: [code: string, status: number, meaning: string][] = [
   ['shadow_running', 409, 'the plugin already has a shadow version; stop it first'],
   ['too_many_replays', 429, 'as many replays as the process runs at once (2) are running'],
   ['rate_limited', 429, 'too many failed logins from this client address; `Retry-After` says when to try again'],
+  ['unavailable', 503, 'a service the route needs is not running (yet): the time-series store, the rule engine, the alarm center, the plugin host, device access'],
 ];
 
 /** Prose sections after the route tables: payloads that no single route describes. */
@@ -52,6 +53,8 @@ export function renderApiMarkdown(routes: RouteTable): string {
     '# REST API',
     '',
     'Generated from the route table (`npm run docs:api`); the machine-readable form is [openapi.json](openapi.json), also served at `GET /api/openapi.json`.',
+    '',
+    'GraphQL (queries, mutations, subscriptions) is at `/api/graphql` with the same tokens and roles (reads: viewer, mutations: operator): [graphql.md](graphql.md), schema [schema.graphql](schema.graphql).',
     '',
     'Every route needs `Authorization: Bearer <token>` unless its role is *public*: a login session (`POST /api/auth/login`), a',
     'personal API token (`POST /api/tokens`) or the break-glass `FLUX_ADMIN_TOKEN` (role admin). The `role` column is the least role',
