@@ -4,8 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import { createFlux, type Flux } from '../../runtime/app/index.ts';
-import type { Storage } from '../../runtime/storage/index.ts';
-import type { AlarmCenter } from '../../runtime/alarms/index.ts';
 import { loadSettings } from '../../settings.ts';
 import { createLogger } from '../../runtime/log/index.ts';
 import { tempDir, TEST_TOKEN } from '../helpers/flux-process.ts';
@@ -30,8 +28,8 @@ describe('GraphQL DataLoader: one backend call per entity type per request', fun
     const settings = loadSettings({ FLUX_DATA_DIR: tempDir(), FLUX_HTTP_PORT: '0', FLUX_MQTT_PORT: '0', FLUX_HOST: '127.0.0.1', FLUX_ADMIN_TOKEN: TEST_TOKEN });
     flux = createFlux({ settings, log: createLogger({ level: 'silent' }), flows: false });
     base = `http://127.0.0.1:${(await flux.start()).http}`;
-    const { registry, services } = flux.ctx;
-    const storage = services.get('storage') as Storage;
+    const { registry } = flux.ctx;
+    const { storage, alarms } = flux.modules;
     const points = [];
     for (let p = 0; p < 5; p++) {
       const product = await registry.products.create({ key: `p${p}`, name: `P${p}` });
@@ -42,7 +40,7 @@ describe('GraphQL DataLoader: one backend call per entity type per request', fun
       }
     }
     await storage.store.write(points);
-    await (services.get('alarms') as AlarmCenter).raise({ device_id: 'd0_0', level: 'warning', message: 'w' });
+    await alarms.raise({ device_id: 'd0_0', level: 'warning', message: 'w' });
     count(registry.products, 'findMany', 'products.findMany');
     count(registry.products, 'list', 'products.list');
     count(registry.products, 'find', 'products.find');
@@ -51,8 +49,8 @@ describe('GraphQL DataLoader: one backend call per entity type per request', fun
     count(registry.devices, 'find', 'devices.find');
     count(storage.store, 'latestMany', 'store.latestMany');
     count(storage.store, 'latest', 'store.latest');
-    count(services.get('alarms') as AlarmCenter, 'byDevices', 'alarms.byDevices');
-    count(services.get('alarms') as AlarmCenter, 'list', 'alarms.list');
+    count(alarms, 'byDevices', 'alarms.byDevices');
+    count(alarms, 'list', 'alarms.list');
   });
   after(async () => {
     await flux?.stop();
