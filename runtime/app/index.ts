@@ -164,7 +164,7 @@ export function createFlux(opts: FluxOptions): Flux {
   const flows =
     opts.flows === false
       ? undefined
-      : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master, pluginCompare }, { loginLimiter, users });
+      : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master, pluginCompare }, { loginLimiter, users, routes: api.routes, version: VERSION });
   // Export and import of the whole project (runtime/project); routes are added before the API mounts.
   projectRoutes(api.routes, createProjectTransfer({ registry, rules, plugins, flows, version: VERSION, log: log.child({ module: 'project' }) }));
   const registryModule: FluxModule = {
