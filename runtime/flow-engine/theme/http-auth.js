@@ -1,6 +1,6 @@
 /* FLUX's editor addition (runtime/flow-engine/http-endpoints.ts): the `http in` node gets an "Auth"
  * choice (public, device secret, token with a minimum role), kept as the node's `auth` and `role`. */
-/* global RED, $, setInterval, clearInterval */
+/* global RED, $ */
 (function () {
   var timer = setInterval(function () {
     if (typeof RED === 'undefined' || !RED.nodes || !RED.nodes.getType) return;
