@@ -58,6 +58,25 @@ describe('GraphQL schema file and limits', function () {
     assert.equal(viaQuery.status, 401);
   });
 
+  it('uses the REST roles: a viewer reads, only an operator writes (403 forbidden); a bad token is 401', async () => {
+    const call = async (method: string, p: string, body: unknown, token: string) =>
+      (await fetch(`${base}/api${p}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })).json() as Promise<any>;
+    await call('POST', '/users', { username: 'vic', password: 'viewer-password-1', role: 'viewer' }, TEST_TOKEN);
+    await call('POST', '/users', { username: 'ops', password: 'operator-password-1', role: 'operator' }, TEST_TOKEN);
+    const viewer = (await call('POST', '/auth/login', { username: 'vic', password: 'viewer-password-1' }, '')).token as string;
+    const operator = (await call('POST', '/auth/login', { username: 'ops', password: 'operator-password-1' }, '')).token as string;
+    assert.ok(viewer && operator);
+    const read = await gql(base, viewer, '{ products { page { total } } }');
+    assert.equal(read.status, 200);
+    assert.equal(read.errors, undefined);
+    const write = await gql(base, viewer, 'mutation { createProduct(input: { key: "by-viewer", name: "x" }) { id } }');
+    assert.equal(write.errors?.[0]?.extensions?.code, 'forbidden');
+    assert.match(write.errors![0]!.message, /needs the operator role; the token's role is viewer/);
+    const ok = await gql(base, operator, 'mutation { createProduct(input: { key: "by-operator", name: "x" }) { key } }');
+    assert.equal(ok.data?.createProduct.key, 'by-operator');
+    assert.equal((await gql(base, 'no-such-token-0123456789', '{ plugins { id } }')).status, 401);
+  });
+
   it('answers a body over 256 KiB with 413 too_large', async () => {
     const res = await fetch(`${base}/api/graphql`, { method: 'POST', headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ query: `{ plugins { id } } # ${'x'.repeat(300 * 1024)}` }) });
     assert.equal(res.status, 413);
