@@ -114,7 +114,7 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
   };
   RED.events.on('flows:started', refreshEndpoints);
   opts.routes?.add({
-    method: 'get', path: '/flows/openapi.json', tag: 'flows',
+    method: 'get', path: '/flows/openapi.json', tag: 'flows', role: 'viewer',
     summary: `The REST endpoints deployed flows expose (\`http in\` nodes, served under FLUX_FLOWS_HTTP_PREFIX, default /flows) as an OpenAPI 3.1 document: method, path, auth (\`x-flux-auth\`: public, device, token)`,
     returns: 'an OpenAPI 3.1 document',
     handler: () => endpointsOpenApi(endpoints, opts.version ?? '0'),
