@@ -9,6 +9,7 @@ import type { RouteTable } from './routes.ts';
 /** Error codes every route may answer (route-specific codes are named in the route's summary). */
 export const ERROR_CODES: [code: string, status: number, meaning: string][] = [
   ['bad_request', 400, 'a field is invalid; the message names it'],
+  ['unknown_parameter', 400, 'a query parameter the route does not know; the message names it and lists the known ones'],
   ['invalid_json', 400, 'the body is not valid JSON'],
   ['invalid_id', 400, 'an id that becomes a file or folder name is not a slug (`^[a-z0-9][a-z0-9_-]{0,63}$`); the message names the kind of id'],
   ['invalid_path', 400, 'a path built from the request would leave its folder'],

@@ -53,17 +53,22 @@ export function telemetryRoutes(ctx: FluxContext, routes: RouteTable, storage: S
     .add({
       method: 'get', path: '/devices/:id/telemetry', tag: 'telemetry', role: 'viewer', params: idParam, query: telemetryQuery, errors: [404, 503],
       summary: 'Stored telemetry of a device: raw values, or aggregates per interval when `interval` or `agg` is given',
-      returns: '`{ device_id, from, to, interval?, agg?, items }`; raw items `{ metric, ts, value }`, aggregated items `{ metric, ts (bucket start), <agg>: … }`',
+      returns: '`{ device_id, from, to, interval?, agg?, items, truncated, next? }`; raw items `{ metric, ts, value }`, aggregated items `{ metric, ts (bucket start), <agg>: … }`; `truncated: true` when `limit` cut the answer, then raw answers give `next: { from }` to continue (values at that time come again)',
       handler: async ({ params, query: raw }) => {
         const q = parseTelemetryQuery(raw);
         await ctx.registry.devices.get(params.id);
-        const items = await query(storage, params.id, q);
+        // One more than asked: whether the answer was cut.
+        const got = await query(storage, params.id, { ...q, limit: q.limit + 1 });
+        const truncated = got.length > q.limit;
+        const items = truncated ? got.slice(0, q.limit) : got;
         return {
           device_id: params.id,
           from: q.from,
           to: q.to,
           ...(q.interval !== undefined ? { interval: q.interval, agg: q.aggs } : {}),
           items,
+          truncated,
+          ...(truncated && q.interval === undefined ? { next: { from: got[q.limit]!.ts } } : {}),
         };
       },
     })

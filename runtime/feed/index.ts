@@ -71,9 +71,20 @@ export const FEED_CLOSE_UNAUTHORIZED = 4401;
 
 const EVENT_TYPES: readonly FeedEventType[] = ['telemetry', 'status', 'alarm', 'stream', 'event'];
 
-export function parseFilter(src: Record<string, unknown>): FeedFilter {
+/** The close code for a filter the feed does not understand (4000 + HTTP 400). */
+export const FEED_CLOSE_BAD_FILTER = 4400;
+/** Filter keys of /api/ws (`access_token` only in the URL). */
+const FILTER_KEYS = ['events', 'product', 'device', 'metric', 'event'];
+
+/** A filter key or event type the feed does not know: refused, naming it (a typo must not mean "everything"). */
+export class FilterError extends Error {}
+
+export function parseFilter(src: Record<string, unknown>, extraKeys: readonly string[] = []): FeedFilter {
+  for (const k of Object.keys(src)) if (!FILTER_KEYS.includes(k) && !extraKeys.includes(k)) throw new FilterError(`unknown filter key '${k.slice(0, 40)}' (known: ${FILTER_KEYS.join(', ')})`);
   const list = (v: unknown) => (Array.isArray(v) ? v.map(String) : typeof v === 'string' && v !== '' ? v.split(',') : undefined);
-  const events = list(src.events)?.filter((e): e is FeedEventType => (EVENT_TYPES as readonly string[]).includes(e));
+  const named = list(src.events);
+  for (const e of named ?? []) if (!(EVENT_TYPES as readonly string[]).includes(e)) throw new FilterError(`unknown event type '${e.slice(0, 40)}' (known: ${EVENT_TYPES.join(', ')})`);
+  const events = named as FeedEventType[] | undefined;
   return {
     events: events?.length ? events : undefined,
     product: typeof src.product === 'string' && src.product ? src.product : undefined,
@@ -138,7 +149,14 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const client: Client = { ws, filter: parseFilter(Object.fromEntries(url.searchParams)), dropped: 0, behindSince: 0, token };
+      let filter: FeedFilter;
+      try {
+        filter = parseFilter(Object.fromEntries(url.searchParams), ['access_token']);
+      } catch (err) {
+        ws.close(FEED_CLOSE_BAD_FILTER, (err as Error).message.slice(0, 120));
+        return;
+      }
+      const client: Client = { ws, filter, dropped: 0, behindSince: 0, token };
       if (expiresAt !== undefined) {
         client.expiry = setTimeout(() => ws.close(FEED_CLOSE_UNAUTHORIZED, 'the login session expired'), Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1));
         client.expiry.unref();
