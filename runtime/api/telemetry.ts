@@ -13,6 +13,8 @@ const telemetryQuery = z.object({
   interval: z.string().max(20).optional().describe('bucket width: ms, or 10s, 1m, 1h, 1d; set → aggregated answer'),
   agg: z.string().max(100).optional().describe('avg, min, max, sum, count, first, last (comma-separated; default avg)'),
   limit: z.string().max(10).optional().describe('at most this many items (1–100000, default 10000)'),
+  order: z.string().max(4).optional().describe('raw values by time: asc (default) or desc'),
+  offset: z.string().max(10).optional().describe('raw values: skip this many (0–1000000)'),
 });
 
 const eventsQuery = z.object({
@@ -23,14 +25,14 @@ const eventsQuery = z.object({
   limit: q.int(1, 10_000).optional().describe('at most this many items (default 1000)'),
 });
 
-const reportQuery = telemetryQuery.omit({ limit: true }).extend({
+const reportQuery = telemetryQuery.omit({ limit: true, order: true, offset: true }).extend({
   device: z.string().max(64).optional(),
   product: z.string().max(200).optional().describe('product id or key: every device of it'),
 });
 
 async function query(storage: Storage, device: string, q: TelemetryQuery): Promise<Sample[] | AggRow[]> {
   if (q.interval !== undefined) return storage.store.aggregate({ device, metrics: q.metrics, from: q.from, to: q.to, interval: q.interval, aggs: q.aggs, limit: q.limit });
-  return storage.store.range({ device, metrics: q.metrics, from: q.from, to: q.to, limit: q.limit });
+  return storage.store.range({ device, metrics: q.metrics, from: q.from, to: q.to, limit: q.limit, order: q.order, offset: q.offset });
 }
 
 const csvField = (v: unknown): string => {
@@ -53,7 +55,7 @@ export function telemetryRoutes(ctx: FluxContext, routes: RouteTable, storage: S
     .add({
       method: 'get', path: '/devices/:id/telemetry', tag: 'telemetry', role: 'viewer', params: idParam, query: telemetryQuery, errors: [404, 503],
       summary: 'Stored telemetry of a device: raw values, or aggregates per interval when `interval` or `agg` is given',
-      returns: '`{ device_id, from, to, interval?, agg?, items, truncated, next? }`; raw items `{ metric, ts, value }`, aggregated items `{ metric, ts (bucket start), <agg>: … }`; `truncated: true` when `limit` cut the answer, then raw answers give `next: { from }` to continue (values at that time come again)',
+      returns: '`{ device_id, from, to, interval?, agg?, items, truncated, next? }`; raw items `{ metric, ts, value }`, aggregated items `{ metric, ts (bucket start), <agg>: … }`; `truncated: true` when `limit` cut the answer, then raw answers give `next: { offset }` to continue',
       handler: async ({ params, query: raw }) => {
         const q = parseTelemetryQuery(raw);
         await ctx.registry.devices.get(params.id);
@@ -68,7 +70,7 @@ export function telemetryRoutes(ctx: FluxContext, routes: RouteTable, storage: S
           ...(q.interval !== undefined ? { interval: q.interval, agg: q.aggs } : {}),
           items,
           truncated,
-          ...(truncated && q.interval === undefined ? { next: { from: got[q.limit]!.ts } } : {}),
+          ...(truncated && q.interval === undefined ? { next: { offset: q.offset + q.limit } } : {}),
         };
       },
     })

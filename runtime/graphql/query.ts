@@ -66,14 +66,14 @@ export function queryResolvers(ctx: FluxContext, deps: QueryDeps) {
         ),
       device: (_: unknown, a: Args) => ctx.registry.devices.find(a.id),
       telemetry: async (_: unknown, a: Args) => {
-        const q = parseTelemetryQuery({ metric: a.metrics?.join(','), from: nullable(a.from), to: nullable(a.to), interval: nullable(a.interval), agg: a.agg?.join(','), limit: a.limit === undefined || a.limit === null ? undefined : String(a.limit) });
+        const q = parseTelemetryQuery({ metric: a.metrics?.join(','), from: nullable(a.from), to: nullable(a.to), interval: nullable(a.interval), agg: a.agg?.join(','), limit: a.limit === undefined || a.limit === null ? undefined : String(a.limit), order: nullable(a.order), offset: a.offset === undefined || a.offset === null ? undefined : String(a.offset) });
         await ctx.registry.devices.get(a.device_id);
         const s = storage();
         if (q.interval !== undefined) {
           const buckets = await s.store.aggregate({ device: a.device_id, metrics: q.metrics, from: q.from, to: q.to, interval: q.interval, aggs: q.aggs, limit: q.limit + 1 });
           return { device_id: a.device_id, from: q.from, to: q.to, interval: q.interval, samples: [], buckets: buckets.slice(0, q.limit), truncated: buckets.length > q.limit };
         }
-        const samples = await s.store.range({ device: a.device_id, metrics: q.metrics, from: q.from, to: q.to, limit: q.limit + 1 });
+        const samples = await s.store.range({ device: a.device_id, metrics: q.metrics, from: q.from, to: q.to, limit: q.limit + 1, order: q.order, offset: q.offset });
         return { device_id: a.device_id, from: q.from, to: q.to, interval: null, samples: samples.slice(0, q.limit), buckets: [], truncated: samples.length > q.limit };
       },
       events: async (_: unknown, a: Args) => {

@@ -234,7 +234,7 @@ export const typeDefs = /* GraphQL */ `
     devices(product_id: String, status: DeviceStatus, enabled: Boolean, is_gateway: Boolean, gateway_id: String, q: String, limit: Int = 100, offset: Int = 0): DevicePage!
     device(id: ID!): Device
     "stored telemetry: raw, or aggregated per interval (from/to: ISO 8601 or epoch ms; interval: 60000, 10s, 1m, 1h, 1d)"
-    telemetry(device_id: ID!, metrics: [String!], from: String, to: String, interval: String, agg: [Agg!], limit: Int = 10000): Telemetry!
+    telemetry(device_id: ID!, metrics: [String!], from: String, to: String, interval: String, agg: [Agg!], limit: Int = 10000, order: Order = asc, offset: Int = 0): Telemetry!
     events(device_id: ID!, event: String, from: String, to: String, order: Order = asc, limit: Int = 1000): EventPage!
     rules(product_id: String, device_id: String, enabled: Boolean): [Rule!]!
     rule(id: ID!): Rule

@@ -188,13 +188,16 @@ export class SqlStore implements TimeSeriesStore {
     if (series.size === 0) return [];
     const ids = [...series.keys()];
     const limit = Math.max(1, Math.min(q.limit ?? 10_000, 1_000_000));
+    const offset = Math.max(0, Math.trunc(q.offset ?? 0));
+    const desc = q.order === 'desc';
+    const dir = desc ? 'DESC' : 'ASC';
     const rows = await this.#db.all(
-      `SELECT series_id, ts, k, num, str FROM ts_points WHERE series_id IN (${placeholders(ids.length)}) AND ts >= ? AND ts < ? ORDER BY ts, series_id LIMIT ${limit}`,
+      `SELECT series_id, ts, k, num, str FROM ts_points WHERE series_id IN (${placeholders(ids.length)}) AND ts >= ? AND ts < ? ORDER BY ts ${dir}, series_id ${dir} LIMIT ${limit}${offset ? ` OFFSET ${offset}` : ''}`,
       [...ids, q.from, q.to],
     );
     const out = rows.map((r) => ({ metric: series.get(Number(r.series_id))!, ts: Number(r.ts), value: decodeValue(r.k, r.num, r.str) }));
     // Within one timestamp, order by metric name (series ids follow creation order, not names).
-    return out.sort((a, b) => a.ts - b.ts || (a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : 0));
+    return out.sort((a, b) => (desc ? b.ts - a.ts : a.ts - b.ts) || (a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : 0));
   }
 
   async aggregate(q: AggregateQuery): Promise<AggRow[]> {

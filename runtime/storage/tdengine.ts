@@ -306,7 +306,7 @@ export function createTdengineStore(opts: TdengineOptions): TimeSeriesStore {
       const limit = Math.max(1, Math.min(q.limit ?? 10_000, 1_000_000));
       const notNull = cols.map((c) => `\`${c.col}\` IS NOT NULL`).join(' OR ');
       const r = await sql(
-        `SELECT ts, ${cols.map((c) => `\`${c.col}\``).join(', ')} FROM ${db}.${tableName(q.device)} WHERE ${where(q)} AND (${notNull}) ORDER BY ts ASC LIMIT ${limit}`,
+        `SELECT ts, ${cols.map((c) => `\`${c.col}\``).join(', ')} FROM ${db}.${tableName(q.device)} WHERE ${where(q)} AND (${notNull}) ORDER BY ts ${q.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ${limit}${q.offset ? ` OFFSET ${Math.trunc(q.offset)}` : ''}`,
       );
       const order = cols.map((c, i) => ({ c, i })).sort((a, b) => (a.c.metric < b.c.metric ? -1 : 1));
       const out: Sample[] = [];

@@ -30,6 +30,10 @@ export interface RangeQuery {
   /** exclusive, epoch ms */
   to: number;
   limit?: number;
+  /** raw values only: by time, 'asc' (default, oldest first) or 'desc' */
+  order?: 'asc' | 'desc';
+  /** raw values only: skip this many (in `order`) */
+  offset?: number;
 }
 
 export interface AggregateQuery extends RangeQuery {

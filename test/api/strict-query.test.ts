@@ -56,7 +56,7 @@ describe('strict REST: unknown query parameters and feed filters are refused', f
     assert.deepEqual([last.body.items.length, last.body.has_more], [1, false]);
   });
 
-  it('telemetry says when limit cut it (truncated) and where to continue (next.from)', async () => {
+  it('telemetry: order and offset, and says when limit cut it (truncated) with where to continue (next.offset)', async () => {
     const { storage } = flux.modules;
     const product = await flux.ctx.registry.products.get('thermo');
     await flux.ctx.registry.devices.create({ id: 't1', product_id: product.id });
@@ -64,9 +64,13 @@ describe('strict REST: unknown query parameters and feed filters are refused', f
     const cut = await get('/api/devices/t1/telemetry?from=0&to=10000&limit=2');
     assert.deepEqual(cut.body.items.map((s: any) => s.value), [1, 2]);
     assert.equal(cut.body.truncated, true);
-    assert.deepEqual(cut.body.next, { from: 3000 });
-    const rest = await get(`/api/devices/t1/telemetry?from=${cut.body.next.from}&to=10000&limit=2`);
+    assert.deepEqual(cut.body.next, { offset: 2 });
+    const rest = await get(`/api/devices/t1/telemetry?from=0&to=10000&limit=2&offset=${cut.body.next.offset}`);
     assert.deepEqual([rest.body.items.map((s: any) => s.value), rest.body.truncated, rest.body.next], [[3], false, undefined]);
+    const newest = await get('/api/devices/t1/telemetry?from=0&to=10000&limit=2&order=desc');
+    assert.deepEqual(newest.body.items.map((s: any) => s.value), [3, 2]);
+    assert.equal((await get('/api/devices/t1/telemetry?interval=1s&order=desc')).status, 400);
+    assert.equal((await get('/api/devices/t1/telemetry?order=sideways')).status, 400);
   });
 
   it('/api/ws closes with 4400 and the reason on an unknown filter key or event type', async () => {

@@ -242,6 +242,17 @@ export function runStoreContract(name: string, factory: () => Promise<ContractTa
       assert.equal(await store.deleteEventsBefore(`unknown-product-${seq}`, T0), 0);
     });
 
+    test('a raw range comes newest first with order desc, and skips offset values', async () => {
+      const d = dev('order');
+      await store.write([1, 2, 3, 4, 5].map((i) => pt(d, 'v', T0 + i * 1000, i)));
+      const desc = await store.range({ device: d, from: T0, to: T0 + 10_000, order: 'desc', limit: 2 });
+      assert.deepEqual(desc.map((s) => s.value), [5, 4]);
+      const next = await store.range({ device: d, from: T0, to: T0 + 10_000, order: 'desc', limit: 2, offset: 2 });
+      assert.deepEqual(next.map((s) => s.value), [3, 2]);
+      const asc = await store.range({ device: d, from: T0, to: T0 + 10_000, limit: 2, offset: 3 });
+      assert.deepEqual(asc.map((s) => s.value), [4, 5]);
+    });
+
     test('latestMany answers the newest values of many devices at once, empty for unknown ones', async () => {
       const a = dev('lm-a'), b = dev('lm-b'), ghost = dev('lm-ghost');
       await store.write([pt(a, 't', T0, 1), pt(a, 't', T0 + 1000, 2), pt(a, 'h', T0, 50), pt(b, 't', T0 + 5000, 9)]);
