@@ -98,7 +98,7 @@ function subscriptionResolvers(hub: Hub) {
 function buildSchema(ctx: FluxContext, deps: GraphqlDeps, hub: Hub) {
   return createSchema<Context>({
     typeDefs,
-    resolvers: [{ JSON: JSONScalar }, queryResolvers(ctx, deps), guardMutations(mutationResolvers(ctx, deps) as never), subscriptionResolvers(hub)] as never,
+    resolvers: [{ JSON: JSONScalar }, queryResolvers(ctx, deps), guardMutations(mutationResolvers(ctx, deps) as never, deps.users), subscriptionResolvers(hub)] as never,
   });
 }
 
@@ -109,12 +109,27 @@ export function schemaText(): string {
 
 const forbidden = (role: string, needs: string) => new FluxError('forbidden', `this needs the ${needs} role; the token's role is ${role}`, 403);
 
-/** Every mutation needs the write role: checked before its resolver runs. */
-function guardMutations(resolvers: { Mutation: Record<string, (root: unknown, args: any, context: any) => unknown> }) {
+/**
+ * Every mutation needs the write role, checked before its resolver runs, and goes to the audit log
+ * like a REST change (refused ones included), as `graphql <mutation>` with its target.
+ */
+function guardMutations(resolvers: { Mutation: Record<string, (root: unknown, args: any, context: any) => unknown> }, users: Users) {
   for (const [name, fn] of Object.entries(resolvers.Mutation)) {
-    resolvers.Mutation[name] = (root, args, context: { principal?: Principal }) => {
-      requireRole(context.principal, WRITE_ROLE);
-      return fn(root, args, context);
+    resolvers.Mutation[name] = async (root, args, context: { principal?: Principal; req?: { socket?: { remoteAddress?: string } } }) => {
+      const p = context.principal;
+      const target = String(args.id ?? args.device_id ?? args.input?.key ?? args.input?.id ?? '').slice(0, 200) || null;
+      const record = (status: number) => {
+        if (p) users.audit.record({ username: p.username, role: p.role, action: `graphql ${name}`, target, status, address: context.req?.socket?.remoteAddress ?? null });
+      };
+      try {
+        requireRole(p, WRITE_ROLE);
+        const out = await fn(root, args, context);
+        record(200);
+        return out;
+      } catch (err) {
+        record(isFluxError(err) ? err.status : 500);
+        throw err;
+      }
     };
   }
   return resolvers;

@@ -60,7 +60,7 @@ describe('GraphQL schema file and limits', function () {
 
   it('uses the REST roles: a viewer reads, only an operator writes (403 forbidden); a bad token is 401', async () => {
     const call = async (method: string, p: string, body: unknown, token: string) =>
-      (await fetch(`${base}/api${p}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })).json() as Promise<any>;
+      (await fetch(`${base}/api${p}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) })).json() as Promise<any>;
     await call('POST', '/users', { username: 'vic', password: 'viewer-password-1', role: 'viewer' }, TEST_TOKEN);
     await call('POST', '/users', { username: 'ops', password: 'operator-password-1', role: 'operator' }, TEST_TOKEN);
     const viewer = (await call('POST', '/auth/login', { username: 'vic', password: 'viewer-password-1' }, '')).token as string;
@@ -75,6 +75,11 @@ describe('GraphQL schema file and limits', function () {
     const ok = await gql(base, operator, 'mutation { createProduct(input: { key: "by-operator", name: "x" }) { key } }');
     assert.equal(ok.data?.createProduct.key, 'by-operator');
     assert.equal((await gql(base, 'no-such-token-0123456789', '{ plugins { id } }')).status, 401);
+    // both writes are in the audit log, the refused one too
+    await flux.users.audit.flush();
+    const audit = await call('GET', '/audit?limit=50', undefined, TEST_TOKEN);
+    const graphql = audit.items.filter((e: any) => e.action === 'graphql createProduct').map((e: any) => [e.username, e.target, e.status]);
+    assert.deepEqual(graphql.sort(), [['ops', 'by-operator', 200], ['vic', 'by-viewer', 403]]);
   });
 
   it('answers a body over 256 KiB with 413 too_large', async () => {
