@@ -59,6 +59,8 @@ export interface FluxSettings {
   uplinkLog: { fsync: 'always' | 'os'; retentionMs: number; maxBytes: number };
   /** how often the Modbus master reads the registry for devices to poll (ms) */
   modbusSyncMs: number;
+  /** where flows' `http in` endpoints are served: `/flows` (default) or `/` */
+  flowsHttpPrefix: string;
 }
 
 export interface SettingSpec {
@@ -91,6 +93,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_LOG_FSYNC', default: 'always', meaning: 'uplink log durability before an acknowledgement: `always` (fdatasync per group commit; survives power loss) or `os` (page cache; survives a crash of FLUX, not of the machine)' },
   { variable: 'FLUX_RAW_RETENTION', default: '24h', meaning: 'how long the uplink log keeps raw traffic once processed (`s`, `m`, `h`, `d` suffixes)' },
   { variable: 'FLUX_RAW_MAX_BYTES', default: '1GiB', meaning: 'disk budget of the uplink log (`KiB`, `MiB`, `GiB`); when unprocessed uplinks fill it, new ones are refused' },
+  { variable: 'FLUX_FLOWS_HTTP_PREFIX', default: '/flows', meaning: "where flows' `http in` endpoints are served (`/` serves them at the root; paths under /api, /editor, /console, /mqtt are refused at deploy)" },
   { variable: 'FLUX_MODBUS_SYNC_MS', default: '5000', meaning: 'how often the Modbus master reads the registry for devices to poll, in ms (docs/modbus.md)' },
 ];
 
@@ -226,8 +229,17 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
       retentionMs: parseDuration('FLUX_RAW_RETENTION', env.FLUX_RAW_RETENTION, 24 * 3_600_000),
       maxBytes: parseBytes('FLUX_RAW_MAX_BYTES', env.FLUX_RAW_MAX_BYTES, 1024 ** 3),
     },
+    flowsHttpPrefix: parseHttpPrefix(env.FLUX_FLOWS_HTTP_PREFIX),
     modbusSyncMs: parseMs('FLUX_MODBUS_SYNC_MS', env.FLUX_MODBUS_SYNC_MS, 5000, 100, 3_600_000),
   };
+}
+
+function parseHttpPrefix(raw: string | undefined): string {
+  const v = raw?.trim() || '/flows';
+  if (v === '/') return v;
+  if (!/^(\/[A-Za-z0-9_.~-]+)+$/.test(v)) throw new ConfigError('FLUX_FLOWS_HTTP_PREFIX', `FLUX_FLOWS_HTTP_PREFIX=${JSON.stringify(raw)} is not a path like /flows (letters, digits, _ . ~ -)`);
+  if (['/api', '/editor', '/console', '/mqtt'].some((r) => v === r || v.startsWith(r + '/'))) throw new ConfigError('FLUX_FLOWS_HTTP_PREFIX', `FLUX_FLOWS_HTTP_PREFIX=${v} is under a path FLUX serves itself`);
+  return v;
 }
 
 function parseFsync(raw: string | undefined): 'always' | 'os' {
@@ -264,6 +276,8 @@ export interface NodeRedSettingsInput {
   flux: unknown;
   /** receives Node-RED's log records */
   logHandler: (record: { level: number; msg: unknown; type?: string; id?: string; name?: string; event?: string; user?: string; ip?: string; path?: string }) => void;
+  /** where flows' http in endpoints are served (FLUX_FLOWS_HTTP_PREFIX) */
+  httpNodeRoot?: string;
 }
 
 const themeFile = (name: string) => path.join(PROJECT_DIR, 'runtime', 'flow-engine', 'theme', name);
@@ -274,7 +288,7 @@ export function nodeRedSettings(input: NodeRedSettingsInput): Record<string, unk
     flowFile: 'flows.json',
     flowFilePretty: true,
     httpAdminRoot: '/editor',
-    httpNodeRoot: '/',
+    httpNodeRoot: input.httpNodeRoot ?? '/flows',
     nodesDir: [path.join(PROJECT_DIR, 'nodes')],
     // No `nodesExcludes`: the whole standard palette loads, so flows imported from elsewhere work.
     // Its heavy libraries (got, cheerio, mqtt, …) load when a node first uses them
@@ -294,7 +308,7 @@ export function nodeRedSettings(input: NodeRedSettingsInput): Record<string, unk
     // FLUX's look: its logo on the login dialog, in the header and as the tab icon; a title and a
     // sign-in hint in the login dialog (runtime/flow-engine/theme).
     editorTheme: {
-      page: { title: 'FLUX IOT · flows', favicon: themeFile('flux-logo.svg'), css: [themeFile('editor.css')], scripts: [themeFile('editor.js')] },
+      page: { title: 'FLUX IOT · flows', favicon: themeFile('flux-logo.svg'), css: [themeFile('editor.css')], scripts: [themeFile('editor.js'), themeFile('http-auth.js')] },
       header: { title: 'FLUX IOT', image: themeFile('flux-logo.svg') },
       login: { image: themeFile('flux-logo.svg') },
       tours: false,

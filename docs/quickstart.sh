@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # FLUX quickstart: a Modbus sensor, the seed's high-temperature rule, stored telemetry, an alarm,
-# the live feed and the trace of one message. Run it beside a running `npm start`:
+# the live feed, the trace of one message and a command back to the device. Run it beside a running `npm start`:
 #   bash docs/quickstart.sh
 # (FLUX_API, FLUX_MQTT_PORT and FLUX_ADMIN_TOKEN override the defaults below.)
 set -euo pipefail
@@ -47,3 +47,12 @@ echo "# 7. the alarm it raised"
 api "$API/alarms?device_id=sensor_1"
 echo "# 8. what happened to that message, stage by stage"
 api "$API/devices/sensor_1/trace?last=1"
+echo "# 9. a command back to the device: the plugin encodes write_register as a Modbus write-single-register frame"
+CMD_OUT=$(mktemp)
+mosquitto_sub -p "$MQTT_PORT" -i sensor_1/commands -u sensor_1 -P "$SECRET" -q 1 -t /boiler/sensor_1/command \
+  -C 1 -W 15 -d -F 'mosquitto_sub received on %t: %x' > "$CMD_OUT" &
+SUB=$!
+for _ in $(seq 100); do grep -q SUBACK "$CMD_OUT" && break; sleep 0.1; done   # subscribed before we send
+api -X POST "$API/devices/sensor_1/commands" -d '{"command":"write_register","params":{"address":1,"value":500}}'
+wait $SUB
+grep '^mosquitto_sub received' "$CMD_OUT"   # unit 1, function 06, register 0x0001 := 0x01F4 (500), CRC

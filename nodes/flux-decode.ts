@@ -32,6 +32,12 @@ export class OwnershipError extends Error {
   }
 }
 
+/** The event id of an …/event/{eventId} uplink, else undefined. */
+function eventIdOf(msg: NodeMessage): string | undefined {
+  const up = msg.uplink as { type?: string; event_id?: string } | undefined;
+  return up?.type === 'event' && typeof up.event_id === 'string' ? up.event_id : undefined;
+}
+
 interface DecodeDef extends NodeDef, PluginRef {
   /** '' = the product's protocol_plugin_id */
   plugin?: string;
@@ -82,6 +88,9 @@ export default function register(RED: NodeAPI): void {
       // The message is this node's to change (Node-RED clones it for a second wire): one decoded
       // message goes on as the same object, several as copies of it.
       msg.raw ??= bytes;
+      // An …/event/{eventId} uplink: each decoded message is that event, its `values` the payload.
+      const eventId = eventIdOf(msg);
+      if (eventId !== undefined) for (const m of result.messages) m.event_id = eventId;
       msg.plugin = result.plugin ? { id: result.plugin, version: result.version } : null;
       if (product) msg.product = { id: product.id, key: product.key, protocol_plugin_id: product.protocol_plugin_id };
       const sender = (msg.device as { id?: unknown } | undefined)?.id;
@@ -158,7 +167,7 @@ export default function register(RED: NodeAPI): void {
         else {
           if (!product) throw new Error('flux decode: the message has no msg.device / msg.product to find its plugin (choose a plugin in the node)');
           pluginId = product.protocol_plugin_id;
-          pending = host.decodeUplink(product, { payload: bytes, deviceId, ts, id: msg._msgid });
+          pending = host.decodeUplink(product, { payload: bytes, deviceId, ts, id: msg._msgid, eventId: eventIdOf(msg) });
         }
       } catch (err) {
         failed_(msg, done, t0, pluginId, err);

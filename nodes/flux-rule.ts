@@ -34,10 +34,10 @@ export function standardMessages(msg: NodeMessage): RuleInput['message'][] {
   const device = msg.device as { id?: string } | undefined;
   return list.map((m) => {
     if (!m || typeof m !== 'object' || typeof (m as { values?: unknown }).values !== 'object') throw new Error('msg.payload must be a StandardMessage { device_id, values, ts? }');
-    const s = m as { device_id?: string; values: Record<string, unknown>; ts?: number };
+    const s = m as { device_id?: string; values: Record<string, unknown>; ts?: number; event_id?: unknown };
     const deviceId = s.device_id ?? device?.id;
     if (!deviceId) throw new Error('msg.payload has no device_id and msg.device.id is missing');
-    return { device_id: deviceId, values: s.values, ts: s.ts };
+    return typeof s.event_id === 'string' ? { device_id: deviceId, values: s.values, ts: s.ts, event_id: s.event_id } : { device_id: deviceId, values: s.values, ts: s.ts };
   });
 }
 

@@ -3,19 +3,21 @@
  * time-series store, checked against the product's thing model, in batches by size and by time
  * (docs/architecture.md "The uplink path"; the pipeline's p99 publish→stored target is 50 ms, so the window stays short).
  * A message leaves the output once its batch is stored or safely in the on-disk buffer, with
- * `msg.stored = { points, refused }`.
+ * `msg.stored = { points, refused, events? }`. Messages of a device event (`event_id` set by `flux decode`)
+ * are stored as events (device, event id, time, payload, message id), not as points.
  */
 import type { NodeAPI, Node, NodeDef, NodeStatus, NodeMessage, Send, Done } from './red.ts';
 import { countedText, fluxOf, statusThrottle } from './red.ts';
-import type { Point, Storage, StandardMessage } from '../runtime/storage/index.ts';
+import type { DeviceEvent, Point, Storage, StandardMessage } from '../runtime/storage/index.ts';
 import type { Feed } from '../runtime/feed/index.ts';
 
-/** Live feed `telemetry` events for a stored message (one per StandardMessage it carries). */
-function publishTelemetry(feed: Feed, msg: NodeMessage): void {
+/** Live feed `telemetry` events for a stored message (one per StandardMessage it carries), `event` for its device events. */
+function publishTelemetry(feed: Feed, msg: NodeMessage, events: DeviceEvent[]): void {
   const dev = (msg.device ?? {}) as { id?: string; product_key?: string };
+  for (const e of events) feed.publish({ type: 'event', device_id: e.device, product_key: dev.product_key, ts: e.ts, event_id: e.event, payload: e.payload, flagged: e.flagged, problem: e.problem, msg_id: e.msg_id });
   const list = Array.isArray(msg.payload) ? (msg.payload as StandardMessage[]) : [msg.payload as StandardMessage];
   for (const m of list) {
-    if (!m || typeof m !== 'object') continue;
+    if (!m || typeof m !== 'object' || m.event_id !== undefined) continue;
     feed.publish({ type: 'telemetry', device_id: m.device_id ?? dev.id, product_key: dev.product_key, ts: typeof m.ts === 'number' ? m.ts : ((msg.uplink as { ts?: number } | undefined)?.ts ?? Date.now()), values: m.values, msg_id: msg._msgid });
   }
 }
@@ -33,6 +35,8 @@ interface Waiting {
   /** when the message reached this node (ms), for its trace span */
   at: number;
   msg: NodeMessage;
+  /** the message's device events, stored with the batch */
+  events: DeviceEvent[];
   send: Send;
   done: Done;
 }
@@ -67,8 +71,9 @@ export default function register(RED: NodeAPI): void {
       const batch = points, msgs = waiting;
       points = [];
       waiting = [];
-      const p = flux.storage
-        .write(batch)
+      const storage = flux.storage;
+      const events = msgs.some((w) => w.events.length) ? msgs.flatMap((w) => w.events) : [];
+      const p = Promise.all([storage.write(batch), storage.writeEvents(events)])
         .then(
           () => {
             stored += batch.length;
@@ -77,7 +82,7 @@ export default function register(RED: NodeAPI): void {
             const live = feed.clients() > 0;
             for (const w of msgs) {
               flux.trace.span(w.msg._msgid, { stage: 'store', ok: true, took_ms: now - w.at, detail: { batch: batch.length, points: (w.msg.stored as { points?: number } | undefined)?.points } });
-              if (live) publishTelemetry(feed, w.msg);
+              if (live) publishTelemetry(feed, w.msg, w.events);
               w.send(w.msg);
               w.done();
             }
@@ -113,22 +118,22 @@ export default function register(RED: NodeAPI): void {
       const fallbackTs = typeof uplinkTs === 'number' ? uplinkTs : at;
       const accept = (r: PrepareResult) => {
         refused += r.refused.length;
-        msg.stored = { points: r.points, refused: r.refused };
+        msg.stored = r.events ? { points: r.points, refused: r.refused, events: r.events } : { points: r.points, refused: r.refused };
         for (const pt of r.points_list) points.push(pt);
-        waiting.push({ at, msg, send, done });
-        if (points.length >= batchSize || flushMs === 0) flush();
+        waiting.push({ at, msg, send, done, events: r.events_list });
+        if (points.length + r.events_list.length >= batchSize || flushMs === 0) flush();
         else timer ??= setTimeout(flush, flushMs);
       };
       // The product's policy is usually cached: then no Promise (and no closure kept) per message.
       let now: PrepareResult | undefined;
       try {
-        now = storage.prepareNow?.(payload, device, fallbackTs);
+        now = storage.prepareNow?.(payload, device, fallbackTs, msg._msgid);
       } catch (err) {
         done(err as Error);
         return;
       }
       if (now) accept(now);
-      else storage.prepare(payload, device, fallbackTs).then(accept, (err: Error) => done(err));
+      else storage.prepare(payload, device, fallbackTs, msg._msgid).then(accept, (err: Error) => done(err));
     });
 
     node.on('close', (_removed, done) => {

@@ -68,6 +68,8 @@ export interface AlarmCenter extends FluxModule {
   hasOpen(ruleId: string, deviceId: string | null): boolean;
   get(id: string): Promise<Alarm>;
   list(filter: AlarmFilter): Promise<{ items: Alarm[]; total: number; limit: number; offset: number }>;
+  /** The newest alarms of many devices in one query (at most `limitEach` per device): device id → alarms, newest first. */
+  byDevices(deviceIds: string[], filter?: { state?: AlarmState; limitEach?: number }): Promise<Map<string, Alarm[]>>;
   /** Subscribes to alarm events; returns the unsubscribe function. */
   on(listener: (ev: AlarmEvent) => void): () => void;
 }
@@ -219,6 +221,21 @@ export function createAlarmCenter(ctx: FluxContext, feed?: Pick<Feed, 'publish'>
       if (filter.device_id) Object.assign(where, { device_id: filter.device_id });
       const { rows, count } = await AlarmModel.findAndCountAll({ where, limit, offset, order: [['last_at', 'DESC'], ['id', 'ASC']] });
       return { items: rows.map(plain), total: count, limit, offset };
+    },
+    async byDevices(deviceIds, filter = {}) {
+      const out = new Map<string, Alarm[]>(deviceIds.map((id) => [id, []]));
+      if (deviceIds.length === 0) return out;
+      const limitEach = Math.min(Math.max(filter.limitEach ?? 50, 1), 1000);
+      const where: WhereOptions = { device_id: deviceIds };
+      if (filter.state) Object.assign(where, { state: filter.state });
+      // Bounded: no more rows than every device could show.
+      const rows = await AlarmModel.findAll({ where, limit: Math.min(deviceIds.length * limitEach, 100_000), order: [['last_at', 'DESC'], ['id', 'ASC']] });
+      for (const r of rows) {
+        const a = plain(r);
+        const list = out.get(a.device_id!);
+        if (list && list.length < limitEach) list.push(a);
+      }
+      return out;
     },
     on(listener) {
       listeners.add(listener);

@@ -62,11 +62,13 @@ export function deviceAccessRoutes(ctx: FluxContext, routes: RouteTable, downlin
       summary: "Send a command to a device: bytes from its product plugin's `encode` (JSON `{id, command, params, ts}` without one), over its TCP connection or MQTT `/{productKey}/{id}/command` (QoS 1). 200 delivered, 202 queued for a persistent session, 409 offline",
       params: idParam,
       body: z.object({ command: z.string().min(1).max(128), params: z.unknown().optional() }).strict(),
-      returns: '`{ status, id, transport, topic, bytes, encoding }`',
+      returns: '`{ status, id, device_id, transport, topic, bytes, encoding }`',
       handler: async ({ params, body, res }) => {
         const r = await downlink.send(params.id, body.command, body.params ?? {});
         if (r.status === 'offline') throw new FluxError('device_offline', `device '${params.id}' is offline: ${r.reason ?? 'no connection'}`, 409);
-        res.status(r.status === 'queued' ? 202 : 200).json(r);
+        // snake_case like every other answer (the downlink's result names it deviceId)
+        const { deviceId, ...rest } = r;
+        res.status(r.status === 'queued' ? 202 : 200).json({ ...rest, device_id: deviceId });
         return res;
       },
     });

@@ -4,10 +4,12 @@
  */
 import { z } from 'zod';
 import type { FluxContext } from '../app/context.ts';
-import { q, type RouteTable } from './routes.ts';
+import { parseBody, q, type RouteTable } from './routes.ts';
+import type { Device } from '../registry/index.ts';
 import { deviceId, idParam, page, secret } from './schemas.ts';
 import { deviceTransportSchema } from '../modbus/index.ts';
 import { badRequest } from '../errors/index.ts';
+import { createReferences } from './references.ts';
 
 const tags = z.record(z.string(), z.unknown());
 /** the device's own transport settings: `modbus` is checked (host, port, unit, mode), others kept as given */
@@ -20,16 +22,46 @@ function checkModbusEndpoint(t: { modbus?: { host?: string } } | null | undefine
   }
 }
 
+const deviceCreate = z.object({ id: deviceId.optional(), product_id: z.string().min(1).max(64), name: z.string().min(1).max(200).optional(), secret: secret.optional(), enabled: z.boolean().optional(), tags: tags.optional(), is_gateway: z.boolean().optional(), gateway_id: deviceId.nullable().optional(), transport: transport.optional() }).strict();
+const devicePatch = z.object({ name: z.string().min(1).max(200).optional(), enabled: z.boolean().optional(), tags: tags.optional(), is_gateway: z.boolean().optional(), gateway_id: deviceId.nullable().optional(), transport: transport.optional() }).strict().refine((b) => Object.keys(b).length > 0, 'nothing to update');
+
+/** Device writes with their checks, shared by the REST routes and the GraphQL mutations. */
+export interface DeviceWrites {
+  create(body: unknown): Promise<{ device: Device; secret: string }>;
+  update(id: string, patch: unknown): Promise<Device>;
+}
+
+export function deviceWrites(ctx: FluxContext): DeviceWrites {
+  const devices = ctx.registry.devices;
+  const refs = createReferences(ctx);
+  return {
+    async create(raw) {
+      const body = parseBody(deviceCreate, raw);
+      checkModbusEndpoint(body.transport, body.gateway_id);
+      await refs.product('body.product_id', body.product_id);
+      if (body.gateway_id) await refs.device('body.gateway_id', body.gateway_id);
+      return devices.create(body);
+    },
+    async update(id, raw) {
+      const body = parseBody(devicePatch, raw);
+      if (body.gateway_id) await refs.device('body.gateway_id', body.gateway_id);
+      if (body.transport?.modbus) checkModbusEndpoint(body.transport, body.gateway_id !== undefined ? body.gateway_id : (await devices.get(id)).gateway_id);
+      return devices.update(id, body);
+    },
+  };
+}
+
 export function deviceRoutes(ctx: FluxContext, routes: RouteTable): void {
   const devices = ctx.registry.devices;
+  const refs = createReferences(ctx);
+  const writes = deviceWrites(ctx);
   routes
     .add({
-      method: 'post', path: '/devices', tag: 'devices', role: 'operator', summary: 'Create a device; the answer holds its secret, shown only this once. `is_gateway` marks a gateway; `gateway_id` attaches it to one', status: 201, errors: [404, 409],
-      body: z.object({ id: deviceId.optional(), product_id: z.string().min(1).max(64), name: z.string().min(1).max(200).optional(), secret: secret.optional(), enabled: z.boolean().optional(), tags: tags.optional(), is_gateway: z.boolean().optional(), gateway_id: deviceId.nullable().optional(), transport: transport.optional() }).strict(),
+      method: 'post', path: '/devices', tag: 'devices', role: 'operator', summary: 'Create a device; the answer holds its secret, shown only this once. `is_gateway` marks a gateway; `gateway_id` attaches it to one (an unknown product or gateway: 400 `unknown_reference`)', status: 201, errors: [409],
+      body: deviceCreate,
       returns: 'the device plus `secret`',
       handler: async ({ body }) => {
-        checkModbusEndpoint(body.transport, body.gateway_id);
-        const { device, secret } = await devices.create(body);
+        const { device, secret } = await writes.create(body);
         return { ...device, secret };
       },
     })
@@ -44,11 +76,8 @@ export function deviceRoutes(ctx: FluxContext, routes: RouteTable): void {
     })
     .add({
       method: 'patch', path: '/devices/:id', tag: 'devices', role: 'operator', summary: 'Update a device (name, enabled, tags, transport, is_gateway, gateway_id: an id attaches, null detaches)', params: idParam, errors: [404, 409],
-      body: z.object({ name: z.string().min(1).max(200).optional(), enabled: z.boolean().optional(), tags: tags.optional(), is_gateway: z.boolean().optional(), gateway_id: deviceId.nullable().optional(), transport: transport.optional() }).strict().refine((b) => Object.keys(b).length > 0, 'nothing to update'),
-      handler: async ({ params, body }) => {
-        if (body.transport?.modbus) checkModbusEndpoint(body.transport, body.gateway_id !== undefined ? body.gateway_id : (await devices.get(params.id)).gateway_id);
-        return devices.update(params.id, body);
-      },
+      body: devicePatch,
+      handler: ({ params, body }) => writes.update(params.id, body),
     })
     .add({
       method: 'delete', path: '/devices/:id', tag: 'devices', role: 'operator', summary: 'Delete a device (refused while it is the gateway of other devices)', params: idParam, status: 204, errors: [404, 409],
@@ -73,7 +102,11 @@ export function deviceRoutes(ctx: FluxContext, routes: RouteTable): void {
     .add({
       method: 'put', path: '/devices/:id/gateway', tag: 'devices', role: 'operator', summary: 'Attach the device to a gateway (a device with is_gateway; no cycles)', params: idParam, errors: [404, 409],
       body: z.object({ gateway_id: deviceId }).strict(),
-      handler: ({ params, body }) => devices.update(params.id, { gateway_id: body.gateway_id }),
+      handler: async ({ params, body }) => {
+        await devices.get(params.id);
+        await refs.device('body.gateway_id', body.gateway_id);
+        return devices.update(params.id, { gateway_id: body.gateway_id });
+      },
     })
     .add({
       method: 'delete', path: '/devices/:id/gateway', tag: 'devices', role: 'operator', summary: 'Detach the device from its gateway (it then speaks only for itself)', params: idParam, errors: [404],

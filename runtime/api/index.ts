@@ -32,7 +32,10 @@ import { pluginCompareRoutes } from './plugin-compare.ts';
 import type { PluginCompare } from '../plugin-compare/index.ts';
 import { notFound } from '../errors/index.ts';
 
-export { RouteTable, q, formatZodError, type RouteSpec } from './routes.ts';
+export { RouteTable, q, formatZodError, parseBody, type RouteSpec } from './routes.ts';
+export { productWrites, type ProductWrites } from './products.ts';
+export { deviceWrites, type DeviceWrites } from './devices.ts';
+export { createReferences, type References, type PluginsLike } from './references.ts';
 export { requireRole, tokenEquals, bearerToken, hasBearer, principalOf, clientAddress } from './auth.ts';
 export { errorHandler } from './errors.ts';
 export * as schemas from './schemas.ts';
@@ -70,7 +73,7 @@ export interface ApiServices {
 
 export function createApi(ctx: FluxContext, services: ApiServices, opts: ApiOptions): Api {
   const routes = new RouteTable();
-  productRoutes(ctx, routes);
+  productRoutes(ctx, routes, services.plugins);
   deviceRoutes(ctx, routes);
   deviceAccessRoutes(ctx, routes, services.downlink);
   traceRoutes(ctx, routes);

@@ -4,7 +4,7 @@
  */
 import express, { type Request, type Response, type NextFunction } from 'express';
 import { z, type ZodType } from 'zod';
-import { badRequest } from '../errors/index.ts';
+import { FluxError, badRequest } from '../errors/index.ts';
 import { AUTHENTICATED_BODY_LIMIT, PUBLIC_BODY_LIMIT, checkRequestNul, jsonBody } from './body.ts';
 import { checkNoNul } from '../input-limits/index.ts';
 import type { Role } from '../users/index.ts';
@@ -56,6 +56,23 @@ export interface RouteSpec<B = unknown, Q = unknown, P = unknown> {
   handler(input: RouteInput<B, Q, P>): Promise<unknown> | unknown;
 }
 
+/**
+ * A query parameter the route does not know is refused, naming it: a misspelt filter must not
+ * silently answer everything. Routes with a signed URL read their own parameters (sig, mode…).
+ */
+function checkQueryKeys(r: RouteSpec<any, any, any>, query: Record<string, unknown>): void {
+  if (r.signed) return;
+  const shape = (r.query as { shape?: Record<string, unknown> } | undefined)?.shape;
+  const known = new Set(shape ? Object.keys(shape) : []);
+  if (r.queryToken) known.add('access_token');
+  for (const key of Object.keys(query)) {
+    if (!known.has(key)) {
+      const list = [...known].sort();
+      throw new FluxError('unknown_parameter', `query parameter '${key.slice(0, 64)}' is not known here (${list.length ? `known: ${list.join(', ')}` : 'this route takes none'})`, 400);
+    }
+  }
+}
+
 export function formatZodError(err: z.ZodError, where: string): string {
   return err.issues
     .slice(0, 5)
@@ -71,6 +88,13 @@ function parse<T>(schema: ZodType<T> | undefined, value: unknown, where: string)
   const r = schema.safeParse(value);
   if (!r.success) throw badRequest(formatZodError(r.error, where), r.error.issues);
   return r.data;
+}
+
+/** Validates a body against a route's schema outside a route (GraphQL mutations): 400 naming the field, like the route. */
+export function parseBody<T>(schema: ZodType<T>, value: unknown): T {
+  const out = parse(schema, value, 'body');
+  checkNoNul(out, 'body');
+  return out;
 }
 
 export class RouteTable {
@@ -107,6 +131,7 @@ export class RouteTable {
           checkRequestNul(req);
           const body = r.rawBody ? req.body : parse(r.body, req.body ?? {}, 'body');
           if (!r.rawBody) checkNoNul(body, 'body');
+          checkQueryKeys(r, req.query as Record<string, unknown>);
           const input = { body, query: parse(r.query, req.query, 'query'), params, req, res };
           const out = await r.handler(input);
           if (out === res || res.headersSent) return;

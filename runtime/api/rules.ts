@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { FluxContext } from '../app/context.ts';
 import type { RouteTable } from './routes.ts';
 import { q } from './routes.ts';
-import { idParam } from './schemas.ts';
+import { idParam, page } from './schemas.ts';
 import { ruleCreate, rulePatch, type RuleEngine } from '../rules/index.ts';
 
 const sample = z
@@ -23,10 +23,14 @@ export function ruleRoutes(_ctx: FluxContext, routes: RouteTable, engine: RuleEn
       handler: ({ body }) => engine.create(body),
     })
     .add({
-      method: 'get', path: '/rules', tag: 'rules', role: 'viewer', summary: 'List rules with their counters (filter by enabled, product, device)',
-      query: z.object({ enabled: q.bool().optional(), product_id: z.string().max(64).optional(), device_id: z.string().max(64).optional() }),
-      returns: '`{ items }`',
-      handler: async ({ query }) => ({ items: await engine.list(query) }),
+      method: 'get', path: '/rules', tag: 'rules', role: 'viewer', summary: 'List rules with their counters (filter by enabled, product, device; paginated)',
+      query: z.object({ enabled: q.bool().optional(), product_id: z.string().max(64).optional(), device_id: z.string().max(64).optional(), ...page }),
+      returns: '`{ items, total, limit, offset, has_more }`',
+      handler: async ({ query: { limit = 100, offset = 0, ...filter } }) => {
+        const all = await engine.list(filter);
+        const items = all.slice(offset, offset + limit);
+        return { items, total: all.length, limit, offset, has_more: offset + items.length < all.length };
+      },
     })
     .add({
       method: 'post', path: '/rules/test', tag: 'rules', role: 'operator', summary: 'Run an unsaved script on a sample message, without side effects',

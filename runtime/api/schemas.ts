@@ -16,7 +16,18 @@ export const thingModel = z
       .array(z.object({ id: z.string().min(1).max(64), name: z.string().max(200).optional(), type: propertyType, unit: z.string().max(32).optional() }).loose())
       .max(1000)
       .optional(),
-    events: z.array(z.object({ id: z.string().min(1).max(64), name: z.string().max(200).optional() }).loose()).max(1000).optional(),
+    events: z
+      .array(
+        z
+          .object({
+            id: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'an event id: letters, digits, _ . : - (at most 64)'),
+            name: z.string().max(200).optional(),
+            fields: z.array(z.object({ id: z.string().min(1).max(64), name: z.string().max(200).optional(), type: propertyType, required: z.boolean().optional() }).loose()).max(200).optional(),
+          })
+          .loose(),
+      )
+      .max(1000)
+      .optional(),
     commands: z.array(z.object({ id: z.string().min(1).max(64), name: z.string().max(200).optional() }).loose()).max(1000).optional(),
   })
   .loose()
@@ -25,6 +36,11 @@ export const thingModel = z
     for (const p of m.properties ?? []) {
       if (seen.has(p.id)) ctx.addIssue({ code: 'custom', message: `duplicate property id '${p.id}'`, path: ['properties'] });
       seen.add(p.id);
+    }
+    const events = new Set<string>();
+    for (const e of m.events ?? []) {
+      if (events.has(e.id)) ctx.addIssue({ code: 'custom', message: `duplicate event id '${e.id}'`, path: ['events'] });
+      events.add(e.id);
     }
   });
 /**

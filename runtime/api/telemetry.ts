@@ -1,10 +1,10 @@
-/** Telemetry history (docs/api.md): latest values, raw or aggregated ranges per device, and CSV reports. */
+/** Telemetry history (docs/api.md): latest values, raw or aggregated ranges per device, device events, and CSV reports. */
 import { z } from 'zod';
 import type { FluxContext } from '../app/context.ts';
 import { badRequest } from '../errors/index.ts';
-import type { RouteTable } from './routes.ts';
+import { q, type RouteTable } from './routes.ts';
 import { idParam } from './schemas.ts';
-import { parseTelemetryQuery, type AggRow, type Sample, type Storage, type TelemetryQuery } from '../storage/index.ts';
+import { parseTelemetryQuery, parseTime, type AggRow, type Sample, type Storage, type TelemetryQuery } from '../storage/index.ts';
 
 const telemetryQuery = z.object({
   metric: z.string().max(2000).optional().describe('metric name, or several separated by commas (default: all)'),
@@ -13,16 +13,26 @@ const telemetryQuery = z.object({
   interval: z.string().max(20).optional().describe('bucket width: ms, or 10s, 1m, 1h, 1d; set → aggregated answer'),
   agg: z.string().max(100).optional().describe('avg, min, max, sum, count, first, last (comma-separated; default avg)'),
   limit: z.string().max(10).optional().describe('at most this many items (1–100000, default 10000)'),
+  order: z.string().max(4).optional().describe('raw values by time: asc (default) or desc'),
+  offset: z.string().max(10).optional().describe('raw values: skip this many (0–1000000)'),
 });
 
-const reportQuery = telemetryQuery.omit({ limit: true }).extend({
+const eventsQuery = z.object({
+  event: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).optional().describe('only this event id'),
+  from: z.string().max(40).optional().describe('ISO 8601 or epoch ms, inclusive (default: `to` − 24 h)'),
+  to: z.string().max(40).optional().describe('ISO 8601 or epoch ms, exclusive (default: now)'),
+  order: z.enum(['asc', 'desc']).optional().describe('by time: asc (default, oldest first) or desc'),
+  limit: q.int(1, 10_000).optional().describe('at most this many items (default 1000)'),
+});
+
+const reportQuery = telemetryQuery.omit({ limit: true, order: true, offset: true }).extend({
   device: z.string().max(64).optional(),
   product: z.string().max(200).optional().describe('product id or key: every device of it'),
 });
 
 async function query(storage: Storage, device: string, q: TelemetryQuery): Promise<Sample[] | AggRow[]> {
   if (q.interval !== undefined) return storage.store.aggregate({ device, metrics: q.metrics, from: q.from, to: q.to, interval: q.interval, aggs: q.aggs, limit: q.limit });
-  return storage.store.range({ device, metrics: q.metrics, from: q.from, to: q.to, limit: q.limit });
+  return storage.store.range({ device, metrics: q.metrics, from: q.from, to: q.to, limit: q.limit, order: q.order, offset: q.offset });
 }
 
 const csvField = (v: unknown): string => {
@@ -45,18 +55,38 @@ export function telemetryRoutes(ctx: FluxContext, routes: RouteTable, storage: S
     .add({
       method: 'get', path: '/devices/:id/telemetry', tag: 'telemetry', role: 'viewer', params: idParam, query: telemetryQuery, errors: [404, 503],
       summary: 'Stored telemetry of a device: raw values, or aggregates per interval when `interval` or `agg` is given',
-      returns: '`{ device_id, from, to, interval?, agg?, items }`; raw items `{ metric, ts, value }`, aggregated items `{ metric, ts (bucket start), <agg>: … }`',
+      returns: '`{ device_id, from, to, interval?, agg?, items, truncated, next? }`; raw items `{ metric, ts, value }`, aggregated items `{ metric, ts (bucket start), <agg>: … }`; `truncated: true` when `limit` cut the answer, then raw answers give `next: { offset }` to continue',
       handler: async ({ params, query: raw }) => {
         const q = parseTelemetryQuery(raw);
         await ctx.registry.devices.get(params.id);
-        const items = await query(storage, params.id, q);
+        // One more than asked: whether the answer was cut.
+        const got = await query(storage, params.id, { ...q, limit: q.limit + 1 });
+        const truncated = got.length > q.limit;
+        const items = truncated ? got.slice(0, q.limit) : got;
         return {
           device_id: params.id,
           from: q.from,
           to: q.to,
           ...(q.interval !== undefined ? { interval: q.interval, agg: q.aggs } : {}),
           items,
+          truncated,
+          ...(truncated && q.interval === undefined ? { next: { offset: q.offset + q.limit } } : {}),
         };
+      },
+    })
+    .add({
+      method: 'get', path: '/devices/:id/events', tag: 'telemetry', role: 'viewer', params: idParam, query: eventsQuery, errors: [404, 503],
+      summary: 'Stored events of a device (…/event/{eventId} uplinks), filtered by event id and time; `flagged` marks a payload that does not match the thing model',
+      returns: '`{ device_id, from, to, items: [{ event_id, ts, payload, msg_id, flagged, problem }], has_more }`',
+      handler: async ({ params, query: raw }) => {
+        const to = parseTime(raw.to, 'to', Date.now());
+        const from = parseTime(raw.from, 'from', to - 86_400_000);
+        if (from >= to) throw badRequest('from must be before to');
+        await ctx.registry.devices.get(params.id);
+        const limit = raw.limit ?? 1000;
+        const got = await storage.store.events({ device: params.id, event: raw.event, from, to, order: raw.order, limit: limit + 1 });
+        const items = got.slice(0, limit).map((e) => ({ event_id: e.event, ts: e.ts, payload: e.payload, msg_id: e.msg_id, flagged: e.flagged, problem: e.problem }));
+        return { device_id: params.id, from, to, items, has_more: got.length > limit };
       },
     })
     .add({

@@ -20,6 +20,7 @@ import { modbusModule, type ModbusMaster } from '../modbus/index.ts';
 import { createFlowEngine } from '../flow-engine/index.ts';
 import { createTracer } from '../trace/index.ts';
 import { createFeed, type Feed } from '../feed/index.ts';
+import { createGraphql } from '../graphql/index.ts';
 import { createOtelExport } from '../otel/index.ts';
 import { createAlarmCenter, type AlarmCenter } from '../alarms/index.ts';
 import { createRuleEngine, type RuleEngine } from '../rules/index.ts';
@@ -163,7 +164,7 @@ export function createFlux(opts: FluxOptions): Flux {
   const flows =
     opts.flows === false
       ? undefined
-      : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master, pluginCompare }, { loginLimiter, users });
+      : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master, pluginCompare }, { loginLimiter, users, routes: api.routes, version: VERSION });
   // Export and import of the whole project (runtime/project); routes are added before the API mounts.
   projectRoutes(api.routes, createProjectTransfer({ registry, rules, plugins, flows, version: VERSION, log: log.child({ module: 'project' }) }));
   const registryModule: FluxModule = {
@@ -175,7 +176,8 @@ export function createFlux(opts: FluxOptions): Flux {
   // Start order; stop runs in reverse. The uplink log opens first and closes last; the core starts
   // next, then the HTTP server and the flows, and device access last, after the log's leftovers
   // from a crash were put back into the flows.
-  const core: FluxModule[] = [uplinkLog, registryModule, users, storage, plugins, pluginCompare, feed, alarms, rules, streams];
+  const graphql = createGraphql(ctx, { feed, server, storage: storage.storage, plugins, rules, alarms, downlink, users });
+  const core: FluxModule[] = [uplinkLog, registryModule, users, storage, plugins, pluginCompare, feed, graphql, alarms, rules, streams];
   const otel = createOtelExport(ctx);
   if (otel.enabled) core.push(otel);
   // The Modbus master polls last: its values go to flows that are already running.
@@ -224,6 +226,7 @@ export function createFlux(opts: FluxOptions): Flux {
         }
       };
       await startAll(core);
+      graphql.mount(app);
       app.use('/api', api.router());
       mountConsole(app);
       if (flows) {

@@ -16,6 +16,8 @@ export class FluxError extends Error {
 export const badRequest = (message: string, details?: unknown) => new FluxError('bad_request', message, 400, details);
 export const notFound = (what: string, id: string) => new FluxError('not_found', `${what} '${id}' not found`, 404);
 export const conflict = (message: string) => new FluxError('conflict', message, 409);
+/** A field names a thing that does not exist (a product, device, plugin…): 400, naming the field and the value. */
+export const unknownReference = (field: string, what: string, id: string) => new FluxError('unknown_reference', `${field}: ${what} '${id}' does not exist`, 400, { field, [what]: id });
 export const unauthorized = (message = 'missing or invalid bearer token') => new FluxError('unauthorized', message, 401);
 
 /** A configuration problem: the CLI prints `message` as one line and exits non-zero. */

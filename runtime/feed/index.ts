@@ -1,8 +1,8 @@
 /**
- * @module feed — the WebSocket live feed at /api/ws (docs/api.md): telemetry, device status, alarm
- * and camera stream status events, filtered per client by event type, product, device and metric.
- * Any user's token may connect (every role reads); a client whose session expires or whose token is
- * revoked is closed with 4401.
+ * @module feed — the WebSocket live feed at /api/ws (docs/api.md): telemetry, device events, device
+ * status, alarm and camera stream status events, filtered per client by type, product, device,
+ * metric and event id. Any user's token may connect (every role reads); a client whose session
+ * expires or whose token is revoked is closed with 4401.
  *
  * A slow client never slows the pipeline: an event is serialised once, and a client whose socket
  * buffer is past `highWaterBytes` misses events (counted and reported to it when it catches up);
@@ -18,7 +18,7 @@ import { counter, gauge } from '../metrics/index.ts';
 
 export const FEED_PATH = '/api/ws';
 
-export type FeedEventType = 'telemetry' | 'status' | 'alarm' | 'stream';
+export type FeedEventType = 'telemetry' | 'status' | 'alarm' | 'stream' | 'event';
 
 export interface FeedEvent {
   type: FeedEventType;
@@ -35,11 +35,16 @@ export interface FeedFilter {
   product?: string;
   device?: string;
   metric?: string[];
+  /** event ids (type `event` only) */
+  event?: string[];
 }
 
 export interface Feed extends FluxModule {
   publish(ev: FeedEvent): void;
+  /** WebSocket clients plus in-process listeners: publishers skip building events while it is 0 */
   clients(): number;
+  /** An in-process listener of every event (GraphQL subscriptions); returns the unsubscribe function. */
+  listen(listener: (ev: FeedEvent) => void): () => void;
 }
 
 export interface FeedOptions {
@@ -64,16 +69,28 @@ interface Client {
 /** The close code for a token that expired or was revoked while connected (4000 + HTTP 401). */
 export const FEED_CLOSE_UNAUTHORIZED = 4401;
 
-const EVENT_TYPES: readonly FeedEventType[] = ['telemetry', 'status', 'alarm', 'stream'];
+const EVENT_TYPES: readonly FeedEventType[] = ['telemetry', 'status', 'alarm', 'stream', 'event'];
 
-export function parseFilter(src: Record<string, unknown>): FeedFilter {
+/** The close code for a filter the feed does not understand (4000 + HTTP 400). */
+export const FEED_CLOSE_BAD_FILTER = 4400;
+/** Filter keys of /api/ws (`access_token` only in the URL). */
+const FILTER_KEYS = ['events', 'product', 'device', 'metric', 'event'];
+
+/** A filter key or event type the feed does not know: refused, naming it (a typo must not mean "everything"). */
+export class FilterError extends Error {}
+
+export function parseFilter(src: Record<string, unknown>, extraKeys: readonly string[] = []): FeedFilter {
+  for (const k of Object.keys(src)) if (!FILTER_KEYS.includes(k) && !extraKeys.includes(k)) throw new FilterError(`unknown filter key '${k.slice(0, 40)}' (known: ${FILTER_KEYS.join(', ')})`);
   const list = (v: unknown) => (Array.isArray(v) ? v.map(String) : typeof v === 'string' && v !== '' ? v.split(',') : undefined);
-  const events = list(src.events)?.filter((e): e is FeedEventType => (EVENT_TYPES as readonly string[]).includes(e));
+  const named = list(src.events);
+  for (const e of named ?? []) if (!(EVENT_TYPES as readonly string[]).includes(e)) throw new FilterError(`unknown event type '${e.slice(0, 40)}' (known: ${EVENT_TYPES.join(', ')})`);
+  const events = named as FeedEventType[] | undefined;
   return {
     events: events?.length ? events : undefined,
     product: typeof src.product === 'string' && src.product ? src.product : undefined,
     device: typeof src.device === 'string' && src.device ? src.device : undefined,
     metric: list(src.metric),
+    event: list(src.event),
   };
 }
 
@@ -81,6 +98,7 @@ function project(ev: FeedEvent, f: FeedFilter): FeedEvent | null {
   if (f.events && !f.events.includes(ev.type)) return null;
   if (f.device && ev.device_id !== f.device) return null;
   if (f.product && ev.product_key !== f.product) return null;
+  if (f.event && ev.type === 'event' && !f.event.includes(String(ev.event_id))) return null;
   if (f.metric && ev.type === 'telemetry') {
     const values: Record<string, unknown> = {};
     let any = false;
@@ -102,6 +120,7 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
   const maxClients = opts.maxClients ?? 1000;
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   const clients = new Set<Client>();
+  const listeners = new Set<(ev: FeedEvent) => void>();
   const sent = counter(ctx.metrics, 'flux_feed_events_sent_total', 'live feed events written to clients');
   const dropped = counter(ctx.metrics, 'flux_feed_events_dropped_total', 'live feed events a slow client missed');
   const connected = gauge(ctx.metrics, 'flux_feed_clients', 'connected live feed clients');
@@ -130,7 +149,14 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const client: Client = { ws, filter: parseFilter(Object.fromEntries(url.searchParams)), dropped: 0, behindSince: 0, token };
+      let filter: FeedFilter;
+      try {
+        filter = parseFilter(Object.fromEntries(url.searchParams), ['access_token']);
+      } catch (err) {
+        ws.close(FEED_CLOSE_BAD_FILTER, (err as Error).message.slice(0, 120));
+        return;
+      }
+      const client: Client = { ws, filter, dropped: 0, behindSince: 0, token };
       if (expiresAt !== undefined) {
         client.expiry = setTimeout(() => ws.close(FEED_CLOSE_UNAUTHORIZED, 'the login session expired'), Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1));
         client.expiry.unref();
@@ -203,6 +229,13 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
     publish(ev) {
+      for (const l of listeners) {
+        try {
+          l(ev);
+        } catch (err) {
+          log.warn({ err }, 'a live feed listener failed');
+        }
+      }
       if (clients.size === 0) return;
       let full: string | undefined;
       const now = Date.now();
@@ -231,7 +264,11 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
         sent.inc();
       }
     },
-    clients: () => clients.size,
+    clients: () => clients.size + listeners.size,
+    listen(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     health(): ComponentHealth {
       return { ok: true, clients: clients.size };
     },

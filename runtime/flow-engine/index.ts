@@ -1,6 +1,8 @@
 /**
  * @module flow-engine — Node-RED embedded in FLUX's express server: the editor at /editor (admin
- * users, editor-auth.ts), flows in the data dir, `http in` endpoints served from / and our node module (`nodes/`).
+ * users, editor-auth.ts), flows in the data dir, `http in` endpoints served under
+ * FLUX_FLOWS_HTTP_PREFIX (default /flows) with an auth choice each and listed at GET
+ * /api/flows/openapi.json (http-endpoints.ts), and our node module (`nodes/`).
  *
  * Node-RED keeps module-level state, so one process hosts one flow engine.
  */
@@ -17,6 +19,8 @@ import { TIPS_PATH, paletteTipFilter } from './editor-tips.ts';
 import { boundUnauthenticatedBodies, guardEditorLogin } from './editor-guard.ts';
 import { limitEditorComms, patchNodeRedMetric } from '../patches/index.ts';
 import { createLoginLimiter, type LoginLimiter } from '../login-limiter/index.ts';
+import type { RouteTable } from '../api/index.ts';
+import { deployGuard, endpointAuth, endpointsOf, endpointsOpenApi, type FlowEndpoint } from './http-endpoints.ts';
 import type { PluginHost } from '../plugins/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { RuleEngine } from '../rules/index.ts';
@@ -30,6 +34,7 @@ import { auditEditorLogin, auditFlowEvent, editorAuth } from './editor-auth.ts';
 import type { PluginCompare } from '../plugin-compare/index.ts';
 
 export type { PipelineTracker } from './pipeline.ts';
+export { endpointsOf, refusals, type FlowEndpoint, type EndpointAuth } from './http-endpoints.ts';
 
 export interface FlowEngine extends FluxModule {
   /** Mounts the editor; call before the server listens. */
@@ -78,6 +83,10 @@ export interface FlowEngineOptions {
   loginLimiter?: LoginLimiter;
   /** who may sign in to the editor (admins) and where logins and deploys are recorded */
   users: Users;
+  /** the API's route table: GET /api/flows/openapi.json lists the deployed flow endpoints */
+  routes?: RouteTable;
+  /** FLUX's version, for that document */
+  version?: string;
 }
 
 export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServices: NodeServices, opts: FlowEngineOptions): FlowEngine {
@@ -95,6 +104,21 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
     finished: counter(ctx.metrics, 'flux_pipeline_messages_total', 'uplinks that left the flows, by outcome (done, failed, expired)', ['outcome']),
   });
   const handle: FluxNodeHandle = { ...ctx, ...nodeServices, pipeline };
+  const prefix = ctx.settings.flowsHttpPrefix;
+  /** the deployed http in endpoints, refreshed whenever the flows (re)start */
+  let endpoints: FlowEndpoint[] = [];
+  const refreshEndpoints = () => {
+    const nodes: Record<string, unknown>[] = [];
+    RED.nodes.eachNode((n) => void nodes.push(n as unknown as Record<string, unknown>));
+    endpoints = endpointsOf(nodes, prefix);
+  };
+  RED.events.on('flows:started', refreshEndpoints);
+  opts.routes?.add({
+    method: 'get', path: '/flows/openapi.json', tag: 'flows', role: 'viewer',
+    summary: `The REST endpoints deployed flows expose (\`http in\` nodes, served under FLUX_FLOWS_HTTP_PREFIX, default /flows) as an OpenAPI 3.1 document: method, path, auth (\`x-flux-auth\`: public, device, token)`,
+    returns: 'an OpenAPI 3.1 document',
+    handler: () => endpointsOpenApi(endpoints, opts.version ?? '0'),
+  });
 
   return {
     name: 'flows',
@@ -115,6 +139,7 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
           userDir,
           editorAuth: editorAuth(opts.users),
           flux: handle,
+          httpNodeRoot: prefix,
           logHandler: (rec) => {
             if (auditFlowEvent(opts.users, rec)) return;
             const level = LEVELS[rec.level] ?? 'info';
@@ -127,10 +152,12 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
       // Bounds on unauthenticated input before Node-RED sees it (editor-guard.ts).
       app.post('/editor/auth/token', ...guardEditorLogin(loginLimiter), auditEditorLogin(opts.users));
       app.use('/editor', boundUnauthenticatedBodies());
+      // A deploy whose http in paths would shadow FLUX's own is refused, naming node and path.
+      app.post('/editor/flows', ...deployGuard(prefix));
       app.use('/editor', RED.httpAdmin);
     },
     mountHttpNodes(app) {
-      app.use('/', RED.httpNode);
+      app.use(prefix, endpointAuth({ endpoints: () => endpoints, registry: ctx.registry, authenticate: (t) => opts.users.authenticate(t) }), RED.httpNode);
     },
     running: () => running,
     async flows() {

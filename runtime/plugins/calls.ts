@@ -183,7 +183,8 @@ export function createPluginCalls(state: CallState): PluginCalls {
 
   /**
    * The pipeline's decode step (docs/architecture.md "The uplink path"): bytes of a product with a plugin
-   * go through it; a product without one sends JSON `{ "values": {…}, "ts"? }`.
+   * go through it; a product without one sends JSON `{ "values": {…}, "ts"? }`, or for a device event
+   * (`eventId`) any JSON object: the event's payload (runtime/storage/events.ts).
    */
   function decodeUplink(product: { protocol_plugin_id: string | null }, up: UplinkBytes): Promise<Decoded | JsonDecoded> {
     if (product.protocol_plugin_id) return decodeFrame(product.protocol_plugin_id, up.payload, up.ts, up.deviceId, up.id);
@@ -203,6 +204,10 @@ export function createPluginCalls(state: CallState): PluginCalls {
       body = JSON.parse(Buffer.from(up.payload).toString('utf8'));
     } catch (err) {
       throw new FluxError('bad_payload', `the product has no protocol plugin and the payload is not JSON { "values": {…} }: ${(err as Error).message}`, 400);
+    }
+    if (up.eventId !== undefined) {
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new FluxError('bad_payload', `the payload of event '${up.eventId}' is not a JSON object`, 400);
+      return { messages: [{ device_id: up.deviceId, values: body, ts: typeof body.ts === 'number' ? body.ts : up.ts, event_id: up.eventId }], plugin: null, version: null };
     }
     if (typeof body !== 'object' || body === null || typeof body.values !== 'object' || body.values === null || Array.isArray(body.values)) {
       throw new FluxError('bad_payload', 'the product has no protocol plugin and the payload has no "values" object', 400);

@@ -37,8 +37,9 @@ export type { DecodeSample, DecodeTap, LoadedVersion } from './loaded-version.ts
 /** Plugin ids become folder and file names: the one slug rule (runtime/safe-id). */
 export const PLUGIN_ID_RE = new RegExp(SLUG_PATTERN);
 
+/** A refused module: 400 naming the problem; an oversize one 413 `too_large`, like every body over its limit (docs/api.md). */
 const rejected = (err: unknown): FluxError =>
-  err instanceof PluginRejected ? new FluxError(err.code, err.message, 400) : err instanceof FluxError ? err : new FluxError('invalid_plugin', (err as Error).message, 400);
+  err instanceof PluginRejected ? new FluxError(err.code, err.message, err.code === 'too_large' ? 413 : 400) : err instanceof FluxError ? err : new FluxError('invalid_plugin', (err as Error).message, 400);
 
 export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {}): PluginHost {
   const log = ctx.log.child({ module: 'plugins' });

@@ -17,6 +17,8 @@ export interface StandardMessage {
   device_id: string;
   values: Record<string, number | string | boolean>;
   ts?: number;
+  /** a device event's id (set for …/event/{eventId} uplinks): `values` is then the event's payload */
+  event_id?: string;
 }
 
 export interface PluginLimits {
@@ -154,6 +156,8 @@ export interface UplinkBytes {
   deviceId: string;
   ts: number;
   id?: string;
+  /** a device event's id (…/event/{eventId} uplinks) */
+  eventId?: string;
 }
 
 /** What a product without a plugin decodes to. */

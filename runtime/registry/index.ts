@@ -136,6 +136,8 @@ export interface Registry {
     create(input: ProductInput): Promise<Product>;
     get(idOrKey: string): Promise<Product>;
     find(idOrKey: string): Promise<Product | null>;
+    /** Products by id, in one query (missing ids are left out). */
+    findMany(ids: string[]): Promise<Product[]>;
     list(filter: { key?: string; q?: string; protocol_plugin_id?: string } & ListOptions): Promise<Page<Product>>;
     update(id: string, patch: Partial<ProductInput>): Promise<Product>;
     delete(id: string): Promise<void>;
@@ -145,6 +147,8 @@ export interface Registry {
     create(input: DeviceInput): Promise<{ device: Device; secret: string }>;
     get(id: string): Promise<Device>;
     find(id: string): Promise<Device | null>;
+    /** The devices of many products in one query, at most `limitEach` per product (oldest first): product id → devices. */
+    byProducts(productIds: string[], limitEach: number): Promise<Map<string, Device[]>>;
     list(filter: { product_id?: string; status?: string; q?: string; enabled?: boolean; is_gateway?: boolean; gateway_id?: string } & ListOptions): Promise<Page<Device>>;
     update(id: string, patch: DevicePatch): Promise<Device>;
     /** The children of a gateway (404 when no such device). */
@@ -327,6 +331,11 @@ export function createRegistry(opts: RegistryOptions): Registry {
         throw err;
       }
     },
+    async findMany(ids) {
+      if (ids.length === 0) return [];
+      const rows = await Product.findAll({ where: { id: ids } });
+      return rows.map((r) => plain<Product>(r)!);
+    },
     async find(idOrKey) {
       const isUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrKey);
       const row = isUuid ? await Product.findByPk(idOrKey) : await Product.findOne({ where: { key: idOrKey } });
@@ -409,6 +418,17 @@ export function createRegistry(opts: RegistryOptions): Registry {
     },
     async find(id) {
       return plain<Device>(await Device.findByPk(id));
+    },
+    async byProducts(productIds, limitEach) {
+      const out = new Map<string, Device[]>(productIds.map((id) => [id, []]));
+      if (productIds.length === 0) return out;
+      const rows = await Device.findAll({ where: { product_id: productIds }, limit: Math.min(productIds.length * limitEach, 100_000), order: [['created_at', 'ASC'], ['id', 'ASC']] });
+      for (const r of rows) {
+        const d = plain<Device>(r)!;
+        const list = out.get(d.product_id);
+        if (list && list.length < limitEach) list.push(d);
+      }
+      return out;
     },
     async get(id) {
       const d = await devices.find(id);

@@ -9,7 +9,8 @@ import type { Rule, WebhookAction, CommandAction, AlarmAction } from './schema.t
 
 /** A decoded message as the flow carries it: msg.payload (StandardMessage) plus msg.device. */
 export interface RuleInput {
-  message: { device_id: string; values: Record<string, unknown>; ts?: number };
+  /** `event_id` set: a device event, `values` its payload */
+  message: { device_id: string; values: Record<string, unknown>; ts?: number; event_id?: string };
   device?: { id: string; product_id?: string; product_key?: string };
   /** the uplink's trace id (`msg._msgid`), for the per-message trace */
   msgId?: string;
@@ -59,6 +60,9 @@ async function delivered(p: Promise<{ status: string; reason?: unknown }>): Prom
 
 export function toScriptMessage(input: RuleInput): ScriptMessage {
   const m = input.message;
+  // A device event reaches scripts as msg.event_id and msg.event (its payload), with empty values,
+  // so a rule on telemetry values never fires on an event's fields.
+  if (m.event_id !== undefined) return { device_id: m.device_id, values: {}, event_id: m.event_id, event: m.values ?? {}, ts: m.ts ?? Date.now(), product: input.device?.product_key };
   return { device_id: m.device_id, values: m.values ?? {}, ts: m.ts ?? Date.now(), product: input.device?.product_key };
 }
 

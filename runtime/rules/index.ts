@@ -10,7 +10,7 @@
  */
 import type { Model } from 'sequelize';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
-import { FluxError, badRequest, notFound } from '../errors/index.ts';
+import { FluxError, badRequest, notFound, unknownReference } from '../errors/index.ts';
 import { createScriptHost, ScriptSyntaxError, type ScriptHost, type ScriptLimits, type ScriptPoolOptions, type CommandRequest, type AlarmRequest, type LogEntry } from '../scripts/index.ts';
 import { RuleStats, registerRuleMetrics, type RuleStatsView } from './stats.ts';
 import { RateLimit } from './actions.ts';
@@ -94,7 +94,7 @@ export function createRuleEngine(ctx: FluxContext, targets: RuleActionTargets, o
   let polling = false;
 
   const scripts = (): ScriptHost => {
-    if (!host) throw new FluxError('not_ready', started ? 'the script host is not loaded yet' : 'the rule engine is not started', 503);
+    if (!host) throw new FluxError('unavailable', started ? 'the script host is not loaded yet' : 'the rule engine is not started', 503);
     return host;
   };
 
@@ -198,7 +198,7 @@ export function createRuleEngine(ctx: FluxContext, targets: RuleActionTargets, o
   });
 
   /** Checks and normalises what will be stored: product (id or key), action config, script. */
-  const validate = async (r: { trigger_script: string; action_type: ActionType; action_config?: Record<string, unknown>; product_id?: string | null; env?: Record<string, unknown> }) => {
+  const validate = async (r: { trigger_script: string; action_type: ActionType; action_config?: Record<string, unknown>; product_id?: string | null; device_id?: string | null; env?: Record<string, unknown> }, checkDevices = true) => {
     const cfg = parseActionConfig(r.action_type, r.action_config ?? {});
     if (!cfg.success) {
       const msg = cfg.error.issues.slice(0, 5).map((i) => `action_config${i.path.length ? '.' + i.path.join('.') : ''}: ${i.message}`).join('; ');
@@ -207,9 +207,13 @@ export function createRuleEngine(ctx: FluxContext, targets: RuleActionTargets, o
     let productId: string | null = r.product_id ?? null;
     if (productId) {
       const p = await ctx.registry.products.find(productId);
-      if (!p) throw notFound('product', productId);
+      if (!p) throw unknownReference('body.product_id', 'product', productId);
       productId = p.id;
     }
+    // Devices named by the rule must exist when they are set (a device deleted later is the rule's own business).
+    const commandDevice = checkDevices && r.action_type === 'command' ? (cfg.data as { device_id?: string }).device_id : undefined;
+    if (commandDevice && !(await ctx.registry.devices.find(commandDevice))) throw unknownReference('body.action_config.device_id', 'device', commandDevice);
+    if (checkDevices && r.device_id && !(await ctx.registry.devices.find(r.device_id))) throw unknownReference('body.device_id', 'device', r.device_id);
     const h = await loadScripts();
     try {
       h.compile(r.trigger_script, r.env ?? {}).dispose();
@@ -349,7 +353,7 @@ export function createRuleEngine(ctx: FluxContext, targets: RuleActionTargets, o
       const next = { ...cur, ...patch };
       // A new action type starts from its own defaults unless a config came with it.
       if (patch.action_type && patch.action_type !== cur.action_type && !patch.action_config) next.action_config = {} as Rule['action_config'];
-      const v = await validate(next);
+      const v = await validate(next, patch.device_id !== undefined || patch.action_config !== undefined);
       await row.update({ ...columns(next, v), version: cur.version + 1 });
       const rule = plain(row);
       load(rule);
@@ -401,7 +405,7 @@ export function createRuleEngine(ctx: FluxContext, targets: RuleActionTargets, o
       const lr: LoadedRule = { rule, script, stats: new RuleStats(), limiter: new RateLimit(o.commandsPerSecond ?? 10), limitHits: 0 };
       return {
         run(input) {
-          if (!runner) return Promise.reject(new FluxError('not_ready', 'the rule engine is stopped', 503));
+          if (!runner) return Promise.reject(new FluxError('unavailable', 'the rule engine is stopped', 503));
           if (lr.quarantine) {
             const outcome = { ok: false, error: { code: 'script_quarantined' as const, message: `quarantined: ${lr.quarantine.reason}` }, logs: null, commands: null, alarms: null, micros: 0 };
             return Promise.resolve({ rule: { id: null, name: rule.name, action_type: rule.action_type, version: 1 }, triggered: false, outcome });

@@ -16,6 +16,8 @@ export interface ProductPolicy {
   /** delete values older than this many days; undefined: keep forever */
   retentionDays?: number;
   types: Map<string, PropertyType>;
+  /** the events the thing model declares (runtime/storage/events.ts); undefined: none declared */
+  events?: Map<string, Map<string, { type: PropertyType; required: boolean }>>;
 }
 
 export function policyOf(product: Product): ProductPolicy {
@@ -25,11 +27,28 @@ export function policyOf(product: Product): ProductPolicy {
   const types = new Map<string, PropertyType>();
   for (const p of product.metadata?.properties ?? []) types.set(p.id, p.type);
   return {
+    events: eventModelOf(product),
     productId: product.id,
     unknown: storage.unknown_properties === 'refuse' ? 'refuse' : 'keep',
     retentionDays: Number.isFinite(days) && days > 0 ? days : undefined,
     types,
   };
+}
+
+/** The events `metadata.events[]` declares, with their `fields` (runtime/storage/events.ts checks payloads against them). */
+export function eventModelOf(product: Product): ProductPolicy['events'] {
+  const list = (product.metadata as { events?: unknown } | undefined)?.events;
+  if (!Array.isArray(list) || list.length === 0) return undefined;
+  const model = new Map<string, Map<string, { type: PropertyType; required: boolean }>>();
+  for (const e of list as { id?: unknown; fields?: unknown }[]) {
+    if (typeof e?.id !== 'string') continue;
+    const fields = new Map<string, { type: PropertyType; required: boolean }>();
+    for (const f of Array.isArray(e.fields) ? (e.fields as { id?: unknown; type?: unknown; required?: unknown }[]) : []) {
+      if (typeof f?.id === 'string') fields.set(f.id, { type: f.type as PropertyType, required: f.required === true });
+    }
+    model.set(e.id, fields);
+  }
+  return model;
 }
 
 const INT_RE = /^[+-]?\d+$/;
@@ -74,6 +93,8 @@ export interface StandardMessage {
   device_id?: string;
   values?: Record<string, unknown>;
   ts?: number | string;
+  /** set on the messages of an …/event/{eventId} uplink: `values` is then the event's payload, stored as an event */
+  event_id?: string;
 }
 
 export interface Refused {

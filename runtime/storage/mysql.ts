@@ -23,6 +23,18 @@ const SCHEMA = [
      str TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
      PRIMARY KEY (series_id, ts)
    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+  `CREATE TABLE IF NOT EXISTS ts_events (
+     device_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+     ts BIGINT NOT NULL,
+     event_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+     msg_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+     product VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+     payload MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+     flagged TINYINT NOT NULL,
+     problem VARCHAR(1000) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+     PRIMARY KEY (device_id, ts, event_id, msg_id),
+     KEY ts_events_product (product, ts)
+   ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
 ];
 
 // Errors about the data (too long, out of range, bad value): retrying cannot help.
@@ -79,6 +91,17 @@ export function mysqlDriver(url: string): SqlDriver {
     },
     async deleteChunk(sid, before, chunk) {
       const r = (await run(`DELETE FROM ts_points WHERE series_id = ? AND ts < ? ORDER BY ts LIMIT ${chunk}`, [sid, before])) as { affectedRows: number };
+      return r.affectedRows;
+    },
+    async insertEvents(rows) {
+      for (let i = 0; i < rows.length; i += 500) {
+        const part = rows.slice(i, i + 500);
+        const values = part.map((r) => `(${escape(r.device_id)},${r.ts},${escape(r.event_id)},${escape(r.msg_id)},${escape(r.product)},${escape(r.payload)},${r.flagged},${r.problem === null ? 'NULL' : escape(r.problem)})`).join(',');
+        await run(`REPLACE INTO ts_events (device_id, ts, event_id, msg_id, product, payload, flagged, problem) VALUES ${values}`);
+      }
+    },
+    async deleteEvents(product, before) {
+      const r = (await run('DELETE FROM ts_events WHERE product = ? AND ts < ?', [product, before])) as { affectedRows: number };
       return r.affectedRows;
     },
     bucket: (width) => `(ts DIV ${width}) * ${width}`,

@@ -22,6 +22,18 @@ const SCHEMA = [
      str TEXT NULL,
      PRIMARY KEY (series_id, ts)
    )`,
+  `CREATE TABLE IF NOT EXISTS ts_events (
+     device_id VARCHAR(64) NOT NULL,
+     ts BIGINT NOT NULL,
+     event_id VARCHAR(64) NOT NULL,
+     msg_id VARCHAR(64) NOT NULL,
+     product VARCHAR(64) NOT NULL,
+     payload TEXT NOT NULL,
+     flagged SMALLINT NOT NULL,
+     problem VARCHAR(1000) NULL,
+     PRIMARY KEY (device_id, ts, event_id, msg_id)
+   )`,
+  'CREATE INDEX IF NOT EXISTS ts_events_product ON ts_events (product, ts)',
 ];
 
 /** The slice of pg's Pool used here: the project has no @types/pg, and adding a dependency for four lines is not worth it. */
@@ -120,6 +132,21 @@ export function postgresDriver(url: string): SqlDriver {
         [sid, before, sid, before, before],
       );
       return r.rowCount ?? 0;
+    },
+    async insertEvents(rows) {
+      // One event twice in a batch would make ON CONFLICT touch a row twice: the last one wins.
+      const byKey = new Map(rows.map((r) => [`${r.device_id}\0${r.ts}\0${r.event_id}\0${r.msg_id}`, r]));
+      const list = [...byKey.values()];
+      const col = <K extends keyof (typeof list)[number]>(k: K) => list.map((r) => r[k]);
+      await run(
+        `INSERT INTO ts_events (device_id, ts, event_id, msg_id, product, payload, flagged, problem)
+         SELECT * FROM unnest(?::varchar[], ?::bigint[], ?::varchar[], ?::varchar[], ?::varchar[], ?::text[], ?::smallint[], ?::varchar[])
+         ON CONFLICT (device_id, ts, event_id, msg_id) DO UPDATE SET product = EXCLUDED.product, payload = EXCLUDED.payload, flagged = EXCLUDED.flagged, problem = EXCLUDED.problem`,
+        [col('device_id'), col('ts'), col('event_id'), col('msg_id'), col('product'), col('payload'), col('flagged'), col('problem')],
+      );
+    },
+    async deleteEvents(product, before) {
+      return (await run('DELETE FROM ts_events WHERE product = ? AND ts < ?', [product, before])).rowCount ?? 0;
     },
     bucket: (width) => `(ts / ${width}) * ${width}`,
   };

@@ -47,6 +47,10 @@ export interface TelemetryParams {
   interval?: unknown;
   agg?: unknown;
   limit?: unknown;
+  /** raw values: asc (default) or desc */
+  order?: unknown;
+  /** raw values: skip this many */
+  offset?: unknown;
 }
 
 export interface TelemetryQuery {
@@ -57,6 +61,8 @@ export interface TelemetryQuery {
   interval?: number;
   aggs: Agg[];
   limit: number;
+  order: 'asc' | 'desc';
+  offset: number;
 }
 
 /** Validates a telemetry query: default range is the last 24 h; `agg` alone or `interval` alone picks the other's default. */
@@ -73,5 +79,13 @@ export function parseTelemetryQuery(p: TelemetryParams, now = Date.now()): Telem
     limit = Number(p.limit);
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw badRequest(`limit must be an integer from 1 to ${MAX_LIMIT}`);
   }
-  return { metrics: parseMetrics(p.metric), from, to, interval, aggs: aggs ?? ['avg'], limit };
+  const order = p.order === undefined || p.order === '' ? 'asc' : p.order;
+  if (order !== 'asc' && order !== 'desc') throw badRequest(`order=${JSON.stringify(p.order)} is not asc or desc`);
+  let offset = 0;
+  if (p.offset !== undefined && p.offset !== '') {
+    offset = Number(p.offset);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > 1_000_000) throw badRequest('offset must be an integer from 0 to 1000000');
+  }
+  if (interval !== undefined && (order !== 'asc' || offset !== 0)) throw badRequest('order and offset apply to raw values; aggregated answers come oldest bucket first');
+  return { metrics: parseMetrics(p.metric), from, to, interval, aggs: aggs ?? ['avg'], limit, order, offset };
 }

@@ -11,28 +11,36 @@ import { counter } from '../metrics/index.ts';
 import type { Product } from '../registry/index.ts';
 import { policyOf, toPoints, type ProductPolicy, type Refused, type StandardMessage } from './model.ts';
 import { createStore } from './store.ts';
-import type { Point, TimeSeriesStore } from './types.ts';
+import type { DeviceEvent, Point, TimeSeriesStore } from './types.ts';
+import { toEvent } from './events.ts';
 import { StoreWriter, type WriterOptions, type WriterStats } from './writer.ts';
 
 export interface IngestResult {
   points: number;
   refused: Refused[];
+  /** device events among the messages (stored as events, not points) */
+  events?: number;
 }
+
+/** prepare()'s answer: what to write. */
+export type Prepared = IngestResult & { points_list: Point[]; events_list: DeviceEvent[] };
 
 /** What other modules get as `storage` from the composition root. */
 export interface Storage {
   readonly store: TimeSeriesStore;
   /** Checks StandardMessage(s) against the device's product model (counted), without writing. */
-  prepare(messages: StandardMessage | StandardMessage[], device: { id: string; product_id?: string }, fallbackTs?: number): Promise<IngestResult & { points_list: Point[] }>;
+  prepare(messages: StandardMessage | StandardMessage[], device: { id: string; product_id?: string }, fallbackTs?: number, msgId?: string): Promise<Prepared>;
   /**
    * prepare() without waiting, when the product's policy is at hand (cached and fresh, `product_id`
    * given); otherwise undefined, and the caller uses prepare(). Saves a Promise per message.
    */
-  prepareNow?(messages: StandardMessage | StandardMessage[], device: { id: string; product_id?: string }, fallbackTs?: number): (IngestResult & { points_list: Point[] }) | undefined;
+  prepareNow?(messages: StandardMessage | StandardMessage[], device: { id: string; product_id?: string }, fallbackTs?: number, msgId?: string): Prepared | undefined;
   /** prepare() and write(): resolves when stored or buffered. */
   ingest(messages: StandardMessage | StandardMessage[], device: { id: string; product_id?: string }, fallbackTs?: number): Promise<IngestResult>;
   /** Queues already-checked points. */
   write(points: Point[]): Promise<void>;
+  /** Stores device events (checked by prepare()); rejects when the store cannot take them. */
+  writeEvents(events: DeviceEvent[]): Promise<void>;
   /** Waits until everything queued so far is stored or buffered. */
   flush(): Promise<void>;
   policy(productId: string): Promise<ProductPolicy>;
@@ -61,6 +69,8 @@ export function createStorageModule(ctx: FluxContext, opts: StorageModuleOptions
   const writer = new StoreWriter({ store, log, metrics: ctx.metrics, bufferDir: path.join(ctx.settings.dataDir, 'ts-buffer'), ...opts.writer });
   const rejected = counter(ctx.metrics, 'flux_storage_values_refused_total', 'Values refused by the thing-model check', ['reason']);
   const unknownKept = counter(ctx.metrics, 'flux_storage_unknown_properties_kept_total', 'Values of properties the thing model does not declare, kept by product setting');
+  const eventsStored = counter(ctx.metrics, 'flux_storage_events_stored_total', 'Device events stored');
+  const flaggedEvents = counter(ctx.metrics, 'flux_storage_events_flagged_total', 'Device events whose payload does not match the thing model (stored, flagged)');
   const retentionDeleted = counter(ctx.metrics, 'flux_storage_retention_deleted_total', 'Points deleted by retention');
   const policyTtl = opts.policyTtlMs ?? 5000;
   const policies = new Map<string, { at: number; policy: ProductPolicy; modelKey: string }>();
@@ -96,34 +106,41 @@ export function createStorageModule(ctx: FluxContext, opts: StorageModuleOptions
     return policy;
   }
 
-  function check(messages: StandardMessage | StandardMessage[], device: { id: string }, policy: ProductPolicy, fallbackTs: number): IngestResult & { points_list: Point[] } {
-    if (!Array.isArray(messages)) {
+  function check(messages: StandardMessage | StandardMessage[], device: { id: string }, policy: ProductPolicy, fallbackTs: number, msgId: string | undefined): Prepared {
+    if (!Array.isArray(messages) && messages.event_id === undefined) {
       // the common case, one message: its own arrays, no copies
       const c = toPoints(messages, messages.device_id || device.id, policy, fallbackTs);
       if (c.unknownKept) unknownKept.inc(c.unknownKept);
       for (const r of c.refused) rejected.inc({ reason: r.reason });
-      return { points: c.points.length, refused: c.refused, points_list: c.points };
+      return { points: c.points.length, refused: c.refused, points_list: c.points, events_list: [] };
     }
     const points: Point[] = [];
     const refused: Refused[] = [];
-    for (const m of messages) {
+    const events: DeviceEvent[] = [];
+    for (const m of Array.isArray(messages) ? messages : [messages]) {
+      if (typeof m.event_id === 'string') {
+        const e = toEvent(m as StandardMessage & { event_id: string }, m.device_id || device.id, policy.productId, policy.events, fallbackTs, msgId ?? null);
+        if (e.flagged) flaggedEvents.inc();
+        events.push(e);
+        continue;
+      }
       const c = toPoints(m, m.device_id || device.id, policy, fallbackTs);
       for (const p of c.points) points.push(p);
       for (const r of c.refused) refused.push(r);
       if (c.unknownKept) unknownKept.inc(c.unknownKept);
     }
     for (const r of refused) rejected.inc({ reason: r.reason });
-    return { points: points.length, refused, points_list: points };
+    return { points: points.length, refused, points_list: points, events_list: events, events: events.length };
   }
 
   const storage: Storage = {
     store,
     async ingest(messages, device, fallbackTs) {
       const r = await storage.prepare(messages, device, fallbackTs);
-      await writer.write(r.points_list);
-      return { points: r.points, refused: r.refused };
+      await Promise.all([writer.write(r.points_list), storage.writeEvents(r.events_list)]);
+      return { points: r.points, refused: r.refused, ...(r.events ? { events: r.events } : {}) };
     },
-    async prepare(messages, device, fallbackTs = Date.now()) {
+    async prepare(messages, device, fallbackTs = Date.now(), msgId) {
       let productId = device.product_id;
       if (!productId) {
         const identity = await ctx.registry.devices.identity(device.id);
@@ -138,9 +155,9 @@ export function createStorageModule(ctx: FluxContext, opts: StorageModuleOptions
         policy = policies.get(productId)?.policy ?? { productId, unknown: 'keep', types: new Map() };
         log.warn({ err: (err as Error).message, productId }, 'product policy unavailable; storing values unchecked');
       }
-      return check(messages, device, policy, fallbackTs);
+      return check(messages, device, policy, fallbackTs, msgId);
     },
-    prepareNow(messages, device, fallbackTs = Date.now()) {
+    prepareNow(messages, device, fallbackTs = Date.now(), msgId) {
       const productId = device.product_id;
       if (!productId) return undefined;
       const hit = policies.get(productId);
@@ -150,9 +167,14 @@ export function createStorageModule(ctx: FluxContext, opts: StorageModuleOptions
       if (Date.now() - hit.at >= policyTtl && !loadingPolicies.has(productId)) {
         policyFor(productId).catch((err: Error) => log.warn({ err: err.message, productId }, 'refreshing a product policy failed; keeping the last one'));
       }
-      return check(messages, device, hit.policy, fallbackTs);
+      return check(messages, device, hit.policy, fallbackTs, msgId);
     },
     write: (points) => writer.write(points),
+    async writeEvents(events) {
+      if (events.length === 0) return;
+      await store.writeEvents(events);
+      eventsStored.inc(events.length);
+    },
     flush: () => writer.flush(),
     policy: policyFor,
     async runRetention(now = Date.now()) {
@@ -162,7 +184,10 @@ export function createStorageModule(ctx: FluxContext, opts: StorageModuleOptions
         for (const product of page.items) {
           const p = policyOf(product);
           if (!p.retentionDays) continue;
-          const n = await store.deleteBefore(product.id, now - p.retentionDays * 86_400_000);
+          const before = now - p.retentionDays * 86_400_000;
+          const n = await store.deleteBefore(product.id, before);
+          const e = await store.deleteEventsBefore(product.id, before);
+          if (e !== 0) log.info({ product: product.key, deleted: e, days: p.retentionDays }, 'retention deleted old events');
           out[product.id] = n;
           if (n > 0) retentionDeleted.inc(n);
           if (n !== 0) log.info({ product: product.key, deleted: n, days: p.retentionDays }, 'retention deleted old telemetry');

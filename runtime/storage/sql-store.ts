@@ -4,7 +4,7 @@
  * scan of one metric of one device is a single clustered primary-key range on every engine.
  * Drivers supply connection, bulk insert and dialect details; the queries live here once.
  */
-import type { AggRow, AggregateQuery, Point, RangeQuery, Sample, StoreInfo, TimeSeriesStore, Value } from './types.ts';
+import type { AggRow, AggregateQuery, DeviceEvent, EventQuery, Point, RangeQuery, Sample, StoreInfo, TimeSeriesStore, Value } from './types.ts';
 
 /** k: 0 number, 1 boolean (num = 0/1), 2 string. */
 export interface PointRow {
@@ -16,6 +16,18 @@ export interface PointRow {
 }
 
 export type Row = Record<string, unknown>;
+
+/** A `ts_events` row: the payload as JSON text, `msg_id` '' when the event has none (it is part of the key). */
+export interface EventRow {
+  device_id: string;
+  ts: number;
+  event_id: string;
+  msg_id: string;
+  product: string;
+  payload: string;
+  flagged: number;
+  problem: string | null;
+}
 
 export interface SqlDriver {
   readonly info: StoreInfo;
@@ -29,6 +41,10 @@ export interface SqlDriver {
   insertPoints(rows: PointRow[]): Promise<void>;
   /** Deletes up to `chunk` points of one series older than `before`; answers how many. */
   deleteChunk(sid: number, before: number, chunk: number): Promise<number>;
+  /** Upserts events on (device_id, ts, event_id, msg_id). */
+  insertEvents(rows: EventRow[]): Promise<void>;
+  /** Deletes the product's events older than `before`; answers how many. */
+  deleteEvents(product: string, before: number): Promise<number>;
   /** Integer bucket expression for column `ts` and an integer width. */
   bucket(width: number): string;
 }
@@ -151,18 +167,37 @@ export class SqlStore implements TimeSeriesStore {
     return rows.map((r) => ({ metric: String(r.metric), ts: Number(r.ts), value: decodeValue(r.k, r.num, r.str) }));
   }
 
+  async latestMany(devices: string[]): Promise<Map<string, Sample[]>> {
+    const out = new Map<string, Sample[]>(devices.map((d) => [d, []]));
+    for (let i = 0; i < devices.length; i += 500) {
+      const part = devices.slice(i, i + 500);
+      if (part.length === 0) break;
+      const rows = await this.#db.all(
+        `SELECT s.device_id, s.metric, p.ts, p.k, p.num, p.str FROM ts_series s
+           JOIN ts_points p ON p.series_id = s.id AND p.ts = (SELECT MAX(ts) FROM ts_points WHERE series_id = s.id)
+          WHERE s.device_id IN (${placeholders(part.length)}) ORDER BY s.device_id, s.metric`,
+        part,
+      );
+      for (const r of rows) out.get(String(r.device_id))?.push({ metric: String(r.metric), ts: Number(r.ts), value: decodeValue(r.k, r.num, r.str) });
+    }
+    return out;
+  }
+
   async range(q: RangeQuery): Promise<Sample[]> {
     const series = await this.#series(q.device, q.metrics);
     if (series.size === 0) return [];
     const ids = [...series.keys()];
     const limit = Math.max(1, Math.min(q.limit ?? 10_000, 1_000_000));
+    const offset = Math.max(0, Math.trunc(q.offset ?? 0));
+    const desc = q.order === 'desc';
+    const dir = desc ? 'DESC' : 'ASC';
     const rows = await this.#db.all(
-      `SELECT series_id, ts, k, num, str FROM ts_points WHERE series_id IN (${placeholders(ids.length)}) AND ts >= ? AND ts < ? ORDER BY ts, series_id LIMIT ${limit}`,
+      `SELECT series_id, ts, k, num, str FROM ts_points WHERE series_id IN (${placeholders(ids.length)}) AND ts >= ? AND ts < ? ORDER BY ts ${dir}, series_id ${dir} LIMIT ${limit}${offset ? ` OFFSET ${offset}` : ''}`,
       [...ids, q.from, q.to],
     );
     const out = rows.map((r) => ({ metric: series.get(Number(r.series_id))!, ts: Number(r.ts), value: decodeValue(r.k, r.num, r.str) }));
     // Within one timestamp, order by metric name (series ids follow creation order, not names).
-    return out.sort((a, b) => a.ts - b.ts || (a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : 0));
+    return out.sort((a, b) => (desc ? b.ts - a.ts : a.ts - b.ts) || (a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : 0));
   }
 
   async aggregate(q: AggregateQuery): Promise<AggRow[]> {
@@ -196,6 +231,38 @@ export class SqlStore implements TimeSeriesStore {
     }
     out.sort((a, b) => (a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : a.ts - b.ts));
     return out.length > limit ? out.slice(0, limit) : out;
+  }
+
+  async writeEvents(events: DeviceEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const rows = events.map((e) => ({ device_id: e.device, ts: e.ts, event_id: e.event, msg_id: e.msg_id ?? '', product: e.product, payload: JSON.stringify(e.payload), flagged: e.flagged ? 1 : 0, problem: e.problem }));
+    await this.#db.insertEvents(rows);
+  }
+
+  async events(q: EventQuery): Promise<DeviceEvent[]> {
+    const params: unknown[] = [q.device, q.from, q.to];
+    let sql = 'SELECT device_id, product, event_id, ts, payload, msg_id, flagged, problem FROM ts_events WHERE device_id = ? AND ts >= ? AND ts < ?';
+    if (q.event !== undefined) {
+      sql += ' AND event_id = ?';
+      params.push(q.event);
+    }
+    const dir = q.order === 'desc' ? 'DESC' : 'ASC';
+    const limit = Math.max(1, Math.min(q.limit ?? 10_000, 1_000_000));
+    const rows = await this.#db.all(`${sql} ORDER BY ts ${dir}, event_id ${dir}, msg_id ${dir} LIMIT ${limit}`, params);
+    return rows.map((r) => ({
+      device: String(r.device_id),
+      product: String(r.product),
+      event: String(r.event_id),
+      ts: Number(r.ts),
+      payload: JSON.parse(String(r.payload)) as Record<string, unknown>,
+      msg_id: r.msg_id ? String(r.msg_id) : null,
+      flagged: Number(r.flagged) !== 0,
+      problem: r.problem === null || r.problem === undefined ? null : String(r.problem),
+    }));
+  }
+
+  deleteEventsBefore(product: string, before: number): Promise<number> {
+    return this.#db.deleteEvents(product, before);
   }
 
   async deleteBefore(product: string, before: number): Promise<number> {

@@ -23,6 +23,18 @@ CREATE TABLE IF NOT EXISTS ts_points (
   str TEXT,
   PRIMARY KEY (series_id, ts)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ts_events (
+  device_id TEXT NOT NULL,
+  ts INTEGER NOT NULL,
+  event_id TEXT NOT NULL,
+  msg_id TEXT NOT NULL,
+  product TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  flagged INTEGER NOT NULL,
+  problem TEXT,
+  PRIMARY KEY (device_id, ts, event_id, msg_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ts_events_product ON ts_events (product, ts);
 `;
 
 function sqliteError(err: unknown): Error {
@@ -38,6 +50,8 @@ export function sqliteDriver(file: string): SqlDriver {
   let insertPoint: StatementSync;
   let insertSeries: StatementSync;
   let deleteChunk: StatementSync;
+  let insertEvent: StatementSync;
+  let deleteEvents: StatementSync;
 
   const prepare = (sql: string): StatementSync => {
     let s = stmts.get(sql);
@@ -58,6 +72,8 @@ export function sqliteDriver(file: string): SqlDriver {
       db.exec(SCHEMA);
       insertPoint = db.prepare('INSERT OR REPLACE INTO ts_points (series_id, ts, k, num, str) VALUES (?, ?, ?, ?, ?)');
       insertSeries = db.prepare('INSERT OR IGNORE INTO ts_series (device_id, metric, product) VALUES (?, ?, ?)');
+      insertEvent = db.prepare('INSERT OR REPLACE INTO ts_events (device_id, ts, event_id, msg_id, product, payload, flagged, problem) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+      deleteEvents = db.prepare('DELETE FROM ts_events WHERE product = ? AND ts < ?');
       // A chunk ends at the 5000th oldest row: SQLite builds usually lack DELETE … LIMIT.
       deleteChunk = db.prepare(
         `DELETE FROM ts_points WHERE series_id = ?1 AND ts < MIN(?2, COALESCE((SELECT ts FROM ts_points WHERE series_id = ?1 AND ts < ?2 ORDER BY ts LIMIT 1 OFFSET ?3), ?2))`,
@@ -98,6 +114,20 @@ export function sqliteDriver(file: string): SqlDriver {
     },
     async deleteChunk(sid, before, chunk) {
       return Number(deleteChunk.run(sid, before, chunk).changes);
+    },
+    async insertEvents(rows) {
+      if (!db) throw new Error('the SQLite time-series store is closed');
+      db.exec('BEGIN');
+      try {
+        for (const r of rows) insertEvent.run(r.device_id, r.ts, r.event_id, r.msg_id, r.product, r.payload, r.flagged, r.problem);
+        db.exec('COMMIT');
+      } catch (err) {
+        db.exec('ROLLBACK');
+        throw sqliteError(err);
+      }
+    },
+    async deleteEvents(product, before) {
+      return Number(deleteEvents.run(product, before).changes);
     },
     bucket: (width) => `(ts / ${width}) * ${width}`,
   };

@@ -27,10 +27,14 @@ function lazyStore(dialect: StoreInfo['dialect'], load: Loader): TimeSeriesStore
     ping: () => get().ping(),
     write: (points) => get().write(points),
     latest: (device) => get().latest(device),
+    latestMany: (devices) => get().latestMany(devices),
     range: (q) => get().range(q),
     aggregate: (q) => get().aggregate(q),
     metrics: (device) => get().metrics(device),
     deleteBefore: (product, before) => get().deleteBefore(product, before),
+    writeEvents: (events) => get().writeEvents(events),
+    events: (q) => get().events(q),
+    deleteEventsBefore: (product, before) => get().deleteEventsBefore(product, before),
     defineProduct: async (product, properties) => get().defineProduct?.(product, properties),
   };
   return store;

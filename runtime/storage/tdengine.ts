@@ -7,6 +7,7 @@
 import td from '@tdengine/rest';
 import type { AggRow, AggregateQuery, Point, RangeQuery, Sample, StoreInfo, TimeSeriesStore, Value } from './types.ts';
 import { DataError } from './types.ts';
+import { tdengineEvents } from './tdengine-events.ts';
 
 /** TDengine error codes (taosError.h) the adapter reacts to; the REST body carries them without the 0x8000 prefix. */
 export const TD = {
@@ -205,6 +206,8 @@ export function createTdengineStore(opts: TdengineOptions): TimeSeriesStore {
     return metrics && metrics.length ? all.filter((c) => metrics.includes(c.metric)) : all;
   }
 
+  const events = tdengineEvents({ db, encodeName, sql, quote, parseTs, missingTable: (err) => err instanceof TdError && err.code === TD.TABLE_NOT_EXIST });
+
   const where = (q: RangeQuery) => `ts >= ${Math.trunc(q.from)} AND ts < ${Math.trunc(q.to)}`;
 
   return {
@@ -213,6 +216,7 @@ export function createTdengineStore(opts: TdengineOptions): TimeSeriesStore {
       await sql(`CREATE DATABASE IF NOT EXISTS ${db} PRECISION 'ms'`);
     },
     async close() {
+      events.forget();
       stables.clear();
       devices.clear();
       deviceCols.clear();
@@ -292,13 +296,17 @@ export function createTdengineStore(opts: TdengineOptions): TimeSeriesStore {
       );
       return out.filter((s): s is Sample => s !== null).sort((a, b) => (a.metric < b.metric ? -1 : 1));
     },
+    async latestMany(list) {
+      // No cross-table LAST with per-value timestamps over REST: one latest() per device, in parallel.
+      return new Map(await Promise.all(list.map(async (d) => [d, await this.latest(d)] as [string, Sample[]])));
+    },
     async range(q): Promise<Sample[]> {
       const cols = await selected(q.device, q.metrics);
       if (cols.length === 0) return [];
       const limit = Math.max(1, Math.min(q.limit ?? 10_000, 1_000_000));
       const notNull = cols.map((c) => `\`${c.col}\` IS NOT NULL`).join(' OR ');
       const r = await sql(
-        `SELECT ts, ${cols.map((c) => `\`${c.col}\``).join(', ')} FROM ${db}.${tableName(q.device)} WHERE ${where(q)} AND (${notNull}) ORDER BY ts ASC LIMIT ${limit}`,
+        `SELECT ts, ${cols.map((c) => `\`${c.col}\``).join(', ')} FROM ${db}.${tableName(q.device)} WHERE ${where(q)} AND (${notNull}) ORDER BY ts ${q.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ${limit}${q.offset ? ` OFFSET ${Math.trunc(q.offset)}` : ''}`,
       );
       const order = cols.map((c, i) => ({ c, i })).sort((a, b) => (a.c.metric < b.c.metric ? -1 : 1));
       const out: Sample[] = [];
@@ -348,6 +356,7 @@ export function createTdengineStore(opts: TdengineOptions): TimeSeriesStore {
       out.sort((a, b) => (a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : a.ts - b.ts));
       return q.limit !== undefined && out.length > q.limit ? out.slice(0, q.limit) : out;
     },
+    ...events,
     async deleteBefore(product, before) {
       try {
         const r = await sql(`DELETE FROM ${db}.${stableName(product)} WHERE ts < ${Math.trunc(before)}`);

@@ -30,6 +30,10 @@ export interface RangeQuery {
   /** exclusive, epoch ms */
   to: number;
   limit?: number;
+  /** raw values only: by time, 'asc' (default, oldest first) or 'desc' */
+  order?: 'asc' | 'desc';
+  /** raw values only: skip this many (in `order`) */
+  offset?: number;
 }
 
 export interface AggregateQuery extends RangeQuery {
@@ -55,6 +59,42 @@ export interface AggRow {
   last?: Value | null;
 }
 
+/**
+ * One device event (…/event/{eventId}): kept whole, beside the telemetry of the same store. `flagged`
+ * marks a payload that does not match the event declared in the thing model (`problem` says how);
+ * it is stored all the same.
+ */
+export interface DeviceEvent {
+  device: string;
+  /** selects the retention policy (and the TDengine super table) like a Point's product */
+  product: string;
+  /** the event id of the topic */
+  event: string;
+  /** epoch milliseconds */
+  ts: number;
+  payload: Record<string, unknown>;
+  /** the uplink id: GET /api/trace/{msg_id} shows the message's path */
+  msg_id: string | null;
+  flagged: boolean;
+  problem: string | null;
+}
+
+export interface EventQuery {
+  device: string;
+  /** only this event id */
+  event?: string;
+  /** inclusive, epoch ms */
+  from: number;
+  /** exclusive, epoch ms */
+  to: number;
+  limit?: number;
+  /** by time; 'asc' (default) oldest first */
+  order?: 'asc' | 'desc';
+}
+
+/** Longest stored event payload (JSON characters); a longer one is refused before it is stored. */
+export const MAX_EVENT_PAYLOAD = 8192;
+
 export interface StoreInfo {
   dialect: 'sqlite' | 'mysql' | 'postgres' | 'tdengine';
   /** e.g. 'timescaledb hypertable', 'plain table', 'WAL file' */
@@ -72,6 +112,8 @@ export interface TimeSeriesStore {
   write(points: Point[]): Promise<void>;
   /** The newest value of each metric of a device. */
   latest(device: string): Promise<Sample[]>;
+  /** latest() of many devices in one call (SQL: one query): device → its samples (empty when none). */
+  latestMany(devices: string[]): Promise<Map<string, Sample[]>>;
   /** Raw values in [from, to), ordered by time then metric. */
   range(q: RangeQuery): Promise<Sample[]>;
   /** Aggregates per metric and bucket in [from, to), ordered by metric then bucket. */
@@ -80,6 +122,12 @@ export interface TimeSeriesStore {
   metrics(device: string): Promise<string[]>;
   /** Retention: deletes the product's values older than `before` (epoch ms); answers how many (or -1 when unknown). */
   deleteBefore(product: string, before: number): Promise<number>;
+  /** Writes device events or throws; a retried batch is harmless (a (device, ts, event, msg_id) is stored once). */
+  writeEvents(events: DeviceEvent[]): Promise<void>;
+  /** Events of one device in [from, to), by time (then event id). */
+  events(q: EventQuery): Promise<DeviceEvent[]>;
+  /** Retention for events: deletes the product's events older than `before`; answers how many (or -1 when unknown). */
+  deleteEventsBefore(product: string, before: number): Promise<number>;
   /** Optional: tells the store a product's declared properties (TDengine creates typed columns from it). */
   defineProduct?(product: string, properties: { id: string; type: string }[]): Promise<void>;
 }

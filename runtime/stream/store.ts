@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { UniqueConstraintError, type Model } from 'sequelize';
 import { z } from 'zod';
 import type { Registry } from '../registry/index.ts';
-import { FluxError, conflict, notFound } from '../errors/index.ts';
+import { FluxError, conflict, notFound, unknownReference } from '../errors/index.ts';
 import { checkSlug } from '../safe-id/index.ts';
 import type { StreamKeys } from './secrets.ts';
 
@@ -155,9 +155,13 @@ export function createStreamStore(registry: Registry, keys: StreamKeys): StreamS
     if (!m) throw notFound('stream', id);
     return m;
   };
+  const deviceExists = async (id: string) => {
+    if (!(await registry.devices.find(id))) throw unknownReference('body.device_id', 'device', id);
+  };
   return {
     async create(raw) {
       const input = streamCreate.parse(raw);
+      if (input.device_id) await deviceExists(input.device_id);
       const id = checkSlug('stream', input.id ?? `cam-${randomBytes(4).toString('hex')}`);
       try {
         const m = await model().create({
@@ -191,6 +195,7 @@ export function createStreamStore(registry: Registry, keys: StreamKeys): StreamS
     },
     async update(id, patch) {
       const m = await row(id);
+      if (patch.device_id) await deviceExists(patch.device_id);
       const { url, rtmp_push, ...plain } = patch;
       const values: Record<string, unknown> = { ...plain };
       if (url !== undefined || rtmp_push !== undefined) {

@@ -59,7 +59,7 @@ describe('devices API: gateways and children', function () {
     assert.equal(patched.body.gateway_id, 'gw_1', 'PATCH attaches too');
   });
 
-  it('refuses itself (400), a non-gateway (409), a cycle (409), an unknown gateway (404), naming the id', async function () {
+  it('refuses itself (400), a non-gateway (409), a cycle (409), an unknown gateway (400 unknown_reference), naming the id', async function () {
     const self = await call('PATCH', '/devices/gw_1', { gateway_id: 'gw_1' });
     assert.equal(self.status, 400);
     assert.equal(self.body.error.code, 'invalid_gateway');
@@ -72,7 +72,8 @@ describe('devices API: gateways and children', function () {
     assert.equal(cycle.status, 409);
     assert.match(cycle.body.error.message, /cycle/);
     const missing = await call('PUT', '/devices/unit_2/gateway', { gateway_id: 'no_such_gw' });
-    assert.equal(missing.status, 404);
+    assert.equal(missing.status, 400);
+    assert.equal(missing.body.error.code, 'unknown_reference');
     assert.match(missing.body.error.message, /no_such_gw/);
     const badId = await call('PUT', '/devices/unit_2/gateway', { gateway_id: '../x' });
     assert.equal(badId.status, 400);

@@ -124,7 +124,10 @@ describe('products and devices API', function () {
     assert.equal((await call('DELETE', '/products/00000000-0000-4000-8000-000000000000')).status, 404);
     assert.equal((await call('POST', '/devices', { id: 'meter_1', product_id: 'meter' })).status, 409);
     assert.equal((await call('POST', '/products', { key: 'meter', name: 'dup' })).status, 409);
-    assert.equal((await call('POST', '/devices', { id: 'x_1', product_id: 'no-such' })).status, 404);
+    const noProduct = await call('POST', '/devices', { id: 'x_1', product_id: 'no-such' });
+    assert.equal(noProduct.status, 400);
+    assert.equal(noProduct.body.error.code, 'unknown_reference');
+    assert.match(noProduct.body.error.message, /body.product_id: product 'no-such' does not exist/);
     const unknownPath = await call('GET', '/no/such/path');
     assert.equal(unknownPath.status, 404);
     assert.equal(unknownPath.body.error.code, 'not_found');

@@ -69,6 +69,8 @@ describe('device access API (real flux process)', function () {
       assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.equal(r.body.status, 'delivered');
       assert.equal(r.body.encoding, 'json');
+      assert.equal(r.body.device_id, 'meter-1');
+      assert.equal(r.body.deviceId, undefined, 'the answer is snake_case');
       const m = await got;
       assert.equal(m.packet.qos, 1);
       const cmd = JSON.parse(m.payload.toString());

@@ -41,7 +41,7 @@ describe('flux command node', function () {
 
     let answer: { status?: string } = {};
     for (let i = 0; i < 50; i++) {
-      const r = await fetch(`${flux.url}/light/light_switch_01/on`, { method: 'POST' });
+      const r = await fetch(`${flux.url}/flows/light/light_switch_01/on`, { method: 'POST' });
       if (r.status !== 404) {
         answer = await r.json();
         break;
@@ -55,7 +55,7 @@ describe('flux command node', function () {
     assert.match(JSON.stringify(msg.payload), /"brightness":100/);
     await device.endAsync();
 
-    const offline = await (await fetch(`${flux.url}/light/light_switch_02/on`, { method: 'POST' })).json();
+    const offline = await (await fetch(`${flux.url}/flows/light/light_switch_02/on`, { method: 'POST' })).json();
     assert.equal(offline.status, 'offline');
   });
 });

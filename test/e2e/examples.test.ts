@@ -40,12 +40,13 @@ describe('example flows', function () {
     await client.endAsync();
     let body: any;
     for (let i = 0; i < 100 && body?.values?.temperature === undefined; i++) {
-      const res = await fetch(`${flux.url}/devices/thermo_1/latest-values`);
+      const res = await fetch(`${flux.url}/flows/devices/thermo_1/latest-values`, { headers: { authorization: `Bearer ${flux.token}` } });
       if (res.status === 200) body = await res.json();
       if (body?.values?.temperature === undefined) await new Promise((r) => setTimeout(r, 100));
     }
     assert.deepEqual(body.values, { temperature: 21.5, humidity: 40 });
-    const missing = await fetch(`${flux.url}/devices/nobody/latest-values`);
+    assert.equal((await fetch(`${flux.url}/flows/devices/thermo_1/latest-values`)).status, 401, 'the example endpoint needs the token');
+    const missing = await fetch(`${flux.url}/flows/devices/nobody/latest-values`, { headers: { authorization: `Bearer ${flux.token}` } });
     assert.equal(missing.status, 200, 'an unknown device has no values (the store answers empty)');
     assert.deepEqual((await missing.json()).values, {});
   });

@@ -90,7 +90,7 @@ describe('the flux process', function () {
     assert.equal(deploy.status, 204);
     let body: unknown;
     for (let i = 0; i < 50; i++) {
-      const res = await fetch(`${flux.url}/hello`);
+      const res = await fetch(`${flux.url}/flows/hello`);
       if (res.status === 200) {
         body = await res.json();
         break;

@@ -23,7 +23,7 @@ describe('the README quickstart script', function () {
     assert.ok(readme.includes('```bash\n' + script + '```'), 'README.md shows docs/quickstart.sh verbatim');
   });
 
-  it('shows stored telemetry, the alarm, the live feed and the trace of one message', async function () {
+  it('shows stored telemetry, the alarm, the live feed, the trace of one message and a command arriving at mosquitto_sub', async function () {
     const out = await new Promise<string>((resolve, reject) => {
       const child = spawn('bash', [path.join(ROOT, 'docs', 'quickstart.sh')], {
         cwd: ROOT,
@@ -40,5 +40,9 @@ describe('the README quickstart script', function () {
     assert.match(out, /feed: \{"type":"telemetry","device_id":"sensor_1"[^\n]*"temperature":45\.3/, 'the live feed showed the telemetry');
     assert.match(out, /feed: \{"type":"alarm"/, 'the live feed showed the alarm');
     for (const stage of ['ingress', 'decode', 'rule', 'store']) assert.match(section(8), new RegExp(`"stage":"${stage}"`), `the trace has the ${stage} stage`);
+    // the command: answered delivered, encoded by the plugin, and the frame seen by mosquitto_sub
+    assert.match(section(9), /"status":"delivered"[^\n]*"device_id":"sensor_1"|"device_id":"sensor_1"[^\n]*"status":"delivered"/, 'the command was delivered');
+    assert.match(section(9), /"encoding":"plugin"/, 'the plugin encoded the command');
+    assert.match(section(9), /^mosquitto_sub received on \/boiler\/sensor_1\/command: 0106000101f4d81d$/m, 'mosquitto_sub got the write-single-register frame');
   });
 });

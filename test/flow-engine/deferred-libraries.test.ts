@@ -95,7 +95,7 @@ function flow(sitePort: number, flux: FluxProcess): object[] {
       "msg.headers = { 'content-type': 'multipart/form-data' };\nmsg.payload = { field: 'x', file: { value: Buffer.from('file body'), options: { filename: 'a.txt', contentType: 'text/plain' } } };\nreturn msg;",
       'multipart-post',
     ),
-    request('multipart-post', `${flux.url}/deferred/upload`, 'respond', { method: 'POST', ret: 'obj' }),
+    request('multipart-post', `${flux.url}/flows/deferred/upload`, 'respond', { method: 'POST', ret: 'obj' }),
     httpIn('upload-in', '/deferred/upload', 'upload-read', { method: 'post', upload: true }),
     fn('upload-read', 'const f = msg.req.files[0];\nmsg.payload = { field: msg.payload.field, name: f.originalname, body: f.buffer.toString() };\nnode.send(msg);\nnode.done();', 'respond'),
     // ajv: a draft-06 schema (the meta-schema 70-JSON.js adds while loading, replayed on first use)
@@ -132,7 +132,7 @@ describe('core nodes with deferred libraries', function () {
   let proxy: { server: http.Server; tunnels: string[] };
   // bounded: a node failing on its message answers nothing
   const get = async (p: string) => {
-    const res = await fetch(flux.url + p, { signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(flux.url + '/flows' + p, { signal: AbortSignal.timeout(10_000) });
     assert.equal(res.status, 200, `${p}: ${await res.clone().text()}`);
     return res.json();
   };
@@ -145,7 +145,7 @@ describe('core nodes with deferred libraries', function () {
       client.on('message', (_t, payload) => (received ??= payload.toString()));
       await client.subscribeAsync(topic, { qos: 1 });
       return await until(`a message on ${topic}`, async () => {
-        if (received === undefined) await fetch(flux.url + endpoint);
+        if (received === undefined) await fetch(flux.url + '/flows' + endpoint);
         return received;
       });
     } finally {
@@ -180,7 +180,7 @@ describe('core nodes with deferred libraries', function () {
         body: JSON.stringify([...current, ...flow(port(site), flux)]),
       });
       assert.equal(res.status, 204, await res.text());
-      await until('the deployed flow', async () => ((await fetch(flux.url + '/deferred/ready')).status === 200 ? true : undefined));
+      await until('the deployed flow', async () => ((await fetch(flux.url + '/flows/deferred/ready')).status === 200 ? true : undefined));
     });
 
     it('fetches a page with http request (got, tough-cookie) and picks it apart with html (cheerio)', async function () {
@@ -210,7 +210,7 @@ describe('core nodes with deferred libraries', function () {
     });
 
     it('echoes over a websocket listener (ws)', async function () {
-      const ws = new WebSocket(`ws://127.0.0.1:${flux.http}/deferred/ws`);
+      const ws = new WebSocket(`ws://127.0.0.1:${flux.http}/flows/deferred/ws`);
       const echo = new Promise<string>((resolve, reject) => {
         ws.onmessage = (e) => resolve(String(e.data));
         ws.onerror = () => reject(new Error('websocket error'));

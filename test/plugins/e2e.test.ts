@@ -61,7 +61,7 @@ describe('plugins end to end', function () {
       body: JSON.stringify(flow),
     });
     assert.equal(deploy.status, 204, await deploy.text());
-    await until('the flow to start', async () => ((await fetch(`${flux.url}/e2e/decoded`)).status === 200 ? true : undefined), 10_000);
+    await until('the flow to start', async () => ((await fetch(`${flux.url}/flows/e2e/decoded`)).status === 200 ? true : undefined), 10_000);
 
     // 4. the device publishes the seed's frame with a real third-party client
     const dir = tempDir('flux-frames-');
@@ -75,7 +75,7 @@ describe('plugins end to end', function () {
     const seen = await until(
       'the decoded message and the error in the flow',
       async () => {
-        const r = (await (await fetch(`${flux.url}/e2e/decoded`)).json()) as { decoded: any[]; errors: any[] };
+        const r = (await (await fetch(`${flux.url}/flows/e2e/decoded`)).json()) as { decoded: any[]; errors: any[] };
         return r.decoded.length >= 1 && r.errors.length >= 1 ? r : undefined;
       },
       10_000,
@@ -93,7 +93,7 @@ describe('plugins end to end', function () {
   });
 
   it('encodes a command into Modbus RTU bytes with the flux encode node', async () => {
-    const r = await fetch(`${flux.url}/e2e/encode`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ command: 'read_holding', params: { unit: 1, address: 0, count: 2 } }) });
+    const r = await fetch(`${flux.url}/flows/e2e/encode`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ command: 'read_holding', params: { unit: 1, address: 0, count: 2 } }) });
     assert.equal(r.status, 200);
     assert.deepEqual(await r.json(), { hex: '010300000002c40b', command: { command: 'read_holding', params: { unit: 1, address: 0, count: 2 } } });
   });

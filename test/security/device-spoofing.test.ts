@@ -99,7 +99,7 @@ describe('security: a device cannot report as another device', function () {
     assert.match(metrics, /^flux_uplink_refused_total\{[^}]*reason="not_a_gateway"[^}]*\} 2$/m);
 
     const refusals = await until('the catch node saw both refusals', async () => {
-      const r = await fetch(`${flux.url}/test/refusals`);
+      const r = await fetch(`${flux.url}/flows/test/refusals`);
       const body = r.status === 200 ? ((await r.json()) as { message: string; device_id: string; sender: string }[]) : [];
       return body.length >= 2 ? body : undefined;
     });

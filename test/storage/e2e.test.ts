@@ -59,14 +59,14 @@ describe('storage end to end: written through the flow, read through the API', f
     });
     assert.equal(deploy.status, 204);
     // A full deploy answers before the new flow has started.
-    for (let i = 0; i < 100 && (await fetch(`${flux.url}/e2e/ready`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && (await fetch(`${flux.url}/flows/e2e/ready`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
   });
   after(async () => {
     await flux?.stop();
   });
 
   const post = async (path: string, body: unknown) => {
-    const res = await fetch(flux.url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch(flux.url + "/flows" + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     const text = await res.text();
     if (!res.ok) throw new Error(`${path}: HTTP ${res.status} ${text.slice(0, 300)}\n${flux.output().slice(-3000)}`);
     return { status: res.status, body: JSON.parse(text) as any };

@@ -40,10 +40,14 @@ function delegate(store: TimeSeriesStore): TimeSeriesStore {
     ping: () => store.ping(),
     write: (p) => store.write(p),
     latest: (d) => store.latest(d),
+    latestMany: (d) => store.latestMany(d),
     range: (q) => store.range(q),
     aggregate: (q) => store.aggregate(q),
     metrics: (d) => store.metrics(d),
     deleteBefore: (p, b) => store.deleteBefore(p, b),
+    writeEvents: (e) => store.writeEvents(e),
+    events: (q) => store.events(q),
+    deleteEventsBefore: (p, b) => store.deleteEventsBefore(p, b),
   };
 }
 

@@ -4,7 +4,7 @@
  * questions the same way. A backend that skips a test must say why in `skips`.
  */
 import assert from 'node:assert/strict';
-import type { AggRow, Point, Sample, TimeSeriesStore, Value } from '../../runtime/storage/index.ts';
+import type { AggRow, DeviceEvent, Point, Sample, TimeSeriesStore, Value } from '../../runtime/storage/index.ts';
 
 export interface ContractTarget {
   store: TimeSeriesStore;
@@ -206,6 +206,61 @@ export function runStoreContract(name: string, factory: () => Promise<ContractTa
         { metric: 'a', ts: T0, count: 200, sum: sumOf('a') },
         { metric: 'b', ts: T0, count: 200, sum: sumOf('b') },
       ]);
+    });
+
+    test('stores device events whole and reads them by device, event, range and order', async () => {
+      const d = dev('ev'), other = dev('ev-other');
+      const product = `prod-ev-${process.pid}-${seq}`;
+      const odd = { open: true, note: `it's "q" \\ 温度 ✓`, nested: { a: [1, 2.5, null] } };
+      const ev = (device: string, event: string, ts: number, payload: Record<string, unknown>, msg_id: string | null = null, flagged = false, problem: string | null = null): DeviceEvent => ({ device, product, event, ts, payload, msg_id, flagged, problem });
+      await store.writeEvents([
+        ev(d, 'door', T0 + 2000, { open: false }, 'm2'),
+        ev(d, 'door', T0 + 1000, odd, 'm1'),
+        ev(d, 'alarm', T0 + 3000, { level: 'x' }, 'm3', true, "field 'level': expected int, got string"),
+        ev(other, 'door', T0 + 1500, { open: true }),
+      ]);
+      // a retried batch stores each event once
+      await store.writeEvents([ev(d, 'door', T0 + 2000, { open: false }, 'm2')]);
+      const all = await store.events({ device: d, from: T0, to: T0 + 10_000 });
+      assert.deepEqual(all.map((e) => [e.event, e.ts, e.msg_id]), [['door', T0 + 1000, 'm1'], ['door', T0 + 2000, 'm2'], ['alarm', T0 + 3000, 'm3']]);
+      assert.deepEqual(all[0]!.payload, odd);
+      assert.equal(all[0]!.product, product);
+      assert.equal(all[0]!.flagged, false);
+      assert.equal(all[0]!.problem, null);
+      assert.equal(all[2]!.flagged, true);
+      assert.equal(all[2]!.problem, "field 'level': expected int, got string");
+      const doors = await store.events({ device: d, event: 'door', from: T0, to: T0 + 10_000, order: 'desc', limit: 1 });
+      assert.deepEqual(doors.map((e) => e.ts), [T0 + 2000]);
+      assert.deepEqual((await store.events({ device: d, from: T0 + 1001, to: T0 + 3000 })).map((e) => e.ts), [T0 + 2000]);
+      const none = await store.events({ device: other, from: T0, to: T0 + 10_000 });
+      assert.equal(none.length, 1);
+      assert.equal(none[0]!.msg_id, null);
+      assert.deepEqual(await store.events({ device: dev('ev-ghost'), from: 0, to: T0 }), []);
+      const deleted = await store.deleteEventsBefore(product, T0 + 2000);
+      assert.ok(deleted === 2 || deleted === -1, `deleted ${deleted}`);
+      assert.deepEqual((await store.events({ device: d, from: 0, to: T0 + 10_000 })).map((e) => e.ts), [T0 + 2000, T0 + 3000]);
+      assert.equal(await store.deleteEventsBefore(`unknown-product-${seq}`, T0), 0);
+    });
+
+    test('a raw range comes newest first with order desc, and skips offset values', async () => {
+      const d = dev('order');
+      await store.write([1, 2, 3, 4, 5].map((i) => pt(d, 'v', T0 + i * 1000, i)));
+      const desc = await store.range({ device: d, from: T0, to: T0 + 10_000, order: 'desc', limit: 2 });
+      assert.deepEqual(desc.map((s) => s.value), [5, 4]);
+      const next = await store.range({ device: d, from: T0, to: T0 + 10_000, order: 'desc', limit: 2, offset: 2 });
+      assert.deepEqual(next.map((s) => s.value), [3, 2]);
+      const asc = await store.range({ device: d, from: T0, to: T0 + 10_000, limit: 2, offset: 3 });
+      assert.deepEqual(asc.map((s) => s.value), [4, 5]);
+    });
+
+    test('latestMany answers the newest values of many devices at once, empty for unknown ones', async () => {
+      const a = dev('lm-a'), b = dev('lm-b'), ghost = dev('lm-ghost');
+      await store.write([pt(a, 't', T0, 1), pt(a, 't', T0 + 1000, 2), pt(a, 'h', T0, 50), pt(b, 't', T0 + 5000, 9)]);
+      const got = await store.latestMany([a, b, ghost]);
+      assert.deepEqual(got.get(a), [{ metric: 'h', ts: T0, value: 50 }, { metric: 't', ts: T0 + 1000, value: 2 }]);
+      assert.deepEqual(got.get(b), [{ metric: 't', ts: T0 + 5000, value: 9 }]);
+      assert.deepEqual(got.get(ghost), []);
+      assert.deepEqual(await store.latestMany([]), new Map());
     });
 
     test('an unknown device answers empty results, not errors', async () => {

@@ -368,7 +368,9 @@ export async function startTdengineServer(opts: { user?: string; password?: stri
       else p.optKw('ASC');
     }
     let limit = Infinity;
+    let offset = 0;
     if (p.optKw('LIMIT')) limit = p.num();
+    if (p.optKw('OFFSET')) offset = p.num();
     if (!p.done()) p.fail();
 
     const rows = src.rows.filter(([ts, r]) => cond(r, ts));
@@ -433,7 +435,7 @@ export async function startTdengineServer(opts: { user?: string; password?: stri
     } else {
       data = rows.map(([ts, r]) => exprs.map((e) => (e.kind === 'ts' ? iso(ts) : e.kind === 'col' ? (r.get(e.col!) ?? null) : null)));
     }
-    data = data.slice(0, limit);
+    data = data.slice(offset, offset + limit);
     return { column_meta: meta, data, rows: data.length };
   }
 

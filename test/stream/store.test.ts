@@ -32,6 +32,9 @@ for (const dialect of ['sqlite', 'mysql', 'postgres'] as const) {
       }
       registry = createRegistry({ db, log });
       await registry.start();
+      // a stream names an existing device (runtime/stream/store.ts checks it)
+      const product = await registry.products.create({ key: 'cams', name: 'Cameras' });
+      await registry.devices.create({ id: 'dev1', product_id: product.id });
     });
 
     after(async function () {

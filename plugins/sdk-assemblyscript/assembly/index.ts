@@ -207,6 +207,8 @@ export function metaJson(name: string, version: string, protocol: string, framin
 /** A command for encode: its name and its flat params (numbers, strings, booleans). */
 export class Command {
   command: string = "";
+  /** the device the command is for ("" when the host did not say) */
+  deviceId: string = "";
   private names: string[] = [];
   private values: string[] = [];
   private kinds: u8[] = []; // 0 number, 1 string, 2 bool, 3 other
@@ -248,6 +250,7 @@ export class Command {
       const key = p.str();
       p.expect(58);
       if (key == "command") c.command = p.str();
+      else if (key == "device_id" && p.peek() == 34) c.deviceId = p.str();
       else if (key == "params") {
         p.expect(123);
         while (!p.eat(125)) {

@@ -79,12 +79,16 @@ pub struct StandardMessage {
     pub ts: Option<i64>,
 }
 
-/// A command for `encode`: `{ "command": "…", "params": { … } }`.
+/// A command for `encode`: `{ "command": "…", "params": { … }, "device_id": "…" }` (the host also
+/// sends `id`, `ts` and, for a gateway's child, `gateway_id`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Command {
     pub command: String,
     #[serde(default)]
     pub params: Value,
+    /// the device the command is for
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
 }
 
 /// What `meta` reports: `{ name, version, protocol, framing }`. `framing` tells the TCP ingress

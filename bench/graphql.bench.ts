@@ -1,0 +1,174 @@
+/**
+ * GraphQL figures (docs/graphql.md):
+ *  1. a query of 100 devices with their latest values: backend calls (counted on the real backends)
+ *     and p99 latency over HTTP, in-process FLUX on SQLite;
+ *  2. 1,000 graphql-ws subscribers on telemetry, one device each, while 1,000 MQTT devices publish
+ *     10 msg/s each (10,000 deliveries/s): receive→client p99, and FLUX's CPU and ingest with and
+ *     without the subscribers. FLUX runs as its own process; the MQTT load comes from
+ *     bench/lib/load-worker.ts processes; the subscribers live in this process.
+ */
+import { createClient, type Client } from 'graphql-ws';
+import WebSocket from 'ws';
+import type { Bench, BenchRow } from './types.ts';
+import { startLoad } from './lib/load.ts';
+import { histogramQuantile, metric, procStats, provision, scrape, startFlux, tempDir } from './lib/flux.ts';
+import { createFlux } from '../runtime/app/index.ts';
+import { loadSettings } from '../settings.ts';
+import { createLogger } from '../runtime/log/index.ts';
+
+const GROUP = 'graphql';
+const TOKEN = 'bench-token-0123456789abcdef';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const p = (xs: number[], q: number) => {
+  const s = xs.slice().sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))]! : NaN;
+};
+
+async function queryLatest(quick: boolean): Promise<BenchRow[]> {
+  const settings = loadSettings({ FLUX_DATA_DIR: tempDir('flux-bench-gql-'), FLUX_HTTP_PORT: '0', FLUX_MQTT_PORT: '0', FLUX_HOST: '127.0.0.1', FLUX_ADMIN_TOKEN: TOKEN });
+  const flux = createFlux({ settings, log: createLogger({ level: 'silent' }), flows: false });
+  const ports = await flux.start();
+  try {
+    const { registry } = flux.ctx;
+    const { storage } = flux.modules;
+    const product = await registry.products.create({ key: 'bench', name: 'bench' });
+    const points = [];
+    for (let i = 0; i < 100; i++) {
+      await registry.devices.create({ id: `dev_${i}`, product_id: product.id });
+      for (const m of ['temp', 'hum', 'pressure', 'co2', 'battery']) for (let t = 0; t < 10; t++) points.push({ device: `dev_${i}`, product: product.id, metric: m, ts: 1_700_000_000_000 + t * 1000, value: i + t });
+    }
+    await storage.store.write(points);
+    // Count every call into the backends the query could use.
+    let calls = 0;
+    const counted = <T extends object>(obj: T, names: string[]) => {
+      for (const n of names) {
+        const f = (obj as Record<string, (...a: unknown[]) => unknown>)[n]!;
+        (obj as Record<string, unknown>)[n] = (...a: unknown[]) => (calls++, f.apply(obj, a));
+      }
+    };
+    counted(registry.devices, ['list', 'find', 'get', 'byProducts']);
+    counted(registry.products, ['list', 'find', 'get', 'findMany']);
+    counted(storage.store, ['latest', 'latestMany', 'range']);
+    const query = JSON.stringify({ query: '{ devices(limit: 100) { items { id status latest { metric ts value } } page { total } } }' });
+    const url = `http://127.0.0.1:${ports.http}/api/graphql`;
+    const run = async () => {
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: query });
+      const body = (await res.json()) as { data?: { devices: { items: unknown[] } } };
+      if (body.data?.devices.items.length !== 100) throw new Error(`unexpected answer: ${JSON.stringify(body).slice(0, 300)}`);
+    };
+    for (let i = 0; i < 30; i++) await run();
+    calls = 0;
+    await run();
+    const perQuery = calls;
+    const lat: number[] = [];
+    for (let i = 0; i < (quick ? 200 : 1000); i++) {
+      const t0 = performance.now();
+      await run();
+      lat.push(performance.now() - t0);
+    }
+    return [
+      { group: GROUP, name: 'query of 100 devices with their latest values (5 metrics each): backend calls', value: perQuery, unit: 'calls', target: '<= 3', met: perQuery <= 3, note: 'devices.list + store.latestMany (one SQL query), counted on the real backends' },
+      { group: GROUP, name: 'query of 100 devices with their latest values: latency over HTTP, SQLite', value: p(lat, 0.99), unit: 'ms p99', target: '< 20 ms', met: p(lat, 0.99) < 20, note: `p50 ${p(lat, 0.5).toFixed(1)} ms over ${lat.length} sequential queries` },
+    ];
+  } finally {
+    await flux.stop();
+  }
+}
+
+interface Phase {
+  stored: number;
+  cpu: number;
+  pipelineP99: number;
+  delivered: number;
+  clientP99: number;
+  clientP50: number;
+}
+
+async function subscribers(quick: boolean): Promise<BenchRow[]> {
+  const count = 1000;
+  const perDevice = 10;
+  const seconds = quick ? 5 : 10;
+  const dataDir = tempDir('flux-bench-gqlsub-');
+  const devices = await provision(dataDir, { productKey: 'bench', count, metadata: { properties: [{ id: 't', type: 'float' }] } });
+  const flux = await startFlux({ FLUX_LOG_LEVEL: 'warn' }, { dataDir, timeoutMs: 60_000 });
+  const payloadHex = Buffer.from('{"values":{"t":21.5}}').toString('hex');
+  const load = await startLoad({ host: '127.0.0.1', port: flux.mqtt, devices, payloadHex, qos: 0, processes: 2 });
+  const clients: Client[] = [];
+  try {
+    const phase = async (lat: number[] | undefined, delivered: () => number): Promise<Phase> => {
+      const m0 = await scrape(flux);
+      const c0 = procStats(flux.child.pid!);
+      const d0 = delivered();
+      const r = await load.run(count * perDevice, seconds);
+      await sleep(500);
+      const m1 = await scrape(flux);
+      const c1 = procStats(flux.child.pid!);
+      return {
+        stored: (metric(m1, 'flux_storage_points_written_total') - metric(m0, 'flux_storage_points_written_total')) / r.seconds,
+        cpu: ((c1.cpuSeconds - c0.cpuSeconds) / (r.seconds + 0.5)) * 100,
+        pipelineP99: histogramQuantile(m0, m1, 'flux_pipeline_latency_seconds', 0.99) * 1000,
+        delivered: (delivered() - d0) / r.seconds,
+        clientP99: lat ? p(lat, 0.99) : NaN,
+        clientP50: lat ? p(lat, 0.5) : NaN,
+      };
+    };
+    // warm-up, then the load without subscribers
+    await load.run(count * perDevice, 3);
+    await sleep(1000);
+    const before = await phase(undefined, () => 0);
+
+    const lat: number[] = [];
+    let received = 0;
+    const url = `ws://127.0.0.1:${new URL(flux.url).port}/api/graphql`;
+    for (let i = 0; i < count; i++) {
+      const c = createClient({ url, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${flux.token}` }, lazy: false, retryAttempts: 0 });
+      clients.push(c);
+      c.subscribe(
+        { query: `subscription { telemetry(device_id: "${devices[i]!.username}") { ts values } }` },
+        {
+          next: (v) => {
+            received++;
+            const ts = (v.data as { telemetry: { ts: number } }).telemetry.ts;
+            if (lat.length < 2_000_000) lat.push(Date.now() - ts);
+          },
+          error: () => undefined,
+          complete: () => undefined,
+        },
+      );
+    }
+    for (let i = 0; i < 200; i++) {
+      const h = await flux.api('GET', '/api/health');
+      if (h.body.components?.graphql?.subscriptions >= count) break;
+      await sleep(100);
+    }
+    await load.run(count * perDevice, 2);
+    lat.length = 0;
+    const during = await phase(lat, () => received);
+    const cpuCost = during.cpu - before.cpu;
+    return [
+      {
+        group: GROUP,
+        name: `${count} subscribers on telemetry (one device each) at ${perDevice} msg/s each: receive→client latency`,
+        value: during.clientP99,
+        unit: 'ms p99',
+        target: '< 100 ms',
+        met: during.clientP99 < 100 && during.delivered >= count * perDevice * 0.95,
+        note: `${Math.round(during.delivered)} deliveries/s, p50 ${during.clientP50.toFixed(1)} ms; latency from the uplink's receive time (the telemetry ts) to the client`,
+      },
+      {
+        group: GROUP,
+        name: `${count} subscribers at ${count * perDevice} deliveries/s: FLUX CPU for GraphQL`,
+        value: cpuCost,
+        unit: '% of a core',
+        note: `FLUX CPU ${before.cpu.toFixed(0)}% without subscribers, ${during.cpu.toFixed(0)}% with; ingest stored ${Math.round(before.stored)} → ${Math.round(during.stored)} msg/s, pipeline p99 ${before.pipelineP99.toFixed(1)} → ${during.pipelineP99.toFixed(1)} ms (receive→stored)`,
+      },
+    ];
+  } finally {
+    await Promise.all(clients.map((c) => c.dispose()));
+    await load.close();
+    await flux.stop();
+  }
+}
+
+const bench: Bench = async ({ quick }) => [...(await queryLatest(quick)), ...(await subscribers(quick))];
+export default bench;
