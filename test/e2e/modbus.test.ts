@@ -167,15 +167,17 @@ describe('modbus end to end (real FLUX process, real slave)', function () {
 
     slave.unit(1).holding[0] = 480;
     const read = await until('the example answers', async () => {
-      const r = await fetch(`${flux.url}/modbus/boiler_1`);
+      const r = await fetch(`${flux.url}/flows/modbus/boiler_1`, { headers: auth });
       return r.status === 200 ? ((await r.json()) as Record<string, number>) : undefined;
     });
     assert.equal(read.temperature, 48);
-    const write = await fetch(`${flux.url}/modbus/boiler_1/setpoint`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ value: 39.5 }) });
+    // the example's endpoints need a token: anyone who may read (viewer) or change (operator) devices
+    assert.equal((await fetch(`${flux.url}/flows/modbus/boiler_1/setpoint`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"value":1}' })).status, 401);
+    const write = await fetch(`${flux.url}/flows/modbus/boiler_1/setpoint`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ value: 39.5 }) });
     assert.equal(write.status, 200, await write.clone().text());
     assert.deepEqual(await write.json(), { setpoint: 39.5 });
     assert.equal(slave.unit(1).holding[1], 395);
-    const missing = await fetch(`${flux.url}/modbus/nobody`);
+    const missing = await fetch(`${flux.url}/flows/modbus/nobody`, { headers: auth });
     assert.equal(missing.status, 502);
     assert.match(((await missing.json()) as { error: { message: string } }).error.message, /not a polled Modbus device/);
   });
