@@ -73,7 +73,8 @@ describe('raw frames, replay and shadow mode in the console (Chromium)', functio
     if (this.currentTest?.state === 'failed' || code !== 0) console.log(flux?.output().slice(-4000));
   });
 
-  it('shows a frame a device just published, as hex, with its trace', async () => {
+  it('shows the newest frames a device just published, as hex, each with its trace, older ones a page later', async () => {
+    for (let d = 30000; d <= 30050; d++) await publish(d, 'm0');
     await publish(12345, 'm0');
     const hex = frame(12345, 'm0').toString('hex');
     const raw = await until('the frame in the uplink log', async () => {
@@ -86,6 +87,14 @@ describe('raw frames, replay and shadow mode in the console (Chromium)', functio
     await page.goto(`${flux.url}/console/devices/m0`);
     const row = page.locator(`[data-testid=raw-frames] tr[data-msg-id="${raw.msg_id}"]`);
     await row.waitFor();
+    const rows = page.locator('[data-testid=raw-frames] tr[data-msg-id]');
+    assert.equal(await rows.count(), 50, 'a page of 50');
+    assert.equal(await rows.first().getAttribute('data-msg-id'), raw.msg_id, 'newest first');
+    await page.click('button:has-text("Older frames")');
+    await page.locator('[data-testid=raw-frames] tr[data-msg-id]').nth(51).waitFor();
+    assert.equal(await rows.count(), 52, 'the two older frames appended');
+    assert.equal(await page.locator('[data-testid=raw-frames] td.payload').last().textContent(), frame(30000, 'm0').toString('hex').replace(/(..)(?=.)/g, '$1 '), 'the oldest last');
+    assert.equal(await page.locator('button:has-text("Older frames")').count(), 0, 'no more pages');
     assert.equal(await row.locator('td.payload').textContent(), hex.replace(/(..)(?=.)/g, '$1 '), 'the bytes in hex, a pair at a time');
     assert.match((await row.textContent())!, /mqtt/);
     assert.match((await row.textContent())!, /\/meter\/m0\/properties\/report/);
@@ -99,7 +108,7 @@ describe('raw frames, replay and shadow mode in the console (Chromium)', functio
   });
 
   it('lets an operator store a changed version without activating it and replay the recorded frames through it', async () => {
-    // 5 frames version 2 changes, 3 it fails on, 6 it decodes the same, from two devices
+    // 5 frames version 2 changes, 3 it fails on, 6 it decodes the same, from two devices (and the 52 above)
     for (const d of [90001, 90002, 90003, 90004, 90005, 80001, 80002, 80003, 10001, 10002, 10003]) await publish(d, 'm0');
     for (const d of [20001, 20002, 20003]) await publish(d, 'm1');
     await until('every frame in the log', async () => {
@@ -108,7 +117,7 @@ describe('raw frames, replay and shadow mode in the console (Chromium)', functio
     });
     const expected = { same: 0, different: 0, failed: 0 };
     for (const d of sent) expected[v2Outcome(d)]++;
-    assert.deepEqual(expected, { same: 7, different: 5, failed: 3 });
+    assert.deepEqual(expected, { same: 58, different: 5, failed: 3 });
 
     const page = await signedIn('opal', 'opal-password');
     await page.goto(`${flux.url}/console/plugins`);
@@ -178,5 +187,23 @@ describe('raw frames, replay and shadow mode in the console (Chromium)', functio
     await page.locator('[data-testid=shadow-none]').waitFor();
     assert.equal((await flux.api('GET', '/api/plugins/digits')).body.active_version, 2, 'version 2 is active');
     await page.locator('tr.active:has-text("v2")').waitFor();
+  });
+
+  it('cancels a running replay with its Cancel button', async () => {
+    // version 3 loops on frames starting with 0, each cut off at its 1 s deadline: a replay slow enough to cancel
+    const v3 = await flux.api('PUT', '/api/plugins/digits?activate=false&deadline_ms=1000', digitsPlugin(3), wasm);
+    assert.equal(v3.status, 201, JSON.stringify(v3.body));
+    for (let d = 0; d < 20; d++) await publish(d, 'm1');
+    const page = await signedIn('opal', 'opal-password');
+    await page.goto(`${flux.url}/console/plugins/digits`);
+    const form = page.locator('[data-testid=replay-form]');
+    await form.locator('select[name=version]').selectOption('3');
+    await form.locator('button[type=submit]').click();
+    await page.locator('[data-testid=replay-report][data-state=running]').waitFor();
+    await form.locator('button:has-text("Cancel")').click();
+    await page.locator('[data-testid=replay-report][data-state=cancelled]').waitFor();
+    const r = await flux.api('GET', '/api/plugins/digits/replay');
+    assert.equal(r.body.state, 'cancelled');
+    assert.ok(r.body.total < sent.length, `stopped after ${r.body.total} of ${sent.length} frames`);
   });
 });

@@ -45,7 +45,7 @@ export function TraceOf(p: { msgId: string }) {
 }
 
 export function RawFrames(p: { device: string }) {
-  const [range, setRange] = useState(1);
+  const [range, setRange] = useState(2);
   const [encoding, setEncoding] = useState<'hex' | 'base64'>('hex');
   const [pages, setPages] = useState<RawPage[]>([]);
   const [error, setError] = useState<unknown>(null);
@@ -53,10 +53,10 @@ export function RawFrames(p: { device: string }) {
   const [tick, setTick] = useState(0);
   const [span, setSpan] = useState<{ from: number; to: number }>({ from: 0, to: 0 });
 
-  async function load(after: number | null, w: { from: number; to: number }) {
+  async function load(before: number | null, w: { from: number; to: number }) {
     try {
-      const page = await get<RawPage>(`/devices/${encodeURIComponent(p.device)}/raw${qs({ from: w.from, to: w.to, limit: PAGE, after, encoding })}`);
-      setPages((old) => (after === null ? [page] : [...old, page]));
+      const page = await get<RawPage>(`/devices/${encodeURIComponent(p.device)}/raw${qs({ from: w.from, to: w.to, limit: PAGE, order: 'desc', before, encoding })}`);
+      setPages((old) => (before === null ? [page] : [...old, page]));
       setError(null);
     } catch (err) {
       setError(err);
@@ -95,7 +95,7 @@ export function RawFrames(p: { device: string }) {
       }
     >
       <ErrorBox error={error} />
-      <p class="hint">{t('Uplinks exactly as received, oldest first, from {from} to {to}.', { from: fmtTime(span.from), to: fmtTime(span.to) })}</p>
+      <p class="hint">{t('Uplinks exactly as received, newest first, from {from} to {to}.', { from: fmtTime(span.from), to: fmtTime(span.to) })}</p>
       {pages.length > 0 && items.length === 0 && <p class="hint">{t('No frames in this range.')}</p>}
       <table class="grid" data-testid="raw-frames">
         {items.length > 0 && (
@@ -146,7 +146,7 @@ export function RawFrames(p: { device: string }) {
       {last?.has_more && (
         <div class="pager">
           <button type="button" onClick={() => void load(last.next, span)}>
-            {t('Newer frames')} ›
+            {t('Older frames')} ›
           </button>
         </div>
       )}
