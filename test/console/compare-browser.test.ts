@@ -143,10 +143,10 @@ describe('raw frames, replay and shadow mode in the console (Chromium)', functio
     assert.equal(await diffs.count(), expected.different + expected.failed);
     const changed = diffs.filter({ hasText: '"n": 1750000090001' });
     assert.equal(await changed.count(), 1);
-    assert.match((await changed.locator('td.side').nth(1).textContent())!, /"n": -1/, 'version 2 beside version 1');
+    assert.match((await changed.locator('td.output').nth(1).textContent())!, /"n": -1/, 'version 2 beside version 1');
     assert.match((await changed.textContent())!, /m0/);
     const failed = diffs.filter({ hasText: '"n": 1750000080001' });
-    assert.equal(await failed.locator('td.side').nth(1).locator('.error').count(), 1, 'the failure is shown with its cause');
+    assert.equal(await failed.locator('td.output').nth(1).locator('.error').count(), 1, 'the failure is shown with its cause');
     // the message id opens its trace
     await changed.locator('button.link').click();
     await page.locator('[data-testid=replay-diffs] pre.json:has-text("spans")').first().waitFor();

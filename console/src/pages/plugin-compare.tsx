@@ -90,10 +90,10 @@ export function DiffList(p: { diffs: Diff[]; active: number; version: number; te
                 <div>{d.deviceId ?? '—'}</div>
                 <div class="hint">{fmtTime(d.ts)}</div>
               </td>
-              <td class="side">
+              <td class="output">
                 <SideView side={d.before} />
               </td>
-              <td class="side">
+              <td class="output">
                 <SideView side={d.after} />
               </td>
             </tr>
@@ -190,7 +190,7 @@ export function ReplayPanel(p: { id: string; versions: { version: number; active
     <Card title={t('Replay recorded frames')}>
       <p class="hint">{t('Decode the recorded uplinks of a time range with a stored version and compare each output with the active version. Nothing is stored, no rule runs.')}</p>
       {write && (
-        <form class="form inline-form" onSubmit={start} data-testid="replay-form">
+        <form class="inline-form compare-form" onSubmit={start} data-testid="replay-form">
           <VersionSelect versions={p.versions} name="version" />
           <label>
             {t('From')}
@@ -284,7 +284,7 @@ export function ShadowPanel(p: { id: string; versions: { version: number; active
       <ErrorBox error={error} />
       {shadow === null && <p class="hint" data-testid="shadow-none">{t('No shadow version running.')}</p>}
       {shadow === null && write && (
-        <form class="form inline-form" onSubmit={start} data-testid="shadow-form">
+        <form class="inline-form compare-form" onSubmit={start} data-testid="shadow-form">
           <VersionSelect versions={p.versions} name="version" />
           <label>
             {t('Sample (0–1)')}
