@@ -1,13 +1,15 @@
 /**
  * `npm run console:screenshots`: starts FLUX on free ports with demo data (test/console/seed.ts) and
  * saves a screenshot of every console page in English and Chinese under docs/console/, and of the
- * flow editor's login and rule dialog.
+ * flow editor's login and rule dialog. A second plugin (test/plugin-compare/fixtures.ts: a candidate
+ * version that changes some frames) is replayed and run in shadow mode for the replay and raw frames shots.
  */
 import path from 'node:path';
 import fs from 'node:fs';
 import { startFlux, ROOT } from '../test/helpers/flux-process.ts';
 import { seed, uplink } from '../test/console/seed.ts';
 import { launchChromium } from '../test/helpers/chromium.ts';
+import { digitsPlugin, frame } from '../test/plugin-compare/fixtures.ts';
 
 const PAGES: [string, string][] = [
   ['overview', ''],
@@ -17,6 +19,8 @@ const PAGES: [string, string][] = [
   ['device', 'devices/sensor_1'],
   ['plugins', 'plugins'],
   ['plugin', 'plugins/modbus'],
+  ['plugin-compare', 'plugins/digits'],
+  ['raw-frames', 'devices/meter_1'],
   ['rules', 'rules'],
   ['rule', 'rules/{rule}'],
   ['alarms', 'alarms'],
@@ -56,10 +60,31 @@ async function editorShots(lang: 'en' | 'zh'): Promise<void> {
   console.log(`${lang}/editor-rule.png`);
   await ctx.close();
 }
+/** The digits plugin, its version 2 stored beside it, frames of meter_1 replayed through it, and a shadow running. */
+async function compareScene(): Promise<void> {
+  const must = async (r: Promise<{ status: number; body: any }>) => {
+    const x = await r;
+    if (x.status >= 300) throw new Error(`${x.status} ${JSON.stringify(x.body)}`);
+    return x.body;
+  };
+  const wasm = { 'content-type': 'application/wasm' };
+  await must(flux.api('PUT', '/api/plugins/digits', digitsPlugin(1), wasm));
+  await must(flux.api('POST', '/api/products', { key: 'meter', name: 'Meter', protocol_plugin_id: 'digits', metadata: { properties: [{ id: 'n', type: 'int' }] } }));
+  const dev = await must(flux.api('POST', '/api/devices', { id: 'meter_1', product_id: 'meter', name: 'Meter 1' }));
+  const send = (d: number) => must(flux.api('POST', '/api/devices/meter_1/uplink', frame(d, 'meter_1'), { 'content-type': 'application/octet-stream', 'x-device-secret': dev.secret }));
+  const from = Date.now() - 1000;
+  for (const d of [10001, 90002, 10003, 10004, 80005, 10006, 90007, 10008, 10009, 10010, 10011, 90012]) await send(d);
+  await must(flux.api('PUT', '/api/plugins/digits?activate=false', digitsPlugin(2), wasm));
+  await must(flux.api('POST', '/api/plugins/digits/replay', { version: 2, from, to: Date.now() }));
+  await must(flux.api('POST', '/api/plugins/digits/shadow', { version: 2, sample: 1 }));
+  for (const d of [10021, 90022, 10023]) await send(d);
+}
+
 const flux = await startFlux();
 const browser = await launchChromium();
 try {
   const s = await seed(flux, { samples: 30, alarm: true });
+  await compareScene();
   for (const lang of ['en', 'zh'] as const) {
     fs.mkdirSync(path.join(out, lang), { recursive: true });
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: lang === 'zh' ? 'zh-CN' : 'en-US' });
@@ -78,7 +103,8 @@ try {
       }
       await page.waitForTimeout(name === 'overview' ? 2500 : 600);
       if (name === 'rule') await page.click('text=/Run test|运行测试/').then(() => page.waitForSelector('[data-testid=test-result]')).catch(() => undefined);
-      await page.screenshot({ path: path.join(out, lang, `${name}.png`), fullPage: name !== 'device' });
+      if (name === 'raw-frames') await page.locator('.card:has([data-testid=raw-frames])').screenshot({ path: path.join(out, lang, `${name}.png`) });
+      else await page.screenshot({ path: path.join(out, lang, `${name}.png`), fullPage: name !== 'device' });
       console.log(`${lang}/${name}.png`);
     }
     await ctx.close();

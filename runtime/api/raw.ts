@@ -10,21 +10,25 @@ const time = z.union([q.int(0, 8.64e15), z.iso.datetime({ offset: true }).transf
 export function rawRoutes(ctx: FluxContext, routes: RouteTable, log: UplinkLog): void {
   routes.add({
     method: 'get', path: '/devices/:id/raw', tag: 'trace', role: 'viewer', errors: [404],
-    summary: 'Raw uplinks of a device as received (oldest first, paginated with `after`), kept FLUX_RAW_RETENTION / FLUX_RAW_MAX_BYTES; each links to its trace',
+    summary: 'Raw uplinks of a device as received (oldest first, paginated with `after`; `order=desc`: newest first, paginated with `before`), kept FLUX_RAW_RETENTION / FLUX_RAW_MAX_BYTES; each links to its trace',
     params: idParam,
     query: z.object({
       from: time.optional(),
       to: time.optional(),
       limit: q.int(1, 1000).optional(),
-      /** the `next` cursor of the previous page */
+      /** the `next` cursor of the previous page, oldest first */
       after: q.int(0, Number.MAX_SAFE_INTEGER).optional(),
+      /** `desc`: newest first, the next page with `before` */
+      order: z.enum(['asc', 'desc']).optional(),
+      /** the `next` cursor of the previous page, newest first */
+      before: q.int(0, Number.MAX_SAFE_INTEGER).optional(),
       encoding: z.enum(['hex', 'base64']).optional(),
     }),
     returns: '`{ items: [{ msg_id, seq, ts, transport, type, event_id, topic, bytes, payload, trace }], next, has_more }`',
     handler: async ({ params, query }) => {
       await ctx.registry.devices.get(params.id);
       const limit = query.limit ?? 100;
-      const rows = await log.read({ deviceId: params.id, from: query.from, to: query.to, afterSeq: query.after, limit: limit + 1 });
+      const rows = await log.read({ deviceId: params.id, from: query.from, to: query.to, afterSeq: query.after, beforeSeq: query.before, order: query.order, limit: limit + 1 });
       const more = rows.length > limit;
       const page = more ? rows.slice(0, limit) : rows;
       const encoding = query.encoding ?? 'hex';

@@ -47,8 +47,12 @@ export interface RawQuery {
   deviceId?: string;
   from?: number;
   to?: number;
-  /** only entries after this seq (the page cursor) */
+  /** only entries after this seq (the page cursor, oldest first) */
   afterSeq?: number;
+  /** only entries before this seq (the page cursor, newest first) */
+  beforeSeq?: number;
+  /** 'desc': newest first */
+  order?: 'asc' | 'desc';
   limit: number;
 }
 
@@ -308,17 +312,21 @@ export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
 
     async read(q) {
       const out: LogRecord[] = [];
-      const from = q.from ?? -Infinity, to = q.to ?? Infinity, after = q.afterSeq ?? 0;
-      for (const seg of [...segments]) {
+      const from = q.from ?? -Infinity, to = q.to ?? Infinity, after = q.afterSeq ?? 0, before = q.beforeSeq ?? Infinity;
+      const newestFirst = q.order === 'desc';
+      for (const seg of newestFirst ? [...segments].reverse() : [...segments]) {
         if (out.length >= q.limit) break;
-        if (seg.lastSeq <= after || seg.maxTs < from || seg.minTs > to) continue;
+        if (seg.lastSeq <= after || seg.firstSeq >= before || seg.maxTs < from || seg.minTs > to) continue;
+        // a segment is read forwards; newest first takes its matches from the end
+        const found: LogRecord[] = [];
         await scanSegment(seg.file, (r) => {
-          if (out.length >= q.limit || r.seq <= after || r.ts < from || r.ts > to) return;
+          if ((!newestFirst && out.length + found.length >= q.limit) || r.seq <= after || r.seq >= before || r.ts < from || r.ts > to) return;
           if (q.deviceId !== undefined && r.deviceId !== q.deviceId) return;
-          out.push(r);
+          found.push(r);
         }).catch((err: NodeJS.ErrnoException) => {
           if (err.code !== 'ENOENT') throw err; // evicted while reading
         });
+        out.push(...(newestFirst ? found.reverse().slice(0, q.limit - out.length) : found));
       }
       return out;
     },

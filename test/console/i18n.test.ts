@@ -17,6 +17,7 @@ const FROM_DATA = [
   'Overview', 'Products', 'Devices', 'Plugins', 'Rules and scenes', 'Alarm center', 'Reports', 'Video wall', 'System',
   'Properties', 'Events', 'Commands', 'last hour', 'last 6 hours', 'last 24 hours', 'last 7 days', 'last 30 days',
   'Users and roles', 'API tokens', 'Audit log', 'Settings', 'came online', 'went offline',
+  'running', 'done', 'cancelled', 'failed', 'last 15 minutes',
 ];
 
 describe('the console in Chinese', function () {

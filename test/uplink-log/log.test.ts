@@ -67,6 +67,17 @@ describe('uplink log', () => {
     let none = 0;
     for await (const batch of log.scan({ from: 0, to: 1_000 })) none += batch.length;
     assert.equal(none, 0);
+    // newest first (the console's raw frames), a page at a time across segment ends
+    const newest = await log.read({ order: 'desc', limit: 3 });
+    assert.deepEqual(newest.map((r) => r.seq), [10_000, 9999, 9998]);
+    const seqs: number[] = [];
+    for (let before: number | undefined = 9001; seqs.length < 2000; ) {
+      const page = await log.read({ order: 'desc', beforeSeq: before, limit: 700 });
+      seqs.push(...page.map((r) => r.seq));
+      before = page.at(-1)!.seq;
+    }
+    assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => 9000 - i), 'every entry once, newest first');
+    assert.deepEqual((await log.read({ order: 'desc', from: 1_700_000_000_100, to: 1_700_000_000_102, limit: 100 })).map((r) => r.id), ['msg-102', 'msg-101', 'msg-100']);
   });
 
   it('processes again after a restart exactly the entries not marked handled, in order', async () => {

@@ -50,6 +50,11 @@ describe('uplink log: raw traffic API and a full log', function () {
     const page2 = await flux.api('GET', `/api/devices/sensor_1/raw?limit=2&after=${page1.body.next}`);
     assert.deepEqual(page2.body.items.map((i: { payload: string }) => i.payload), ['01030201020000']);
     assert.equal(page2.body.has_more, false);
+    const newest = await flux.api('GET', '/api/devices/sensor_1/raw?order=desc&limit=2');
+    assert.deepEqual(newest.body.items.map((i: { payload: string }) => i.payload), ['01030201020000', '01030201010000'], 'newest first');
+    const older = await flux.api('GET', `/api/devices/sensor_1/raw?order=desc&limit=2&before=${newest.body.next}`);
+    assert.deepEqual(older.body.items.map((i: { payload: string }) => i.payload), ['01030201000000']);
+    assert.equal(older.body.has_more, false);
     const later = await flux.api('GET', `/api/devices/sensor_1/raw?from=${Date.now() + 60_000}`);
     assert.deepEqual(later.body.items, []);
     assert.equal((await flux.api('GET', '/api/devices/nobody/raw')).status, 404);

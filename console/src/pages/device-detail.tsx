@@ -1,4 +1,4 @@
-/** One device: status, secret reset, latest values, live chart, Modbus polling, history, command sender, trace, sub-devices. */
+/** One device: status, secret reset, latest values, live chart, Modbus polling, history, command sender, trace, raw frames, sub-devices. */
 import { useRef, useState } from 'preact/hooks';
 import { del, get, getOptional, patch, post } from '../api.ts';
 import { navigate } from '../router.ts';
@@ -9,6 +9,7 @@ import type { Device } from './devices.tsx';
 import type { Product } from './products.tsx';
 import { CommandSender, History, SubDevices, TracePanel } from './device-panels.tsx';
 import { ModbusPanel } from './device-modbus.tsx';
+import { RawFrames } from './raw-frames.tsx';
 
 interface Latest {
   items: { metric: string; ts: number; value: unknown }[];
@@ -133,6 +134,7 @@ export function DeviceDetail(p: { id: string }) {
       {d.is_gateway && <SubDevices gateway={d.id} />}
       {write && <CommandSender device={d} commands={product.data?.metadata.commands ?? []} />}
       <TracePanel device={d.id} />
+      <RawFrames device={d.id} />
     </div>
   );
 }

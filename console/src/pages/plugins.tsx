@@ -1,9 +1,10 @@
-/** Plugins: upload (file picker or drag and drop), versions, rollback, limits, try-decode on sample bytes. */
+/** Plugins: upload (file picker or drag and drop, optionally stored without activating), versions, rollback, limits, try-decode on sample bytes, replay and shadow mode. */
 import { useState } from 'preact/hooks';
 import { api, del, get, post } from '../api.ts';
 import { navigate } from '../router.ts';
 import { fmtTime, t, useLang } from '../i18n.ts';
 import { Card, ErrorBox, Json, Link, act, toast, useAsync, useRole } from '../ui.tsx';
+import { ReplayPanel, ShadowPanel } from './plugin-compare.tsx';
 
 interface Version {
   version: number;
@@ -25,6 +26,7 @@ function Upload(p: { onDone(id: string): void }) {
   const [over, setOver] = useState(false);
   const [busy, setBusy] = useState('');
   const [id, setId] = useState('');
+  const [store, setStore] = useState(false);
   async function upload(file: File | undefined) {
     if (!file) return;
     if (!/\.wasm$/i.test(file.name)) {
@@ -33,10 +35,10 @@ function Upload(p: { onDone(id: string): void }) {
     }
     const pid = id.trim() || file.name.replace(/\.wasm$/i, '');
     setBusy(t('Uploading {name}…', { name: file.name }));
-    const v = await act(async () => api<Version>('PUT', `/plugins/${encodeURIComponent(pid)}`, { raw: await file.arrayBuffer(), contentType: 'application/wasm' }));
+    const v = await act(async () => api<Version>('PUT', `/plugins/${encodeURIComponent(pid)}${store ? '?activate=false' : ''}`, { raw: await file.arrayBuffer(), contentType: 'application/wasm' }));
     setBusy('');
     if (v) {
-      toast(t('Installed {id} v{version}', { id: pid, version: v.version }));
+      toast(v.active ? t('Installed {id} v{version}', { id: pid, version: v.version }) : t('Stored {id} v{version}, not active', { id: pid, version: v.version }));
       p.onDone(pid);
     }
   }
@@ -61,6 +63,9 @@ function Upload(p: { onDone(id: string): void }) {
         <label class="button">
           {t('Choose a file…')}
           <input type="file" accept=".wasm,application/wasm" class="hidden-file" onChange={(e) => void upload(e.currentTarget.files?.[0])} />
+        </label>
+        <label class="inline" title={t('Keep the version for a replay or shadow mode; the active version stays')}>
+          <input type="checkbox" name="store-only" checked={store} onChange={(e) => setStore(e.currentTarget.checked)} /> {t('store without activating')}
         </label>
       </div>
       {busy && <p>{busy}</p>}
@@ -158,6 +163,8 @@ function PluginDetail(p: { id: string }) {
           <Card title={t('Try decode')}>
             <TryDecode id={p.id} />
           </Card>
+          <ReplayPanel id={p.id} versions={x.versions} />
+          <ShadowPanel id={p.id} versions={x.versions} onPromoted={pl.reload} />
         </>
       )}
     </div>
