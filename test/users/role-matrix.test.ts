@@ -44,9 +44,10 @@ describe('role matrix: every route × every role', function () {
     assert.deepEqual(publicRoutes.sort(), ['get /health', 'get /openapi.json', 'get /streams/_player/:file', 'post /auth/login', 'post /devices/:id/uplink'].sort());
   });
 
-  it('declares the roles of the policy: reads viewer, changes operator, users and audit admin, own session and tokens any user', function () {
+  it('declares the roles of the policy: reads viewer, changes operator, users, audit and the whole project (export, import) admin, own session and tokens any user', function () {
     const SELF = ['post /auth/logout', 'get /auth/me', 'put /auth/password', 'get /tokens', 'post /tokens', 'delete /tokens/:id'];
-    const ADMIN = /^\/(users|audit)(\/|$)/;
+    // the project export carries every plugin's bytes and the flows; an import replaces the flows
+    const ADMIN = /^\/(users|audit|project)(\/|$)/;
     const policy = (method: string, path: string): Role => {
       if (SELF.includes(`${method} ${path}`)) return 'viewer';
       if (ADMIN.test(path)) return 'admin';
