@@ -65,7 +65,8 @@ const bench: Bench = async ({ quick }) => {
     const dev = devices[0]!;
     await page.goto(`${flux.url}/console/devices/${dev.username}`);
     await page.waitForSelector('.live-status:has-text("live")', { timeout: 60_000 });
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${flux.mqtt}`, { username: dev.username, password: dev.password, clientId: `bench-${dev.username}` });
+    // a device's client id is its id or starts with `{id}/`
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${flux.mqtt}`, { username: dev.username, password: dev.password, clientId: `${dev.username}/bench` });
     const seconds = quick ? 5 : 10;
     let n = 0;
     const timer = setInterval(() => {
