@@ -2,7 +2,7 @@
  * A FLUX instance in-process for the security tests (HTTP API, MQTT broker, TCP ingress; no Node-RED
  * unless asked), reached only through its real interfaces: HTTP, MQTT (mqtt.js, mosquitto clients) and TCP.
  */
-import { spawn } from 'node:child_process';
+import { run as runClient, type Run } from '../broker/access.ts';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { createFlux, type Flux } from '../../runtime/app/index.ts';
 import { loadSettings } from '../../settings.ts';
@@ -58,27 +58,11 @@ export function mqttConnect(url: string, opts: IClientOptions): Promise<{ client
   });
 }
 
-export interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type { Run } from '../broker/access.ts';
 
-/** Runs a mosquitto client to completion (killed after `ms`). */
+/** Runs a mosquitto client to completion (killed after `ms`): test/broker/access.ts's, with more time. */
 export function run(cmd: string, args: string[], ms = 10_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runClient(cmd, args, ms);
 }
 
 /** Polls `check` every 50 ms until truthy; fails naming `what` after `ms`. */
