@@ -280,8 +280,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
 
   async function remove(id: string): Promise<void> {
     checkSlug('plugin', id);
-    // Both paths are checked before anything is deleted.
-    pathInside(storeDir, id);
+    // the store checks its own folder before it deletes anything (store.ts)
     const dirFile = pathInside(pluginsDir, `${id}.wasm`);
     return locked(id, async () => {
       const versions = await store.versionsOf(id);
