@@ -27,7 +27,7 @@ export interface UplinkLogOptions {
   retentionMs: number;
   /** the log's disk budget; past it old handled segments go, and if none can, appends are refused */
   maxBytes: number;
-  /** largest segment file (default: maxBytes / 8, between 64 KiB and 64 MiB) */
+  /** largest segment file (default: maxBytes / 8, between 64 KiB and 64 MiB, and never over maxBytes / 4) */
   segmentBytes?: number;
 }
 
@@ -90,7 +90,10 @@ export interface UplinkLog {
 }
 
 export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
-  const segmentBytes = opts.segmentBytes ?? Math.min(64 * 1024 * 1024, Math.max(64 * 1024, Math.floor(opts.maxBytes / 8)));
+  // Only sealed segments can be deleted, so a segment must be well under the budget: otherwise a full
+  // log's one open segment never seals and the log stays full after the flows caught up.
+  const segmentBytes =
+    opts.segmentBytes ?? Math.min(64 * 1024 * 1024, Math.floor(opts.maxBytes / 4), Math.max(64 * 1024, Math.floor(opts.maxBytes / 8)));
   const watermarkFile = path.join(opts.dir, 'handled');
   let segments: SegmentInfo[] = [];
   let current: SegmentInfo;

@@ -118,23 +118,26 @@ describe('uplink log', () => {
     assert.equal((await b.read({ limit: 100 })).length, 11);
   });
 
-  it('refuses appends while unhandled entries fill FLUX_RAW_MAX_BYTES, and accepts again once they are handled', async () => {
-    const dir = tmp();
-    const log = make(dir, { maxBytes: 64 * 1024, segmentBytes: 8 * 1024 });
-    await log.open();
-    let accepted = 0;
-    let refused: unknown;
-    for (let i = 0; i < 5000 && !refused; i++) {
-      await log.appendAsync(up(i, { payload: Buffer.alloc(200, 7) })).then(() => accepted++, (err) => (refused = err));
-    }
-    assert.ok(refused instanceof LogRefusedError && refused.code === 'log_full', String(refused));
-    assert.ok(accepted > 200 && accepted < 320, `${accepted} entries of ~270 bytes in 64 KiB`);
-    assert.equal(log.stats().full, true);
-    for (let s = 1; s <= accepted; s++) log.handled(s);
-    assert.equal(typeof (await log.appendAsync(up(9999))), 'number', 'handled segments make room');
-    assert.ok(log.stats().bytes <= 64 * 1024);
-    assert.equal((await log.read({ limit: 10_000 })).at(-1)!.id, 'msg-9999');
-  });
+  // the default segment size too: a small budget's one open segment must not keep it full for ever
+  for (const segmentBytes of [8 * 1024, undefined]) {
+    it(`refuses appends while unhandled entries fill FLUX_RAW_MAX_BYTES, and accepts again once they are handled (segments of ${segmentBytes ?? 'the default'} bytes)`, async () => {
+      const dir = tmp();
+      const log = make(dir, { maxBytes: 64 * 1024, ...(segmentBytes ? { segmentBytes } : {}) });
+      await log.open();
+      let accepted = 0;
+      let refused: unknown;
+      for (let i = 0; i < 5000 && !refused; i++) {
+        await log.appendAsync(up(i, { payload: Buffer.alloc(200, 7) })).then(() => accepted++, (err) => (refused = err));
+      }
+      assert.ok(refused instanceof LogRefusedError && refused.code === 'log_full', String(refused));
+      assert.ok(accepted > 200 && accepted < 320, `${accepted} entries of ~270 bytes in 64 KiB`);
+      assert.equal(log.stats().full, true);
+      for (let s = 1; s <= accepted; s++) log.handled(s);
+      assert.equal(typeof (await log.appendAsync(up(9999))), 'number', 'handled segments make room');
+      assert.ok(log.stats().bytes <= 64 * 1024);
+      assert.equal((await log.read({ limit: 10_000 })).at(-1)!.id, 'msg-9999');
+    });
+  }
 
   it('deletes handled segments older than the retention, never unhandled ones', async () => {
     const dir = tmp();
