@@ -20,7 +20,7 @@ import { modbusModule, type ModbusMaster } from '../modbus/index.ts';
 import { createFlowEngine } from '../flow-engine/index.ts';
 import { createTracer } from '../trace/index.ts';
 import { createFeed, type Feed } from '../feed/index.ts';
-import { createGraphql } from '../graphql/index.ts';
+import { createGraphql, type GraphqlOptions } from '../graphql/index.ts';
 import { createOtelExport } from '../otel/index.ts';
 import { createAlarmCenter, type AlarmCenter } from '../alarms/index.ts';
 import { createRuleEngine, type RuleEngine } from '../rules/index.ts';
@@ -45,6 +45,8 @@ export interface FluxOptions {
   log?: Logger;
   /** false: no Node-RED (in-process API tests; Node-RED allows one instance per process) */
   flows?: boolean;
+  /** GraphQL WebSocket limits (tests; the defaults otherwise) */
+  graphql?: GraphqlOptions;
 }
 
 /** The modules of one FLUX, as the composition root built them (for tests, benchmarks and tools). */
@@ -176,7 +178,7 @@ export function createFlux(opts: FluxOptions): Flux {
   // Start order; stop runs in reverse. The uplink log opens first and closes last; the core starts
   // next, then the HTTP server and the flows, and device access last, after the log's leftovers
   // from a crash were put back into the flows.
-  const graphql = createGraphql(ctx, { feed, server, storage: storage.storage, plugins, rules, alarms, downlink, users });
+  const graphql = createGraphql(ctx, { feed, server, storage: storage.storage, plugins, rules, alarms, downlink, users }, opts.graphql);
   const core: FluxModule[] = [uplinkLog, registryModule, users, storage, plugins, pluginCompare, feed, graphql, alarms, rules, streams];
   const otel = createOtelExport(ctx);
   if (otel.enabled) core.push(otel);

@@ -1,12 +1,19 @@
 /**
- * GraphQL subscriptions from the live feed (runtime/feed): one feed listener while anyone
- * subscribes, subscribers indexed by device so an event costs only the subscribers it concerns.
- * Each subscriber is an async iterator with a bounded queue: a slow client loses its oldest
- * events (counted), it never grows memory or slows the pipeline.
+ * GraphQL subscriptions from the live feed (runtime/feed), fanned out by group. A group is every
+ * subscription of one document, operation and variable values: they get the same result for an
+ * event, so the group executes and serialises it once and writes the same JSON to each member's
+ * socket (behind the member's own `{"id":…}` prefix). Groups are indexed by the device, else the
+ * product key, their filter names, so an event only visits the groups it can concern.
+ *
+ * The hub knows nothing of GraphQL: a group renders a payload through the function it was created
+ * with (runtime/graphql/subscriptions.ts). Results do not depend on who subscribed (every role reads
+ * every subscription alike); a per-user view of the data would have to join the group key.
  */
 import type { Feed, FeedEvent } from '../feed/index.ts';
+import type { SocketOutlet } from './outlet.ts';
 
 export type Topic = 'telemetry' | 'status' | 'event' | 'alarm';
+export const TOPICS: readonly Topic[] = ['telemetry', 'status', 'event', 'alarm'];
 
 export interface SubscriptionFilter {
   device_id?: string | null;
@@ -16,55 +23,86 @@ export interface SubscriptionFilter {
   level?: string | null;
 }
 
-/** A subscriber's queue, consumed by graphql-ws / yoga as an AsyncIterator. */
-class Queue implements AsyncIterableIterator<unknown> {
-  readonly filter: SubscriptionFilter;
-  dropped = 0;
-  #buf: unknown[] = [];
-  #waiting: ((r: IteratorResult<unknown>) => void) | undefined;
+/** A group's result for a payload as JSON (an ExecutionResult), or null for nothing to send. */
+export type Render = (payload: unknown) => string | null | Promise<string | null>;
+
+export interface Member {
+  outlet: SocketOutlet;
+  /** `{"id":<the client's subscription id>,"type":"next","payload":` */
+  prefix: string;
+}
+
+interface Group {
+  key: string;
+  topic: Topic;
+  filter: SubscriptionFilter;
+  render: Render;
+  members: Set<Member>;
+}
+
+interface Index {
+  byDevice: Map<string, Set<Group>>;
+  byProduct: Map<string, Set<Group>>;
+  any: Set<Group>;
+}
+
+export interface SubscribeRequest {
+  topic: Topic;
+  filter: SubscriptionFilter;
+  /** equal keys get equal results: document, operation name and variable values */
+  key: string;
+  /** used when this subscription starts its group */
+  render: () => Render;
+  member: Member;
+}
+
+export interface HubStats {
+  subscriptions: number;
+  groups: number;
+  /** results written to sockets */
+  delivered: number;
+  /** results a slow socket missed */
+  dropped: number;
+  /** events whose rendering failed (logged) */
+  failed: number;
+}
+
+export interface Hub {
+  /** Joins (or starts) the request's group; the iterator never yields, its return() leaves. */
+  subscribe(req: SubscribeRequest): AsyncIterableIterator<never>;
+  stats(): HubStats;
+  /** counts a result a slow socket missed */
+  countDrop(): void;
+  /** Ends every subscription (graphql-ws then sends each client `complete`). */
+  close(): void;
+}
+
+/** A subscription's handle for graphql-ws: it never yields (results go straight to the socket); return() leaves the group. */
+class Handle implements AsyncIterableIterator<never> {
   #done = false;
-  readonly #max: number;
-  readonly #onClose: () => void;
+  #wake: ((r: IteratorResult<never>) => void) | undefined;
+  readonly #leave: () => void;
 
-  constructor(filter: SubscriptionFilter, max: number, onClose: () => void) {
-    this.filter = filter;
-    this.#max = max;
-    this.#onClose = onClose;
+  constructor(leave: () => void) {
+    this.#leave = leave;
   }
 
-  push(v: unknown): void {
-    if (this.#done) return;
-    const w = this.#waiting;
-    if (w) {
-      this.#waiting = undefined;
-      w({ value: v, done: false });
-      return;
-    }
-    this.#buf.push(v);
-    if (this.#buf.length > this.#max) {
-      this.#buf.shift();
-      this.dropped++;
-    }
-  }
-
-  next(): Promise<IteratorResult<unknown>> {
-    if (this.#buf.length) return Promise.resolve({ value: this.#buf.shift(), done: false });
+  next(): Promise<IteratorResult<never>> {
     if (this.#done) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve) => (this.#waiting = resolve));
+    return new Promise((resolve) => (this.#wake = resolve));
   }
 
-  return(): Promise<IteratorResult<unknown>> {
+  return(): Promise<IteratorResult<never>> {
     if (!this.#done) {
       this.#done = true;
-      this.#buf = [];
-      this.#onClose();
-      this.#waiting?.({ value: undefined, done: true });
-      this.#waiting = undefined;
+      this.#leave();
+      this.#wake?.({ value: undefined, done: true });
+      this.#wake = undefined;
     }
     return Promise.resolve({ value: undefined, done: true });
   }
 
-  throw(err: unknown): Promise<IteratorResult<unknown>> {
+  throw(err: unknown): Promise<IteratorResult<never>> {
     void this.return();
     return Promise.reject(err);
   }
@@ -74,22 +112,9 @@ class Queue implements AsyncIterableIterator<unknown> {
   }
 }
 
-interface Index {
-  byDevice: Map<string, Set<Queue>>;
-  any: Set<Queue>;
-}
-
-export interface Hub {
-  subscribe(topic: Topic, filter: SubscriptionFilter): AsyncIterableIterator<unknown>;
-  /** subscribers now */
-  size(): number;
-  /** events a slow subscriber lost */
-  dropped(): number;
-  close(): void;
-}
-
-/** The GraphQL shape of a feed event for one subscriber, or null when its filter excludes it. */
-function shape(topic: Topic, ev: FeedEvent, f: SubscriptionFilter): unknown {
+/** The GraphQL shape of a feed event for a group's filter, or null when the filter excludes it. */
+export function shape(topic: Topic, ev: FeedEvent, f: SubscriptionFilter): unknown {
+  if (f.device_id && ev.device_id !== f.device_id) return null;
   if (f.product_key && ev.product_key !== f.product_key) return null;
   switch (topic) {
     case 'telemetry': {
@@ -121,65 +146,107 @@ function shape(topic: Topic, ev: FeedEvent, f: SubscriptionFilter): unknown {
   }
 }
 
-export function createHub(feed: Pick<Feed, 'listen'>, opts: { queueMax?: number } = {}): Hub {
-  const queueMax = opts.queueMax ?? 1000;
-  const topics = new Map<Topic, Index>((['telemetry', 'status', 'event', 'alarm'] as Topic[]).map((t) => [t, { byDevice: new Map(), any: new Set() }]));
-  let count = 0;
-  let lost = 0;
+export function createHub(feed: Pick<Feed, 'listen'>, opts: { onRenderError(err: unknown, topic: Topic): void }): Hub {
+  const topics = new Map<Topic, Index>(TOPICS.map((t) => [t, { byDevice: new Map(), byProduct: new Map(), any: new Set() }]));
+  const groups = new Map<string, Group>();
+  const handles = new Set<Handle>();
+  const stats = { delivered: 0, dropped: 0, failed: 0 };
   let unlisten: (() => void) | undefined;
 
-  const deliver = (topic: Topic, ev: FeedEvent, set: Set<Queue> | undefined) => {
+  const send = (g: Group, json: string | null) => {
+    if (json === null) return;
+    const now = Date.now();
+    for (const m of g.members) if (m.outlet.deliver(m.prefix, json, now)) stats.delivered++;
+  };
+
+  const visit = (topic: Topic, ev: FeedEvent, set: Set<Group> | undefined) => {
     if (!set) return;
-    for (const q of set) {
-      const out = shape(topic, ev, q.filter);
-      if (out !== null) q.push(out);
+    for (const g of set) {
+      const payload = shape(topic, ev, g.filter);
+      if (payload === null) continue;
+      let out: ReturnType<Render>;
+      try {
+        out = g.render(payload);
+      } catch (err) {
+        stats.failed++;
+        opts.onRenderError(err, topic);
+        continue;
+      }
+      if (typeof out === 'string' || out === null) send(g, out);
+      else
+        out.then(
+          (json) => send(g, json),
+          (err: unknown) => {
+            stats.failed++;
+            opts.onRenderError(err, topic);
+          },
+        );
     }
   };
 
   const onEvent = (ev: FeedEvent) => {
-    const topic = ev.type === 'stream' ? undefined : (ev.type as Topic);
-    const idx = topic && topics.get(topic);
+    if (ev.type === 'stream') return;
+    const topic = ev.type as Topic;
+    const idx = topics.get(topic);
     if (!idx) return;
-    if (ev.device_id !== undefined) deliver(topic!, ev, idx.byDevice.get(ev.device_id));
-    deliver(topic!, ev, idx.any);
+    if (ev.device_id !== undefined) visit(topic, ev, idx.byDevice.get(ev.device_id));
+    if (ev.product_key !== undefined) visit(topic, ev, idx.byProduct.get(ev.product_key));
+    visit(topic, ev, idx.any);
+  };
+
+  /** the index set a group lives in: its device, else its product, else every event of its topic */
+  const home = (g: Group, create: boolean): Set<Group> | undefined => {
+    const idx = topics.get(g.topic)!;
+    const byKey = (map: Map<string, Set<Group>>, k: string) => {
+      let s = map.get(k);
+      if (!s && create) map.set(k, (s = new Set()));
+      return s;
+    };
+    if (g.filter.device_id) return byKey(idx.byDevice, g.filter.device_id);
+    if (g.filter.product_key) return byKey(idx.byProduct, g.filter.product_key);
+    return idx.any;
+  };
+
+  const drop = (g: Group) => {
+    groups.delete(g.key);
+    const set = home(g, false);
+    set?.delete(g);
+    if (set?.size === 0 && set !== topics.get(g.topic)!.any) {
+      const idx = topics.get(g.topic)!;
+      if (g.filter.device_id) idx.byDevice.delete(g.filter.device_id);
+      else if (g.filter.product_key) idx.byProduct.delete(g.filter.product_key);
+    }
   };
 
   return {
-    subscribe(topic, filter) {
-      const idx = topics.get(topic)!;
-      const device = filter.device_id ?? undefined;
-      const q: Queue = new Queue(filter, queueMax, () => {
-        lost += q.dropped;
-        count--;
-        if (device === undefined) idx.any.delete(q);
-        else {
-          const set = idx.byDevice.get(device);
-          set?.delete(q);
-          if (set?.size === 0) idx.byDevice.delete(device);
-        }
-        if (count === 0) {
+    subscribe(req) {
+      const key = `${req.topic}\n${req.key}`;
+      let g = groups.get(key);
+      if (!g) {
+        g = { key, topic: req.topic, filter: req.filter, render: req.render(), members: new Set() };
+        groups.set(key, g);
+        home(g, true)!.add(g);
+      }
+      const group = g;
+      group.members.add(req.member);
+      const handle: Handle = new Handle(() => {
+        handles.delete(handle);
+        group.members.delete(req.member);
+        if (group.members.size === 0) drop(group);
+        if (handles.size === 0) {
           unlisten?.();
           unlisten = undefined;
         }
       });
-      if (device === undefined) idx.any.add(q);
-      else {
-        let set = idx.byDevice.get(device);
-        if (!set) idx.byDevice.set(device, (set = new Set()));
-        set.add(q);
-      }
-      count++;
+      handles.add(handle);
       // Listening only while someone subscribes: with no listener the pipeline skips building feed events.
       unlisten ??= feed.listen(onEvent);
-      return q;
+      return handle;
     },
-    size: () => count,
-    dropped: () => lost,
+    stats: () => ({ subscriptions: handles.size, groups: groups.size, ...stats }),
+    countDrop: () => void stats.dropped++,
     close() {
-      for (const idx of topics.values()) {
-        for (const set of idx.byDevice.values()) for (const q of [...set]) void q.return();
-        for (const q of [...idx.any]) void q.return();
-      }
+      for (const h of [...handles]) void h.return();
     },
   };
 }

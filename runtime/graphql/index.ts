@@ -5,38 +5,32 @@
  * (graphql-armor), and a GraphiQL page for holders of the token.
  */
 import type http from 'node:http';
-import type { Duplex } from 'node:stream';
 import express from 'express';
 import { GraphQLError, GraphQLScalarType, Kind, printSchema, type ValueNode } from 'graphql';
 import { createYoga, createSchema, type YogaInitialContext } from 'graphql-yoga';
-import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import type { Feed } from '../feed/index.ts';
 import type { Downlink } from '../ingress/index.ts';
 import { errorHandler } from '../api/index.ts';
 import { FluxError, isFluxError, unauthorized } from '../errors/index.ts';
-import { gauge } from '../metrics/index.ts';
+import { counter, gauge } from '../metrics/index.ts';
 import { typeDefs } from './schema.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
 import { queryResolvers, type QueryDeps } from './query.ts';
 import { mutationResolvers } from './mutation.ts';
-import { createHub, type Hub, type Topic } from './hub.ts';
-import { READ_ROLE, WRITE_ROLE, authenticate, requireRole, tokenOfConnectionParams, tokenOfHeader, type Principal } from './auth.ts';
+import { createHub, type Hub } from './hub.ts';
+import { createSubscriptionServer, subscriptionResolvers, type SubscriptionServerOptions } from './subscriptions.ts';
+import { READ_ROLE, WRITE_ROLE, authenticate, requireRole, tokenOfHeader, type Principal } from './auth.ts';
 import type { Users } from '../users/index.ts';
 import { roleAtLeast } from '../users/index.ts';
 
 export const GRAPHQL_PATH = '/api/graphql';
 export { typeDefs } from './schema.ts';
-export { createHub, type Hub } from './hub.ts';
+export { createHub, type Hub, type Member } from './hub.ts';
 
-export interface GraphqlOptions {
-  /** WebSocket connections at most (default 5000) */
-  maxConnections?: number;
-  /** events a slow subscriber may have waiting before the oldest are dropped (default 1000) */
-  queueMax?: number;
-}
+/** WebSocket limits: connections, and the send buffer a slow subscriber may fill (runtime/graphql/outlet.ts). */
+export type GraphqlOptions = SubscriptionServerOptions;
 
 /** What GraphQL serves from, given by the composition root. */
 export interface GraphqlDeps extends QueryDeps {
@@ -86,19 +80,11 @@ const JSONScalar = new GraphQLScalarType({
   },
 });
 
-function subscriptionResolvers(hub: Hub) {
-  const sub = (topic: Topic) => ({
-    subscribe: (_: unknown, args: Record<string, unknown>) => hub.subscribe(topic, args),
-    resolve: (payload: unknown) => payload,
-  });
-  return { Subscription: { telemetry: sub('telemetry'), status: sub('status'), events: sub('event'), alarms: sub('alarm') } };
-}
-
 /** The executable schema. */
 function buildSchema(ctx: FluxContext, deps: GraphqlDeps, hub: Hub) {
   return createSchema<Context>({
     typeDefs,
-    resolvers: [{ JSON: JSONScalar }, queryResolvers(ctx, deps), guardMutations(mutationResolvers(ctx, deps) as never, deps.users), subscriptionResolvers(hub)] as never,
+    resolvers: [{ JSON: JSONScalar }, queryResolvers(ctx, deps), guardMutations(mutationResolvers(ctx, deps) as never, deps.users), subscriptionResolvers(hub, maskError)] as never,
   });
 }
 
@@ -147,9 +133,12 @@ function maskError(error: unknown, message: string): Error {
 
 export function createGraphql(ctx: FluxContext, deps: GraphqlDeps, opts: GraphqlOptions = {}): Graphql {
   const log = ctx.log.child({ module: 'graphql' });
-  const hub = createHub(deps.feed, { queueMax: opts.queueMax });
+  const hub = createHub(deps.feed, { onRenderError: (err, topic) => log.error({ err, topic }, 'graphql: executing a subscription result failed') });
   const schema = buildSchema(ctx, deps, hub);
   const subscribers = gauge(ctx.metrics, 'flux_graphql_subscriptions', 'GraphQL subscriptions open');
+  const groupsGauge = gauge(ctx.metrics, 'flux_graphql_subscription_groups', 'GraphQL subscription groups (one execution per event each)');
+  const delivered = counter(ctx.metrics, 'flux_graphql_results_sent_total', 'GraphQL subscription results written to sockets');
+  const droppedCounter = counter(ctx.metrics, 'flux_graphql_results_dropped_total', 'GraphQL subscription results a slow socket missed');
   const connections = gauge(ctx.metrics, 'flux_graphql_ws_connections', 'GraphQL WebSocket connections open');
 
   const yoga = createYoga<ServerContext>({
@@ -176,52 +165,17 @@ export function createGraphql(ctx: FluxContext, deps: GraphqlDeps, opts: Graphql
     ],
   });
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
-  let open = 0;
-  const ws = useServer<Record<string, unknown>, { principal?: Principal }>(
-    {
-      onConnect: async (c) => {
-        const principal = await authenticate(deps.users, tokenOfConnectionParams(c.connectionParams));
-        if (!principal || !roleAtLeast(principal.role, READ_ROLE)) return false; // closes with 4403 Forbidden
-        c.extra.principal = principal;
-        return true;
-      },
-      onSubscribe: async (c, _id, params) => {
-        const { schema: s, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({ ...c, req: c.extra.request, socket: c.extra.socket, params, principal: c.extra.principal });
-        let document;
-        try {
-          document = parse(params.query);
-        } catch (err) {
-          return [err as GraphQLError];
-        }
-        const errors = validate(s, document);
-        if (errors.length) return errors;
-        return { schema: s, operationName: params.operationName, document, variableValues: params.variables, contextValue: await contextFactory(), rootValue: { execute, subscribe } };
-      },
-      execute: (args) => (args.rootValue as { execute: typeof import('graphql').execute }).execute(args),
-      subscribe: (args) => (args.rootValue as { subscribe: typeof import('graphql').subscribe }).subscribe(args),
-      onNext: () => undefined,
-    },
-    wss,
-  );
-
-  const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (new URL(req.url ?? '/', 'http://x').pathname !== GRAPHQL_PATH) return;
-    if (open >= (opts.maxConnections ?? 5000)) {
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
-      return;
-    }
-    wss.handleUpgrade(req, socket, head, (client) => {
-      open++;
-      connections.set(open);
-      client.once('close', () => {
-        open--;
-        connections.set(open);
-      });
-      wss.emit('connection', client, req);
-    });
-  };
-  const gaugeTimer = setInterval(() => subscribers.set(hub.size()), 1000);
+  const ws = createSubscriptionServer(GRAPHQL_PATH, { users: deps.users, hub, yoga, maskError, log, onConnections: (n) => connections.set(n) }, opts);
+  // Counters move by what the hub counted since the last tick: no metric call per delivery.
+  let last = { delivered: 0, dropped: 0 };
+  const gaugeTimer = setInterval(() => {
+    const s = hub.stats();
+    subscribers.set(s.subscriptions);
+    groupsGauge.set(s.groups);
+    delivered.inc(s.delivered - last.delivered);
+    droppedCounter.inc(s.dropped - last.dropped);
+    last = s;
+  }, 1000);
   gaugeTimer.unref();
 
   const router = express.Router();
@@ -247,17 +201,16 @@ export function createGraphql(ctx: FluxContext, deps: GraphqlDeps, opts: Graphql
       app.use(GRAPHQL_PATH, router);
     },
     async start() {
-      deps.server.on('upgrade', onUpgrade);
+      deps.server.on('upgrade', ws.onUpgrade);
     },
     async stop() {
-      deps.server.off('upgrade', onUpgrade);
+      deps.server.off('upgrade', ws.onUpgrade);
       clearInterval(gaugeTimer);
-      hub.close();
       await ws.dispose();
-      for (const c of wss.clients) c.terminate();
     },
     health(): ComponentHealth {
-      return { ok: true, subscriptions: hub.size(), connections: open, dropped: hub.dropped() };
+      const s = hub.stats();
+      return { ok: true, subscriptions: s.subscriptions, groups: s.groups, connections: ws.connections(), delivered: s.delivered, dropped: s.dropped, failed: s.failed };
     },
   };
 }

@@ -1,0 +1,212 @@
+/**
+ * GraphQL over WebSocket (graphql-ws, protocol `graphql-transport-ws`) on the HTTP server's
+ * upgrade at /api/graphql. Queries and mutations sent over the socket run through yoga's envelop
+ * like HTTP ones. A subscription does not: graphql-ws would run graphql-js's `subscribe`, which
+ * executes the selection set once per event per subscriber and serialises each result on its own.
+ * Here the `subscribe` hook (graphql-ws's documented replacement for graphql-js's) only sets the
+ * subscription up (graphql-js `createSourceEventStream`: variables coerced, arguments checked, the
+ * root field's `subscribe` resolver run), and the resolver joins the hub's group for its document,
+ * operation and variables (runtime/graphql/hub.ts). The group executes each event once with
+ * graphql-js `execute` (what `subscribe` does per event) and writes the same JSON to every member's
+ * socket (runtime/graphql/outlet.ts: bounded by `ws.bufferedAmount`).
+ *
+ * Authentication is per connection: the token in `connectionParams`, checked in `onConnect` (4403
+ * without a valid one), checked again when users or tokens change and when a login session ends
+ * (closed with 4401).
+ */
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { createSourceEventStream, execute, getOperationAST, GraphQLError, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLResolveInfo, type GraphQLSchema } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { YogaServerInstance } from 'graphql-yoga';
+import type { Logger } from '../log/index.ts';
+import { FluxError } from '../errors/index.ts';
+import { roleAtLeast, type Users } from '../users/index.ts';
+import { READ_ROLE, authenticate, tokenOfConnectionParams, type Principal } from './auth.ts';
+import { SocketOutlet } from './outlet.ts';
+import type { Hub, Member, Render, SubscriptionFilter, Topic } from './hub.ts';
+
+/** graphql-ws's close code for a token that is missing or wrong at connect time. */
+export const WS_CLOSE_FORBIDDEN = 4403;
+/** The close code for a token revoked, or a login session that ended, while connected (graphql-ws's Unauthorized). */
+export const WS_CLOSE_UNAUTHORIZED = 4401;
+
+export interface SubscriptionServerOptions {
+  /** WebSocket connections at most (default 5000) */
+  maxConnections?: number;
+  /** bytes waiting in a socket past which subscription results are dropped (default 1 MiB) */
+  highWaterBytes?: number;
+  /** how long a socket may stay past highWaterBytes before it is closed with 1013 (default 10 s) */
+  slowCloseMs?: number;
+}
+
+/** What a subscription's `subscribe` resolver needs to join its group (the contextValue of a WebSocket subscription). */
+interface FanoutTarget {
+  member: Member;
+  query: string;
+  operationName: string | null;
+  document: DocumentNode;
+  variables: Record<string, unknown> | null;
+}
+export interface SubscriptionContext {
+  fanout?: FanoutTarget;
+}
+
+type MaskError = (error: unknown, message: string) => Error;
+
+/** A group's renderer: graphql-js `execute` of the document with the payload as root value, serialised once. */
+function renderer(schema: GraphQLSchema, t: FanoutTarget, maskError: MaskError): Render {
+  const args: ExecutionArgs = { schema, document: t.document, operationName: t.operationName, variableValues: t.variables, contextValue: {} };
+  const json = (r: ExecutionResult) => JSON.stringify(r.errors ? { ...r, errors: r.errors.map((e) => maskError(e, 'Unexpected error.')) } : r);
+  return (payload) => {
+    const r = execute({ ...args, rootValue: payload });
+    return r instanceof Promise ? r.then(json) : json(r as ExecutionResult);
+  };
+}
+
+/** The Subscription type's resolvers: `subscribe` joins the hub, `resolve` passes the payload on. */
+export function subscriptionResolvers(hub: Hub, maskError: MaskError) {
+  const sub = (topic: Topic) => ({
+    subscribe: (_root: unknown, args: SubscriptionFilter, context: SubscriptionContext, info: GraphQLResolveInfo) => {
+      const t = context.fanout;
+      if (!t) throw new FluxError('bad_request', 'subscriptions are served over WebSocket at /api/graphql (graphql-ws, protocol graphql-transport-ws)', 400);
+      return hub.subscribe({
+        topic,
+        filter: args,
+        // Equal document, operation and (coerced) variable values: equal results for every event.
+        key: `${t.operationName ?? ''}\n${JSON.stringify(info.variableValues)}\n${t.query}`,
+        render: () => renderer(info.schema, t, maskError),
+        member: t.member,
+      });
+    },
+    resolve: (payload: unknown) => payload,
+  });
+  return { Subscription: { telemetry: sub('telemetry'), status: sub('status'), events: sub('event'), alarms: sub('alarm') } };
+}
+
+export interface SubscriptionServerDeps {
+  users: Users;
+  hub: Hub;
+  yoga: Pick<YogaServerInstance<{ principal: Principal }, object>, 'getEnveloped'>;
+  maskError: MaskError;
+  log: Logger;
+  /** called when the number of open connections changes */
+  onConnections(open: number): void;
+}
+
+export interface SubscriptionServer {
+  /** the HTTP server's `upgrade` listener (other paths are left to other listeners) */
+  onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void;
+  connections(): number;
+  dispose(): Promise<void>;
+}
+
+interface Connection {
+  token: string;
+  expiry?: NodeJS.Timeout;
+}
+
+export function createSubscriptionServer(path: string, deps: SubscriptionServerDeps, opts: SubscriptionServerOptions = {}): SubscriptionServer {
+  const { hub, log } = deps;
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  const outlets = new WeakMap<WebSocket, SocketOutlet>();
+  const connections = new Map<WebSocket, Connection>();
+  const outletOptions = {
+    highWaterBytes: opts.highWaterBytes ?? 1 << 20,
+    slowCloseMs: opts.slowCloseMs ?? 10_000,
+    onDrop: () => hub.countDrop(),
+    onSlowClose: (dropped: number) => log.warn({ dropped }, 'closing a GraphQL WebSocket client that stayed too slow'),
+  };
+  let open = 0;
+
+  const forget = (ws: WebSocket) => {
+    const c = connections.get(ws);
+    if (c) clearTimeout(c.expiry);
+    connections.delete(ws);
+  };
+
+  // A token revoked, or its user deleted or given a new password or a lower role, while connected: the connection goes.
+  const unsubscribeUsers = deps.users.onChange(() => {
+    for (const [ws, c] of connections) {
+      authenticate(deps.users, c.token).then(
+        (who) => void (who && roleAtLeast(who.role, READ_ROLE) ? undefined : ws.close(WS_CLOSE_UNAUTHORIZED, 'the token was revoked')),
+        (err: unknown) => log.debug({ err }, 'graphql: could not check a token again'),
+      );
+    }
+  });
+
+  const server = useServer<Record<string, unknown>, { principal?: Principal }>(
+    {
+      onConnect: async (c) => {
+        const token = tokenOfConnectionParams(c.connectionParams);
+        const principal = await authenticate(deps.users, token);
+        if (!principal || !token || !roleAtLeast(principal.role, READ_ROLE)) return false; // closes with 4403 Forbidden
+        c.extra.principal = principal;
+        const ws = c.extra.socket;
+        const conn: Connection = { token };
+        if (principal.expires_at !== undefined) {
+          conn.expiry = setTimeout(() => ws.close(WS_CLOSE_UNAUTHORIZED, 'the login session expired'), Math.min(Math.max(0, principal.expires_at - Date.now()), 2 ** 31 - 1));
+          conn.expiry.unref();
+        }
+        connections.set(ws, conn);
+        ws.once('close', () => forget(ws));
+        return true;
+      },
+      onSubscribe: async (c, id, params) => {
+        const enveloped = deps.yoga.getEnveloped({ ...c, req: c.extra.request, socket: c.extra.socket, params, principal: c.extra.principal! });
+        let document: DocumentNode;
+        try {
+          document = enveloped.parse(params.query);
+        } catch (err) {
+          return [err instanceof GraphQLError ? err : new GraphQLError((err as Error).message)];
+        }
+        const errors = enveloped.validate(enveloped.schema, document);
+        if (errors.length) return errors;
+        const base = { schema: enveloped.schema as GraphQLSchema, operationName: params.operationName, document, variableValues: params.variables };
+        if (getOperationAST(document, params.operationName)?.operation === 'subscription') {
+          let outlet = outlets.get(c.extra.socket);
+          if (!outlet) outlets.set(c.extra.socket, (outlet = new SocketOutlet(c.extra.socket, outletOptions)));
+          const fanout: FanoutTarget = { member: { outlet, prefix: `{"id":${JSON.stringify(id)},"type":"next","payload":` }, query: params.query, operationName: params.operationName ?? null, document, variables: params.variables ?? null };
+          return { ...base, contextValue: { fanout } satisfies SubscriptionContext, rootValue: undefined };
+        }
+        return { ...base, contextValue: await enveloped.contextFactory(), rootValue: { execute: enveloped.execute } };
+      },
+      execute: (args) => (args.rootValue as { execute: typeof execute }).execute(args),
+      // Sets the subscription up only; results reach the socket through the hub, not through this iterator.
+      subscribe: async (args) => {
+        const r = await createSourceEventStream(args);
+        if (Symbol.asyncIterator in r) return r as AsyncGenerator<ExecutionResult>;
+        return { ...r, errors: r.errors?.map((e) => deps.maskError(e, 'Unexpected error.') as GraphQLError) };
+      },
+    },
+    wss,
+  );
+
+  return {
+    onUpgrade(req, socket, head) {
+      if (new URL(req.url ?? '/', 'http://x').pathname !== path) return;
+      if (open >= (opts.maxConnections ?? 5000)) {
+        socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (client) => {
+        open++;
+        deps.onConnections(open);
+        client.once('close', () => {
+          open--;
+          deps.onConnections(open);
+        });
+        wss.emit('connection', client, req);
+      });
+    },
+    connections: () => open,
+    async dispose() {
+      unsubscribeUsers();
+      hub.close();
+      for (const ws of connections.keys()) forget(ws);
+      await server.dispose();
+      for (const c of wss.clients) c.terminate();
+    },
+  };
+}
