@@ -176,7 +176,7 @@ describe('GraphQL subscription hub (one execution per event per group)', () => {
     renders.length = 0;
     listener!({ type: 'telemetry', device_id: 'd7', product_key: 'z', ts: 3, values: {} });
     assert.deepEqual(renders, [], 'no group of d7 or z');
-    for (const h of handles) void h.return();
+    for (const h of handles) void h.return!();
     assert.equal(hub.stats().groups, 0);
     assert.equal(listener, undefined, 'no feed listener without subscriptions');
   });
