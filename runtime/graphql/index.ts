@@ -149,6 +149,10 @@ export function createGraphql(ctx: FluxContext, deps: GraphqlDeps, opts: Graphql
       const token = new URL(request.url).searchParams.get('access_token') ?? tokenOfHeader(request.headers.get('authorization'));
       return { title: 'FLUX GraphQL', headers: JSON.stringify({ authorization: `Bearer ${token}` }), subscriptionsProtocol: 'WS' };
     },
+    // GraphiQL from the npm package, whole in one page (scripts, styles and editor workers inline):
+    // yoga's own page loads them from a CDN and stays blank offline. Loaded on the first page view
+    // only (about 9 MB of text), not at start.
+    renderGraphiQL: async (options) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options),
     landingPage: false,
     logging: false,
     maskedErrors: { maskError },
