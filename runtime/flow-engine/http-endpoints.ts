@@ -15,6 +15,9 @@ import { ROLES, roleAtLeast, type Principal, type Role } from '../users/index.ts
 
 export type EndpointAuth = 'public' | 'device' | 'token';
 export const ENDPOINT_AUTHS: readonly EndpointAuth[] = ['public', 'device', 'token'];
+/** The error code of flows refused for their http in paths or auth choices (deploy, project import). */
+export const FLOW_PATH_RESERVED = 'flow_path_reserved';
+
 /** FLUX's own roots: a flow endpoint may not start with them (served under the prefix it would only confuse). */
 export const RESERVED_ROOTS = ['/api', '/editor', '/console', '/mqtt'] as const;
 
@@ -139,11 +142,13 @@ export function deployGuard(prefix: string): RequestHandler[] {
       // Node-RED's own body parser skips a request marked read; express 5's parser no longer marks it.
       (req as unknown as { _body: boolean })._body = true;
       const body = req.body as unknown;
-      const nodes = Array.isArray(body) ? body : Array.isArray((body as { flows?: unknown })?.flows) ? (body as { flows: unknown[] }).flows : [];
+      // POST /flows: [nodes] or { flows: [nodes] }; POST /flow and PUT /flow/:id: { nodes: [...], configs: [...] }
+      const b = body as { flows?: unknown; nodes?: unknown; configs?: unknown };
+      const nodes = Array.isArray(body) ? body : Array.isArray(b?.flows) ? b.flows : [...(Array.isArray(b?.nodes) ? b.nodes : []), ...(Array.isArray(b?.configs) ? b.configs : [])];
       const problems = refusals(nodes.filter((n): n is Record<string, unknown> => typeof n === 'object' && n !== null), prefix);
       if (problems.length === 0) return next();
       // Node-RED's editor shows `message` of a refused deploy.
-      res.status(400).json({ code: 'flow_path_reserved', message: problems.join('; '), error: { code: 'flow_path_reserved', message: problems.join('; ') } });
+      res.status(400).json({ code: FLOW_PATH_RESERVED, message: problems.join('; '), error: { code: FLOW_PATH_RESERVED, message: problems.join('; ') } });
     },
   ];
 }

@@ -13,6 +13,7 @@ import type express from 'express';
 import { PROJECT_DIR, nodeRedSettings } from '../../settings.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import { counter, histogram } from '../metrics/index.ts';
+import { FluxError } from '../errors/index.ts';
 import { createPipelineTracker, type PipelineTracker } from './pipeline.ts';
 import { deferCoreNodeLibraries, requireNodeRed } from './node-red-libraries.ts';
 import { TIPS_PATH, paletteTipFilter } from './editor-tips.ts';
@@ -20,7 +21,7 @@ import { boundUnauthenticatedBodies, guardEditorLogin } from './editor-guard.ts'
 import { limitEditorComms, patchNodeRedMetric } from '../patches/index.ts';
 import { createLoginLimiter, type LoginLimiter } from '../login-limiter/index.ts';
 import type { RouteTable } from '../api/index.ts';
-import { deployGuard, endpointAuth, endpointsOf, endpointsOpenApi, type FlowEndpoint } from './http-endpoints.ts';
+import { FLOW_PATH_RESERVED, deployGuard, endpointAuth, endpointsOf, endpointsOpenApi, refusals, type FlowEndpoint } from './http-endpoints.ts';
 import type { PluginHost } from '../plugins/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { RuleEngine } from '../rules/index.ts';
@@ -34,7 +35,7 @@ import { auditEditorLogin, auditFlowEvent, editorAuth } from './editor-auth.ts';
 import type { PluginCompare } from '../plugin-compare/index.ts';
 
 export type { PipelineTracker } from './pipeline.ts';
-export { endpointsOf, refusals, type FlowEndpoint, type EndpointAuth } from './http-endpoints.ts';
+export { FLOW_PATH_RESERVED, endpointsOf, refusals, type FlowEndpoint, type EndpointAuth } from './http-endpoints.ts';
 
 export interface FlowEngine extends FluxModule {
   /** Mounts the editor; call before the server listens. */
@@ -45,7 +46,9 @@ export interface FlowEngine extends FluxModule {
   running(): Promise<void>;
   /** The deployed flows (Node-RED's flow JSON, without credentials). */
   flows(): Promise<Record<string, unknown>[]>;
-  /** Replaces every flow and deploys them (a full deploy, as the editor's Deploy does). */
+  /** Throws 400 `flow_path_reserved` naming each node and path that cannot be deployed (an http in path under FLUX's own, an unknown auth choice). */
+  check(flows: Record<string, unknown>[]): void;
+  /** Replaces every flow and deploys them (a full deploy, as the editor's Deploy does), after check(). */
   deploy(flows: Record<string, unknown>[]): Promise<void>;
 }
 
@@ -152,8 +155,11 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
       // Bounds on unauthenticated input before Node-RED sees it (editor-guard.ts).
       app.post('/editor/auth/token', ...guardEditorLogin(loginLimiter), auditEditorLogin(opts.users));
       app.use('/editor', boundUnauthenticatedBodies());
-      // A deploy whose http in paths would shadow FLUX's own is refused, naming node and path.
+      // A deploy whose http in paths would shadow FLUX's own is refused, naming node and path: the
+      // full deploy, and Node-RED's admin API for adding or replacing one flow.
       app.post('/editor/flows', ...deployGuard(prefix));
+      app.post('/editor/flow', ...deployGuard(prefix));
+      app.put('/editor/flow/:id', ...deployGuard(prefix));
       app.use('/editor', RED.httpAdmin);
     },
     mountHttpNodes(app) {
@@ -163,7 +169,12 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
     async flows() {
       return (await RED.runtime.flows.getFlows({})).flows;
     },
+    check(flows) {
+      const problems = refusals(flows, prefix);
+      if (problems.length) throw new FluxError(FLOW_PATH_RESERVED, problems.join('; '), 400, { refusals: problems });
+    },
     async deploy(flows) {
+      this.check(flows);
       await RED.runtime.flows.setFlows({ flows: { flows }, deploymentType: 'full' });
     },
     async start() {

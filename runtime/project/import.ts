@@ -113,6 +113,8 @@ async function plan(deps: ProjectDeps, doc: ProjectDocument): Promise<Plan> {
     }
   }
   if (doc.flows && !deps.flows) warnings.push('this instance runs without flows: the flows of the project were not deployed');
+  // The deploy's own check (http in paths under /api, /editor, /console, /mqtt…), before anything is written.
+  if (doc.flows && deps.flows) deps.flows.check(doc.flows);
   return { bytes, present, devices: gatewaysFirst(doc.devices, here), warnings };
 }
 

@@ -24,7 +24,7 @@ export interface ProjectDeps {
   rules: RuleEngine;
   plugins: PluginHost;
   /** absent when FLUX runs without Node-RED (in-process API tests): flows are neither exported nor deployed */
-  flows?: Pick<FlowEngine, 'flows' | 'deploy'>;
+  flows?: Pick<FlowEngine, 'flows' | 'deploy' | 'check'>;
   version: string;
   log: Logger;
 }

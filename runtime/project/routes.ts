@@ -16,8 +16,8 @@ export function projectRoutes(routes: RouteTable, transfer: ProjectTransfer): vo
       },
     })
     .add({
-      method: 'post', path: '/project/import', tag: 'project', role: 'admin', status: 201, errors: [409, 413],
-      summary: `Import a project document (at most ${PROJECT_IMPORT_LIMIT}): checked whole before anything is written (409 when a product key, device id or plugin with other bytes exists here); devices get new secrets, answered once; the flows replace this instance's and are deployed; a failure undoes what it created`,
+      method: 'post', path: '/project/import', tag: 'project', role: 'admin', status: 201, errors: [400, 409, 413],
+      summary: `Import a project document (at most ${PROJECT_IMPORT_LIMIT}): checked whole before anything is written (409 when a product key, device id or plugin with other bytes exists here; 400 \`flow_path_reserved\` naming node and path when a flow's \`http in\` path is under \`/api\`, \`/editor\`, \`/console\` or \`/mqtt\`, as a deploy would be); devices get new secrets, answered once; the flows replace this instance's and are deployed; a failure undoes what it created`,
       body: projectDocument, bodyLimit: PROJECT_IMPORT_LIMIT,
       returns: '`{ products, devices: [{ id, secret }], rules, plugins: [{ id, version, sha256, installed }], flows, warnings }`',
       handler: ({ body }) => transfer.import(body),

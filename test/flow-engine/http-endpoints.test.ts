@@ -84,6 +84,14 @@ describe('flow endpoints: prefix, auth, reserved paths, OpenAPI listing', functi
     const badAuth = await editor([...flows, { id: 'bad2', z: 'ep', type: 'http in', name: 'odd', url: '/odd', method: 'get', auth: 'maybe', wires: [[]] }]);
     assert.equal(badAuth.status, 400);
     assert.match(((await badAuth.json()) as { message: string }).message, /auth 'maybe' is not one of public, device, token/);
+    // Node-RED's admin API for one flow (add, replace) is checked the same way
+    const oneFlow = { id: 'ep2', label: 'more', nodes: [{ id: 'bad3', type: 'http in', name: 'one', url: '/api/one', method: 'get', wires: [[]] }] };
+    const headers = { authorization: `Bearer ${flux.token}`, 'content-type': 'application/json' };
+    const added = await fetch(`${flux.url}/editor/flow`, { method: 'POST', headers, body: JSON.stringify(oneFlow) });
+    assert.equal(added.status, 400);
+    assert.match(((await added.json()) as { message: string }).message, /http in node 'one' \(GET \/api\/one\)/);
+    const replaced = await fetch(`${flux.url}/editor/flow/ep`, { method: 'PUT', headers, body: JSON.stringify({ ...oneFlow, id: 'ep' }) });
+    assert.equal(replaced.status, 400);
     assert.equal((await fetch(`${flux.url}/flows/hello`)).status, 200);
     // with the root as prefix, the same paths would shadow FLUX's own
     assert.match(refusals([{ type: 'http in', id: 'n', url: '/api/x', method: 'get' }], '/')[0]!, /under \/api/);

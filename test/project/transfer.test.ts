@@ -156,6 +156,16 @@ describe('flux export / flux import between two FLUX processes', function () {
     assert.equal(failing.status, 400, JSON.stringify(failing.body));
     assert.equal((await target.api('GET', '/api/products?key=other')).body.items.length, 0, 'the product was removed');
     assert.equal((await target.api('GET', '/api/devices/undo_1')).status, 404, 'the device was removed');
+    // flows with an http in path FLUX serves itself: refused like a deploy, naming node and path, before any write
+    for (const url of ['/api/custom', '/editor/x', '/console', '/mqtt']) {
+      const reserved = await target.api('POST', '/api/project/import', { ...fresh, flows: [{ id: 'tab1', type: 'tab', label: 'api' }, { id: 'sneaky_in', z: 'tab1', type: 'http in', name: 'sneaky', url, method: 'post', wires: [[]] }] });
+      assert.equal(reserved.status, 400, `${url}: ${JSON.stringify(reserved.body)}`);
+      assert.equal(reserved.body.error.code, 'flow_path_reserved');
+      assert.match(reserved.body.error.message, new RegExp(`http in node 'sneaky' \\(POST ${url.replace(/\//g, '\\/')}\\)`));
+      assert.match(reserved.body.error.message, new RegExp(`the path \\S*${url.replace(/\//g, '\\/')}\\b`));
+    }
+    assert.equal((await target.api('GET', '/api/products?key=other')).body.items.length, 0, 'nothing written');
+    assert.ok(!(await target.api('GET', '/api/flows/openapi.json')).body.paths['/flows/api/custom'], 'the running flows stay');
     const huge = Buffer.alloc(97 * 2 ** 20, 0x20);
     const big = await fetch(`${target.url}/api/project/import`, { method: 'POST', headers: { authorization: `Bearer ${target.token}`, 'content-type': 'application/json' }, body: huge });
     assert.equal(big.status, 413);
