@@ -73,7 +73,8 @@ export default function register(RED: NodeAPI): void {
       waiting = [];
       const storage = flux.storage;
       const events = msgs.some((w) => w.events.length) ? msgs.flatMap((w) => w.events) : [];
-      const p = Promise.all([storage.write(batch), storage.writeEvents(events)])
+      // Points and events go through the writer together: to the store, or to its on-disk buffer while the store is away.
+      const p = storage.write(batch, events)
         .then(
           () => {
             stored += batch.length;

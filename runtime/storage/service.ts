@@ -37,9 +37,9 @@ export interface Storage {
   prepareNow?(messages: StandardMessage | StandardMessage[], device: { id: string; product_id?: string }, fallbackTs?: number, msgId?: string): Prepared | undefined;
   /** prepare() and write(): resolves when stored or buffered. */
   ingest(messages: StandardMessage | StandardMessage[], device: { id: string; product_id?: string }, fallbackTs?: number): Promise<IngestResult>;
-  /** Queues already-checked points. */
-  write(points: Point[]): Promise<void>;
-  /** Stores device events (checked by prepare()); rejects when the store cannot take them. */
+  /** Queues already-checked points and device events: resolves when stored or in the on-disk buffer (the store may be away). */
+  write(points: Point[], events?: DeviceEvent[]): Promise<void>;
+  /** write() of device events alone (checked by prepare()). */
   writeEvents(events: DeviceEvent[]): Promise<void>;
   /** Waits until everything queued so far is stored or buffered. */
   flush(): Promise<void>;
@@ -69,7 +69,6 @@ export function createStorageModule(ctx: FluxContext, opts: StorageModuleOptions
   const writer = new StoreWriter({ store, log, metrics: ctx.metrics, bufferDir: path.join(ctx.settings.dataDir, 'ts-buffer'), ...opts.writer });
   const rejected = counter(ctx.metrics, 'flux_storage_values_refused_total', 'Values refused by the thing-model check', ['reason']);
   const unknownKept = counter(ctx.metrics, 'flux_storage_unknown_properties_kept_total', 'Values of properties the thing model does not declare, kept by product setting');
-  const eventsStored = counter(ctx.metrics, 'flux_storage_events_stored_total', 'Device events stored');
   const flaggedEvents = counter(ctx.metrics, 'flux_storage_events_flagged_total', 'Device events whose payload does not match the thing model (stored, flagged)');
   const retentionDeleted = counter(ctx.metrics, 'flux_storage_retention_deleted_total', 'Points deleted by retention');
   const policyTtl = opts.policyTtlMs ?? 5000;
@@ -137,7 +136,7 @@ export function createStorageModule(ctx: FluxContext, opts: StorageModuleOptions
     store,
     async ingest(messages, device, fallbackTs) {
       const r = await storage.prepare(messages, device, fallbackTs);
-      await Promise.all([writer.write(r.points_list), storage.writeEvents(r.events_list)]);
+      await writer.write(r.points_list, r.events_list);
       return { points: r.points, refused: r.refused, ...(r.events ? { events: r.events } : {}) };
     },
     async prepare(messages, device, fallbackTs = Date.now(), msgId) {
@@ -169,12 +168,8 @@ export function createStorageModule(ctx: FluxContext, opts: StorageModuleOptions
       }
       return check(messages, device, hit.policy, fallbackTs, msgId);
     },
-    write: (points) => writer.write(points),
-    async writeEvents(events) {
-      if (events.length === 0) return;
-      await store.writeEvents(events);
-      eventsStored.inc(events.length);
-    },
+    write: (points, events) => writer.write(points, events),
+    writeEvents: (events) => writer.write([], events),
     flush: () => writer.flush(),
     policy: policyFor,
     async runRetention(now = Date.now()) {

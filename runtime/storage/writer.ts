@@ -1,13 +1,14 @@
 /**
- * The write path's single writer: batches from every `flux store` node go to the store one at a time
- * (so they land in order), or to the on-disk buffer while the store is unreachable; one loop drains
- * the buffer, oldest first, when the store answers again. Bad data is bisected out and counted.
+ * The write path's single writer: batches of points and device events from every `flux store` node
+ * go to the store one at a time (so they land in order), or to the on-disk buffer while the store is
+ * unreachable; one loop drains the buffer, oldest first, when the store answers again. Bad data is
+ * bisected out and counted.
  */
 import type { Logger } from '../log/index.ts';
 import type { MetricsRegistry } from '../metrics/index.ts';
 import { counter, gauge, histogram } from '../metrics/index.ts';
 import { DiskBuffer } from './buffer.ts';
-import { DataError, type Point, type TimeSeriesStore } from './types.ts';
+import { DataError, type DeviceEvent, type Point, type TimeSeriesStore } from './types.ts';
 
 export interface WriterOptions {
   store: TimeSeriesStore;
@@ -29,14 +30,19 @@ export interface WriterStats {
   up: boolean;
   queued: number;
   buffered_points: number;
+  /** device events waiting in the on-disk buffer */
+  buffered_events: number;
   buffered_bytes: number;
   written: number;
+  events_written: number;
   dropped: number;
+  events_dropped: number;
   last_error?: string;
 }
 
 interface Pending {
   points: Point[];
+  events: DeviceEvent[];
   resolve: () => void;
 }
 
@@ -55,6 +61,8 @@ export class StoreWriter {
   #loop: Promise<void> | undefined;
   #written = 0;
   #dropped = 0;
+  #eventsWritten = 0;
+  #eventsDropped = 0;
   #lastError: string | undefined;
   readonly #m;
 
@@ -69,6 +77,10 @@ export class StoreWriter {
       written: counter(r, 'flux_storage_points_written_total', 'Points written to the time-series store'),
       buffered: counter(r, 'flux_storage_points_buffered_total', 'Points written to the on-disk buffer while the store was unreachable'),
       dropped: counter(r, 'flux_storage_points_dropped_total', 'Points lost: buffer full (oldest dropped) or refused by the database as invalid', ['reason']),
+      events: counter(r, 'flux_storage_events_stored_total', 'Device events stored'),
+      eventsBuffered: counter(r, 'flux_storage_events_buffered_total', 'Device events written to the on-disk buffer while the store was unreachable'),
+      eventsDropped: counter(r, 'flux_storage_events_dropped_total', 'Device events lost: buffer full (oldest dropped) or refused by the database as invalid', ['reason']),
+      bufferEvents: gauge(r, 'flux_storage_buffer_events', 'Device events waiting in the on-disk buffer'),
       bufferPoints: gauge(r, 'flux_storage_buffer_points', 'Points waiting in the on-disk buffer'),
       bufferBytes: gauge(r, 'flux_storage_buffer_bytes', 'Size of the on-disk buffer'),
       up: gauge(r, 'flux_storage_up', '1 while the time-series store accepts writes'),
@@ -78,32 +90,34 @@ export class StoreWriter {
       dir: opts.bufferDir,
       maxBytes: opts.bufferMaxBytes,
       segmentBytes: opts.bufferSegmentBytes,
-      onDrop: (n) => {
+      onDrop: (n, e) => {
         this.#dropped += n;
-        this.#m.dropped.inc({ reason: 'buffer_full' }, n);
-        this.#log.error({ points: n, bufferDir: opts.bufferDir }, `time-series buffer full: dropped the oldest ${n} points`);
+        this.#eventsDropped += e;
+        if (n) this.#m.dropped.inc({ reason: 'buffer_full' }, n);
+        if (e) this.#m.eventsDropped.inc({ reason: 'buffer_full' }, e);
+        this.#log.error({ points: n, events: e, bufferDir: opts.bufferDir }, `time-series buffer full: dropped the oldest ${n} points and ${e} events`);
       },
     });
   }
 
   start(): void {
     this.#buffer.open();
-    if (!this.#buffer.empty) this.#log.warn({ points: this.#buffer.points }, 'time-series buffer holds points from an earlier run; flushing them first');
+    if (!this.#buffer.empty) this.#log.warn({ points: this.#buffer.points, events: this.#buffer.events }, 'time-series buffer holds points or events from an earlier run; flushing them first');
     this.#m.up.set(1);
     this.#gauges();
     this.#loop = this.#run();
   }
 
-  /** Resolves once the points are stored or safely in the on-disk buffer. */
-  write(points: Point[]): Promise<void> {
-    if (points.length === 0) return Promise.resolve();
+  /** Resolves once the points and device events are stored or safely in the on-disk buffer. */
+  write(points: Point[], events: DeviceEvent[] = []): Promise<void> {
+    if (points.length === 0 && events.length === 0) return Promise.resolve();
     if (this.#stopped || (!this.#up && this.#queue.length === 0)) {
-      this.#toBuffer(points);
+      this.#toBuffer(points, events);
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
-      this.#queue.push({ points, resolve });
-      this.#queued += points.length;
+      this.#queue.push({ points, events, resolve });
+      this.#queued += points.length + events.length;
       // A slow store must not grow memory without bound: past the limit the queue goes to disk.
       if (this.#queued > this.#maxQueue) this.#spill();
       this.#wake?.();
@@ -120,9 +134,12 @@ export class StoreWriter {
       up: this.#up,
       queued: this.#queued,
       buffered_points: this.#buffer.points,
+      buffered_events: this.#buffer.events,
       buffered_bytes: this.#buffer.bytes,
       written: this.#written,
+      events_written: this.#eventsWritten,
       dropped: this.#dropped,
+      events_dropped: this.#eventsDropped,
       ...(this.#lastError ? { last_error: this.#lastError } : {}),
     };
   }
@@ -137,9 +154,10 @@ export class StoreWriter {
     this.#buffer.close();
   }
 
-  #toBuffer(points: Point[]): void {
-    this.#buffer.append(points);
-    this.#m.buffered.inc(points.length);
+  #toBuffer(points: Point[], events: DeviceEvent[]): void {
+    this.#buffer.append(points, events);
+    if (points.length) this.#m.buffered.inc(points.length);
+    if (events.length) this.#m.eventsBuffered.inc(events.length);
     this.#gauges();
   }
 
@@ -148,13 +166,14 @@ export class StoreWriter {
     this.#queue = [];
     this.#queued = 0;
     for (const p of q) {
-      this.#toBuffer(p.points);
+      this.#toBuffer(p.points, p.events);
       p.resolve();
     }
   }
 
   #gauges(): void {
     this.#m.bufferPoints.set(this.#buffer.points);
+    this.#m.bufferEvents.set(this.#buffer.events);
     this.#m.bufferBytes.set(this.#buffer.bytes);
   }
 
@@ -178,8 +197,32 @@ export class StoreWriter {
     });
   }
 
-  /** Writes one batch; bad points are found by halving and dropped with a count. Throws only transient errors. */
-  async #store_(points: Point[]): Promise<void> {
+  /** Writes points, then events; bad ones are found by halving and dropped with a count. Throws only transient errors (then the whole batch is retried: a retried write is harmless). */
+  async #store_(points: Point[], events: DeviceEvent[]): Promise<void> {
+    if (points.length) await this.#storePoints(points);
+    if (events.length) await this.#storeEvents(events);
+  }
+
+  async #storeEvents(events: DeviceEvent[]): Promise<void> {
+    try {
+      await this.#store.writeEvents(events);
+      this.#eventsWritten += events.length;
+      this.#m.events.inc(events.length);
+    } catch (err) {
+      if (!(err instanceof DataError)) throw err;
+      if (events.length === 1) {
+        this.#eventsDropped++;
+        this.#m.eventsDropped.inc({ reason: 'invalid' });
+        this.#log.warn({ err: err.message, device: events[0]!.device, event: events[0]!.event }, 'time-series store refused a device event; dropped it');
+        return;
+      }
+      const half = events.length >> 1;
+      await this.#storeEvents(events.slice(0, half));
+      await this.#storeEvents(events.slice(half));
+    }
+  }
+
+  async #storePoints(points: Point[]): Promise<void> {
     const end = this.#m.seconds.startTimer();
     try {
       await this.#store.write(points);
@@ -195,8 +238,8 @@ export class StoreWriter {
         return;
       }
       const half = points.length >> 1;
-      await this.#store_(points.slice(0, half));
-      await this.#store_(points.slice(half));
+      await this.#storePoints(points.slice(0, half));
+      await this.#storePoints(points.slice(half));
     }
   }
 
@@ -207,7 +250,7 @@ export class StoreWriter {
           await this.#store.ping();
           this.#up = true;
           this.#m.up.set(1);
-          this.#log.info({ buffered: this.#buffer.points }, 'time-series store reachable again: flushing the buffer in order');
+          this.#log.info({ buffered: this.#buffer.points, events: this.#buffer.events }, 'time-series store reachable again: flushing the buffer in order');
         } catch (err) {
           this.#lastError = (err as Error).message;
           this.#spill();
@@ -221,7 +264,7 @@ export class StoreWriter {
         const batch = this.#buffer.next();
         if (!batch) continue;
         try {
-          await this.#store_(batch.points);
+          await this.#store_(batch.points, batch.events);
           this.#buffer.ack(batch);
           this.#gauges();
           if (this.#buffer.empty) this.#log.info('time-series buffer flushed');
@@ -236,18 +279,20 @@ export class StoreWriter {
       }
       const take: Pending[] = [];
       let n = 0;
-      while (this.#queue.length && (n === 0 || n + this.#queue[0]!.points.length <= this.#maxBatch)) {
+      const size = (p: Pending) => p.points.length + p.events.length;
+      while (this.#queue.length && (n === 0 || n + size(this.#queue[0]!) <= this.#maxBatch)) {
         const p = this.#queue.shift()!;
         take.push(p);
-        n += p.points.length;
+        n += size(p);
       }
       this.#queued -= n;
       const points = take.length === 1 ? take[0]!.points : take.flatMap((p) => p.points);
+      const events = take.length === 1 ? take[0]!.events : take.some((p) => p.events.length) ? take.flatMap((p) => p.events) : [];
       try {
-        await this.#store_(points);
+        await this.#store_(points, events);
       } catch (err) {
         this.#down(err);
-        this.#toBuffer(points);
+        this.#toBuffer(points, events);
       }
       for (const p of take) p.resolve();
     }

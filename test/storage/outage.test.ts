@@ -1,9 +1,9 @@
 /**
- * "Nothing is lost when the database goes away": a stream of points keeps flowing while a real
- * MariaDB revokes (and later restores) the store's access, and while a PostgreSQL database refuses
- * connections; the writer buffers on disk, flushes in order when access returns, and every point
- * arrives. Also: a full buffer drops its oldest points with a metric and a log line, and a buffer
- * left by a stopped process is flushed by the next one.
+ * "Nothing is lost when the database goes away": a stream of points and device events keeps flowing
+ * while a real MariaDB revokes (and later restores) the store's access, and while a PostgreSQL
+ * database refuses connections; the writer buffers on disk, flushes in order when access returns,
+ * and every point and event arrives. Also: a full buffer drops its oldest points with a metric and
+ * a log line, and a buffer left by a stopped process (points and events) is flushed by the next one.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -14,7 +14,7 @@ import mysql from 'mysql2/promise';
 import { Sequelize } from 'sequelize';
 import { createLogger } from '../../runtime/log/index.ts';
 import { createMetrics } from '../../runtime/metrics/index.ts';
-import { createStore, StoreWriter, type Point, type TimeSeriesStore } from '../../runtime/storage/index.ts';
+import { createStore, StoreWriter, type DeviceEvent, type Point, type TimeSeriesStore } from '../../runtime/storage/index.ts';
 import { createTestDatabase, MYSQL_SERVER_URL, PG_SERVER_URL, type TestDatabase } from '../helpers/databases.ts';
 
 const T0 = Date.UTC(2026, 10, 2);
@@ -62,15 +62,18 @@ function recording(store: TimeSeriesStore): { store: TimeSeriesStore; firsts: nu
   return { store: wrapped, firsts };
 }
 
-/** Streams 50 points every 10 ms with consecutive timestamps until stopped. */
+const tick = (device: string, i: number): DeviceEvent => ({ device, product: 'outage', event: 'tick', ts: T0 + i, payload: { n: i, note: `it's "${i}"` }, msg_id: `m${i}`, flagged: i % 100 === 0, problem: i % 100 === 0 ? 'a problem' : null });
+
+/** Streams 50 points and one device event every 10 ms with consecutive timestamps until stopped. */
 function stream(writer: StoreWriter, device: string) {
   let i = 0;
   let on = true;
   const done = (async () => {
     while (on) {
       const batch: Point[] = [];
+      const event = tick(device, i);
       for (let k = 0; k < 50; k++, i++) batch.push({ device, product: 'outage', metric: 'seq', ts: T0 + i, value: i });
-      await writer.write(batch);
+      await writer.write(batch, [event]);
       await sleep(10);
     }
   })();
@@ -98,6 +101,9 @@ async function assertComplete(reader: TimeSeriesStore, device: string, sent: num
   const got = await reader.range({ device, from: T0, to: T0 + sent + 1, limit: sent + 10 });
   assert.equal(got.length, sent, 'every streamed point is stored');
   for (let k = 0; k < got.length; k++) assert.equal(got[k]!.value, k, `point ${k}`);
+  const events = await reader.events({ device, from: T0, to: T0 + sent + 1, limit: sent });
+  assert.equal(events.length, sent / 50, 'every streamed event is stored');
+  events.forEach((e, k) => assert.deepEqual(e, tick(device, k * 50), `event ${k}`));
 }
 
 function assertInOrder(firsts: number[]): void {
@@ -150,6 +156,7 @@ describe('storage write path when the database goes away', function () {
       for (const p of procs as { id: number }[]) await admin.query(`KILL ${p.id}`).catch(() => {});
       await waitFor('the writer to notice', () => !writer.stats().up);
       await waitFor('points to pile up on disk', () => writer.stats().buffered_points > 2000);
+      assert.ok(writer.stats().buffered_events > 40, 'events are buffered with them');
       assert.ok(lines.some((l) => /unreachable: buffering/.test(l.msg)), 'a log line says it is buffering');
 
       await admin.query(`GRANT ALL PRIVILEGES ON \`${db.name}\`.* TO '${user}'@'%'`);
@@ -166,6 +173,7 @@ describe('storage write path when the database goes away', function () {
       await real.close();
       assertInOrder(firsts);
       assert.equal(writer.stats().dropped, 0);
+      assert.equal(writer.stats().events_dropped, 0);
       assert.ok(lines.some((l) => /reachable again/.test(l.msg)));
     });
   });
@@ -199,6 +207,7 @@ describe('storage write path when the database goes away', function () {
       await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${db.name}' AND pid <> pg_backend_pid()`);
       await waitFor('the writer to notice', () => !writer.stats().up);
       await waitFor('points to pile up on disk', () => writer.stats().buffered_points > 2000);
+      assert.ok(writer.stats().buffered_events > 40, 'events are buffered with them');
 
       await admin.query(`ALTER DATABASE "${db.name}" ALLOW_CONNECTIONS true`);
       await waitFor('the buffer to drain', () => writer.stats().up && writer.stats().buffered_points === 0);
@@ -221,6 +230,7 @@ describe('storage write path when the database goes away', function () {
         if (down) throw Object.assign(new Error('connect ECONNREFUSED (test switch)'), { code: 'ECONNREFUSED' });
       };
       store.write = async (p) => (check(), real.write(p));
+      store.writeEvents = async (e) => (check(), real.writeEvents(e));
       store.ping = async () => (check(), real.ping());
       return { real, store, set: (d: boolean) => void (down = d) };
     }
@@ -275,6 +285,39 @@ describe('storage write path when the database goes away', function () {
       second.start();
       await second.write([{ device: 'restart', product: 'p', metric: 'v', ts: T0 + 2, value: 3 }]);
       await waitFor('everything stored', async () => (await sw.real.range({ device: 'restart', from: T0, to: T0 + 10 })).length === 3);
+      await second.stop();
+      assert.deepEqual(fs.readdirSync(path.join(dir, 'buf')), []);
+      await sw.real.close();
+    });
+
+    it('device events wait in the buffer like points: across a restart, whole, then stored once', async () => {
+      const dir = tmp();
+      const sw = switchable(path.join(dir, 'ts.db'));
+      await sw.real.open();
+      sw.set(true);
+      const { log } = collectingLog();
+      const metrics = createMetrics();
+      const first = new StoreWriter({ store: sw.store, log, metrics, bufferDir: path.join(dir, 'buf'), retryMs: 50 });
+      first.start();
+      const door = (i: number): DeviceEvent => ({ device: 'ev-restart', product: 'p', event: i % 2 ? 'door' : 'window', ts: T0 + i, payload: { open: i % 2 === 1, text: `温度 "${i}" \\ ✓` }, msg_id: `u${i}`, flagged: i === 3, problem: i === 3 ? "field 'open' is required" : null });
+      // accepted while the store is away: the writer answers once they are on disk
+      await first.write([{ device: 'ev-restart', product: 'p', metric: 'v', ts: T0, value: 1 }], [door(0), door(1)]);
+      await first.write([], [door(2), door(3)]);
+      assert.deepEqual([first.stats().buffered_points, first.stats().buffered_events], [1, 4]);
+      assert.match(await metrics.metrics(), /flux_storage_buffer_events\{service="flux"\} 4/);
+      await first.stop();
+      assert.deepEqual(await sw.real.events({ device: 'ev-restart', from: 0, to: T0 + 100 }), [], 'nothing reached the store');
+
+      sw.set(false);
+      const second = new StoreWriter({ store: sw.store, log, metrics: createMetrics(), bufferDir: path.join(dir, 'buf'), retryMs: 50 });
+      second.start();
+      await second.write([], [door(4)]);
+      await waitFor('the buffer to drain', () => second.stats().buffered_events === 0 && second.stats().queued === 0);
+      await second.flush();
+      const stored = await sw.real.events({ device: 'ev-restart', from: 0, to: T0 + 100 });
+      assert.deepEqual(stored, [0, 1, 2, 3, 4].map(door), 'every event, whole, once, in order');
+      assert.equal(second.stats().events_written, 5);
+      assert.equal((await sw.real.range({ device: 'ev-restart', from: 0, to: T0 + 100 })).length, 1);
       await second.stop();
       assert.deepEqual(fs.readdirSync(path.join(dir, 'buf')), []);
       await sw.real.close();
