@@ -82,9 +82,9 @@ export function telemetryRoutes(ctx: FluxContext, routes: RouteTable, storage: S
         const to = parseTime(raw.to, 'to', Date.now());
         const from = parseTime(raw.from, 'from', to - 86_400_000);
         if (from >= to) throw badRequest('from must be before to');
-        await ctx.registry.devices.get(params.id);
+        const device = await ctx.registry.devices.get(params.id);
         const limit = raw.limit ?? 1000;
-        const got = await storage.store.events({ device: params.id, event: raw.event, from, to, order: raw.order, limit: limit + 1 });
+        const got = await storage.store.events({ device: params.id, product: device.product_id, event: raw.event, from, to, order: raw.order, limit: limit + 1 });
         const items = got.slice(0, limit).map((e) => ({ event_id: e.event, ts: e.ts, payload: e.payload, msg_id: e.msg_id, flagged: e.flagged, problem: e.problem }));
         return { device_id: params.id, from, to, items, has_more: got.length > limit };
       },

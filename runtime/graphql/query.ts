@@ -81,8 +81,8 @@ export function queryResolvers(ctx: FluxContext, deps: QueryDeps) {
         const from = parseTime(nullable(a.from), 'from', to - 86_400_000);
         if (from >= to) throw badRequest('from must be before to');
         const { limit } = pageArgs({ limit: a.limit ?? 1000 }, 10_000);
-        await ctx.registry.devices.get(a.device_id);
-        const got = await storage().store.events({ device: a.device_id, event: nullable(a.event) as string, from, to, order: a.order ?? 'asc', limit: limit + 1 });
+        const device = await ctx.registry.devices.get(a.device_id);
+        const got = await storage().store.events({ device: a.device_id, product: device.product_id, event: nullable(a.event) as string, from, to, order: a.order ?? 'asc', limit: limit + 1 });
         return { items: got.slice(0, limit).map((e) => ({ ...e, device_id: e.device, event_id: e.event })), has_more: got.length > limit };
       },
       rules: async (_: unknown, a: Args) => (await rules().list({ product_id: nullable(a.product_id) as string, device_id: nullable(a.device_id) as string, enabled: nullable(a.enabled) as boolean })).map(ruleOut),

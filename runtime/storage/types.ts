@@ -81,6 +81,8 @@ export interface DeviceEvent {
 
 export interface EventQuery {
   device: string;
+  /** the device's product (TDengine reads the product's event super table: a device's events may span several sub-tables) */
+  product: string;
   /** only this event id */
   event?: string;
   /** inclusive, epoch ms */

@@ -101,7 +101,7 @@ async function assertComplete(reader: TimeSeriesStore, device: string, sent: num
   const got = await reader.range({ device, from: T0, to: T0 + sent + 1, limit: sent + 10 });
   assert.equal(got.length, sent, 'every streamed point is stored');
   for (let k = 0; k < got.length; k++) assert.equal(got[k]!.value, k, `point ${k}`);
-  const events = await reader.events({ device, from: T0, to: T0 + sent + 1, limit: sent });
+  const events = await reader.events({ device, product: 'outage', from: T0, to: T0 + sent + 1, limit: sent });
   assert.equal(events.length, sent / 50, 'every streamed event is stored');
   events.forEach((e, k) => assert.deepEqual(e, tick(device, k * 50), `event ${k}`));
 }
@@ -306,7 +306,7 @@ describe('storage write path when the database goes away', function () {
       assert.deepEqual([first.stats().buffered_points, first.stats().buffered_events], [1, 4]);
       assert.match(await metrics.metrics(), /flux_storage_buffer_events\{service="flux"\} 4/);
       await first.stop();
-      assert.deepEqual(await sw.real.events({ device: 'ev-restart', from: 0, to: T0 + 100 }), [], 'nothing reached the store');
+      assert.deepEqual(await sw.real.events({ device: 'ev-restart', product: 'p', from: 0, to: T0 + 100 }), [], 'nothing reached the store');
 
       sw.set(false);
       const second = new StoreWriter({ store: sw.store, log, metrics: createMetrics(), bufferDir: path.join(dir, 'buf'), retryMs: 50 });
@@ -314,7 +314,7 @@ describe('storage write path when the database goes away', function () {
       await second.write([], [door(4)]);
       await waitFor('the buffer to drain', () => second.stats().buffered_events === 0 && second.stats().queued === 0);
       await second.flush();
-      const stored = await sw.real.events({ device: 'ev-restart', from: 0, to: T0 + 100 });
+      const stored = await sw.real.events({ device: 'ev-restart', product: 'p', from: 0, to: T0 + 100 });
       assert.deepEqual(stored, [0, 1, 2, 3, 4].map(door), 'every event, whole, once, in order');
       assert.equal(second.stats().events_written, 5);
       assert.equal((await sw.real.range({ device: 'ev-restart', from: 0, to: T0 + 100 })).length, 1);

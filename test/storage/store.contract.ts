@@ -221,7 +221,7 @@ export function runStoreContract(name: string, factory: () => Promise<ContractTa
       ]);
       // a retried batch stores each event once
       await store.writeEvents([ev(d, 'door', T0 + 2000, { open: false }, 'm2')]);
-      const all = await store.events({ device: d, from: T0, to: T0 + 10_000 });
+      const all = await store.events({ device: d, product, from: T0, to: T0 + 10_000 });
       assert.deepEqual(all.map((e) => [e.event, e.ts, e.msg_id]), [['door', T0 + 1000, 'm1'], ['door', T0 + 2000, 'm2'], ['alarm', T0 + 3000, 'm3']]);
       assert.deepEqual(all[0]!.payload, odd);
       assert.equal(all[0]!.product, product);
@@ -229,17 +229,34 @@ export function runStoreContract(name: string, factory: () => Promise<ContractTa
       assert.equal(all[0]!.problem, null);
       assert.equal(all[2]!.flagged, true);
       assert.equal(all[2]!.problem, "field 'level': expected int, got string");
-      const doors = await store.events({ device: d, event: 'door', from: T0, to: T0 + 10_000, order: 'desc', limit: 1 });
+      const doors = await store.events({ device: d, product, event: 'door', from: T0, to: T0 + 10_000, order: 'desc', limit: 1 });
       assert.deepEqual(doors.map((e) => e.ts), [T0 + 2000]);
-      assert.deepEqual((await store.events({ device: d, from: T0 + 1001, to: T0 + 3000 })).map((e) => e.ts), [T0 + 2000]);
-      const none = await store.events({ device: other, from: T0, to: T0 + 10_000 });
+      assert.deepEqual((await store.events({ device: d, product, from: T0 + 1001, to: T0 + 3000 })).map((e) => e.ts), [T0 + 2000]);
+      const none = await store.events({ device: other, product, from: T0, to: T0 + 10_000 });
       assert.equal(none.length, 1);
       assert.equal(none[0]!.msg_id, null);
-      assert.deepEqual(await store.events({ device: dev('ev-ghost'), from: 0, to: T0 }), []);
+      assert.deepEqual(await store.events({ device: dev('ev-ghost'), product, from: 0, to: T0 }), []);
       const deleted = await store.deleteEventsBefore(product, T0 + 2000);
       assert.ok(deleted === 2 || deleted === -1, `deleted ${deleted}`);
-      assert.deepEqual((await store.events({ device: d, from: 0, to: T0 + 10_000 })).map((e) => e.ts), [T0 + 2000, T0 + 3000]);
+      assert.deepEqual((await store.events({ device: d, product, from: 0, to: T0 + 10_000 })).map((e) => e.ts), [T0 + 2000, T0 + 3000]);
       assert.equal(await store.deleteEventsBefore(`unknown-product-${seq}`, T0), 0);
+    });
+
+    test('keeps every event of a device in one millisecond (another event id or message id), a retried one once', async () => {
+      const d = dev('ev-ms');
+      const product = `prod-evms-${process.pid}-${seq}`;
+      const ev = (event: string, msg_id: string, n: number): DeviceEvent => ({ device: d, product, event, ts: T0 + 5, payload: { n }, msg_id, flagged: false, problem: null });
+      await store.writeEvents([ev('door', 'm1', 1), ev('door', 'm2', 2), ev('window', 'm1', 3)]);
+      await store.writeEvents([ev('door', 'm3', 4)]); // a later batch, the same millisecond
+      await store.writeEvents([ev('door', 'm2', 2), ev('door', 'm1', 1)]); // a retried batch
+      await store.writeEvents([ev('door', 'm2', 22)]); // the same event again: the last write wins
+      const got = await store.events({ device: d, product, from: T0, to: T0 + 10 });
+      assert.deepEqual(got.map((e) => [e.event, e.msg_id, e.payload.n, e.ts]), [['door', 'm1', 1, T0 + 5], ['door', 'm2', 22, T0 + 5], ['door', 'm3', 4, T0 + 5], ['window', 'm1', 3, T0 + 5]]);
+      const desc = await store.events({ device: d, product, from: T0, to: T0 + 10, order: 'desc', limit: 2 });
+      assert.equal(desc.length, 2);
+      assert.deepEqual((await store.events({ device: d, product, event: 'window', from: T0, to: T0 + 10 })).map((e) => e.msg_id), ['m1']);
+      assert.equal(await store.deleteEventsBefore(product, T0 + 6).then((n) => n === 4 || n === -1), true);
+      assert.deepEqual(await store.events({ device: d, product, from: T0, to: T0 + 10 }), []);
     });
 
     test('a raw range comes newest first with order desc, and skips offset values', async () => {

@@ -2,8 +2,10 @@
  * A local HTTP server speaking TDengine 3's documented REST protocol (taosAdapter `POST /rest/sql[/db]`,
  * Basic auth, `{code, column_meta, data, rows}` answers, `{code, desc}` errors with TDengine's error
  * codes, RFC 3339 UTC timestamps) over an in-memory engine for the SQL subset FLUX sends: CREATE
- * DATABASE/STABLE, ALTER STABLE ADD COLUMN, DESCRIBE, INSERT … USING … TAGS, SELECT with WHERE,
- * ORDER BY ts, LIMIT, INTERVAL(…a) and COUNT/AVG/MIN/MAX/SUM/FIRST/LAST, DELETE. It stands in for a
+ * DATABASE/STABLE, ALTER STABLE ADD COLUMN, DESCRIBE, INSERT … USING … TAGS, SELECT with WHERE
+ * (=, <, >, <=, >=, IN, IS [NOT] NULL; on a super table also its tags and `tbname`), ORDER BY ts,
+ * LIMIT, INTERVAL(…a) and COUNT/AVG/MIN/MAX/SUM/FIRST/LAST, DELETE. Like TDengine, a sub-table keeps
+ * one row per timestamp (the last written). It stands in for a
  * server that cannot run here: the adapter is verified against the protocol, not a live TDengine.
  */
 import http from 'node:http';
@@ -258,6 +260,14 @@ export async function startTdengineServer(opts: { user?: string; password?: stri
       if (col !== 'ts' && !columns.some((c) => c.name === col)) throw new TdFail(CODES.INVALID_COLUMN, `Invalid column name: ${col}`);
       if (p.optKw('IS', 'NOT', 'NULL')) return (row) => row.get(col) !== null && row.get(col) !== undefined;
       if (p.optKw('IS', 'NULL')) return (row) => row.get(col) === null || row.get(col) === undefined;
+      if (p.optKw('IN')) {
+        p.op('(');
+        const values: unknown[] = [];
+        do values.push(literal(p));
+        while (p.optOp(','));
+        p.op(')');
+        return (row, ts) => values.includes(col === 'ts' ? ts : row.get(col));
+      }
       const op = p.next();
       if (op.t !== 'op') p.fail();
       const v = literal(p) as number;
@@ -305,9 +315,14 @@ export async function startTdengineServer(opts: { user?: string; password?: stri
     }
     const st = db.stables.get(name);
     if (st) {
+      // A super table's rows carry their sub-table's tags and name (`tbname`), as TDengine answers them.
       const rows: [number, Map<string, unknown>][] = [];
-      for (const t of db.tables.values()) if (t.stable === name) rows.push(...t.rows);
-      return { columns: st.columns, rows: rows.sort((a, b) => a[0] - b[0]) };
+      for (const [tbname, t] of db.tables) {
+        if (t.stable !== name) continue;
+        const extra: [string, unknown][] = [['tbname', tbname], ...st.tags.map((c, i): [string, unknown] => [c.name, t.tags[i]])];
+        for (const [ts, row] of t.rows) rows.push([ts, new Map([...row, ...extra])]);
+      }
+      return { columns: [...st.columns, ...st.tags, { name: 'tbname', type: 'VARCHAR', length: 192 }], rows: rows.sort((a, b) => a[0] - b[0]) };
     }
     throw new TdFail(CODES.TABLE_NOT_EXIST, `Table does not exist: ${name}`);
   }

@@ -6,7 +6,7 @@
  * TAGS, ALTER when the thing model gains a property) and how it reads errors.
  */
 import assert from 'node:assert/strict';
-import { createStore, DataError } from '../../runtime/storage/index.ts';
+import { createStore, DataError, type DeviceEvent } from '../../runtime/storage/index.ts';
 import { startTdengineServer, type TdengineServer } from './tdengine-server.ts';
 import { runStoreContract } from './store.contract.ts';
 
@@ -66,6 +66,21 @@ describe('TDengine adapter: the SQL it sends and the answers it reads (protocol 
     ]);
     await store.close();
     await other.close();
+  });
+
+  it('puts a second event of a device in the same millisecond in the next slot sub-table, and reads every slot through the super table', async () => {
+    const store = createStore({ dialect: 'tdengine', url: server.url });
+    await store.open();
+    const ev = (event: string, msg_id: string): DeviceEvent => ({ device: 'door-1', product: 'lock', event, ts: 5000, payload: { open: true }, msg_id, flagged: false, problem: null });
+    await store.writeEvents([ev('door', 'a'), ev('door', 'b')]);
+    await store.writeEvents([ev('door', 'b'), ev('bell', 'c')]);
+    const inserts = server.statements.filter((x) => x.startsWith('INSERT'));
+    assert.match(inserts[0]!, /^INSERT INTO flux\.e_door_2d1 USING flux\.ev_lock TAGS \('door-1'\) .* flux\.e_door_2d1_s1 USING flux\.ev_lock /);
+    assert.match(inserts[1]!, /^INSERT INTO flux\.e_door_2d1_s1 USING .* flux\.e_door_2d1_s2 USING /, 'the retried event keeps its slot; the new one takes the next');
+    assert.ok(server.statements.includes("SELECT ts, event_id, msg_id, device_id, tbname FROM flux.ev_lock WHERE device_id IN ('door-1') AND ts >= 5000 AND ts <= 5000"), server.statements.join('\n'));
+    assert.deepEqual((await store.events({ device: 'door-1', product: 'lock', from: 0, to: 10_000 })).map((e) => `${e.event}/${e.msg_id}`), ['bell/c', 'door/a', 'door/b']);
+    assert.match(server.statements.at(-1)!, /FROM flux\.ev_lock WHERE device_id = 'door-1' AND ts >= 0 AND ts < 10000 ORDER BY ts ASC/);
+    await store.close();
   });
 
   it('reports a wrong password (HTTP 401) and an unavailable server as errors', async () => {
