@@ -28,6 +28,7 @@ import { roleAtLeast } from '../users/index.ts';
 export const GRAPHQL_PATH = '/api/graphql';
 export { typeDefs } from './schema.ts';
 export { createHub, type Hub, type Member } from './hub.ts';
+export { compileSubscription } from './compile.ts';
 
 /** WebSocket limits: connections, and the send buffer a slow subscriber may fill (runtime/graphql/outlet.ts). */
 export type GraphqlOptions = SubscriptionServerOptions;
@@ -86,6 +87,11 @@ function buildSchema(ctx: FluxContext, deps: GraphqlDeps, hub: Hub) {
     typeDefs,
     resolvers: [{ JSON: JSONScalar }, queryResolvers(ctx, deps), guardMutations(mutationResolvers(ctx, deps) as never, deps.users), subscriptionResolvers(hub, maskError)] as never,
   });
+}
+
+/** The schema's types with the Subscription resolvers only (tests compare the compiled projection with graphql-js on it). */
+export function subscriptionSchema(hub: Hub) {
+  return createSchema({ typeDefs, resolvers: [{ JSON: JSONScalar }, subscriptionResolvers(hub, maskError)] as never });
 }
 
 /** The schema as SDL, for docs/schema.graphql (the served schema is these type definitions with resolvers). */

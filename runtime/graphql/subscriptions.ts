@@ -25,6 +25,7 @@ import { FluxError } from '../errors/index.ts';
 import { roleAtLeast, type Users } from '../users/index.ts';
 import { READ_ROLE, authenticate, tokenOfConnectionParams, type Principal } from './auth.ts';
 import { SocketOutlet } from './outlet.ts';
+import { compileSubscription } from './compile.ts';
 import type { Hub, Member, Render, SubscriptionFilter, Topic } from './hub.ts';
 
 /** graphql-ws's close code for a token that is missing or wrong at connect time. */
@@ -55,11 +56,20 @@ export interface SubscriptionContext {
 
 type MaskError = (error: unknown, message: string) => Error;
 
-/** A group's renderer: graphql-js `execute` of the document with the payload as root value, serialised once. */
+/** The Subscription fields' resolver: the event's payload is the field's value (what graphql-js `subscribe` executes against). */
+const passThrough = (payload: unknown) => payload;
+
+/**
+ * A group's renderer, serialising once per event: the compiled projection (runtime/graphql/compile.ts)
+ * when the document and the payload allow it, else graphql-js `execute` with the payload as root value.
+ */
 function renderer(schema: GraphQLSchema, t: FanoutTarget, maskError: MaskError): Render {
   const args: ExecutionArgs = { schema, document: t.document, operationName: t.operationName, variableValues: t.variables, contextValue: {} };
   const json = (r: ExecutionResult) => JSON.stringify(r.errors ? { ...r, errors: r.errors.map((e) => maskError(e, 'Unexpected error.')) } : r);
+  const fast = compileSubscription(schema, t.document, t.operationName, (f) => f.resolve === passThrough);
   return (payload) => {
+    const quick = fast?.(payload);
+    if (quick) return quick;
     const r = execute({ ...args, rootValue: payload });
     return r instanceof Promise ? r.then(json) : json(r as ExecutionResult);
   };
@@ -80,7 +90,7 @@ export function subscriptionResolvers(hub: Hub, maskError: MaskError) {
         member: t.member,
       });
     },
-    resolve: (payload: unknown) => payload,
+    resolve: passThrough,
   });
   return { Subscription: { telemetry: sub('telemetry'), status: sub('status'), events: sub('event'), alarms: sub('alarm') } };
 }
