@@ -40,11 +40,14 @@ const NOTES: string[] = [
   'Without a protocol plugin the payload is any JSON object, e.g. `{"open": true}`; a numeric `ts` in it (epoch ms) is the event time, else the time of arrival.',
   'With a plugin, the `values` of each decoded message are the payload. An event is stored as an event, not as telemetry:',
   '`{ event_id, ts, payload, msg_id, flagged, problem }` (`GET /api/devices/{id}/events`; `msg_id` opens its trace at `GET /api/trace/{msg_id}`),',
-  'kept as long as the product keeps telemetry (`metadata.storage.retention_days`). The thing model may declare events:',
+  'kept as long as the product keeps telemetry (`metadata.storage.retention_days`); while the time-series database is away events wait in the on-disk',
+  'buffer with the telemetry and are stored when it is back (docs/storage.md). Several events of one device in the same millisecond are all kept',
+  '(each distinct event id and message id; a retried one once), on TDengine too. The thing model may declare events:',
   '`metadata.events: [{ id, name?, fields: [{ id, type, required? }] }]`; a payload that does not match (an undeclared event, a missing required',
   'field, a value not of its type, an undeclared field) is stored all the same with `flagged: true` and the reason in `problem`.',
   'Rules see it as `msg.event_id` and `msg.event` (the payload; `msg.values` is empty). The live feed `/api/ws` sends `{ type: "event", device_id,',
-  'product_key, event_id, ts, payload, flagged, problem, msg_id }` to clients subscribed to `events=event` (optionally `event=<id>,…`).',
+  'product_key, event_id, ts, payload, flagged, problem, msg_id }` to clients subscribed to `events=event` (optionally `event=<id>,…`);',
+  'GraphQL subscribers of `events` get the same (docs/graphql.md).',
   '',
 ];
 

@@ -95,6 +95,9 @@ describe('GraphQL subscription groups (in-process FLUX, graphql-ws clients)', fu
     const r = await new Promise<any>((resolve, reject) => c.subscribe({ query: '{ plugins { id } devices(limit: 1) { page { total } } }' }, { next: resolve, error: reject, complete: () => undefined }));
     assert.deepEqual(r.data.devices.page, { total: 0 });
     assert.ok(Array.isArray(r.data.plugins));
+    // over HTTP (server-sent events) a subscription is refused with a reason
+    const sse = await fetch(`${base}/api/graphql`, { method: 'POST', headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json', accept: 'text/event-stream' }, body: JSON.stringify({ query: 'subscription { status { device_id } }' }) });
+    assert.match(await sse.text(), /served over WebSocket/);
   });
 
   it('drops results for a client that stops reading, closes it with 1013 after slowCloseMs, and never slows the others', async () => {
