@@ -32,6 +32,11 @@ export function likeOp(dialect: string): typeof Op.like | typeof Op.iLike {
   return dialect === 'postgres' ? Op.iLike : Op.like;
 }
 
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** true for a UUID in its canonical form: anything else is no id of a UUID column (PostgreSQL would refuse it with an error) */
+export const isUuid = (id: string): boolean => UUID_RE.test(id);
+
 /** A date column as ISO 8601 (drivers answer Date objects or strings), or null. */
 export function iso(v: unknown): string | null {
   return v === null || v === undefined ? null : new Date(v as string | Date).toISOString();

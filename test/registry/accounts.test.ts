@@ -90,6 +90,7 @@ for (const d of DIALECTS) {
         assert.equal((await registry.tokens.findPersonal(personal.id))?.name, 'grafana');
         assert.equal(await registry.tokens.findPersonal(session.id), null, 'a session is not a personal token');
         assert.equal(await registry.tokens.findPersonal('not-a-uuid'), null);
+        assert.equal(await registry.tokens.findPersonal('f'.repeat(36)), null, 'the length of a UUID is not enough (PostgreSQL refuses it)');
         for (let i = 3; i < 8; i++) await registry.tokens.create({ kind: 'personal', token_hash: hash(i), role: 'viewer', username: i % 2 ? 'max' : 'olga', name: `t${i}` });
         await registry.tokens.create({ kind: 'personal', token_hash: hash(8), role: 'admin', username: null, name: 'break-glass' });
         assert.equal(await registry.tokens.countPersonal('olga'), 3);

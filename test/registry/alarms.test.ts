@@ -119,6 +119,7 @@ for (const d of DIALECTS) {
     it('answers 404 for unknown ids and null from find', async function () {
       assert.equal(await registry.alarms.find('00000000-0000-4000-8000-000000000000'), null);
       assert.equal(await registry.alarms.find('nope'), null);
+      assert.equal(await registry.alarms.find('-'.repeat(36)), null, 'the shape of a UUID is not enough (PostgreSQL refuses it)');
       assert.equal(await refusal(registry.alarms.acknowledge('00000000-0000-4000-8000-000000000000', { username: null, note: null }, new Date())), '404 not_found');
       assert.equal(await refusal(registry.alarms.clear('nope', new Date())), '404 not_found');
     });

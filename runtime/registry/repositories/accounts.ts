@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { Op, UniqueConstraintError, type Model, type WhereOptions } from 'sequelize';
 import { conflict, notFound } from '../../errors/index.ts';
-import { iso, type Db, type Page } from '../rows.ts';
+import { iso, isUuid, type Db, type Page } from '../rows.ts';
 
 export interface UserRow {
   id: string;
@@ -72,7 +72,6 @@ export interface TokenRepository {
   pruneSessions(now: Date): Promise<number>;
 }
 
-const UUID = /^[0-9a-f-]{36}$/i;
 
 function userOf(m: Model): UserRow {
   const v = m.get({ plain: true }) as Record<string, unknown>;
@@ -138,7 +137,7 @@ export function createUserRepository(db: Db): UserRepository {
 
 export function createTokenRepository(db: Db): TokenRepository {
   const { Token } = db.models;
-  const personal = async (id: string) => (UUID.test(id) ? await Token.findOne({ where: { id, kind: 'personal' } }) : null);
+  const personal = async (id: string) => (isUuid(id) ? await Token.findOne({ where: { id, kind: 'personal' } }) : null);
   return {
     async create(input) {
       try {
@@ -164,7 +163,7 @@ export function createTokenRepository(db: Db): TokenRepository {
       return { items: rows.map(tokenOf), total: count, limit, offset };
     },
     async revoke(id, at) {
-      if (UUID.test(id)) await Token.update({ revoked_at: at }, { where: { id, kind: 'personal', revoked_at: null } });
+      if (isUuid(id)) await Token.update({ revoked_at: at }, { where: { id, kind: 'personal', revoked_at: null } });
       const r = await personal(id);
       if (!r) throw notFound('token', id);
       return tokenOf(r);
@@ -173,7 +172,7 @@ export function createTokenRepository(db: Db): TokenRepository {
       await Token.update({ last_used_at: at }, { where: { id } });
     },
     async endSession(id) {
-      if (UUID.test(id)) await Token.destroy({ where: { id, kind: 'session' } });
+      if (isUuid(id)) await Token.destroy({ where: { id, kind: 'session' } });
     },
     async endSessionsOf(username) {
       await Token.destroy({ where: { username, kind: 'session' } });

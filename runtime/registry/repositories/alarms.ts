@@ -7,7 +7,7 @@
  */
 import { UniqueConstraintError, type Model, type WhereOptions } from 'sequelize';
 import { conflict, notFound } from '../../errors/index.ts';
-import { clampPage, iso, type Db, type ListOptions, type Page } from '../rows.ts';
+import { clampPage, iso, isUuid, type Db, type ListOptions, type Page } from '../rows.ts';
 
 export interface AlarmRow {
   id: string;
@@ -62,7 +62,6 @@ export interface AlarmRepository {
   byDevices(deviceIds: string[], filter: { state?: AlarmRow['state']; limitEach: number }): Promise<Map<string, AlarmRow[]>>;
 }
 
-const UUID = /^[0-9a-f-]{36}$/i;
 const OPEN = ['active', 'acknowledged'];
 /** rule ids are UUIDs: the first '/' ends them */
 const openKey = (ruleId: string | null, deviceId: string | null) => `${ruleId ?? ''}/${deviceId ?? ''}`;
@@ -95,14 +94,14 @@ export function createAlarmRepository(db: Db): AlarmRepository {
   const countPlusOne = db.sequelize.literal(`${db.sequelize.getQueryInterface().quoteIdentifier('count')} + 1`);
 
   const byId = async (id: string) => {
-    const row = UUID.test(id) ? await Alarm.findByPk(id) : null;
+    const row = isUuid(id) ? await Alarm.findByPk(id) : null;
     if (!row) throw notFound('alarm', id);
     return row;
   };
 
   /** One conditional UPDATE of alarm `id` while its state is one of `from`; then the row as it is. */
   const transition = async (id: string, from: string[], values: Record<string, unknown>): Promise<AlarmChange> => {
-    const [n] = UUID.test(id) ? await Alarm.update(values, { where: { id, state: from } }) : [0];
+    const [n] = isUuid(id) ? await Alarm.update(values, { where: { id, state: from } }) : [0];
     return { alarm: toRow(await byId(id)), changed: n > 0 };
   };
 
@@ -133,7 +132,7 @@ export function createAlarmRepository(db: Db): AlarmRepository {
       throw conflict(`the alarm of rule '${rule_id}' on device '${device_id}' kept changing while it was raised; try again`);
     },
     async find(id) {
-      const row = UUID.test(id) ? await Alarm.findByPk(id) : null;
+      const row = isUuid(id) ? await Alarm.findByPk(id) : null;
       return row ? toRow(row) : null;
     },
     acknowledge(id, by, at) {

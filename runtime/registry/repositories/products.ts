@@ -4,7 +4,7 @@
  */
 import { ForeignKeyConstraintError, Op, UniqueConstraintError, type WhereOptions } from 'sequelize';
 import { conflict, notFound } from '../../errors/index.ts';
-import { clampPage, likeOp, plainRow, type Db, type ListOptions, type Page } from '../rows.ts';
+import { clampPage, isUuid, likeOp, plainRow, type Db, type ListOptions, type Page } from '../rows.ts';
 
 export interface ThingModel {
   properties?: { id: string; name?: string; type: 'int' | 'float' | 'double' | 'bool' | 'string' | 'enum' | 'number'; unit?: string; [k: string]: unknown }[];
@@ -57,7 +57,6 @@ export interface ProductRepository {
 }
 
 export const PRODUCT_KEY_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const BOOLEANS = ['auto_register_children'] as const;
 
 /** `changed`: a product was updated or deleted (the device identity cache drops what it holds of it). */
@@ -92,7 +91,7 @@ export function createProductRepository(db: Db, changed: (productId: string) => 
       return (await ProductModel.findAll({ where: { id: ids } })).map(plain);
     },
     async find(idOrKey) {
-      const row = UUID_RE.test(idOrKey) ? await ProductModel.findByPk(idOrKey) : await ProductModel.findOne({ where: { key: idOrKey } });
+      const row = isUuid(idOrKey) ? await ProductModel.findByPk(idOrKey) : await ProductModel.findOne({ where: { key: idOrKey } });
       return row ? plain(row) : null;
     },
     async get(idOrKey) {

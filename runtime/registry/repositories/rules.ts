@@ -5,7 +5,7 @@
  */
 import type { Model, WhereOptions } from 'sequelize';
 import { notFound } from '../../errors/index.ts';
-import { iso, type Db } from '../rows.ts';
+import { iso, isUuid, type Db } from '../rows.ts';
 
 /** A stored rule; `action_type` and `action_config` are the rule engine's to check. */
 export interface RuleRow {
@@ -45,8 +45,6 @@ export interface RuleRepository {
   quarantine(id: string, version: number, at: Date, reason: string): Promise<boolean>;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 function toRow(m: Model): RuleRow {
   const o = m.get({ plain: true }) as Record<string, unknown>;
   return {
@@ -79,7 +77,7 @@ export function createRuleRepository(db: Db): RuleRepository {
       return (await Rule.findAll({ where, order: [['created_at', 'ASC'], ['id', 'ASC']] })).map(toRow);
     },
     async find(id) {
-      const row = UUID.test(id) ? await Rule.findByPk(id) : null;
+      const row = isUuid(id) ? await Rule.findByPk(id) : null;
       return row ? toRow(row) : null;
     },
     async versions() {
@@ -91,13 +89,13 @@ export function createRuleRepository(db: Db): RuleRepository {
     },
     async update(id, columns) {
       // Saving a rule runs it again: a quarantine ends here.
-      const [n] = UUID.test(id) ? await Rule.update({ ...columns, version: versionPlusOne, quarantined_at: null, quarantine_reason: null }, { where: { id } }) : [0];
+      const [n] = isUuid(id) ? await Rule.update({ ...columns, version: versionPlusOne, quarantined_at: null, quarantine_reason: null }, { where: { id } }) : [0];
       const row = n > 0 ? await rules.find(id) : null;
       if (!row) throw notFound('rule', id);
       return row;
     },
     async delete(id) {
-      const n = UUID.test(id) ? await Rule.destroy({ where: { id } }) : 0;
+      const n = isUuid(id) ? await Rule.destroy({ where: { id } }) : 0;
       if (n === 0) throw notFound('rule', id);
     },
     async quarantine(id, version, at, reason) {
