@@ -6,6 +6,10 @@
  *     10 msg/s each (10,000 deliveries/s): receive→client p99, and FLUX's CPU and ingest with and
  *     without the subscribers. FLUX runs as its own process; the MQTT load comes from
  *     bench/lib/load-worker.ts processes; the subscribers live in this process.
+ *  3. the fan-out's own CPU per delivery, in-process: live-feed events published to 1,000 graphql-ws
+ *     subscribers (one group each, then all in one group), CPU time of the synchronous publish (the
+ *     groups' execution, serialisation and every socket write happen inside it). Less sensitive to
+ *     a busy machine than the latencies above.
  */
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
@@ -170,5 +174,56 @@ async function subscribers(quick: boolean): Promise<BenchRow[]> {
   }
 }
 
-const bench: Bench = async ({ quick }) => [...(await queryLatest(quick)), ...(await subscribers(quick))];
+/** CPU microseconds of `feed.publish` per delivery to 1,000 real graphql-ws subscribers, in-process. */
+async function fanoutCost(quick: boolean): Promise<BenchRow[]> {
+  const count = 1000;
+  const settings = loadSettings({ FLUX_DATA_DIR: tempDir('flux-bench-gqlfan-'), FLUX_HTTP_PORT: '0', FLUX_MQTT_PORT: '0', FLUX_HOST: '127.0.0.1', FLUX_ADMIN_TOKEN: TOKEN });
+  const flux = createFlux({ settings, log: createLogger({ level: 'silent' }), flows: false });
+  const ports = await flux.start();
+  const url = `ws://127.0.0.1:${ports.http}/api/graphql`;
+  const rows: BenchRow[] = [];
+  try {
+    for (const shared of [false, true]) {
+      const clients: Client[] = [];
+      let received = 0;
+      for (let i = 0; i < count; i++) {
+        const c = createClient({ url, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${TOKEN}` }, lazy: false, retryAttempts: 0 });
+        clients.push(c);
+        const device = shared ? 'dev_0' : `dev_${i}`;
+        c.subscribe({ query: `subscription { telemetry(device_id: "${device}") { ts values } }` }, { next: () => void received++, error: () => undefined, complete: () => undefined });
+      }
+      const health = async () => ((await (await fetch(`http://127.0.0.1:${ports.http}/api/health`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { components: { graphql: { subscriptions: number; groups: number } } }).components.graphql;
+      for (let i = 0; i < 300 && (await health()).subscriptions < count; i++) await sleep(100);
+      const groups = (await health()).groups;
+      const rounds = quick ? 10 : 40;
+      let cpu = 0;
+      let deliveries = 0;
+      for (let r = 0; r < rounds; r++) {
+        const before = received;
+        // 1,000 deliveries a round either way: an event per subscriber, or 1 event to the group of 1,000
+        const events = shared ? 1 : count;
+        const c0 = process.cpuUsage();
+        for (let i = 0; i < events; i++) flux.modules.feed.publish({ type: 'telemetry', device_id: shared ? 'dev_0' : `dev_${i}`, product_key: 'bench', ts: Date.now(), values: { t: 21.5, n: r }, msg_id: `m${r}_${i}` });
+        const c1 = process.cpuUsage(c0);
+        cpu += c1.user + c1.system;
+        for (let w = 0; w < 600 && received - before < count; w++) await sleep(20);
+        deliveries += received - before;
+      }
+      rows.push({
+        group: GROUP,
+        name: `fan-out CPU per delivery, ${count} graphql-ws subscribers, ${shared ? 'one group (same document and device)' : 'one group each (a device each)'}`,
+        value: cpu / deliveries,
+        unit: 'µs CPU',
+        note: `${deliveries} deliveries in ${rounds} rounds, ${groups} groups; CPU of feed.publish (execution, serialisation, socket writes): ${(cpu / deliveries).toFixed(1)}% of a core at 10,000 deliveries/s`,
+      });
+      await Promise.all(clients.map((c) => c.dispose()));
+      for (let i = 0; i < 100 && (await health()).subscriptions > 0; i++) await sleep(100);
+    }
+  } finally {
+    await flux.stop();
+  }
+  return rows;
+}
+
+const bench: Bench = async ({ quick }) => [...(await queryLatest(quick)), ...(await fanoutCost(quick)), ...(await subscribers(quick))];
 export default bench;
