@@ -45,7 +45,17 @@ export interface FluxSettings {
   adminPassword?: string;
   /** how long a login session (POST /api/auth/login) lasts (ms) */
   sessionTtlMs: number;
+  /** multi-node mode (runtime/cluster): shared broker state, presence and node list on this Redis */
   redisUrl?: string;
+  /** cluster settings; used only with redisUrl */
+  cluster: {
+    /** this node's id; undefined: generated at each start from the host name and a random suffix */
+    nodeId?: string;
+    /** every key and channel FLUX uses in Redis starts with it */
+    redisPrefix: string;
+    /** liveness period (ms): a node that missed it is dead, and its devices go offline within 2× it */
+    heartbeatMs: number;
+  };
   logLevel: string;
   /** the ffmpeg binary for camera streams */
   ffmpegPath: string;
@@ -80,7 +90,10 @@ export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_ADMIN_TOKEN', default: 'generated, stored in the data dir, printed once', meaning: 'break-glass admin bearer token for the API and /api/ws (editor: user `admin` with it as password)' },
   { variable: 'FLUX_ADMIN_PASSWORD', default: 'generated at the first start, printed once', meaning: 'password of the first admin user `admin`, created when there are no users yet (read only then)' },
   { variable: 'FLUX_SESSION_TTL', default: '12h', meaning: 'how long a login session lasts (console, `POST /api/auth/login`)' },
-  { variable: 'FLUX_REDIS_URL', default: 'unset', meaning: 'reserved for multi-node mode (shared broker state and bus); not implemented yet: FLUX runs single-node and logs a warning' },
+  { variable: 'FLUX_REDIS_URL', default: 'unset', meaning: 'multi-node mode (docs/cluster.md): `redis://[user:pass@]host:port[/db]`; the broker\'s sessions, subscriptions, retained messages and offline queues, cross-node delivery, device presence and the node list are shared there. Unset: one node, nothing to install' },
+  { variable: 'FLUX_NODE_ID', default: 'generated at each start', meaning: 'this node\'s id in a cluster (`^[A-Za-z0-9_.-]{1,64}$`); two running nodes cannot share one' },
+  { variable: 'FLUX_REDIS_PREFIX', default: '`flux:`', meaning: 'prefix of every key and channel FLUX uses in Redis (several clusters can share one Redis)' },
+  { variable: 'FLUX_CLUSTER_HEARTBEAT_MS', default: '5000', meaning: 'node liveness period in ms (500 to 60000): a node silent for it is dead, and its devices are offline on the others within twice it' },
   { variable: 'FLUX_HOST', default: '0.0.0.0', meaning: 'address the HTTP, MQTT and TCP listeners bind to' },
   { variable: 'FLUX_TLS_CERT', default: 'unset', meaning: 'PEM certificate file; with FLUX_TLS_KEY enables MQTTS' },
   { variable: 'FLUX_TLS_KEY', default: 'unset', meaning: 'PEM private key file for MQTTS' },
@@ -113,6 +126,8 @@ export function parseBytes(variable: string, raw: string | undefined, fallback: 
   const mult = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[u as 'b' | 'k' | 'm' | 'g' | 't'];
   return Math.floor(Number(m[1]) * mult);
 }
+
+const NODE_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
 
@@ -198,6 +213,10 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
   if (redisUrl !== undefined && !/^rediss?:\/\/[^/]/.test(redisUrl)) {
     throw new ConfigError('FLUX_REDIS_URL', `FLUX_REDIS_URL is not a redis:// URL: ${redact(redisUrl)}`);
   }
+  const nodeId = env.FLUX_NODE_ID?.trim() || undefined;
+  if (nodeId !== undefined && !NODE_ID_RE.test(nodeId)) throw new ConfigError('FLUX_NODE_ID', `FLUX_NODE_ID=${JSON.stringify(nodeId.slice(0, 80))} is not a node id (letters, digits, _ . -, at most 64)`);
+  const redisPrefix = env.FLUX_REDIS_PREFIX?.trim() ?? 'flux:';
+  if (!/^[A-Za-z0-9_.:-]{0,64}$/.test(redisPrefix)) throw new ConfigError('FLUX_REDIS_PREFIX', `FLUX_REDIS_PREFIX=${JSON.stringify(redisPrefix.slice(0, 80))} may hold letters, digits and _ . : - only (at most 64)`);
   const positive = (variable: string, fallback: number, max: number) => {
     const raw = env[variable]?.trim();
     if (!raw) return fallback;
@@ -219,6 +238,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     adminPassword,
     sessionTtlMs: parseDuration('FLUX_SESSION_TTL', env.FLUX_SESSION_TTL, 12 * 3_600_000),
     redisUrl,
+    cluster: { nodeId, redisPrefix, heartbeatMs: parseMs('FLUX_CLUSTER_HEARTBEAT_MS', env.FLUX_CLUSTER_HEARTBEAT_MS, 5000, 500, 60_000) },
     logLevel,
     ffmpegPath: env.FLUX_FFMPEG?.trim() || 'ffmpeg',
     streamIdleMs: positive('FLUX_STREAM_IDLE_S', 10, 86_400) * 1000,

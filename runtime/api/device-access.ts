@@ -58,8 +58,8 @@ export function deviceAccessRoutes(ctx: FluxContext, routes: RouteTable, downlin
       },
     })
     .add({
-      method: 'post', path: '/devices/:id/commands', tag: 'device access', role: 'operator', errors: [404, 409, 422],
-      summary: "Send a command to a device: bytes from its product plugin's `encode` (JSON `{id, command, params, ts}` without one), over its TCP connection or MQTT `/{productKey}/{id}/command` (QoS 1). 200 delivered, 202 queued for a persistent session, 409 offline",
+      method: 'post', path: '/devices/:id/commands', tag: 'device access', role: 'operator', errors: [404, 409, 422, 503, 504],
+      summary: "Send a command to a device: bytes from its product plugin's `encode` (JSON `{id, command, params, ts}` without one), over its TCP connection or MQTT `/{productKey}/{id}/command` (QoS 1). 200 delivered, 202 queued for a persistent session, 409 offline. In a cluster it goes through the node the device is connected to (503 that node cannot be reached, 504 it did not answer in time)",
       params: idParam,
       body: z.object({ command: z.string().min(1).max(128), params: z.unknown().optional() }).strict(),
       returns: '`{ status, id, device_id, transport, topic, bytes, encoding }`',

@@ -8,6 +8,7 @@
  * bus; a bus that is behind stops the broker reading device sockets (see guard.ts, docs/broker.md).
  */
 import fs from 'node:fs';
+import type { EventEmitter } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -50,6 +51,20 @@ export interface BrokerOptions {
    * mqemitter's queue is what collapses under fan-in and overflows the stack when it drains (docs/broker.md)
    */
   concurrency?: number;
+  /** cluster mode (runtime/cluster): sessions, subscriptions, retained messages, offline queues and delivery shared with the other nodes */
+  shared?: SharedBrokerState;
+}
+
+/** The broker's state shared with the other nodes of a cluster (runtime/cluster implements it on Redis). */
+export interface SharedBrokerState {
+  /** this node's id, used as the aedes broker id (`$SYS/<id>/…`) */
+  readonly nodeId: string;
+  /** the aedes heartbeat (ms): the wills of a dead node's clients are published about 3× it after it died */
+  readonly heartbeatMs: number;
+  /** A persistence and an emitter for one aedes instance; `close` once aedes closed. */
+  open(): { persistence: unknown; mq: unknown; close(): Promise<void> };
+  /** false while the shared state is unreachable: new connections are refused with "server unavailable" */
+  available(): boolean;
 }
 
 export type CommandDelivery = { status: 'delivered' | 'queued'; topic: string; transport: 'mqtt' } | { status: 'offline'; topic: string; transport: 'mqtt'; reason: string };
@@ -126,6 +141,7 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
   /** one options object for every connection's guard */
   const guardOptions = { maxPacketSize, batchPackets: opts.batchPackets, onViolation };
   let aedes: Aedes | undefined;
+  let backing: ReturnType<SharedBrokerState['open']> | undefined;
   let server: net.Server | undefined;
   let tlsServer: tls.Server | undefined;
   let wss: WebSocketServer | undefined;
@@ -225,6 +241,11 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
         topicAliasMaximum: 16,
         pendingSessionsLimit: maxConnections,
         authenticate(client, username, password, done) {
+          if (opts.shared && !opts.shared.available()) {
+            metrics.refused.inc({ reason: 'cluster_unavailable' });
+            log.warn({ clientId: client.id }, 'MQTT connect refused: the shared broker state (Redis) is unreachable');
+            return done(unavailable('shared broker state unreachable'), false);
+          }
           if (conns.size > maxConnections) {
             metrics.refused.inc({ reason: 'connection_limit' });
             log.warn({ clientId: client.id, open: conns.size, maxConnections }, 'MQTT connect refused: connection limit reached');
@@ -312,7 +333,22 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
         },
         published: published as AedesOptions['published'],
       };
-      aedes = await Aedes.createBroker(options);
+      if (opts.shared) {
+        backing = opts.shared.open();
+        Object.assign(options, { id: opts.shared.nodeId, heartbeatInterval: opts.shared.heartbeatMs, persistence: backing.persistence, mq: backing.mq });
+      }
+      aedes = new Aedes(options);
+      // aedes emits 'error' when its persistence fails outside a client (Redis unreachable in a
+      // cluster: the wills sweep, an offline enqueue); unheard, an EventEmitter's 'error' ends the process.
+      (aedes as unknown as EventEmitter).on('error', (err: Error) => log.error({ err: err.message }, 'MQTT broker: shared state operation failed'));
+      try {
+        await aedes.listen();
+      } catch (err) {
+        aedes = undefined;
+        await backing?.close();
+        backing = undefined;
+        throw err;
+      }
       const a = aedes;
       a.on('client', (client: Client) => {
         trimAfterConnect(client);
@@ -381,6 +417,9 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
       if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
       if (t) await new Promise<void>((resolve) => t.close(() => resolve()));
       if (a) await new Promise<void>((resolve) => a.close(() => resolve()));
+      const b = backing;
+      backing = undefined;
+      if (b) await b.close();
     },
     health(): ComponentHealth {
       return { ok: Boolean(server?.listening), port: listeningPort, tls_port: listeningTlsPort || undefined, connections: conns.size, clients: aedes?.connectedClients ?? 0, online_devices: presence.onlineCount() };
@@ -395,7 +434,9 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
       if (!subscribedLive) {
         const persistence = (a as Aedes & { persistence: { subscriptionsByTopic(t: string): Promise<{ clientId: string }[]> } }).persistence;
         const subs = await persistence.subscriptionsByTopic(topic);
-        queued = subs.some((s) => sessionOwner.get(s.clientId) === identity.device.id && !live.some((c) => c.id === s.clientId));
+        // in a cluster the session may have been made on another node: its client id names the device (sessions.ts)
+        const owns = (clientId: string) => sessionOwner.get(clientId) === identity.device.id || (opts.shared !== undefined && deviceNamedBy(clientId) === identity.device.id);
+        queued = subs.some((s) => owns(s.clientId) && !live.some((c) => c.id === s.clientId));
       }
       if (!subscribedLive && !queued) {
         return { status: 'offline', topic, transport: 'mqtt', reason: live.length ? 'the device is connected but not subscribed to its command topic' : 'the device has no MQTT connection and no persistent session' };
