@@ -22,7 +22,7 @@ import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts
 import type { DeviceIdentity } from '../registry/index.ts';
 import type { Presence } from '../ingress/index.ts';
 import { counter, gauge } from '../metrics/index.ts';
-import { brokerAssignedClientId, patchAedesConnection, patchMqttPacketWrites, trimAfterConnect } from '../patches/index.ts';
+import { brokerAssignedClientId, keepSessionsTakenOverElsewhere, patchAedesConnection, patchMqttPacketWrites, trimAfterConnect } from '../patches/index.ts';
 import { coalesceWrites, guardConnection, writeNow } from './guard.ts';
 import { uplinkHooks } from './uplinks.ts';
 import { commandTopic, filterMatches, mayPublish, maySubscribe } from './topics.ts';
@@ -350,6 +350,9 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
         throw err;
       }
       const a = aedes;
+      if (opts.shared && !keepSessionsTakenOverElsewhere(a)) {
+        log.warn('aedes no longer has the shape runtime/patches/aedes-cluster-takeover.ts relies on: an MQTT 5 session taken over by another node may expire here');
+      }
       a.on('client', (client: Client) => {
         trimAfterConnect(client);
         const st = stateOf(client);

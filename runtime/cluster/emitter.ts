@@ -7,7 +7,8 @@
  * and the uplink never reaches the device bus (runtime/broker/uplinks.ts). Here a publish reaches
  * this node's subscribers (and so `published`) whether Redis answers or not; the copy for the other
  * nodes carries this node's id, and this node drops it when Redis echoes it back, so nothing is
- * delivered twice. Subscriptions are made on both.
+ * delivered or handled twice (aedes' own listeners, `$SYS/…`, included; a client's delivery is also
+ * de-duplicated by aedes by broker id and counter). Subscriptions are made on both.
  *
  * Channels are `<prefix>mqtt/<topic>`: the prefix is a topic level of its own, so `#` and `+`
  * filters keep their meaning (mqemitter-redis turns them into Redis glob patterns and checks

@@ -10,7 +10,7 @@ import { TEST_TOKEN } from '../helpers/flux-process.ts';
 import { HEARTBEAT_MS, connect, registerDevices, startCluster, until, type TestCluster, type TestNode } from './cluster.ts';
 
 const PRODUCT = 'meter';
-const DEVICES = ['m1', 'm2', 'm3', 'm4', 'm5'];
+const DEVICES = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6'];
 
 async function metric(node: TestNode, name: string): Promise<number> {
   const res = await node.api('GET', '/api/metrics');
@@ -69,16 +69,21 @@ describe('cluster: three nodes on one Redis', function () {
     }
   });
 
-  it('delivers 100 QoS 1 publishes from a device on A to a subscriber on B, and processes each uplink once, on A', async () => {
-    const sub = await platform(b, 'watcher-b');
-    const got: string[] = [];
-    sub.on('message', (_t, p) => got.push(String(p)));
-    await sub.subscribeAsync(`/${PRODUCT}/m1/#`, { qos: 1 });
+  it('delivers 100 QoS 1 publishes from a device on A to subscribers on A and B, and processes each uplink once, on A', async () => {
+    const got: Record<string, number[]> = { a: [], b: [] };
+    // one subscriber at QoS 0, one at QoS 1: each must see every publish exactly once
+    for (const [name, node, qos] of [['a', a, 0], ['b', b, 1]] as const) {
+      const sub = await platform(node, `watcher-${name}`);
+      sub.on('message', (_t, p) => got[name]!.push(JSON.parse(String(p)).n));
+      await sub.subscribeAsync(`/${PRODUCT}/m1/#`, { qos });
+    }
     const uplinksA = await metric(a, 'flux_mqtt_uplinks_total');
     const dev = await device(a, 'm1');
     for (let i = 0; i < 100; i++) await dev.publishAsync(`/${PRODUCT}/m1/properties/report`, JSON.stringify({ n: i }), { qos: 1 });
-    await until(() => got.length >= 100, '100 messages on B');
-    assert.deepEqual(got.map((p) => JSON.parse(p).n), [...Array(100).keys()]);
+    await until(() => got.a!.length >= 100 && got.b!.length >= 100, '100 messages on A and on B');
+    await new Promise((r) => setTimeout(r, 200)); // a duplicate would arrive by now
+    assert.deepEqual(got.b, [...Array(100).keys()], 'on B, each once, in order');
+    assert.deepEqual(got.a, [...Array(100).keys()], 'on A (local), each once, in order');
     // the uplink path (journal, bus, flows) runs on the node that received the publish, only there
     await until(async () => (await metric(a, 'flux_pipeline_messages_total')) >= 100, 'A processed them');
     assert.equal((await metric(a, 'flux_mqtt_uplinks_total')) - uplinksA, 100);
@@ -130,6 +135,20 @@ describe('cluster: three nodes on one Redis', function () {
     assert.equal(await status(cNode, 'm4'), 'online');
     await onB.endAsync();
     await until(async () => (await status(cNode, 'm4')) === 'offline', 'm4 offline after its last connection');
+  });
+
+  it('keeps an MQTT 5 session taken over by another node past the expiry interval of the node it left', async () => {
+    const v5 = { protocolVersion: 5 as const, clean: false, properties: { sessionExpiryInterval: 2 } };
+    const onA = await device(a, 'm6', v5);
+    await onA.subscribeAsync(`/${PRODUCT}/m6/command`, { qos: 1 });
+    const closed = new Promise<void>((resolve) => onA.once('close', () => resolve()));
+    const onB = await device(b, 'm6', v5);
+    await closed;
+    // past A's expiry timer: had it fired, A would have wiped the session B now serves
+    await new Promise((r) => setTimeout(r, 2600));
+    await onB.endAsync();
+    const r = await cNode.api('POST', '/api/devices/m6/commands', { command: 'kept' });
+    assert.equal(r.status, 202, `the session's subscription survived: ${JSON.stringify(r.body)}`);
   });
 
   it("sends a command through A's API to a device connected to B", async () => {
