@@ -25,6 +25,7 @@ describe('settings', function () {
     assert.equal(s.ts.file, '/srv/flux/data/telemetry.db');
     assert.equal(s.adminToken, undefined);
     assert.equal(s.redisUrl, undefined);
+    assert.deepEqual(s.cluster, { nodeId: undefined, redisPrefix: 'flux:', heartbeatMs: 5000 });
   });
 
   it('parses every database scheme of the contract', function () {
@@ -48,6 +49,9 @@ describe('settings', function () {
       [{ FLUX_TLS_CERT: 'cert.pem' }, 'FLUX_TLS_KEY', /set together/],
       [{ FLUX_REDIS_URL: 'localhost:6379' }, 'FLUX_REDIS_URL', /not a redis:\/\/ URL/],
       [{ FLUX_LOG_LEVEL: 'loud' }, 'FLUX_LOG_LEVEL', /not one of/],
+      [{ FLUX_NODE_ID: 'node a' }, 'FLUX_NODE_ID', /not a node id/],
+      [{ FLUX_REDIS_PREFIX: 'flux prod' }, 'FLUX_REDIS_PREFIX', /letters, digits/],
+      [{ FLUX_CLUSTER_HEARTBEAT_MS: '100' }, 'FLUX_CLUSTER_HEARTBEAT_MS', /from 500 to 60000/],
     ];
     for (const [env, variable, re] of cases) {
       const err = configError(env);
