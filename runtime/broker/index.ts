@@ -8,7 +8,6 @@
  * bus; a bus that is behind stops the broker reading device sockets (see guard.ts, docs/broker.md).
  */
 import fs from 'node:fs';
-import type { EventEmitter } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -22,15 +21,17 @@ import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts
 import type { DeviceIdentity } from '../registry/index.ts';
 import type { Presence } from '../ingress/index.ts';
 import { counter, gauge } from '../metrics/index.ts';
-import { brokerAssignedClientId, keepSessionsTakenOverElsewhere, patchAedesConnection, patchMqttPacketWrites, trimAfterConnect } from '../patches/index.ts';
+import { brokerAssignedClientId, patchAedesConnection, patchMqttPacketWrites, trimAfterConnect } from '../patches/index.ts';
 import { coalesceWrites, guardConnection, writeNow } from './guard.ts';
 import { uplinkHooks } from './uplinks.ts';
+import { startAedes, type SharedBrokerState } from './shared-state.ts';
 import { commandTopic, filterMatches, mayPublish, maySubscribe } from './topics.ts';
 import { MAX_CLIENT_ID_LENGTH, clientIdTooLong, deviceNamedBy, deviceSessionRefusal, identifierRejected } from './sessions.ts';
 
 export { commandTopic, devicePrefix, filterMatches, mayPublish, maySubscribe, uplinkKind } from './topics.ts';
 export { guardConnection, coalesceWrites } from './guard.ts';
 export { MAX_CLIENT_ID_LENGTH, deviceSessionRefusal } from './sessions.ts';
+export type { SharedBrokerState } from './shared-state.ts';
 
 
 export interface BrokerOptions {
@@ -53,18 +54,6 @@ export interface BrokerOptions {
   concurrency?: number;
   /** cluster mode (runtime/cluster): sessions, subscriptions, retained messages, offline queues and delivery shared with the other nodes */
   shared?: SharedBrokerState;
-}
-
-/** The broker's state shared with the other nodes of a cluster (runtime/cluster implements it on Redis). */
-export interface SharedBrokerState {
-  /** this node's id, used as the aedes broker id (`$SYS/<id>/…`) */
-  readonly nodeId: string;
-  /** the aedes heartbeat (ms): the wills of a dead node's clients are published about 3× it after it died */
-  readonly heartbeatMs: number;
-  /** A persistence and an emitter for one aedes instance; `close` once aedes closed. */
-  open(): { persistence: unknown; mq: unknown; close(): Promise<void> };
-  /** false while the shared state is unreachable: new connections are refused with "server unavailable" */
-  available(): boolean;
 }
 
 export type CommandDelivery = { status: 'delivered' | 'queued'; topic: string; transport: 'mqtt' } | { status: 'offline'; topic: string; transport: 'mqtt'; reason: string };
@@ -141,7 +130,8 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
   /** one options object for every connection's guard */
   const guardOptions = { maxPacketSize, batchPackets: opts.batchPackets, onViolation };
   let aedes: Aedes | undefined;
-  let backing: ReturnType<SharedBrokerState['open']> | undefined;
+  /** closes what the shared state opened for aedes (cluster mode) */
+  let release: (() => Promise<void>) | undefined;
   let server: net.Server | undefined;
   let tlsServer: tls.Server | undefined;
   let wss: WebSocketServer | undefined;
@@ -333,26 +323,10 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
         },
         published: published as AedesOptions['published'],
       };
-      if (opts.shared) {
-        backing = opts.shared.open();
-        Object.assign(options, { id: opts.shared.nodeId, heartbeatInterval: opts.shared.heartbeatMs, persistence: backing.persistence, mq: backing.mq });
-      }
-      aedes = new Aedes(options);
-      // aedes emits 'error' when its persistence fails outside a client (Redis unreachable in a
-      // cluster: the wills sweep, an offline enqueue); unheard, an EventEmitter's 'error' ends the process.
-      (aedes as unknown as EventEmitter).on('error', (err: Error) => log.error({ err: err.message }, 'MQTT broker: shared state operation failed'));
-      try {
-        await aedes.listen();
-      } catch (err) {
-        aedes = undefined;
-        await backing?.close();
-        backing = undefined;
-        throw err;
-      }
+      const started = await startAedes(options, opts.shared, log);
+      aedes = started.aedes;
+      release = started.release;
       const a = aedes;
-      if (opts.shared && !keepSessionsTakenOverElsewhere(a)) {
-        log.warn('aedes no longer has the shape runtime/patches/aedes-cluster-takeover.ts relies on: an MQTT 5 session taken over by another node may expire here');
-      }
       a.on('client', (client: Client) => {
         trimAfterConnect(client);
         const st = stateOf(client);
@@ -420,9 +394,9 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
       if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
       if (t) await new Promise<void>((resolve) => t.close(() => resolve()));
       if (a) await new Promise<void>((resolve) => a.close(() => resolve()));
-      const b = backing;
-      backing = undefined;
-      if (b) await b.close();
+      const r = release;
+      release = undefined;
+      if (r) await r();
     },
     health(): ComponentHealth {
       return { ok: Boolean(server?.listening), port: listeningPort, tls_port: listeningTlsPort || undefined, connections: conns.size, clients: aedes?.connectedClients ?? 0, online_devices: presence.onlineCount() };
