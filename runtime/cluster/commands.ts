@@ -95,7 +95,13 @@ export function createClusterCommands(opts: { nodeId: string; prefix: string; cm
   }
 
   return {
-    holder: (deviceId) => opts.scripts().holder(deviceId, nodeId),
+    async holder(deviceId) {
+      try {
+        return await opts.scripts().holder(deviceId, nodeId);
+      } catch (err) {
+        throw new FluxError('cluster_unavailable', `the node holding device '${deviceId}' cannot be looked up: the cluster's shared state (Redis) does not answer (${(err as Error).message})`, 503);
+      }
+    },
     async send(node, deviceId, command, params) {
       if (pending.size >= MAX_PENDING) throw new FluxError('cluster_busy', `${MAX_PENDING} commands already wait for other nodes`, 503);
       const id = randomUUID();

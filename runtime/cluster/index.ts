@@ -85,7 +85,8 @@ export function createCluster(opts: ClusterOptions): Cluster {
           stop: async () => reporter.unlisten(),
           health: (): ComponentHealth => ({ ok: true, mode: 'single', node: nodeId }),
           async describe() {
-            const me: NodeView = { ...(await reporter.report(true)), status: 'up', heartbeat_age_ms: null, self: true };
+            await reporter.freshHealth();
+            const me: NodeView = { ...reporter.report(true), status: 'up', heartbeat_age_ms: null, self: true };
             return { mode: 'single', self: nodeId, heartbeat_ms: null, nodes: [me], totals: totals([me]) };
           },
         };

@@ -69,30 +69,46 @@ export interface NodeOptions {
   shared: ClusterPresence;
 }
 
-/** The local report and its throughput counter, shared by the cluster and the single-node view. */
+/**
+ * The local report and its throughput counter, shared by the cluster and the single-node view. The
+ * modules' health is refreshed in the background: a slow check (a database that hangs) must never
+ * delay a heartbeat, or a live node would look dead.
+ */
 export function createReporter(nodeId: string, version: string, deps: ClusterNodeDeps) {
   const startedAt = new Date().toISOString();
   let uplinks = 0;
   let since = Date.now();
   let rate = 0;
-  let health: { at: number; healthy: boolean; failing: string[] } = { at: 0, healthy: true, failing: [] };
+  let health = { at: 0, healthy: true, failing: [] as string[] };
+  let checking: Promise<void> | undefined;
   const owner = {};
+  function refreshHealth(now: number): Promise<void> {
+    if (checking) return checking;
+    if (now - health.at < HEALTH_EVERY_MS) return Promise.resolve();
+    checking = deps
+      .health()
+      .catch((err: Error) => ({ health: { ok: false, error: err.message } }) as Record<string, ComponentHealth>)
+      .then((all) => {
+        const failing = Object.entries(all).filter(([, h]) => !h.ok).map(([name]) => name);
+        health = { at: Date.now(), healthy: failing.length === 0, failing };
+      })
+      .finally(() => (checking = undefined));
+    return checking;
+  }
   return {
     listen: () => deps.bus.on('uplink', owner, () => void uplinks++),
     unlisten: () => deps.bus.removeOwner(owner),
-    /** the report; `tick` closes a throughput period (heartbeats), else the last period's rate is kept */
-    async report(tick: boolean): Promise<NodeReport> {
+    /** waits for a fresh health check when the last one is stale (a report on demand) */
+    freshHealth: () => refreshHealth(Date.now()),
+    /** the report; `tick` closes a throughput period of at least a second, else the last period's rate is kept */
+    report(tick: boolean): NodeReport {
       const now = Date.now();
-      if (tick) {
+      if (tick && now - since >= 1000) {
         rate = now > since ? Math.round((uplinks * 10_000) / (now - since)) / 10 : 0;
         uplinks = 0;
         since = now;
       }
-      if (now - health.at >= HEALTH_EVERY_MS) {
-        const all = await deps.health().catch((err: Error) => ({ health: { ok: false, error: err.message } }) as Record<string, ComponentHealth>);
-        const failing = Object.entries(all).filter(([, h]) => !h.ok).map(([name]) => name);
-        health = { at: now, healthy: failing.length === 0, failing };
-      }
+      void refreshHealth(now);
       return { id: nodeId, version, host: os.hostname(), pid: process.pid, started_at: startedAt, heartbeat_at: new Date(now).toISOString(), ...deps.stats(), healthy: health.healthy, failing: health.failing, uplinks_per_s: rate };
     },
   };
@@ -105,7 +121,6 @@ export interface ClusterNode {
   /** the node's connection (keys prefixed), once started */
   connection(): Redis;
   ready(): boolean;
-  report(): Promise<NodeReport>;
 }
 
 export function createClusterNode(opts: NodeOptions): ClusterNode {
@@ -156,7 +171,7 @@ export function createClusterNode(opts: NodeOptions): ClusterNode {
   }
 
   async function beat(): Promise<void> {
-    const report = await reporter!.report(true);
+    const report = reporter!.report(true);
     const previous = await cmd!.set(aliveKey(nodeId), report.heartbeat_at, 'PX', heartbeatMs, 'GET');
     await cmd!.hset(NODES, nodeId, JSON.stringify(report));
     if (beatFailures > 0) log.info({ failures: beatFailures }, 'cluster: heartbeats reach Redis again');
@@ -205,7 +220,7 @@ export function createClusterNode(opts: NodeOptions): ClusterNode {
       if ((await cmd.set(aliveKey(nodeId), new Date().toISOString(), 'PX', heartbeatMs, 'NX')) === null) {
         throw new ConfigError('FLUX_NODE_ID', `FLUX_NODE_ID=${nodeId} was just taken by another node starting with it`);
       }
-      await cmd.hset(NODES, nodeId, JSON.stringify(await reporter.report(true)));
+      await cmd.hset(NODES, nodeId, JSON.stringify(reporter.report(true)));
       await commands.serve(sub, d.downlink);
       reporter.listen();
       beatTimer = every(Math.max(100, Math.floor(heartbeatMs / 3)), beat, (err) => {
@@ -248,9 +263,5 @@ export function createClusterNode(opts: NodeOptions): ClusterNode {
       return cmd;
     },
     ready: () => cmd?.status === 'ready',
-    report: () => {
-      if (!reporter) throw new Error('cluster node not started');
-      return reporter.report(false);
-    },
   };
 }
