@@ -21,7 +21,7 @@ import type { ClusterPresence } from './shared-presence.ts';
 
 /** a dead node's devices taken back per script call (one short Redis step each) */
 const REAP_BATCH = 500;
-/** the modules' health is computed at most this often for the report */
+/** the modules' health is computed at most this often for the report (a node: once per heartbeat period) */
 const HEALTH_EVERY_MS = 5_000;
 
 /** What a node reports with every heartbeat (GET /api/cluster shows it). */
@@ -74,17 +74,18 @@ export interface NodeOptions {
  * modules' health is refreshed in the background: a slow check (a database that hangs) must never
  * delay a heartbeat, or a live node would look dead.
  */
-export function createReporter(nodeId: string, version: string, deps: ClusterNodeDeps) {
+export function createReporter(nodeId: string, version: string, deps: ClusterNodeDeps, healthEveryMs = HEALTH_EVERY_MS) {
   const startedAt = new Date().toISOString();
   let uplinks = 0;
   let since = Date.now();
   let rate = 0;
-  let health = { at: 0, healthy: true, failing: [] as string[] };
+  // not healthy until a check said so (the first report of a starting node is made before its broker runs)
+  let health = { at: 0, healthy: false, failing: [] as string[] };
   let checking: Promise<void> | undefined;
   const owner = {};
   function refreshHealth(now: number): Promise<void> {
     if (checking) return checking;
-    if (now - health.at < HEALTH_EVERY_MS) return Promise.resolve();
+    if (now - health.at < healthEveryMs) return Promise.resolve();
     checking = deps
       .health()
       .catch((err: Error) => ({ health: { ok: false, error: err.message } }) as Record<string, ComponentHealth>)
@@ -216,7 +217,7 @@ export function createClusterNode(opts: NodeOptions): ClusterNode {
       // a previous run under this id that died: what it held is offline unless another node holds it
       const leftover = await reap(nodeId);
       if (leftover) log.info({ devices_offline: leftover }, 'cluster: devices a previous run of this node held were taken back');
-      reporter = createReporter(nodeId, opts.version, d);
+      reporter = createReporter(nodeId, opts.version, d, Math.min(heartbeatMs, HEALTH_EVERY_MS));
       if ((await cmd.set(aliveKey(nodeId), new Date().toISOString(), 'PX', heartbeatMs, 'NX')) === null) {
         throw new ConfigError('FLUX_NODE_ID', `FLUX_NODE_ID=${nodeId} was just taken by another node starting with it`);
       }

@@ -7,7 +7,10 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { promisify } from 'node:util';
 import mqtt, { type MqttClient, type IClientOptions } from 'mqtt';
-import { startFlux, type FluxProcess } from '../helpers/flux-process.ts';
+import { startFlux, tempDir, TEST_TOKEN, type FluxProcess } from '../helpers/flux-process.ts';
+import { createFlux } from '../../runtime/app/index.ts';
+import { createLogger } from '../../runtime/log/index.ts';
+import { loadSettings } from '../../settings.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
 
 const run = promisify(execFile);
@@ -83,7 +86,18 @@ export interface TestCluster {
 
 export const HEARTBEAT_MS = 1500;
 
-/** `count` FLUX nodes on one Redis and one PostgreSQL database; the first starts alone (it migrates the database). */
+/**
+ * Tables, the first admin user: what the first start of FLUX makes in a new database, made once by
+ * an in-process FLUX (no Redis, no flows), so that the nodes can then start together.
+ */
+async function prepareDatabase(env: Record<string, string>): Promise<void> {
+  const settings = loadSettings({ FLUX_DATA_DIR: tempDir(), FLUX_HTTP_PORT: '0', FLUX_MQTT_PORT: '0', FLUX_HOST: '127.0.0.1', FLUX_ADMIN_TOKEN: TEST_TOKEN, FLUX_DB_URL: env.FLUX_DB_URL!, FLUX_TS_URL: env.FLUX_TS_URL! });
+  const flux = createFlux({ settings, log: createLogger({ level: 'silent' }), flows: false });
+  await flux.start();
+  await flux.stop();
+}
+
+/** `count` FLUX nodes (node-a, node-b, …) started together on one Redis and one PostgreSQL database. */
 export async function startCluster(count: number, env: Record<string, string> = {}): Promise<TestCluster> {
   const redis = await startRedis();
   const db = await createTestDatabase('postgres', 'cluster');
@@ -104,8 +118,8 @@ export async function startCluster(count: number, env: Record<string, string> = 
     return n;
   };
   try {
-    await add('node-a');
-    await Promise.all(['node-b', 'node-c', 'node-d'].slice(0, count - 1).map((id) => add(id)));
+    await prepareDatabase(shared);
+    await Promise.all(['node-a', 'node-b', 'node-c', 'node-d'].slice(0, count).map((id) => add(id)));
   } catch (err) {
     for (const n of nodes) await n.stop();
     await redis.stop();
