@@ -1,0 +1,133 @@
+/**
+ * The connection to NATS JetStream and what this cluster keeps there (docs/cluster.md "The shared
+ * uplink log"): the stream `<name>_uplinks` (subjects `<name>.up.<partition>`, file storage, bounded
+ * by FLUX_RAW_MAX_BYTES and refusing new messages past it) and the key-value bucket
+ * `<name>_leases` (which node holds which partition, which nodes live; entries expire after
+ * FLUX_LOG_LEASE unless renewed).
+ */
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { ClusterLogSettings } from '../../settings.ts';
+import { ConfigError } from '../errors/index.ts';
+import type { Logger } from '../log/index.ts';
+
+export interface Names {
+  stream: string;
+  /** every partition: `<name>.up.>` */
+  all: string;
+  subject(partition: number): string;
+  bucket: string;
+}
+
+export function namesOf(name: string): Names {
+  return { stream: `${name}_uplinks`, all: `${name}.up.>`, subject: (p) => `${name}.up.${p}`, bucket: `${name}_leases` };
+}
+
+export interface Engine {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly leases: KV;
+  readonly names: Names;
+  /** the largest message the server takes */
+  readonly maxPayload: number;
+  /** false while the connection is down (appends are refused at once then) */
+  connected(): boolean;
+  /** `cb` after every reconnect */
+  onReconnect(cb: () => void): void;
+  close(): Promise<void>;
+}
+
+export interface EngineOptions {
+  settings: ClusterLogSettings;
+  /** the stream's byte budget (FLUX_RAW_MAX_BYTES) */
+  maxBytes: number;
+  logger: Logger;
+}
+
+const description = (partitions: number) => `FLUX uplink log, partitions=${partitions}`;
+
+export async function openEngine({ settings, maxBytes, logger }: EngineOptions): Promise<Engine> {
+  const names = namesOf(settings.name);
+  let nc: NatsConnection;
+  try {
+    nc = await connect({ servers: settings.servers, name: `flux-${process.pid}`, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 500, timeout: 5000 });
+  } catch (err) {
+    throw new ConfigError('FLUX_NATS_URL', `FLUX_NATS_URL: cannot reach NATS at ${settings.servers.join(',')} (${(err as Error).message})`);
+  }
+  const jsm = await jetstreamManager(nc).catch(async (err: Error) => {
+    await nc.close();
+    throw new ConfigError('FLUX_NATS_URL', `FLUX_NATS_URL: JetStream is not enabled on ${settings.servers.join(',')} (${err.message}); start nats-server with -js`);
+  });
+  const js = jetstream(nc);
+  await ensureStream(jsm, names, settings.partitions, maxBytes);
+  const leases = await new Kvm(js).create(names.bucket, { ttl: settings.leaseMs, history: 1, storage: StorageType.File });
+  const bucket = await jsm.streams.info(`KV_${names.bucket}`);
+  if (Math.round(bucket.config.max_age / 1e6) !== settings.leaseMs) {
+    await nc.close();
+    throw new ConfigError('FLUX_LOG_LEASE', `FLUX_LOG_LEASE=${settings.leaseMs}ms, but this cluster's nodes use ${Math.round(bucket.config.max_age / 1e6)}ms (bucket ${names.bucket}): every node must use the same`);
+  }
+
+  let up = true;
+  const reconnected: (() => void)[] = [];
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') {
+        up = false;
+        logger.warn({ server: s.server }, 'cluster log: lost the connection to NATS; uplinks are refused (log_unavailable) until it is back');
+      } else if (s.type === 'reconnect') {
+        up = true;
+        logger.info({ server: s.server }, 'cluster log: connected to NATS again');
+        // a restarted server may have come back without the stream (it was deleted, or its storage lost)
+        await ensureStream(jsm, names, settings.partitions, maxBytes).catch((err: Error) => logger.error({ err: err.message }, 'cluster log: the stream could not be checked after the reconnect'));
+        for (const cb of reconnected) cb();
+      }
+    }
+  })();
+
+  return {
+    nc,
+    js,
+    jsm,
+    leases,
+    names,
+    maxPayload: nc.info?.max_payload ?? 1024 * 1024,
+    connected: () => up && !nc.isClosed(),
+    onReconnect: (cb) => void reconnected.push(cb),
+    async close() {
+      if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
+    },
+  };
+}
+
+/** Creates the stream, or checks that it matches (partitions) and updates its budget. */
+async function ensureStream(jsm: JetStreamManager, names: Names, partitions: number, maxBytes: number): Promise<void> {
+  const config = {
+    name: names.stream,
+    subjects: [names.all],
+    description: description(partitions),
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    // past the budget the stream refuses (log_full) rather than drop what no node has handled yet;
+    // handled messages are purged by their partition's holder (runtime/cluster-log/janitor.ts)
+    discard: DiscardPolicy.New,
+    max_bytes: maxBytes,
+    duplicate_window: 120e9,
+  };
+  let info;
+  try {
+    info = await jsm.streams.info(names.stream);
+  } catch (err) {
+    if (!/stream not found/i.test((err as Error).message)) throw err;
+    await jsm.streams.add(config);
+    return;
+  }
+  const had = /partitions=(\d+)/.exec(info.config.description ?? '')?.[1];
+  if (had !== undefined && Number(had) !== partitions) {
+    throw new ConfigError('FLUX_LOG_PARTITIONS', `FLUX_LOG_PARTITIONS=${partitions}, but the stream ${names.stream} was made with ${had} partitions: every node of a cluster must use the same`);
+  }
+  if (info.config.max_bytes !== maxBytes || info.config.discard !== DiscardPolicy.New) {
+    await jsm.streams.update(names.stream, { ...info.config, max_bytes: maxBytes, discard: DiscardPolicy.New, description: description(partitions) });
+  }
+}
