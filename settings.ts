@@ -74,6 +74,8 @@ export interface ClusterLogSettings {
   partitions: number;
   /** a node that stops renewing its partitions loses them after this long (ms) */
   leaseMs: number;
+  /** copies of the stream and the lease bucket in a NATS cluster (1 on a single server) */
+  replicas: number;
 }
 
 export interface SettingSpec {
@@ -112,6 +114,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_NATS_NAME', default: 'flux', meaning: 'cluster mode: the name of the JetStream stream and buckets of this cluster (letters, digits, `_`, `-`)' },
   { variable: 'FLUX_LOG_PARTITIONS', default: '16', meaning: 'cluster mode: uplinks are partitioned by device over this many partitions, each processed in order by one node at a time; the same on every node' },
   { variable: 'FLUX_LOG_LEASE', default: '6s', meaning: "cluster mode: a node that stops renewing its partitions (killed, cut off) loses them to the others after this long" },
+  { variable: 'FLUX_NATS_REPLICAS', default: '1', meaning: 'cluster mode: copies of the uplink stream in a NATS cluster (3 survives the loss of a NATS server; 1 on a single server)' },
 ];
 
 export function parseDuration(variable: string, raw: string | undefined, fallbackMs: number): number {
@@ -263,7 +266,7 @@ function parseClusterLog(env: NodeJS.ProcessEnv, positive: (variable: string, fa
   if (!/^[A-Za-z0-9_-]{1,32}$/.test(name)) throw new ConfigError('FLUX_NATS_NAME', `FLUX_NATS_NAME=${JSON.stringify(env.FLUX_NATS_NAME)} must be 1 to 32 letters, digits, _ or -`);
   const leaseMs = parseDuration('FLUX_LOG_LEASE', env.FLUX_LOG_LEASE, 6000);
   if (leaseMs < 1000 || leaseMs > 600_000) throw new ConfigError('FLUX_LOG_LEASE', `FLUX_LOG_LEASE=${JSON.stringify(env.FLUX_LOG_LEASE)} must be from 1s to 10m`);
-  return { servers, name, partitions: positive('FLUX_LOG_PARTITIONS', 16, 1024), leaseMs };
+  return { servers, name, partitions: positive('FLUX_LOG_PARTITIONS', 16, 1024), leaseMs, replicas: positive('FLUX_NATS_REPLICAS', 1, 5) };
 }
 
 function parseHttpPrefix(raw: string | undefined): string {

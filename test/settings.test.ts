@@ -39,7 +39,7 @@ describe('settings', function () {
 
   it('cluster mode\'s shared log is off unless FLUX_NATS_URL is set', function () {
     assert.equal(loadSettings({}, '/x').clusterLog, undefined);
-    assert.deepEqual(loadSettings({ FLUX_NATS_URL: 'nats://n1:4222, nats://u:p@n2:4222' }, '/x').clusterLog, { servers: ['nats://n1:4222', 'nats://u:p@n2:4222'], name: 'flux', partitions: 16, leaseMs: 6000 });
+    assert.deepEqual(loadSettings({ FLUX_NATS_URL: 'nats://n1:4222, nats://u:p@n2:4222' }, '/x').clusterLog, { servers: ['nats://n1:4222', 'nats://u:p@n2:4222'], name: 'flux', partitions: 16, leaseMs: 6000, replicas: 1 });
   });
 
   it('names the variable in one line for each invalid value', function () {

@@ -34,8 +34,6 @@ export interface Engine {
   readonly maxPayload: number;
   /** false while the connection is down (appends are refused at once then) */
   connected(): boolean;
-  /** `cb` after every reconnect */
-  onReconnect(cb: () => void): void;
   close(): Promise<void>;
 }
 
@@ -61,8 +59,15 @@ export async function openEngine({ settings, maxBytes, logger }: EngineOptions):
     throw new ConfigError('FLUX_NATS_URL', `FLUX_NATS_URL: JetStream is not enabled on ${settings.servers.join(',')} (${err.message}); start nats-server with -js`);
   });
   const js = jetstream(nc);
-  await ensureStream(jsm, names, settings.partitions, maxBytes);
-  const leases = await new Kvm(js).create(names.bucket, { ttl: settings.leaseMs, history: 1, storage: StorageType.File });
+  const stream = { partitions: settings.partitions, maxBytes, replicas: settings.replicas };
+  let leases: KV;
+  try {
+    await ensureStream(jsm, names, stream);
+    leases = await new Kvm(js).create(names.bucket, { ttl: settings.leaseMs, history: 1, storage: StorageType.File, replicas: settings.replicas });
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
   const bucket = await jsm.streams.info(`KV_${names.bucket}`);
   if (Math.round(bucket.config.max_age / 1e6) !== settings.leaseMs) {
     await nc.close();
@@ -70,7 +75,6 @@ export async function openEngine({ settings, maxBytes, logger }: EngineOptions):
   }
 
   let up = true;
-  const reconnected: (() => void)[] = [];
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') {
@@ -80,8 +84,7 @@ export async function openEngine({ settings, maxBytes, logger }: EngineOptions):
         up = true;
         logger.info({ server: s.server }, 'cluster log: connected to NATS again');
         // a restarted server may have come back without the stream (it was deleted, or its storage lost)
-        await ensureStream(jsm, names, settings.partitions, maxBytes).catch((err: Error) => logger.error({ err: err.message }, 'cluster log: the stream could not be checked after the reconnect'));
-        for (const cb of reconnected) cb();
+        await ensureStream(jsm, names, stream).catch((err: Error) => logger.error({ err: err.message }, 'cluster log: the stream could not be checked after the reconnect'));
       }
     }
   })();
@@ -94,7 +97,6 @@ export async function openEngine({ settings, maxBytes, logger }: EngineOptions):
     names,
     maxPayload: nc.info?.max_payload ?? 1024 * 1024,
     connected: () => up && !nc.isClosed(),
-    onReconnect: (cb) => void reconnected.push(cb),
     async close() {
       if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
     },
@@ -102,7 +104,7 @@ export async function openEngine({ settings, maxBytes, logger }: EngineOptions):
 }
 
 /** Creates the stream, or checks that it matches (partitions) and updates its budget. */
-async function ensureStream(jsm: JetStreamManager, names: Names, partitions: number, maxBytes: number): Promise<void> {
+async function ensureStream(jsm: JetStreamManager, names: Names, { partitions, maxBytes, replicas }: { partitions: number; maxBytes: number; replicas: number }): Promise<void> {
   const config = {
     name: names.stream,
     subjects: [names.all],
@@ -114,6 +116,7 @@ async function ensureStream(jsm: JetStreamManager, names: Names, partitions: num
     discard: DiscardPolicy.New,
     max_bytes: maxBytes,
     duplicate_window: 120e9,
+    num_replicas: replicas,
   };
   let info;
   try {

@@ -29,6 +29,8 @@ export interface ClusterLogDeps {
   bus: DeviceBus;
   logger: Logger;
   metrics: MetricsRegistry;
+  /** how often the stream is tidied and the stats read (ms; default 5 s) */
+  tidyEveryMs?: number;
 }
 
 /** This process's name among the nodes: host, pid and a random part (a restarted node is a new one). */
@@ -172,7 +174,7 @@ export function createClusterLogModule(deps: ClusterLogDeps): UplinkLogModule {
         gauges.appends.set(s.appends);
         gauges.groups.set(s.groups);
         gauges.partitions.set(leases?.held().size ?? 0);
-      }, TIDY_EVERY_MS);
+      }, deps.tidyEveryMs ?? TIDY_EVERY_MS);
       tidyTimer.unref();
     },
     async stop() {

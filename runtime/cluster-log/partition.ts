@@ -171,12 +171,18 @@ export function startPartition(deps: PartitionDeps): PartitionWorker {
         if (bus.behind()) await busDrained();
         await waitFor(() => tracked.length < MAX_TRACKED);
         if (!alive) break;
+        // The pull is read to its end before anything waits for the bus: a pull whose iterator is
+        // left waiting stops with "heartbeats missed" (@nats-io/jetstream's idle-heartbeat monitor)
         fetching = await consumer.fetch({ max_messages: FETCH, expires: FETCH_EXPIRES_MS });
-        for await (const m of fetching) {
+        const batch: JsMsg[] = [];
+        for await (const m of fetching) batch.push(m);
+        fetching = undefined;
+        for (const m of batch) {
+          // a message left out here is never acknowledged past (AckAll): the next holder, or this
+          // one after an error, starts again from the watermark
           if (!alive) break;
           if (!deliver(m)) await busDrained();
         }
-        fetching = undefined;
       } catch (err) {
         fetching = undefined;
         if (!alive) break;

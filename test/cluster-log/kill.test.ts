@@ -124,6 +124,12 @@ describe('cluster log: two FLUX nodes, one killed with SIGKILL under load', func
       const isAcked = acked.get(r.d)!.has(r.v);
       assert.ok(isAcked || cutOff.has(key), `${key} stored but never acknowledged nor cut off by the kill`);
     }
+    // the raw traffic API on the survivor reads the shared stream: a device's newest uplinks, whichever node received them
+    const raw = await a.api('GET', '/api/devices/m1/raw?order=desc&limit=5&encoding=base64');
+    assert.equal(raw.status, 200, JSON.stringify(raw.body));
+    const newest = raw.body.items.map((i: { payload: string }) => JSON.parse(Buffer.from(i.payload, 'base64').toString()).values.n);
+    const m1 = [...acked.get('m1')!].sort((x, y) => y - x);
+    assert.deepEqual(newest, m1.slice(0, 5));
     const ackedTotal = ackedCount();
     assert.ok(ackedTotal >= TOTAL * 0.9, `${ackedTotal} of ${sent} acknowledged`);
     assert.equal(all.length - [...cutOff].filter((k) => seen.has(k)).length, ackedTotal, 'stored rows = acknowledged uplinks (+ those whose PUBACK the kill cut)');

@@ -152,6 +152,48 @@ describe('cluster log: the shared uplink log on NATS JetStream', function () {
     assert.ok(second.every((u) => handledBy.get(u.id)!.length === 1));
   });
 
+  it('purges handled uplinks older than FLUX_RAW_RETENTION, never one not yet handled', async () => {
+    const name = cluster('retention');
+    const a = await startNode(name, { FLUX_RAW_RETENTION: '1s' }, undefined, 300);
+    nodes.push(a);
+    const other = Array.from({ length: 50 }, (_, i) => `dev${i}`).find((d) => partitionOf(d, 8) !== partitionOf('stuck', 8))!;
+    a.bus.on('uplink', {}, async (up) => {
+      if (up.deviceId === 'stuck') await new Promise(() => {}); // never leaves the flows
+    });
+    const sent = Array.from({ length: 100 }, (_, i) => uplink(i % 2 ? 'stuck' : other, i));
+    assert.deepEqual((await Promise.all(sent.map((up) => accept(a, up)))).filter(Boolean), []);
+    await a.m.replay();
+    await until('the handled device purged', async () => ((await a.m.log.read({ deviceId: other, limit: 100 })).length === 0 ? true : undefined), 10_000);
+    assert.equal((await a.m.log.read({ deviceId: 'stuck', limit: 100 })).length, 50, 'the unhandled device kept whole');
+  });
+
+  it('purges handled uplinks past three quarters of FLUX_RAW_MAX_BYTES, so the stream keeps taking new ones', async () => {
+    const name = cluster('budget');
+    const a = await startNode(name, { FLUX_RAW_MAX_BYTES: '64KiB' }, undefined, 200);
+    nodes.push(a);
+    a.bus.on('uplink', {}, async () => {});
+    await a.m.replay();
+    const acked: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      const up = { ...uplink('dev1', i), payload: Buffer.alloc(1024, 1) };
+      for (let tries = 0; (await accept(a, up)) !== null; tries++) {
+        assert.ok(tries < 50, 'the stream makes room within 5 s');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      acked.push(up.id);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const kept = (await a.m.log.read({ deviceId: 'dev1', limit: 1000 })).map((r) => r.id);
+    assert.ok(kept.length < 64, `${kept.length} kept within 64 KiB`);
+    assert.deepEqual(kept, acked.slice(-kept.length), 'the newest kept, the oldest purged');
+  });
+
+  it('refuses to start a node whose partition count differs from its cluster\'s', async () => {
+    const name = cluster('config');
+    nodes.push(await startNode(name, { FLUX_LOG_PARTITIONS: '8' }));
+    await assert.rejects(startNode(name, { FLUX_LOG_PARTITIONS: '4' }), (err: Error & { variable?: string }) => err.variable === 'FLUX_LOG_PARTITIONS' && /made with 8 partitions/.test(err.message));
+  });
+
   it('a stream at its budget refuses with log_full; what it acknowledged stays', async () => {
     const name = cluster('full');
     const a = await startNode(name, { FLUX_RAW_MAX_BYTES: '32KiB' });

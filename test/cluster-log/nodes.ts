@@ -30,7 +30,7 @@ export interface TestNode {
   logs: Record<string, any>[];
 }
 
-export async function startNode(name: string, env: Record<string, string> = {}, url = NATS_URL): Promise<TestNode> {
+export async function startNode(name: string, env: Record<string, string> = {}, url = NATS_URL, tidyEveryMs?: number): Promise<TestNode> {
   const logs: Record<string, any>[] = [];
   const sink = new Writable({
     write(chunk, _enc, cb) {
@@ -41,7 +41,7 @@ export async function startNode(name: string, env: Record<string, string> = {}, 
   const logger = createLogger({ level: 'debug', destination: sink });
   const settings = loadSettings({ FLUX_NATS_URL: url, FLUX_NATS_NAME: name, FLUX_LOG_LEASE: '2s', FLUX_LOG_PARTITIONS: '8', FLUX_DATA_DIR: os.tmpdir(), ...env });
   const bus = createDeviceBus(logger);
-  const m = createClusterLogModule({ settings, cluster: settings.clusterLog!, bus, logger, metrics: createMetrics() });
+  const m = createClusterLogModule({ settings, cluster: settings.clusterLog!, bus, logger, metrics: createMetrics(), tidyEveryMs });
   await m.start();
   return { m, bus, logs };
 }
