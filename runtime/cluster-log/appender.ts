@@ -7,8 +7,8 @@
  * message. A quiet partition sends each uplink at once; a busy one sends bigger messages, so the
  * per-message cost of a JetStream publish (docs/cluster.md has the figures) is paid per group.
  *
- * Bounded: past BEHIND uplinks gathered or travelling, `behind()` turns ingress' backpressure on;
- * past REFUSE, and while NATS is unreachable, appends are refused at once (log_unavailable); a full
+ * Bounded: past BEHIND uplinks (or 32 MiB) gathered or travelling, `behind()` turns ingress'
+ * backpressure on; past REFUSE (or 64 MiB), and while NATS is unreachable, appends are refused at once (log_unavailable); a full
  * stream refuses with log_full. Nothing is retried: a refused uplink was never acknowledged.
  */
 import type { AppendCallback, AppendInput } from '../uplink-log/index.ts';
@@ -18,10 +18,12 @@ import type { Engine } from './engine.ts';
 
 /** publishes travelling per partition (order within a partition holds: one connection, in order) */
 const IN_FLIGHT = 2;
-/** uplinks gathered or travelling at which ingress is told to wait */
+/** uplinks (or bytes) gathered or travelling at which ingress is told to wait */
 export const BEHIND = 20_000;
+const BEHIND_BYTES = 32 * 1024 * 1024;
 /** …and at which appends are refused */
 export const REFUSE = 50_000;
+const REFUSE_BYTES = 64 * 1024 * 1024;
 const PUBLISH_TIMEOUT_MS = 5000;
 
 interface PartitionQueue {
@@ -49,6 +51,7 @@ export function createAppender(engine: Engine, partitions: number): Appender {
   const dirty = new Set<number>();
   let scheduled = false;
   let pending = 0;
+  let pendingBytes = 0;
   let localSeq = 0;
   let closed = false;
   let drainWaiters: (() => void)[] = [];
@@ -61,9 +64,11 @@ export function createAppender(engine: Engine, partitions: number): Appender {
     return 0;
   };
 
-  const settled = (n: number) => {
+  const behind = () => pending >= BEHIND || pendingBytes >= BEHIND_BYTES;
+  const settled = (n: number, bytes: number) => {
     pending -= n;
-    if (drainWaiters.length && pending <= BEHIND / 2) {
+    pendingBytes -= bytes;
+    if (drainWaiters.length && pending <= BEHIND / 2 && pendingBytes <= BEHIND_BYTES / 2) {
       const w = drainWaiters;
       drainWaiters = [];
       for (const f of w) f();
@@ -88,7 +93,7 @@ export function createAppender(engine: Engine, partitions: number): Appender {
       else counts.groups++;
       for (const cb of cbs) cb(err, 0);
       q.travelling--;
-      settled(n);
+      settled(n, bytes);
       if (q.entries.length) send(p);
     };
     q.travelling++;
@@ -113,7 +118,7 @@ export function createAppender(engine: Engine, partitions: number): Appender {
     append(input, cb) {
       if (closed) return refuse(cb, new LogRefusedError('log_unavailable', 'cluster log: closed'));
       if (!engine.connected()) return refuse(cb, unavailable());
-      if (pending >= REFUSE) return refuse(cb, new LogRefusedError('log_unavailable', `cluster log: NATS is too slow (${pending} uplinks waiting for it)`));
+      if (pending >= REFUSE || pendingBytes >= REFUSE_BYTES) return refuse(cb, new LogRefusedError('log_unavailable', `cluster log: NATS is too slow (${pending} uplinks, ${pendingBytes} bytes waiting for it)`));
       const entry = encodeEntry(input);
       if (entry.length > engine.maxPayload) return refuse(cb, new LogRefusedError('log_write_failed', `cluster log: an uplink of ${entry.length} bytes is over NATS' max_payload`));
       const p = partitionOf(input.deviceId, partitions);
@@ -123,6 +128,7 @@ export function createAppender(engine: Engine, partitions: number): Appender {
       q.cbs.push(cb);
       q.bytes += entry.length;
       pending++;
+      pendingBytes += entry.length;
       counts.appends++;
       // a partition with a publish travelling gathers until it is back (send() goes on from finish)
       if (q.travelling < IN_FLIGHT) {
@@ -134,9 +140,9 @@ export function createAppender(engine: Engine, partitions: number): Appender {
       }
       return ++localSeq;
     },
-    behind: () => pending >= BEHIND,
+    behind,
     onDrain(cb) {
-      if (pending < BEHIND) setImmediate(cb);
+      if (!behind()) setImmediate(cb);
       else drainWaiters.push(cb);
     },
     pending: () => pending,

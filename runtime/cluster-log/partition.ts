@@ -13,17 +13,16 @@
 import { randomBytes } from 'node:crypto';
 import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
-import type { DeviceBus, UplinkMessage } from '../bus/index.ts';
+import type { DeviceBus } from '../bus/index.ts';
 import type { Logger } from '../log/index.ts';
 import { uplinkOfRecord } from '../uplink-log/index.ts';
 import { decodeBatch } from './batch.ts';
 import type { Engine } from './engine.ts';
 
-/** messages fetched per pull */
-const FETCH = 64;
 const FETCH_EXPIRES_MS = 2000;
-/** messages delivered to the bus and not yet handled, at most (each holds up to 1000 uplinks) */
+/** messages delivered to the bus and not yet handled, at most (each holds up to 1000 uplinks), and their bytes */
 const MAX_TRACKED = 256;
+const MAX_TRACKED_BYTES = 4 * 1024 * 1024;
 /** acks are coalesced: the newest handled message is acknowledged at most this often (AckAll covers the older ones) */
 const ACK_EVERY_MS = 20;
 /** a release waits this long for what is in flight, then lets the next holder process it again */
@@ -62,11 +61,14 @@ export function startPartition(deps: PartitionDeps): PartitionWorker {
   const { engine, bus, logger, partition } = deps;
   const { jsm, js, names } = engine;
   const prefix = `p${partition}_`;
+  // a pull must fit the largest message, or it would never be delivered
+  const fetchBytes = engine.maxPayload + 64 * 1024;
   let alive = true;
   let gen = 0;
   let floor = 0;
   let uplinksInFlight = 0;
   let tracked: Tracked[] = [];
+  let trackedBytes = 0;
   let latest: JsMsg | undefined;
   let acked: JsMsg | undefined;
   let ackTimer: NodeJS.Timeout | undefined;
@@ -82,6 +84,7 @@ export function startPartition(deps: PartitionDeps): PartitionWorker {
   const acquire = async (): Promise<Consumer> => {
     gen++;
     tracked = [];
+    trackedBytes = 0;
     uplinksInFlight = 0;
     latest = acked = undefined;
     const earlier: string[] = [];
@@ -99,7 +102,8 @@ export function startPartition(deps: PartitionDeps): PartitionWorker {
       filter_subject: names.subject(partition),
       ack_policy: AckPolicy.All,
       ...(from ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from + 1 } : { deliver_policy: DeliverPolicy.All }),
-      max_ack_pending: MAX_TRACKED + FETCH * 4,
+      // bounds a pull's messages too (a pull is bounded in bytes)
+      max_ack_pending: MAX_TRACKED * 2,
       // a live holder acknowledges within ms; redelivery is the next holder's business (acquire)
       ack_wait: nanos(5 * 60_000),
     });
@@ -120,38 +124,35 @@ export function startPartition(deps: PartitionDeps): PartitionWorker {
 
   const advance = () => {
     let last: Tracked | undefined;
-    while (tracked.length && tracked[0]!.left === 0) last = tracked.shift();
+    while (tracked.length && tracked[0]!.left === 0) {
+      last = tracked.shift()!;
+      trackedBytes -= last.m.data.length;
+    }
     if (!last) return;
     latest = last.m;
     floor = last.m.seq;
     scheduleAck();
-    if (tracked.length <= MAX_TRACKED / 2 || tracked.length === 0) wakeAll();
+    if (roomToFetch()) wakeAll();
   };
 
-  /** Puts a message's uplinks on the bus, in order; answers false when the bus is behind. */
-  const deliver = (m: JsMsg): boolean => {
+  /** Puts a message's uplinks on the bus, in order (the bus takes them even when behind). */
+  const deliver = (m: JsMsg): void => {
     const records = decodeBatch(m.data, m.seq);
     const t: Tracked = { m, left: records.length };
     tracked.push(t);
-    if (!records.length) {
-      advance();
-      return true;
-    }
+    trackedBytes += m.data.length;
+    if (!records.length) return advance();
     const g = gen;
     const settled = () => {
       if (g !== gen) return;
       uplinksInFlight--;
       if (--t.left === 0) advance();
     };
-    let room = true;
     uplinksInFlight += records.length;
-    for (const r of records) {
-      const up: UplinkMessage = uplinkOfRecord(r);
-      if (!bus.emit('uplink', up, settled)) room = false;
-    }
-    return room;
+    for (const r of records) bus.emit('uplink', uplinkOfRecord(r), settled);
   };
 
+  const roomToFetch = () => tracked.length < MAX_TRACKED && trackedBytes < MAX_TRACKED_BYTES;
   const waitFor = (ready: () => boolean) =>
     new Promise<void>((resolve) => {
       if (ready() || !alive) return resolve();
@@ -169,20 +170,20 @@ export function startPartition(deps: PartitionDeps): PartitionWorker {
       try {
         consumer ??= await acquire();
         if (bus.behind()) await busDrained();
-        await waitFor(() => tracked.length < MAX_TRACKED);
+        await waitFor(roomToFetch);
         if (!alive) break;
-        // The pull is read to its end before anything waits for the bus: a pull whose iterator is
-        // left waiting stops with "heartbeats missed" (@nats-io/jetstream's idle-heartbeat monitor)
-        fetching = await consumer.fetch({ max_messages: FETCH, expires: FETCH_EXPIRES_MS });
-        const batch: JsMsg[] = [];
-        for await (const m of fetching) batch.push(m);
-        fetching = undefined;
-        for (const m of batch) {
-          // a message left out here is never acknowledged past (AckAll): the next holder, or this
-          // one after an error, starts again from the watermark
+        // Each message goes on the bus as it arrives (a quiet partition's pull stays open until it
+        // expires); the bus is waited for only between pulls: an iterator left waiting stops with
+        // "heartbeats missed" (@nats-io/jetstream's idle-heartbeat monitor), and a pull cut short
+        // would leave delivered messages behind. One pull is at most `fetchBytes`.
+        fetching = await consumer.fetch({ max_bytes: fetchBytes, expires: FETCH_EXPIRES_MS });
+        for await (const m of fetching) {
+          // a message left out here is never acknowledged past (AckAll covers only older ones): the
+          // next holder, or this one after an error, starts again from the watermark
           if (!alive) break;
-          if (!deliver(m)) await busDrained();
+          deliver(m);
         }
+        fetching = undefined;
       } catch (err) {
         fetching = undefined;
         if (!alive) break;
