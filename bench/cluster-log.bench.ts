@@ -171,7 +171,7 @@ async function fluxRows(rate: number, seconds: number): Promise<BenchRow[]> {
     await m.stop();
     const nc = await connect({ servers: NATS.replace('nats://', '') });
     const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(`${name}_uplinks`).catch(() => false);
+    for (let p = 0; p < 16; p++) await jsm.streams.delete(`${name}_uplinks_${p}`).catch(() => false);
     await jsm.streams.delete(`KV_${name}_leases`).catch(() => false);
     await nc.close();
   }

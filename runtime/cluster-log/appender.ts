@@ -47,7 +47,8 @@ export interface Appender {
 
 export function createAppender(engine: Engine, partitions: number): Appender {
   const queues: PartitionQueue[] = Array.from({ length: partitions }, () => ({ entries: [], ids: [], cbs: [], bytes: 0, travelling: 0 }));
-  const maxGroupBytes = Math.max(64 * 1024, Math.floor(engine.maxPayload / 2));
+  // a group larger than this is split (a single uplink may exceed it alone); the partitions' pulls hold 32 groups (partition.ts)
+  const maxGroupBytes = Math.min(256 * 1024, Math.floor(engine.maxPayload / 2));
   const dirty = new Set<number>();
   let scheduled = false;
   let pending = 0;

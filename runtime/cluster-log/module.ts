@@ -1,11 +1,11 @@
 /**
  * Cluster mode's uplink log as a FLUX module, with the same face as the single-node one
  * (runtime/uplink-log/module.ts), so ingress, the API and plugin replay do not know which runs:
- * - the journal appends to the shared stream before an acknowledgement and puts nothing on this
+ * - the journal appends to the shared log before an acknowledgement and puts nothing on this
  *   node's bus: the node holding the uplink's partition does that (runtime/cluster-log/partition.ts);
  * - `replay()` (after the flows run) starts taking partitions; `processing` stops them before the
  *   flows stop, so that nothing is acknowledged as handled by flows that are gone;
- * - the log reads the stream for raw traffic and replays.
+ * - the log reads the partitions' streams for raw traffic and replays.
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -29,7 +29,7 @@ export interface ClusterLogDeps {
   bus: DeviceBus;
   logger: Logger;
   metrics: MetricsRegistry;
-  /** how often the stream is tidied and the stats read (ms; default 5 s) */
+  /** how often the held partitions' streams are tidied and the stats read (ms; default 5 s) */
   tidyEveryMs?: number;
 }
 
@@ -53,8 +53,8 @@ export function createClusterLogModule(deps: ClusterLogDeps): UplinkLogModule {
 
   const refusedTotal = counter(metrics, 'flux_uplink_log_refused_total', 'uplinks refused because the uplink log could not take them', ['reason']);
   const gauges = {
-    bytes: gauge(metrics, 'flux_uplink_log_bytes', 'bytes of the uplink log (cluster mode: the shared stream)'),
-    unhandled: gauge(metrics, 'flux_uplink_log_unhandled', 'uplinks in the log not yet through the flows (cluster mode: messages, each a group of uplinks)'),
+    bytes: gauge(metrics, 'flux_uplink_log_bytes', 'bytes of the uplink log (cluster mode: the streams of the partitions this node holds)'),
+    unhandled: gauge(metrics, 'flux_uplink_log_unhandled', 'uplinks in the log not yet through the flows (cluster mode: messages, each a group of uplinks, in the partitions this node holds)'),
     appends: gauge(metrics, 'flux_uplink_log_appends', 'uplinks appended since start'),
     groups: gauge(metrics, 'flux_uplink_log_groups', 'group commits (cluster mode: messages published) since start'),
     partitions: gauge(metrics, 'flux_uplink_log_partitions', 'cluster mode: partitions this node processes'),
@@ -102,7 +102,7 @@ export function createClusterLogModule(deps: ClusterLogDeps): UplinkLogModule {
       return {
         segments: 0,
         bytes: stream?.bytes ?? 0,
-        lastSeq: stream?.lastSeq ?? 0,
+        lastSeq: 0,
         handledSeq: 0,
         unhandled: stream?.unhandled ?? 0,
         appends: a.appends,
@@ -165,9 +165,9 @@ export function createClusterLogModule(deps: ClusterLogDeps): UplinkLogModule {
         logger,
         startWorker: (partition, stillMine) => startPartition({ engine: e, bus, logger, partition, node, stillMine }),
       });
-      logger.info({ node, stream: e.names.stream, partitions: cluster.partitions }, 'cluster log: the uplink log is the shared NATS JetStream stream');
+      logger.info({ node, streams: e.names.stream(0).replace(/_0$/, '_<p>'), partitions: cluster.partitions }, 'cluster log: the uplink log is shared, on NATS JetStream');
       tidyTimer = setInterval(() => {
-        runTidy().catch((err: Error) => logger.debug({ err: err.message }, 'cluster log: tidying the stream failed'));
+        runTidy().catch((err: Error) => logger.debug({ err: err.message }, 'cluster log: tidying the streams failed'));
         const s = log.stats();
         gauges.bytes.set(s.bytes);
         gauges.unhandled.set(s.unhandled);
@@ -189,7 +189,7 @@ export function createClusterLogModule(deps: ClusterLogDeps): UplinkLogModule {
       return {
         ok: !!engine?.connected() && !s.full,
         engine: 'nats-jetstream',
-        stream: engine?.names.stream,
+        streams: engine ? `${engine.names.stream(0).replace(/_0$/, '')}_<0..${cluster.partitions - 1}>` : undefined,
         node,
         connected: engine?.connected() ?? false,
         partitions: held,

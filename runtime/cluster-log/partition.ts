@@ -19,12 +19,15 @@ import { uplinkOfRecord } from '../uplink-log/index.ts';
 import { decodeBatch } from './batch.ts';
 import type { Engine } from './engine.ts';
 
+/** messages per pull (each at most the appender's group size, runtime/cluster-log/appender.ts) */
+const FETCH = 32;
 const FETCH_EXPIRES_MS = 2000;
 /** messages delivered to the bus and not yet handled, at most (each holds up to 1000 uplinks), and their bytes */
 const MAX_TRACKED = 256;
 const MAX_TRACKED_BYTES = 4 * 1024 * 1024;
-/** acks are coalesced: the newest handled message is acknowledged at most this often (AckAll covers the older ones) */
+/** acks are coalesced: the newest handled message is acknowledged after this long, or at once past ACK_AFTER messages (AckAll covers the older ones) */
 const ACK_EVERY_MS = 20;
+const ACK_AFTER = 64;
 /** a release waits this long for what is in flight, then lets the next holder process it again */
 const DRAIN_MS = 3000;
 const RETRY_MS = 1000;
@@ -60,9 +63,9 @@ interface Tracked {
 export function startPartition(deps: PartitionDeps): PartitionWorker {
   const { engine, bus, logger, partition } = deps;
   const { jsm, js, names } = engine;
+  const stream = names.stream(partition);
+  // the partition's consumers; the readers' short-lived ones (runtime/cluster-log/reader.ts) have other names
   const prefix = `p${partition}_`;
-  // a pull must fit the largest message, or it would never be delivered
-  const fetchBytes = engine.maxPayload + 64 * 1024;
   let alive = true;
   let gen = 0;
   let floor = 0;
@@ -85,11 +88,12 @@ export function startPartition(deps: PartitionDeps): PartitionWorker {
     gen++;
     tracked = [];
     trackedBytes = 0;
+    unacked = 0;
     uplinksInFlight = 0;
     latest = acked = undefined;
     const earlier: string[] = [];
     let from = 0;
-    for await (const ci of jsm.consumers.list(names.stream)) {
+    for await (const ci of jsm.consumers.list(stream)) {
       if (!ci.name.startsWith(prefix)) continue;
       earlier.push(ci.name);
       from = Math.max(from, ci.ack_floor.stream_seq);
@@ -97,41 +101,52 @@ export function startPartition(deps: PartitionDeps): PartitionWorker {
     floor = from;
     // unique per acquisition: a worker that lost its lease and a later one of the same node must not share a name
     const name = `${prefix}${deps.node}_${randomBytes(4).toString('hex')}`;
-    await jsm.consumers.add(names.stream, {
+    await jsm.consumers.add(stream, {
       durable_name: name,
-      filter_subject: names.subject(partition),
       ack_policy: AckPolicy.All,
       ...(from ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from + 1 } : { deliver_policy: DeliverPolicy.All }),
-      // bounds a pull's messages too (a pull is bounded in bytes)
-      max_ack_pending: MAX_TRACKED * 2,
+      // above what is tracked plus a pull plus what is handled and not yet acknowledged (acks()):
+      // a pull held at this limit gets no heartbeats and fails
+      max_ack_pending: MAX_TRACKED * 4,
       // a live holder acknowledges within ms; redelivery is the next holder's business (acquire)
       ack_wait: nanos(5 * 60_000),
     });
-    for (const old of earlier) if (old !== name) await jsm.consumers.delete(names.stream, old).catch(() => false);
-    return js.consumers.get(names.stream, name);
+    for (const old of earlier) if (old !== name) await jsm.consumers.delete(stream, old).catch(() => false);
+    return js.consumers.get(stream, name);
   };
 
-  const scheduleAck = () => {
+  let unacked = 0;
+  const ackNow = () => {
+    clearTimeout(ackTimer);
+    ackTimer = undefined;
+    if (!latest || latest === acked) return;
+    acked = latest;
+    unacked = 0;
+    latest.ack();
+  };
+  const scheduleAck = (messages: number) => {
+    unacked += messages;
+    if (unacked >= ACK_AFTER) return ackNow();
     if (ackTimer) return;
     const g = gen;
     ackTimer = setTimeout(() => {
       ackTimer = undefined;
-      if (g !== gen || !latest || latest === acked) return;
-      acked = latest;
-      latest.ack();
+      if (g === gen) ackNow();
     }, ACK_EVERY_MS);
   };
 
   const advance = () => {
     let last: Tracked | undefined;
+    let n = 0;
     while (tracked.length && tracked[0]!.left === 0) {
       last = tracked.shift()!;
       trackedBytes -= last.m.data.length;
+      n++;
     }
     if (!last) return;
     latest = last.m;
     floor = last.m.seq;
-    scheduleAck();
+    scheduleAck(n);
     if (roomToFetch()) wakeAll();
   };
 
@@ -175,8 +190,9 @@ export function startPartition(deps: PartitionDeps): PartitionWorker {
         // Each message goes on the bus as it arrives (a quiet partition's pull stays open until it
         // expires); the bus is waited for only between pulls: an iterator left waiting stops with
         // "heartbeats missed" (@nats-io/jetstream's idle-heartbeat monitor), and a pull cut short
-        // would leave delivered messages behind. One pull is at most `fetchBytes`.
-        fetching = await consumer.fetch({ max_bytes: fetchBytes, expires: FETCH_EXPIRES_MS });
+        // would leave delivered messages behind. (A pull bounded in bytes instead stalled at
+        // max_ack_pending on nats-server 2.9 until its heartbeats were missed.)
+        fetching = await consumer.fetch({ max_messages: FETCH, expires: FETCH_EXPIRES_MS });
         for await (const m of fetching) {
           // a message left out here is never acknowledged past (AckAll covers only older ones): the
           // next holder, or this one after an error, starts again from the watermark

@@ -53,11 +53,13 @@ export function uplink(deviceId: string, n: number): UplinkMessage {
 /** Appends through the journal and answers the refusal (null: acknowledged). */
 export const accept = (node: TestNode, up: UplinkMessage) => new Promise<LogRefusedError | null>((resolve) => node.m.journal.accept(up, resolve));
 
-/** Deletes this run's streams and buckets of `name`. */
+/** Deletes this run's streams and bucket of cluster `name`. */
 export async function dropCluster(name: string, url = NATS_URL): Promise<void> {
   const nc = await connect({ servers: url.replace('nats://', '') });
   const jsm = await jetstreamManager(nc);
-  for (const s of [`${name}_uplinks`, `KV_${name}_leases`]) await jsm.streams.delete(s).catch(() => false);
+  const mine: string[] = [];
+  for await (const s of jsm.streams.names()) if (s.startsWith(`${name}_uplinks_`) || s === `KV_${name}_leases`) mine.push(s);
+  for (const s of mine) await jsm.streams.delete(s).catch(() => false);
   await nc.close();
 }
 
