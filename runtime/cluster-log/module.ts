@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { ClusterLogSettings, FluxSettings } from '../../settings.ts';
 import type { DeviceBus, UplinkMessage } from '../bus/index.ts';
+import { FluxError } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
 import { counter, gauge, type MetricsRegistry } from '../metrics/index.ts';
 import { LogRefusedError, type UplinkJournal, type UplinkLog, type UplinkLogModule, type UplinkLogStats } from '../uplink-log/index.ts';
@@ -70,7 +71,9 @@ export function createClusterLogModule(deps: ClusterLogDeps): UplinkLogModule {
       logger.warn({ reason: err.code, pending: appender?.pending() }, `uplinks refused: ${err.message}`);
     }
   };
-  const notOpen = () => new LogRefusedError('log_unavailable', 'cluster log: not connected to NATS yet');
+  const notOpen = () => new LogRefusedError('log_unavailable', 'cluster log: not connected to NATS');
+  /** a read NATS could not answer: 503, not a 500 */
+  const unreadable = (err: Error) => (err instanceof FluxError ? err : new FluxError('log_unavailable', `cluster log: the uplink log could not be read (${err.message})`, 503));
 
   const log: UplinkLog = {
     async open() {
@@ -90,12 +93,18 @@ export function createClusterLogModule(deps: ClusterLogDeps): UplinkLogModule {
     handled() {},
     async *unhandled() {},
     async read(q) {
-      if (!reader) throw notOpen();
-      return reader.read(q);
+      if (!reader || !engine?.connected()) throw unreadable(notOpen());
+      return reader.read(q).catch((err: Error) => {
+        throw unreadable(err);
+      });
     },
     async *scan(q) {
-      if (!reader) throw notOpen();
-      yield* reader.scan(q);
+      if (!reader || !engine?.connected()) throw unreadable(notOpen());
+      try {
+        yield* reader.scan(q);
+      } catch (err) {
+        throw unreadable(err as Error);
+      }
     },
     stats(): UplinkLogStats {
       const a = appender?.stats() ?? { appends: 0, groups: 0, refused: 0 };

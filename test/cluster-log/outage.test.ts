@@ -57,6 +57,8 @@ describe('cluster log: the log engine restarted mid-load', function () {
         const refusedBefore = refusals.get('log_unavailable') ?? 0;
         await until('refusals while down', () => ((refusals.get('log_unavailable') ?? 0) > refusedBefore + 200 ? true : undefined), 10_000);
         assert.ok(node.m.health().ok === false, 'health says the log is down');
+        // the raw traffic API answers 503 log_unavailable, not a 500
+        await assert.rejects(node.m.log.read({ deviceId: 'dev1', limit: 5 }), (err: Error & { code?: string; status?: number }) => err.code === 'log_unavailable' && err.status === 503);
         await server.start();
         phase = 'after';
         const ackedBefore = acked.length;
