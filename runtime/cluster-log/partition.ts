@@ -209,7 +209,8 @@ export function startPartition(deps: PartitionDeps): PartitionWorker {
         }
         consumer = undefined;
         await new Promise((r) => setTimeout(r, RETRY_MS));
-        if (alive && !(await deps.stillMine().catch(() => false))) alive = false;
+        // unknown (NATS unreachable): go on trying; the lease's renewal gives it up if it expires (leases.ts)
+        if (alive && !(await deps.stillMine().catch(() => true))) alive = false;
       }
     }
   };
