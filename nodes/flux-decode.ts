@@ -13,7 +13,8 @@
  * Anything else is refused for that message: a trace span with the reason, `flux_uplink_refused_total`,
  * and the error to the flow's catch node with the refused message as `msg.payload`.
  */
-import type { NodeAPI, Node, NodeDef, NodeStatus, NodeMessage, Send, Done } from './red.ts';
+import type { NodeAPI, Node, NodeDef, NodeStatus, NodeMessage } from './red.ts';
+import { eachUplink, type ItemOutput } from './batch.ts';
 import { countedText, fluxOf, statusThrottle } from './red.ts';
 import type { PluginHost } from '../runtime/plugins/index.ts';
 import { registerPluginAdmin } from './flux-plugin-admin.ts';
@@ -73,16 +74,17 @@ export default function register(RED: NodeAPI): void {
     type Result = Awaited<ReturnType<PluginHost['decodeUplink']>>;
     type Product = NonNullable<Awaited<ReturnType<typeof productOf>>>;
 
-    const failed_ = (msg: NodeMessage, done: Done, t0: number, pluginId: string | null, err: unknown) => {
+    const failed_ = (msg: NodeMessage, out: ItemOutput, t0: number, pluginId: string | null, err: unknown) => {
       failed++;
       const error = (err as Error).message.slice(0, 60);
       status.update(() => ({ fill: 'red', shape: 'ring', text: missing ?? countedText(RED, 'flux-decode.status.failed', { count: failed, error }) }));
       flux.trace?.span(msg._msgid, { stage: 'decode', took_ms: performance.now() - t0, ok: false, detail: { plugin: pluginId }, error: (err as Error).message });
-      // done(err) hands the error to the flow's catch node together with msg (and msg.raw, the frame).
-      done(err as Error);
+      // the error reaches the flow's catch node together with msg (and msg.raw, the frame)
+      out.fail(err as Error, msg);
+      out.end();
     };
 
-    const decoded = (msg: NodeMessage, send: Send, done: Done, t0: number, product: Product | null, bytes: Uint8Array, result: Result) => {
+    const decoded = (msg: NodeMessage, out: ItemOutput, t0: number, product: Product | null, bytes: Uint8Array, result: Result) => {
       const took = performance.now() - t0;
       flux.trace?.span(msg._msgid, { stage: 'decode', took_ms: took, ok: true, detail: { plugin: result.plugin, version: result.version, messages: result.messages.length } });
       // The message is this node's to change (Node-RED clones it for a second wire): one decoded
@@ -95,16 +97,16 @@ export default function register(RED: NodeAPI): void {
       if (product) msg.product = { id: product.id, key: product.key, protocol_plugin_id: product.protocol_plugin_id };
       const sender = (msg.device as { id?: unknown } | undefined)?.id;
       if (typeof sender === 'string' && !allFrom(sender, result.messages)) {
-        owned(msg, send, done, sender, result.messages);
+        owned(msg, out, sender, result.messages);
         return;
       }
       if (result.messages.length === 1) {
         msg.payload = result.messages[0];
-        send(msg);
-      } else if (result.messages.length > 1) send([result.messages.map((m) => ({ ...msg, payload: m }) as NodeMessage)]);
+        out.emit(0, msg);
+      } else for (const m of result.messages) out.emit(0, { ...msg, payload: m });
       ok++;
       status.update(decodedStatus);
-      done();
+      out.end();
     };
 
     /** The common case: every message is the sender's own (a missing device_id is the sender's). */
@@ -117,16 +119,20 @@ export default function register(RED: NodeAPI): void {
     };
 
     /** Some message names another device: each goes on as its owner's, or is refused with the reason. */
-    const owned = (msg: NodeMessage, send: Send, done: Done, sender: string, messages: StandardMessage[]) => {
+    const owned = (msg: NodeMessage, out: ItemOutput, sender: string, messages: StandardMessage[]) => {
       const verdicts = messages.map((m) => (m.device_id === sender ? null : ownership.check(sender, m.device_id)));
       const finish = (settled: (Verdict | null)[]) => {
-        const out: NodeMessage[] = [];
+        let sent = 0;
         const errors: { err: OwnershipError; msg: NodeMessage }[] = [];
         settled.forEach((v, i) => {
           const m = messages[i]!;
-          if (v === null) out.push({ ...msg, payload: m });
-          else if (v.ok) out.push({ ...msg, payload: m, device: { id: v.owner.id, product_id: v.owner.product_id, product_key: v.owner.product_key }, gateway: { id: v.viaGateway } });
-          else {
+          if (v === null) {
+            out.emit(0, { ...msg, payload: m });
+            sent++;
+          } else if (v.ok) {
+            out.emit(0, { ...msg, payload: m, device: { id: v.owner.id, product_id: v.owner.product_id, product_key: v.owner.product_key }, gateway: { id: v.viaGateway } });
+            sent++;
+          } else {
             const err = new OwnershipError(v.code, `refused: ${v.reason}`);
             errors.push({ err, msg: { ...msg, payload: m } });
             flux.trace?.span(msg._msgid, { stage: 'ownership', ok: false, detail: { sender, device_id: m.device_id, reason: v.code }, error: err.message });
@@ -135,28 +141,26 @@ export default function register(RED: NodeAPI): void {
         refused += errors.length;
         if (errors.length) node.status({ fill: 'yellow', shape: 'ring', text: countedText(RED, 'flux-decode.status.refused', { count: refused, error: errors[0]!.err.message.slice(0, 60) }) });
         // Each refusal reaches the flow's catch node with its message; when nothing goes on, the
-        // last one fails the message itself (done(err)), so the pipeline counts it as failed.
-        const last = out.length === 0 ? errors.pop() : undefined;
+        // last one fails the message itself, so the pipeline counts it as failed.
+        const last = sent === 0 ? errors.pop() : undefined;
         for (const e of errors) node.error(e.err, e.msg);
         if (last) {
           failed++;
           msg.payload = last.msg.payload;
-          done(last.err);
-          return;
-        }
-        send(out.length === 1 ? out[0]! : [out]);
-        ok++;
-        done();
+          out.fail(last.err, msg);
+        } else ok++;
+        out.end();
       };
       if (verdicts.every((v) => !(v instanceof Promise))) finish(verdicts as (Verdict | null)[]);
       else
         Promise.all(verdicts).then(finish, (err: Error) => {
           failed++;
-          done(err);
+          out.fail(err, msg);
+          out.end();
         });
     };
 
-    const start = (msg: NodeMessage, send: Send, done: Done, t0: number, bytes: Uint8Array, product: Product | null) => {
+    const start = (msg: NodeMessage, out: ItemOutput, t0: number, bytes: Uint8Array, product: Product | null) => {
       let pluginId: string | null = fixed || null;
       let pending: Promise<Result>;
       try {
@@ -170,18 +174,18 @@ export default function register(RED: NodeAPI): void {
           pending = host.decodeUplink(product, { payload: bytes, deviceId, ts, id: msg._msgid, eventId: eventIdOf(msg) });
         }
       } catch (err) {
-        failed_(msg, done, t0, pluginId, err);
+        failed_(msg, out, t0, pluginId, err);
         return;
       }
       pending.then(
-        (result) => decoded(msg, send, done, t0, product, bytes, result),
-        (err) => failed_(msg, done, t0, pluginId, err),
+        (result) => decoded(msg, out, t0, product, bytes, result),
+        (err) => failed_(msg, out, t0, pluginId, err),
       );
     };
 
     // Per message: the product from the registry's cache and one Promise for the plugin call (an
     // async handler awaiting an async lookup made six Promises per uplink).
-    const alreadyDecoded = (msg: NodeMessage, send: Send, done: Done, decoded: object) => {
+    const alreadyDecoded = (msg: NodeMessage, out: ItemOutput, decoded: object) => {
       const up = msg.uplink as { transport?: string };
       flux.trace?.span(msg._msgid, { stage: 'decode', took_ms: 0, ok: true, detail: { plugin: null, skipped: `decoded by the ${up.transport ?? 'transport'}` } });
       msg.payload = decoded;
@@ -189,13 +193,13 @@ export default function register(RED: NodeAPI): void {
       const product = productNow(flux, msg);
       if (product) msg.product = { id: product.id, key: product.key, protocol_plugin_id: product.protocol_plugin_id };
       ok++;
-      send(msg);
-      done();
+      out.emit(0, msg);
+      out.end();
     };
 
-    node.on('input', (msg, send, done) => {
+    const handleItem = (msg: NodeMessage, out: ItemOutput) => {
       const decoded = (msg.uplink as { decoded?: unknown } | undefined)?.decoded;
-      if (decoded && typeof decoded === 'object') return alreadyDecoded(msg, send, done, decoded);
+      if (decoded && typeof decoded === 'object') return alreadyDecoded(msg, out, decoded);
       const t0 = performance.now();
       let bytes: Uint8Array;
       let product: Product | undefined;
@@ -203,16 +207,19 @@ export default function register(RED: NodeAPI): void {
         bytes = bytesOf(msg);
         product = productNow(flux, msg);
       } catch (err) {
-        failed_(msg, done, t0, fixed || null, err);
+        failed_(msg, out, t0, fixed || null, err);
         return;
       }
-      if (product) start(msg, send, done, t0, bytes, product);
+      if (product) start(msg, out, t0, bytes, product);
       else
         productOf(flux, msg).then(
-          (p) => start(msg, send, done, t0, bytes, p),
-          (err) => failed_(msg, done, t0, null, err),
+          (p) => start(msg, out, t0, bytes, p),
+          (err) => failed_(msg, out, t0, null, err),
         );
-    });
+    };
+
+    const generateId = () => RED.util.generateId();
+    node.on('input', (msg, send, done) => eachUplink(flux, node, generateId, 1, msg, send, done, handleItem));
   }
   RED.nodes.registerType('flux decode', FluxDecode);
 }

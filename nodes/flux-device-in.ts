@@ -2,11 +2,15 @@
  * `flux device in`: messages from devices on the device bus (docs/architecture.md "The uplink path"), filtered by product,
  * device and type. Output: `msg.payload` = the uplink bytes, `msg.raw` = the same bytes,
  * `msg.device` = `{ id, product_id, product_key }`, `msg.uplink` = the bus message (id, type, ts, topic;
- * `decoded` when the transport decoded it already, as Modbus polling does).
+ * `decoded` when the transport decoded it already, as Modbus polling does). One message per uplink
+ * to every node but FLUX's own: `flux decode`, `flux rule` and `flux store` take an event-loop turn's
+ * uplinks as one batch message (runtime/flow-engine batch.ts).
  */
-import type { NodeAPI, Node, NodeDef, NodeStatus } from './red.ts';
+import type { NodeAPI, Node, NodeDef, NodeStatus, NodeMessage } from './red.ts';
 import { countedText, fluxOf, statusThrottle } from './red.ts';
 import { matchesFilter, type BusFilter } from '../runtime/bus/index.ts';
+import { batchMessage } from '../runtime/flow-engine/index.ts';
+import { histogram } from '../runtime/metrics/index.ts';
 
 interface DeviceInDef extends NodeDef {
   product?: string;
@@ -16,6 +20,9 @@ interface DeviceInDef extends NodeDef {
   /** true: may run beside another `flux device in` with the same filter (default false: refused, see below) */
   shared?: boolean;
 }
+
+/** uplinks in one batch message at most (a turn that read more sends several) */
+const MAX_BATCH = 1000;
 
 /**
  * Which node holds each filter, per FLUX runtime. Importing a copy of a flow ("Import copy" of the
@@ -50,6 +57,7 @@ export default function register(RED: NodeAPI): void {
     }
     if (!holder) claims.set(filterKey, { id: node.id, shared });
     let count = 0;
+    let closed = false;
     const status = statusThrottle(node);
     const received = (): NodeStatus => ({ fill: 'green', shape: 'dot', text: countedText(RED, 'flux-device-in.status.received', { count }) });
     node.status({ fill: 'grey', shape: 'ring', text: 'flux-device-in.status.waiting' });
@@ -57,15 +65,32 @@ export default function register(RED: NodeAPI): void {
     if (kind !== 'status') {
       const pipeline = flux.pipeline;
       const wired = (node as unknown as { wires?: string[][] }).wires?.some((w) => w.length > 0) ?? true;
+      // This turn's uplinks, sent as one batch message when the turn ends (runtime/flow-engine batch.ts).
+      let waiting: NodeMessage[] = [];
+      const batchSizes = histogram(flux.metrics, 'flux_flow_batch_uplinks', 'uplinks per batch message a flux device in node sent (one per event-loop turn)', [], [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]);
+      const sendBatch = () => {
+        const items = waiting;
+        waiting = [];
+        // closed meanwhile (a deploy): like any message in flight during a deploy, they are dropped
+        // and the pipeline's deadline finishes them
+        if (closed) return;
+        status.update(received);
+        for (let i = 0; i < items.length; i += MAX_BATCH) {
+          const part = items.length <= MAX_BATCH ? items : items.slice(i, i + MAX_BATCH);
+          batchSizes.observe(part.length);
+          node.send(batchMessage(part, RED.util.generateId()));
+          if (wired) for (const item of part) pipeline.sent(item._msgid!);
+        }
+      };
       flux.bus.on('uplink', node, (up) => {
         if (kind && kind !== 'uplink' && up.type !== kind) return;
         if (!matchesFilter(filter, up)) return;
         count++;
-        status.update(received);
-        // The bus counts the returned promise as in flight until the message has left the flows:
+        // The bus counts the returned thenable as in flight until the uplink has left the flows:
         // that is what lets the broker stop reading device sockets when the flows fall behind.
         const finished = wired ? pipeline.track(up.id, up.ts) : undefined;
-        node.send({
+        if (waiting.length === 0) setImmediate(sendBatch);
+        waiting.push({
           _msgid: up.id,
           topic: up.topic,
           payload: up.payload,
@@ -75,7 +100,6 @@ export default function register(RED: NodeAPI): void {
             ? { id: up.id, type: up.type, event_id: up.eventId, ts: up.ts, transport: up.transport, topic: up.topic, decoded: up.decoded }
             : { id: up.id, type: up.type, event_id: up.eventId, ts: up.ts, transport: up.transport, topic: up.topic },
         });
-        if (finished) pipeline.sent(up.id);
         return finished;
       });
     }
@@ -91,6 +115,7 @@ export default function register(RED: NodeAPI): void {
       });
     }
     node.on('close', (_removed, done) => {
+      closed = true;
       if (claims.get(filterKey)?.id === node.id) claims.delete(filterKey);
       status.close();
       flux.bus.removeOwner(node);

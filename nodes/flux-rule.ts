@@ -3,7 +3,8 @@
  * matching the message (docs/architecture.md "The uplink path"). Outputs: 1 triggered (one message per rule that returned
  * true, with `msg.rule`), 2 not triggered (the message, when no rule returned true), 3 errors.
  */
-import type { NodeAPI, Node, NodeDef, NodeStatus, NodeMessage, Send, Done } from './red.ts';
+import type { NodeAPI, Node, NodeDef, NodeStatus, NodeMessage } from './red.ts';
+import { eachUplink, type ItemOutput } from './batch.ts';
 import { countedText, fluxOf, statusThrottle } from './red.ts';
 import { registerRuleAdmin } from './flux-rule-admin.ts';
 import { ruleLogSink } from './rule-logs.ts';
@@ -89,43 +90,57 @@ export default function register(RED: NodeAPI): void {
     });
     if (!setupError) node.status({ fill: 'grey', shape: 'ring', text: `flux-rule.status.${mode}` });
 
+    const generateId = () => RED.util.generateId();
     node.on('input', (msg, send, done) => {
-      if (ready) void ready.then(() => handle(msg, send, done));
-      else void handle(msg, send, done);
+      if (ready) void ready.then(() => eachUplink(flux, node, generateId, 3, msg, send, done, handleItem));
+      else eachUplink(flux, node, generateId, 3, msg, send, done, handleItem);
     });
 
-    /** Rules run in the script workers: the outputs are sent once every run of the message answered. */
-    async function handle(msg: NodeMessage, send: Send, done: Done): Promise<void> {
-      const triggered: NodeMessage[] = [];
+    /**
+     * Rules run in the script workers: an uplink's outputs are emitted once every run of it answered
+     * (1 triggered, one message per rule; 2 the uplink when none triggered; 3 errors).
+     */
+    function handleItem(msg: NodeMessage, out: ItemOutput): void {
       const errors: NodeMessage[] = [];
-      let bad = false;
+      const bad = (err: unknown) => {
+        errors.push({ ...msg, error: { code: 'bad_message', message: (err as Error).message, source: { id: node.id, type: 'flux rule' } } });
+        settle(null, []);
+      };
+      const settle = (messages: RuleInput['message'][] | null, answered: RuleRun[][]) => {
+        let hits = 0;
+        if (messages)
+          for (let i = 0; i < messages.length; i++) {
+            const message = messages[i]!;
+            for (const r of answered[i]!) {
+              const o = r.outcome;
+              logSink?.show(r.rule.name, o.logs);
+              if (!o.ok) errors.push({ ...msg, rule: r.rule, error: { ...o.error, rule: r.rule.name, source: { id: node.id, type: 'flux rule' } }, logs: o.logs ?? [] });
+              else if (r.triggered) {
+                out.emit(0, { ...msg, payload: message, rule: r.rule, result: o.result, logs: o.logs ?? [] });
+                hits++;
+              }
+            }
+          }
+        if (hits === 0 && messages) out.emit(1, msg);
+        for (const e of errors) out.emit(2, e);
+        counts = { in: counts.in + 1, hit: counts.hit + (hits ? 1 : 0), err: counts.err + errors.length };
+        status.update(shown);
+        out.end();
+      };
       try {
         if (setupError) throw new Error(setupError);
         const device = msg.device as RuleInput['device'];
         const messages = standardMessages(msg);
-        const pending: Promise<RuleRun[]>[] = [];
-        for (const message of messages) {
-          const input: RuleInput = { message, device, msgId: msg._msgid };
-          pending.push(inline ? inline.run(input).then((r) => [r]) : rules().evaluate(input));
-        }
-        const answered = await Promise.all(pending);
-        for (let i = 0; i < messages.length; i++) {
-          const message = messages[i]!;
-          for (const r of answered[i]!) {
-            const o = r.outcome;
-            logSink?.show(r.rule.name, o.logs);
-            if (!o.ok) errors.push({ ...msg, rule: r.rule, error: { ...o.error, rule: r.rule.name, source: { id: node.id, type: 'flux rule' } }, logs: o.logs ?? [] });
-            else if (r.triggered) triggered.push({ ...msg, payload: message, rule: r.rule, result: o.result, logs: o.logs ?? [] });
-          }
+        if (inline) {
+          const run = inline;
+          Promise.all(messages.map((message) => run.run({ message, device, msgId: msg._msgid }).then((r) => [r]))).then((answered) => settle(messages, answered), bad);
+        } else {
+          const engine = rules();
+          Promise.all(messages.map((message) => engine.evaluate({ message, device, msgId: msg._msgid }))).then((answered) => settle(messages, answered), bad);
         }
       } catch (err) {
-        bad = true;
-        errors.push({ ...msg, error: { code: 'bad_message', message: (err as Error).message, source: { id: node.id, type: 'flux rule' } } });
+        bad(err);
       }
-      counts = { in: counts.in + 1, hit: counts.hit + (triggered.length ? 1 : 0), err: counts.err + errors.length };
-      status.update(shown);
-      send([triggered.length ? triggered : null, triggered.length || bad ? null : msg, errors.length ? errors : null]);
-      done();
     }
     node.on('close', (_removed, done) => {
       closed = true;

@@ -6,7 +6,8 @@
  * `msg.stored = { points, refused, events? }`. Messages of a device event (`event_id` set by `flux decode`)
  * are stored as events (device, event id, time, payload, message id), not as points.
  */
-import type { NodeAPI, Node, NodeDef, NodeStatus, NodeMessage, Send, Done } from './red.ts';
+import type { NodeAPI, Node, NodeDef, NodeStatus, NodeMessage } from './red.ts';
+import { eachUplink, type ItemOutput } from './batch.ts';
 import { countedText, fluxOf, statusThrottle } from './red.ts';
 import type { DeviceEvent, Point, Storage, StandardMessage } from '../runtime/storage/index.ts';
 import type { Feed } from '../runtime/feed/index.ts';
@@ -37,8 +38,7 @@ interface Waiting {
   msg: NodeMessage;
   /** the message's device events, stored with the batch */
   events: DeviceEvent[];
-  send: Send;
-  done: Done;
+  out: ItemOutput;
 }
 
 export default function register(RED: NodeAPI): void {
@@ -83,15 +83,16 @@ export default function register(RED: NodeAPI): void {
             for (const w of msgs) {
               flux.trace.span(w.msg._msgid, { stage: 'store', ok: true, took_ms: now - w.at, detail: { batch: batch.length, points: (w.msg.stored as { points?: number } | undefined)?.points } });
               if (live) publishTelemetry(feed, w.msg, w.events);
-              w.send(w.msg);
-              w.done();
+              w.out.emit(0, w.msg);
+              w.out.end();
             }
           },
           (err: Error) => {
             const now = Date.now();
             for (const w of msgs) {
               flux.trace.span(w.msg._msgid, { stage: 'store', ok: false, took_ms: now - w.at, error: err.message });
-              w.done(err);
+              w.out.fail(err, w.msg);
+              w.out.end();
             }
           },
         )
@@ -102,13 +103,14 @@ export default function register(RED: NodeAPI): void {
       inflight.add(p);
     };
 
-    node.on('input', (msg, send, done) => {
+    const handleItem = (msg: NodeMessage, out: ItemOutput) => {
       const payload = msg.payload as StandardMessage | StandardMessage[] | undefined;
       const dev = (msg.device ?? {}) as { id?: string; product_id?: string };
       const first = Array.isArray(payload) ? payload[0] : payload;
       const id = dev.id ?? first?.device_id;
       if (!payload || typeof payload !== 'object' || !id) {
-        done(new Error('flux store: needs msg.payload = { device_id?, values, ts? } (or an array) and msg.device.id or payload.device_id'));
+        out.fail(new Error('flux store: needs msg.payload = { device_id?, values, ts? } (or an array) and msg.device.id or payload.device_id'), msg);
+        out.end();
         return;
       }
       const storage = flux.storage;
@@ -120,7 +122,7 @@ export default function register(RED: NodeAPI): void {
         refused += r.refused.length;
         msg.stored = r.events ? { points: r.points, refused: r.refused, events: r.events } : { points: r.points, refused: r.refused };
         for (const pt of r.points_list) points.push(pt);
-        waiting.push({ at, msg, send, done, events: r.events_list });
+        waiting.push({ at, msg, out, events: r.events_list });
         if (points.length + r.events_list.length >= batchSize || flushMs === 0) flush();
         else timer ??= setTimeout(flush, flushMs);
       };
@@ -129,12 +131,19 @@ export default function register(RED: NodeAPI): void {
       try {
         now = storage.prepareNow?.(payload, device, fallbackTs, msg._msgid);
       } catch (err) {
-        done(err as Error);
+        out.fail(err as Error, msg);
+        out.end();
         return;
       }
       if (now) accept(now);
-      else storage.prepare(payload, device, fallbackTs, msg._msgid).then(accept, (err: Error) => done(err));
-    });
+      else
+        storage.prepare(payload, device, fallbackTs, msg._msgid).then(accept, (err: Error) => {
+          out.fail(err, msg);
+          out.end();
+        });
+    };
+    const generateId = () => RED.util.generateId();
+    node.on('input', (msg, send, done) => eachUplink(flux, node, generateId, 1, msg, send, done, handleItem));
 
     node.on('close', (_removed, done) => {
       throttle.close();

@@ -35,17 +35,11 @@ export async function provision(dataDir: string, opts: { productKey: string; plu
   const product = (await registry.products.find(opts.productKey)) ?? (await registry.products.create({ key: opts.productKey, name: opts.productKey, protocol_plugin_id: opts.plugin ?? null, metadata: (opts.metadata ?? {}) as never }));
   const prefix = opts.prefix ?? 'bench';
   const secret = 'bench-secret-0123456789abcdef';
-  const { hashSecret } = await import('../../runtime/registry/index.ts');
-  const hash = hashSecret(secret);
-  const now = new Date();
-  const rows = [];
   const first = opts.first ?? 0;
-  for (let i = first; i < first + opts.count; i++) {
-    rows.push({ id: `${prefix}_${i}`, product_id: product.id, name: `${prefix} ${i}`, secret_hash: hash, enabled: true, status: 'offline', tags: {}, created_at: now, updated_at: now });
-  }
-  for (let i = 0; i < rows.length; i += 2000) await registry.models.Device.bulkCreate(rows.slice(i, i + 2000), { ignoreDuplicates: true });
+  const ids = Array.from({ length: opts.count }, (_, i) => `${prefix}_${first + i}`);
+  await registry.devices.createMany({ product_id: product.id, ids, secret, name: (id) => id.replace(`${prefix}_`, `${prefix} `) });
   await registry.stop();
-  return rows.map((r) => ({ username: r.id, password: secret, topic: `/${opts.productKey}/${r.id}/properties/report` }));
+  return ids.map((id) => ({ username: id, password: secret, topic: `/${opts.productKey}/${id}/properties/report` }));
 }
 
 /** Parses Prometheus text into `name{labels}` → value. */

@@ -45,17 +45,45 @@ try {
     const perMsg = ((s.cpu / 100) * seconds * 1e6) / Math.max(s.stored, 1);
     const m = await scrape(flux);
     const mb = (k: string) => (metric(m, k) / 2 ** 20).toFixed(0);
+    for (const kind of ['minor', 'major', 'incremental']) {
+      const of = (name: string) => [...m].filter(([k]) => k.startsWith(name) && k.includes(`kind="${kind}"`)).reduce((a, [, v]) => a + v, 0);
+      const secs = of('flux_nodejs_gc_duration_seconds_sum');
+      const n = of('flux_nodejs_gc_duration_seconds_count');
+      console.log(`  gc ${kind}: ${n} runs, ${(secs * 1000).toFixed(0)} ms in total so far`);
+    }
+    console.log(`  event loop lag p50 ${(metric(m, 'flux_nodejs_eventloop_lag_p50_seconds') * 1000).toFixed(1)} p99 ${(metric(m, 'flux_nodejs_eventloop_lag_p99_seconds') * 1000).toFixed(1)} max ${(metric(m, 'flux_nodejs_eventloop_lag_max_seconds') * 1000).toFixed(1)} ms`);
     console.log(`  heap used ${mb('flux_nodejs_heap_size_used_bytes')} MB, heap total ${mb('flux_nodejs_heap_size_total_bytes')} MB, external ${mb('flux_nodejs_external_memory_bytes')} MB`);
+    if (process.env.PROBE_TRACE) {
+      // where the time goes: each stage's end, ms after the broker received the uplink (newest 20 traces of 20 devices)
+      const at = new Map<string, number[]>();
+      for (const d of devices.slice(0, 20)) {
+        const r = await flux.api('GET', `/api/devices/${d.username}/trace?last=20`);
+        for (const t of (r.body.items ?? []) as { received_at: number; spans: { stage: string; at: number; took_ms?: number }[] }[])
+          for (const sp of t.spans) {
+            (at.get(sp.stage) ?? at.set(sp.stage, []).get(sp.stage)!).push(sp.at - t.received_at);
+            if (sp.took_ms !== undefined) (at.get(`${sp.stage} took`) ?? at.set(`${sp.stage} took`, []).get(`${sp.stage} took`)!).push(Math.round(sp.took_ms));
+          }
+      }
+      const q = (a: number[], f: number) => a.sort((x, y) => x - y)[Math.min(a.length - 1, Math.floor(a.length * f))]!;
+      for (const [stage, a] of at) console.log(`  trace ${stage}: p50 ${q(a, 0.5)} p90 ${q(a, 0.9)} ms (${a.length})`);
+    }
     console.log(`qos${qos} ${rate}/s: stored ${Math.round(s.stored / seconds)}/s loss ${s.loss} p50 ${s.p50.toFixed(1)} p99 ${s.p99.toFixed(1)} ms cpu ${s.cpu.toFixed(0)}% = ${perMsg.toFixed(1)} µs/msg rss ${s.rss.toFixed(0)} MB gen ${s.generatorCpu.toFixed(0)}%`);
   }
 } finally {
   await load?.close();
+  // PROBE_OUTPUT=file: what FLUX printed (e.g. with PROBE_NODE_OPTIONS=--trace-gc)
+  if (process.env.PROBE_OUTPUT) fs.writeFileSync(process.env.PROBE_OUTPUT, flux.output());
   await flux.stop();
   stopped = performance.now();
 }
 
 if (prof) {
-  const file = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(profDir, f))[0];
+  // the main thread's profile is the largest (FLUX re-executes itself at start, which writes a small one too)
+  const file = fs
+    .readdirSync(profDir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => path.join(profDir, f))
+    .sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)[0];
   if (file) {
     const p = JSON.parse(fs.readFileSync(file, 'utf8')) as { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[]; timeDeltas: number[]; endTime: number };
     // only the samples of the measured steps (the profile ends when the process exits, about when stop() returned)

@@ -4,8 +4,10 @@
  * same rule and device increments its count instead of adding a row. Events go to listeners
  * (the `flux alarm` node now, the WebSocket feed once it exists).
  */
-import type { Model, WhereOptions } from 'sequelize';
-import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
+import type { FluxModule, ComponentHealth } from '../app/context.ts';
+import type { AlarmRepository, AlarmRow } from '../registry/index.ts';
+import type { Logger } from '../log/index.ts';
+import type { MetricsRegistry } from '../metrics/index.ts';
 import { FluxError, conflict, notFound } from '../errors/index.ts';
 import { counter } from '../metrics/index.ts';
 import type { Feed } from '../feed/index.ts';
@@ -74,26 +76,29 @@ export interface AlarmCenter extends FluxModule {
   on(listener: (ev: AlarmEvent) => void): () => void;
 }
 
-const OPEN: AlarmState[] = ['active', 'acknowledged'];
 const keyOf = (ruleId: string | null | undefined, deviceId: string | null | undefined) => `${ruleId ?? ''}\u0000${deviceId ?? ''}`;
 
-function plain(m: Model): Alarm {
-  const o = m.get({ plain: true }) as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (o[k] instanceof Date) o[k] = (o[k] as Date).toISOString();
-  o.count = Number(o.count);
-  return o as unknown as Alarm;
+/** Stored alarms have a level raise() checked. */
+const asAlarm = (row: AlarmRow): Alarm => row as Alarm;
+
+export interface AlarmCenterDeps {
+  /** where alarms are kept */
+  store: AlarmRepository;
+  log: Logger;
+  metrics: MetricsRegistry;
+  /** the live feed that shows alarm events, when there is one */
+  feed?: Pick<Feed, 'publish'>;
 }
 
-/** `feed`: the live feed that shows alarm events, when there is one. */
-export function createAlarmCenter(ctx: FluxContext, feed?: Pick<Feed, 'publish'>): AlarmCenter {
-  const log = ctx.log.child({ module: 'alarms' });
-  const { Alarm: AlarmModel } = ctx.registry.models;
+export function createAlarmCenter(deps: AlarmCenterDeps): AlarmCenter {
+  const { store, feed } = deps;
+  const log = deps.log.child({ module: 'alarms' });
   const listeners = new Set<(ev: AlarmEvent) => void>();
   /** rule+device keys with an open alarm (loaded at start, kept current by this process) */
   const open = new Set<string>();
-  /** one operation at a time per rule+device, so two quick triggers cannot create two rows */
+  /** one operation at a time per rule+device, so its events go out in order (one open row per pair is the repository's: runtime/registry/repositories/alarms.ts) */
   const chains = new Map<string, Promise<unknown>>();
-  const events = counter(ctx.metrics, 'flux_alarm_events_total', 'Alarm events by type and level', ['type', 'level']);
+  const events = counter(deps.metrics, 'flux_alarm_events_total', 'Alarm events by type and level', ['type', 'level']);
 
   const emit = (type: AlarmEvent['type'], alarm: Alarm) => {
     events.inc({ type, level: alarm.level });
@@ -118,17 +123,16 @@ export function createAlarmCenter(ctx: FluxContext, feed?: Pick<Feed, 'publish'>
     return next;
   }
 
-  async function row(id: string): Promise<Model> {
-    const r = /^[0-9a-f-]{36}$/i.test(id) ? await AlarmModel.findByPk(id) : null;
-    if (!r) throw notFound('alarm', id);
-    return r;
+  async function find(id: string): Promise<Alarm> {
+    const a = await store.find(id);
+    if (!a) throw notFound('alarm', id);
+    return asAlarm(a);
   }
 
   const center: AlarmCenter = {
     name: 'alarms',
     async start() {
-      const rows = await AlarmModel.findAll({ where: { state: OPEN }, attributes: ['rule_id', 'device_id'] });
-      for (const r of rows) open.add(keyOf(r.get('rule_id') as string | null, r.get('device_id') as string | null));
+      for (const p of await store.openPairs()) open.add(keyOf(p.rule_id, p.device_id));
     },
     async stop() {
       await Promise.allSettled([...chains.values()]);
@@ -141,54 +145,32 @@ export function createAlarmCenter(ctx: FluxContext, feed?: Pick<Feed, 'publish'>
       if (!ALARM_LEVELS.includes(input.level)) return Promise.reject(new FluxError('bad_request', `alarm level must be one of ${ALARM_LEVELS.join(', ')}`));
       const key = keyOf(input.rule_id, input.device_id);
       return serial(key, async () => {
-        const now = new Date();
         const message = String(input.message ?? '').slice(0, 1000);
-        const existing = await AlarmModel.findOne({ where: { rule_id: input.rule_id ?? null, device_id: input.device_id ?? null, state: OPEN }, order: [['first_at', 'DESC']] });
-        if (existing) {
-          await existing.update({ count: Number(existing.get('count')) + 1, last_at: now, level: input.level, message });
-          open.add(key);
-          const a = plain(existing);
-          emit('repeated', a);
-          return a;
-        }
-        const created = await AlarmModel.create({
-          rule_id: input.rule_id ?? null,
-          device_id: input.device_id ?? null,
-          level: input.level,
-          state: 'active',
-          message,
-          count: 1,
-          first_at: now,
-          last_at: now,
-        });
+        const { alarm, repeated } = await store.raise({ rule_id: input.rule_id ?? null, device_id: input.device_id ?? null, level: input.level, message, at: new Date() });
         open.add(key);
-        const a = plain(created);
-        emit('raised', a);
+        const a = asAlarm(alarm);
+        emit(repeated ? 'repeated' : 'raised', a);
         return a;
       });
     },
     async ack(id, by = {}) {
-      const r = await row(id);
-      return serial(keyOf(r.get('rule_id') as string | null, r.get('device_id') as string | null), async () => {
-        await r.reload();
-        const state = r.get('state') as AlarmState;
-        if (state === 'cleared') throw conflict(`alarm '${id}' is cleared; only an active alarm can be acknowledged`);
-        if (state === 'acknowledged') return plain(r);
-        await r.update({ state: 'acknowledged', acked_at: new Date(), acked_by: by.username ?? null, ack_note: by.note ?? null });
-        const a = plain(r);
-        emit('acknowledged', a);
+      const r = await find(id);
+      return serial(keyOf(r.rule_id, r.device_id), async () => {
+        const { alarm, changed } = await store.acknowledge(id, { username: by.username ?? null, note: by.note ?? null }, new Date());
+        const a = asAlarm(alarm);
+        if (a.state === 'cleared') throw conflict(`alarm '${id}' is cleared; only an active alarm can be acknowledged`);
+        if (changed) emit('acknowledged', a);
         return a;
       });
     },
     async clear(id) {
-      const r = await row(id);
-      const key = keyOf(r.get('rule_id') as string | null, r.get('device_id') as string | null);
+      const r = await find(id);
+      const key = keyOf(r.rule_id, r.device_id);
       return serial(key, async () => {
-        await r.reload();
-        if (r.get('state') === 'cleared') return plain(r);
-        await r.update({ state: 'cleared', cleared_at: new Date() });
+        const { alarm, changed } = await store.clear(id, new Date());
+        const a = asAlarm(alarm);
+        if (!changed) return a;
         open.delete(key);
-        const a = plain(r);
         emit('cleared', a);
         return a;
       });
@@ -196,11 +178,10 @@ export function createAlarmCenter(ctx: FluxContext, feed?: Pick<Feed, 'publish'>
     clearFor(ruleId, deviceId) {
       const key = keyOf(ruleId, deviceId);
       return serial(key, async () => {
-        const r = await AlarmModel.findOne({ where: { rule_id: ruleId, device_id: deviceId, state: OPEN } });
+        const cleared = await store.clearOpen(ruleId, deviceId, new Date());
         open.delete(key);
-        if (!r) return null;
-        await r.update({ state: 'cleared', cleared_at: new Date() });
-        const a = plain(r);
+        if (!cleared) return null;
+        const a = asAlarm(cleared);
         emit('cleared', a);
         return a;
       });
@@ -208,34 +189,14 @@ export function createAlarmCenter(ctx: FluxContext, feed?: Pick<Feed, 'publish'>
     hasOpen(ruleId, deviceId) {
       return open.has(keyOf(ruleId, deviceId));
     },
-    async get(id) {
-      return plain(await row(id));
-    },
+    get: find,
     async list(filter) {
-      const limit = Math.min(Math.max(filter.limit ?? 50, 1), 1000);
-      const offset = Math.max(filter.offset ?? 0, 0);
-      const where: WhereOptions = {};
-      if (filter.state) Object.assign(where, { state: filter.state });
-      if (filter.level) Object.assign(where, { level: filter.level });
-      if (filter.rule_id) Object.assign(where, { rule_id: filter.rule_id });
-      if (filter.device_id) Object.assign(where, { device_id: filter.device_id });
-      const { rows, count } = await AlarmModel.findAndCountAll({ where, limit, offset, order: [['last_at', 'DESC'], ['id', 'ASC']] });
-      return { items: rows.map(plain), total: count, limit, offset };
+      const page = await store.list(filter);
+      return { ...page, items: page.items.map(asAlarm) };
     },
     async byDevices(deviceIds, filter = {}) {
-      const out = new Map<string, Alarm[]>(deviceIds.map((id) => [id, []]));
-      if (deviceIds.length === 0) return out;
       const limitEach = Math.min(Math.max(filter.limitEach ?? 50, 1), 1000);
-      const where: WhereOptions = { device_id: deviceIds };
-      if (filter.state) Object.assign(where, { state: filter.state });
-      // Bounded: no more rows than every device could show.
-      const rows = await AlarmModel.findAll({ where, limit: Math.min(deviceIds.length * limitEach, 100_000), order: [['last_at', 'DESC'], ['id', 'ASC']] });
-      for (const r of rows) {
-        const a = plain(r);
-        const list = out.get(a.device_id!);
-        if (list && list.length < limitEach) list.push(a);
-      }
-      return out;
+      return (await store.byDevices(deviceIds, { state: filter.state, limitEach })) as Map<string, Alarm[]>;
     },
     on(listener) {
       listeners.add(listener);

@@ -125,13 +125,13 @@ export function createFlux(opts: FluxOptions): Flux {
 
   // The module graph, in dependency order: each module gets what it uses as typed arguments.
   const presence = createPresence(ctx);
-  const users = createUsers({ registry, adminToken: admin.token, adminPassword: settings.adminPassword, sessionTtlMs: settings.sessionTtlMs, log: log.child({ module: 'users' }) });
+  const users = createUsers({ store: registry, adminToken: admin.token, adminPassword: settings.adminPassword, sessionTtlMs: settings.sessionTtlMs, log: log.child({ module: 'users' }) });
   // One count of failed logins per client address for every login route (the API's and the editor's).
   const loginLimiter = createLoginLimiter();
   const storage = createStorageModule(ctx);
   const plugins = createPluginHost(ctx);
   const feed = createFeed(ctx, server, { users });
-  const alarms = createAlarmCenter(ctx, feed);
+  const alarms = createAlarmCenter({ store: registry.alarms, log, metrics, feed });
   const broker = createBroker(ctx, presence, { httpServer: server });
   const modbus = modbusModule({
     registry,
@@ -143,7 +143,7 @@ export function createFlux(opts: FluxOptions): Flux {
   });
   const ingress = createIngress(ctx, { presence, plugins, broker, fieldbus: modbus.master });
   const downlink = ingress.downlink;
-  const rules = createRuleEngine(ctx, { alarms, downlink });
+  const rules = createRuleEngine(ctx, registry.rules, { alarms, downlink });
   const pluginCompare = createPluginCompare({ host: plugins, log: uplinkLog.log, registry, metrics, logger: log.child({ module: 'plugin-compare' }) });
   // `health` is defined below; the API calls it only once the process runs.
   const api = createApi(
@@ -153,7 +153,8 @@ export function createFlux(opts: FluxOptions): Flux {
   );
   const streams = createStreamModule(
     {
-      registry,
+      streams: registry.streams,
+      devices: registry.devices,
       log: log.child({ module: 'streams' }),
       bus: ctx.bus,
       metrics,

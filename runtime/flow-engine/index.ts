@@ -34,6 +34,7 @@ import { auditEditorLogin, auditFlowEvent, editorAuth } from './editor-auth.ts';
 import type { PluginCompare } from '../plugin-compare/index.ts';
 
 export type { PipelineTracker } from './pipeline.ts';
+export { BATCH_KEY, BATCH_NODE_TYPES, batchItems, batchMessage, type BatchItem } from './batch.ts';
 export { endpointsOf, refusals, type FlowEndpoint, type EndpointAuth } from './http-endpoints.ts';
 
 export interface FlowEngine extends FluxModule {

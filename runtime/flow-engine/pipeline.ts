@@ -10,6 +10,7 @@
  * that forgets `done`) is released by a deadline, so nothing waits forever.
  */
 import type { Histogram, Counter } from 'prom-client';
+import { BATCH_NODE_TYPES, batchItems } from './batch.ts';
 
 /**
  * What `track` answers: a thenable settled when the message has left the flows. One small object per
@@ -60,8 +61,18 @@ export interface PipelineTracker {
   track(msgId: string, receivedAt: number): Finished;
   /** Call after the first `node.send` of `msgId`: a message that went nowhere is finished at once. */
   sent(msgId: string): void;
+  /**
+   * Marks one uplink of a batch as failed (its node reported the error to the flow's catch nodes
+   * with `node.error(err, item)` and sends it no further): it finishes as failed.
+   */
+  fail(msgId: string): void;
   /** messages entered but not finished */
   inFlight(): number;
+}
+
+interface DeliverEvent {
+  msg?: { _msgid?: string };
+  destination?: { node?: { type?: string; receive(msg: unknown): void } };
 }
 
 export interface HookApi {
@@ -107,19 +118,36 @@ export function createPipelineTracker(hooks: HookApi, opts: PipelineTrackerOptio
     }
   };
 
-  hooks.add('preDeliver.flux-pipeline', (ev: { msg?: { _msgid?: string } }) => {
-    const id = ev.msg?._msgid;
+  const delivered = (id: string | undefined) => {
     if (id === undefined) return;
     const t = tracked.get(id);
     if (t) t.outstanding++;
-  });
-  hooks.add('onComplete.flux-pipeline', (ev: { msg?: { _msgid?: string }; error?: unknown }) => {
-    const id = ev.msg?._msgid;
+  };
+  const completed = (id: string | undefined, error: unknown) => {
     if (id === undefined) return;
     const t = tracked.get(id);
     if (!t) return;
-    if (ev.error) t.failed = true;
+    if (error) t.failed = true;
     if (--t.outstanding <= 0) finish(id, t, t.failed ? 'failed' : 'done');
+  };
+  hooks.add('preDeliver.flux-pipeline', (ev: DeliverEvent) => {
+    const items = batchItems(ev.msg);
+    if (items === undefined) return delivered(ev.msg?._msgid);
+    for (const item of items) delivered(item._msgid);
+  });
+  // A batch reaching a node that takes messages one by one (any way it arrives: a wire, a `complete`
+  // node, a link) is received as its items, each a message of its own (batch.ts).
+  hooks.add('onReceive.flux-pipeline', (ev: DeliverEvent) => {
+    const items = batchItems(ev.msg);
+    const node = ev.destination?.node;
+    if (items === undefined || !node || BATCH_NODE_TYPES.has(node.type ?? '')) return;
+    for (const item of items) node.receive(item);
+    return false;
+  });
+  hooks.add('onComplete.flux-pipeline', (ev: { msg?: { _msgid?: string }; error?: unknown }) => {
+    const items = batchItems(ev.msg);
+    if (items === undefined) return completed(ev.msg?._msgid, ev.error);
+    for (const item of items) completed(item._msgid, ev.error);
   });
 
   return {
@@ -140,9 +168,14 @@ export function createPipelineTracker(hooks: HookApi, opts: PipelineTrackerOptio
       const t = tracked.get(msgId);
       if (t && t.outstanding <= 0) finish(msgId, t, 'done');
     },
+    fail(msgId) {
+      const t = tracked.get(msgId);
+      if (t) t.failed = true;
+    },
     inFlight: () => tracked.size,
     close() {
       hooks.remove('preDeliver.flux-pipeline');
+      hooks.remove('onReceive.flux-pipeline');
       hooks.remove('onComplete.flux-pipeline');
       // Messages still in the flows when they stop are not finished: they stay unsettled, so the
       // uplink log does not count them as handled and processes them again on the next start.

@@ -1,4 +1,7 @@
-/** Sequelize models of the registry: products, devices, rules, plugins, alarms, streams. Columns are snake_case. */
+/**
+ * Sequelize models of the registry: products, devices, rules, plugins, alarms, streams, users, API
+ * tokens and the audit log. Columns are snake_case. Only the repositories in this folder use them.
+ */
 import { DataTypes, Model, type Sequelize, type ModelStatic } from 'sequelize';
 
 /** JSON kept as TEXT: portable across SQLite, MariaDB (whose JSON is LONGTEXT) and PostgreSQL. */
@@ -28,6 +31,9 @@ export interface Models {
   Plugin: ModelStatic<Model>;
   Alarm: ModelStatic<Model>;
   Stream: ModelStatic<Model>;
+  User: ModelStatic<Model>;
+  Token: ModelStatic<Model>;
+  AuditEntry: ModelStatic<Model>;
 }
 
 const common = { underscored: true, timestamps: true, createdAt: 'created_at', updatedAt: 'updated_at' } as const;
@@ -113,6 +119,8 @@ export function defineModels(sequelize: Sequelize): Models {
       acked_by: { type: DataTypes.STRING(64), allowNull: true }, // migration 005
       ack_note: { type: DataTypes.STRING(1000), allowNull: true }, // migration 005
       cleared_at: { type: DataTypes.DATE, allowNull: true },
+      /** `<rule id>/<device id>` while the alarm is open, null once cleared: unique, so one open alarm per pair (migration 010) */
+      open_key: { type: DataTypes.STRING(128), allowNull: true },
     },
     { ...common, tableName: 'alarms' },
   );
@@ -136,6 +144,47 @@ export function defineModels(sequelize: Sequelize): Models {
       tags: jsonColumn('tags', {}),
     },
     { ...common, tableName: 'streams' },
+  ); // migration 007
+  const User = sequelize.define(
+    'User',
+    {
+      id: { type: DataTypes.UUID, primaryKey: true, defaultValue: DataTypes.UUIDV4 },
+      username: { type: DataTypes.STRING(64), allowNull: false, unique: true },
+      password_hash: { type: DataTypes.STRING(200), allowNull: false },
+      role: { type: DataTypes.STRING(16), allowNull: false },
+      last_login_at: { type: DataTypes.DATE, allowNull: true },
+    },
+    { ...common, tableName: 'users' },
   ); // migration 005
-  return { Product, Device, Rule, Plugin, Alarm, Stream };
+  const Token = sequelize.define(
+    'ApiToken',
+    {
+      id: { type: DataTypes.UUID, primaryKey: true, defaultValue: DataTypes.UUIDV4 },
+      kind: { type: DataTypes.STRING(16), allowNull: false },
+      token_hash: { type: DataTypes.STRING(64), allowNull: false, unique: true },
+      name: { type: DataTypes.STRING(100), allowNull: true },
+      role: { type: DataTypes.STRING(16), allowNull: false },
+      username: { type: DataTypes.STRING(64), allowNull: true },
+      expires_at: { type: DataTypes.DATE, allowNull: true },
+      last_used_at: { type: DataTypes.DATE, allowNull: true },
+      revoked_at: { type: DataTypes.DATE, allowNull: true },
+    },
+    { ...common, updatedAt: false, tableName: 'api_tokens' },
+  ); // migration 005
+  const AuditEntry = sequelize.define(
+    'AuditEntry',
+    {
+      id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
+      at: { type: DataTypes.DATE, allowNull: false },
+      username: { type: DataTypes.STRING(64), allowNull: true },
+      role: { type: DataTypes.STRING(16), allowNull: true },
+      action: { type: DataTypes.STRING(100), allowNull: false },
+      target: { type: DataTypes.STRING(500), allowNull: true },
+      status: { type: DataTypes.INTEGER, allowNull: true },
+      address: { type: DataTypes.STRING(64), allowNull: true },
+      detail: { type: DataTypes.STRING(1000), allowNull: true },
+    },
+    { tableName: 'audit_log', timestamps: false },
+  ); // migration 005
+  return { Product, Device, Rule, Plugin, Alarm, Stream, User, Token, AuditEntry };
 }

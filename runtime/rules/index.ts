@@ -8,8 +8,8 @@
  * else on the first save, test, listing of a not yet compiled rule or inline script
  * (`loadScripts()`). Compiling stays synchronous once it is there.
  */
-import type { Model } from 'sequelize';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
+import type { RuleRepository, RuleRow } from '../registry/index.ts';
 import { FluxError, badRequest, notFound, unknownReference } from '../errors/index.ts';
 import { createScriptHost, ScriptSyntaxError, type ScriptHost, type ScriptLimits, type ScriptPoolOptions, type CommandRequest, type AlarmRequest, type LogEntry } from '../scripts/index.ts';
 import { RuleStats, registerRuleMetrics, type RuleStatsView } from './stats.ts';
@@ -70,20 +70,12 @@ export interface RuleEngineOptions {
   pollMs?: number;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A stored rule as the engine sees it: the action type and config were checked when it was saved. */
+const asRule = (row: RuleRow): Rule => row as Rule;
 
-function plain(m: Model): Rule {
-  const o = m.get({ plain: true }) as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (o[k] instanceof Date) o[k] = (o[k] as Date).toISOString();
-  o.enabled = Boolean(o.enabled);
-  o.env ??= {};
-  return o as unknown as Rule;
-}
-
-/** `targets`: what triggered rules raise alarms and send commands through. */
-export function createRuleEngine(ctx: FluxContext, targets: RuleActionTargets, opts: RuleEngineOptions = {}): RuleEngine {
+/** `store`: where rules are kept; `targets`: what triggered rules raise alarms and send commands through. */
+export function createRuleEngine(ctx: FluxContext, store: RuleRepository, targets: RuleActionTargets, opts: RuleEngineOptions = {}): RuleEngine {
   const log = ctx.log.child({ module: 'rules' });
-  const { Rule: RuleModel } = ctx.registry.models;
   const loaded = new Map<string, LoadedRule>();
   let ordered: LoadedRule[] = [];
   let host: ScriptHost | undefined;
@@ -173,16 +165,16 @@ export function createRuleEngine(ctx: FluxContext, targets: RuleActionTargets, o
     return v;
   };
 
-  const findRow = async (id: string) => {
-    const row = UUID.test(id) ? await RuleModel.findByPk(id) : null;
+  const findRule = async (id: string) => {
+    const row = await store.find(id);
     if (!row) throw notFound('rule', id);
-    return row;
+    return asRule(row);
   };
 
   /** The stored columns of a rule, with the validated action config and product id. */
   const columns = (
     r: { name: string; enabled: boolean; trigger_script: string; action_type: ActionType; device_id?: string | null; env?: Record<string, unknown> | null },
-    v: { action_config: unknown; product_id: string | null },
+    v: { action_config: Record<string, unknown>; product_id: string | null },
   ) => ({
     name: r.name,
     enabled: r.enabled,
@@ -192,9 +184,6 @@ export function createRuleEngine(ctx: FluxContext, targets: RuleActionTargets, o
     product_id: v.product_id,
     device_id: r.device_id ?? null,
     env: r.env ?? {},
-    // Saving a rule runs it again: a quarantine ends here.
-    quarantined_at: null,
-    quarantine_reason: null,
   });
 
   /** Checks and normalises what will be stored: product (id or key), action config, script. */
@@ -248,16 +237,14 @@ export function createRuleEngine(ctx: FluxContext, targets: RuleActionTargets, o
     if (polling) return;
     polling = true;
     try {
-      const rows = await RuleModel.findAll({ attributes: ['id', 'version'] });
       const seen = new Set<string>();
-      for (const r of rows) {
-        const id = r.get('id') as string;
+      for (const { id, version } of await store.versions()) {
         seen.add(id);
         const lr = loaded.get(id);
-        if (!lr || lr.rule.version !== Number(r.get('version'))) {
-          const full = await RuleModel.findByPk(id);
+        if (!lr || lr.rule.version !== version) {
+          const full = await store.find(id);
           if (!full) continue;
-          const rule = plain(full);
+          const rule = asRule(full);
           if (rule.enabled) await loadScripts();
           load(rule);
         }
@@ -292,11 +279,9 @@ export function createRuleEngine(ctx: FluxContext, targets: RuleActionTargets, o
         const q = lr.quarantine;
         if (!lr.rule.id || !q) return;
         // Only this version: a save that raced the quarantine wins.
-        RuleModel.update({ quarantined_at: new Date(q.at), quarantine_reason: q.reason }, { where: { id: lr.rule.id, version: lr.rule.version } }).catch((err: Error) =>
-          log.warn({ rule: lr.rule.id, err: err.message }, 'cannot record the quarantine'),
-        );
+        store.quarantine(lr.rule.id, lr.rule.version, new Date(q.at), q.reason).catch((err: Error) => log.warn({ rule: lr.rule.id, err: err.message }, 'cannot record the quarantine'));
       });
-      const rules = (await RuleModel.findAll()).map(plain);
+      const rules = (await store.list()).map(asRule);
       // QuickJS only when a rule will run; disabled ones wait for the first need (they compile then).
       if (rules.some((r) => r.enabled)) await loadScripts();
       for (const rule of rules) load(rule);
@@ -325,47 +310,41 @@ export function createRuleEngine(ctx: FluxContext, targets: RuleActionTargets, o
     },
     async list(filter = {}) {
       await compileDeferred();
-      const where: Record<string, unknown> = {};
-      if (filter.enabled !== undefined) where.enabled = filter.enabled;
-      if (filter.device_id) where.device_id = filter.device_id;
+      let productId: string | undefined;
       if (filter.product_id) {
         const p = await ctx.registry.products.find(filter.product_id);
         if (!p) return [];
-        where.product_id = p.id;
+        productId = p.id;
       }
-      const rows = await RuleModel.findAll({ where, order: [['created_at', 'ASC'], ['id', 'ASC']] });
-      return rows.map((r) => view(plain(r)));
+      const rows = await store.list({ enabled: filter.enabled, device_id: filter.device_id, product_id: productId });
+      return rows.map((r) => view(asRule(r)));
     },
     async get(id) {
       await compileDeferred();
-      return view(plain(await findRow(id)));
+      return view(await findRule(id));
     },
     async create(input) {
       const v = await validate(input);
-      const row = await RuleModel.create({ ...columns({ ...input, enabled: input.enabled ?? true }, v), version: 1 });
-      const rule = plain(row);
+      const rule = asRule(await store.create(columns({ ...input, enabled: input.enabled ?? true }, v)));
       load(rule);
       return view(rule);
     },
     async update(id, patch) {
-      const row = await findRow(id);
-      const cur = plain(row);
+      const cur = await findRule(id);
       const next = { ...cur, ...patch };
       // A new action type starts from its own defaults unless a config came with it.
       if (patch.action_type && patch.action_type !== cur.action_type && !patch.action_config) next.action_config = {} as Rule['action_config'];
       const v = await validate(next, patch.device_id !== undefined || patch.action_config !== undefined);
-      await row.update({ ...columns(next, v), version: cur.version + 1 });
-      const rule = plain(row);
+      const rule = asRule(await store.update(id, columns(next, v)));
       load(rule);
       return view(rule);
     },
     async delete(id) {
-      const row = await findRow(id);
-      await row.destroy();
+      await store.delete(id);
       unload(id);
     },
     async test(id, msg, device) {
-      const rule = plain(await findRow(id));
+      const rule = await findRule(id);
       await loadScripts();
       return runForTest(rule.trigger_script, rule.env, { message: msg, device }, rule);
     },

@@ -234,6 +234,8 @@ export class StreamRunner {
         proc.kill();
       } else if (hub.ready && now - lastFrame > this.o.timing.stallMs) {
         killReason = `stalled: no video from the camera for ${Math.round((now - lastFrame) / 1000)} s`;
+        // shown at once: the process may take a while to go (a loaded machine), the decision is made
+        if (this.wanted) this.setStatus('retrying', killReason);
         proc.kill();
       }
     }, 500);

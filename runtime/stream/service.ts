@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Registry } from '../registry/index.ts';
+import type { DeviceRepository, StreamRepository } from '../registry/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { DeviceBus } from '../bus/index.ts';
 import { counter, gauge, type MetricsRegistry } from '../metrics/index.ts';
@@ -21,7 +21,10 @@ import { sweep } from './recording.ts';
 import type { FlvHub } from './flv.ts';
 
 export interface StreamServiceOptions {
-  registry: Registry;
+  /** where streams are kept */
+  streams: StreamRepository;
+  /** the device a stream names must exist */
+  devices: Pick<DeviceRepository, 'find'>;
   log: Logger;
   bus: DeviceBus;
   metrics: MetricsRegistry;
@@ -88,7 +91,7 @@ export class StreamService extends EventEmitter {
     this.root = path.join(o.dataDir, 'streams');
     this.pidDir = path.join(this.root, '.pids');
     this.keys = loadStreamKeys(o.dataDir);
-    this.store = createStreamStore(o.registry, this.keys);
+    this.store = createStreamStore(o.streams, o.devices, this.keys);
     this.m = {
       status: gauge(o.metrics, 'flux_stream_status', 'camera stream status (1 for the current one)', ['stream', 'status']),
       restarts: counter(o.metrics, 'flux_stream_restarts_total', 'camera processes restarted by the supervisor', ['stream']),

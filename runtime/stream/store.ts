@@ -1,9 +1,8 @@
-/** Streams in the registry: validation, redaction of credentials, CRUD over the `streams` table. */
+/** Streams in the registry: validation, redaction of credentials, CRUD through the streams repository. */
 import { randomBytes } from 'node:crypto';
-import { UniqueConstraintError, type Model } from 'sequelize';
 import { z } from 'zod';
-import type { Registry } from '../registry/index.ts';
-import { FluxError, conflict, notFound, unknownReference } from '../errors/index.ts';
+import type { DeviceRepository, StreamColumns, StreamRepository, StreamRow } from '../registry/index.ts';
+import { FluxError, notFound, unknownReference } from '../errors/index.ts';
 import { checkSlug } from '../safe-id/index.ts';
 import type { StreamKeys } from './secrets.ts';
 
@@ -116,33 +115,33 @@ export interface StreamStore {
   source(id: string): Promise<StreamSource>;
 }
 
-export function createStreamStore(registry: Registry, keys: StreamKeys): StreamStore {
-  const model = () => registry.models.Stream;
-  const toStream = (m: Model): Stream => {
-    const o = m.get({ plain: true }) as Record<string, unknown>;
-    const secrets = String(o.secrets ?? '');
+/** The most streams a listing answers. */
+const MAX_LISTED = 10_000;
+
+export function createStreamStore(repository: StreamRepository, devices: Pick<DeviceRepository, 'find'>, keys: StreamKeys): StreamStore {
+  const toStream = (r: StreamRow): Stream => {
     let hasCredentials = false;
     try {
-      const u = new URL((JSON.parse(keys.decrypt(secrets)) as StreamSource).url);
+      const u = new URL((JSON.parse(keys.decrypt(r.secrets)) as StreamSource).url);
       hasCredentials = u.username !== '' || u.password !== '';
     } catch {
       /* unreadable secrets: shown as no credentials; the supervisor reports the error */
     }
     return {
-      id: String(o.id),
-      name: String(o.name),
-      url: String(o.url),
+      id: r.id,
+      name: r.name,
+      url: r.url,
       has_credentials: hasCredentials,
-      device_id: (o.device_id as string | null) ?? null,
-      on_demand: Boolean(o.on_demand),
-      record: Boolean(o.record),
-      retention_hours: Number(o.retention_hours),
-      transcode: o.transcode as Stream['transcode'],
-      audio: o.audio as Stream['audio'],
-      rtmp_push: o.rtmp_push as string[],
-      tags: o.tags as Record<string, unknown>,
-      created_at: new Date(o.created_at as string).toISOString(),
-      updated_at: new Date(o.updated_at as string).toISOString(),
+      device_id: r.device_id,
+      on_demand: r.on_demand,
+      record: r.record,
+      retention_hours: r.retention_hours,
+      transcode: r.transcode as Stream['transcode'],
+      audio: r.audio as Stream['audio'],
+      rtmp_push: r.rtmp_push,
+      tags: r.tags,
+      created_at: r.created_at,
+      updated_at: r.updated_at,
     };
   };
   const seal = (src: StreamSource) => ({
@@ -151,74 +150,66 @@ export function createStreamStore(registry: Registry, keys: StreamKeys): StreamS
     secrets: keys.encrypt(JSON.stringify(src)),
   });
   const row = async (id: string) => {
-    const m = await model().findByPk(checkSlug('stream', id));
-    if (!m) throw notFound('stream', id);
-    return m;
+    const r = await repository.find(checkSlug('stream', id));
+    if (!r) throw notFound('stream', id);
+    return r;
   };
   const deviceExists = async (id: string) => {
-    if (!(await registry.devices.find(id))) throw unknownReference('body.device_id', 'device', id);
+    if (!(await devices.find(id))) throw unknownReference('body.device_id', 'device', id);
   };
   return {
     async create(raw) {
       const input = streamCreate.parse(raw);
       if (input.device_id) await deviceExists(input.device_id);
       const id = checkSlug('stream', input.id ?? `cam-${randomBytes(4).toString('hex')}`);
-      try {
-        const m = await model().create({
-          id,
-          name: input.name ?? id,
-          device_id: input.device_id ?? null,
-          on_demand: input.on_demand,
-          record: input.record,
-          retention_hours: input.retention_hours,
-          transcode: input.transcode,
-          audio: input.audio,
-          tags: input.tags,
-          ...seal({ url: input.url, rtmp_push: input.rtmp_push }),
-        });
-        return toStream(m);
-      } catch (err) {
-        if (err instanceof UniqueConstraintError) throw conflict(`stream '${id}' already exists`);
-        throw err;
-      }
+      const r = await repository.create({
+        id,
+        name: input.name ?? id,
+        device_id: input.device_id ?? null,
+        on_demand: input.on_demand,
+        record: input.record,
+        retention_hours: input.retention_hours,
+        transcode: input.transcode,
+        audio: input.audio,
+        tags: input.tags,
+        ...seal({ url: input.url, rtmp_push: input.rtmp_push }),
+      });
+      return toStream(r);
     },
     async get(id) {
       return toStream(await row(id));
     },
     async find(id) {
-      const m = await model().findByPk(id);
-      return m ? toStream(m) : null;
+      const r = await repository.find(id);
+      return r ? toStream(r) : null;
     },
     async list(filter = {}) {
-      const rows = await model().findAll({ where: filter.device_id ? { device_id: filter.device_id } : {}, order: [['id', 'ASC']], limit: 10_000 });
-      return rows.map(toStream);
+      return (await repository.list({ device_id: filter.device_id }, MAX_LISTED)).map(toStream);
     },
     async update(id, patch) {
       const m = await row(id);
       if (patch.device_id) await deviceExists(patch.device_id);
       const { url, rtmp_push, ...plain } = patch;
-      const values: Record<string, unknown> = { ...plain };
+      const values: Partial<StreamColumns> = { ...plain };
       if (url !== undefined || rtmp_push !== undefined) {
         let old: StreamSource = { url: url ?? '', rtmp_push: [] };
         try {
-          old = JSON.parse(keys.decrypt(String(m.get('secrets')))) as StreamSource;
+          old = JSON.parse(keys.decrypt(m.secrets)) as StreamSource;
         } catch {
           // a key that changed: the new URL replaces what nobody can read any more
           if (url === undefined) throw new FluxError('undecryptable', 'the stored camera URL cannot be decrypted with stream.key; send `url` again', 409);
         }
         Object.assign(values, seal({ url: url ?? old.url, rtmp_push: rtmp_push ?? old.rtmp_push }));
       }
-      await m.update(values);
-      return toStream(m);
+      return toStream(await repository.update(m.id, values));
     },
     async delete(id) {
-      const m = await row(id);
-      await m.destroy();
+      await repository.delete(checkSlug('stream', id));
     },
     async source(id) {
       const m = await row(id);
       try {
-        return JSON.parse(keys.decrypt(String(m.get('secrets')))) as StreamSource;
+        return JSON.parse(keys.decrypt(m.secrets)) as StreamSource;
       } catch {
         throw new Error('the camera URL cannot be decrypted: stream.key in the data dir is not the key it was stored with');
       }

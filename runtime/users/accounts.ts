@@ -1,10 +1,10 @@
 /**
- * Users and their tokens in the registry's database: login sessions (expiring) and personal API
- * tokens (until revoked) are random strings of which only the SHA-256 is kept.
+ * Users and their tokens, kept by the registry's users and tokens repositories: login sessions
+ * (expiring) and personal API tokens (until revoked) are random strings of which only the SHA-256 is kept.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { DataTypes, Op, UniqueConstraintError, type Model, type ModelStatic, type Sequelize } from 'sequelize';
-import { FluxError, conflict, notFound } from '../errors/index.ts';
+import { createHash, randomBytes } from 'node:crypto';
+import type { TokenRepository, TokenRow, UserRepository, UserRow } from '../registry/index.ts';
+import { FluxError, notFound } from '../errors/index.ts';
 import { checkSlug } from '../safe-id/index.ts';
 import { DUMMY_HASH, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, hashPassword, verifyPassword } from './passwords.ts';
 import { ADMIN_TOKEN_PRINCIPAL, isRole, lesserRole, type Principal, type Role } from './roles.ts';
@@ -42,7 +42,6 @@ const CACHE_MAX = 10_000;
 
 const sha256 = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
 const newToken = (prefix: string) => `${prefix}_${randomBytes(32).toString('base64url')}`;
-const iso = (d: unknown) => (d ? new Date(d as string).toISOString() : null);
 
 export function checkPassword(password: string): string {
   if (password.length < MIN_PASSWORD_LENGTH || password.length > MAX_PASSWORD_LENGTH) {
@@ -57,45 +56,9 @@ export function checkUsername(username: string): string {
   return username;
 }
 
-export function defineAccountModels(sequelize: Sequelize): { User: ModelStatic<Model>; Token: ModelStatic<Model> } {
-  const User = sequelize.define(
-    'User',
-    {
-      id: { type: DataTypes.UUID, primaryKey: true, defaultValue: DataTypes.UUIDV4 },
-      username: { type: DataTypes.STRING(64), allowNull: false, unique: true },
-      password_hash: { type: DataTypes.STRING(200), allowNull: false },
-      role: { type: DataTypes.STRING(16), allowNull: false },
-      last_login_at: { type: DataTypes.DATE, allowNull: true },
-    },
-    { underscored: true, timestamps: true, createdAt: 'created_at', updatedAt: 'updated_at', tableName: 'users' },
-  );
-  const Token = sequelize.define(
-    'ApiToken',
-    {
-      id: { type: DataTypes.UUID, primaryKey: true, defaultValue: DataTypes.UUIDV4 },
-      kind: { type: DataTypes.STRING(16), allowNull: false },
-      token_hash: { type: DataTypes.STRING(64), allowNull: false, unique: true },
-      name: { type: DataTypes.STRING(100), allowNull: true },
-      role: { type: DataTypes.STRING(16), allowNull: false },
-      username: { type: DataTypes.STRING(64), allowNull: true },
-      expires_at: { type: DataTypes.DATE, allowNull: true },
-      last_used_at: { type: DataTypes.DATE, allowNull: true },
-      revoked_at: { type: DataTypes.DATE, allowNull: true },
-    },
-    { underscored: true, timestamps: true, createdAt: 'created_at', updatedAt: false, tableName: 'api_tokens' },
-  );
-  return { User, Token };
-}
+const userOf = (r: UserRow): User => ({ id: r.id, username: r.username, role: r.role as Role, last_login_at: r.last_login_at, created_at: r.created_at, updated_at: r.updated_at });
 
-function plainUser(r: Model): User {
-  const v = r.get({ plain: true }) as Record<string, unknown>;
-  return { id: v.id as string, username: v.username as string, role: v.role as Role, last_login_at: iso(v.last_login_at), created_at: iso(v.created_at)!, updated_at: iso(v.updated_at)! };
-}
-
-function plainToken(r: Model): ApiToken {
-  const v = r.get({ plain: true }) as Record<string, unknown>;
-  return { id: v.id as string, name: (v.name as string) ?? '', role: v.role as Role, username: (v.username as string | null) ?? null, last_used_at: iso(v.last_used_at), revoked_at: iso(v.revoked_at), created_at: iso(v.created_at)! };
-}
+const tokenOf = (r: TokenRow): ApiToken => ({ id: r.id, name: r.name ?? '', role: r.role as Role, username: r.username, last_used_at: r.last_used_at, revoked_at: r.revoked_at, created_at: r.created_at });
 
 export interface Accounts {
   /** users in all, or with `role` */
@@ -124,100 +87,88 @@ export interface Accounts {
 }
 
 /** `onChange` is called after any change that may end or shrink a token (revocation, role, password, deletion). */
-export function createAccounts(sequelize: Sequelize, onChange: () => void = () => undefined): Accounts {
-  const { User, Token } = defineAccountModels(sequelize);
+export function createAccounts(store: { users: UserRepository; tokens: TokenRepository }, onChange: () => void = () => undefined): Accounts {
+  const { users, tokens } = store;
   /** token hash → who it stands for, until when (the cache's time, and the session's expiry) */
   const cache = new Map<string, { principal: Principal; until: number; expires: number }>();
   const forget = () => {
     cache.clear();
     onChange();
   };
-  const row = async (username: string) => {
-    const r = await User.findOne({ where: { username } });
+  const user = async (username: string) => {
+    const r = await users.find(username);
     if (!r) throw notFound('user', username);
-    return r;
-  };
-  const tokenRow = async (id: string) => {
-    const r = /^[0-9a-f-]{36}$/i.test(id) ? await Token.findOne({ where: { id, kind: 'personal' } }) : null;
-    if (!r) throw notFound('token', id);
     return r;
   };
 
   return {
-    count: (role) => User.count(role ? { where: { role } } : {}),
+    count: (role) => users.count(role),
     async create({ username, password, role }) {
       checkUsername(username);
       const password_hash = await hashPassword(checkPassword(password));
-      try {
-        return plainUser(await User.create({ id: randomUUID(), username, password_hash, role }));
-      } catch (err) {
-        if (err instanceof UniqueConstraintError) throw conflict(`user '${username}' already exists`);
-        throw err;
-      }
+      return userOf(await users.create({ username, password_hash, role }));
     },
-    async list({ limit, offset }) {
-      const { rows, count } = await User.findAndCountAll({ order: [['username', 'ASC']], limit, offset });
-      return { items: rows.map(plainUser), total: count, limit, offset };
+    async list(page) {
+      const p = await users.list(page);
+      return { ...p, items: p.items.map(userOf) };
     },
-    get: async (username) => plainUser(await row(username)),
+    get: async (username) => userOf(await user(username)),
     async find(username) {
-      const r = await User.findOne({ where: { username } });
-      return r ? plainUser(r) : null;
+      const r = await users.find(username);
+      return r ? userOf(r) : null;
     },
     async update(username, patch) {
-      const r = await row(username);
-      const changes: Record<string, unknown> = {};
-      if (patch.role) changes.role = patch.role;
-      if (patch.password !== undefined) changes.password_hash = await hashPassword(checkPassword(patch.password));
-      await r.update(changes);
+      await user(username);
+      const password_hash = patch.password !== undefined ? await hashPassword(checkPassword(patch.password)) : undefined;
+      const r = await users.update(username, { role: patch.role || undefined, password_hash });
       forget();
       // A new password ends the user's login sessions (personal tokens stay: they are revoked one by one).
-      if (patch.password !== undefined) await Token.destroy({ where: { username, kind: 'session' } });
-      return plainUser(r);
+      if (patch.password !== undefined) await tokens.endSessionsOf(username);
+      return userOf(r);
     },
     async delete(username) {
-      const r = await row(username);
-      await Token.destroy({ where: { username } });
-      await r.destroy();
+      await user(username);
+      await tokens.deleteOf(username);
+      await users.delete(username);
       forget();
     },
     async verify(username, password) {
-      const r = username.length <= 64 ? await User.findOne({ where: { username } }) : null;
-      const ok = await verifyPassword(password, r ? (r.get('password_hash') as string) : DUMMY_HASH);
+      const r = username.length <= 64 ? await users.find(username) : null;
+      const ok = await verifyPassword(password, r ? r.password_hash : DUMMY_HASH);
       if (!r || !ok) return null;
-      await r.update({ last_login_at: new Date() });
-      return plainUser(r);
+      return userOf(await users.update(username, { last_login_at: new Date() }));
     },
-    async startSession(user, ttlMs) {
+    async startSession(u, ttlMs) {
       const token = newToken('fls');
       const expires = new Date(Date.now() + ttlMs);
-      const r = await Token.create({ id: randomUUID(), kind: 'session', token_hash: sha256(token), role: user.role, username: user.username, expires_at: expires });
-      return { token, expires_at: expires.toISOString(), id: r.get('id') as string };
+      const r = await tokens.create({ kind: 'session', token_hash: sha256(token), role: u.role, username: u.username, expires_at: expires });
+      return { token, expires_at: expires.toISOString(), id: r.id };
     },
     async createToken(owner, { name, role }) {
       const username = owner.via === 'admin-token' ? null : owner.username;
-      if (username && (await Token.count({ where: { username, kind: 'personal' } })) >= MAX_TOKENS_PER_USER) {
+      if (username && (await tokens.countPersonal(username)) >= MAX_TOKENS_PER_USER) {
         throw new FluxError('too_many', `a user may hold at most ${MAX_TOKENS_PER_USER} tokens; delete revoked or unused ones`, 409);
       }
       const token = newToken('flx');
-      const r = await Token.create({ id: randomUUID(), kind: 'personal', token_hash: sha256(token), name, role: lesserRole(role, owner.role), username });
-      return { ...plainToken(r), token };
+      const r = await tokens.create({ kind: 'personal', token_hash: sha256(token), name, role: lesserRole(role, owner.role), username });
+      return { ...tokenOf(r), token };
     },
-    async listTokens({ username, limit, offset }) {
-      const where: Record<string, unknown> = { kind: 'personal' };
-      if (username !== undefined) where.username = username;
-      const { rows, count } = await Token.findAndCountAll({ where, order: [['created_at', 'DESC']], limit, offset });
-      return { items: rows.map(plainToken), total: count, limit, offset };
+    async listTokens(opts) {
+      const p = await tokens.listPersonal(opts);
+      return { ...p, items: p.items.map(tokenOf) };
     },
-    getToken: async (id) => plainToken(await tokenRow(id)),
+    async getToken(id) {
+      const r = await tokens.findPersonal(id);
+      if (!r) throw notFound('token', id);
+      return tokenOf(r);
+    },
     async revokeToken(id) {
-      const r = await tokenRow(id);
-      if (!r.get('revoked_at')) await r.update({ revoked_at: new Date() });
+      const r = await tokens.revoke(id, new Date());
       forget();
-      return plainToken(r);
+      return tokenOf(r);
     },
     async endSession(id) {
-      await Token.destroy({ where: { id, kind: 'session' } });
+      await tokens.endSession(id);
       forget();
     },
     async resolve(token) {
@@ -227,30 +178,27 @@ export function createAccounts(sequelize: Sequelize, onChange: () => void = () =
       const hit = cache.get(hash);
       if (hit && hit.until > now && hit.expires > now) return hit.principal;
       if (hit) cache.delete(hash);
-      const r = await Token.findOne({ where: { token_hash: hash } });
-      if (!r || r.get('revoked_at')) return null;
-      const expires = r.get('expires_at') as Date | null;
-      if (expires && new Date(expires).getTime() <= Date.now()) return null;
-      const tokenRole = r.get('role') as Role;
-      const username = r.get('username') as string | null;
-      const kind = r.get('kind') as string;
+      const r = await tokens.findByHash(hash);
+      if (!r || r.revoked_at) return null;
+      const expires = r.expires_at ? new Date(r.expires_at).getTime() : undefined;
+      if (expires !== undefined && expires <= Date.now()) return null;
+      const tokenRole = r.role as Role;
       let role = tokenRole;
-      if (username !== null) {
+      if (r.username !== null) {
         // The owner's current role counts: a demoted or deleted user's tokens shrink or stop with them.
-        const owner = await User.findOne({ where: { username }, attributes: ['role'] });
-        if (!owner || !isRole(owner.get('role'))) return null;
-        role = kind === 'session' ? (owner.get('role') as Role) : lesserRole(tokenRole, owner.get('role') as Role);
+        const owner = await users.find(r.username);
+        if (!owner || !isRole(owner.role)) return null;
+        role = r.kind === 'session' ? owner.role : lesserRole(tokenRole, owner.role);
       }
-      const used = r.get('last_used_at') as Date | null;
-      if (!used || Date.now() - new Date(used).getTime() > TOUCH_EVERY_MS) void r.update({ last_used_at: new Date() }).catch(() => undefined);
-      const principal: Principal = { username: username ?? ADMIN_TOKEN_PRINCIPAL, role, via: kind === 'session' ? 'session' : 'token', token_id: r.get('id') as string };
-      if (expires) principal.expires_at = new Date(expires).getTime();
+      if (!r.last_used_at || Date.now() - new Date(r.last_used_at).getTime() > TOUCH_EVERY_MS) void tokens.touch(r.id, new Date()).catch(() => undefined);
+      const principal: Principal = { username: r.username ?? ADMIN_TOKEN_PRINCIPAL, role, via: r.kind === 'session' ? 'session' : 'token', token_id: r.id };
+      if (expires !== undefined) principal.expires_at = expires;
       if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
-      cache.set(hash, { principal, until: now + CACHE_MS, expires: expires ? new Date(expires).getTime() : Infinity });
+      cache.set(hash, { principal, until: now + CACHE_MS, expires: expires ?? Infinity });
       return principal;
     },
     async pruneSessions() {
-      await Token.destroy({ where: { kind: 'session', expires_at: { [Op.lt]: new Date() } } });
+      await tokens.pruneSessions(new Date());
     },
   };
 }

@@ -3,7 +3,7 @@
  * first (pruned at start and every PRUNE_EVERY writes). Writes never fail the request that caused
  * them: an error is logged.
  */
-import { DataTypes, Op, type Model, type ModelStatic, type Sequelize } from 'sequelize';
+import type { AuditRepository } from '../registry/index.ts';
 import type { Logger } from '../log/index.ts';
 
 export interface AuditEvent {
@@ -41,25 +41,7 @@ export interface AuditOptions {
 const PRUNE_EVERY = 1000;
 const cut = (s: string | null | undefined, max: number) => (s === null || s === undefined ? null : s.length > max ? s.slice(0, max - 1) + '…' : s);
 
-export function defineAuditModel(sequelize: Sequelize): ModelStatic<Model> {
-  return sequelize.define(
-    'AuditEntry',
-    {
-      id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
-      at: { type: DataTypes.DATE, allowNull: false },
-      username: { type: DataTypes.STRING(64), allowNull: true },
-      role: { type: DataTypes.STRING(16), allowNull: true },
-      action: { type: DataTypes.STRING(100), allowNull: false },
-      target: { type: DataTypes.STRING(500), allowNull: true },
-      status: { type: DataTypes.INTEGER, allowNull: true },
-      address: { type: DataTypes.STRING(64), allowNull: true },
-      detail: { type: DataTypes.STRING(1000), allowNull: true },
-    },
-    { tableName: 'audit_log', timestamps: false },
-  );
-}
-
-export function createAuditLog(model: ModelStatic<Model>, log: Logger, opts: AuditOptions = {}): AuditLog {
+export function createAuditLog(store: AuditRepository, log: Logger, opts: AuditOptions = {}): AuditLog {
   const maxRows = opts.maxRows ?? 100_000;
   const maxAgeMs = opts.maxAgeMs ?? 90 * 86_400_000;
   const pending = new Set<Promise<unknown>>();
@@ -77,8 +59,8 @@ export function createAuditLog(model: ModelStatic<Model>, log: Logger, opts: Aud
         address: cut(ev.address, 64),
         detail: cut(ev.detail, 1000),
       };
-      const p = model
-        .create(row)
+      const p = store
+        .append(row)
         .then(() => (++writes % PRUNE_EVERY === 0 ? audit.prune() : undefined))
         .catch((err: unknown) => log.error({ err, action: row.action }, 'audit: could not record'))
         .finally(() => pending.delete(p));
@@ -87,22 +69,8 @@ export function createAuditLog(model: ModelStatic<Model>, log: Logger, opts: Aud
     async flush() {
       await Promise.all([...pending]);
     },
-    async list({ limit, offset, username, action }) {
-      const where: Record<string, unknown> = {};
-      if (username) where.username = username;
-      if (action) where.action = action;
-      const { rows, count } = await model.findAndCountAll({ where, order: [['id', 'DESC']], limit, offset });
-      const items = rows.map((r) => {
-        const v = r.get({ plain: true }) as AuditEntry & { at: Date | string };
-        return { ...v, at: new Date(v.at).toISOString() };
-      });
-      return { items, total: count, limit, offset };
-    },
-    async prune() {
-      await model.destroy({ where: { at: { [Op.lt]: new Date(Date.now() - maxAgeMs) } } });
-      const newest = (await model.max('id')) as number | null;
-      if (newest !== null && newest > maxRows) await model.destroy({ where: { id: { [Op.lte]: newest - maxRows } } });
-    },
+    list: (o) => store.list(o),
+    prune: () => store.prune({ olderThan: new Date(Date.now() - maxAgeMs), keep: maxRows }),
   };
   return audit;
 }

@@ -7,11 +7,11 @@
  * generated password the CLI prints once.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Registry } from '../registry/index.ts';
+import type { AuditRepository, TokenRepository, UserRepository } from '../registry/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { FluxModule } from '../app/context.ts';
 import { createAccounts, type Accounts } from './accounts.ts';
-import { createAuditLog, defineAuditModel, type AuditLog, type AuditOptions } from './audit.ts';
+import { createAuditLog, type AuditLog, type AuditOptions } from './audit.ts';
 import { ADMIN_TOKEN_PRINCIPAL, type Principal } from './roles.ts';
 
 export { ROLES, isRole, roleAtLeast, lesserRole, ADMIN_TOKEN_PRINCIPAL, type Role, type Principal } from './roles.ts';
@@ -22,7 +22,8 @@ export type { AuditLog, AuditEvent, AuditEntry } from './audit.ts';
 export const FIRST_ADMIN = 'admin';
 
 export interface UsersOptions {
-  registry: Registry;
+  /** where users, their tokens and the audit log are kept (the registry's repositories) */
+  store: { users: UserRepository; tokens: TokenRepository; audit: AuditRepository };
   adminToken: string;
   /** FLUX_ADMIN_PASSWORD: the first admin's password (else one is generated and printed once) */
   adminPassword?: string;
@@ -50,10 +51,10 @@ const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
 export function createUsers(opts: UsersOptions): Users {
   const listeners = new Set<() => void>();
-  const accounts = createAccounts(opts.registry.sequelize, () => {
+  const accounts = createAccounts(opts.store, () => {
     for (const fn of listeners) fn();
   });
-  const audit = createAuditLog(defineAuditModel(opts.registry.sequelize), opts.log, opts.audit);
+  const audit = createAuditLog(opts.store.audit, opts.log, opts.audit);
   const adminDigest = digest(opts.adminToken);
   let generated: string | undefined;
   let pruneTimer: NodeJS.Timeout | undefined;

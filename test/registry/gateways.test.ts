@@ -1,15 +1,11 @@
 /** Gateways and children in the registry, against SQLite, MariaDB and PostgreSQL (real servers): migration 004, checks, cache. */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { Sequelize } from 'sequelize';
-import { Umzug, SequelizeStorage } from 'umzug';
 import { createRegistry, type Registry } from '../../runtime/registry/index.ts';
-import { sqliteDialectModule } from '../../runtime/registry/sqlite-adapter.ts';
-import { MIGRATIONS } from '../../runtime/registry/migrations/index.ts';
 import { createLogger } from '../../runtime/log/index.ts';
 import { FluxError } from '../../runtime/errors/index.ts';
 import { parseDbUrl } from '../../settings.ts';
-import { createTestDatabase } from '../helpers/databases.ts';
+import { createTestDatabase, rawSql } from '../helpers/databases.ts';
 import { tempDir } from '../helpers/flux-process.ts';
 
 const log = createLogger({ level: 'silent' });
@@ -30,35 +26,39 @@ async function refusal(p: Promise<unknown>): Promise<{ status: number; message: 
   assert.fail('expected the call to be refused');
 }
 
-/** A database at the schema before migration 004, with one device in it. */
+/** A database at the schema before migration 004, with one device in it (written with its own driver). */
 async function oldSchema(url: string): Promise<void> {
   const db = parseDbUrl('FLUX_DB_URL', url, tempDir(), 'flux.db', false);
-  const sequelize =
-    db.dialect === 'sqlite' ? new Sequelize({ dialect: 'sqlite', storage: db.file, dialectModule: sqliteDialectModule, logging: false }) : new Sequelize(db.url, { dialect: db.dialect, logging: false });
-  const before = MIGRATIONS.filter((m) => m.name < '004');
-  const umzug = new Umzug({
-    migrations: before.map((m) => ({ name: m.name, up: () => m.up(sequelize.getQueryInterface()), down: () => m.down(sequelize.getQueryInterface()) })),
-    context: sequelize.getQueryInterface(),
-    storage: new SequelizeStorage({ sequelize, tableName: 'flux_migrations' }),
-    logger: undefined,
-  });
-  await umzug.up();
-  const qi = sequelize.getQueryInterface();
-  const now = new Date();
-  await qi.bulkInsert('products', [{ id: '00000000-0000-4000-8000-000000000001', key: 'old', name: 'old', metadata: '{}', transport: '{}', created_at: now, updated_at: now }]);
-  await qi.bulkInsert('devices', [{ id: 'old_1', product_id: '00000000-0000-4000-8000-000000000001', name: 'old', secret_hash: 'x', enabled: true, status: 'offline', tags: '{}', created_at: now, updated_at: now }]);
-  await sequelize.close();
+  const before = createRegistry({ db, log, migrateUntil: '003-rules' });
+  await before.start();
+  assert.deepEqual(await before.migrations(), ['001-initial', '003-rules']);
+  await before.stop();
+  const sql = await rawSql(db);
+  try {
+    const at = '2026-01-01 00:00:00';
+    const key = db.dialect === 'mysql' ? '`key`' : 'key'; // a reserved word in MySQL only
+    await sql.query(`INSERT INTO products (id, ${key}, name, metadata, transport, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`, [
+      '00000000-0000-4000-8000-000000000001', 'old', 'old', '{}', '{}', at, at,
+    ]);
+    await sql.query('INSERT INTO devices (id, product_id, name, secret_hash, enabled, status, tags, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+      'old_1', '00000000-0000-4000-8000-000000000001', 'old', 'x', 1, 'offline', '{}', at, at,
+    ]);
+  } finally {
+    await sql.close();
+  }
 }
 
 for (const d of dialects) {
   describe(`registry gateways on ${d.name}`, function () {
     let db: { url: string; drop(): Promise<void> };
     let registry: Registry;
+    /** SELECT statements the registry sent */
+    let reads = 0;
 
     before(async function () {
       db = await d.setup();
       await oldSchema(db.url);
-      registry = createRegistry({ db: parseDbUrl('FLUX_DB_URL', db.url, tempDir(), 'flux.db', false), log });
+      registry = createRegistry({ db: parseDbUrl('FLUX_DB_URL', db.url, tempDir(), 'flux.db', false), log, onQuery: (sql) => void (/\bSELECT\b/i.test(sql) && reads++) });
       await registry.start();
       await registry.products.create({ key: 'gw', name: 'Gateway' });
       await registry.products.create({ key: 'unit', name: 'Modbus unit' });
@@ -135,18 +135,13 @@ for (const d of dialects) {
 
     it('answers the cached child ids without a database read', async function () {
       await registry.devices.childIds('gw_1');
-      let reads = 0;
-      const count = () => {
-        reads++;
-      };
-      registry.sequelize.addHook('beforeFind', count);
-      try {
-        for (let i = 0; i < 100; i++) assert.ok(registry.devices.cachedChildIds('gw_1')?.has('unit_1'));
-        await registry.devices.childIds('gw_1');
-      } finally {
-        registry.sequelize.removeHook('beforeFind', count as never);
-      }
-      assert.equal(reads, 0);
+      const before = reads;
+      for (let i = 0; i < 100; i++) assert.ok(registry.devices.cachedChildIds('gw_1')?.has('unit_1'));
+      await registry.devices.childIds('gw_1');
+      assert.equal(reads - before, 0);
+      registry.invalidate();
+      await registry.devices.childIds('gw_1');
+      assert.equal(reads - before, 1, 'the counter sees a read once the cache is dropped');
     });
 
     it('keeps auto_register_children and child_product_id on products', async function () {

@@ -24,7 +24,7 @@ async function start(dataDir = tempDir('flux-lazy-rules-')): Promise<Fixture & {
   const registry = createRegistry({ db: settings.db, log });
   await registry.start();
   const ctx = { settings, log, registry, bus: createDeviceBus(log), metrics: createMetrics(), trace: createTracer(), adminToken: 'x' } as unknown as FluxContext;
-  const engine = createRuleEngine(ctx, {}, { pollMs: 0 });
+  const engine = createRuleEngine(ctx, registry.rules, {}, { pollMs: 0 });
   await engine.start();
   return {
     engine,

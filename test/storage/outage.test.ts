@@ -11,11 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import mysql from 'mysql2/promise';
-import { Sequelize } from 'sequelize';
 import { createLogger } from '../../runtime/log/index.ts';
 import { createMetrics } from '../../runtime/metrics/index.ts';
 import { createStore, StoreWriter, type Point, type TimeSeriesStore } from '../../runtime/storage/index.ts';
-import { createTestDatabase, MYSQL_SERVER_URL, PG_SERVER_URL, type TestDatabase } from '../helpers/databases.ts';
+import { createTestDatabase, serverSql, MYSQL_SERVER_URL, type RawSql, type TestDatabase } from '../helpers/databases.ts';
 
 const T0 = Date.UTC(2026, 10, 2);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -172,12 +171,10 @@ describe('storage write path when the database goes away', function () {
 
   describe('PostgreSQL: a database of our own set to refuse connections, its backends terminated', () => {
     let db: TestDatabase;
-    let admin: Sequelize;
+    let admin: RawSql;
     before(async () => {
       db = await createTestDatabase('postgres', 'flux_ts_outage');
-      const u = new URL(PG_SERVER_URL);
-      u.pathname = '/postgres';
-      admin = new Sequelize(u.toString(), { dialect: 'postgres', logging: false });
+      admin = await serverSql('postgres');
     });
     after(async () => {
       await admin?.query(`ALTER DATABASE "${db.name}" ALLOW_CONNECTIONS true`).catch(() => {});

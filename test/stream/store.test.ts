@@ -10,9 +10,8 @@ import { createLogger } from '../../runtime/log/index.ts';
 import { loadStreamKeys } from '../../runtime/stream/secrets.ts';
 import { createStreamStore, redactRtmp } from '../../runtime/stream/store.ts';
 import { tempDir } from '../helpers/flux-process.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
+import { createTestDatabase, rawSql, type TestDatabase } from '../helpers/databases.ts';
 import type { DbUrl } from '../../settings.ts';
-import { QueryTypes } from 'sequelize';
 
 const log = createLogger({ level: 'silent' });
 
@@ -21,10 +20,10 @@ for (const dialect of ['sqlite', 'mysql', 'postgres'] as const) {
     this.timeout(30_000);
     let registry: Registry;
     let testDb: TestDatabase | undefined;
+    let db: DbUrl;
     const dir = tempDir();
 
     before(async function () {
-      let db: DbUrl;
       if (dialect === 'sqlite') db = { dialect, url: 'sqlite:', file: path.join(dir, 'flux.db') };
       else {
         testDb = await createTestDatabase(dialect, 'flux_streams');
@@ -44,12 +43,14 @@ for (const dialect of ['sqlite', 'mysql', 'postgres'] as const) {
     });
 
     it('creates, lists, updates and deletes; credentials and stream keys are stored encrypted only', async function () {
-      const store = createStreamStore(registry, loadStreamKeys(dir));
+      const store = createStreamStore(registry.streams, registry.devices, loadStreamKeys(dir));
       const s = await store.create({ id: 'cam-1', url: 'rtsp://admin:pa55word@10.0.0.7:554/ch1', rtmp_push: ['rtmp://push.example/live/secret-key?token=t0k'], device_id: 'dev1', tags: { a: 1 } });
       assert.equal(s.url, 'rtsp://10.0.0.7:554/ch1');
       assert.equal(s.has_credentials, true);
       assert.deepEqual(s.rtmp_push, ['rtmp://push.example/live/***']);
-      const rows = await registry.sequelize.query('SELECT * FROM streams', { type: QueryTypes.SELECT });
+      const sql = await rawSql(db);
+      const rows = await sql.query('SELECT * FROM streams').finally(() => sql.close());
+      assert.equal(rows.length, 1);
       const raw = JSON.stringify(rows);
       for (const secret of ['pa55word', 'secret-key', 't0k']) assert.ok(!raw.includes(secret), `${secret} is not stored in clear`);
       assert.deepEqual(await store.source('cam-1'), { url: 'rtsp://admin:pa55word@10.0.0.7:554/ch1', rtmp_push: ['rtmp://push.example/live/secret-key?token=t0k'] });
@@ -59,7 +60,7 @@ for (const dialect of ['sqlite', 'mysql', 'postgres'] as const) {
       assert.equal(u.has_credentials, false);
       assert.deepEqual((await store.source('cam-1')).rtmp_push, ['rtmp://push.example/live/secret-key?token=t0k'], 'pushes kept');
       // another key (a copied database without its data dir) cannot open the URLs
-      const other = createStreamStore(registry, loadStreamKeys(tempDir()));
+      const other = createStreamStore(registry.streams, registry.devices, loadStreamKeys(tempDir()));
       await assert.rejects(other.source('cam-1'), /cannot be decrypted/);
       await store.delete('cam-1');
       assert.equal(await store.find('cam-1'), null);

@@ -19,7 +19,7 @@ describe('the audit log bounds', function () {
   });
 
   it('keeps the newest rows up to its size', async function () {
-    const users = createUsers({ registry, adminToken: TEST_TOKEN, adminPassword: 'audit-admin-password', sessionTtlMs: 60_000, log: createLogger({ level: 'silent' }), audit: { maxRows: 5 } });
+    const users = createUsers({ store: registry, adminToken: TEST_TOKEN, adminPassword: 'audit-admin-password', sessionTtlMs: 60_000, log: createLogger({ level: 'silent' }), audit: { maxRows: 5 } });
     await users.start();
     for (let i = 0; i < 12; i++) users.audit.record({ username: 'u', action: `step ${i}`, status: 200 });
     await users.audit.flush();
@@ -31,7 +31,7 @@ describe('the audit log bounds', function () {
   });
 
   it('drops rows older than its age, at start too', async function () {
-    const users = createUsers({ registry, adminToken: TEST_TOKEN, adminPassword: 'audit-admin-password', sessionTtlMs: 60_000, log: createLogger({ level: 'silent' }), audit: { maxAgeMs: 200 } });
+    const users = createUsers({ store: registry, adminToken: TEST_TOKEN, adminPassword: 'audit-admin-password', sessionTtlMs: 60_000, log: createLogger({ level: 'silent' }), audit: { maxAgeMs: 200 } });
     await users.start();
     users.audit.record({ username: 'u', action: 'old', status: 200 });
     await users.audit.flush();
@@ -43,7 +43,7 @@ describe('the audit log bounds', function () {
     await users.stop();
     // A start prunes what aged while FLUX was down.
     await new Promise((r) => setTimeout(r, 300));
-    const again = createUsers({ registry, adminToken: TEST_TOKEN, sessionTtlMs: 60_000, log: createLogger({ level: 'silent' }), audit: { maxAgeMs: 200 } });
+    const again = createUsers({ store: registry, adminToken: TEST_TOKEN, sessionTtlMs: 60_000, log: createLogger({ level: 'silent' }), audit: { maxAgeMs: 200 } });
     await again.start();
     assert.equal((await again.audit.list({ limit: 10, offset: 0 })).total, 0);
     assert.equal(again.generatedAdminPassword, undefined, 'the users exist: no new first admin');
@@ -51,7 +51,7 @@ describe('the audit log bounds', function () {
   });
 
   it('cuts long fields instead of failing', async function () {
-    const users = createUsers({ registry, adminToken: TEST_TOKEN, adminPassword: 'audit-admin-password', sessionTtlMs: 60_000, log: createLogger({ level: 'silent' }) });
+    const users = createUsers({ store: registry, adminToken: TEST_TOKEN, adminPassword: 'audit-admin-password', sessionTtlMs: 60_000, log: createLogger({ level: 'silent' }) });
     await users.start();
     users.audit.record({ username: 'x'.repeat(500), action: 'y'.repeat(500), target: '/z'.repeat(1000), detail: 'd'.repeat(5000), address: 'a'.repeat(200) });
     await users.audit.flush();

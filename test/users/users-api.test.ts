@@ -4,7 +4,9 @@
  * role changes taking effect at once, the audit log, the live feed per user, alarm notes.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { WebSocket } from 'ws';
+import { rawSql } from '../helpers/databases.ts';
 import { tempDir, TEST_TOKEN } from '../helpers/flux-process.ts';
 import { until } from '../helpers/wait.ts';
 import { startTestFlux, type TestFlux } from './helpers.ts';
@@ -131,8 +133,10 @@ describe('users, tokens and the audit log', function () {
     const list = await f.call('GET', '/tokens', undefined, olgaToken);
     assert.deepEqual(list.body.items.map((t: any) => t.name), ['grafana']);
     assert.ok(!JSON.stringify(list.body).includes(created.body.token), 'the token is never shown again');
-    const [rows] = await f.flux.ctx.registry.sequelize.query('SELECT token_hash FROM api_tokens');
-    assert.ok(!JSON.stringify(rows).includes(created.body.token), 'only a hash is stored');
+    const sql = await rawSql(f.flux.ctx.settings.db);
+    const rows = await sql.query<{ token_hash: string }>('SELECT token_hash FROM api_tokens').finally(() => sql.close());
+    assert.ok(!JSON.stringify(rows).includes(created.body.token), 'the token is not stored');
+    assert.ok(rows.some((r) => r.token_hash === createHash('sha256').update(created.body.token).digest('hex')), 'its SHA-256 is');
     const token = created.body.token as string;
     assert.deepEqual((await f.call('GET', '/auth/me', undefined, token)).body, { username: 'olga', role: 'viewer', via: 'token' });
     assert.equal((await f.call('POST', '/products', { key: 'by_token', name: 'x' }, token)).status, 403);

@@ -3,8 +3,8 @@
  * lives in the data dir, runtime/plugins/store.ts). test/registry/plugin-versions.test.ts runs it on
  * SQLite, MariaDB and PostgreSQL.
  */
-import type { Model, Sequelize } from 'sequelize';
-import type { Models } from './models.ts';
+import type { Model } from 'sequelize';
+import type { Db } from '../rows.ts';
 
 /** A stored version as the registry keeps it; `meta` is the plugin host's (runtime/plugins). */
 export interface PluginVersionRow<Meta = unknown> {
@@ -48,8 +48,8 @@ const rowOf = (m: Model): PluginVersionRow => {
   };
 };
 
-export function pluginVersions(sequelize: Sequelize, models: Models): PluginVersions {
-  const { Plugin } = models;
+export function createPluginVersionRepository(db: Db): PluginVersions {
+  const { Plugin } = db.models;
   return {
     async of(id) {
       return (await Plugin.findAll({ where: { id }, order: [['version', 'ASC']] })).map(rowOf);
@@ -66,7 +66,7 @@ export function pluginVersions(sequelize: Sequelize, models: Models): PluginVers
     async markActive(id, version) {
       // One statement, so it is atomic without a transaction: Sequelize gives a SQLite transaction a
       // second connection, whose lock waits block the event loop.
-      await sequelize.query('UPDATE plugins SET active = (version = :version) WHERE id = :id', { replacements: { id, version: version ?? -1 } });
+      await db.sequelize.query('UPDATE plugins SET active = (version = :version) WHERE id = :id', { replacements: { id, version: version ?? -1 } });
     },
     async setMeta(id, version, meta) {
       await Plugin.update({ meta }, { where: { id, version } });

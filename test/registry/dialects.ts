@@ -1,0 +1,76 @@
+/**
+ * The three registry databases the repository contract suites run on: SQLite (node:sqlite) in a
+ * temporary folder, and a database of their own on the real MariaDB and PostgreSQL servers
+ * (test/helpers/databases.ts), dropped afterwards.
+ */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import type { DbUrl } from '../../settings.ts';
+import { createRegistry, type Registry, type RegistryOptions } from '../../runtime/registry/index.ts';
+import { createLogger } from '../../runtime/log/index.ts';
+import { FluxError } from '../../runtime/errors/index.ts';
+import { createTestDatabase } from '../helpers/databases.ts';
+import { tempDir } from '../helpers/flux-process.ts';
+
+export interface Dialect {
+  name: string;
+  /** an empty database */
+  setup(): Promise<{ db: DbUrl; drop(): Promise<void> }>;
+}
+
+export const DIALECTS: Dialect[] = [
+  { name: 'SQLite (node:sqlite)', setup: async () => ({ db: { dialect: 'sqlite', url: 'sqlite:', file: path.join(tempDir(), 'flux.db') }, drop: async () => {} }) },
+  {
+    name: 'MariaDB (mysql2)',
+    async setup() {
+      const t = await createTestDatabase('mysql');
+      return { db: { dialect: 'mysql', url: t.url }, drop: () => t.drop() };
+    },
+  },
+  {
+    name: 'PostgreSQL (pg)',
+    async setup() {
+      const t = await createTestDatabase('postgres');
+      return { db: { dialect: 'postgres', url: t.url }, drop: () => t.drop() };
+    },
+  },
+];
+
+export const silent = createLogger({ level: 'silent' });
+
+/** A started registry on `db`. */
+export async function openRegistry(db: DbUrl, opts: Partial<RegistryOptions> = {}): Promise<Registry> {
+  const registry = createRegistry({ db, log: silent, ...opts });
+  await registry.start();
+  return registry;
+}
+
+/** `<status> <code>` of the FluxError the call is refused with. */
+export async function refusal(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof FluxError, `expected a FluxError, got ${err}`);
+    return `${err.status} ${err.code}`;
+  }
+  assert.fail('expected the call to be refused');
+}
+
+/** true when `iso` is a date within `ms` of `at` (MariaDB's DATETIME keeps whole seconds) */
+export const near = (iso: string | null, at: Date, ms = 1000) => iso !== null && Math.abs(new Date(iso).getTime() - at.getTime()) < ms;
+
+/** `rows` sorted by the keys `key` gives, ascending (a copy) */
+export function sortedBy<T>(rows: T[], key: (r: T) => (string | number)[]): T[] {
+  return [...rows].sort((a, b) => {
+    const ka = key(a);
+    const kb = key(b);
+    for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return ka[i]! < kb[i]! ? -1 : 1;
+    return 0;
+  });
+}
+
+/** a row without its created_at and updated_at (a row answered on create has them to the millisecond, MariaDB keeps seconds) */
+export function withoutTimes<T extends { created_at: string; updated_at?: string }>(row: T): Omit<T, 'created_at' | 'updated_at'> {
+  const { created_at: _c, updated_at: _u, ...rest } = row;
+  return rest;
+}
