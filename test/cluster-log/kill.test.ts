@@ -6,6 +6,7 @@
  * them are uplinks the dead node had stored before the kill cut their PUBACK.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
 import { QueryTypes, Sequelize } from 'sequelize';
 import { startFlux, tempDir, type FluxProcess } from '../helpers/flux-process.ts';
@@ -34,6 +35,7 @@ describe('cluster log: two FLUX nodes, one killed with SIGKILL under load', func
   const nodes: FluxProcess[] = [];
   after(async () => {
     await Promise.all(nodes.map((n) => n.stop()));
+    for (const n of nodes) fs.rmSync(n.dataDir, { recursive: true, force: true });
     await db?.drop();
     await dropCluster(name);
   });

@@ -74,7 +74,7 @@ export async function freePort(): Promise<number> {
 export const NATS_SERVER = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'].find((p) => fs.existsSync(p));
 
 /** A nats-server of this test's own (JetStream, file storage in a temp dir), for outages and restarts. */
-export async function ownNatsServer(): Promise<{ url: string; stop(signal?: NodeJS.Signals): Promise<void>; start(): Promise<void> }> {
+export async function ownNatsServer(): Promise<{ url: string; stop(signal?: NodeJS.Signals): Promise<void>; start(): Promise<void>; dispose(): Promise<void> }> {
   assert.ok(NATS_SERVER, 'the nats-server binary is needed for the outage tests (Debian: apt-get install nats-server)');
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flux-nats-'));
@@ -103,6 +103,11 @@ export async function ownNatsServer(): Promise<{ url: string; stop(signal?: Node
       const exited = new Promise((r) => c.once('exit', r));
       c.kill(signal);
       await exited;
+    },
+    /** Kills it and deletes its storage. */
+    async dispose() {
+      await self.stop('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
     },
   };
   await self.start();

@@ -16,7 +16,7 @@ describe('cluster log: the log engine restarted mid-load', function () {
   afterEach(async () => {
     await node?.m.stop();
     node = undefined;
-    await server?.stop('SIGKILL');
+    await server?.dispose();
   });
 
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
