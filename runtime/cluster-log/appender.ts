@@ -15,6 +15,7 @@ import type { AppendCallback, AppendInput } from '../uplink-log/index.ts';
 import { LogRefusedError } from '../uplink-log/index.ts';
 import { encodeEntry, partitionOf, SEQ_STRIDE } from './batch.ts';
 import type { Engine } from './engine.ts';
+import { createPublisher } from './publish.ts';
 
 /** publishes travelling per partition (order within a partition holds: one connection, in order) */
 const IN_FLIGHT = 2;
@@ -48,6 +49,7 @@ export interface Appender {
 export function createAppender(engine: Engine, partitions: number): Appender {
   const queues: PartitionQueue[] = Array.from({ length: partitions }, () => ({ entries: [], ids: [], cbs: [], bytes: 0, travelling: 0 }));
   // a group larger than this is split (a single uplink may exceed it alone); the partitions' pulls hold 32 groups (partition.ts)
+  const publisher = createPublisher(engine.nc, PUBLISH_TIMEOUT_MS);
   const maxGroupBytes = Math.min(256 * 1024, Math.floor(engine.maxPayload / 2));
   const dirty = new Set<number>();
   let scheduled = false;
@@ -100,10 +102,7 @@ export function createAppender(engine: Engine, partitions: number): Appender {
     q.travelling++;
     if (!engine.connected()) return queueMicrotask(() => finish(unavailable()));
     // msgID: a group is published once, but a publish the client resends after a reconnect is stored once
-    engine.js.publish(engine.names.subject(p), n === 1 ? entries[0]! : Buffer.concat(entries, bytes), { msgID: firstId, timeout: PUBLISH_TIMEOUT_MS }).then(
-      () => finish(null),
-      (err: Error) => finish(refusalOf(err)),
-    );
+    publisher.publish(engine.names.subject(p), n === 1 ? entries[0]! : Buffer.concat(entries, bytes), firstId, (err) => finish(err && refusalOf(err)));
   };
 
   const flush = () => {
@@ -151,6 +150,7 @@ export function createAppender(engine: Engine, partitions: number): Appender {
     async close() {
       closed = true;
       if (pending) await new Promise<void>((r) => idleWaiters.push(r));
+      publisher.close();
     },
   };
 }
