@@ -69,8 +69,23 @@ export interface FluxSettings {
   uplinkLog: { fsync: 'always' | 'os'; retentionMs: number; maxBytes: number };
   /** how often the Modbus master reads the registry for devices to poll (ms) */
   modbusSyncMs: number;
+  /** cluster mode's shared uplink log on NATS JetStream (runtime/cluster-log); undefined: the single-node log in the data dir */
+  clusterLog?: ClusterLogSettings;
   /** where flows' `http in` endpoints are served: `/flows` (default) or `/` */
   flowsHttpPrefix: string;
+}
+
+export interface ClusterLogSettings {
+  /** NATS server URLs, comma-separated (FLUX_NATS_URL) */
+  servers: string[];
+  /** the stream, subjects and buckets are named after it, so that several FLUX clusters can share one NATS */
+  name: string;
+  /** uplinks are partitioned by device over this many subjects; every node of a cluster must agree */
+  partitions: number;
+  /** a node that stops renewing its partitions loses them after this long (ms) */
+  leaseMs: number;
+  /** copies of the stream and the lease bucket in a NATS cluster (1 on a single server) */
+  replicas: number;
 }
 
 export interface SettingSpec {
@@ -108,6 +123,11 @@ export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_RAW_MAX_BYTES', default: '1GiB', meaning: 'disk budget of the uplink log (`KiB`, `MiB`, `GiB`); when unprocessed uplinks fill it, new ones are refused' },
   { variable: 'FLUX_FLOWS_HTTP_PREFIX', default: '/flows', meaning: "where flows' `http in` endpoints are served (`/` serves them at the root; paths under /api, /editor, /console, /mqtt are refused at deploy)" },
   { variable: 'FLUX_MODBUS_SYNC_MS', default: '5000', meaning: 'how often the Modbus master reads the registry for devices to poll, in ms (docs/modbus.md)' },
+  { variable: 'FLUX_NATS_URL', default: 'unset', meaning: 'cluster mode: the shared uplink log on NATS JetStream, `nats://host:4222` (several comma-separated); unset: the single-node log in the data dir (docs/cluster.md "The shared uplink log")' },
+  { variable: 'FLUX_NATS_NAME', default: 'flux', meaning: 'cluster mode: the name of the JetStream stream and buckets of this cluster (letters, digits, `_`, `-`)' },
+  { variable: 'FLUX_LOG_PARTITIONS', default: '16', meaning: 'cluster mode: uplinks are partitioned by device over this many partitions, each processed in order by one node at a time; the same on every node' },
+  { variable: 'FLUX_LOG_LEASE', default: '6s', meaning: "cluster mode: a node that stops renewing its partitions (killed, cut off) loses them to the others after this long" },
+  { variable: 'FLUX_NATS_REPLICAS', default: '1', meaning: 'cluster mode: copies of the uplink stream in a NATS cluster (3 survives the loss of a NATS server; 1 on a single server)' },
 ];
 
 export function parseDuration(variable: string, raw: string | undefined, fallbackMs: number): number {
@@ -251,7 +271,22 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     },
     flowsHttpPrefix: parseHttpPrefix(env.FLUX_FLOWS_HTTP_PREFIX),
     modbusSyncMs: parseMs('FLUX_MODBUS_SYNC_MS', env.FLUX_MODBUS_SYNC_MS, 5000, 100, 3_600_000),
+    clusterLog: parseClusterLog(env, positive),
   };
+}
+
+function parseClusterLog(env: NodeJS.ProcessEnv, positive: (variable: string, fallback: number, max: number) => number): ClusterLogSettings | undefined {
+  const raw = env.FLUX_NATS_URL?.trim();
+  if (!raw) return undefined;
+  const servers = raw.split(',').map((s) => s.trim());
+  for (const s of servers) {
+    if (!/^(nats|tls):\/\/[^/\s]+$/.test(s)) throw new ConfigError('FLUX_NATS_URL', `FLUX_NATS_URL is not a list of nats://host:port URLs: ${redact(s)}`);
+  }
+  const name = env.FLUX_NATS_NAME?.trim() || 'flux';
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(name)) throw new ConfigError('FLUX_NATS_NAME', `FLUX_NATS_NAME=${JSON.stringify(env.FLUX_NATS_NAME)} must be 1 to 32 letters, digits, _ or -`);
+  const leaseMs = parseDuration('FLUX_LOG_LEASE', env.FLUX_LOG_LEASE, 6000);
+  if (leaseMs < 1000 || leaseMs > 600_000) throw new ConfigError('FLUX_LOG_LEASE', `FLUX_LOG_LEASE=${JSON.stringify(env.FLUX_LOG_LEASE)} must be from 1s to 10m`);
+  return { servers, name, partitions: positive('FLUX_LOG_PARTITIONS', 16, 1024), leaseMs, replicas: positive('FLUX_NATS_REPLICAS', 1, 5) };
 }
 
 function parseHttpPrefix(raw: string | undefined): string {

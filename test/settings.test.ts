@@ -38,6 +38,11 @@ describe('settings', function () {
     assert.equal(loadSettings({ FLUX_DB_URL: 'sqlite:///var/lib/flux/meta.db' }, '/x').db.file, '/var/lib/flux/meta.db');
   });
 
+  it('cluster mode\'s shared log is off unless FLUX_NATS_URL is set', function () {
+    assert.equal(loadSettings({}, '/x').clusterLog, undefined);
+    assert.deepEqual(loadSettings({ FLUX_NATS_URL: 'nats://n1:4222, nats://u:p@n2:4222' }, '/x').clusterLog, { servers: ['nats://n1:4222', 'nats://u:p@n2:4222'], name: 'flux', partitions: 16, leaseMs: 6000, replicas: 1 });
+  });
+
   it('names the variable in one line for each invalid value', function () {
     const cases: [Record<string, string>, string, RegExp][] = [
       [{ FLUX_MQTT_PORT: '70000' }, 'FLUX_MQTT_PORT', /not a port number/],
@@ -52,6 +57,10 @@ describe('settings', function () {
       [{ FLUX_NODE_ID: 'node a' }, 'FLUX_NODE_ID', /not a node id/],
       [{ FLUX_REDIS_PREFIX: 'flux prod' }, 'FLUX_REDIS_PREFIX', /letters, digits/],
       [{ FLUX_CLUSTER_HEARTBEAT_MS: '100' }, 'FLUX_CLUSTER_HEARTBEAT_MS', /from 500 to 60000/],
+      [{ FLUX_NATS_URL: 'localhost:4222' }, 'FLUX_NATS_URL', /not a list of nats:\/\/host:port URLs/],
+      [{ FLUX_NATS_URL: 'nats://n:4222', FLUX_NATS_NAME: 'a.b' }, 'FLUX_NATS_NAME', /letters, digits/],
+      [{ FLUX_NATS_URL: 'nats://n:4222', FLUX_LOG_PARTITIONS: '0' }, 'FLUX_LOG_PARTITIONS', /from 1 to 1024/],
+      [{ FLUX_NATS_URL: 'nats://n:4222', FLUX_LOG_LEASE: '200ms' }, 'FLUX_LOG_LEASE', /from 1s to 10m/],
     ];
     for (const [env, variable, re] of cases) {
       const err = configError(env);

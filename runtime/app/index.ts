@@ -30,6 +30,7 @@ import { createStorageModule, type Storage } from '../storage/index.ts';
 import { createStreamModule, type StreamService } from '../stream/index.ts';
 import { createPluginCompare } from '../plugin-compare/index.ts';
 import { createUplinkLogModule } from '../uplink-log/index.ts';
+import { createClusterLogModule } from '../cluster-log/index.ts';
 import { mountConsole } from '../console/index.ts';
 import { createLoginLimiter } from '../login-limiter/index.ts';
 import { createUsers, type Users } from '../users/index.ts';
@@ -99,7 +100,10 @@ export function createFlux(opts: FluxOptions): Flux {
   const metrics = createMetrics();
   const registry = createRegistry({ db: settings.db, log: log.child({ module: 'registry' }) });
   const bus = createDeviceBus(log.child({ module: 'bus' }));
-  const uplinkLog = createUplinkLogModule({ settings, bus, logger: log.child({ module: 'uplink-log' }), metrics });
+  // FLUX_NATS_URL set: cluster mode's shared log on NATS JetStream (runtime/cluster-log); else the log in the data dir
+  const uplinkLog = settings.clusterLog
+    ? createClusterLogModule({ settings, cluster: settings.clusterLog, bus, logger: log.child({ module: 'cluster-log' }), metrics })
+    : createUplinkLogModule({ settings, bus, logger: log.child({ module: 'uplink-log' }), metrics });
   const ctx: FluxContext = {
     settings,
     log,
@@ -196,7 +200,8 @@ export function createFlux(opts: FluxOptions): Flux {
   const otel = createOtelExport(ctx);
   if (otel.enabled) core.push(otel);
   // The Modbus master polls last: its values go to flows that are already running.
-  const access: FluxModule[] = [broker, ingress, modbus];
+  // Cluster mode: the partitions this node processes stop with device access, before the flows.
+  const access: FluxModule[] = uplinkLog.processing ? [uplinkLog.processing, broker, ingress, modbus] : [broker, ingress, modbus];
   const modules = [...core, ...access];
   const reporting = (): FluxModule[] => (flows ? [...modules, flows] : modules);
 
