@@ -45,7 +45,17 @@ export interface FluxSettings {
   adminPassword?: string;
   /** how long a login session (POST /api/auth/login) lasts (ms) */
   sessionTtlMs: number;
+  /** multi-node mode (runtime/cluster): shared broker state, presence and node list on this Redis */
   redisUrl?: string;
+  /** cluster settings; used only with redisUrl */
+  cluster: {
+    /** this node's id; undefined: generated at each start from the host name and a random suffix */
+    nodeId?: string;
+    /** every key and channel FLUX uses in Redis starts with it */
+    redisPrefix: string;
+    /** liveness period (ms): a node that missed it is dead, and its devices go offline within 2× it */
+    heartbeatMs: number;
+  };
   logLevel: string;
   /** the ffmpeg binary for camera streams */
   ffmpegPath: string;
@@ -59,8 +69,23 @@ export interface FluxSettings {
   uplinkLog: { fsync: 'always' | 'os'; retentionMs: number; maxBytes: number };
   /** how often the Modbus master reads the registry for devices to poll (ms) */
   modbusSyncMs: number;
+  /** cluster mode's shared uplink log on NATS JetStream (runtime/cluster-log); undefined: the single-node log in the data dir */
+  clusterLog?: ClusterLogSettings;
   /** where flows' `http in` endpoints are served: `/flows` (default) or `/` */
   flowsHttpPrefix: string;
+}
+
+export interface ClusterLogSettings {
+  /** NATS server URLs, comma-separated (FLUX_NATS_URL) */
+  servers: string[];
+  /** the stream, subjects and buckets are named after it, so that several FLUX clusters can share one NATS */
+  name: string;
+  /** uplinks are partitioned by device over this many subjects; every node of a cluster must agree */
+  partitions: number;
+  /** a node that stops renewing its partitions loses them after this long (ms) */
+  leaseMs: number;
+  /** copies of the stream and the lease bucket in a NATS cluster (1 on a single server) */
+  replicas: number;
 }
 
 export interface SettingSpec {
@@ -80,7 +105,10 @@ export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_ADMIN_TOKEN', default: 'generated, stored in the data dir, printed once', meaning: 'break-glass admin bearer token for the API and /api/ws (editor: user `admin` with it as password)' },
   { variable: 'FLUX_ADMIN_PASSWORD', default: 'generated at the first start, printed once', meaning: 'password of the first admin user `admin`, created when there are no users yet (read only then)' },
   { variable: 'FLUX_SESSION_TTL', default: '12h', meaning: 'how long a login session lasts (console, `POST /api/auth/login`)' },
-  { variable: 'FLUX_REDIS_URL', default: 'unset', meaning: 'reserved for multi-node mode (shared broker state and bus); not implemented yet: FLUX runs single-node and logs a warning' },
+  { variable: 'FLUX_REDIS_URL', default: 'unset', meaning: 'multi-node mode (docs/cluster.md): `redis://[user:pass@]host:port[/db]`; the broker\'s sessions, subscriptions, retained messages and offline queues, cross-node delivery, device presence and the node list are shared there. Unset: one node, nothing to install' },
+  { variable: 'FLUX_NODE_ID', default: 'generated at each start', meaning: 'this node\'s id in a cluster (`^[A-Za-z0-9_.-]{1,64}$`); two running nodes cannot share one' },
+  { variable: 'FLUX_REDIS_PREFIX', default: '`flux:`', meaning: 'prefix of every key and channel FLUX uses in Redis (several clusters can share one Redis)' },
+  { variable: 'FLUX_CLUSTER_HEARTBEAT_MS', default: '5000', meaning: 'node liveness period in ms (500 to 60000): a node silent for it is dead, and its devices are offline on the others within twice it' },
   { variable: 'FLUX_HOST', default: '0.0.0.0', meaning: 'address the HTTP, MQTT and TCP listeners bind to' },
   { variable: 'FLUX_TLS_CERT', default: 'unset', meaning: 'PEM certificate file; with FLUX_TLS_KEY enables MQTTS' },
   { variable: 'FLUX_TLS_KEY', default: 'unset', meaning: 'PEM private key file for MQTTS' },
@@ -95,6 +123,11 @@ export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_RAW_MAX_BYTES', default: '1GiB', meaning: 'disk budget of the uplink log (`KiB`, `MiB`, `GiB`); when unprocessed uplinks fill it, new ones are refused' },
   { variable: 'FLUX_FLOWS_HTTP_PREFIX', default: '/flows', meaning: "where flows' `http in` endpoints are served (`/` serves them at the root; paths under /api, /editor, /console, /mqtt are refused at deploy)" },
   { variable: 'FLUX_MODBUS_SYNC_MS', default: '5000', meaning: 'how often the Modbus master reads the registry for devices to poll, in ms (docs/modbus.md)' },
+  { variable: 'FLUX_NATS_URL', default: 'unset', meaning: 'cluster mode: the shared uplink log on NATS JetStream, `nats://host:4222` (several comma-separated); unset: the single-node log in the data dir (docs/cluster.md "The shared uplink log")' },
+  { variable: 'FLUX_NATS_NAME', default: 'flux', meaning: 'cluster mode: the name of the JetStream stream and buckets of this cluster (letters, digits, `_`, `-`)' },
+  { variable: 'FLUX_LOG_PARTITIONS', default: '16', meaning: 'cluster mode: uplinks are partitioned by device over this many partitions, each processed in order by one node at a time; the same on every node' },
+  { variable: 'FLUX_LOG_LEASE', default: '6s', meaning: "cluster mode: a node that stops renewing its partitions (killed, cut off) loses them to the others after this long" },
+  { variable: 'FLUX_NATS_REPLICAS', default: '1', meaning: 'cluster mode: copies of the uplink stream in a NATS cluster (3 survives the loss of a NATS server; 1 on a single server)' },
 ];
 
 export function parseDuration(variable: string, raw: string | undefined, fallbackMs: number): number {
@@ -113,6 +146,8 @@ export function parseBytes(variable: string, raw: string | undefined, fallback: 
   const mult = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[u as 'b' | 'k' | 'm' | 'g' | 't'];
   return Math.floor(Number(m[1]) * mult);
 }
+
+const NODE_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
 
@@ -198,6 +233,10 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
   if (redisUrl !== undefined && !/^rediss?:\/\/[^/]/.test(redisUrl)) {
     throw new ConfigError('FLUX_REDIS_URL', `FLUX_REDIS_URL is not a redis:// URL: ${redact(redisUrl)}`);
   }
+  const nodeId = env.FLUX_NODE_ID?.trim() || undefined;
+  if (nodeId !== undefined && !NODE_ID_RE.test(nodeId)) throw new ConfigError('FLUX_NODE_ID', `FLUX_NODE_ID=${JSON.stringify(nodeId.slice(0, 80))} is not a node id (letters, digits, _ . -, at most 64)`);
+  const redisPrefix = env.FLUX_REDIS_PREFIX?.trim() ?? 'flux:';
+  if (!/^[A-Za-z0-9_.:-]{0,64}$/.test(redisPrefix)) throw new ConfigError('FLUX_REDIS_PREFIX', `FLUX_REDIS_PREFIX=${JSON.stringify(redisPrefix.slice(0, 80))} may hold letters, digits and _ . : - only (at most 64)`);
   const positive = (variable: string, fallback: number, max: number) => {
     const raw = env[variable]?.trim();
     if (!raw) return fallback;
@@ -219,6 +258,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     adminPassword,
     sessionTtlMs: parseDuration('FLUX_SESSION_TTL', env.FLUX_SESSION_TTL, 12 * 3_600_000),
     redisUrl,
+    cluster: { nodeId, redisPrefix, heartbeatMs: parseMs('FLUX_CLUSTER_HEARTBEAT_MS', env.FLUX_CLUSTER_HEARTBEAT_MS, 5000, 500, 60_000) },
     logLevel,
     ffmpegPath: env.FLUX_FFMPEG?.trim() || 'ffmpeg',
     streamIdleMs: positive('FLUX_STREAM_IDLE_S', 10, 86_400) * 1000,
@@ -231,7 +271,22 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     },
     flowsHttpPrefix: parseHttpPrefix(env.FLUX_FLOWS_HTTP_PREFIX),
     modbusSyncMs: parseMs('FLUX_MODBUS_SYNC_MS', env.FLUX_MODBUS_SYNC_MS, 5000, 100, 3_600_000),
+    clusterLog: parseClusterLog(env, positive),
   };
+}
+
+function parseClusterLog(env: NodeJS.ProcessEnv, positive: (variable: string, fallback: number, max: number) => number): ClusterLogSettings | undefined {
+  const raw = env.FLUX_NATS_URL?.trim();
+  if (!raw) return undefined;
+  const servers = raw.split(',').map((s) => s.trim());
+  for (const s of servers) {
+    if (!/^(nats|tls):\/\/[^/\s]+$/.test(s)) throw new ConfigError('FLUX_NATS_URL', `FLUX_NATS_URL is not a list of nats://host:port URLs: ${redact(s)}`);
+  }
+  const name = env.FLUX_NATS_NAME?.trim() || 'flux';
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(name)) throw new ConfigError('FLUX_NATS_NAME', `FLUX_NATS_NAME=${JSON.stringify(env.FLUX_NATS_NAME)} must be 1 to 32 letters, digits, _ or -`);
+  const leaseMs = parseDuration('FLUX_LOG_LEASE', env.FLUX_LOG_LEASE, 6000);
+  if (leaseMs < 1000 || leaseMs > 600_000) throw new ConfigError('FLUX_LOG_LEASE', `FLUX_LOG_LEASE=${JSON.stringify(env.FLUX_LOG_LEASE)} must be from 1s to 10m`);
+  return { servers, name, partitions: positive('FLUX_LOG_PARTITIONS', 16, 1024), leaseMs, replicas: positive('FLUX_NATS_REPLICAS', 1, 5) };
 }
 
 function parseHttpPrefix(raw: string | undefined): string {

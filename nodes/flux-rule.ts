@@ -136,7 +136,9 @@ export default function register(RED: NodeAPI): void {
           Promise.all(messages.map((message) => run.run({ message, device, msgId: msg._msgid }).then((r) => [r]))).then((answered) => settle(messages, answered), bad);
         } else {
           const engine = rules();
-          Promise.all(messages.map((message) => engine.evaluate({ message, device, msgId: msg._msgid }))).then((answered) => settle(messages, answered), bad);
+          // one StandardMessage per uplink is the common case: no Promise.all for it
+          if (messages.length === 1) engine.evaluate({ message: messages[0]!, device, msgId: msg._msgid }).then((runs) => settle(messages, [runs]), bad);
+          else Promise.all(messages.map((message) => engine.evaluate({ message, device, msgId: msg._msgid }))).then((answered) => settle(messages, answered), bad);
         }
       } catch (err) {
         bad(err);

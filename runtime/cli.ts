@@ -89,7 +89,6 @@ try {
     process.stdout.write(`flux admin user "admin", password (shown once; change it in the console under System): ${password}\n`);
   }
   log.info({ http: ports.http, mqtt: ports.mqtt, dataDir: settings.dataDir, db: settings.db.dialect, ts: settings.ts.dialect }, 'listening');
-  if (settings.redisUrl) log.warn('FLUX_REDIS_URL is set, but multi-node mode is not implemented yet: this node runs single-node (its broker state and device bus are not shared)');
   process.stdout.write(`flux ready http=${ports.http} mqtt=${ports.mqtt}\n`);
   process.stdout.write(`  editor  http://localhost:${ports.http}/editor   api http://localhost:${ports.http}/api   mqtt mqtt://localhost:${ports.mqtt}\n`);
 

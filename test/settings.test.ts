@@ -25,6 +25,7 @@ describe('settings', function () {
     assert.equal(s.ts.file, '/srv/flux/data/telemetry.db');
     assert.equal(s.adminToken, undefined);
     assert.equal(s.redisUrl, undefined);
+    assert.deepEqual(s.cluster, { nodeId: undefined, redisPrefix: 'flux:', heartbeatMs: 5000 });
   });
 
   it('parses every database scheme of the contract', function () {
@@ -35,6 +36,11 @@ describe('settings', function () {
     assert.equal(loadSettings({ FLUX_DB_URL: 'postgresql://db/flux' }, '/x').db.dialect, 'postgres');
     assert.equal(loadSettings({ FLUX_DB_URL: 'sqlite:meta.db' }, '/x').db.file, path.resolve('meta.db'));
     assert.equal(loadSettings({ FLUX_DB_URL: 'sqlite:///var/lib/flux/meta.db' }, '/x').db.file, '/var/lib/flux/meta.db');
+  });
+
+  it('cluster mode\'s shared log is off unless FLUX_NATS_URL is set', function () {
+    assert.equal(loadSettings({}, '/x').clusterLog, undefined);
+    assert.deepEqual(loadSettings({ FLUX_NATS_URL: 'nats://n1:4222, nats://u:p@n2:4222' }, '/x').clusterLog, { servers: ['nats://n1:4222', 'nats://u:p@n2:4222'], name: 'flux', partitions: 16, leaseMs: 6000, replicas: 1 });
   });
 
   it('names the variable in one line for each invalid value', function () {
@@ -48,6 +54,13 @@ describe('settings', function () {
       [{ FLUX_TLS_CERT: 'cert.pem' }, 'FLUX_TLS_KEY', /set together/],
       [{ FLUX_REDIS_URL: 'localhost:6379' }, 'FLUX_REDIS_URL', /not a redis:\/\/ URL/],
       [{ FLUX_LOG_LEVEL: 'loud' }, 'FLUX_LOG_LEVEL', /not one of/],
+      [{ FLUX_NODE_ID: 'node a' }, 'FLUX_NODE_ID', /not a node id/],
+      [{ FLUX_REDIS_PREFIX: 'flux prod' }, 'FLUX_REDIS_PREFIX', /letters, digits/],
+      [{ FLUX_CLUSTER_HEARTBEAT_MS: '100' }, 'FLUX_CLUSTER_HEARTBEAT_MS', /from 500 to 60000/],
+      [{ FLUX_NATS_URL: 'localhost:4222' }, 'FLUX_NATS_URL', /not a list of nats:\/\/host:port URLs/],
+      [{ FLUX_NATS_URL: 'nats://n:4222', FLUX_NATS_NAME: 'a.b' }, 'FLUX_NATS_NAME', /letters, digits/],
+      [{ FLUX_NATS_URL: 'nats://n:4222', FLUX_LOG_PARTITIONS: '0' }, 'FLUX_LOG_PARTITIONS', /from 1 to 1024/],
+      [{ FLUX_NATS_URL: 'nats://n:4222', FLUX_LOG_LEASE: '200ms' }, 'FLUX_LOG_LEASE', /from 1s to 10m/],
     ];
     for (const [env, variable, re] of cases) {
       const err = configError(env);

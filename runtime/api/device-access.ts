@@ -31,7 +31,7 @@ export function deviceAccessRoutes(ctx: FluxContext, routes: RouteTable, downlin
       summary: 'Uplink from a device that cannot hold a connection: header `X-Device-Secret: <secret>`; body raw bytes (any content type) or JSON, at most 256 KiB (413 past it; JSON nested over 64 levels: 400 too_deep); `?type=properties` (default) or `?type=event&event=<eventId>`',
       params: idParam,
       query: z.object({ type: z.enum(['properties', 'event']).default('properties'), event: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).optional() }).refine((q) => q.type !== 'event' || q.event, { message: 'event is required with type=event', path: ['event'] }),
-      returns: '`{ id }` of the uplink: 202 means it is in the durable uplink log; 507 `log_full` when unprocessed uplinks fill FLUX_RAW_MAX_BYTES',
+      returns: '`{ id }` of the uplink: 202 means it is in the durable uplink log; 507 `log_full` when unprocessed uplinks fill FLUX_RAW_MAX_BYTES; 503 `log_unavailable` (cluster mode: the log engine unreachable or too slow) or `log_write_failed`, with Retry-After',
       handler: async ({ params, query, req, res }) => {
         const secret = req.get('x-device-secret');
         if (!secret) throw unauthorized('missing device secret: send X-Device-Secret: <device secret>');
@@ -53,13 +53,17 @@ export function deviceAccessRoutes(ctx: FluxContext, routes: RouteTable, downlin
           ctx.journal.accept({ id, deviceId: device.id, productId: product.id, productKey: product.key, type: query.type, eventId: query.event, ts: Date.now(), payload, topic, transport: 'http', logSeq: undefined }, resolve),
         );
         if (refused?.code === 'log_full') throw new FluxError('log_full', `uplink refused: ${refused.message}`, 507);
-        if (refused) throw new FluxError('unavailable', `uplink refused: ${refused.message}`, 503);
+        if (refused) {
+          // log_write_failed (the disk), log_unavailable (cluster mode: NATS unreachable or too slow)
+          res.setHeader('Retry-After', '1');
+          throw new FluxError(refused.code, `uplink refused: ${refused.message}`, 503);
+        }
         return { id };
       },
     })
     .add({
-      method: 'post', path: '/devices/:id/commands', tag: 'device access', role: 'operator', errors: [404, 409, 422],
-      summary: "Send a command to a device: bytes from its product plugin's `encode` (JSON `{id, command, params, ts}` without one), over its TCP connection or MQTT `/{productKey}/{id}/command` (QoS 1). 200 delivered, 202 queued for a persistent session, 409 offline",
+      method: 'post', path: '/devices/:id/commands', tag: 'device access', role: 'operator', errors: [404, 409, 422, 503, 504],
+      summary: "Send a command to a device: bytes from its product plugin's `encode` (JSON `{id, command, params, ts}` without one), over its TCP connection or MQTT `/{productKey}/{id}/command` (QoS 1). 200 delivered, 202 queued for a persistent session, 409 offline. In a cluster it goes through the node the device is connected to (503 that node cannot be reached, 504 it did not answer in time)",
       params: idParam,
       body: z.object({ command: z.string().min(1).max(128), params: z.unknown().optional() }).strict(),
       returns: '`{ status, id, device_id, transport, topic, bytes, encoding }`',

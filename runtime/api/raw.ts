@@ -9,8 +9,8 @@ const time = z.union([q.int(0, 8.64e15), z.iso.datetime({ offset: true }).transf
 
 export function rawRoutes(ctx: FluxContext, routes: RouteTable, log: UplinkLog): void {
   routes.add({
-    method: 'get', path: '/devices/:id/raw', tag: 'trace', role: 'viewer', errors: [404],
-    summary: 'Raw uplinks of a device as received (oldest first, paginated with `after`; `order=desc`: newest first, paginated with `before`), kept FLUX_RAW_RETENTION / FLUX_RAW_MAX_BYTES; each links to its trace',
+    method: 'get', path: '/devices/:id/raw', tag: 'trace', role: 'viewer', errors: [404, 503],
+    summary: 'Raw uplinks of a device as received (oldest first, paginated with `after`; `order=desc`: newest first, paginated with `before`), kept FLUX_RAW_RETENTION / FLUX_RAW_MAX_BYTES; each links to its trace (cluster mode: read from the shared log; the trace is on the node that processed it; 503 `log_unavailable` while NATS is unreachable)',
     params: idParam,
     query: z.object({
       from: time.optional(),

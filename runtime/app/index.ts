@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { FluxSettings } from '../../settings.ts';
 import { ConfigError } from '../errors/index.ts';
@@ -29,10 +30,12 @@ import { createStorageModule, type Storage } from '../storage/index.ts';
 import { createStreamModule, type StreamService } from '../stream/index.ts';
 import { createPluginCompare } from '../plugin-compare/index.ts';
 import { createUplinkLogModule } from '../uplink-log/index.ts';
+import { createClusterLogModule } from '../cluster-log/index.ts';
 import { mountConsole } from '../console/index.ts';
 import { createLoginLimiter } from '../login-limiter/index.ts';
 import { createUsers, type Users } from '../users/index.ts';
 import { createProjectTransfer, projectRoutes } from '../project/index.ts';
+import { createCluster, clusterRoutes } from '../cluster/index.ts';
 import { resolveAdminToken } from './admin-token.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from './context.ts';
 
@@ -99,7 +102,10 @@ export function createFlux(opts: FluxOptions): Flux {
   const metrics = createMetrics();
   const registry = createRegistry({ db: settings.db, log: log.child({ module: 'registry' }) });
   const bus = createDeviceBus(log.child({ module: 'bus' }));
-  const uplinkLog = createUplinkLogModule({ settings, bus, logger: log.child({ module: 'uplink-log' }), metrics });
+  // FLUX_NATS_URL set: cluster mode's shared log on NATS JetStream (runtime/cluster-log); else the log in the data dir
+  const uplinkLog = settings.clusterLog
+    ? createClusterLogModule({ settings, cluster: settings.clusterLog, bus, logger: log.child({ module: 'cluster-log' }), metrics })
+    : createUplinkLogModule({ settings, bus, logger: log.child({ module: 'uplink-log' }), metrics });
   const ctx: FluxContext = {
     settings,
     log,
@@ -122,7 +128,9 @@ export function createFlux(opts: FluxOptions): Flux {
   server.keepAliveTimeout = 65_000;
 
   // The module graph, in dependency order: each module gets what it uses as typed arguments.
-  const presence = createPresence(ctx);
+  // Cluster mode (FLUX_REDIS_URL): presence, the broker's state and commands are shared (runtime/cluster).
+  const cluster = createCluster({ settings, log, metrics, version: VERSION });
+  const presence = createPresence(ctx, cluster.presence);
   const users = createUsers({ store: registry, adminToken: admin.token, adminPassword: settings.adminPassword, sessionTtlMs: settings.sessionTtlMs, log: log.child({ module: 'users' }) });
   // One count of failed logins per client address for every login route (the API's and the editor's).
   const loginLimiter = createLoginLimiter();
@@ -130,7 +138,7 @@ export function createFlux(opts: FluxOptions): Flux {
   const plugins = createPluginHost(ctx);
   const feed = createFeed(ctx, server, { users });
   const alarms = createAlarmCenter({ store: registry.alarms, log, metrics, feed });
-  const broker = createBroker(ctx, presence, { httpServer: server });
+  const broker = createBroker(ctx, presence, { httpServer: server, shared: cluster.brokerState });
   const modbus = modbusModule({
     registry,
     journal: uplinkLog.journal,
@@ -139,7 +147,7 @@ export function createFlux(opts: FluxOptions): Flux {
     log: log.child({ module: 'modbus' }),
     syncMs: settings.modbusSyncMs,
   });
-  const ingress = createIngress(ctx, { presence, plugins, broker, fieldbus: modbus.master });
+  const ingress = createIngress(ctx, { presence, plugins, broker, fieldbus: modbus.master, remote: cluster.commands });
   const downlink = ingress.downlink;
   const rules = createRuleEngine(ctx, registry.rules, { alarms, downlink });
   const pluginCompare = createPluginCompare({ host: plugins, log: uplinkLog.log, registry, metrics, logger: log.child({ module: 'plugin-compare' }) });
@@ -168,6 +176,14 @@ export function createFlux(opts: FluxOptions): Flux {
     opts.flows === false
       ? undefined
       : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master, pluginCompare }, { loginLimiter, users, routes: api.routes, version: VERSION });
+  const clusterModule = cluster.module({
+    presence,
+    downlink,
+    bus: ctx.bus,
+    stats: () => ({ http_port: (server.address() as AddressInfo | null)?.port ?? 0, mqtt_port: broker.port(), mqtt_connections: broker.connections(), devices_online: presence.onlineCount() }),
+    health: () => health(),
+  });
+  clusterRoutes(api.routes, clusterModule);
   // Export and import of the whole project (runtime/project); routes are added before the API mounts.
   projectRoutes(api.routes, createProjectTransfer({ registry, rules, plugins, flows, version: VERSION, log: log.child({ module: 'project' }) }));
   const registryModule: FluxModule = {
@@ -180,11 +196,14 @@ export function createFlux(opts: FluxOptions): Flux {
   // next, then the HTTP server and the flows, and device access last, after the log's leftovers
   // from a crash were put back into the flows.
   const graphql = createGraphql(ctx, { feed, server, storage: storage.storage, plugins, rules, alarms, downlink, users }, opts.graphql);
-  const core: FluxModule[] = [uplinkLog, registryModule, users, storage, plugins, pluginCompare, feed, graphql, alarms, rules, streams];
+  // The cluster module starts before device access and so stops after it: the broker's last presence
+  // changes reach Redis before the node leaves.
+  const core: FluxModule[] = [uplinkLog, registryModule, clusterModule, users, storage, plugins, pluginCompare, feed, graphql, alarms, rules, streams];
   const otel = createOtelExport(ctx);
   if (otel.enabled) core.push(otel);
   // The Modbus master polls last: its values go to flows that are already running.
-  const access: FluxModule[] = [broker, ingress, modbus];
+  // Cluster mode: the partitions this node processes stop with device access, before the flows.
+  const access: FluxModule[] = uplinkLog.processing ? [uplinkLog.processing, broker, ingress, modbus] : [broker, ingress, modbus];
   const modules = [...core, ...access];
   const reporting = (): FluxModule[] => (flows ? [...modules, flows] : modules);
 

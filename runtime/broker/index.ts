@@ -24,12 +24,14 @@ import { counter, gauge } from '../metrics/index.ts';
 import { brokerAssignedClientId, patchAedesConnection, patchMqttPacketWrites, trimAfterConnect } from '../patches/index.ts';
 import { coalesceWrites, guardConnection, writeNow } from './guard.ts';
 import { uplinkHooks } from './uplinks.ts';
+import { startAedes, type SharedBrokerState } from './shared-state.ts';
 import { commandTopic, filterMatches, mayPublish, maySubscribe } from './topics.ts';
 import { MAX_CLIENT_ID_LENGTH, clientIdTooLong, deviceNamedBy, deviceSessionRefusal, identifierRejected } from './sessions.ts';
 
 export { commandTopic, devicePrefix, filterMatches, mayPublish, maySubscribe, uplinkKind } from './topics.ts';
 export { guardConnection, coalesceWrites } from './guard.ts';
 export { MAX_CLIENT_ID_LENGTH, deviceSessionRefusal } from './sessions.ts';
+export type { SharedBrokerState } from './shared-state.ts';
 
 
 export interface BrokerOptions {
@@ -50,6 +52,8 @@ export interface BrokerOptions {
    * mqemitter's queue is what collapses under fan-in and overflows the stack when it drains (docs/broker.md)
    */
   concurrency?: number;
+  /** cluster mode (runtime/cluster): sessions, subscriptions, retained messages, offline queues and delivery shared with the other nodes */
+  shared?: SharedBrokerState;
 }
 
 export type CommandDelivery = { status: 'delivered' | 'queued'; topic: string; transport: 'mqtt' } | { status: 'offline'; topic: string; transport: 'mqtt'; reason: string };
@@ -126,6 +130,8 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
   /** one options object for every connection's guard */
   const guardOptions = { maxPacketSize, batchPackets: opts.batchPackets, onViolation };
   let aedes: Aedes | undefined;
+  /** closes what the shared state opened for aedes (cluster mode) */
+  let release: (() => Promise<void>) | undefined;
   let server: net.Server | undefined;
   let tlsServer: tls.Server | undefined;
   let wss: WebSocketServer | undefined;
@@ -225,6 +231,11 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
         topicAliasMaximum: 16,
         pendingSessionsLimit: maxConnections,
         authenticate(client, username, password, done) {
+          if (opts.shared && !opts.shared.available()) {
+            metrics.refused.inc({ reason: 'cluster_unavailable' });
+            log.warn({ clientId: client.id }, 'MQTT connect refused: the shared broker state (Redis) is unreachable');
+            return done(unavailable('shared broker state unreachable'), false);
+          }
           if (conns.size > maxConnections) {
             metrics.refused.inc({ reason: 'connection_limit' });
             log.warn({ clientId: client.id, open: conns.size, maxConnections }, 'MQTT connect refused: connection limit reached');
@@ -312,7 +323,9 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
         },
         published: published as AedesOptions['published'],
       };
-      aedes = await Aedes.createBroker(options);
+      const started = await startAedes(options, opts.shared, log);
+      aedes = started.aedes;
+      release = started.release;
       const a = aedes;
       a.on('client', (client: Client) => {
         trimAfterConnect(client);
@@ -381,6 +394,9 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
       if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
       if (t) await new Promise<void>((resolve) => t.close(() => resolve()));
       if (a) await new Promise<void>((resolve) => a.close(() => resolve()));
+      const r = release;
+      release = undefined;
+      if (r) await r();
     },
     health(): ComponentHealth {
       return { ok: Boolean(server?.listening), port: listeningPort, tls_port: listeningTlsPort || undefined, connections: conns.size, clients: aedes?.connectedClients ?? 0, online_devices: presence.onlineCount() };
@@ -395,7 +411,9 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
       if (!subscribedLive) {
         const persistence = (a as Aedes & { persistence: { subscriptionsByTopic(t: string): Promise<{ clientId: string }[]> } }).persistence;
         const subs = await persistence.subscriptionsByTopic(topic);
-        queued = subs.some((s) => sessionOwner.get(s.clientId) === identity.device.id && !live.some((c) => c.id === s.clientId));
+        // in a cluster the session may have been made on another node: its client id names the device (sessions.ts)
+        const owns = (clientId: string) => sessionOwner.get(clientId) === identity.device.id || (opts.shared !== undefined && deviceNamedBy(clientId) === identity.device.id);
+        queued = subs.some((s) => owns(s.clientId) && !live.some((c) => c.id === s.clientId));
       }
       if (!subscribedLive && !queued) {
         return { status: 'offline', topic, transport: 'mqtt', reason: live.length ? 'the device is connected but not subscribed to its command topic' : 'the device has no MQTT connection and no persistent session' };

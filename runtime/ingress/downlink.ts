@@ -37,7 +37,18 @@ export interface FieldbusCommands {
 }
 
 export interface Downlink {
+  /** Sends a command to the device, through the node of the cluster it is connected to. */
   send(deviceId: string, command: string, params?: unknown): Promise<CommandResult>;
+  /** Sends it from this node, never through another (what a node runs for a command another forwarded). */
+  sendHere(deviceId: string, command: string, params?: unknown): Promise<CommandResult>;
+}
+
+/** The nodes of a cluster that hold devices (runtime/cluster implements it on Redis). */
+export interface RemoteCommands {
+  /** the other node holding a connection of the device, when one does */
+  holder(deviceId: string): Promise<string | undefined>;
+  /** runs `sendHere` on that node; its answer, or its error as a FluxError with the same code and status */
+  send(nodeId: string, deviceId: string, command: string, params: unknown): Promise<CommandResult>;
 }
 
 /** The ways out a downlink has; each is optional (an instance without the broker sends nothing over MQTT). */
@@ -48,11 +59,13 @@ export interface DownlinkRoutes {
   broker?: Broker;
   /** a poller that owns some devices' commands (the Modbus master) */
   fieldbus?: FieldbusCommands;
+  /** cluster mode: a device held by no connection here goes through the node that holds it */
+  remote?: { commands: RemoteCommands; isHere(deviceId: string): boolean };
 }
 
 export function createDownlink(ctx: FluxContext, routes: DownlinkRoutes): Downlink {
   const log = ctx.log.child({ module: 'downlink' });
-  const { plugins, tcp, broker, fieldbus } = routes;
+  const { plugins, tcp, broker, fieldbus, remote } = routes;
 
   /** The bytes of a command, by the plugin of `via` (the device itself, or the gateway a child's command goes through). */
   async function encode(identity: DeviceIdentity, body: { id: string; command: string; params: unknown; ts: number }, via: DeviceIdentity = identity): Promise<{ bytes: Buffer; encoding: 'plugin' | 'json' }> {
@@ -90,27 +103,43 @@ export function createDownlink(ctx: FluxContext, routes: DownlinkRoutes): Downli
     return r.status === 'offline' ? { ...base, ...r, reason: `through gateway '${gatewayId}': ${r.reason}` } : { ...base, ...r };
   }
 
+  async function sendHere(deviceId: string, command: string, params: unknown = {}, identity?: DeviceIdentity | null): Promise<CommandResult> {
+    identity ??= await ctx.registry.devices.identity(deviceId);
+    if (!identity) throw notFound('device', deviceId);
+    if (!identity.device.enabled) throw new FluxError('device_disabled', `device '${deviceId}' is disabled`, 409);
+    if (fieldbus?.handles(identity)) return fieldbus.command(deviceId, command, params);
+    const body = { id: randomUUID(), command, params, ts: Date.now() };
+    const gatewayId = identity.device.gateway_id;
+    if (gatewayId && !tcp?.isConnected(deviceId) && !broker?.isConnected(deviceId)) return viaGateway(identity, gatewayId, body, tcp, broker);
+    const { bytes, encoding } = await encode(identity, body);
+    const base = { id: body.id, deviceId, bytes: bytes.length, encoding } as const;
+
+    // a plugin's encode makes whole frames; JSON is wrapped in the product's framing
+    if (tcp?.write(deviceId, bytes, encoding === 'json')) {
+      log.info({ deviceId, command, id: body.id, transport: 'tcp' }, 'command delivered');
+      return { ...base, status: 'delivered', transport: 'tcp' };
+    }
+    if (!broker) return { ...base, status: 'offline', reason: 'the MQTT broker is not running' };
+    const r = await broker.sendCommand(identity, bytes);
+    log.info({ deviceId, command, id: body.id, status: r.status, transport: 'mqtt' }, `command ${r.status}`);
+    return { ...base, ...r };
+  }
+
   return {
     async send(deviceId, command, params = {}) {
       const identity = await ctx.registry.devices.identity(deviceId);
       if (!identity) throw notFound('device', deviceId);
-      if (!identity.device.enabled) throw new FluxError('device_disabled', `device '${deviceId}' is disabled`, 409);
-      if (fieldbus?.handles(identity)) return fieldbus.command(deviceId, command, params);
-      const body = { id: randomUUID(), command, params, ts: Date.now() };
-      const gatewayId = identity.device.gateway_id;
-      if (gatewayId && !tcp?.isConnected(deviceId) && !broker?.isConnected(deviceId)) return viaGateway(identity, gatewayId, body, tcp, broker);
-      const { bytes, encoding } = await encode(identity, body);
-      const base = { id: body.id, deviceId, bytes: bytes.length, encoding } as const;
-
-      // a plugin's encode makes whole frames; JSON is wrapped in the product's framing
-      if (tcp?.write(deviceId, bytes, encoding === 'json')) {
-        log.info({ deviceId, command, id: body.id, transport: 'tcp' }, 'command delivered');
-        return { ...base, status: 'delivered', transport: 'tcp' };
+      // Cluster: a device (or a gateway's child) connected to another node gets it through that node.
+      // Modbus devices are polled, not connected: their commands stay with this node's master.
+      if (remote && identity.device.enabled && !fieldbus?.handles(identity) && !remote.isHere(deviceId)) {
+        const node = await remote.commands.holder(deviceId);
+        if (node) {
+          log.info({ deviceId, command, node }, 'command forwarded to the node the device is connected to');
+          return remote.commands.send(node, deviceId, command, params);
+        }
       }
-      if (!broker) return { ...base, status: 'offline', reason: 'the MQTT broker is not running' };
-      const r = await broker.sendCommand(identity, bytes);
-      log.info({ deviceId, command, id: body.id, status: r.status, transport: 'mqtt' }, `command ${r.status}`);
-      return { ...base, ...r };
+      return sendHere(deviceId, command, params, identity);
     },
+    sendHere: (deviceId, command, params) => sendHere(deviceId, command, params),
   };
 }

@@ -6,13 +6,13 @@
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import type { Broker } from '../broker/index.ts';
 import { createTcpIngress, type TcpIngress, type TcpIngressOptions, type TcpPlugins } from './tcp.ts';
-import { createDownlink, type Downlink, type DownlinkRoutes, type FieldbusCommands } from './downlink.ts';
+import { createDownlink, type Downlink, type DownlinkRoutes, type FieldbusCommands, type RemoteCommands } from './downlink.ts';
 import type { Presence } from './presence.ts';
 
 export { createFramer, encodeFrame, framePayload, parseFraming, FramingError, DEFAULT_MAX_FRAME, type Framing, type Framer } from '../framing/index.ts';
-export { createPresence, type Presence, type Transport } from './presence.ts';
+export { createPresence, type Presence, type SharedPresence, type Transport } from './presence.ts';
 export { createTcpIngress, tcpTransportOf, type TcpIngress, type TcpIngressOptions, type TcpTransport, type TcpPlugins } from './tcp.ts';
-export { createDownlink, type Downlink, type DownlinkRoutes, type CommandResult, type FieldbusCommands } from './downlink.ts';
+export { createDownlink, type Downlink, type DownlinkRoutes, type CommandResult, type FieldbusCommands, type RemoteCommands } from './downlink.ts';
 
 export interface Ingress extends FluxModule {
   readonly tcp: TcpIngress;
@@ -26,12 +26,16 @@ export interface IngressDeps {
   broker?: Broker;
   /** takes the commands of devices that FLUX polls (Modbus) instead of a connection of theirs */
   fieldbus?: FieldbusCommands;
+  /** cluster mode: commands for devices connected to another node go through it (runtime/cluster) */
+  remote?: RemoteCommands;
 }
 
 /** The ingress module: TCP listeners of products and the downlink. Start it after the broker. */
 export function createIngress(ctx: FluxContext, deps: IngressDeps, opts: TcpIngressOptions = {}): Ingress {
   const tcp = createTcpIngress(ctx, deps.presence, deps.plugins, opts);
-  const downlink = createDownlink(ctx, { plugins: deps.plugins, tcp, broker: deps.broker, fieldbus: deps.fieldbus });
+  const presence = deps.presence;
+  const remote = deps.remote && { commands: deps.remote, isHere: (deviceId: string) => presence.isOnline(deviceId) };
+  const downlink = createDownlink(ctx, { plugins: deps.plugins, tcp, broker: deps.broker, fieldbus: deps.fieldbus, remote });
   return {
     name: 'ingress',
     tcp,

@@ -9,6 +9,11 @@
  * a child without a connection of its own is online exactly while its gateway is. Children are read
  * once per gateway connection (the registry's cached child ids); a child attached or detached while
  * its gateway is connected follows from the gateway's next connection.
+ *
+ * In a cluster (runtime/cluster) a device may hold connections on several nodes (a takeover on
+ * another node, MQTT here and TCP there): `SharedPresence` says whether a node's first connection
+ * brought the device online cluster-wide and whether its last one took it offline, and only then is
+ * the status recorded. A dead node's devices are recorded offline by a survivor (`recordRemote`).
  */
 import type { FluxContext } from '../app/context.ts';
 import type { DeviceIdentity } from '../registry/index.ts';
@@ -23,16 +28,54 @@ export interface Presence {
   isOnline(deviceId: string): boolean;
   /** devices with at least one connection */
   onlineCount(): number;
+  /** the devices this node holds, each with the transport of its first connection here */
+  held(): IterableIterator<[string, Transport]>;
+  /**
+   * Status changes the cluster decided (runtime/cluster: a dead node's devices, a resync after an
+   * outage of Redis): recorded here like any other, for registered devices this node does not hold.
+   */
+  recordRemote(changes: { id: string; status: 'online' | 'offline'; transport: Transport }[], reason: string): Promise<void>;
   /** resolves when every status write started so far has landed */
   flush(): Promise<void>;
 }
 
+/**
+ * Presence shared between the nodes of a cluster (runtime/cluster implements it on Redis). Calls for
+ * one device are answered in the order they were made.
+ */
+export interface SharedPresence {
+  /** this node's first connection of the device: true when no node held it (it just came online) */
+  held(deviceId: string, transport: Transport): Promise<boolean>;
+  /** this node's last connection of the device closed: true when no node holds it now (it just went offline) */
+  released(deviceId: string, transport: Transport): Promise<boolean>;
+}
+
+const TRANSPORTS: readonly Transport[] = ['mqtt', 'tcp', 'http', 'modbus'];
+
 /** at most this many status changes go into one write */
 const BATCH_MAX = 1000;
 
-export function createPresence(ctx: FluxContext): Presence {
+/** `shared`: the cluster's presence (runtime/cluster); without it this node alone decides. */
+export function createPresence(ctx: FluxContext, shared?: SharedPresence): Presence {
   const log = ctx.log.child({ module: 'presence' });
+  /**
+   * per device: connections × 4 + the index of its first connection's transport in TRANSPORTS (a
+   * number, not an object: one entry per connected device, docs/broker.md "Measurements")
+   */
   const live = new Map<string, number>();
+  let sharedFailures = 0;
+  /** Records a change once the cluster confirms it is one; without an answer (Redis down) as this node sees it. */
+  function whenShared(ask: Promise<boolean>, then: () => void): void {
+    ask.then(
+      (changed) => {
+        if (changed) then();
+      },
+      (err: Error) => {
+        if (sharedFailures++ % 1000 === 0) log.warn({ err: err.message, failures: sharedFailures }, 'shared presence unavailable: status recorded as this node sees it');
+        then();
+      },
+    );
+  }
   // Latest change per device not written yet. A write starts at once when none is running; changes
   // arriving meanwhile wait and go together in the next one (a reconnect storm becomes a few writes,
   // a single device's change lands immediately). Writes run one after another, so the newest wins.
@@ -82,10 +125,12 @@ export function createPresence(ctx: FluxContext): Presence {
   function connect(identity: DeviceIdentity, transport: Transport, viaGateway?: string): (reason: string) => void {
     compactor.connected();
     const id = identity.device.id;
-    const n = (live.get(id) ?? 0) + 1;
-    live.set(id, n);
+    const before = live.get(id);
+    const n = (before === undefined ? 0 : before >> 2) + 1;
+    live.set(id, before === undefined ? 4 + TRANSPORTS.indexOf(transport) : before + 4);
     if (n === 1) {
-      record(identity, 'online', transport, undefined, viaGateway);
+      if (shared) whenShared(shared.held(id, transport), () => record(identity, 'online', transport, undefined, viaGateway));
+      else record(identity, 'online', transport, undefined, viaGateway);
       if (identity.device.is_gateway) {
         const gen = ++generations;
         generation.set(id, gen);
@@ -96,13 +141,14 @@ export function createPresence(ctx: FluxContext): Presence {
     return (reason) => {
       if (released) return;
       released = true;
-      const left = (live.get(id) ?? 1) - 1;
-      if (left > 0) {
-        live.set(id, left);
+      const now = live.get(id) ?? 4 + TRANSPORTS.indexOf(transport);
+      if (now >= 8) {
+        live.set(id, now - 4);
         return;
       }
       live.delete(id);
-      record(identity, 'offline', transport, reason, viaGateway);
+      if (shared) whenShared(shared.released(id, TRANSPORTS[now & 3]!), () => record(identity, 'offline', transport, reason, viaGateway));
+      else record(identity, 'offline', transport, reason, viaGateway);
       if (identity.device.is_gateway) {
         generation.delete(id);
         const children = childReleases.get(id);
@@ -124,8 +170,18 @@ export function createPresence(ctx: FluxContext): Presence {
 
   return {
     connected: (identity, transport) => connect(identity, transport),
-    isOnline: (id) => (live.get(id) ?? 0) > 0,
+    isOnline: (id) => live.has(id),
     onlineCount: () => live.size,
+    *held() {
+      for (const [id, v] of live) yield [id, TRANSPORTS[v & 3]!];
+    },
+    async recordRemote(changes, reason) {
+      for (const c of changes) {
+        if (c.status === 'offline' && live.has(c.id)) continue; // it came back here meanwhile
+        const identity = ctx.registry.devices.cachedIdentity(c.id) ?? (await ctx.registry.devices.identity(c.id).catch(() => null));
+        if (identity) record(identity, c.status, c.transport, c.status === 'offline' ? reason : undefined);
+      }
+    },
     async flush() {
       while (writing) await writing;
     },

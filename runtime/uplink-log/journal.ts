@@ -82,10 +82,7 @@ export function createUplinkJournal({ log, bus, logger, refused }: JournalDeps):
     async replayUnhandled() {
       let n = 0;
       for await (const r of log.unhandled()) {
-        const up: UplinkMessage = { id: r.id, deviceId: r.deviceId, productId: r.productId, productKey: r.productKey, type: r.type, ts: r.ts, payload: r.payload, topic: r.topic, transport: r.transport as UplinkMessage['transport'], logSeq: r.seq };
-        if (r.eventId) up.eventId = r.eventId;
-        const decoded = decodedBy(r);
-        if (decoded) up.decoded = decoded;
+        const up = uplinkOfRecord(r);
         n++;
         if (!bus.emit('uplink', up, handled)) await new Promise<void>((resolve) => bus.onDrain(resolve));
       }
@@ -111,6 +108,15 @@ export function createUplinkJournal({ log, bus, logger, refused }: JournalDeps):
     },
   };
   return self;
+}
+
+/** A logged uplink as the bus carries it again (`logSeq` = the record's seq). */
+export function uplinkOfRecord(r: LogRecord): UplinkMessage {
+  const up: UplinkMessage = { id: r.id, deviceId: r.deviceId, productId: r.productId, productKey: r.productKey, type: r.type, ts: r.ts, payload: r.payload, topic: r.topic, transport: r.transport, logSeq: r.seq };
+  if (r.eventId) up.eventId = r.eventId;
+  const decoded = decodedBy(r);
+  if (decoded) up.decoded = decoded;
+  return up;
 }
 
 /**

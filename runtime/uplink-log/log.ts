@@ -34,10 +34,14 @@ export interface UplinkLogOptions {
 export type AppendInput = Omit<LogRecord, 'seq'>;
 export type AppendCallback = (err: Error | null, seq: number) => void;
 
-/** The log refuses an append: it is full of unhandled entries, or the disk failed. */
+/**
+ * The log refuses an append: it is full of unhandled entries, the disk failed, or (cluster mode,
+ * runtime/cluster-log) the log engine cannot be reached or is too slow.
+ */
+export type LogRefusal = 'log_full' | 'log_write_failed' | 'log_unavailable';
 export class LogRefusedError extends Error {
-  readonly code: 'log_full' | 'log_write_failed';
-  constructor(code: 'log_full' | 'log_write_failed', message: string) {
+  readonly code: LogRefusal;
+  constructor(code: LogRefusal, message: string) {
     super(message);
     this.code = code;
   }

@@ -19,6 +19,11 @@ export interface UplinkLogModule {
   health(): { ok: boolean; [k: string]: unknown };
   /** After the flows run: processes what a previous run left unhandled, then what arrived meanwhile. Answers how many were left. */
   replay(): Promise<number>;
+  /**
+   * Cluster mode (runtime/cluster-log): the partitions this node processes, which must stop before
+   * the flows do (the composition root stops it with device access); single-node: none.
+   */
+  readonly processing?: { readonly name: string; start(): Promise<void>; stop(): Promise<void> };
 }
 
 export function createUplinkLogModule(deps: { settings: FluxSettings; bus: DeviceBus; logger: Logger; metrics: MetricsRegistry }): UplinkLogModule {

@@ -6,6 +6,8 @@ set -euo pipefail
 
 packages=(
   mosquitto-clients   # mosquitto_pub / mosquitto_sub: an independent MQTT client for the broker tests
+  redis-server        # test/cluster starts Redis servers of its own (never the shared one on 6379)
+  haproxy             # test/cluster checks docker/haproxy.cfg with `haproxy -c` (Docker does not run here)
   openssl             # the MQTTS test makes a self-signed certificate
   chromium            # the editor and console tests (playwright-core drives /usr/bin/chromium)
   fonts-wqy-microhei  # CJK glyphs for the Chinese console screenshots

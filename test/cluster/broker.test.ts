@@ -1,0 +1,193 @@
+/**
+ * Cluster mode with three FLUX processes on one Redis and one PostgreSQL database (issue 18 item 1,
+ * presence and /api/cluster): delivery, retained messages, sessions and commands across nodes, a
+ * client id taken over from another node, a killed node's devices going offline, nodes joining and
+ * leaving.
+ */
+import assert from 'node:assert/strict';
+import mqtt, { type MqttClient } from 'mqtt';
+import { TEST_TOKEN } from '../helpers/flux-process.ts';
+import { HEARTBEAT_MS, connect, registerDevices, startCluster, until, type TestCluster, type TestNode } from './cluster.ts';
+
+const PRODUCT = 'meter';
+const DEVICES = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6'];
+
+async function metric(node: TestNode, name: string): Promise<number> {
+  const res = await node.api('GET', '/api/metrics');
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(String(res.body));
+  return m ? Number(m[1]) : 0;
+}
+
+async function status(node: TestNode, id: string): Promise<string> {
+  return (await node.api('GET', `/api/devices/${id}`)).body.status;
+}
+
+async function clusterOf(node: TestNode) {
+  const res = await node.api('GET', '/api/cluster');
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return res.body as { mode: string; self: string; nodes: { id: string; status: string; healthy: boolean; mqtt_connections: number; devices_online: number; uplinks_per_s: number; heartbeat_age_ms: number | null }[]; totals: { nodes_up: number } };
+}
+
+describe('cluster: three nodes on one Redis', function () {
+  this.timeout(60_000);
+  let c: TestCluster;
+  let a: TestNode, b: TestNode, cNode: TestNode;
+  let secrets: Record<string, string>;
+  const clients: MqttClient[] = [];
+  const device = async (node: TestNode, id: string, extra: Record<string, unknown> = {}) => {
+    const cl = await connect(node, { clientId: id, username: id, password: secrets[id], ...extra });
+    clients.push(cl);
+    return cl;
+  };
+  const platform = async (node: TestNode, clientId: string, extra: Record<string, unknown> = {}) => {
+    const cl = await connect(node, { clientId, username: 'platform', password: TEST_TOKEN, ...extra });
+    clients.push(cl);
+    return cl;
+  };
+
+  before(async function () {
+    this.timeout(180_000);
+    c = await startCluster(3);
+    [a, b, cNode] = c.nodes as [TestNode, TestNode, TestNode];
+    secrets = await registerDevices(a, PRODUCT, DEVICES);
+  });
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((cl) => cl.endAsync(true).catch(() => undefined)));
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  it('lists the three nodes, up and healthy, on every node', async () => {
+    for (const n of [a, b, cNode]) {
+      const view = await clusterOf(n);
+      assert.equal(view.mode, 'cluster');
+      assert.equal(view.self, n.id);
+      assert.deepEqual(view.nodes.map((x) => [x.id, x.status]), [['node-a', 'up'], ['node-b', 'up'], ['node-c', 'up']]);
+      await until(async () => (await clusterOf(n)).nodes.every((x) => x.healthy), 'every node healthy', 10_000, 200);
+      assert.equal(view.totals.nodes_up, 3);
+    }
+  });
+
+  it('delivers 100 QoS 1 publishes from a device on A to subscribers on A and B, and processes each uplink once, on A', async () => {
+    const got: Record<string, number[]> = { a: [], b: [] };
+    // one subscriber at QoS 0, one at QoS 1: each must see every publish exactly once
+    for (const [name, node, qos] of [['a', a, 0], ['b', b, 1]] as const) {
+      const sub = await platform(node, `watcher-${name}`);
+      sub.on('message', (_t, p) => got[name]!.push(JSON.parse(String(p)).n));
+      await sub.subscribeAsync(`/${PRODUCT}/m1/#`, { qos });
+    }
+    const uplinksA = await metric(a, 'flux_mqtt_uplinks_total');
+    const dev = await device(a, 'm1');
+    for (let i = 0; i < 100; i++) await dev.publishAsync(`/${PRODUCT}/m1/properties/report`, JSON.stringify({ n: i }), { qos: 1 });
+    await until(() => got.a!.length >= 100 && got.b!.length >= 100, '100 messages on A and on B');
+    await new Promise((r) => setTimeout(r, 200)); // a duplicate would arrive by now
+    assert.deepEqual(got.b, [...Array(100).keys()], 'on B, each once, in order');
+    assert.deepEqual(got.a, [...Array(100).keys()], 'on A (local), each once, in order');
+    // the uplink path (journal, bus, flows) runs on the node that received the publish, only there
+    await until(async () => (await metric(a, 'flux_pipeline_messages_total')) >= 100, 'A processed them');
+    assert.equal((await metric(a, 'flux_mqtt_uplinks_total')) - uplinksA, 100);
+    assert.equal(await metric(b, 'flux_mqtt_uplinks_total'), 0);
+    assert.equal(await metric(b, 'flux_pipeline_messages_total'), 0);
+    assert.equal(await metric(cNode, 'flux_pipeline_messages_total'), 0);
+  });
+
+  it('keeps a retained message set through A for a subscriber that arrives on C', async () => {
+    const dev = await device(a, 'm2');
+    await dev.publishAsync(`/${PRODUCT}/m2/properties/report`, '{"retained":true}', { qos: 1, retain: true });
+    const sub = await platform(cNode, 'late-c');
+    const got = new Promise<{ payload: string; retain: boolean }>((resolve) => sub.on('message', (_t, p, packet) => resolve({ payload: String(p), retain: packet.retain })));
+    await sub.subscribeAsync(`/${PRODUCT}/m2/properties/report`, { qos: 1 });
+    const msg = await got;
+    assert.equal(msg.payload, '{"retained":true}');
+    assert.equal(msg.retain, true);
+  });
+
+  it("resumes a device's persistent session on another node with the commands queued for it", async () => {
+    const first = await device(b, 'm3', { clean: false });
+    await first.subscribeAsync(`/${PRODUCT}/m3/command`, { qos: 1 });
+    await first.endAsync();
+    await until(async () => (await status(a, 'm3')) === 'offline', 'm3 offline');
+    const sent: string[] = [];
+    for (const n of [1, 2, 3]) {
+      const r = await a.api('POST', '/api/devices/m3/commands', { command: 'set', params: { n } });
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+      assert.equal(r.body.status, 'queued', JSON.stringify(r.body));
+      sent.push(r.body.id);
+    }
+    const got: string[] = [];
+    // listening before CONNECT: the queued commands follow the CONNACK at once
+    const again = mqtt.connect(`mqtt://127.0.0.1:${cNode.mqtt}`, { clientId: 'm3', username: 'm3', password: secrets.m3, clean: false, reconnectPeriod: 0 });
+    clients.push(again);
+    again.on('message', (_t, p) => got.push(JSON.parse(String(p)).id));
+    await until(() => got.length >= 3, 'three queued commands on C');
+    assert.deepEqual(got, sent);
+  });
+
+  it('closes the older connection when a client id connects again on another node, and the device stays online', async () => {
+    const onA = await device(a, 'm4');
+    const closed = new Promise<void>((resolve) => onA.once('close', () => resolve()));
+    await until(async () => (await status(b, 'm4')) === 'online', 'm4 online');
+    const onB = await device(b, 'm4');
+    await closed; // [MQTT-3.1.4-2] across nodes: $SYS/<node>/new/clients
+    assert.equal(onB.connected, true);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await status(cNode, 'm4'), 'online');
+    await onB.endAsync();
+    await until(async () => (await status(cNode, 'm4')) === 'offline', 'm4 offline after its last connection');
+  });
+
+  it('keeps an MQTT 5 session taken over by another node past the expiry interval of the node it left', async () => {
+    const v5 = { protocolVersion: 5 as const, clean: false, properties: { sessionExpiryInterval: 2 } };
+    const onA = await device(a, 'm6', v5);
+    await onA.subscribeAsync(`/${PRODUCT}/m6/command`, { qos: 1 });
+    const closed = new Promise<void>((resolve) => onA.once('close', () => resolve()));
+    const onB = await device(b, 'm6', v5);
+    await closed;
+    // past A's expiry timer: had it fired, A would have wiped the session B now serves
+    await new Promise((r) => setTimeout(r, 2600));
+    await onB.endAsync();
+    const r = await cNode.api('POST', '/api/devices/m6/commands', { command: 'kept' });
+    assert.equal(r.status, 202, `the session's subscription survived: ${JSON.stringify(r.body)}`);
+  });
+
+  it("sends a command through A's API to a device connected to B", async () => {
+    const dev = await device(b, 'm5');
+    const got = new Promise<{ topic: string; body: { command: string; params: unknown } }>((resolve) => dev.on('message', (topic, p) => resolve({ topic, body: JSON.parse(String(p)) })));
+    await dev.subscribeAsync(`/${PRODUCT}/m5/command`, { qos: 1 });
+    const r = await a.api('POST', '/api/devices/m5/commands', { command: 'reboot', params: { delay: 2 } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.status, 'delivered');
+    assert.equal(r.body.transport, 'mqtt');
+    const msg = await got;
+    assert.equal(msg.topic, `/${PRODUCT}/m5/command`);
+    assert.equal(msg.body.command, 'reboot');
+    assert.deepEqual(msg.body.params, { delay: 2 });
+  });
+
+  it('marks the devices of a node killed with SIGKILL offline on the others within 2× the heartbeat, and drops the node from the list', async () => {
+    await device(cNode, 'm1');
+    await device(cNode, 'm2');
+    await until(async () => (await status(a, 'm1')) === 'online' && (await status(a, 'm2')) === 'online', 'm1, m2 online');
+    const killedAt = Date.now();
+    cNode.child.kill('SIGKILL');
+    await until(async () => (await status(a, 'm1')) === 'offline' && (await status(b, 'm2')) === 'offline', 'offline after the kill', 4 * HEARTBEAT_MS, 50);
+    const took = Date.now() - killedAt;
+    assert.ok(took <= 2 * HEARTBEAT_MS, `offline ${took} ms after the kill (heartbeat ${HEARTBEAT_MS} ms)`);
+    await until(async () => !(await clusterOf(a)).nodes.some((n) => n.id === 'node-c'), 'node-c gone from the list', 2 * HEARTBEAT_MS);
+  });
+
+  it('lists a node that joins and forgets one that leaves, without restarting the others', async () => {
+    const d = await c.add('node-d');
+    assert.deepEqual((await clusterOf(a)).nodes.map((n) => n.id), ['node-a', 'node-b', 'node-d']);
+    const dev = await device(d, 'm3');
+    const got = new Promise<string>((resolve) => dev.on('message', (_t, p) => resolve(JSON.parse(String(p)).command)));
+    await dev.subscribeAsync(`/${PRODUCT}/m3/command`, { qos: 1 });
+    assert.equal((await b.api('POST', '/api/devices/m3/commands', { command: 'hello-d' })).body.status, 'delivered');
+    assert.equal(await got, 'hello-d');
+    await dev.endAsync();
+    assert.equal(await d.stop(), 0);
+    const view = await clusterOf(b);
+    assert.deepEqual(view.nodes.map((n) => n.id), ['node-a', 'node-b']);
+  });
+});
