@@ -197,7 +197,7 @@ export class StoreWriter {
     });
   }
 
-  /** Writes points, then events; bad ones are found by halving and dropped with a count. Throws only transient errors (then the whole batch is retried: a retried write is harmless). */
+  /** Writes a buffered batch (points or events); bad ones are found by halving and dropped with a count. Throws only transient errors. */
   async #store_(points: Point[], events: DeviceEvent[]): Promise<void> {
     if (points.length) await this.#storePoints(points);
     if (events.length) await this.#storeEvents(events);
@@ -288,11 +288,16 @@ export class StoreWriter {
       this.#queued -= n;
       const points = take.length === 1 ? take[0]!.points : take.flatMap((p) => p.points);
       const events = take.length === 1 ? take[0]!.events : take.some((p) => p.events.length) ? take.flatMap((p) => p.events) : [];
+      // Points first, then events: what failed (and everything after it) goes to the buffer; points
+      // already stored are not buffered again.
+      let pointsStored = false;
       try {
-        await this.#store_(points, events);
+        if (points.length) await this.#storePoints(points);
+        pointsStored = true;
+        if (events.length) await this.#storeEvents(events);
       } catch (err) {
         this.#down(err);
-        this.#toBuffer(points, events);
+        this.#toBuffer(pointsStored ? [] : points, events);
       }
       for (const p of take) p.resolve();
     }
