@@ -83,10 +83,12 @@ export default function register(RED: NodeAPI): void {
             const live = feed.clients() > 0;
             for (const w of msgs) {
               flux.trace.span(w.msg._msgid, { stage: 'store', ok: true, took_ms: now - w.at, detail: { batch: batch.length, points: (w.msg.stored as { points?: number } | undefined)?.points } });
-              if (live) publishTelemetry(feed, w.msg, w.events);
               w.out.emit(0, w.msg);
               w.out.end();
             }
+            // The live views (feed clients, GraphQL subscriptions) after the whole batch left the node:
+            // their fan-out never holds back the batch's later messages.
+            if (live) for (const w of msgs) publishTelemetry(feed, w.msg, w.events);
           },
           (err: Error) => {
             const now = Date.now();
