@@ -96,7 +96,7 @@ describe('cluster: three nodes, 20,000 QoS 1 uplinks, one node killed with SIGKI
     /** publishes sent to the killed node and not acknowledged when it died: it may have stored them */
     const cutOff = new Set<string>();
     let onDead: Device[] = [];
-    let tLoad = 0;
+    let tLoad: number | undefined;
     try {
       await until(() => devices.every((d) => d.port), 'every device connected', 20_000);
       tLoad = Date.now();
@@ -156,7 +156,7 @@ describe('cluster: three nodes, 20,000 QoS 1 uplinks, one node killed with SIGKI
     const lost = missingOf(all).length;
     console.log(
       `      ${acked} acknowledged of ${sent} sent (${onDead.length} devices moved, ${cutOff.size} PUBACKs cut by the kill, ${storedCutOff} of those stored unacknowledged); ` +
-        `${all.length} rows: lost ${lost}, duplicated ${duplicated}, unexplained ${unexplained}; load ${((tLoaded - tLoad) / 1000).toFixed(1)} s, test ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+        `${all.length} rows: lost ${lost}, duplicated ${duplicated}, unexplained ${unexplained}; load ${((tLoaded - (tLoad ?? t0)) / 1000).toFixed(1)} s, test ${((Date.now() - t0) / 1000).toFixed(1)} s`,
     );
     assert.equal(lost, 0, 'acknowledged uplinks lost');
     assert.equal(duplicated, 0, 'uplinks stored twice');
