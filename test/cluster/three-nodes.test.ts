@@ -1,57 +1,56 @@
 /**
  * Issue 18's headline test: three real FLUX processes sharing a Redis of the test's own, the
  * uplink log on NATS JetStream (:4222, names unique per run, deleted after) and one PostgreSQL
- * database (cluster_e2e_*, dropped after). 30 devices spread over the nodes send 20,000 QoS 1
- * uplinks; one node is killed with SIGKILL mid-way and its devices reconnect to the others (each
- * mqtt.js client has the three nodes' ports as its server list: the load balancer's part).
- * Afterwards the stored rows are the acknowledged uplinks, each once, plus only uplinks whose
- * PUBACK the kill cut off.
+ * database (cluster_e2e_*, dropped after). 30 devices spread over the nodes send QoS 1 uplinks
+ * (test/cluster/fleet.ts: each mqtt.js client has the nodes' ports as its server list, the load
+ * balancer's part).
+ * 1. 20,000 uplinks; one node killed with SIGKILL mid-way, its devices reconnect to the others.
+ * 2. On the two survivors, Redis killed mid-load and restarted empty.
+ * Both times the stored rows are the acknowledged uplinks, each once, plus at most uplinks whose
+ * PUBACK a kill cut off (mqtt.js sends those again; the store keeps one row per device and timestamp).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import mqtt, { type MqttClient } from 'mqtt';
-import { QueryTypes, Sequelize } from 'sequelize';
-import { startCluster, until, type TestCluster, type TestNode } from './cluster.ts';
+import { startCluster, until, connect, type TestCluster, type TestNode } from './cluster.ts';
+import { countStored, startFleet, type StoreCount } from './fleet.ts';
 import { dropCluster, NATS_URL, uniqueName } from '../cluster-log/nodes.ts';
+import { TEST_TOKEN } from '../helpers/flux-process.ts';
 
 const DEVICES = 30;
-const TOTAL = 20_000;
-/** QoS 1 publishes a device has waiting for their PUBACK at most */
-const WINDOW = 16;
 const PARTITIONS = 12;
-const BASE_TS = 1_750_000_000_000;
-
-interface Device {
-  id: string;
-  client: MqttClient;
-  /** the MQTT port of the node it is connected to now */
-  port: number;
-  next: number;
-  inFlight: Set<number>;
-  acked: Set<number>;
-}
+const WINDOW = 16;
 
 const partitionsOf = async (n: TestNode): Promise<number[]> => (await n.api('GET', '/api/health')).body.components.uplink_log?.partitions ?? [];
 
-describe('cluster: three nodes, 20,000 QoS 1 uplinks, one node killed with SIGKILL mid-way', function () {
+async function metric(node: TestNode, name: string, label = ''): Promise<number> {
+  const m = new RegExp(`^${name}(?:\\{[^}]*${label}[^}]*\\})? (\\S+)$`, 'm').exec(String((await node.api('GET', '/api/metrics')).body));
+  return m ? Number(m[1]) : 0;
+}
+
+function report(what: string, acked: number, sent: number, c: StoreCount, extra: string): void {
+  console.log(`      ${what}: ${acked} acknowledged of ${sent} sent; ${c.rows} rows: lost ${c.lost.length}, duplicated ${c.duplicated}, mismatched ${c.mismatched}, unexplained ${c.unexplained}; ${extra}`);
+}
+
+function assertExact(c: StoreCount, acked: number, cutOffStored: number): void {
+  assert.deepEqual(c.lost.slice(0, 10), [], `${c.lost.length} acknowledged uplinks lost`);
+  assert.equal(c.duplicated, 0, 'uplinks stored twice');
+  assert.equal(c.mismatched, 0, 'rows holding another uplink than their timestamp says');
+  assert.equal(c.unexplained, 0, 'rows of uplinks never acknowledged and not cut off by a kill');
+  assert.equal(c.rows, acked + cutOffStored, 'stored rows = acknowledged + stored cut-off uplinks');
+}
+
+describe('cluster: three FLUX nodes on Redis, NATS JetStream and PostgreSQL', function () {
   this.timeout(150_000);
   let c: TestCluster | undefined;
+  let secrets: Record<string, string> = {};
+  const ids = Array.from({ length: DEVICES }, (_, i) => `e${i}`);
   const name = uniqueName('three');
-  after(async () => {
-    const dirs = c?.nodes.map((n) => n.dataDir) ?? [];
-    await c?.stop();
-    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-    await dropCluster(name);
-  });
 
-  it('stores every acknowledged uplink exactly once: 0 lost, 0 duplicated', async () => {
-    const t0 = Date.now();
+  before(async function () {
+    this.timeout(120_000);
     c = await startCluster(3, { FLUX_NATS_URL: NATS_URL, FLUX_NATS_NAME: name, FLUX_LOG_LEASE: '2s', FLUX_LOG_PARTITIONS: String(PARTITIONS) }, 'cluster_e2e');
-    const [a, b, dead] = c.nodes as [TestNode, TestNode, TestNode];
-    const ports = c.nodes.map((n) => n.mqtt);
+    const a = c.nodes[0]!;
     assert.equal((await a.api('POST', '/api/products', { key: 'meter', name: 'Meter', metadata: { properties: [{ id: 'n', type: 'int' }] } })).status, 201);
-    const ids = Array.from({ length: DEVICES }, (_, i) => `e${i}`);
-    const secrets: Record<string, string> = {};
     for (const id of ids) {
       const d = await a.api('POST', '/api/devices', { id, product_id: 'meter' });
       assert.equal(d.status, 201, JSON.stringify(d.body));
@@ -61,108 +60,86 @@ describe('cluster: three nodes, 20,000 QoS 1 uplinks, one node killed with SIGKI
       const held = await Promise.all(c!.nodes.map(partitionsOf));
       return held.every((p) => p.length > 0) && new Set(held.flat()).size === PARTITIONS;
     }, 'the three nodes share the partitions', 30_000, 200);
+  });
+  after(async () => {
+    const dirs = c?.nodes.map((n) => n.dataDir) ?? [];
+    await c?.stop();
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+    await dropCluster(name);
+    secrets = {};
+  });
 
-    // round-robin over the nodes; on a lost connection mqtt.js tries the next port of its list
-    const devices: Device[] = ids.map((id, i) => {
-      const servers = [0, 1, 2].map((k) => ({ host: '127.0.0.1', port: ports[(i + k) % 3]! }));
-      const client = mqtt.connect({ servers, clientId: id, username: id, password: secrets[id], reconnectPeriod: 200, connectTimeout: 3000, clean: true });
-      const dev: Device = { id, client, port: 0, next: 0, inFlight: new Set(), acked: new Set() };
-      client.on('connect', () => {
-        dev.port = client.options.port!;
-        pump();
-      });
-      client.on('error', () => {});
-      return dev;
-    });
-    let sent = 0;
-    const ackedCount = () => devices.reduce((s, d) => s + d.acked.size, 0);
-    function pump() {
-      for (const dev of devices) {
-        while (dev.client.connected && dev.inFlight.size < WINDOW && sent < TOTAL) {
-          const n = dev.next++;
-          sent++;
-          dev.inFlight.add(n);
-          dev.client.publish(`/meter/${dev.id}/properties/report`, JSON.stringify({ values: { n }, ts: BASE_TS + n }), { qos: 1 }, (err) => {
-            // an error here is a publish mqtt.js gave up on: neither acknowledged nor counted
-            if (err) return;
-            dev.inFlight.delete(n);
-            dev.acked.add(n);
-            pump();
-          });
-        }
-      }
-    }
-    const tick = setInterval(pump, 50);
-    /** publishes sent to the killed node and not acknowledged when it died: it may have stored them */
+  it('20,000 QoS 1 uplinks, one node killed with SIGKILL mid-way: every acknowledged uplink stored once (0 lost, 0 duplicated)', async () => {
+    const TOTAL = 20_000;
+    const BASE_TS = 1_750_000_000_000;
+    const [a, b, dead] = c!.nodes as [TestNode, TestNode, TestNode];
+    const t0 = Date.now();
+    const fleet = startFleet({ ids, secrets, ports: c!.nodes.map((n) => n.mqtt), product: 'meter', baseTs: BASE_TS, total: TOTAL, window: WINDOW });
     const cutOff = new Set<string>();
-    let onDead: Device[] = [];
-    let tLoad: number | undefined;
+    let moved: number | undefined;
     try {
-      await until(() => devices.every((d) => d.port), 'every device connected', 20_000);
-      tLoad = Date.now();
-      assert.deepEqual(new Set(devices.map((d) => d.port)).size, 3, 'devices on all three nodes');
-      await until(() => ackedCount() >= TOTAL / 2, 'half the uplinks acknowledged', 60_000);
-      onDead = devices.filter((d) => d.port === dead.mqtt);
-      assert.ok(onDead.length >= DEVICES / 3 - 1, `${onDead.length} devices on the node to kill`);
+      await until(() => fleet.devices.every((d) => d.port), 'every device connected', 20_000);
+      assert.equal(new Set(fleet.devices.map((d) => d.port)).size, 3, 'devices on all three nodes');
+      await until(() => fleet.acked() >= TOTAL / 2, 'half the uplinks acknowledged', 60_000);
+      const onDead = fleet.devices.filter((d) => d.port === dead.mqtt);
+      moved = onDead.length;
+      assert.equal(moved, DEVICES / 3, 'a third of the devices on the node to kill');
+      // a superset: what was in flight on it just before the kill
+      for (const k of fleet.inFlightOn(dead.mqtt)) cutOff.add(k);
       dead.child.kill('SIGKILL');
       await new Promise((r) => dead.child.once('exit', r));
-      for (const d of onDead) for (const n of d.inFlight) cutOff.add(`${d.id}#${n}`);
-
-      await until(() => onDead.every((d) => d.client.connected && d.port !== dead.mqtt), 'the dead node\'s devices reconnected to the others', 20_000);
-      await until(async () => {
-        const held = await Promise.all([a, b].map(partitionsOf));
-        return new Set(held.flat()).size === PARTITIONS;
-      }, 'the survivors hold every partition', 20_000, 200);
-      await until(() => sent >= TOTAL, 'all 20,000 sent', 60_000);
-      await until(() => devices.every((d) => d.inFlight.size === 0), 'every PUBACK', 30_000);
+      for (const k of fleet.inFlightOn(dead.mqtt)) cutOff.add(k);
+      await until(() => onDead.every((d) => d.client.connected && d.port !== dead.mqtt), "the dead node's devices reconnected to the others", 20_000);
+      await until(async () => new Set((await Promise.all([a, b].map(partitionsOf))).flat()).size === PARTITIONS, 'the survivors hold every partition', 20_000, 200);
+      await fleet.finish(60_000);
     } finally {
-      clearInterval(tick);
-      await Promise.all(devices.map((d) => d.client.endAsync(true).catch(() => undefined)));
+      await fleet.close();
     }
-    const tLoaded = Date.now();
+    const loadS = (Date.now() - t0) / 1000;
+    const stored = await countStored(c!.db.url, fleet, BASE_TS, cutOff);
+    // every cut-off publish was sent again and acknowledged, so none is stored without an acknowledgement
+    report('SIGKILL', fleet.acked(), fleet.sent(), stored, `${moved} devices moved, ${cutOff.size} PUBACKs cut by the kill; load ${loadS.toFixed(1)} s`);
+    assert.equal(fleet.acked(), TOTAL, 'every uplink acknowledged in the end (mqtt.js sends a cut-off publish again)');
+    assertExact(stored, fleet.acked(), 0);
+  });
 
-    const sql = new Sequelize(c.db.url, { dialect: 'postgres', logging: false });
-    const rows = () =>
-      sql.query<{ d: string; ts: string; v: number }>("SELECT s.device_id AS d, p.ts AS ts, p.num AS v FROM ts_points p JOIN ts_series s ON s.id = p.series_id WHERE s.metric = 'n'", { type: QueryTypes.SELECT });
-    const missingOf = (stored: { d: string; ts: string }[]) => {
-      const have = new Set(stored.map((r) => `${r.d}#${Number(r.ts) - BASE_TS}`));
-      return devices.flatMap((d) => [...d.acked].filter((n) => !have.has(`${d.id}#${n}`)).map((n) => `${d.id}#${n}`));
-    };
-    let all: { d: string; ts: string; v: number }[] = [];
+  it('Redis killed mid-load and restarted empty: connected devices go on, new connections are refused with "server unavailable", nothing acknowledged is lost', async () => {
+    const TOTAL = 6000;
+    const BASE_TS = 1_760_000_000_000;
+    const live = c!.nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null);
+    assert.equal(live.length, 2);
+    const [a, b] = live as [TestNode, TestNode];
+    const fleet = startFleet({ ids, secrets, ports: live.map((n) => n.mqtt), product: 'meter', baseTs: BASE_TS, total: TOTAL, window: WINDOW });
+    let ackedWhileDown: number | undefined;
     try {
-      await until(async () => ((all = await rows()), missingOf(all).length === 0), 'every acknowledged uplink stored', 40_000, 250).catch((err: Error) => {
-        throw new Error(`${err.message}: ${missingOf(all).length} missing, e.g. ${missingOf(all).slice(0, 10).join(', ')}`);
-      });
-      // the processing may still be storing the last cut-off uplinks: wait until the count is still
-      let last = -1;
-      await until(async () => ((all = await rows()), all.length === last || ((last = all.length), false)), 'the row count settles', 10_000, 500);
+      await until(() => fleet.devices.every((d) => d.port), 'every device connected', 20_000);
+      await until(() => fleet.acked() >= TOTAL / 3, 'a third acknowledged', 60_000);
+      await c!.redis.kill();
+      const atKill = fleet.acked();
+      const refused = await connect(a, { clientId: 'late', username: 'platform', password: TEST_TOKEN }).then(
+        (cl) => (cl.end(true), undefined),
+        (e: Error & { code?: number }) => e,
+      );
+      assert.ok(refused, 'a new connection is refused while Redis is down');
+      assert.equal(refused.code, 3, `CONNACK "server unavailable": ${refused.message}`);
+      await until(() => fleet.acked() >= atKill + 500, 'uplinks acknowledged while Redis is down', 20_000);
+      ackedWhileDown = fleet.acked() - atKill;
+      await c!.redis.restart();
+      await fleet.finish(60_000);
     } finally {
-      await sql.close();
+      await fleet.close();
     }
-
-    const seen = new Map<string, number>();
-    let unexplained = 0;
-    for (const r of all) {
-      const n = Number(r.ts) - BASE_TS;
-      const key = `${r.d}#${n}`;
-      seen.set(key, (seen.get(key) ?? 0) + 1);
-      assert.equal(r.v, n, `${key}: the row holds its own uplink`);
-      const dev = devices.find((d) => d.id === r.d)!;
-      if (!dev.acked.has(n) && !cutOff.has(key)) unexplained++;
+    const stored = await countStored(c!.db.url, fleet, BASE_TS, new Set());
+    const refusals = await metric(a, 'flux_mqtt_refused_total', 'cluster_unavailable');
+    report('Redis restart', fleet.acked(), fleet.sent(), stored, `${ackedWhileDown} acknowledged while Redis was down; node A refused ${refusals} connection(s) as cluster_unavailable`);
+    assert.ok(refusals >= 1, 'the refusal is counted by reason');
+    assert.equal(fleet.acked(), TOTAL);
+    assertExact(stored, fleet.acked(), 0);
+    for (const n of [a, b]) {
+      await until(async () => {
+        const r = await n.api('GET', '/api/cluster');
+        return r.status === 200 && r.body.nodes.filter((x: { status: string }) => x.status === 'up').length === 2;
+      }, `${n.id} lists both nodes again`, 15_000, 200);
     }
-    const duplicated = [...seen.values()].filter((k) => k > 1).length;
-    const acked = ackedCount();
-    const storedCutOff = [...cutOff].filter((k) => seen.has(k) && !devices.find((d) => k.startsWith(`${d.id}#`))!.acked.has(Number(k.split('#')[1]))).length;
-    const lost = missingOf(all).length;
-    console.log(
-      `      ${acked} acknowledged of ${sent} sent (${onDead.length} devices moved, ${cutOff.size} PUBACKs cut by the kill, ${storedCutOff} of those stored unacknowledged); ` +
-        `${all.length} rows: lost ${lost}, duplicated ${duplicated}, unexplained ${unexplained}; load ${((tLoaded - (tLoad ?? t0)) / 1000).toFixed(1)} s, test ${((Date.now() - t0) / 1000).toFixed(1)} s`,
-    );
-    assert.equal(lost, 0, 'acknowledged uplinks lost');
-    assert.equal(duplicated, 0, 'uplinks stored twice');
-    assert.equal(unexplained, 0, 'rows of uplinks never acknowledged and not cut off by the kill');
-    // mqtt.js sends a publish again after a reconnect until it is acknowledged: the cut-off ones too
-    assert.equal(acked, TOTAL, 'every uplink acknowledged in the end');
-    assert.equal(all.length, acked + storedCutOff, 'stored rows = acknowledged + stored cut-off uplinks');
   });
 });
