@@ -27,16 +27,33 @@ async function storedSince(sql: Sequelize, baseTs: number): Promise<number> {
   return Number(r?.n ?? 0);
 }
 
+/** CPU seconds (user + system) of a process, from /proc (Linux) */
+function cpuSeconds(pid: number | undefined): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+async function redisCpuSeconds(c: TestCluster): Promise<number> {
+  const info = await c.redis.cli('INFO', 'cpu');
+  const v = (k: string) => Number(new RegExp(`^${k}:(\\S+)`, 'm').exec(info)?.[1] ?? NaN);
+  return v('used_cpu_user') + v('used_cpu_sys');
+}
+
 /** COUNT uplinks over the nodes up: acknowledged and stored per second */
-async function throughput(c: TestCluster, sql: Sequelize, secrets: Record<string, string>, count: number, baseTs: number): Promise<{ rate: number; ackRate: number; seconds: number }> {
+async function throughput(c: TestCluster, sql: Sequelize, secrets: Record<string, string>, count: number, baseTs: number): Promise<{ rate: number; ackRate: number; seconds: number; nodeUsPerUplink: number; redisUsPerUplink: number }> {
   const ids = Object.keys(secrets).filter((id) => id.startsWith('b'));
+  const cpu0 = c.nodes.reduce((t, n) => t + cpuSeconds(n.child.pid), 0);
+  const redis0 = await redisCpuSeconds(c);
   const t0 = performance.now();
   const fleet = startFleet({ ids, secrets, ports: c.nodes.map((n) => n.mqtt), product: 'meter', baseTs, total: count, window: 16 });
   await fleet.finish(120_000);
   const acked = performance.now();
   await until(async () => (await storedSince(sql, baseTs)) >= count, `${count} stored`, 120_000, 100);
   const seconds = (performance.now() - t0) / 1000;
-  return { rate: count / seconds, ackRate: count / ((acked - t0) / 1000), seconds };
+  const nodesCpu = c.nodes.reduce((t, n) => t + cpuSeconds(n.child.pid), 0) - cpu0;
+  const redisCpu = (await redisCpuSeconds(c)) - redis0;
+  return { rate: count / seconds, ackRate: count / ((acked - t0) / 1000), seconds, nodeUsPerUplink: (nodesCpu / count) * 1e6, redisUsPerUplink: (redisCpu / count) * 1e6 };
 }
 
 const bench: Bench = async ({ quick }) => {
@@ -74,7 +91,7 @@ const bench: Bench = async ({ quick }) => {
         name: `${n} node${n > 1 ? 's' : ''}: ${COUNT} QoS 1 uplinks from ${DEVICES} devices, acknowledged and stored (PostgreSQL)`,
         value: r.rate,
         unit: 'uplinks/s',
-        note: `${r.seconds.toFixed(1)} s, acknowledged at ${Math.round(r.ackRate)}/s; ${load()}`,
+        note: `${r.seconds.toFixed(1)} s, acknowledged at ${Math.round(r.ackRate)}/s; CPU per uplink: FLUX nodes ${Math.round(r.nodeUsPerUplink)} µs (sum), Redis ${r.redisUsPerUplink.toFixed(1)} µs; ${load()}`,
       });
       rows.push({ group: 'cluster', name: `${n} node${n > 1 ? 's' : ''}: throughput as a ratio to 1 node`, value: ratio, unit: '×', target: '>= 1', met: n === 1 ? undefined : ratio >= 1 });
     }
