@@ -11,10 +11,10 @@
  */
 import os from 'node:os';
 import fs from 'node:fs';
-import { QueryTypes, Sequelize } from 'sequelize';
 import type { Bench, BenchRow } from './types.ts';
 import { startCluster, connect, until, type TestCluster, type TestNode } from '../test/cluster/cluster.ts';
 import { startFleet } from '../test/cluster/fleet.ts';
+import { rawSql, type RawSql } from '../test/helpers/databases.ts';
 import { dropCluster, NATS_URL, uniqueName } from '../test/cluster-log/nodes.ts';
 
 const DEVICES = 30;
@@ -22,8 +22,8 @@ const PARTITIONS = 12;
 const load = () => `load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`;
 const pct = (a: number[], p: number) => [...a].sort((x, y) => x - y)[Math.min(a.length - 1, Math.floor(a.length * p))] ?? NaN;
 
-async function storedSince(sql: Sequelize, baseTs: number): Promise<number> {
-  const [r] = await sql.query<{ n: string }>("SELECT count(*) AS n FROM ts_points p JOIN ts_series s ON s.id = p.series_id WHERE s.metric = 'n' AND p.ts >= ?", { type: QueryTypes.SELECT, replacements: [baseTs] });
+async function storedSince(sql: RawSql, baseTs: number): Promise<number> {
+  const [r] = await sql.query<{ n: string }>("SELECT count(*) AS n FROM ts_points p JOIN ts_series s ON s.id = p.series_id WHERE s.metric = 'n' AND p.ts >= ?", [baseTs]);
   return Number(r?.n ?? 0);
 }
 
@@ -41,7 +41,7 @@ async function redisCpuSeconds(c: TestCluster): Promise<number> {
 }
 
 /** COUNT uplinks over the nodes up: acknowledged and stored per second */
-async function throughput(c: TestCluster, sql: Sequelize, secrets: Record<string, string>, count: number, baseTs: number): Promise<{ rate: number; ackRate: number; seconds: number; nodeUsPerUplink: number; redisUsPerUplink: number }> {
+async function throughput(c: TestCluster, sql: RawSql, secrets: Record<string, string>, count: number, baseTs: number): Promise<{ rate: number; ackRate: number; seconds: number; nodeUsPerUplink: number; redisUsPerUplink: number }> {
   const ids = Object.keys(secrets).filter((id) => id.startsWith('b'));
   const cpu0 = c.nodes.reduce((t, n) => t + cpuSeconds(n.child.pid), 0);
   const redis0 = await redisCpuSeconds(c);
@@ -62,7 +62,7 @@ const bench: Bench = async ({ quick }) => {
   const rows: BenchRow[] = [];
   const name = uniqueName('bench');
   const c = await startCluster(1, { FLUX_NATS_URL: NATS_URL, FLUX_NATS_NAME: name, FLUX_LOG_LEASE: '2s', FLUX_LOG_PARTITIONS: String(PARTITIONS) }, 'cluster_e2e_bench');
-  const sql = new Sequelize(c.db.url, { dialect: 'postgres', logging: false });
+  const sql = await rawSql(c.db.url);
   try {
     const a = c.nodes[0]!;
     if ((await a.api('POST', '/api/products', { key: 'meter', name: 'Meter', metadata: { properties: [{ id: 'n', type: 'int' }] } })).status !== 201) throw new Error('product');

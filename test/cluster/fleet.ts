@@ -6,8 +6,8 @@
  * records what was acknowledged, and compares it with the rows in the shared database.
  */
 import mqtt, { type MqttClient } from 'mqtt';
-import { QueryTypes, Sequelize } from 'sequelize';
 import { until } from './cluster.ts';
+import { rawSql } from '../helpers/databases.ts';
 
 export interface FleetDevice {
   id: string;
@@ -99,9 +99,8 @@ export interface StoreCount {
  * the count stays the same for a second, then counts them against the fleet.
  */
 export async function countStored(dbUrl: string, fleet: Fleet, baseTs: number, cutOff: Set<string>, timeoutMs = 40_000): Promise<StoreCount> {
-  const sql = new Sequelize(dbUrl, { dialect: 'postgres', logging: false });
-  const read = () =>
-    sql.query<{ d: string; ts: string; v: number }>("SELECT s.device_id AS d, p.ts AS ts, p.num AS v FROM ts_points p JOIN ts_series s ON s.id = p.series_id WHERE s.metric = 'n' AND p.ts >= ?", { type: QueryTypes.SELECT, replacements: [baseTs] });
+  const sql = await rawSql(dbUrl);
+  const read = () => sql.query<{ d: string; ts: string; v: number }>("SELECT s.device_id AS d, p.ts AS ts, p.num AS v FROM ts_points p JOIN ts_series s ON s.id = p.series_id WHERE s.metric = 'n' AND p.ts >= ?", [baseTs]);
   const lostIn = (rows: { d: string; ts: string }[]) => {
     const have = new Set(rows.map((r) => `${r.d}#${Number(r.ts) - baseTs}`));
     return fleet.devices.flatMap((d) => [...d.acked].filter((n) => !have.has(`${d.id}#${n}`)).map((n) => `${d.id}#${n}`));

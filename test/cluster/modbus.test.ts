@@ -7,9 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { QueryTypes, Sequelize } from 'sequelize';
 import { startCluster, until, type TestCluster, type TestNode } from './cluster.ts';
 import { startSlave, type TestSlave } from '../modbus/slave.ts';
+import { rawSql } from '../helpers/databases.ts';
 
 const INTERVAL_MS = 200;
 const SYNC_MS = 300;
@@ -69,9 +69,8 @@ describe('cluster: the Modbus master polls each endpoint from one node', functio
     await new Promise((r) => setTimeout(r, 2000));
     for (const s of slaves) await s.stop(); // no more reads: the counts below are final
 
-    const sql = new Sequelize(c.db.url, { dialect: 'postgres', logging: false });
-    const rowsOf = (id: string) =>
-      sql.query<{ ts: string; v: number }>("SELECT p.ts AS ts, p.num AS v FROM ts_points p JOIN ts_series s ON s.id = p.series_id WHERE s.metric = 'v' AND s.device_id = ? ORDER BY p.ts", { type: QueryTypes.SELECT, replacements: [id] });
+    const sql = await rawSql(c.db.url);
+    const rowsOf = (id: string) => sql.query<{ ts: string; v: number }>("SELECT p.ts AS ts, p.num AS v FROM ts_points p JOIN ts_series s ON s.id = p.series_id WHERE s.metric = 'v' AND s.device_id = ? ORDER BY p.ts", [id]);
     try {
       for (const [i, id] of ['g0', 'g1'].entries()) {
         const reads = slaves[i]!.counts.get(1) ?? 0;
