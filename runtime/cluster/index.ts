@@ -7,6 +7,7 @@
  *   cross-node delivery (broker-state.ts, emitter.ts);
  * - `presence` → presence: whether a device is online anywhere (shared-presence.ts, scripts.ts);
  * - `commands` → downlink: commands for a device connected to another node go through it (commands.ts);
+ * - `modbusLeases` → Modbus master: one node polls each Modbus endpoint (modbus-leases.ts);
  * - `module(deps)` → the start order: registration, heartbeats, taking back dead nodes' devices (node.ts);
  * - `clusterRoutes` → the API: `GET /api/cluster` (routes.ts).
  */
@@ -21,6 +22,7 @@ import type { RemoteCommands, SharedPresence } from '../ingress/index.ts';
 import { createSharedBrokerState } from './broker-state.ts';
 import { createClusterCommands } from './commands.ts';
 import { createClusterPresence } from './shared-presence.ts';
+import { createModbusLeases, type ModbusLeases } from './modbus-leases.ts';
 import { createClusterNode, createReporter, type ClusterNodeDeps, type NodeReport } from './node.ts';
 
 export { clusterRoutes } from './routes.ts';
@@ -52,6 +54,7 @@ export interface Cluster {
   readonly brokerState?: SharedBrokerState;
   readonly presence?: SharedPresence;
   readonly commands?: RemoteCommands;
+  readonly modbusLeases?: ModbusLeases;
   /** the lifecycle module; start it before the broker, so it stops after it */
   module(deps: ClusterNodeDeps): ClusterModule;
 }
@@ -107,6 +110,7 @@ export function createCluster(opts: ClusterOptions): Cluster {
     brokerState: createSharedBrokerState({ target, nodeId, heartbeatMs, log, metrics: opts.metrics }),
     presence,
     commands,
+    modbusLeases: createModbusLeases(nodeId, () => node.connection()),
     module(deps) {
       const n = node;
       return {
