@@ -55,6 +55,8 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   const taps = new Map<string, DecodeTap>();
   let compareCounter = 0;
   let pool: WorkerPool | undefined;
+  /** tells the other nodes of a cluster that what is live for a plugin changed (committed first) */
+  const changed = (id: string) => opts.onChange?.(id);
 
   new Gauge({
     name: 'flux_plugin_calls',
@@ -174,6 +176,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
         // The same bytes as a kept version (a file put back, an upload repeated): reactivate it.
         await activate(id, same, checked.module);
         await store.markActive(id, same.version);
+        changed(id);
         log.info({ plugin: id, version: same.version, source }, 'plugin version reactivated');
         return { version: { ...same, active: true }, created: false };
       }
@@ -185,6 +188,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       }
       await activate(id, v, checked.module);
       await store.markActive(id, version);
+      changed(id);
       log.info({ plugin: id, version, sha256, source, size: bytes.length }, 'plugin installed');
       return { version: { ...v, active: true }, created: true };
     });
@@ -209,6 +213,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       if (!previous) throw conflict(`plugin '${id}' is at its first version (${current.version}); there is nothing to roll back to`);
       await activate(id, previous);
       await store.markActive(id, previous.version);
+      changed(id);
       log.info({ plugin: id, from: current.version, to: previous.version }, 'plugin rolled back');
       return { ...previous, active: true };
     });
@@ -223,10 +228,52 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       if (!v.active) {
         await activate(id, v);
         await store.markActive(id, version);
+        changed(id);
         log.info({ plugin: id, version }, 'plugin version activated');
       }
       return { ...v, active: true };
     });
+  }
+
+  /** Whether what is live for `id` differs from its stored active version (`row`; undefined: none). */
+  function stale(id: string, row: PluginVersion | undefined): boolean {
+    const a = active.get(id);
+    if (!row) return a !== undefined;
+    const limits = row.meta.limits ?? defaults;
+    return !a || a.key !== keyOf(id, row.version, limits) || a.sha256 !== row.sha256 || a.deadlineMs !== limits.deadline_ms;
+  }
+
+  /**
+   * Makes what is live follow the database: the stored active version of `id` (of every plugin
+   * without one) is loaded, and a plugin with none is unloaded. A cluster's other nodes call it on
+   * a change notice and now and then (runtime/cluster/changes.ts), so an install, hot swap, rollback,
+   * limit change or removal on one node takes effect on all.
+   */
+  async function refresh(only?: string): Promise<void> {
+    if (!pool) return;
+    if (only) checkSlug('plugin', only);
+    const rows = only ? (await store.versionsOf(only)).filter((v) => v.active) : await store.activeVersions();
+    const ids = only ? [only] : [...new Set([...active.keys(), ...rows.map((r) => r.id)])];
+    for (const id of ids) {
+      if (!stale(id, rows.find((r) => r.id === id))) continue;
+      await locked(id, async () => {
+        // read again under the lock: an operation of this node may have run meanwhile
+        const row = (await store.versionsOf(id)).find((v) => v.active);
+        if (!stale(id, row) || !pool) return;
+        if (!row) {
+          deactivate(id);
+          counts.delete(id);
+          log.info({ plugin: id }, 'plugin unloaded: removed or deactivated on another node');
+          return;
+        }
+        try {
+          await activate(id, row);
+          log.info({ plugin: id, version: row.version }, 'plugin version activated as stored (changed on another node)');
+        } catch (err) {
+          log.error({ plugin: id, version: row.version, err: (err as Error).message }, 'plugin version changed on another node cannot be loaded');
+        }
+      });
+    }
   }
 
   /** Loads a stored version under a key of its own, for comparing it with another (runtime/plugin-compare). */
@@ -274,6 +321,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       await store.setMeta(id, current.version, meta);
       const v = { ...current, meta };
       await activate(id, v);
+      changed(id);
       return v;
     });
   }
@@ -291,6 +339,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       deactivate(id);
       await store.remove(id);
       counts.delete(id);
+      changed(id);
       log.info({ plugin: id }, 'plugin removed');
     });
   }
@@ -314,6 +363,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       });
     },
     remove,
+    refresh,
     rollback,
     setLimits,
     activateVersion,

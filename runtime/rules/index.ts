@@ -58,6 +58,8 @@ export interface RuleEngine extends FluxModule {
   testScript(source: string, msg: RuleInput['message'], env?: Record<string, unknown>): Promise<TestAnswer>;
   /** Runs every enabled, not quarantined rule that matches the message (in the script workers); answers in creation order. */
   evaluate(input: RuleInput): Promise<RuleRun[]>;
+  /** Loads rule `id` as stored (unloads it when it is gone): a change another node made. */
+  reload(id: string): Promise<void>;
   /** A script outside the registry (the `flux rule` node's inline mode); its side effects are real. Call after loadScripts(). */
   inline(source: string, opts?: { name?: string; env?: Record<string, unknown>; commandsPerSecond?: number }): InlineRule;
 }
@@ -68,6 +70,8 @@ export interface RuleEngineOptions {
   pool?: Partial<ScriptPoolOptions>;
   /** how often to look for rules changed by another node; 0 turns it off */
   pollMs?: number;
+  /** called once a rule's save or deletion is stored (cluster mode tells the other nodes) */
+  onChange?: (id: string) => void;
 }
 
 /** A stored rule as the engine sees it: the action type and config were checked when it was saved. */
@@ -233,6 +237,16 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
     }
   };
 
+  const reloadOne = async (id: string) => {
+    if (!started) return;
+    const full = await store.find(id);
+    if (!full) return unload(id);
+    const rule = asRule(full);
+    if (loaded.get(id)?.rule.version === rule.version) return;
+    if (rule.enabled) await loadScripts();
+    load(rule);
+  };
+
   const pollOnce = async () => {
     if (polling) return;
     polling = true;
@@ -327,6 +341,7 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
       const v = await validate(input);
       const rule = asRule(await store.create(columns({ ...input, enabled: input.enabled ?? true }, v)));
       load(rule);
+      opts.onChange?.(rule.id);
       return view(rule);
     },
     async update(id, patch) {
@@ -337,12 +352,15 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
       const v = await validate(next, patch.device_id !== undefined || patch.action_config !== undefined);
       const rule = asRule(await store.update(id, columns(next, v)));
       load(rule);
+      opts.onChange?.(rule.id);
       return view(rule);
     },
     async delete(id) {
       await store.delete(id);
       unload(id);
+      opts.onChange?.(id);
     },
+    reload: reloadOne,
     async test(id, msg, device) {
       const rule = await findRule(id);
       await loadScripts();
