@@ -174,7 +174,7 @@ export function createFlux(opts: FluxOptions): Flux {
   const flows =
     opts.flows === false
       ? undefined
-      : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master, pluginCompare }, { loginLimiter, users, routes: api.routes, version: VERSION });
+      : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master, pluginCompare }, { loginLimiter, users, routes: api.routes, version: VERSION, shared: changes && { store: registry.sharedFlows, changed: () => changes.publish({ k: 'flows' }) } });
   const clusterModule = cluster.module({
     presence,
     downlink,
@@ -199,7 +199,7 @@ export function createFlux(opts: FluxOptions): Flux {
   // changes reach Redis before the node leaves.
   const core: FluxModule[] = [uplinkLog, registryModule, clusterModule, users, storage, plugins, pluginCompare, feed, graphql, alarms, rules, streams];
   // changes made on other nodes are applied once what they reload has started
-  if (changes) core.push(changes.module({ rules, plugins, registry }));
+  if (changes) core.push(changes.module({ rules, plugins, registry, flows }));
   const otel = createOtelExport(ctx);
   if (otel.enabled) core.push(otel);
   // The Modbus master polls last: its values go to flows that are already running.

@@ -3,9 +3,9 @@
  * products and devices live in the shared database; a node that changed one (committed first)
  * publishes a small notice on `<prefix>changes`, and every other node reloads that entity from the
  * database: the rule engine that rule, the plugin host the stored active version, the registry
- * drops its cached identities. A notice lost (Redis down, a node restarting) is healed by the
- * reconciliation: the rule engine's own poll (runtime/rules, every 5 s) and, here, a plugin
- * refresh every RECONCILE_MS and after each reconnection to Redis.
+ * drops its cached identities, the flow engine runs the stored flows. A notice lost (Redis down, a node restarting) is healed by the
+ * reconciliation: the rule engine's own poll (runtime/rules, every 5 s) and, here, a plugin and
+ * flows refresh every RECONCILE_MS and after each reconnection to Redis.
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log/index.ts';
@@ -13,13 +13,15 @@ import type { ComponentHealth, FluxModule } from '../app/context.ts';
 import { closeRedis, connectOrExplain, openRedis, type RedisTarget } from './connection.ts';
 
 /** what changed; `device` without an id: every device (a bulk create) */
-export type ChangeNotice = { k: 'rule'; id: string } | { k: 'plugin'; id: string } | { k: 'device'; id?: string } | { k: 'product'; id: string };
+export type ChangeNotice = { k: 'rule'; id: string } | { k: 'plugin'; id: string } | { k: 'device'; id?: string } | { k: 'product'; id: string } | { k: 'flows'; id?: undefined };
 
 /** What a notice reloads on this node (the composition root passes the modules). */
 export interface ChangeTargets {
   rules: { reload(id: string): Promise<void> };
   plugins: { refresh(id?: string): Promise<void> };
   registry: { invalidate(deviceId?: string): void; invalidateProduct(productId: string): void };
+  /** the flow engine (absent when FLUX runs without flows) */
+  flows?: { reload(): Promise<void> };
 }
 
 export interface ClusterChanges {
@@ -42,6 +44,7 @@ const valid = (n: unknown): n is ChangeNotice & { from: string } => {
   const o = n as Record<string, unknown> | null;
   if (!o || typeof o !== 'object' || typeof o.from !== 'string') return false;
   if (o.k === 'device') return o.id === undefined || typeof o.id === 'string';
+  if (o.k === 'flows') return true;
   return (o.k === 'rule' || o.k === 'plugin' || o.k === 'product') && typeof o.id === 'string';
 };
 
@@ -81,12 +84,14 @@ export function createClusterChanges(opts: { target: RedisTarget; nodeId: string
         if (n.k === 'rule') await targets.rules.reload(n.id);
         else if (n.k === 'plugin') await targets.plugins.refresh(n.id);
         else if (n.k === 'product') targets.registry.invalidateProduct(n.id);
+        else if (n.k === 'flows') await targets.flows?.reload();
         else targets.registry.invalidate(n.id);
       };
 
       const reconcile = async () => {
         targets.registry.invalidate();
         await targets.plugins.refresh();
+        await targets.flows?.reload();
       };
 
       // one notice at a time, in arrival order; a second notice for the same entity waiting is merged
@@ -126,7 +131,7 @@ export function createClusterChanges(opts: { target: RedisTarget; nodeId: string
           return log.warn('unreadable change notice dropped');
         }
         if (!valid(n) || n.from === nodeId) return;
-        const notice: ChangeNotice = n.k === 'device' ? { k: 'device', id: n.id } : { k: n.k, id: n.id };
+        const notice: ChangeNotice = n.k === 'device' ? { k: 'device', id: n.id } : n.k === 'flows' ? { k: 'flows' } : { k: n.k, id: n.id };
         if (queue.size >= MAX_QUEUED) everything = true;
         else queue.set(`${notice.k}:${notice.id ?? '*'}`, notice);
         void drain();

@@ -19,6 +19,7 @@ import { createAlarmRepository, type AlarmRepository } from './repositories/alar
 import { createStreamRepository, type StreamRepository } from './repositories/streams.ts';
 import { createTokenRepository, createUserRepository, type TokenRepository, type UserRepository } from './repositories/accounts.ts';
 import { createAuditRepository, type AuditRepository } from './repositories/audit.ts';
+import { createSharedFlowRepository, type SharedFlowRepository } from './repositories/shared-flows.ts';
 
 export interface RegistryHealth {
   ok: boolean;
@@ -46,6 +47,8 @@ export interface Registry {
   /** login sessions and personal API tokens */
   tokens: TokenRepository;
   audit: AuditRepository;
+  /** the flows of a cluster's nodes (single-node FLUX keeps them in its data dir) */
+  sharedFlows: SharedFlowRepository;
   /** Drops cached identities (after an update made elsewhere, e.g. another node). */
   invalidate(deviceId?: string): void;
   /** Drops a cached product and the identities holding it (after an update made by another node). */
@@ -111,6 +114,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
     users: createUserRepository(db),
     tokens: createTokenRepository(db),
     audit: createAuditRepository(db),
+    sharedFlows: createSharedFlowRepository(db),
     invalidate(deviceId) {
       if (deviceId) identities.forget(deviceId);
       else identities.clear();

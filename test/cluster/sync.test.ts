@@ -130,4 +130,37 @@ describe('cluster: rules, plugins and device changes on one node are active on a
     assert.equal(raised.length, 1);
     assert.equal((await alarms(b)).filter((x) => x.state === 'active').length, 1);
   });
+
+  it('a deploy on A runs on B and C, and a deploy from an editor on C that loaded the older revision gets 409', async () => {
+    const editor = (node: TestNode, method: string, body?: unknown, headers: Record<string, string> = {}) =>
+      fetch(`${node.url}/editor/flows`, { method, headers: { authorization: `Bearer ${node.token}`, 'content-type': 'application/json', 'Node-RED-API-Version': 'v2', ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const current = (await (await editor(a, 'GET')).json()) as { flows: Record<string, unknown>[]; rev: string };
+    // C's editor shows the same revision as A's: every node runs the flows of the shared database
+    const onC = (await (await editor(cNode, 'GET')).json()) as { rev: string };
+    assert.equal(onC.rev, current.rev);
+    const probe = (answer: string) => [
+      { id: 'sync-tab', type: 'tab', label: 'sync' },
+      { id: 'sync-in', type: 'http in', z: 'sync-tab', url: '/sync/probe', method: 'get', wires: [['sync-fn']] },
+      { id: 'sync-fn', type: 'function', z: 'sync-tab', outputs: 1, func: `msg.payload = { answer: '${answer}' }; return msg;`, wires: [['sync-out']] },
+      { id: 'sync-out', type: 'http response', z: 'sync-tab', statusCode: '', headers: {}, wires: [] },
+    ];
+    const base = current.flows.filter((n) => !String(n.id).startsWith('sync-'));
+    const deploy = await editor(a, 'POST', { flows: [...base, ...probe('one')], rev: current.rev }, { 'Node-RED-Deployment-Type': 'full' });
+    assert.equal(deploy.status, 200, await deploy.text());
+    const answer = async (node: TestNode) => {
+      const r = await fetch(`${node.url}/flows/sync/probe`);
+      return r.status === 200 ? ((await r.json()) as { answer: string }).answer : null;
+    };
+    latencies.flow_deploy = await within('the deployed flow answering on C', async () => (await answer(cNode)) === 'one');
+    await within('the deployed flow answering on B', async () => (await answer(b)) === 'one');
+
+    // an editor on C loaded this revision; A deploys again; C's editor deploys with its stale revision
+    const stale = ((await (await editor(cNode, 'GET')).json()) as { rev: string }).rev;
+    const again = await editor(a, 'POST', { flows: [...base, ...probe('two')], rev: stale }, { 'Node-RED-Deployment-Type': 'full' });
+    assert.equal(again.status, 200);
+    await within('the second deploy answering on C', async () => (await answer(cNode)) === 'two');
+    const conflict = await editor(cNode, 'POST', { flows: [...base, ...probe('three')], rev: stale }, { 'Node-RED-Deployment-Type': 'full' });
+    assert.equal(conflict.status, 409, await conflict.text());
+    assert.equal(await answer(a), 'two');
+  });
 });

@@ -1,0 +1,27 @@
+/**
+ * The flows a cluster's nodes share (migration 012): one row holding the Node-RED flow JSON and its
+ * revision (sha256 of that JSON, as Node-RED computes it). runtime/flow-engine/shared-flows.ts
+ * reads and writes it in cluster mode.
+ */
+import { QueryTypes } from 'sequelize';
+import type { Db } from '../rows.ts';
+
+export interface SharedFlowRepository {
+  /** the stored flow JSON and its revision; null until a node stored them */
+  read(): Promise<{ json: string; rev: string } | null>;
+  write(json: string, rev: string): Promise<void>;
+}
+
+export function createSharedFlowRepository(db: Db): SharedFlowRepository {
+  const q = (n: string) => db.sequelize.getQueryInterface().quoteIdentifier(n);
+  return {
+    async read() {
+      const rows = await db.sequelize.query<{ flows: string | null; rev: string | null }>(`SELECT ${q('flows')}, ${q('rev')} FROM ${q('shared_flows')} WHERE ${q('id')} = 'flows'`, { type: QueryTypes.SELECT });
+      const r = rows[0];
+      return r?.flows && r.rev ? { json: r.flows, rev: r.rev } : null;
+    },
+    async write(json, rev) {
+      await db.sequelize.query(`UPDATE ${q('shared_flows')} SET ${q('flows')} = :json, ${q('rev')} = :rev, ${q('updated_at')} = :at WHERE ${q('id')} = 'flows'`, { replacements: { json, rev, at: new Date() } });
+    },
+  };
+}
