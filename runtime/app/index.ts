@@ -136,7 +136,7 @@ export function createFlux(opts: FluxOptions): Flux {
   const storage = createStorageModule(ctx);
   const plugins = createPluginHost(ctx, { onChange: changes && ((id) => changes.publish({ k: 'plugin', id })) });
   const feed = createFeed(ctx, server, { users });
-  const alarms = createAlarmCenter({ store: registry.alarms, log, metrics, feed });
+  const alarms = createAlarmCenter({ store: registry.alarms, log, metrics, feed, onEvent: changes && ((ev) => changes.publishAlarm(ev)) });
   const broker = createBroker(ctx, presence, { httpServer: server, shared: cluster.brokerState });
   const modbus = modbusModule({
     registry,
@@ -199,7 +199,7 @@ export function createFlux(opts: FluxOptions): Flux {
   // changes reach Redis before the node leaves.
   const core: FluxModule[] = [uplinkLog, registryModule, clusterModule, users, storage, plugins, pluginCompare, feed, graphql, alarms, rules, streams];
   // changes made on other nodes are applied once what they reload has started
-  if (changes) core.push(changes.module({ rules, plugins, registry, flows }));
+  if (changes) core.push(changes.module({ rules, plugins, registry, flows, alarms }));
   const otel = createOtelExport(ctx);
   if (otel.enabled) core.push(otel);
   // The Modbus master polls last: its values go to flows that are already running.

@@ -10,6 +10,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log/index.ts';
 import type { ComponentHealth, FluxModule } from '../app/context.ts';
+import type { AlarmEvent } from '../alarms/index.ts';
 import { closeRedis, connectOrExplain, openRedis, type RedisTarget } from './connection.ts';
 
 /** what changed; `device` without an id: every device (a bulk create) */
@@ -20,6 +21,7 @@ export interface ChangeTargets {
   rules: { reload(id: string): Promise<void> };
   plugins: { refresh(id?: string): Promise<void> };
   registry: { invalidate(deviceId?: string): void; invalidateProduct(productId: string): void };
+  alarms: { applyRemote(ev: AlarmEvent): void };
   /** the flow engine (absent when FLUX runs without flows) */
   flows?: { reload(): Promise<void> };
 }
@@ -27,6 +29,8 @@ export interface ChangeTargets {
 export interface ClusterChanges {
   /** tells the other nodes; dropped (and healed by their reconciliation) when Redis cannot take it now */
   publish(notice: ChangeNotice): void;
+  /** an alarm event of this node, for the other nodes' live feeds (dropped like a notice when Redis cannot take it) */
+  publishAlarm(ev: AlarmEvent): void;
   /** the module that listens (start it after the modules it reloads) */
   module(targets: ChangeTargets): FluxModule;
 }
@@ -36,7 +40,9 @@ export const RECONCILE_MS = 30_000;
 const MAX_QUEUED = 10_000;
 /** publishes not yet answered by Redis; past it new notices are dropped */
 const MAX_PUBLISHING = 1_000;
-const MAX_NOTICE_BYTES = 1_024;
+/** a notice is tiny; an alarm event holds the alarm (its message is at most 1,000 characters) */
+const MAX_NOTICE_BYTES = 16_384;
+const ALARM_EVENTS = new Set(['raised', 'repeated', 'acknowledged', 'cleared']);
 
 export const changesChannel = (prefix: string) => `${prefix}changes`;
 
@@ -56,21 +62,24 @@ export function createClusterChanges(opts: { target: RedisTarget; nodeId: string
   let publishing = 0;
   let dropped = 0;
 
-  return {
-    publish(notice) {
-      const p = pub;
-      if (!p || p.status !== 'ready' || publishing >= MAX_PUBLISHING) {
+  const send = (message: Record<string, unknown>) => {
+    const p = pub;
+    if (!p || p.status !== 'ready' || publishing >= MAX_PUBLISHING) {
+      dropped++;
+      return;
+    }
+    publishing++;
+    p.publish(channel, JSON.stringify({ ...message, from: nodeId }))
+      .catch((err: Error) => {
         dropped++;
-        return;
-      }
-      publishing++;
-      p.publish(channel, JSON.stringify({ ...notice, from: nodeId }))
-        .catch((err: Error) => {
-          dropped++;
-          log.warn({ notice, err: err.message }, 'a change notice could not be published; the other nodes reconcile within 30 s');
-        })
-        .finally(() => publishing--);
-    },
+        log.warn({ k: message.k, err: err.message }, 'a change notice could not be published; the other nodes reconcile within 30 s');
+      })
+      .finally(() => publishing--);
+  };
+
+  return {
+    publish: (notice) => send(notice),
+    publishAlarm: (ev) => send({ k: 'alarm', event: ev }),
     module(targets) {
       let sub: Redis | undefined;
       let timer: NodeJS.Timeout | undefined;
@@ -129,6 +138,12 @@ export function createClusterChanges(opts: { target: RedisTarget; nodeId: string
           n = JSON.parse(text);
         } catch {
           return log.warn('unreadable change notice dropped');
+        }
+        const alarm = n as { k?: string; from?: string; event?: { type?: string; alarm?: { id?: unknown } } };
+        if (alarm.k === 'alarm') {
+          // applied at once and in order: each is an event of the live feed, not a reload
+          if (alarm.from !== nodeId && alarm.event && ALARM_EVENTS.has(String(alarm.event.type)) && typeof alarm.event.alarm?.id === 'string') targets.alarms.applyRemote(alarm.event as AlarmEvent);
+          return;
         }
         if (!valid(n) || n.from === nodeId) return;
         const notice: ChangeNotice = n.k === 'device' ? { k: 'device', id: n.id } : n.k === 'flows' ? { k: 'flows' } : { k: n.k, id: n.id };

@@ -4,9 +4,11 @@
  * saved on A, are active on B and C within 5 s, shown by behaviour (C's live decoder answers, an
  * uplink through C is decoded by the swapped plugin and evaluated by the new rule version); a device
  * disabled or given a new secret on A is refused on C at once (C had it cached); alarms raised for
- * one device on two nodes at once make one alarm.
+ * one device on two nodes at once make one alarm, and their events reach a third node's /api/ws; a
+ * flow deployed on A runs on B and C, and a stale revision gets 409 on C.
  */
 import assert from 'node:assert/strict';
+import WebSocket from 'ws';
 import { echo } from '../plugins/fixtures.ts';
 import { startCluster, until, type TestCluster, type TestNode } from './cluster.ts';
 
@@ -106,7 +108,7 @@ describe('cluster: rules, plugins and device changes on one node are active on a
     assert.equal((await uplink(cNode, '3')).status, 202);
   });
 
-  it('alarms raised for one device on two nodes at once make one alarm, count 2', async () => {
+  it('alarms raised for one device on two nodes at once make one alarm, count 2, and both events reach the live feed of a third node', async () => {
     assert.equal((await a.api('PATCH', `/api/rules/${ruleId}`, { trigger_script: 'return msg.values.seq === 5;' })).status, 200);
     // every node runs the new version (a seq-5 uplink on A counts only once it does)
     for (const n of [b, cNode]) {
@@ -118,8 +120,15 @@ describe('cluster: rules, plugins and device changes on one node are active on a
     }
     const open = await alarms(a);
     assert.equal(open.length, 1);
-    // clear it, then raise it from B and C at the same moment
+    // clear it, then raise it from B and C at the same moment, with A's live feed open
     assert.equal((await a.api('POST', `/api/alarms/${open[0]!.id}/clear`)).status, 200);
+    const feed: { event: string; alarm: { count: number; device_id: string } }[] = [];
+    const ws = new WebSocket(`ws://127.0.0.1:${a.http}/api/ws?events=alarm`, { headers: { authorization: `Bearer ${a.token}` } });
+    ws.on('message', (d) => {
+      const m = JSON.parse(String(d));
+      if (m.type === 'alarm') feed.push(m);
+    });
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
     const [rb, rc] = await Promise.all([uplink(b, '5'), uplink(cNode, '5')]);
     assert.equal(rb.status, 202);
     assert.equal(rc.status, 202);
@@ -129,6 +138,14 @@ describe('cluster: rules, plugins and device changes on one node are active on a
     }, 'one active alarm with count 2', ACTIVE_WITHIN_MS);
     assert.equal(raised.length, 1);
     assert.equal((await alarms(b)).filter((x) => x.state === 'active').length, 1);
+    // A raised nothing itself; its feed shows what B and C did
+    const seen = await until(() => {
+      const ev = feed.filter((m) => m.event === 'raised' || m.event === 'repeated');
+      return ev.length === 2 ? ev : undefined;
+    }, 'the raised and repeated events on A\'s live feed', ACTIVE_WITHIN_MS);
+    ws.close();
+    // two nodes publish them: they may arrive in either order
+    assert.deepEqual(seen.map((m) => [m.event, m.alarm.count, m.alarm.device_id]).sort((x, y) => Number(x[1]) - Number(y[1])), [['raised', 1, 'd'], ['repeated', 2, 'd']]);
   });
 
   it('a deploy on A runs on B and C, and a deploy from an editor on C that loaded the older revision gets 409', async () => {
