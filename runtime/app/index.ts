@@ -148,7 +148,7 @@ export function createFlux(opts: FluxOptions): Flux {
   });
   const ingress = createIngress(ctx, { presence, plugins, broker, fieldbus: modbus.master, remote: cluster.commands });
   const downlink = ingress.downlink;
-  const rules = createRuleEngine(ctx, registry.rules, { alarms, downlink }, { onChange: changes && ((id) => changes.publish({ k: 'rule', id })) });
+  const rules = createRuleEngine(ctx, registry.rules, { alarms, downlink }, { onChange: changes && ((id) => changes.publish({ k: 'rule', id })), clusterStats: cluster.ruleStats });
   const pluginCompare = createPluginCompare({ host: plugins, log: uplinkLog.log, registry, metrics, logger: log.child({ module: 'plugin-compare' }) });
   // `health` is defined below; the API calls it only once the process runs.
   const api = createApi(
@@ -200,6 +200,7 @@ export function createFlux(opts: FluxOptions): Flux {
   const core: FluxModule[] = [uplinkLog, registryModule, clusterModule, users, storage, plugins, pluginCompare, feed, graphql, alarms, rules, streams];
   // changes made on other nodes are applied once what they reload has started
   if (changes) core.push(changes.module({ rules, plugins, registry, flows, alarms }));
+  if (cluster.ruleStats) core.push(cluster.ruleStats.module(() => rules.localStats()));
   const otel = createOtelExport(ctx);
   if (otel.enabled) core.push(otel);
   // The Modbus master polls last: its values go to flows that are already running.

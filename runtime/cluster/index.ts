@@ -9,6 +9,7 @@
  * - `commands` → downlink: commands for a device connected to another node go through it (commands.ts);
  * - `changes` → rules, plugins, registry: notices of configuration changed on one node, applied on
  *   the others (changes.ts);
+ * - `ruleStats` → rules: every node's rule counters in Redis, summed where a rule is shown (rule-stats.ts);
  * - `module(deps)` → the start order: registration, heartbeats, taking back dead nodes' devices (node.ts);
  * - `clusterRoutes` → the API: `GET /api/cluster` (routes.ts).
  */
@@ -24,6 +25,7 @@ import { createSharedBrokerState } from './broker-state.ts';
 import { createClusterCommands } from './commands.ts';
 import { createClusterPresence } from './shared-presence.ts';
 import { createClusterChanges, type ClusterChanges } from './changes.ts';
+import { createClusterRuleStats, type ClusterRuleStatsPart } from './rule-stats.ts';
 import { createClusterNode, createReporter, type ClusterNodeDeps, type NodeReport } from './node.ts';
 
 export { clusterRoutes } from './routes.ts';
@@ -58,6 +60,8 @@ export interface Cluster {
   readonly commands?: RemoteCommands;
   /** configuration changes told to and applied from the other nodes */
   readonly changes?: ClusterChanges;
+  /** rule counters of every node */
+  readonly ruleStats?: ClusterRuleStatsPart;
   /** the lifecycle module; start it before the broker, so it stops after it */
   module(deps: ClusterNodeDeps): ClusterModule;
 }
@@ -114,6 +118,7 @@ export function createCluster(opts: ClusterOptions): Cluster {
     presence,
     commands,
     changes: createClusterChanges({ target, nodeId, log }),
+    ruleStats: createClusterRuleStats({ target, nodeId, log }),
     module(deps) {
       const n = node;
       return {

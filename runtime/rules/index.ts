@@ -12,7 +12,7 @@ import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts
 import type { RuleRepository, RuleRow } from '../registry/index.ts';
 import { FluxError, badRequest, notFound, unknownReference } from '../errors/index.ts';
 import { createScriptHost, ScriptSyntaxError, type ScriptHost, type ScriptLimits, type ScriptPoolOptions, type CommandRequest, type AlarmRequest, type LogEntry } from '../scripts/index.ts';
-import { RuleStats, registerRuleMetrics, type RuleStatsView } from './stats.ts';
+import { RuleStats, mergeStats, registerRuleMetrics, type RuleStatsView } from './stats.ts';
 import { RateLimit } from './actions.ts';
 import { createRuleRunner, toScriptMessage, type RuleActionTargets, type LoadedRule, type RuleInput, type RuleRun, type RuleRunner } from './engine.ts';
 import { parseActionConfig, type Rule, type RuleInput as RuleCreate, type RulePatch, type ActionType } from './schema.ts';
@@ -20,6 +20,12 @@ import { parseActionConfig, type Rule, type RuleInput as RuleCreate, type RulePa
 export { ruleCreate, rulePatch, ACTION_TYPES, type Rule, type ActionType, type RuleInput as RuleCreate, type RulePatch } from './schema.ts';
 export { type RuleInput, type RuleRun, type RuleActionTargets } from './engine.ts';
 export { type RuleStatsView } from './stats.ts';
+
+/** The counters other nodes of a cluster keep for rules (runtime/cluster/rule-stats.ts). */
+export interface ClusterRuleStats {
+  /** rule id → the other nodes' counters (this node's excluded); a rule no other node ran is absent */
+  others(ids: string[]): Promise<Map<string, RuleStatsView[]>>;
+}
 export { type CommandSender } from './actions.ts';
 
 /** `quarantined`: the rule hit its limits repeatedly and is skipped until it is saved again (then `quarantine_reason`, `quarantined_at`). */
@@ -58,6 +64,8 @@ export interface RuleEngine extends FluxModule {
   testScript(source: string, msg: RuleInput['message'], env?: Record<string, unknown>): Promise<TestAnswer>;
   /** Runs every enabled, not quarantined rule that matches the message (in the script workers); answers in creation order. */
   evaluate(input: RuleInput): Promise<RuleRun[]>;
+  /** This node's counters of every loaded rule (cluster mode shares them). */
+  localStats(): { id: string; stats: RuleStatsView }[];
   /** Loads rule `id` as stored (unloads it when it is gone): a change another node made. */
   reload(id: string): Promise<void>;
   /** A script outside the registry (the `flux rule` node's inline mode); its side effects are real. Call after loadScripts(). */
@@ -72,6 +80,8 @@ export interface RuleEngineOptions {
   pollMs?: number;
   /** called once a rule's save or deletion is stored (cluster mode tells the other nodes) */
   onChange?: (id: string) => void;
+  /** cluster mode: views show the counters of every node, summed */
+  clusterStats?: ClusterRuleStats;
 }
 
 /** A stored rule as the engine sees it: the action type and config were checked when it was saved. */
@@ -167,6 +177,22 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
       v.quarantined_at = q.at;
     }
     return v;
+  };
+
+  /** Cluster mode: each view's counters summed with the other nodes'; without their answer (Redis down), this node's alone. */
+  const withClusterStats = async (views: RuleView[]): Promise<RuleView[]> => {
+    if (!opts.clusterStats || views.length === 0) return views;
+    let others: Map<string, RuleStatsView[]>;
+    try {
+      others = await opts.clusterStats.others(views.map((v) => v.id));
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'the other nodes\' rule counters cannot be read; showing this node\'s');
+      return views;
+    }
+    return views.map((v) => {
+      const o = others.get(v.id);
+      return o?.length ? { ...v, stats: mergeStats([v.stats, ...o]) } : v;
+    });
   };
 
   const findRule = async (id: string) => {
@@ -331,12 +357,13 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
         productId = p.id;
       }
       const rows = await store.list({ enabled: filter.enabled, device_id: filter.device_id, product_id: productId });
-      return rows.map((r) => view(asRule(r)));
+      return withClusterStats(rows.map((r) => view(asRule(r))));
     },
     async get(id) {
       await compileDeferred();
-      return view(await findRule(id));
+      return (await withClusterStats([view(await findRule(id))]))[0]!;
     },
+    localStats: () => ordered.map((lr) => ({ id: lr.rule.id, stats: lr.stats.view() })),
     async create(input) {
       const v = await validate(input);
       const rule = asRule(await store.create(columns({ ...input, enabled: input.enabled ?? true }, v)));

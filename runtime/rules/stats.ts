@@ -115,3 +115,27 @@ export function registerRuleMetrics(registry: MetricsRegistry, rules: () => Iter
     },
   });
 }
+
+/**
+ * One rule's counters over several nodes of a cluster (runtime/cluster/rule-stats.ts): counts add
+ * up, the mean is weighted by runs, p99 is the highest node's (an upper bound, not the cluster's
+ * percentile), the newest error and the newest 20 action failures are kept.
+ */
+export function mergeStats(views: RuleStatsView[]): RuleStatsView {
+  const sum = (f: (v: RuleStatsView) => number) => views.reduce((s, v) => s + (Number.isFinite(f(v)) ? f(v) : 0), 0);
+  const runs = sum((v) => v.runs);
+  const lastError = views.map((v) => v.last_error).filter((e) => e !== null).sort((x, y) => (x!.at < y!.at ? -1 : 1)).at(-1) ?? null;
+  return {
+    runs,
+    triggers: sum((v) => v.triggers),
+    errors: sum((v) => v.errors),
+    last_error: lastError,
+    mean_micros: runs ? Math.round(sum((v) => v.mean_micros * v.runs) / runs) : 0,
+    p99_micros: views.reduce((m, v) => Math.max(m, v.p99_micros || 0), 0),
+    actions_ok: sum((v) => v.actions_ok),
+    actions_failed: sum((v) => v.actions_failed),
+    commands_sent: sum((v) => v.commands_sent),
+    commands_rate_limited: sum((v) => v.commands_rate_limited),
+    action_failures: views.flatMap((v) => v.action_failures ?? []).sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0)).slice(-20),
+  };
+}

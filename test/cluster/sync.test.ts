@@ -180,4 +180,30 @@ describe('cluster: rules, plugins and device changes on one node are active on a
     assert.equal(conflict.status, 409, await conflict.text());
     assert.equal(await answer(a), 'two');
   });
+
+  it('a rule\'s counters on any node are the sum of every node\'s', async () => {
+    const r2 = await a.api('POST', '/api/rules', { name: 'seq 4', product_id: 'sync', trigger_script: 'return msg.values.seq === 4;', action_type: 'alarm', action_config: { level: 'info', message: 'seq 4' } });
+    assert.equal(r2.status, 201);
+    const openOf = async () => ((await a.api('GET', `/api/alarms?rule_id=${r2.body.id}&device_id=d`)).body.items as { count: number }[])[0]?.count ?? 0;
+    // through B until it runs the new rule there, then through C likewise, then a few more on each
+    for (const n of [b, cNode]) {
+      const before = await openOf();
+      await within(`the new rule running on ${n.id}`, async () => {
+        assert.equal((await uplink(n, '4')).status, 202);
+        await new Promise((r) => setTimeout(r, 50));
+        return (await openOf()) > before;
+      });
+    }
+    for (const n of [b, b, cNode]) assert.equal((await uplink(n, '4')).status, 202);
+    // every trigger raised or repeated the one alarm: its count is what B and C ran; A ran none
+    const triggers = await until(async () => {
+      const count = await openOf();
+      const views = await Promise.all([a, b, cNode].map(async (n) => (await n.api('GET', `/api/rules/${r2.body.id}`)).body.stats as { runs: number; triggers: number }));
+      return count >= 4 && views.every((v) => v.triggers === count) ? views : undefined;
+    }, 'every node showing the summed triggers', 8_000, 200);
+    assert.ok(triggers[0]!.runs >= triggers[0]!.triggers);
+    const listed = (await a.api('GET', '/api/rules?product_id=sync')).body as { id: string; stats: { triggers: number } }[] | { items: { id: string; stats: { triggers: number } }[] };
+    const items = Array.isArray(listed) ? listed : listed.items;
+    assert.equal(items.find((x) => x.id === r2.body.id)?.stats.triggers, triggers[0]!.triggers);
+  });
 });
