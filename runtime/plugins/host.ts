@@ -28,6 +28,7 @@ import { loadedVersion, type DecodeTap, type LoadedVersion } from './loaded-vers
 import { createPluginStore } from './store.ts';
 import { createPluginCalls } from './calls.ts';
 import { pluginFolder } from './folder.ts';
+import { createRefresh } from './refresh.ts';
 import type { Active, ComparePool, PluginHost, PluginHostOptions, PluginInfo, PluginLimits, PluginMeta, PluginVersion } from './types.ts';
 
 export { PluginCallError } from './types.ts';
@@ -235,46 +236,14 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
     });
   }
 
-  /** Whether what is live for `id` differs from its stored active version (`row`; undefined: none). */
-  function stale(id: string, row: PluginVersion | undefined): boolean {
-    const a = active.get(id);
-    if (!row) return a !== undefined;
-    const limits = row.meta.limits ?? defaults;
-    return !a || a.key !== keyOf(id, row.version, limits) || a.sha256 !== row.sha256 || a.deadlineMs !== limits.deadline_ms;
-  }
-
-  /**
-   * Makes what is live follow the database: the stored active version of `id` (of every plugin
-   * without one) is loaded, and a plugin with none is unloaded. A cluster's other nodes call it on
-   * a change notice and now and then (runtime/cluster/changes.ts), so an install, hot swap, rollback,
-   * limit change or removal on one node takes effect on all.
-   */
-  async function refresh(only?: string): Promise<void> {
-    if (!pool) return;
-    if (only) checkSlug('plugin', only);
-    const rows = only ? (await store.versionsOf(only)).filter((v) => v.active) : await store.activeVersions();
-    const ids = only ? [only] : [...new Set([...active.keys(), ...rows.map((r) => r.id)])];
-    for (const id of ids) {
-      if (!stale(id, rows.find((r) => r.id === id))) continue;
-      await locked(id, async () => {
-        // read again under the lock: an operation of this node may have run meanwhile
-        const row = (await store.versionsOf(id)).find((v) => v.active);
-        if (!stale(id, row) || !pool) return;
-        if (!row) {
-          deactivate(id);
-          counts.delete(id);
-          log.info({ plugin: id }, 'plugin unloaded: removed or deactivated on another node');
-          return;
-        }
-        try {
-          await activate(id, row);
-          log.info({ plugin: id, version: row.version }, 'plugin version activated as stored (changed on another node)');
-        } catch (err) {
-          log.error({ plugin: id, version: row.version, err: (err as Error).message }, 'plugin version changed on another node cannot be loaded');
-        }
-      });
-    }
-  }
+  const refresh = createRefresh({
+    store, active, defaults, keyOf, locked, activate, log,
+    unload(id) {
+      deactivate(id);
+      counts.delete(id);
+    },
+    running: () => pool !== undefined,
+  });
 
   /** Loads a stored version under a key of its own, for comparing it with another (runtime/plugin-compare). */
   async function loadVersion(id: string, version: number, p: WorkerPool): Promise<LoadedVersion> {

@@ -12,20 +12,15 @@ import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts
 import type { RuleRepository, RuleRow } from '../registry/index.ts';
 import { FluxError, badRequest, notFound, unknownReference } from '../errors/index.ts';
 import { createScriptHost, ScriptSyntaxError, type ScriptHost, type ScriptLimits, type ScriptPoolOptions, type CommandRequest, type AlarmRequest, type LogEntry } from '../scripts/index.ts';
-import { RuleStats, mergeStats, registerRuleMetrics, type RuleStatsView } from './stats.ts';
+import { RuleStats, registerRuleMetrics, sumClusterStats, type ClusterRuleStats, type RuleStatsView } from './stats.ts';
 import { RateLimit } from './actions.ts';
+import { createRuleReload } from './reload.ts';
 import { createRuleRunner, toScriptMessage, type RuleActionTargets, type LoadedRule, type RuleInput, type RuleRun, type RuleRunner } from './engine.ts';
 import { parseActionConfig, type Rule, type RuleInput as RuleCreate, type RulePatch, type ActionType } from './schema.ts';
 
 export { ruleCreate, rulePatch, ACTION_TYPES, type Rule, type ActionType, type RuleInput as RuleCreate, type RulePatch } from './schema.ts';
 export { type RuleInput, type RuleRun, type RuleActionTargets } from './engine.ts';
-export { type RuleStatsView } from './stats.ts';
-
-/** The counters other nodes of a cluster keep for rules (runtime/cluster/rule-stats.ts). */
-export interface ClusterRuleStats {
-  /** rule id → the other nodes' counters (this node's excluded); a rule no other node ran is absent */
-  others(ids: string[]): Promise<Map<string, RuleStatsView[]>>;
-}
+export { type RuleStatsView, type ClusterRuleStats } from './stats.ts';
 export { type CommandSender } from './actions.ts';
 
 /** `quarantined`: the rule hit its limits repeatedly and is skipped until it is saved again (then `quarantine_reason`, `quarantined_at`). */
@@ -97,7 +92,6 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
   let started = false;
   let runner: RuleRunner | undefined;
   let poll: NodeJS.Timeout | undefined;
-  let polling = false;
 
   const scripts = (): ScriptHost => {
     if (!host) throw new FluxError('unavailable', started ? 'the script host is not loaded yet' : 'the rule engine is not started', 503);
@@ -179,21 +173,7 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
     return v;
   };
 
-  /** Cluster mode: each view's counters summed with the other nodes'; without their answer (Redis down), this node's alone. */
-  const withClusterStats = async (views: RuleView[]): Promise<RuleView[]> => {
-    if (!opts.clusterStats || views.length === 0) return views;
-    let others: Map<string, RuleStatsView[]>;
-    try {
-      others = await opts.clusterStats.others(views.map((v) => v.id));
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'the other nodes\' rule counters cannot be read; showing this node\'s');
-      return views;
-    }
-    return views.map((v) => {
-      const o = others.get(v.id);
-      return o?.length ? { ...v, stats: mergeStats([v.stats, ...o]) } : v;
-    });
-  };
+  const withClusterStats = (views: RuleView[]) => sumClusterStats(views, opts.clusterStats, log);
 
   const findRule = async (id: string) => {
     const row = await store.find(id);
@@ -263,39 +243,7 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
     }
   };
 
-  const reloadOne = async (id: string) => {
-    if (!started) return;
-    const full = await store.find(id);
-    if (!full) return unload(id);
-    const rule = asRule(full);
-    if (loaded.get(id)?.rule.version === rule.version) return;
-    if (rule.enabled) await loadScripts();
-    load(rule);
-  };
-
-  const pollOnce = async () => {
-    if (polling) return;
-    polling = true;
-    try {
-      const seen = new Set<string>();
-      for (const { id, version } of await store.versions()) {
-        seen.add(id);
-        const lr = loaded.get(id);
-        if (!lr || lr.rule.version !== version) {
-          const full = await store.find(id);
-          if (!full) continue;
-          const rule = asRule(full);
-          if (rule.enabled) await loadScripts();
-          load(rule);
-        }
-      }
-      for (const id of [...loaded.keys()]) if (!seen.has(id)) unload(id);
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'rule reload poll failed');
-    } finally {
-      polling = false;
-    }
-  };
+  const reloading = createRuleReload({ store, loaded, load: (rule) => void load(rule), unload, loadScripts, started: () => started, log });
 
   /** A view tells a rule's compile error: rules deferred at start are compiled before one is shown. */
   const compileDeferred = async () => {
@@ -328,7 +276,7 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
       registerRuleMetrics(ctx.metrics, () => ordered.map((lr) => ({ id: lr.rule.id, name: lr.rule.name, stats: lr.stats })));
       const every = opts.pollMs ?? 5000;
       if (every > 0) {
-        poll = setInterval(() => void pollOnce(), every);
+        poll = setInterval(() => void reloading.poll(), every);
         poll.unref();
       }
       log.info({ rules: loaded.size }, 'rule engine started');
@@ -387,7 +335,7 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
       unload(id);
       opts.onChange?.(id);
     },
-    reload: reloadOne,
+    reload: (id) => reloading.reload(id),
     async test(id, msg, device) {
       const rule = await findRule(id);
       await loadScripts();

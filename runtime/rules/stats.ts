@@ -1,6 +1,7 @@
 /** Per-rule counters (runs, triggers, errors, run-time mean and p99) and their Prometheus view, computed only when scraped. */
 import { Counter, Gauge } from 'prom-client';
 import type { MetricsRegistry } from '../metrics/index.ts';
+import type { Logger } from '../log/index.ts';
 
 const WINDOW = 1024;
 
@@ -138,4 +139,26 @@ export function mergeStats(views: RuleStatsView[]): RuleStatsView {
     commands_rate_limited: sum((v) => v.commands_rate_limited),
     action_failures: views.flatMap((v) => v.action_failures ?? []).sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0)).slice(-20),
   };
+}
+
+/** The counters other nodes of a cluster keep for rules (runtime/cluster/rule-stats.ts). */
+export interface ClusterRuleStats {
+  /** rule id → the other nodes' counters (this node's excluded); a rule no other node ran is absent */
+  others(ids: string[]): Promise<Map<string, RuleStatsView[]>>;
+}
+
+/** Cluster mode: each view's counters summed with the other nodes'; without their answer (Redis down), this node's alone. */
+export async function sumClusterStats<V extends { id: string; stats: RuleStatsView }>(views: V[], cluster: ClusterRuleStats | undefined, log: Logger): Promise<V[]> {
+  if (!cluster || views.length === 0) return views;
+  let others: Map<string, RuleStatsView[]>;
+  try {
+    others = await cluster.others(views.map((v) => v.id));
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, "the other nodes' rule counters cannot be read; showing this node's");
+    return views;
+  }
+  return views.map((v) => {
+    const o = others.get(v.id);
+    return o?.length ? { ...v, stats: mergeStats([v.stats, ...o]) } : v;
+  });
 }
