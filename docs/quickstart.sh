@@ -49,8 +49,8 @@ echo "# 8. what happened to that message, stage by stage"
 api "$API/devices/sensor_1/trace?last=1"
 echo "# 9. a command back to the device: the plugin encodes write_register as a Modbus write-single-register frame"
 CMD_OUT=$(mktemp)
-mosquitto_sub -p "$MQTT_PORT" -i sensor_1/commands -u sensor_1 -P "$SECRET" -q 1 -t /boiler/sensor_1/command \
-  -C 1 -W 15 -d -F 'mosquitto_sub received on %t: %x' > "$CMD_OUT" &
+stdbuf -oL mosquitto_sub -p "$MQTT_PORT" -i sensor_1/commands -u sensor_1 -P "$SECRET" -q 1 -t /boiler/sensor_1/command \
+  -C 1 -W 30 -d -F 'mosquitto_sub received on %t: %x' > "$CMD_OUT" &   # stdbuf: each line as it comes
 SUB=$!
 for _ in $(seq 100); do grep -q SUBACK "$CMD_OUT" && break; sleep 0.1; done   # subscribed before we send
 api -X POST "$API/devices/sensor_1/commands" -d '{"command":"write_register","params":{"address":1,"value":500}}'

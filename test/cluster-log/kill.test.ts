@@ -8,9 +8,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
-import { QueryTypes, Sequelize } from 'sequelize';
 import { startFlux, tempDir, type FluxProcess } from '../helpers/flux-process.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
+import { createTestDatabase, rawSql, type TestDatabase } from '../helpers/databases.ts';
 import { until } from '../helpers/wait.ts';
 import { dropCluster, NATS_URL, uniqueName } from './nodes.ts';
 
@@ -105,9 +104,8 @@ describe('cluster log: two FLUX nodes, one killed with SIGKILL under load', func
       for (const dev of devices) dev.client?.end(true);
     }
 
-    const sql = new Sequelize(db.url, { dialect: 'postgres', logging: false });
-    const rows = () =>
-      sql.query<{ d: string; ts: string; v: number }>("SELECT s.device_id AS d, p.ts AS ts, p.num AS v FROM ts_points p JOIN ts_series s ON s.id = p.series_id WHERE s.metric = 'n'", { type: QueryTypes.SELECT });
+    const sql = await rawSql(db.url);
+    const rows = () => sql.query<{ d: string; ts: string; v: number }>("SELECT s.device_id AS d, p.ts AS ts, p.num AS v FROM ts_points p JOIN ts_series s ON s.id = p.series_id WHERE s.metric = 'n'");
     const missing = async () => {
       const stored = new Set((await rows()).map((r) => `${r.d}#${Number(r.ts) - BASE_TS}`));
       return [...acked].flatMap(([dev, ns]) => [...ns].filter((n) => !stored.has(`${dev}#${n}`)).map((n) => `${dev}#${n}`));
