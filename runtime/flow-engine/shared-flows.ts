@@ -38,12 +38,16 @@ export function sharedStorageModule(sharing: FlowSharing, log: Logger): NodeRedS
     async getFlows() {
       const stored = await sharing.store.read();
       if (stored) return JSON.parse(stored.json) as Flows;
-      // the first node of a new cluster: its flows (the default flow on a first start) become the cluster's
+      // the first node of a new cluster: its flows (the default flow on a first start) become the
+      // cluster's, unless another node starting at the same time stored its own first
       const flows = await local.getFlows();
       const json = JSON.stringify(flows);
-      await sharing.store.write(json, revisionOf(json));
-      log.info('stored this node\'s flows as the cluster\'s');
-      return flows;
+      if (await sharing.store.writeFirst(json, revisionOf(json))) {
+        log.info("stored this node's flows as the cluster's");
+        return flows;
+      }
+      const first = await sharing.store.read();
+      return first ? (JSON.parse(first.json) as Flows) : flows;
     },
     async saveFlows(flows, user) {
       await local.saveFlows(flows, user);
