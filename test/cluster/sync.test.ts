@@ -206,4 +206,19 @@ describe('cluster: rules, plugins and device changes on one node are active on a
     const items = Array.isArray(listed) ? listed : listed.items;
     assert.equal(items.find((x) => x.id === r2.body.id)?.stats.triggers, triggers[0]!.triggers);
   });
+
+  it('a rule\'s auto_clear on C clears the alarm B opened (C learnt of it from B\'s event)', async () => {
+    const r3 = await a.api('POST', '/api/rules', { name: 'seq 6', product_id: 'sync', trigger_script: 'return msg.values.seq === 6;', action_type: 'alarm', action_config: { level: 'info', message: 'seq 6', auto_clear: true } });
+    assert.equal(r3.status, 201);
+    const stateOf = async () => ((await a.api('GET', `/api/alarms?rule_id=${r3.body.id}&device_id=d`)).body.items as { state: string }[])[0]?.state;
+    // raised through B only (C never raises this rule), then evaluated false through C
+    await within('C clearing the alarm B raised', async () => {
+      assert.equal((await uplink(b, '6')).status, 202);
+      if ((await until(async () => (await stateOf()) ?? null, 'the alarm raised on B', 2_000, 25)) !== 'active') return false;
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal((await uplink(cNode, '7')).status, 202);
+      await new Promise((r) => setTimeout(r, 150));
+      return (await stateOf()) === 'cleared';
+    });
+  });
 });
