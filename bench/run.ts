@@ -16,7 +16,8 @@ const names = args.filter((a) => !a.startsWith('--'));
 const files = fs
   .readdirSync(dir)
   .filter((f) => f.endsWith('.bench.ts'))
-  .filter((f) => names.length === 0 || names.some((n) => f.startsWith(n)))
+  // a name is its file's name, or a prefix of several when no file has exactly that name (`cluster` is not `cluster-log`)
+  .filter((f, _, all) => names.length === 0 || names.some((n) => (all.includes(`${n}.bench.ts`) ? f === `${n}.bench.ts` : f.startsWith(n))))
   .sort();
 
 const rows: BenchRow[] = [];

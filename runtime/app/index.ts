@@ -145,6 +145,7 @@ export function createFlux(opts: FluxOptions): Flux {
     metrics,
     log: log.child({ module: 'modbus' }),
     syncMs: settings.modbusSyncMs,
+    endpointLeases: cluster.modbusLeases,
   });
   const ingress = createIngress(ctx, { presence, plugins, broker, fieldbus: modbus.master, remote: cluster.commands });
   const downlink = ingress.downlink;

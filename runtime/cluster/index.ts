@@ -10,6 +10,7 @@
  * - `changes` → rules, plugins, registry: notices of configuration changed on one node, applied on
  *   the others (changes.ts);
  * - `ruleStats` → rules: every node's rule counters in Redis, summed where a rule is shown (rule-stats.ts);
+ * - `modbusLeases` → Modbus master: one node polls each Modbus endpoint (modbus-leases.ts);
  * - `module(deps)` → the start order: registration, heartbeats, taking back dead nodes' devices (node.ts);
  * - `clusterRoutes` → the API: `GET /api/cluster` (routes.ts).
  */
@@ -26,6 +27,7 @@ import { createClusterCommands } from './commands.ts';
 import { createClusterPresence } from './shared-presence.ts';
 import { createClusterChanges, type ClusterChanges } from './changes.ts';
 import { createClusterRuleStats, type ClusterRuleStatsPart } from './rule-stats.ts';
+import { createModbusLeases, type ModbusLeases } from './modbus-leases.ts';
 import { createClusterNode, createReporter, type ClusterNodeDeps, type NodeReport } from './node.ts';
 
 export { clusterRoutes } from './routes.ts';
@@ -62,6 +64,7 @@ export interface Cluster {
   readonly changes?: ClusterChanges;
   /** rule counters of every node */
   readonly ruleStats?: ClusterRuleStatsPart;
+  readonly modbusLeases?: ModbusLeases;
   /** the lifecycle module; start it before the broker, so it stops after it */
   module(deps: ClusterNodeDeps): ClusterModule;
 }
@@ -119,6 +122,7 @@ export function createCluster(opts: ClusterOptions): Cluster {
     commands,
     changes: createClusterChanges({ target, nodeId, log }),
     ruleStats: createClusterRuleStats({ target, nodeId, log }),
+    modbusLeases: createModbusLeases(nodeId, () => node.connection()),
     module(deps) {
       const n = node;
       return {

@@ -3,7 +3,8 @@
  * interval, appends the values to the durable uplink log as already-decoded uplinks (from there they
  * go on the device bus like MQTT, TCP and HTTP uplinks: traced, ruled, stored, on the live feed,
  * replayed after a crash), keeps each device's online status, and writes registers for `write`
- * commands.
+ * commands. In cluster mode it polls only the endpoints whose lease this node holds
+ * (`endpointLeases`, runtime/cluster/modbus-leases.ts).
  *
  * Timing: each device has its own timer, scheduled from its planned times (no drift), started at a
  * random phase on a 100 ms grid (POLL_SLOT_MS). A poll still running when the next one is due skips
@@ -17,12 +18,13 @@ import { FluxError } from '../errors/index.ts';
 import type { Presence } from '../ingress/presence.ts';
 import type { Logger } from '../log/index.ts';
 import type { Registry, DeviceIdentity } from '../registry/index.ts';
-import { decodeBlock, encodeValue } from './codec.ts';
-import { ModbusError, readRequest, writeCoilsRequest, writeRegistersRequest } from './frame.ts';
+import { decodeBlock } from './codec.ts';
+import { ModbusError, readRequest } from './frame.ts';
 import { createEndpoint, endpointKey, type Endpoint, type EndpointAddress, type EndpointStats, type RequestGroup } from './endpoint.ts';
 import { createModbusMetrics, type ModbusMetrics } from './metrics.ts';
 import { readPolledDevices, type PolledDevice } from './sync.ts';
 import { createPollAppender } from './appender.ts';
+import { planWrites } from './writes.ts';
 import type { MetricsRegistry } from '../metrics/index.ts';
 import type { UplinkJournal } from '../uplink-log/index.ts';
 
@@ -35,6 +37,16 @@ export interface ModbusMasterDeps {
   log: Logger;
   /** how often the registry is read again for changes (ms); default 5000 */
   syncMs?: number;
+  /**
+   * Cluster mode: which endpoints this node polls (runtime/cluster's Modbus leases), asked at each
+   * sync. Without it every endpoint is polled here. Devices of the others stay known, for commands.
+   */
+  endpointLeases?: EndpointLeases;
+}
+
+export interface EndpointLeases {
+  /** claims or renews `endpoints`' leases; answers those held by this node (undefined: unknown now, keep what you have) */
+  claim(endpoints: string[], leaseMs: number): Promise<Set<string> | undefined>;
 }
 
 export interface ModbusCommandResult {
@@ -77,6 +89,8 @@ export interface ModbusMaster {
 interface Unit {
   cfg: PolledDevice;
   ep: Endpoint;
+  /** polled by this node (cluster mode: it holds the endpoint's lease) */
+  polled: boolean;
   timer: NodeJS.Timeout | undefined;
   nextAt: number;
   probeAt: number;
@@ -102,6 +116,8 @@ const APPEND_WINDOW_MS = 5;
 export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
   const { registry, journal, presence, log } = deps;
   const syncMs = deps.syncMs ?? 5000;
+  // an endpoint's lease outlives two missed syncs of its holder; a dead holder's endpoints move within this + a sync
+  const leaseMs = Math.max(3 * syncMs, 3000);
   const metrics: ModbusMetrics = createModbusMetrics(deps.metrics);
   const units = new Map<string, Unit>();
   const endpoints = new Map<string, { ep: Endpoint; maxInFlight: number | undefined; lastUsed: number }>();
@@ -156,7 +172,8 @@ export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
   function answered(u: Unit): void {
     u.failures = 0;
     u.lastOk = Date.now();
-    if (!u.release) u.release = presence.connected(u.cfg.identity, 'modbus');
+    // online is the polling node's to say (a `read` command on another node answers, it does not hold the device)
+    if (!u.release && u.polled) u.release = presence.connected(u.cfg.identity, 'modbus');
   }
 
   function failed(u: Unit, err: ModbusError): void {
@@ -215,7 +232,7 @@ export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
 
   function tick(u: Unit): void {
     u.timer = undefined;
-    if (units.get(u.cfg.deviceId) !== u) return;
+    if (units.get(u.cfg.deviceId) !== u || !u.polled) return;
     const now = Date.now();
     const interval = u.cfg.config.interval_ms;
     u.nextAt += interval;
@@ -227,21 +244,42 @@ export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
     u.timer = setTimeout(tick, Math.max(0, u.nextAt - Date.now()), u);
   }
 
-  function addUnit(cfg: PolledDevice): void {
-    const u: Unit = { cfg, ep: endpointFor(cfg.endpoint, cfg.maxInFlight), timer: undefined, nextAt: 0, probeAt: 0, busy: false, failures: 0, release: undefined, lastError: null, lastOk: 0, polls: 0, overruns: 0 };
+  function addUnit(cfg: PolledDevice, polled: boolean): void {
+    const u: Unit = { cfg, ep: endpointFor(cfg.endpoint, cfg.maxInFlight), polled, timer: undefined, nextAt: 0, probeAt: 0, busy: false, failures: 0, release: undefined, lastError: null, lastOk: 0, polls: 0, overruns: 0 };
     units.set(cfg.deviceId, u);
+    if (polled) startPolling(u);
+  }
+
+  function startPolling(u: Unit): void {
+    const { cfg } = u;
+    u.polled = true;
     // a random phase on the POLL_SLOT_MS grid: units that share a slot are polled in one timer turn
     const first = Math.ceil((Date.now() + Math.random() * Math.min(cfg.config.interval_ms, 10_000)) / POLL_SLOT_MS) * POLL_SLOT_MS;
     u.nextAt = first - cfg.config.interval_ms;
     u.timer = setTimeout(tick, first - Date.now(), u);
   }
 
-  function removeUnit(u: Unit, reason: string): void {
+  function stopPolling(u: Unit, reason: string): void {
+    u.polled = false;
     if (u.timer) clearTimeout(u.timer);
     u.timer = undefined;
-    units.delete(u.cfg.deviceId);
     u.release?.(reason);
     u.release = undefined;
+  }
+
+  function removeUnit(u: Unit, reason: string): void {
+    stopPolling(u, reason);
+    units.delete(u.cfg.deviceId);
+  }
+
+  /** the endpoints this node polls: all, or (cluster mode) those whose lease it holds */
+  let held: Set<string> | undefined;
+  async function claimEndpoints(desired: Map<string, PolledDevice>): Promise<(cfg: PolledDevice) => boolean> {
+    if (!deps.endpointLeases) return () => true;
+    const keys = [...new Set([...desired.values()].map((d) => endpointKey(d.endpoint)))].sort();
+    const now = await deps.endpointLeases.claim(keys, leaseMs);
+    if (now) held = now;
+    return (cfg) => !!held?.has(endpointKey(cfg.endpoint));
   }
 
   async function sync(): Promise<void> {
@@ -249,15 +287,21 @@ export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
     syncing = (async () => {
       const desired = await readPolledDevices(registry, log, warned);
       if (!running) return;
+      const mine = await claimEndpoints(desired);
+      if (!running) return;
       for (const [id, u] of units) {
         const want = desired.get(id);
         if (!want) removeUnit(u, 'modbus polling removed');
         else if (want.signature !== u.cfg.signature) {
           removeUnit(u, 'modbus settings changed');
-          addUnit(want);
-        } else u.cfg.identity = want.identity;
+          addUnit(want, mine(want));
+        } else {
+          u.cfg.identity = want.identity;
+          if (mine(want) && !u.polled) startPolling(u);
+          else if (!mine(want) && u.polled) stopPolling(u, 'another node polls it now');
+        }
       }
-      for (const [id, cfg] of desired) if (!units.has(id)) addUnit(cfg);
+      for (const [id, cfg] of desired) if (!units.has(id)) addUnit(cfg, mine(cfg));
       const used = new Set([...units.values()].map((u) => u.ep));
       for (const [key, e] of endpoints) {
         if (!used.has(e.ep) && Date.now() - e.lastUsed > IDLE_ENDPOINT_MS) {
@@ -296,24 +340,7 @@ export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
   }
 
   async function write(u: Unit, params: unknown): Promise<ModbusCommandResult> {
-    const p = (params ?? {}) as { property?: unknown; value?: unknown; values?: unknown };
-    const pairs: [string, unknown][] =
-      typeof p.property === 'string' ? [[p.property, p.value]] : p.values && typeof p.values === 'object' && !Array.isArray(p.values) ? Object.entries(p.values) : [];
-    if (!pairs.length) throw new FluxError('bad_request', 'write needs params {"property": "<name>", "value": <value>} or {"values": {"<name>": <value>, …}}', 400);
-    if (pairs.length > 100) throw new FluxError('bad_request', 'write takes at most 100 properties at once', 400);
-    const requests = pairs.map(([property, value]) => {
-      const r = u.cfg.registers.find((x) => x.property === property);
-      if (!r) throw new FluxError('unknown_property', `property '${property}' is not in the register map of product '${u.cfg.identity.product.key}'`, 422);
-      if (r.function === 2 || r.function === 4) throw new FluxError('not_writable', `property '${property}' is read with function ${r.function} (${r.function === 2 ? 'discrete input' : 'input register'}), which cannot be written`, 422);
-      let words: number[] | boolean[];
-      try {
-        words = encodeValue(r, value);
-      } catch (err) {
-        throw new FluxError('bad_value', (err as Error).message, 422);
-      }
-      const pdu = r.function === 1 ? writeCoilsRequest(r.address, words as boolean[]) : writeRegistersRequest(r.address, words as number[]);
-      return { property, value: value as number | boolean, pdu };
-    });
+    const requests = planWrites(u.cfg.registers, u.cfg.identity.product.key, params);
     const id = randomUUID();
     let bytes = 0;
     const values: Record<string, number | boolean> = {};
@@ -330,7 +357,7 @@ export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
     }
     log.info({ deviceId: u.cfg.deviceId, id, values }, 'modbus write delivered');
     // the new value shows at once instead of an interval later
-    if (!u.busy) poll(u).catch(() => {});
+    if (!u.busy && u.polled) poll(u).catch(() => {});
     return { status: 'delivered', id, deviceId: u.cfg.deviceId, transport: 'modbus', bytes, encoding: 'modbus', values };
   }
 

@@ -98,9 +98,9 @@ async function prepareDatabase(env: Record<string, string>): Promise<void> {
 }
 
 /** `count` FLUX nodes (node-a, node-b, …) started together on one Redis and one PostgreSQL database. */
-export async function startCluster(count: number, env: Record<string, string> = {}, opts: { dbPrefix?: string } = {}): Promise<TestCluster> {
+export async function startCluster(count: number, env: Record<string, string> = {}, dbPrefix = 'cluster'): Promise<TestCluster> {
   const redis = await startRedis();
-  const db = await createTestDatabase('postgres', opts.dbPrefix ?? 'cluster');
+  const db = await createTestDatabase('postgres', dbPrefix);
   const shared = {
     FLUX_REDIS_URL: redis.url,
     FLUX_REDIS_PREFIX: `t${process.pid}:`,

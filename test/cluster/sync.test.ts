@@ -43,7 +43,7 @@ describe('cluster: rules, plugins and device changes on one node are active on a
 
   before(async function () {
     this.timeout(180_000);
-    c = await startCluster(3, {}, { dbPrefix: 'cluster_sync' });
+    c = await startCluster(3, {}, 'cluster_sync');
     [a, b, cNode] = c.nodes as [TestNode, TestNode, TestNode];
   });
   after(async () => {
