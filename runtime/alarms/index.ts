@@ -74,6 +74,12 @@ export interface AlarmCenter extends FluxModule {
   byDevices(deviceIds: string[], filter?: { state?: AlarmState; limitEach?: number }): Promise<Map<string, Alarm[]>>;
   /** Subscribes to alarm events; returns the unsubscribe function. */
   on(listener: (ev: AlarmEvent) => void): () => void;
+  /**
+   * An alarm event of another node of a cluster (runtime/cluster/changes.ts): it goes to this node's
+   * live feed and keeps the open pairs current (a rule's auto_clear here clears what another node
+   * opened). Listeners (the `flux alarm` node) are not called: each event runs the flows once, on its node.
+   */
+  applyRemote(ev: AlarmEvent): void;
 }
 
 const keyOf = (ruleId: string | null | undefined, deviceId: string | null | undefined) => `${ruleId ?? ''}\u0000${deviceId ?? ''}`;
@@ -88,6 +94,8 @@ export interface AlarmCenterDeps {
   metrics: MetricsRegistry;
   /** the live feed that shows alarm events, when there is one */
   feed?: Pick<Feed, 'publish'>;
+  /** called with every event of this node (cluster mode tells the other nodes) */
+  onEvent?: (ev: AlarmEvent) => void;
 }
 
 export function createAlarmCenter(deps: AlarmCenterDeps): AlarmCenter {
@@ -100,9 +108,11 @@ export function createAlarmCenter(deps: AlarmCenterDeps): AlarmCenter {
   const chains = new Map<string, Promise<unknown>>();
   const events = counter(deps.metrics, 'flux_alarm_events_total', 'Alarm events by type and level', ['type', 'level']);
 
+  const toFeed = (type: AlarmEvent['type'], alarm: Alarm) => feed?.publish({ type: 'alarm', event: type, device_id: alarm.device_id ?? undefined, ts: Date.now(), alarm });
   const emit = (type: AlarmEvent['type'], alarm: Alarm) => {
     events.inc({ type, level: alarm.level });
-    feed?.publish({ type: 'alarm', event: type, device_id: alarm.device_id ?? undefined, ts: Date.now(), alarm });
+    toFeed(type, alarm);
+    deps.onEvent?.({ type, alarm });
     for (const l of listeners) {
       try {
         l({ type, alarm });
@@ -185,6 +195,12 @@ export function createAlarmCenter(deps: AlarmCenterDeps): AlarmCenter {
         emit('cleared', a);
         return a;
       });
+    },
+    applyRemote({ type, alarm }) {
+      const key = keyOf(alarm.rule_id, alarm.device_id);
+      if (type === 'cleared') open.delete(key);
+      else open.add(key);
+      toFeed(type, alarm);
     },
     hasOpen(ruleId, deviceId) {
       return open.has(keyOf(ruleId, deviceId));

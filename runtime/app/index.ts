@@ -100,7 +100,10 @@ export function createFlux(opts: FluxOptions): Flux {
   ensureWritableDir(settings.dataDir);
   const admin = resolveAdminToken(settings.dataDir, settings.adminToken);
   const metrics = createMetrics();
-  const registry = createRegistry({ db: settings.db, log: log.child({ module: 'registry' }) });
+  // Cluster mode (FLUX_REDIS_URL): presence, the broker's state, commands and configuration changes are shared (runtime/cluster).
+  const cluster = createCluster({ settings, log, metrics, version: VERSION });
+  const changes = cluster.changes;
+  const registry = createRegistry({ db: settings.db, log: log.child({ module: 'registry' }), onChange: changes && ((c) => changes.publish(c.kind === 'device' ? { k: 'device', id: c.id } : { k: 'product', id: c.id })) });
   const bus = createDeviceBus(log.child({ module: 'bus' }));
   // FLUX_NATS_URL set: cluster mode's shared log on NATS JetStream (runtime/cluster-log); else the log in the data dir
   const uplinkLog = settings.clusterLog
@@ -128,16 +131,14 @@ export function createFlux(opts: FluxOptions): Flux {
   server.keepAliveTimeout = 65_000;
 
   // The module graph, in dependency order: each module gets what it uses as typed arguments.
-  // Cluster mode (FLUX_REDIS_URL): presence, the broker's state and commands are shared (runtime/cluster).
-  const cluster = createCluster({ settings, log, metrics, version: VERSION });
   const presence = createPresence(ctx, cluster.presence);
   const users = createUsers({ store: registry, adminToken: admin.token, adminPassword: settings.adminPassword, sessionTtlMs: settings.sessionTtlMs, log: log.child({ module: 'users' }) });
   // One count of failed logins per client address for every login route (the API's and the editor's).
   const loginLimiter = createLoginLimiter();
   const storage = createStorageModule(ctx);
-  const plugins = createPluginHost(ctx);
+  const plugins = createPluginHost(ctx, { onChange: changes && ((id) => changes.publish({ k: 'plugin', id })) });
   const feed = createFeed(ctx, server, { users });
-  const alarms = createAlarmCenter({ store: registry.alarms, log, metrics, feed });
+  const alarms = createAlarmCenter({ store: registry.alarms, log, metrics, feed, onEvent: changes && ((ev) => changes.publishAlarm(ev)) });
   const broker = createBroker(ctx, presence, { httpServer: server, shared: cluster.brokerState });
   const modbus = modbusModule({
     registry,
@@ -150,7 +151,7 @@ export function createFlux(opts: FluxOptions): Flux {
   });
   const ingress = createIngress(ctx, { presence, plugins, broker, fieldbus: modbus.master, remote: cluster.commands });
   const downlink = ingress.downlink;
-  const rules = createRuleEngine(ctx, registry.rules, { alarms, downlink });
+  const rules = createRuleEngine(ctx, registry.rules, { alarms, downlink }, { onChange: changes && ((id) => changes.publish({ k: 'rule', id })), clusterStats: cluster.ruleStats });
   const pluginCompare = createPluginCompare({ host: plugins, log: uplinkLog.log, registry, metrics, logger: log.child({ module: 'plugin-compare' }) });
   // `health` is defined below; the API calls it only once the process runs.
   const api = createApi(
@@ -176,7 +177,7 @@ export function createFlux(opts: FluxOptions): Flux {
   const flows =
     opts.flows === false
       ? undefined
-      : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master, pluginCompare }, { loginLimiter, users, routes: api.routes, version: VERSION });
+      : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master, pluginCompare }, { loginLimiter, users, routes: api.routes, version: VERSION, shared: changes && { store: registry.sharedFlows, changed: () => changes.publish({ k: 'flows' }) } });
   const clusterModule = cluster.module({
     presence,
     downlink,
@@ -200,6 +201,9 @@ export function createFlux(opts: FluxOptions): Flux {
   // The cluster module starts before device access and so stops after it: the broker's last presence
   // changes reach Redis before the node leaves.
   const core: FluxModule[] = [uplinkLog, registryModule, clusterModule, users, storage, plugins, pluginCompare, feed, graphql, alarms, rules, streams];
+  // changes made on other nodes are applied once what they reload has started
+  if (changes) core.push(changes.module({ rules, plugins, registry, flows, alarms }));
+  if (cluster.ruleStats) core.push(cluster.ruleStats.module(() => rules.localStats()));
   const otel = createOtelExport(ctx);
   if (otel.enabled) core.push(otel);
   // The Modbus master polls last: its values go to flows that are already running.

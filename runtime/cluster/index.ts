@@ -7,6 +7,9 @@
  *   cross-node delivery (broker-state.ts, emitter.ts);
  * - `presence` → presence: whether a device is online anywhere (shared-presence.ts, scripts.ts);
  * - `commands` → downlink: commands for a device connected to another node go through it (commands.ts);
+ * - `changes` → rules, plugins, registry: notices of configuration changed on one node, applied on
+ *   the others (changes.ts);
+ * - `ruleStats` → rules: every node's rule counters in Redis, summed where a rule is shown (rule-stats.ts);
  * - `modbusLeases` → Modbus master: one node polls each Modbus endpoint (modbus-leases.ts);
  * - `module(deps)` → the start order: registration, heartbeats, taking back dead nodes' devices (node.ts);
  * - `clusterRoutes` → the API: `GET /api/cluster` (routes.ts).
@@ -22,11 +25,14 @@ import type { RemoteCommands, SharedPresence } from '../ingress/index.ts';
 import { createSharedBrokerState } from './broker-state.ts';
 import { createClusterCommands } from './commands.ts';
 import { createClusterPresence } from './shared-presence.ts';
+import { createClusterChanges, type ClusterChanges } from './changes.ts';
+import { createClusterRuleStats, type ClusterRuleStatsPart } from './rule-stats.ts';
 import { createModbusLeases, type ModbusLeases } from './modbus-leases.ts';
 import { createClusterNode, createReporter, type ClusterNodeDeps, type NodeReport } from './node.ts';
 
 export { clusterRoutes } from './routes.ts';
 export type { ClusterNodeDeps, NodeReport, NodeStats } from './node.ts';
+export type { ClusterChanges, ChangeNotice, ChangeTargets } from './changes.ts';
 
 export interface NodeView extends NodeReport {
   /** up: heartbeating; down: silent past the heartbeat period, its devices being taken back */
@@ -54,6 +60,10 @@ export interface Cluster {
   readonly brokerState?: SharedBrokerState;
   readonly presence?: SharedPresence;
   readonly commands?: RemoteCommands;
+  /** configuration changes told to and applied from the other nodes */
+  readonly changes?: ClusterChanges;
+  /** rule counters of every node */
+  readonly ruleStats?: ClusterRuleStatsPart;
   readonly modbusLeases?: ModbusLeases;
   /** the lifecycle module; start it before the broker, so it stops after it */
   module(deps: ClusterNodeDeps): ClusterModule;
@@ -110,6 +120,8 @@ export function createCluster(opts: ClusterOptions): Cluster {
     brokerState: createSharedBrokerState({ target, nodeId, heartbeatMs, log, metrics: opts.metrics }),
     presence,
     commands,
+    changes: createClusterChanges({ target, nodeId, log }),
+    ruleStats: createClusterRuleStats({ target, nodeId, log }),
     modbusLeases: createModbusLeases(nodeId, () => node.connection()),
     module(deps) {
       const n = node;

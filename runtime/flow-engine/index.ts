@@ -33,8 +33,10 @@ import type { ModbusMaster } from '../modbus/index.ts';
 import type { Users } from '../users/index.ts';
 import { auditEditorLogin, auditFlowEvent, editorAuth } from './editor-auth.ts';
 import type { PluginCompare } from '../plugin-compare/index.ts';
+import { sharedStorageModule, type FlowSharing } from './shared-flows.ts';
 
 export type { PipelineTracker } from './pipeline.ts';
+export type { FlowSharing } from './shared-flows.ts';
 export { BATCH_KEY, BATCH_NODE_TYPES, batchItems, batchMessage, type BatchItem } from './batch.ts';
 export { FLOW_PATH_RESERVED, endpointsOf, refusals, type FlowEndpoint, type EndpointAuth } from './http-endpoints.ts';
 
@@ -51,6 +53,8 @@ export interface FlowEngine extends FluxModule {
   check(flows: Record<string, unknown>[]): void;
   /** Replaces every flow and deploys them (a full deploy, as the editor's Deploy does), after check(). */
   deploy(flows: Record<string, unknown>[]): Promise<void>;
+  /** Cluster mode: runs the flows stored in the shared database when they differ from the running ones (another node deployed). */
+  reload(): Promise<void>;
 }
 
 /** How long start() waits for the flows to run (Node-RED never starts them while node types are missing). */
@@ -91,6 +95,8 @@ export interface FlowEngineOptions {
   routes?: RouteTable;
   /** FLUX's version, for that document */
   version?: string;
+  /** cluster mode: the flows are the shared database's (shared-flows.ts); unset, the data dir's */
+  shared?: FlowSharing;
 }
 
 export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServices: NodeServices, opts: FlowEngineOptions): FlowEngine {
@@ -100,6 +106,8 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
   const RED = requireNodeRed(onLoad);
   const userDir = path.join(ctx.settings.dataDir, 'node-red');
   let started = false;
+  /** one reload at a time (notices and the reconciliation may ask at once) */
+  let reloading: Promise<void> = Promise.resolve();
   let markRunning!: () => void;
   const running = new Promise<void>((resolve) => (markRunning = resolve));
   let stopped = false;
@@ -137,9 +145,10 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
       // runtime/patches: a message path without metric records, and bounded editor comms frames
       if (!patchNodeRedMetric()) log.warn('Node-RED no longer has the shape runtime/patches/node-red-metric.ts patches: metrics records are built per message');
       if (!limitEditorComms()) log.warn('Node-RED no longer has the shape runtime/patches/node-red-comms-limit.ts patches: editor comms frames are not bounded');
-      RED.init(
-        server,
-        nodeRedSettings({
+      const storage = opts.shared ? { storageModule: sharedStorageModule(opts.shared, log) } : {};
+      RED.init(server, {
+        ...storage,
+        ...nodeRedSettings({
           userDir,
           editorAuth: editorAuth(opts.users),
           flux: handle,
@@ -151,7 +160,7 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
             (log as unknown as Record<string, (o: object, m: string) => void>)[level]!({ node: rec.id, type: rec.type, name: rec.name }, msg);
           },
         }),
-      );
+      });
       app.use(TIPS_PATH, paletteTipFilter());
       // Bounds on unauthenticated input before Node-RED sees it (editor-guard.ts).
       app.post('/editor/auth/token', ...guardEditorLogin(loginLimiter), auditEditorLogin(opts.users));
@@ -177,6 +186,17 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
     async deploy(flows) {
       this.check(flows);
       await RED.runtime.flows.setFlows({ flows: { flows }, deploymentType: 'full' });
+    },
+    reload() {
+      const next = reloading.then(async () => {
+        if (!opts.shared || !started || stopped) return;
+        const stored = await opts.shared.store.read();
+        if (!stored || (await RED.runtime.flows.getFlows({})).rev === stored.rev) return;
+        await RED.runtime.flows.setFlows({ deploymentType: 'reload' });
+        log.info({ rev: stored.rev }, 'loaded the flows another node deployed');
+      });
+      reloading = next.catch(() => undefined);
+      return next;
     },
     async start() {
       RED.events.once('flows:started', () => markRunning());

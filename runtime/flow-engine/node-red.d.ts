@@ -13,6 +13,8 @@ declare module 'node-red' {
       flows: {
         getFlows(opts: Record<string, unknown>): Promise<{ flows: Record<string, unknown>[]; rev?: string }>;
         setFlows(opts: { flows: { flows: Record<string, unknown>[] }; deploymentType?: 'full' }): Promise<{ rev: string }>;
+        /** `reload`: loads the flows from the storage module again and restarts them */
+        setFlows(opts: { deploymentType: 'reload' }): Promise<{ rev: string }>;
       };
       [k: string]: unknown;
     };

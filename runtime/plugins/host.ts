@@ -28,6 +28,7 @@ import { loadedVersion, type DecodeTap, type LoadedVersion } from './loaded-vers
 import { createPluginStore } from './store.ts';
 import { createPluginCalls } from './calls.ts';
 import { pluginFolder } from './folder.ts';
+import { createRefresh } from './refresh.ts';
 import type { Active, ComparePool, PluginHost, PluginHostOptions, PluginInfo, PluginLimits, PluginMeta, PluginVersion } from './types.ts';
 
 export { PluginCallError } from './types.ts';
@@ -55,6 +56,8 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
   const taps = new Map<string, DecodeTap>();
   let compareCounter = 0;
   let pool: WorkerPool | undefined;
+  /** tells the other nodes of a cluster that what is live for a plugin changed (committed first) */
+  const changed = (id: string) => opts.onChange?.(id);
 
   new Gauge({
     name: 'flux_plugin_calls',
@@ -174,6 +177,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
         // The same bytes as a kept version (a file put back, an upload repeated): reactivate it.
         await activate(id, same, checked.module);
         await store.markActive(id, same.version);
+        changed(id);
         log.info({ plugin: id, version: same.version, source }, 'plugin version reactivated');
         return { version: { ...same, active: true }, created: false };
       }
@@ -185,6 +189,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       }
       await activate(id, v, checked.module);
       await store.markActive(id, version);
+      changed(id);
       log.info({ plugin: id, version, sha256, source, size: bytes.length }, 'plugin installed');
       return { version: { ...v, active: true }, created: true };
     });
@@ -209,6 +214,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       if (!previous) throw conflict(`plugin '${id}' is at its first version (${current.version}); there is nothing to roll back to`);
       await activate(id, previous);
       await store.markActive(id, previous.version);
+      changed(id);
       log.info({ plugin: id, from: current.version, to: previous.version }, 'plugin rolled back');
       return { ...previous, active: true };
     });
@@ -223,11 +229,21 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       if (!v.active) {
         await activate(id, v);
         await store.markActive(id, version);
+        changed(id);
         log.info({ plugin: id, version }, 'plugin version activated');
       }
       return { ...v, active: true };
     });
   }
+
+  const refresh = createRefresh({
+    store, active, defaults, keyOf, locked, activate, log,
+    unload(id) {
+      deactivate(id);
+      counts.delete(id);
+    },
+    running: () => pool !== undefined,
+  });
 
   /** Loads a stored version under a key of its own, for comparing it with another (runtime/plugin-compare). */
   async function loadVersion(id: string, version: number, p: WorkerPool): Promise<LoadedVersion> {
@@ -274,6 +290,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       await store.setMeta(id, current.version, meta);
       const v = { ...current, meta };
       await activate(id, v);
+      changed(id);
       return v;
     });
   }
@@ -291,6 +308,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       deactivate(id);
       await store.remove(id);
       counts.delete(id);
+      changed(id);
       log.info({ plugin: id }, 'plugin removed');
     });
   }
@@ -314,6 +332,7 @@ export function createPluginHost(ctx: FluxContext, opts: PluginHostOptions = {})
       });
     },
     remove,
+    refresh,
     rollback,
     setLimits,
     activateVersion,

@@ -1,6 +1,8 @@
 /**
  * Stored plugin versions: their rows in the registry (`registry.pluginVersions`) and their module
- * files in `<data dir>/plugins/<id>/<version>.wasm`.
+ * files in `<data dir>/plugins/<id>/<version>.wasm`. The row holds the bytes too (migration 011): a
+ * node of a cluster that lacks the file (the version was installed on another node, each node has
+ * its own data dir) reads them from the shared database and writes its file then.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -41,11 +43,24 @@ export function createPluginStore(registry: Registry, dir: string): PluginStore 
       await fs.promises.mkdir(path.dirname(file), { recursive: true });
       await fs.promises.writeFile(file + '.tmp', bytes);
       await fs.promises.rename(file + '.tmp', file);
-      return (await rows.add({ ...v, file })) as PluginVersion;
+      return (await rows.add({ ...v, file, module: bytes })) as PluginVersion;
     },
     markActive: (id, version) => rows.markActive(id, version),
     setMeta: (id, version, meta) => rows.setMeta(id, version, meta),
-    readModule: (id, version) => fs.promises.readFile(fileOf(id, version)),
+    async readModule(id, version) {
+      const file = fileOf(id, version);
+      try {
+        return await fs.promises.readFile(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      const bytes = await rows.moduleOf(id, version);
+      if (!bytes) throw new Error(`the module of ${id}@${version} is neither in ${file} nor in the database`);
+      await fs.promises.mkdir(path.dirname(file), { recursive: true });
+      await fs.promises.writeFile(file + '.tmp', bytes);
+      await fs.promises.rename(file + '.tmp', file);
+      return bytes;
+    },
     async remove(id) {
       const folder = pathInside(dir, checkSlug('plugin', id));
       await rows.remove(id);

@@ -103,6 +103,8 @@ export interface PluginHostOptions {
   maxModuleBytes?: number;
   /** false: do not watch FLUX_PLUGINS_DIR (still scanned on start) */
   watch?: boolean;
+  /** called once a change of what is live for plugin `id` is stored (cluster mode tells the other nodes) */
+  onChange?: (id: string) => void;
 }
 
 /** The plugin host (runtime/plugins/host.ts builds it). */
@@ -121,6 +123,8 @@ export interface PluginHost extends FluxModule {
   rollback(id: string): Promise<PluginVersion>;
   activateVersion(id: string, version: number): Promise<PluginVersion>;
   setLimits(id: string, patch: Partial<PluginLimits>): Promise<PluginVersion>;
+  /** Loads the stored active version of `id` (of every plugin without one) where what is live differs: changes made by another node. */
+  refresh(id?: string): Promise<void>;
   /** The bytes of one stored version (project export, runtime/project). */
   wasm(id: string, version: number): Promise<Buffer>;
 

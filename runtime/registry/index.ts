@@ -4,7 +4,7 @@
  * migrations run on start. Each kind of row sits behind a repository interface; Sequelize never
  * leaves this folder.
  */
-export { createRegistry, type Registry, type RegistryOptions, type RegistryHealth } from './registry.ts';
+export { createRegistry, type Registry, type RegistryOptions, type RegistryHealth, type RegistryChange } from './registry.ts';
 export type { Page, ListOptions } from './rows.ts';
 export { PRODUCT_KEY_PATTERN, type ProductRepository, type Product, type ProductInput, type ThingModel } from './repositories/products.ts';
 export { DEVICE_ID_PATTERN, type DeviceRepository, type Device, type DeviceIdentity, type DeviceInput, type DevicePatch } from './repositories/devices.ts';
@@ -14,5 +14,6 @@ export type { AlarmRepository, AlarmRow, AlarmFilter, AlarmChange } from './repo
 export type { StreamRepository, StreamRow, StreamColumns } from './repositories/streams.ts';
 export type { UserRepository, UserRow, TokenRepository, TokenRow, TokenKind } from './repositories/accounts.ts';
 export type { AuditRepository, AuditRow } from './repositories/audit.ts';
+export type { SharedFlowRepository } from './repositories/shared-flows.ts';
 export { generateSecret, hashSecret, verifySecret } from './secrets.ts';
 export { MAX_GATEWAY_DEPTH } from './gateways.ts';

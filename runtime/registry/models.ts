@@ -36,6 +36,9 @@ export interface Models {
   AuditEntry: ModelStatic<Model>;
 }
 
+/** up to 8 MiB of plugin module: LONGBLOB on MariaDB (a BLOB holds 64 KiB); PostgreSQL's BYTEA takes no length */
+export const moduleBlob = (dialect: string) => (dialect === 'postgres' ? DataTypes.BLOB : DataTypes.BLOB('long'));
+
 const common = { underscored: true, timestamps: true, createdAt: 'created_at', updatedAt: 'updated_at' } as const;
 
 export function defineModels(sequelize: Sequelize): Models {
@@ -100,8 +103,10 @@ export function defineModels(sequelize: Sequelize): Models {
       meta: jsonColumn('meta', {}),
       active: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: false },
       source: { type: DataTypes.STRING(16), allowNull: false, defaultValue: 'api' },
+      module: { type: moduleBlob(sequelize.getDialect()), allowNull: true }, // migration 011
     },
-    { ...common, updatedAt: false, tableName: 'plugins' },
+    // the module bytes (up to 8 MiB each) are read one version at a time, never with a listing
+    { ...common, updatedAt: false, tableName: 'plugins', defaultScope: { attributes: { exclude: ['module'] } } },
   );
   const Alarm = sequelize.define(
     'Alarm',

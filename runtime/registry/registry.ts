@@ -9,7 +9,7 @@ import type { Logger } from '../log/index.ts';
 import { defineModels } from './models.ts';
 import { appliedMigrations, connectAndMigrate, openSequelize } from './connection.ts';
 import { createGatewayTopology } from './gateways.ts';
-import { createIdentityCache } from './identities.ts';
+import { createIdentityCache, type IdentityCache } from './identities.ts';
 import type { Db } from './rows.ts';
 import { createProductRepository, type ProductRepository } from './repositories/products.ts';
 import { createDeviceRepository, type DeviceRepository } from './repositories/devices.ts';
@@ -19,6 +19,7 @@ import { createAlarmRepository, type AlarmRepository } from './repositories/alar
 import { createStreamRepository, type StreamRepository } from './repositories/streams.ts';
 import { createTokenRepository, createUserRepository, type TokenRepository, type UserRepository } from './repositories/accounts.ts';
 import { createAuditRepository, type AuditRepository } from './repositories/audit.ts';
+import { createSharedFlowRepository, type SharedFlowRepository } from './repositories/shared-flows.ts';
 
 export interface RegistryHealth {
   ok: boolean;
@@ -46,9 +47,16 @@ export interface Registry {
   /** login sessions and personal API tokens */
   tokens: TokenRepository;
   audit: AuditRepository;
+  /** the flows of a cluster's nodes (single-node FLUX keeps them in its data dir) */
+  sharedFlows: SharedFlowRepository;
   /** Drops cached identities (after an update made elsewhere, e.g. another node). */
   invalidate(deviceId?: string): void;
+  /** Drops a cached product and the identities holding it (after an update made by another node). */
+  invalidateProduct(productId: string): void;
 }
+
+/** What a registry write changed, for the caches of a cluster's other nodes (no id: every device). */
+export type RegistryChange = { kind: 'device'; id?: string } | { kind: 'product'; id: string };
 
 export interface RegistryOptions {
   db: DbUrl;
@@ -61,6 +69,8 @@ export interface RegistryOptions {
   onQuery?: (sql: string) => void;
   /** run the migrations up to this one only (tests of upgrades from an older schema) */
   migrateUntil?: string;
+  /** called after each write that drops cached identities (cluster mode tells the other nodes) */
+  onChange?: (change: RegistryChange) => void;
 }
 
 export function createRegistry(opts: RegistryOptions): Registry {
@@ -70,17 +80,33 @@ export function createRegistry(opts: RegistryOptions): Registry {
   const ttlMs = opts.identityTtlMs ?? 30_000;
 
   const identities = createIdentityCache(db, ttlMs, log);
+  // The repositories drop cached identities after each write of theirs: the same moments tell the
+  // other nodes of a cluster (`invalidate*` below, called for their notices, do not tell again).
+  const onChange = opts.onChange;
+  const written: IdentityCache = onChange
+    ? {
+        ...identities,
+        forget(id) {
+          identities.forget(id);
+          onChange({ kind: 'device', id });
+        },
+        forgetProduct(productId) {
+          identities.forgetProduct(productId);
+          onChange({ kind: 'product', id: productId });
+        },
+      }
+    : identities;
   const gateways = createGatewayTopology({
     Device: db.models.Device,
     ttlMs,
     onRefreshError: (gatewayId, err) => log.warn({ gatewayId, err: err.message }, 'refreshing the children of a gateway failed'),
   });
-  const products = createProductRepository(db, (productId) => identities.forgetProduct(productId));
+  const products = createProductRepository(db, (productId) => written.forgetProduct(productId));
 
   return {
     dialect: opts.db.dialect,
     products,
-    devices: createDeviceRepository(db, products, identities, gateways),
+    devices: createDeviceRepository(db, products, written, gateways),
     pluginVersions: createPluginVersionRepository(db),
     rules: createRuleRepository(db),
     alarms: createAlarmRepository(db),
@@ -88,9 +114,14 @@ export function createRegistry(opts: RegistryOptions): Registry {
     users: createUserRepository(db),
     tokens: createTokenRepository(db),
     audit: createAuditRepository(db),
+    sharedFlows: createSharedFlowRepository(db),
     invalidate(deviceId) {
       if (deviceId) identities.forget(deviceId);
       else identities.clear();
+      gateways.forget();
+    },
+    invalidateProduct(productId) {
+      identities.forgetProduct(productId);
       gateways.forget();
     },
     start: () => connectAndMigrate(sequelize, opts.db, log, opts.migrateUntil),

@@ -12,14 +12,15 @@ import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts
 import type { RuleRepository, RuleRow } from '../registry/index.ts';
 import { FluxError, badRequest, notFound, unknownReference } from '../errors/index.ts';
 import { createScriptHost, ScriptSyntaxError, type ScriptHost, type ScriptLimits, type ScriptPoolOptions, type CommandRequest, type AlarmRequest, type LogEntry } from '../scripts/index.ts';
-import { RuleStats, registerRuleMetrics, type RuleStatsView } from './stats.ts';
+import { RuleStats, registerRuleMetrics, sumClusterStats, type ClusterRuleStats, type RuleStatsView } from './stats.ts';
 import { RateLimit } from './actions.ts';
+import { createRuleReload } from './reload.ts';
 import { createRuleRunner, toScriptMessage, type RuleActionTargets, type LoadedRule, type RuleInput, type RuleRun, type RuleRunner } from './engine.ts';
 import { parseActionConfig, type Rule, type RuleInput as RuleCreate, type RulePatch, type ActionType } from './schema.ts';
 
 export { ruleCreate, rulePatch, ACTION_TYPES, type Rule, type ActionType, type RuleInput as RuleCreate, type RulePatch } from './schema.ts';
 export { type RuleInput, type RuleRun, type RuleActionTargets } from './engine.ts';
-export { type RuleStatsView } from './stats.ts';
+export { type RuleStatsView, type ClusterRuleStats } from './stats.ts';
 export { type CommandSender } from './actions.ts';
 
 /** `quarantined`: the rule hit its limits repeatedly and is skipped until it is saved again (then `quarantine_reason`, `quarantined_at`). */
@@ -58,6 +59,10 @@ export interface RuleEngine extends FluxModule {
   testScript(source: string, msg: RuleInput['message'], env?: Record<string, unknown>): Promise<TestAnswer>;
   /** Runs every enabled, not quarantined rule that matches the message (in the script workers); answers in creation order. */
   evaluate(input: RuleInput): Promise<RuleRun[]>;
+  /** This node's counters of every loaded rule (cluster mode shares them). */
+  localStats(): { id: string; stats: RuleStatsView }[];
+  /** Loads rule `id` as stored (unloads it when it is gone): a change another node made. */
+  reload(id: string): Promise<void>;
   /** A script outside the registry (the `flux rule` node's inline mode); its side effects are real. Call after loadScripts(). */
   inline(source: string, opts?: { name?: string; env?: Record<string, unknown>; commandsPerSecond?: number }): InlineRule;
 }
@@ -68,6 +73,10 @@ export interface RuleEngineOptions {
   pool?: Partial<ScriptPoolOptions>;
   /** how often to look for rules changed by another node; 0 turns it off */
   pollMs?: number;
+  /** called once a rule's save or deletion is stored (cluster mode tells the other nodes) */
+  onChange?: (id: string) => void;
+  /** cluster mode: views show the counters of every node, summed */
+  clusterStats?: ClusterRuleStats;
 }
 
 /** A stored rule as the engine sees it: the action type and config were checked when it was saved. */
@@ -83,7 +92,6 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
   let started = false;
   let runner: RuleRunner | undefined;
   let poll: NodeJS.Timeout | undefined;
-  let polling = false;
 
   const scripts = (): ScriptHost => {
     if (!host) throw new FluxError('unavailable', started ? 'the script host is not loaded yet' : 'the rule engine is not started', 503);
@@ -165,6 +173,8 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
     return v;
   };
 
+  const withClusterStats = (views: RuleView[]) => sumClusterStats(views, opts.clusterStats, log);
+
   const findRule = async (id: string) => {
     const row = await store.find(id);
     if (!row) throw notFound('rule', id);
@@ -233,29 +243,7 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
     }
   };
 
-  const pollOnce = async () => {
-    if (polling) return;
-    polling = true;
-    try {
-      const seen = new Set<string>();
-      for (const { id, version } of await store.versions()) {
-        seen.add(id);
-        const lr = loaded.get(id);
-        if (!lr || lr.rule.version !== version) {
-          const full = await store.find(id);
-          if (!full) continue;
-          const rule = asRule(full);
-          if (rule.enabled) await loadScripts();
-          load(rule);
-        }
-      }
-      for (const id of [...loaded.keys()]) if (!seen.has(id)) unload(id);
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'rule reload poll failed');
-    } finally {
-      polling = false;
-    }
-  };
+  const reloading = createRuleReload({ store, loaded, load: (rule) => void load(rule), unload, loadScripts, started: () => started, log });
 
   /** A view tells a rule's compile error: rules deferred at start are compiled before one is shown. */
   const compileDeferred = async () => {
@@ -288,7 +276,7 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
       registerRuleMetrics(ctx.metrics, () => ordered.map((lr) => ({ id: lr.rule.id, name: lr.rule.name, stats: lr.stats })));
       const every = opts.pollMs ?? 5000;
       if (every > 0) {
-        poll = setInterval(() => void pollOnce(), every);
+        poll = setInterval(() => void reloading.poll(), every);
         poll.unref();
       }
       log.info({ rules: loaded.size }, 'rule engine started');
@@ -317,16 +305,18 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
         productId = p.id;
       }
       const rows = await store.list({ enabled: filter.enabled, device_id: filter.device_id, product_id: productId });
-      return rows.map((r) => view(asRule(r)));
+      return withClusterStats(rows.map((r) => view(asRule(r))));
     },
     async get(id) {
       await compileDeferred();
-      return view(await findRule(id));
+      return (await withClusterStats([view(await findRule(id))]))[0]!;
     },
+    localStats: () => ordered.map((lr) => ({ id: lr.rule.id, stats: lr.stats.view() })),
     async create(input) {
       const v = await validate(input);
       const rule = asRule(await store.create(columns({ ...input, enabled: input.enabled ?? true }, v)));
       load(rule);
+      opts.onChange?.(rule.id);
       return view(rule);
     },
     async update(id, patch) {
@@ -337,12 +327,15 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
       const v = await validate(next, patch.device_id !== undefined || patch.action_config !== undefined);
       const rule = asRule(await store.update(id, columns(next, v)));
       load(rule);
+      opts.onChange?.(rule.id);
       return view(rule);
     },
     async delete(id) {
       await store.delete(id);
       unload(id);
+      opts.onChange?.(id);
     },
+    reload: (id) => reloading.reload(id),
     async test(id, msg, device) {
       const rule = await findRule(id);
       await loadScripts();

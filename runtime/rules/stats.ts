@@ -1,6 +1,7 @@
 /** Per-rule counters (runs, triggers, errors, run-time mean and p99) and their Prometheus view, computed only when scraped. */
 import { Counter, Gauge } from 'prom-client';
 import type { MetricsRegistry } from '../metrics/index.ts';
+import type { Logger } from '../log/index.ts';
 
 const WINDOW = 1024;
 
@@ -113,5 +114,51 @@ export function registerRuleMetrics(registry: MetricsRegistry, rules: () => Iter
         this.set({ rule_id: r.id, rule: r.name, stat: 'p99' }, t.p99 / 1e6);
       }
     },
+  });
+}
+
+/**
+ * One rule's counters over several nodes of a cluster (runtime/cluster/rule-stats.ts): counts add
+ * up, the mean is weighted by runs, p99 is the highest node's (an upper bound, not the cluster's
+ * percentile), the newest error and the newest 20 action failures are kept.
+ */
+export function mergeStats(views: RuleStatsView[]): RuleStatsView {
+  const sum = (f: (v: RuleStatsView) => number) => views.reduce((s, v) => s + (Number.isFinite(f(v)) ? f(v) : 0), 0);
+  const runs = sum((v) => v.runs);
+  const lastError = views.map((v) => v.last_error).filter((e) => e !== null).sort((x, y) => (x!.at < y!.at ? -1 : 1)).at(-1) ?? null;
+  return {
+    runs,
+    triggers: sum((v) => v.triggers),
+    errors: sum((v) => v.errors),
+    last_error: lastError,
+    mean_micros: runs ? Math.round(sum((v) => v.mean_micros * v.runs) / runs) : 0,
+    p99_micros: views.reduce((m, v) => Math.max(m, v.p99_micros || 0), 0),
+    actions_ok: sum((v) => v.actions_ok),
+    actions_failed: sum((v) => v.actions_failed),
+    commands_sent: sum((v) => v.commands_sent),
+    commands_rate_limited: sum((v) => v.commands_rate_limited),
+    action_failures: views.flatMap((v) => v.action_failures ?? []).sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0)).slice(-20),
+  };
+}
+
+/** The counters other nodes of a cluster keep for rules (runtime/cluster/rule-stats.ts). */
+export interface ClusterRuleStats {
+  /** rule id → the other nodes' counters (this node's excluded); a rule no other node ran is absent */
+  others(ids: string[]): Promise<Map<string, RuleStatsView[]>>;
+}
+
+/** Cluster mode: each view's counters summed with the other nodes'; without their answer (Redis down), this node's alone. */
+export async function sumClusterStats<V extends { id: string; stats: RuleStatsView }>(views: V[], cluster: ClusterRuleStats | undefined, log: Logger): Promise<V[]> {
+  if (!cluster || views.length === 0) return views;
+  let others: Map<string, RuleStatsView[]>;
+  try {
+    others = await cluster.others(views.map((v) => v.id));
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, "the other nodes' rule counters cannot be read; showing this node's");
+    return views;
+  }
+  return views.map((v) => {
+    const o = others.get(v.id);
+    return o?.length ? { ...v, stats: mergeStats([v.stats, ...o]) } : v;
   });
 }

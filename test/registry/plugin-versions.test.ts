@@ -16,7 +16,7 @@ const dialects: { name: string; setup(): Promise<{ url: string; drop(): Promise<
 ];
 
 const meta = (n: number) => ({ name: `modbus v${n}`, limits: { deadline_ms: 50, memory_mib: 64 }, exports: ['decode'] });
-const row = (id: string, version: number) => ({ id, version, sha256: `${id}-${version}`.padEnd(64, '0'), size: 100 + version, source: 'api' as const, meta: meta(version), file: `/data/plugins/${id}/${version}.wasm` });
+const row = (id: string, version: number) => ({ id, version, sha256: `${id}-${version}`.padEnd(64, '0'), size: 100 + version, source: 'api' as const, meta: meta(version), file: `/data/plugins/${id}/${version}.wasm`, module: Buffer.from(`bytes of ${id}@${version}`) });
 
 for (const d of dialects) {
   describe(`plugin versions on ${d.name}`, function () {
@@ -54,6 +54,13 @@ for (const d of dialects) {
       assert.deepEqual((await registry.pluginVersions.active()).map((v) => `${v.id}@${v.version}`), ['acme@1', 'modbus@2']);
       await registry.pluginVersions.markActive('modbus', null);
       assert.deepEqual((await registry.pluginVersions.active()).map((v) => `${v.id}@${v.version}`), ['acme@1']);
+    });
+
+    it('keeps each version\'s module bytes, read one version at a time (a cluster\'s other nodes load them: migration 011)', async function () {
+      assert.equal((await registry.pluginVersions.moduleOf('modbus', 2))?.toString(), 'bytes of modbus@2');
+      assert.equal((await registry.pluginVersions.moduleOf('acme', 1))?.toString(), 'bytes of acme@1');
+      assert.equal(await registry.pluginVersions.moduleOf('acme', 9), null);
+      assert.equal('module' in ((await registry.pluginVersions.of('modbus'))[0] as object), false);
     });
 
     it('changes one version\'s meta, and removes every version of one plugin only', async function () {

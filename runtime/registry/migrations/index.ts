@@ -11,6 +11,8 @@ import { m006DeviceTransport } from './006-device-transport.ts';
 import { m007Streams } from './007-streams.ts';
 import { m009RuleQuarantine } from './009-rule-quarantine.ts';
 import { m010AlarmOpenKey } from './010-alarm-open-key.ts';
+import { m011PluginModules } from './011-plugin-modules.ts';
+import { m012SharedFlows } from './012-shared-flows.ts';
 
 export interface Migration {
   name: string;
@@ -18,4 +20,4 @@ export interface Migration {
   down(qi: QueryInterface): Promise<void>;
 }
 
-export const MIGRATIONS: readonly Migration[] = [m001Initial, m003Rules, m004Gateways, m005Users, m006DeviceTransport, m007Streams, m009RuleQuarantine, m010AlarmOpenKey];
+export const MIGRATIONS: readonly Migration[] = [m001Initial, m003Rules, m004Gateways, m005Users, m006DeviceTransport, m007Streams, m009RuleQuarantine, m010AlarmOpenKey, m011PluginModules, m012SharedFlows];

@@ -1,6 +1,7 @@
 /**
  * The plugin versions repository: one row per stored version of a protocol plugin (its module file
- * lives in the data dir, runtime/plugins/store.ts). test/registry/plugin-versions.test.ts runs it on
+ * lives in the data dir, runtime/plugins/store.ts, and its bytes in the row too since migration 011,
+ * for the other nodes of a cluster). test/registry/plugin-versions.test.ts runs it on
  * SQLite, MariaDB and PostgreSQL.
  */
 import type { Model } from 'sequelize';
@@ -25,8 +26,10 @@ export interface PluginVersions {
   all(): Promise<PluginVersionRow[]>;
   /** the versions marked active */
   active(): Promise<PluginVersionRow[]>;
-  /** a new, inactive version; `file` is where its module is */
-  add(row: Omit<PluginVersionRow, 'active' | 'created_at'> & { file: string }): Promise<PluginVersionRow>;
+  /** a new, inactive version; `file` is where its module is, `module` its bytes */
+  add(row: Omit<PluginVersionRow, 'active' | 'created_at'> & { file: string; module: Uint8Array }): Promise<PluginVersionRow>;
+  /** the stored bytes of a version (null: none, a version stored before migration 011, or no such version) */
+  moduleOf(id: string, version: number): Promise<Buffer | null>;
   /** Marks `version` active and every other version of `id` inactive (null: none), in one statement. */
   markActive(id: string, version: number | null): Promise<void>;
   setMeta(id: string, version: number, meta: unknown): Promise<void>;
@@ -61,7 +64,12 @@ export function createPluginVersionRepository(db: Db): PluginVersions {
       return (await Plugin.findAll({ where: { active: true }, order: [['id', 'ASC']] })).map(rowOf);
     },
     async add(row) {
-      return rowOf(await Plugin.create({ ...row, active: false, created_at: new Date() }));
+      return rowOf(await Plugin.create({ ...row, module: Buffer.from(row.module), active: false, created_at: new Date() }));
+    },
+    async moduleOf(id, version) {
+      const m = await Plugin.unscoped().findOne({ attributes: ['module'], where: { id, version } });
+      const bytes = m?.get('module') as Buffer | null | undefined;
+      return bytes ? Buffer.from(bytes) : null;
     },
     async markActive(id, version) {
       // One statement, so it is atomic without a transaction: Sequelize gives a SQLite transaction a

@@ -1,0 +1,37 @@
+/**
+ * The flows a cluster's nodes share (migration 012): one row holding the Node-RED flow JSON and its
+ * revision (sha256 of that JSON, as Node-RED computes it). runtime/flow-engine/shared-flows.ts
+ * reads and writes it in cluster mode.
+ */
+import { QueryTypes } from 'sequelize';
+import type { Db } from '../rows.ts';
+
+export interface SharedFlowRepository {
+  /** the stored flow JSON and its revision; null until a node stored them */
+  read(): Promise<{ json: string; rev: string } | null>;
+  write(json: string, rev: string): Promise<void>;
+  /** writes only while none are stored (the first node of a cluster); false: another node's came first */
+  writeFirst(json: string, rev: string): Promise<boolean>;
+}
+
+export function createSharedFlowRepository(db: Db): SharedFlowRepository {
+  const q = (n: string) => db.sequelize.getQueryInterface().quoteIdentifier(n);
+  const update = (where: string, json: string, rev: string) =>
+    db.sequelize.query(`UPDATE ${q('shared_flows')} SET ${q('flows')} = :json, ${q('rev')} = :rev, ${q('updated_at')} = :at WHERE ${q('id')} = 'flows'${where}`, { replacements: { json, rev, at: new Date() } });
+  const read = async () => {
+    const rows = await db.sequelize.query<{ flows: string | null; rev: string | null }>(`SELECT ${q('flows')}, ${q('rev')} FROM ${q('shared_flows')} WHERE ${q('id')} = 'flows'`, { type: QueryTypes.SELECT });
+    const r = rows[0];
+    return r?.flows && r.rev ? { json: r.flows, rev: r.rev } : null;
+  };
+  return {
+    read,
+    async write(json, rev) {
+      await update('', json, rev);
+    },
+    async writeFirst(json, rev) {
+      // one conditional statement: of several nodes starting at once, one writes
+      await update(` AND ${q('flows')} IS NULL`, json, rev);
+      return (await read())?.rev === rev;
+    },
+  };
+}
