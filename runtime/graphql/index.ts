@@ -2,7 +2,7 @@
  * @module graphql — GraphQL at /api/graphql (docs/graphql.md): graphql-yoga on the express app for
  * queries and mutations, graphql-ws on the same HTTP server for subscriptions, the REST API's
  * authentication (runtime/graphql/auth.ts), DataLoaders per request, depth and cost limits
- * (graphql-armor), and a GraphiQL page for holders of the token.
+ * (graphql-armor), and a GraphiQL page for admins.
  */
 import type http from 'node:http';
 import express from 'express';
@@ -150,7 +150,7 @@ export function createGraphql(ctx: FluxContext, deps: GraphqlDeps, opts: Graphql
   const yoga = createYoga<ServerContext>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
-    // GraphiQL for whoever holds the token (header, or ?access_token= from a browser); its requests carry it.
+    // GraphiQL for admins (the router checks the role; header, or ?access_token= from a browser); its requests carry the token.
     graphiql: (request) => {
       const token = new URL(request.url).searchParams.get('access_token') ?? tokenOfHeader(request.headers.get('authorization'));
       return { title: 'FLUX GraphQL', headers: JSON.stringify({ authorization: `Bearer ${token}` }), subscriptionsProtocol: 'WS' };
@@ -196,6 +196,8 @@ export function createGraphql(ctx: FluxContext, deps: GraphqlDeps, opts: Graphql
     authenticate(deps.users, token).then((principal) => {
       if (!principal) return next(unauthorized('invalid or expired bearer token'));
       if (!roleAtLeast(principal.role, READ_ROLE)) return next(forbidden(principal.role, READ_ROLE));
+      // the GraphiQL page (a browser's GET for HTML) is an admin's tool; queries stay open to viewers
+      if (html && !roleAtLeast(principal.role, 'admin')) return next(forbidden(principal.role, 'admin'));
       (req as unknown as { principal: Principal }).principal = principal;
       next();
     }, next);

@@ -75,6 +75,12 @@ describe('GraphQL schema file and limits', function () {
     const ok = await gql(base, operator, 'mutation { createProduct(input: { key: "by-operator", name: "x" }) { key } }');
     assert.equal(ok.data?.createProduct.key, 'by-operator');
     assert.equal((await gql(base, 'no-such-token-0123456789', '{ plugins { id } }')).status, 401);
+    // the GraphiQL page is for admins only: a viewer's and an operator's browser get 403
+    for (const [token, status] of [[viewer, 403], [operator, 403], [TEST_TOKEN, 200]] as const) {
+      const page = await fetch(`${base}/api/graphql?access_token=${token}`, { headers: { accept: 'text/html' } });
+      assert.equal(page.status, status, `GraphiQL for ${token === TEST_TOKEN ? 'the admin' : token === viewer ? 'a viewer' : 'an operator'}`);
+      await page.arrayBuffer();
+    }
     // both writes are in the audit log, the refused one too
     await flux.users.audit.flush();
     const audit = await call('GET', '/audit?limit=50', undefined, TEST_TOKEN);
