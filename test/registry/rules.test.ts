@@ -57,7 +57,10 @@ for (const d of DIALECTS) {
     });
 
     it('lists in creation order, filtered by enabled, product and device', async function () {
+      // a few ms apart: two rules of one millisecond are ordered by their random id (a CI run saw it)
+      await new Promise((r) => setTimeout(r, 5));
       await registry.rules.create(columns('off', { enabled: false, product_id: productId }));
+      await new Promise((r) => setTimeout(r, 5));
       await registry.rules.create(columns('for product', { product_id: productId }));
       const all = await registry.rules.list();
       assert.deepEqual(all, sortedBy(all, (r) => [r.created_at, r.id]), 'by created_at, then id');
