@@ -1,5 +1,5 @@
 /** What every repository shares: the connection it works on, pages, and rows made plain. */
-import { Op, type Model, type Sequelize } from 'sequelize';
+import { Op, type Model, type ModelStatic, type Sequelize } from 'sequelize';
 import type { DbUrl } from '../../settings.ts';
 import type { Models } from './models.ts';
 
@@ -55,4 +55,41 @@ export function plainRow(m: Model, booleans: readonly string[] = [], omit?: stri
   }
   for (const k of booleans) if (k in o) o[k] = Boolean(o[k]);
   return o;
+}
+
+/**
+ * Reads rows the way `plainRow` shows them without a model instance per row: a list of hundreds
+ * spent most of its time in Sequelize's instance building (bench/graphql.bench.ts, docs/benchmarks.md).
+ * `attributes` is what to select (the model's columns but `omit`); `row` turns a raw row (findAll
+ * with `raw: true`) into what `plainRow` gives: the columns' own getters (JSON text columns), dates
+ * as ISO strings (drivers answer Date objects or strings), the named columns as booleans.
+ */
+export function rawReader(model: ModelStatic<Model>, booleans: readonly string[] = [], omit?: string): { attributes: string[]; row(r: Record<string, unknown>): Record<string, unknown> } {
+  const attrs = model.getAttributes();
+  const attributes = Object.keys(attrs).filter((k) => k !== omit);
+  const bools = new Set(booleans);
+  const cols = attributes.map((k) => {
+    const a = attrs[k]!;
+    const type = String((a.type as { key?: string }).key ?? '');
+    const kind = a.get ? 'get' : bools.has(k) ? 'bool' : type === 'DATE' ? 'date' : 'plain';
+    return { k, kind, get: a.get };
+  });
+  // the getters read their column through getDataValue, as on a model instance
+  let current: Record<string, unknown> = {};
+  const self = { getDataValue: (k: string) => current[k] };
+  return {
+    attributes,
+    row(r) {
+      current = r;
+      const o: Record<string, unknown> = {};
+      // the getter columns first: plainRow (Model#get with plain) lists them first too
+      for (const c of cols) if (c.kind === 'get') o[c.k] = c.get!.call(self as never);
+      for (const c of cols) {
+        if (c.kind === 'get') continue;
+        const v = r[c.k];
+        o[c.k] = c.kind === 'bool' ? (v === null || v === undefined ? v : Boolean(v)) : c.kind === 'date' ? iso(v) : v instanceof Date ? v.toISOString() : v;
+      }
+      return o;
+    },
+  };
 }

@@ -125,6 +125,22 @@ for (const d of dialects) {
       assert.deepEqual(search.items.map((d) => d.id), ['other_1']);
     });
 
+    it('lists and groups devices exactly as it reads one (raw rows: JSON columns, booleans, dates, no secret)', async function () {
+      const product = await registry.products.create({ key: 'rawrows', name: 'Raw rows' });
+      await registry.devices.create({ id: 'raw_a_gw', product_id: product.id, is_gateway: true, tags: { site: 'north', n: [1, 2] }, transport: { modbus: { host: '10.0.0.5', port: 502, unit: 3 } } });
+      await registry.devices.create({ id: 'raw_b_child', product_id: product.id, gateway_id: 'raw_a_gw', enabled: false });
+      await registry.devices.setStatus('raw_a_gw', 'online');
+      // ids in creation order also sort by id: MariaDB's DATETIME keeps whole seconds, and the list orders by (created_at, id)
+      const one = [await registry.devices.get('raw_a_gw'), await registry.devices.get('raw_b_child')];
+      const listed = (await registry.devices.list({ product_id: 'rawrows' })).items;
+      assert.deepEqual(listed, one);
+      assert.deepEqual(Object.keys(listed[0]!).sort(), Object.keys(one[0]!).sort());
+      assert.ok(!('secret_hash' in listed[0]!), 'the secret hash stays in the registry');
+      assert.equal(typeof listed[0]!.is_gateway, 'boolean');
+      assert.equal(listed[1]!.enabled, false);
+      assert.deepEqual((await registry.devices.byProducts([product.id], 10)).get(product.id), one);
+    });
+
     it('writes many status changes in one call, each device getting its own status', async function () {
       const at = new Date();
       await registry.devices.setStatuses([

@@ -8,7 +8,7 @@ import { FluxError, conflict, notFound } from '../../errors/index.ts';
 import { generateSecret, hashSecret, verifySecret } from '../secrets.ts';
 import type { GatewayTopology } from '../gateways.ts';
 import { DEVICE_BOOLEANS, type IdentityCache } from '../identities.ts';
-import { clampPage, likeOp, plainRow, type Db, type ListOptions, type Page } from '../rows.ts';
+import { clampPage, likeOp, plainRow, rawReader, type Db, type ListOptions, type Page } from '../rows.ts';
 import type { Product, ProductRepository } from './products.ts';
 
 export interface Device {
@@ -97,6 +97,9 @@ export function createDeviceRepository(db: Db, products: ProductRepository, iden
   const { Device: DeviceModel } = db.models;
   const like = likeOp(db.dialect);
   const plain = (m: Model) => plainRow(m, DEVICE_BOOLEANS, 'secret_hash') as unknown as Device;
+  // lists read raw rows (no model instance each); test/registry/registry.test.ts compares them with plain()
+  const reader = rawReader(DeviceModel, DEVICE_BOOLEANS, 'secret_hash');
+  const fromRaw = (r: object) => reader.row(r as Record<string, unknown>) as unknown as Device;
   const quote = (name: string) => db.sequelize.getQueryInterface().quoteIdentifier(name);
   const statusUpdateSql = `UPDATE ${quote('devices')} SET ${quote('status')} = ?, ${quote('last_online')} = ?, ${quote('updated_at')} = ? WHERE ${quote('id')} IN`;
 
@@ -151,9 +154,9 @@ export function createDeviceRepository(db: Db, products: ProductRepository, iden
     async byProducts(productIds, limitEach) {
       const out = new Map<string, Device[]>(productIds.map((id) => [id, []]));
       if (productIds.length === 0) return out;
-      const rows = await DeviceModel.findAll({ where: { product_id: productIds }, limit: Math.min(productIds.length * limitEach, 100_000), order: [['created_at', 'ASC'], ['id', 'ASC']] });
+      const rows = await DeviceModel.findAll({ where: { product_id: productIds }, attributes: reader.attributes, raw: true, limit: Math.min(productIds.length * limitEach, 100_000), order: [['created_at', 'ASC'], ['id', 'ASC']] });
       for (const r of rows) {
-        const d = plain(r);
+        const d = fromRaw(r);
         const list = out.get(d.product_id);
         if (list && list.length < limitEach) list.push(d);
       }
@@ -176,8 +179,8 @@ export function createDeviceRepository(db: Db, products: ProductRepository, iden
       if (filter.is_gateway !== undefined) Object.assign(where, { is_gateway: filter.is_gateway });
       if (filter.gateway_id !== undefined) Object.assign(where, { gateway_id: filter.gateway_id });
       if (filter.q) Object.assign(where, { [Op.or]: [{ name: { [like]: `%${filter.q}%` } }, { id: { [like]: `%${filter.q}%` } }] });
-      const { rows, count } = await DeviceModel.findAndCountAll({ where, limit, offset, order: [['created_at', 'ASC'], ['id', 'ASC']] });
-      return { items: rows.map(plain), total: count, limit, offset };
+      const [rows, count] = await Promise.all([DeviceModel.findAll({ where, attributes: reader.attributes, raw: true, limit, offset, order: [['created_at', 'ASC'], ['id', 'ASC']] }), DeviceModel.count({ where })]);
+      return { items: rows.map(fromRaw), total: count, limit, offset };
     },
     async update(id, patch) {
       const topology = patch.gateway_id !== undefined || patch.is_gateway === false;
