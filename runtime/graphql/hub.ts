@@ -5,6 +5,15 @@
  * socket (behind the member's own `{"id":…}` prefix). Groups are indexed by the device, else the
  * product key, their filter names, so an event only visits the groups it can concern.
  *
+ * The fan-out does not run inside the publisher's call: events wait in one FIFO queue (publish
+ * order, so every subscription gets its results in order) and are fanned out in slices of a few
+ * milliseconds, one slice per event-loop turn (`setImmediate`). A stored batch publishes hundreds
+ * of events at once; fanned out inline they held the pipeline's thread for the whole batch, and
+ * the uplinks that arrived meanwhile waited behind it. Sliced, the pipeline's I/O callbacks run
+ * between slices. The queue is bounded (`maxQueued`): past it, the oldest event is fanned out inline
+ * before the new one is queued, so a fan-out that cannot keep up costs the publisher CPU, as before,
+ * never unbounded memory.
+ *
  * The hub knows nothing of GraphQL: a group renders a payload through the function it was created
  * with (runtime/graphql/subscriptions.ts). Results do not depend on who subscribed (every role reads
  * every subscription alike); a per-user view of the data would have to join the group key.
@@ -65,6 +74,16 @@ export interface HubStats {
   dropped: number;
   /** events whose rendering failed (logged) */
   failed: number;
+  /** events waiting for the fan-out */
+  queued: number;
+}
+
+export interface HubOptions {
+  onRenderError(err: unknown, topic: Topic): void;
+  /** longest run of fan-out in one event-loop turn, ms (default 2) */
+  sliceMs?: number;
+  /** events waiting at most; past it the publisher fans the oldest out itself (default 50,000) */
+  maxQueued?: number;
 }
 
 export interface Hub {
@@ -73,6 +92,8 @@ export interface Hub {
   stats(): HubStats;
   /** counts a result a slow socket missed */
   countDrop(): void;
+  /** Fans out every waiting event now, in this call (benchmarks measure the fan-out's CPU with it; tests wait with it). */
+  flush(): void;
   /** Ends every subscription (graphql-ws then sends each client `complete`). */
   close(): void;
 }
@@ -146,7 +167,9 @@ export function shape(topic: Topic, ev: FeedEvent, f: SubscriptionFilter): unkno
   }
 }
 
-export function createHub(feed: Pick<Feed, 'listen'>, opts: { onRenderError(err: unknown, topic: Topic): void }): Hub {
+export function createHub(feed: Pick<Feed, 'listen'>, opts: HubOptions): Hub {
+  const sliceMs = opts.sliceMs ?? 2;
+  const maxQueued = opts.maxQueued ?? 50_000;
   const topics = new Map<Topic, Index>(TOPICS.map((t) => [t, { byDevice: new Map(), byProduct: new Map(), any: new Set() }]));
   const groups = new Map<string, Group>();
   const handles = new Set<Handle>();
@@ -184,14 +207,43 @@ export function createHub(feed: Pick<Feed, 'listen'>, opts: { onRenderError(err:
     }
   };
 
-  const onEvent = (ev: FeedEvent) => {
-    if (ev.type === 'stream') return;
+  const fanOut = (ev: FeedEvent) => {
     const topic = ev.type as Topic;
-    const idx = topics.get(topic);
-    if (!idx) return;
+    const idx = topics.get(topic)!;
     if (ev.device_id !== undefined) visit(topic, ev, idx.byDevice.get(ev.device_id));
     if (ev.product_key !== undefined) visit(topic, ev, idx.byProduct.get(ev.product_key));
     visit(topic, ev, idx.any);
+  };
+
+  // The queue: an array read from `head` (no shift per event), reset when it empties.
+  let queue: (FeedEvent | undefined)[] = [];
+  let head = 0;
+  let scheduled: NodeJS.Immediate | undefined;
+  const next = () => {
+    const ev = queue[head]!;
+    queue[head++] = undefined;
+    if (head === queue.length) {
+      queue = [];
+      head = 0;
+    }
+    fanOut(ev);
+  };
+  const slice = () => {
+    scheduled = undefined;
+    const end = performance.now() + sliceMs;
+    // the clock is read every 8 events: an event costs microseconds, a clock read too
+    for (let n = 1; head < queue.length; n++) {
+      next();
+      if ((n & 7) === 0 && performance.now() >= end) break;
+    }
+    if (head < queue.length) scheduled = setImmediate(slice);
+  };
+
+  const onEvent = (ev: FeedEvent) => {
+    if (ev.type === 'stream' || !topics.has(ev.type as Topic)) return;
+    if (queue.length - head >= maxQueued) next();
+    queue.push(ev);
+    scheduled ??= setImmediate(slice);
   };
 
   /** the index set a group lives in: its device, else its product, else every event of its topic */
@@ -243,10 +295,19 @@ export function createHub(feed: Pick<Feed, 'listen'>, opts: { onRenderError(err:
       unlisten ??= feed.listen(onEvent);
       return handle;
     },
-    stats: () => ({ subscriptions: handles.size, groups: groups.size, ...stats }),
+    stats: () => ({ subscriptions: handles.size, groups: groups.size, ...stats, queued: queue.length - head }),
     countDrop: () => void stats.dropped++,
+    flush() {
+      while (head < queue.length) next();
+      if (scheduled) clearImmediate(scheduled);
+      scheduled = undefined;
+    },
     close() {
       for (const h of [...handles]) void h.return();
+      if (scheduled) clearImmediate(scheduled);
+      scheduled = undefined;
+      queue = [];
+      head = 0;
     },
   };
 }

@@ -222,7 +222,7 @@ export function createGraphql(ctx: FluxContext, deps: GraphqlDeps, opts: Graphql
     },
     health(): ComponentHealth {
       const s = hub.stats();
-      return { ok: true, subscriptions: s.subscriptions, groups: s.groups, connections: ws.connections(), delivered: s.delivered, dropped: s.dropped, failed: s.failed };
+      return { ok: true, subscriptions: s.subscriptions, groups: s.groups, connections: ws.connections(), delivered: s.delivered, dropped: s.dropped, failed: s.failed, queued: s.queued };
     },
   };
 }
