@@ -80,10 +80,14 @@ export interface HubStats {
 
 export interface HubOptions {
   onRenderError(err: unknown, topic: Topic): void;
-  /** longest run of fan-out in one event-loop turn, ms (default 2) */
+  /** a slice of fan-out ends after this long (ms, default 2)… */
   sliceMs?: number;
+  /** …unless the oldest waiting event has waited this long (ms, default 10): then it goes on until it catches up */
+  maxWaitMs?: number;
   /** events waiting at most; past it the publisher fans the oldest out itself (default 50,000) */
   maxQueued?: number;
+  /** how long an event waited in the queue before its fan-out began, ms (for a histogram) */
+  onWaited?(ms: number): void;
 }
 
 export interface Hub {
@@ -169,6 +173,7 @@ export function shape(topic: Topic, ev: FeedEvent, f: SubscriptionFilter): unkno
 
 export function createHub(feed: Pick<Feed, 'listen'>, opts: HubOptions): Hub {
   const sliceMs = opts.sliceMs ?? 2;
+  const maxWaitMs = opts.maxWaitMs ?? 10;
   const maxQueued = opts.maxQueued ?? 50_000;
   const topics = new Map<Topic, Index>(TOPICS.map((t) => [t, { byDevice: new Map(), byProduct: new Map(), any: new Set() }]));
   const groups = new Map<string, Group>();
@@ -217,13 +222,17 @@ export function createHub(feed: Pick<Feed, 'listen'>, opts: HubOptions): Hub {
 
   // The queue: an array read from `head` (no shift per event), reset when it empties.
   let queue: (FeedEvent | undefined)[] = [];
+  /** when each queued event was queued (performance.now()) */
+  let queuedAt: number[] = [];
   let head = 0;
   let scheduled: NodeJS.Immediate | undefined;
   const next = () => {
     const ev = queue[head]!;
+    opts.onWaited?.(performance.now() - queuedAt[head]!);
     queue[head++] = undefined;
     if (head === queue.length) {
       queue = [];
+      queuedAt = [];
       head = 0;
     }
     fanOut(ev);
@@ -231,10 +240,16 @@ export function createHub(feed: Pick<Feed, 'listen'>, opts: HubOptions): Hub {
   const slice = () => {
     scheduled = undefined;
     const end = performance.now() + sliceMs;
-    // the clock is read every 8 events: an event costs microseconds, a clock read too
+    // The clock is read every 8 events (an event costs microseconds, a clock read too). Past the
+    // slice's end, the slice still goes on while the oldest waiting event is older than maxWaitMs:
+    // the other work of a turn can take far longer than a slice (a loaded machine, a big batch),
+    // and a fixed share per turn would let the queue grow without end.
     for (let n = 1; head < queue.length; n++) {
       next();
-      if ((n & 7) === 0 && performance.now() >= end) break;
+      if ((n & 7) === 0 && head < queue.length) {
+        const now = performance.now();
+        if (now >= end && now - queuedAt[head]! < maxWaitMs) break;
+      }
     }
     if (head < queue.length) scheduled = setImmediate(slice);
   };
@@ -243,6 +258,7 @@ export function createHub(feed: Pick<Feed, 'listen'>, opts: HubOptions): Hub {
     if (ev.type === 'stream' || !topics.has(ev.type as Topic)) return;
     if (queue.length - head >= maxQueued) next();
     queue.push(ev);
+    queuedAt.push(performance.now());
     scheduled ??= setImmediate(slice);
   };
 
@@ -307,6 +323,7 @@ export function createHub(feed: Pick<Feed, 'listen'>, opts: HubOptions): Hub {
       if (scheduled) clearImmediate(scheduled);
       scheduled = undefined;
       queue = [];
+      queuedAt = [];
       head = 0;
     },
   };

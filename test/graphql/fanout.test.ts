@@ -190,7 +190,7 @@ describe('GraphQL subscription hub (one execution per event per group)', () => {
     assert.equal(listener, undefined, 'no feed listener without subscriptions');
   });
   describe('fan-out after the publisher returns', () => {
-    const setup = (opts: { sliceMs?: number; maxQueued?: number }) => {
+    const setup = (opts: { sliceMs?: number; maxWaitMs?: number; maxQueued?: number; onWaited?: (ms: number) => void }) => {
       let listener: ((ev: FeedEvent) => void) | undefined;
       const hub = createHub({ listen: (l) => ((listener = l), () => (listener = undefined)) }, { onRenderError: (err) => assert.fail(String(err)), ...opts });
       const frames: string[] = [];
@@ -202,7 +202,8 @@ describe('GraphQL subscription hub (one execution per event per group)', () => {
     const turn = () => new Promise((resolve) => setImmediate(resolve));
 
     it('queues what the publisher publishes and fans it out on later turns, in publish order', async () => {
-      const { hub, frames, publish } = setup({});
+      const waits: number[] = [];
+      const { hub, frames, publish } = setup({ onWaited: (ms) => waits.push(ms) });
       for (let ts = 1; ts <= 100; ts++) publish(ts);
       assert.deepEqual(frames, [], 'nothing is rendered or written inside the publisher');
       assert.equal(hub.stats().queued, 100);
@@ -210,11 +211,13 @@ describe('GraphQL subscription hub (one execution per event per group)', () => {
       assert.deepEqual(frames, Array.from({ length: 100 }, (_, i) => String(i + 1)));
       assert.equal(hub.stats().delivered, 100);
       assert.equal(hub.stats().queued, 0);
+      assert.equal(waits.length, 100, 'each event reports its wait in the queue');
+      assert.ok(waits.every((ms) => ms >= 0));
     });
 
     it('runs one slice per event-loop turn, so other callbacks run between slices', async () => {
-      // sliceMs 0: a slice ends at its first clock check, after 8 events
-      const { hub, frames, publish } = setup({ sliceMs: 0 });
+      // sliceMs 0: a slice ends at its first clock check, after 8 events (maxWaitMs: however slow the machine, no event is late)
+      const { hub, frames, publish } = setup({ sliceMs: 0, maxWaitMs: 600_000 });
       for (let ts = 1; ts <= 20; ts++) publish(ts);
       await turn();
       assert.equal(frames.length, 8, 'one slice ran before this callback');
@@ -222,6 +225,14 @@ describe('GraphQL subscription hub (one execution per event per group)', () => {
       assert.equal(frames.length, 16);
       await turn();
       assert.deepEqual(frames, Array.from({ length: 20 }, (_, i) => String(i + 1)));
+      assert.equal(hub.stats().queued, 0);
+    });
+
+    it('goes on past the slice while the oldest waiting event is older than maxWaitMs (it catches up)', async () => {
+      const { hub, frames, publish } = setup({ sliceMs: 0, maxWaitMs: 0 });
+      for (let ts = 1; ts <= 20; ts++) publish(ts);
+      await turn();
+      assert.equal(frames.length, 20, 'one turn fanned out everything');
       assert.equal(hub.stats().queued, 0);
     });
 
