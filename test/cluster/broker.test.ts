@@ -179,7 +179,10 @@ describe('cluster: three nodes on one Redis', function () {
 
   it('lists a node that joins and forgets one that leaves, without restarting the others', async () => {
     const d = await c.add('node-d');
-    assert.deepEqual((await clusterOf(a)).nodes.map((n) => n.id), ['node-a', 'node-b', 'node-d']);
+    // listed from its start on; polled, since a node the loaded test machine stalls past the short
+    // test heartbeat while it starts is reaped and listed again at its next beat (runtime/cluster/node.ts)
+    const ids = async (n: TestNode) => (await clusterOf(n)).nodes.map((x) => x.id).join();
+    await until(async () => (await ids(a)) === 'node-a,node-b,node-d', 'node-d listed on A');
     const dev = await device(d, 'm3');
     const got = new Promise<string>((resolve) => dev.on('message', (_t, p) => resolve(JSON.parse(String(p)).command)));
     await dev.subscribeAsync(`/${PRODUCT}/m3/command`, { qos: 1 });
@@ -187,7 +190,6 @@ describe('cluster: three nodes on one Redis', function () {
     assert.equal(await got, 'hello-d');
     await dev.endAsync();
     assert.equal(await d.stop(), 0);
-    const view = await clusterOf(b);
-    assert.deepEqual(view.nodes.map((n) => n.id), ['node-a', 'node-b']);
+    assert.equal(await ids(b), 'node-a,node-b', 'a node that stops leaves the list at once');
   });
 });
