@@ -12,6 +12,8 @@ export interface OutletOptions {
   highWaterBytes: number;
   /** how long a socket may stay past the mark before it is closed (default 10 s) */
   slowCloseMs: number;
+  /** how long a socket closed for being slow has to read up to the close frame before it is cut off (default 2 s) */
+  cutOffMs: number;
   /** counts results dropped (for /api/health and the metric) */
   onDrop(): void;
   /** a socket closed for staying too slow (for the log) */
@@ -64,7 +66,7 @@ export class SocketOutlet {
     this.#opts.onSlowClose(this.#dropped);
     ws.close(SLOW_CLOSE_CODE, 'too slow: results were dropped for too long');
     // A client that does not read cannot read the close frame either: cut it off soon.
-    const timer = setTimeout(() => ws.terminate(), 2000);
+    const timer = setTimeout(() => ws.terminate(), this.#opts.cutOffMs);
     timer.unref();
     ws.once('close', () => clearTimeout(timer));
   }

@@ -40,6 +40,8 @@ export interface SubscriptionServerOptions {
   highWaterBytes?: number;
   /** how long a socket may stay past highWaterBytes before it is closed with 1013 (default 10 s) */
   slowCloseMs?: number;
+  /** how long a socket closed for being slow has to read up to the close frame before it is cut off (default 2 s) */
+  slowCutOffMs?: number;
 }
 
 /** What a subscription's `subscribe` resolver needs to join its group (the contextValue of a WebSocket subscription). */
@@ -125,6 +127,7 @@ export function createSubscriptionServer(path: string, deps: SubscriptionServerD
   const outletOptions = {
     highWaterBytes: opts.highWaterBytes ?? 1 << 20,
     slowCloseMs: opts.slowCloseMs ?? 10_000,
+    cutOffMs: opts.slowCutOffMs ?? 2000,
     onDrop: () => hub.countDrop(),
     onSlowClose: (dropped: number) => log.warn({ dropped }, 'closing a GraphQL WebSocket client that stayed too slow'),
   };

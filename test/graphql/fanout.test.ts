@@ -33,7 +33,7 @@ describe('GraphQL subscription groups (in-process FLUX, graphql-ws clients)', fu
 
   before(async () => {
     const settings = loadSettings({ FLUX_DATA_DIR: tempDir(), FLUX_HTTP_PORT: '0', FLUX_MQTT_PORT: '0', FLUX_HOST: '127.0.0.1', FLUX_ADMIN_TOKEN: TEST_TOKEN });
-    flux = createFlux({ settings, log: createLogger({ level: 'silent' }), flows: false, graphql: { highWaterBytes: 256 * 1024, slowCloseMs: 400 } });
+    flux = createFlux({ settings, log: createLogger({ level: 'silent' }), flows: false, graphql: { highWaterBytes: 256 * 1024, slowCloseMs: 400, slowCutOffMs: 60_000 } });
     base = `http://127.0.0.1:${(await flux.start()).http}`;
   });
   afterEach(async () => {
@@ -127,7 +127,8 @@ describe('GraphQL subscription groups (in-process FLUX, graphql-ws clients)', fu
     const h = await health();
     // how many depends on how much the kernel buffers for the stalled socket (35–46 of 400 on a loaded machine, over 100 on a quiet one)
     assert.ok(h.dropped - dropped0 > 0, `results dropped for the stalled client: ${h.dropped - dropped0}`);
-    // still behind past slowCloseMs: the next result closes it
+    // still behind past slowCloseMs: the next result closes it (slowCutOffMs 60 s: on a busy machine the client may need
+    // more than the default 2 s to read the megabytes queued before the close frame, and would see 1006)
     await sleep(500);
     flux.modules.feed.publish(telemetry('big', { i: -1 }));
     (raw as unknown as { _socket: { resume(): void } })._socket.resume();
