@@ -19,7 +19,7 @@ import { ConfigError } from '../errors/index.ts';
 import { listen } from '../listen/index.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import type { DeviceIdentity } from '../registry/index.ts';
-import type { Presence } from '../ingress/index.ts';
+import type { ConnectionHolder, Presence } from '../ingress/index.ts';
 import { counter, gauge } from '../metrics/index.ts';
 import { brokerAssignedClientId, patchAedesConnection, patchMqttPacketWrites, trimAfterConnect } from '../patches/index.ts';
 import { coalesceWrites, guardConnection, writeNow } from './guard.ts';
@@ -27,12 +27,12 @@ import { uplinkHooks } from './uplinks.ts';
 import { startAedes, type SharedBrokerState } from './shared-state.ts';
 import { commandTopic, filterMatches, mayPublish, maySubscribe } from './topics.ts';
 import { MAX_CLIENT_ID_LENGTH, clientIdTooLong, deviceNamedBy, deviceSessionRefusal, identifierRejected } from './sessions.ts';
+import { heldConnection } from './revoke.ts';
 
 export { commandTopic, devicePrefix, filterMatches, mayPublish, maySubscribe, uplinkKind } from './topics.ts';
 export { guardConnection, coalesceWrites } from './guard.ts';
 export { MAX_CLIENT_ID_LENGTH, deviceSessionRefusal } from './sessions.ts';
 export type { SharedBrokerState } from './shared-state.ts';
-
 
 export interface BrokerOptions {
   /** the HTTP server to serve MQTT over WebSocket on (path `wsPath`) */
@@ -58,7 +58,8 @@ export interface BrokerOptions {
 
 export type CommandDelivery = { status: 'delivered' | 'queued'; topic: string; transport: 'mqtt' } | { status: 'offline'; topic: string; transport: 'mqtt'; reason: string };
 
-export interface Broker extends FluxModule {
+/** `heldBy`: the device's live connections, for closing them when its access is revoked (runtime/ingress/revocation.ts) */
+export interface Broker extends FluxModule, ConnectionHolder {
   readonly aedes: Aedes;
   /** the port actually listened on (FLUX_MQTT_PORT=0 picks one) */
   port(): number;
@@ -84,6 +85,8 @@ export interface Broker extends FluxModule {
 class ConnState {
   /** the authenticated device, 'platform' for a platform client, undefined before CONNECT */
   identity: DeviceIdentity | 'platform' | undefined = undefined;
+  /** the stamp of the secret a device authenticated with (a reference to the cached one, no copy) */
+  stamp: string | undefined = undefined;
   /** the aedes client, once the device's session is up (for liveByDevice) */
   client: Client | undefined = undefined;
   /** presence release, once the device's session is up */
@@ -113,7 +116,6 @@ function readPem(variable: string, file: string): Buffer {
     throw new ConfigError(variable, `${variable}=${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
 }
-
 
 /** The broker needs the presence tracker it shares with the other device transports. */
 export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerOptions = {}): Broker {
@@ -252,8 +254,9 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
             log.warn({ clientId: client.id, reason: 'no username' }, 'MQTT connect refused');
             return done(notAuthorized(), false);
           }
-          ctx.registry.devices.authenticate(username, password?.toString('utf8') ?? '').then(
-            (identity) => {
+          ctx.registry.devices.credential(username, password?.toString('utf8') ?? '').then(
+            (access) => {
+              const identity = access?.identity;
               if (identity && identity.device.enabled) {
                 // a session belongs to one device (sessions.ts): checked after the secret, so a
                 // wrong client id does not tell a stranger whether the device exists
@@ -264,7 +267,10 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
                   return done(identifierRejected(refusal), false);
                 }
                 const st = stateOf(client);
-                if (st) st.identity = identity;
+                if (st) {
+                  st.identity = identity;
+                  st.stamp = access!.stamp;
+                }
                 return done(null, true);
               }
               if (!identity && tokenMatches(password, ctx.adminToken)) {
@@ -402,6 +408,7 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
       return { ok: Boolean(server?.listening), port: listeningPort, tls_port: listeningTlsPort || undefined, connections: conns.size, clients: aedes?.connectedClients ?? 0, online_devices: presence.onlineCount() };
     },
     isConnected: (deviceId) => liveByDevice.has(deviceId),
+    heldBy: (deviceId) => liveClients(deviceId).map((client) => heldConnection(client, stateOf(client), log)),
     async sendCommand(identity, payload, childId) {
       const a = self.aedes;
       const topic = childId === undefined ? commandTopic(identity.product.key, identity.device.id) : `${commandTopic(identity.product.key, identity.device.id)}/${childId}`;
