@@ -190,7 +190,7 @@ export function createFlux(opts: FluxOptions): Flux {
   const flows =
     opts.flows === false
       ? undefined
-      : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master, pluginCompare }, { loginLimiter, users, routes: api.routes, version: VERSION, shared: changes && { store: registry.sharedFlows, changed: () => changes.publish({ k: 'flows' }) } });
+      : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master, pluginCompare }, { loginLimiter, users, routes: api.routes, version: VERSION, shared: changes && { store: registry.sharedFlows, changed: () => changes.publish({ k: 'flows' }), credentialSecret: settings.credentialSecret! }, sharedContext: cluster.contextStore });
   const clusterModule = cluster.module({
     presence,
     downlink,
