@@ -134,7 +134,7 @@ export function redisContextModule(opts: { target: RedisTarget; log: Logger; lim
         if (!m) throw err;
         throw new Error(m[1] === 'keys'
           ? `context scope ${scope} would hold ${m[2]} keys; the shared context store holds at most ${limits.maxKeys} per scope (delete keys with set(key, undefined))`
-          : `context scope ${scope} would hold ${m[2]} bytes; the shared context store holds at most ${limits.maxScopeBytes} per scope`);
+          : `context scope ${scope} would hold ${m[2]} bytes; the shared context store holds at most ${limits.maxScopeBytes} per scope`, { cause: err });
       }
     };
     const answer = (p: Promise<unknown[]>, callback: Callback | undefined, spread: boolean) => {
