@@ -169,7 +169,7 @@ export function createFlux(opts: FluxOptions): Flux {
   // `health` is defined below; the API calls it only once the process runs.
   const api = createApi(
     ctx,
-    { plugins, rules, alarms, storage: storage.storage, downlink, uplinkLog: uplinkLog.log, modbus: modbus.master, users, loginLimiter, pluginCompare },
+    { plugins, rules, alarms, storage: storage.storage, downlink, uplinkLog: uplinkLog.log, modbus: modbus.master, users, loginLimiter, pluginCompare, traces: cluster.traces?.lookup(ctx.trace) },
     { health: () => health(), version: VERSION },
   );
   const streams = createStreamModule(
@@ -197,6 +197,7 @@ export function createFlux(opts: FluxOptions): Flux {
     bus: ctx.bus,
     stats: () => ({ http_port: (server.address() as AddressInfo | null)?.port ?? 0, mqtt_port: broker.port(), mqtt_connections: broker.connections(), devices_online: presence.onlineCount() }),
     health: () => health(),
+    trace: ctx.trace,
   });
   clusterRoutes(api.routes, clusterModule);
   // Export and import of the whole project (runtime/project); routes are added before the API mounts.
