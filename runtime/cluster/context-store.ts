@@ -102,7 +102,14 @@ export function redisContextModule(opts: { target: RedisTarget; log: Logger; lim
       return keys.map((k, i) => {
         const { field, nested } = fieldOf(k);
         const top = parse(raw[i] ?? null);
-        return nested ? redUtil.getObjectProperty({ [field]: top }, k) : top;
+        if (!nested) return top;
+        try {
+          return redUtil.getObjectProperty({ [field]: top }, k);
+        } catch (err) {
+          // as Node-RED's memory store: a path through a missing value reads undefined
+          if ((err as { code?: string }).code === 'INVALID_EXPR') throw err;
+          return undefined;
+        }
       });
     };
     const setMany = async (scope: string, keys: string[], values: unknown[]): Promise<void> => {
@@ -116,7 +123,9 @@ export function redisContextModule(opts: { target: RedisTarget; log: Logger; lim
       keys.forEach((k, i) => {
         const { field, nested } = fieldOf(k);
         if (!nested) return void tops.set(field, values[i]);
-        const holder: Record<string, unknown> = { [field]: tops.get(field) };
+        // (Node-RED's setObjectProperty creates nothing under a key that holds undefined)
+        const top = tops.get(field);
+        const holder: Record<string, unknown> = top === undefined ? {} : { [field]: top };
         redUtil.setObjectProperty(holder, k, values[i], true);
         tops.set(field, holder[field]);
       });
