@@ -11,6 +11,7 @@
  *   the others (changes.ts);
  * - `ruleStats` → rules: every node's rule counters in Redis, summed where a rule is shown (rule-stats.ts);
  * - `modbusLeases` → Modbus master: one node polls each Modbus endpoint (modbus-leases.ts);
+ * - `contextStore` → flow engine: Node-RED's default context store, on Redis (context-store.ts);
  * - `module(deps)` → the start order: registration, heartbeats, taking back dead nodes' devices (node.ts);
  * - `clusterRoutes` → the API: `GET /api/cluster` (routes.ts).
  */
