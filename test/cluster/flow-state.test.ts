@@ -5,7 +5,7 @@
  * the in-memory store stays per node as `local`; a value over the bound is refused with a reason;
  * the context of a node deleted from the flows is cleaned. An `http request` node whose basic-auth
  * user and password were deployed on A sends them from B (the credentials are stored encrypted with
- * FLUX_CREDENTIAL_SECRET in the shared database).
+ * FLUX_CREDENTIAL_SECRET in the shared database), also after a deploy that changed only the password.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -120,6 +120,14 @@ describe('cluster: flow context and credentials are shared', function () {
     } finally {
       await sql.close();
     }
+  });
+
+  it('a deploy on A that changes only the password (the flows\' revision stays) reaches B', async () => {
+    const before = ((await (await editor(a, 'GET')).json()) as { rev: string }).rev;
+    await deploy(a, flows(echoUrl).map((n) => (n.id === 'creds-req' ? { ...n, credentials: { user: 'flux-user', password: 'changed-on-A' } } : n)));
+    assert.equal(((await (await editor(a, 'GET')).json()) as { rev: string }).rev, before, 'the flow JSON (without credentials) is unchanged');
+    const want = `auth=Basic ${Buffer.from('flux-user:changed-on-A').toString('base64')}`;
+    await until(async () => (await call(b, '/state/creds'))?.ok === want, 'B sending the new password', 15_000, 200);
   });
 
   it('cleans the context of a node deleted from the flows', async () => {
