@@ -47,8 +47,13 @@ interface NodeRedUtil {
   setObjectProperty(obj: object, expr: string, value: unknown, createMissing?: boolean): void;
 }
 
-// Node-RED's own property-path rules (`a.b[0]`, `a["b c"]`), from the @node-red/util it runs with
-const redUtil = (createRequire(createRequire(createRequire(import.meta.url).resolve('node-red')).resolve('@node-red/runtime'))('@node-red/util') as { util: NodeRedUtil }).util;
+/**
+ * Node-RED's own property-path rules (`a.b[0]`, `a["b c"]`), from the @node-red/util it runs with.
+ * Required when Node-RED creates the store, after the flow engine loaded Node-RED: required at
+ * import, it would load @node-red/util before runtime/flow-engine/node-red-libraries.ts defers its
+ * jsonata (test/flow-engine/deferred-libraries.test.ts).
+ */
+const nodeRedUtil = () => (createRequire(createRequire(createRequire(import.meta.url).resolve('node-red')).resolve('@node-red/runtime'))('@node-red/util') as { util: NodeRedUtil }).util;
 
 // KEYS: the scope's hash, its byte count; ARGV: maxKeys, maxScopeBytes, then field/value pairs ('' deletes)
 const SET_SCRIPT = `
@@ -85,6 +90,7 @@ export function redisContextModule(opts: { target: RedisTarget; log: Logger; lim
   const hashOf = (scope: string) => `${prefix}context:${scope}`;
   const bytesOf = (scope: string) => `${prefix}context-bytes:${scope}`;
   return () => {
+    const redUtil = nodeRedUtil();
     let redis: ScriptedRedis | undefined;
     const conn = () => {
       if (!redis) throw new Error('the shared context store is not open');

@@ -6,7 +6,6 @@
  * real flows on two processes: flow-state.test.ts.
  */
 import assert from 'node:assert/strict';
-import { promisify } from 'node:util';
 import { createLogger } from '../../runtime/log/index.ts';
 import { redisContextModule, type NodeRedContextStore } from '../../runtime/cluster/context-store.ts';
 import { startRedis, type TestRedis } from './cluster.ts';
@@ -19,7 +18,7 @@ describe('the shared context store on Redis', function () {
   let store: NodeRedContextStore;
   const get = (scope: string, key: string | string[]) =>
     new Promise<unknown[]>((resolve, reject) => store.get(scope, key, (err, ...values) => (err ? reject(err) : resolve(values))));
-  const set = (scope: string, key: string | string[], value: unknown) => promisify(store.set.bind(store))(scope, key, value) as Promise<void>;
+  const set = (scope: string, key: string | string[], value: unknown) => new Promise<void>((resolve, reject) => store.set(scope, key, value, (err) => (err ? reject(err) : resolve())));
   const keys = (scope: string) => new Promise<unknown>((resolve, reject) => store.keys(scope, (err, k) => (err ? reject(err) : resolve(k))));
 
   before(async () => {
