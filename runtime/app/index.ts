@@ -146,7 +146,7 @@ export function createFlux(opts: FluxOptions): Flux {
   const loginLimiter = createLoginLimiter();
   const storage = createStorageModule(ctx);
   const plugins = createPluginHost(ctx, { onChange: changes && ((id) => changes.publish({ k: 'plugin', id })) });
-  const feed = createFeed(ctx, server, { users });
+  const feed = createFeed(ctx, server, { users, relay: cluster.feedRelay });
   const alarms = createAlarmCenter({ store: registry.alarms, log, metrics, feed, onEvent: changes && ((ev) => changes.publishAlarm(ev)) });
   const broker = createBroker(ctx, presence, { httpServer: server, shared: cluster.brokerState });
   const modbus = modbusModule({
@@ -218,6 +218,7 @@ export function createFlux(opts: FluxOptions): Flux {
   // changes made on other nodes are applied once what they reload has started
   if (changes) core.push(changes.module({ rules, plugins, registry, flows, alarms, revoker }));
   if (cluster.ruleStats) core.push(cluster.ruleStats.module(() => rules.localStats()));
+  if (cluster.feedRelay) core.push(cluster.feedRelay.module(feed));
   const otel = createOtelExport(ctx);
   if (otel.enabled) core.push(otel);
   // The Modbus master polls last: its values go to flows that are already running.

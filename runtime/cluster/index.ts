@@ -27,6 +27,7 @@ import { createSharedBrokerState } from './broker-state.ts';
 import { createClusterCommands } from './commands.ts';
 import { createClusterPresence } from './shared-presence.ts';
 import { createClusterTraces, type ClusterTraces } from './traces.ts';
+import { createFeedRelay, type ClusterFeedRelay } from './feed-relay.ts';
 import { createClusterChanges, type ClusterChanges } from './changes.ts';
 import { redisContextModule, type NodeRedContextStore } from './context-store.ts';
 import { createClusterRuleStats, type ClusterRuleStatsPart } from './rule-stats.ts';
@@ -66,6 +67,8 @@ export interface Cluster {
   readonly commands?: RemoteCommands;
   /** message traces of every node (a trace lives on the node that handled the uplink) */
   readonly traces?: ClusterTraces;
+  /** the live feed's events to and from the other nodes */
+  readonly feedRelay?: ClusterFeedRelay;
   /** configuration changes told to and applied from the other nodes */
   readonly changes?: ClusterChanges;
   /** rule counters of every node */
@@ -130,6 +133,7 @@ export function createCluster(opts: ClusterOptions): Cluster {
     presence,
     commands,
     traces,
+    feedRelay: createFeedRelay({ target, nodeId, log: log.child({ module: 'cluster' }) }),
     changes: createClusterChanges({ target, nodeId, log }),
     ruleStats: createClusterRuleStats({ target, nodeId, log }),
     modbusLeases: createModbusLeases(nodeId, () => node.connection()),

@@ -1,16 +1,17 @@
 /**
  * Cluster mode with three FLUX processes on one Redis and one PostgreSQL database (issue 18 item 1,
  * presence and /api/cluster): delivery, retained messages, sessions and commands across nodes, a
- * client id taken over from another node, traces read through any node, a killed node's devices
+ * client id taken over from another node, traces and the live feed read through any node, a killed node's devices
  * going offline, nodes joining and leaving.
  */
 import assert from 'node:assert/strict';
 import mqtt, { type MqttClient } from 'mqtt';
+import WebSocket from 'ws';
 import { TEST_TOKEN } from '../helpers/flux-process.ts';
 import { HEARTBEAT_MS, connect, registerDevices, startCluster, until, type TestCluster, type TestNode } from './cluster.ts';
 
 const PRODUCT = 'meter';
-const DEVICES = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7'];
+const DEVICES = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8'];
 
 async function metric(node: TestNode, name: string): Promise<number> {
   const res = await node.api('GET', '/api/metrics');
@@ -209,6 +210,26 @@ describe('cluster: three nodes on one Redis', function () {
     assert.deepEqual(one.body, onB);
     const none = await cNode.api('GET', '/api/trace/0000000000000000');
     assert.equal(none.status, 404, 'a trace no node holds');
+  });
+
+  it('shows a device handled by node B on the live feed of node A', async () => {
+    const events: { type: string; device_id?: string; status?: string; values?: Record<string, unknown> }[] = [];
+    const ws = new WebSocket(`ws://127.0.0.1:${a.http}/api/ws?access_token=${TEST_TOKEN}&device=m8`);
+    ws.on('message', (data) => events.push(JSON.parse(String(data))));
+    try {
+      await until(() => events.some((e) => e.type === 'hello'), 'the feed on A says hello');
+      // B relays once it has read that A has a listener (runtime/cluster/feed-relay.ts)
+      await until(async () => (await b.api('GET', '/api/health')).body.components?.cluster_feed?.others_listen === true, 'B knows A listens');
+      const dev = await device(b, 'm8');
+      await until(() => events.some((e) => e.type === 'status' && e.status === 'online'), "m8's going online on A's feed");
+      await dev.publishAsync(`/${PRODUCT}/m8/properties/report`, JSON.stringify({ values: { t: 7.25 } }), { qos: 1 });
+      const t = await until(() => events.find((e) => e.type === 'telemetry'), "m8's telemetry on A's feed");
+      assert.equal(t.device_id, 'm8');
+      assert.deepEqual(t.values, { t: 7.25 });
+      assert.equal(events.filter((e) => e.type === 'telemetry').length, 1, 'once');
+    } finally {
+      ws.close();
+    }
   });
 
   it('marks the devices of a node killed with SIGKILL offline on the others within 2× the heartbeat, and drops the node from the list', async () => {
