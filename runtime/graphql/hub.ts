@@ -84,7 +84,7 @@ export interface HubOptions {
   sliceMs?: number;
   /** …unless the oldest waiting event has waited this long (ms, default 10): then it goes on until it catches up */
   maxWaitMs?: number;
-  /** events waiting at most; past it the publisher fans the oldest out itself (default 50,000) */
+  /** events waiting at most; past it the publisher fans the oldest out itself (default 10,000: about a second of the 10,000 deliveries/s of issue 16) */
   maxQueued?: number;
   /** how long an event waited in the queue before its fan-out began, ms (for a histogram) */
   onWaited?(ms: number): void;
@@ -174,7 +174,7 @@ export function shape(topic: Topic, ev: FeedEvent, f: SubscriptionFilter): unkno
 export function createHub(feed: Pick<Feed, 'listen'>, opts: HubOptions): Hub {
   const sliceMs = opts.sliceMs ?? 2;
   const maxWaitMs = opts.maxWaitMs ?? 10;
-  const maxQueued = opts.maxQueued ?? 50_000;
+  const maxQueued = opts.maxQueued ?? 10_000;
   const topics = new Map<Topic, Index>(TOPICS.map((t) => [t, { byDevice: new Map(), byProduct: new Map(), any: new Set() }]));
   const groups = new Map<string, Group>();
   const handles = new Set<Handle>();
