@@ -9,9 +9,8 @@
  *     share the machine's cores, so the CPU of each is reported (a row of its own): what the clients
  *     and generators take is not FLUX's, but FLUX waits for a core while they run.
  *  3. the fan-out's own CPU per delivery, in-process: live-feed events published to 1,000 graphql-ws
- *     subscribers (one group each, then all in one group), CPU time of the publish and of the hub's
- *     fan-out run at once with `hub.flush()` (the groups' execution, serialisation and every socket
- *     write happen inside it). Less sensitive to
+ *     subscribers (one group each, then all in one group), CPU time of the synchronous publish (the
+ *     groups' execution, serialisation and every socket write happen inside it). Less sensitive to
  *     a busy machine than the latencies above. And, paced at 10,000 deliveries/s, the latency from
  *     the feed's publish to the client (the pipeline's own latency left out; the clients share the
  *     process, so their work is in it).
@@ -120,8 +119,6 @@ interface Phase {
   loadCpu: number;
   /** FLUX's event-loop delay p99 over the phase (prom-client resets it at each scrape), ms */
   lagP99: number;
-  /** events' wait in the GraphQL hub's queue (published → fan-out begins), p99, ms */
-  waitP99: number;
   pipelineP99: number;
   delivered: number;
   clientP99: number;
@@ -156,7 +153,6 @@ async function subscribers(quick: boolean): Promise<BenchRow[]> {
         stored: (metric(m1, 'flux_storage_points_written_total') - metric(m0, 'flux_storage_points_written_total')) / r.seconds,
         cpu: ((c1.cpuSeconds - c0.cpuSeconds) / (r.seconds + 0.5)) * 100,
         pipelineP99: histogramQuantile(m0, m1, 'flux_pipeline_latency_seconds', 0.99) * 1000,
-        waitP99: histogramQuantile(m0, m1, 'flux_graphql_fanout_wait_seconds', 0.99) * 1000,
         delivered: (delivered() - d0) / r.seconds,
         clientP99: lat ? p(lat, 0.99) : NaN,
         clientP50: lat ? p(lat, 0.5) : NaN,
@@ -192,7 +188,7 @@ async function subscribers(quick: boolean): Promise<BenchRow[]> {
         unit: 'ms p99',
         target: '< 100 ms',
         met: during.clientP99 < 100 && during.delivered >= count * perDevice * 0.95,
-        note: `${Math.round(during.delivered)} deliveries/s, p50 ${during.clientP50.toFixed(1)} ms; latency from the uplink's receive time (the telemetry ts) to the client. Its parts' p99 (each on its own, they do not add up): receive→stored ${during.pipelineP99.toFixed(1)} ms, the hub's queue (published → fan-out) ${during.waitP99.toFixed(1)} ms; the rest is the socket and the clients' process`,
+        note: `${Math.round(during.delivered)} deliveries/s, p50 ${during.clientP50.toFixed(1)} ms; latency from the uplink's receive time (the telemetry ts) to the client. Of it, receive→stored (the pipeline; a result is published once its batch is stored) p99 ${during.pipelineP99.toFixed(1)} ms; the rest is the fan-out, the socket and the clients' process`,
       },
       {
         group: GROUP,
@@ -216,7 +212,7 @@ async function subscribers(quick: boolean): Promise<BenchRow[]> {
   }
 }
 
-/** CPU microseconds of `feed.publish` and the fan-out per delivery to 1,000 real graphql-ws subscribers, in-process. */
+/** CPU microseconds of `feed.publish` per delivery to 1,000 real graphql-ws subscribers, in-process. */
 async function fanoutCost(quick: boolean): Promise<BenchRow[]> {
   const count = 1000;
   const settings = loadSettings({ FLUX_DATA_DIR: tempDir('flux-bench-gqlfan-'), FLUX_HTTP_PORT: '0', FLUX_MQTT_PORT: '0', FLUX_HOST: '127.0.0.1', FLUX_ADMIN_TOKEN: TOKEN });
@@ -248,8 +244,6 @@ async function fanoutCost(quick: boolean): Promise<BenchRow[]> {
         const events = shared ? 1 : count;
         const c0 = process.cpuUsage();
         for (let i = 0; i < events; i++) flux.modules.feed.publish({ type: 'telemetry', device_id: shared ? 'dev_0' : `dev_${i}`, product_key: 'bench', ts: Date.now(), values: { t: 21.5, n: r }, msg_id: `m${r}_${i}` });
-        // the hub fans out in slices on later turns: here all at once, so the CPU below is the fan-out's alone
-        flux.modules.graphql.hub.flush();
         const c1 = process.cpuUsage(c0);
         cpu += c1.user + c1.system;
         for (let w = 0; w < 600 && received - before < count; w++) await sleep(20);
@@ -287,7 +281,7 @@ async function fanoutCost(quick: boolean): Promise<BenchRow[]> {
         name: `fan-out CPU per delivery, ${count} graphql-ws subscribers, ${shared ? 'one group (same document and device)' : 'one group each (a device each)'}`,
         value: cpu / deliveries,
         unit: 'µs CPU',
-        note: `${deliveries} deliveries in ${rounds} rounds, ${groups} groups; CPU of feed.publish and the hub's fan-out run at once (execution, serialisation, socket writes): ${(cpu / deliveries).toFixed(1)}% of a core at 10,000 deliveries/s`,
+        note: `${deliveries} deliveries in ${rounds} rounds, ${groups} groups; CPU of feed.publish (execution, serialisation, socket writes): ${(cpu / deliveries).toFixed(1)}% of a core at 10,000 deliveries/s`,
       });
       await Promise.all(clients.map((c) => c.dispose()));
       for (let i = 0; i < 100 && (await health()).subscriptions > 0; i++) await sleep(100);

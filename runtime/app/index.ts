@@ -21,7 +21,7 @@ import { modbusModule, type ModbusMaster } from '../modbus/index.ts';
 import { createFlowEngine } from '../flow-engine/index.ts';
 import { createTracer } from '../trace/index.ts';
 import { createFeed, type Feed } from '../feed/index.ts';
-import { createGraphql, type Graphql, type GraphqlOptions } from '../graphql/index.ts';
+import { createGraphql, type GraphqlOptions } from '../graphql/index.ts';
 import { createOtelExport } from '../otel/index.ts';
 import { createAlarmCenter, type AlarmCenter } from '../alarms/index.ts';
 import { createRuleEngine, type RuleEngine } from '../rules/index.ts';
@@ -64,7 +64,6 @@ export interface FluxModules {
   readonly ingress: Ingress;
   readonly modbus: ModbusMaster;
   readonly streams: StreamService;
-  readonly graphql: Graphql;
 }
 
 export interface Flux {
@@ -248,7 +247,7 @@ export function createFlux(opts: FluxOptions): Flux {
 
   return {
     ctx,
-    modules: { presence, storage: storage.storage, plugins, feed, alarms, rules, broker, ingress, modbus: modbus.master, streams: streams.service, graphql },
+    modules: { presence, storage: storage.storage, plugins, feed, alarms, rules, broker, ingress, modbus: modbus.master, streams: streams.service },
     api,
     app,
     server,

@@ -5,15 +5,6 @@
  * socket (behind the member's own `{"id":…}` prefix). Groups are indexed by the device, else the
  * product key, their filter names, so an event only visits the groups it can concern.
  *
- * The fan-out does not run inside the publisher's call: events wait in one FIFO queue (publish
- * order, so every subscription gets its results in order) and are fanned out in slices of a few
- * milliseconds, one slice per event-loop turn (`setImmediate`). A stored batch publishes hundreds
- * of events at once; fanned out inline they held the pipeline's thread for the whole batch, and
- * the uplinks that arrived meanwhile waited behind it. Sliced, the pipeline's I/O callbacks run
- * between slices. The queue is bounded (`maxQueued`): past it, the oldest event is fanned out inline
- * before the new one is queued, so a fan-out that cannot keep up costs the publisher CPU, as before,
- * never unbounded memory.
- *
  * The hub knows nothing of GraphQL: a group renders a payload through the function it was created
  * with (runtime/graphql/subscriptions.ts). Results do not depend on who subscribed (every role reads
  * every subscription alike); a per-user view of the data would have to join the group key.
@@ -74,20 +65,6 @@ export interface HubStats {
   dropped: number;
   /** events whose rendering failed (logged) */
   failed: number;
-  /** events waiting for the fan-out */
-  queued: number;
-}
-
-export interface HubOptions {
-  onRenderError(err: unknown, topic: Topic): void;
-  /** a slice of fan-out ends after this long (ms, default 2)… */
-  sliceMs?: number;
-  /** …unless the oldest waiting event has waited this long (ms, default 10): then it goes on until it catches up */
-  maxWaitMs?: number;
-  /** events waiting at most; past it the publisher fans the oldest out itself (default 10,000: about a second of the 10,000 deliveries/s of issue 16) */
-  maxQueued?: number;
-  /** how long an event waited in the queue before its fan-out began, ms (for a histogram) */
-  onWaited?(ms: number): void;
 }
 
 export interface Hub {
@@ -96,8 +73,6 @@ export interface Hub {
   stats(): HubStats;
   /** counts a result a slow socket missed */
   countDrop(): void;
-  /** Fans out every waiting event now, in this call (benchmarks measure the fan-out's CPU with it; tests wait with it). */
-  flush(): void;
   /** Ends every subscription (graphql-ws then sends each client `complete`). */
   close(): void;
 }
@@ -171,10 +146,7 @@ export function shape(topic: Topic, ev: FeedEvent, f: SubscriptionFilter): unkno
   }
 }
 
-export function createHub(feed: Pick<Feed, 'listen'>, opts: HubOptions): Hub {
-  const sliceMs = opts.sliceMs ?? 2;
-  const maxWaitMs = opts.maxWaitMs ?? 10;
-  const maxQueued = opts.maxQueued ?? 10_000;
+export function createHub(feed: Pick<Feed, 'listen'>, opts: { onRenderError(err: unknown, topic: Topic): void }): Hub {
   const topics = new Map<Topic, Index>(TOPICS.map((t) => [t, { byDevice: new Map(), byProduct: new Map(), any: new Set() }]));
   const groups = new Map<string, Group>();
   const handles = new Set<Handle>();
@@ -212,54 +184,14 @@ export function createHub(feed: Pick<Feed, 'listen'>, opts: HubOptions): Hub {
     }
   };
 
-  const fanOut = (ev: FeedEvent) => {
+  const onEvent = (ev: FeedEvent) => {
+    if (ev.type === 'stream') return;
     const topic = ev.type as Topic;
-    const idx = topics.get(topic)!;
+    const idx = topics.get(topic);
+    if (!idx) return;
     if (ev.device_id !== undefined) visit(topic, ev, idx.byDevice.get(ev.device_id));
     if (ev.product_key !== undefined) visit(topic, ev, idx.byProduct.get(ev.product_key));
     visit(topic, ev, idx.any);
-  };
-
-  // The queue: an array read from `head` (no shift per event), reset when it empties.
-  let queue: (FeedEvent | undefined)[] = [];
-  /** when each queued event was queued (performance.now()) */
-  let queuedAt: number[] = [];
-  let head = 0;
-  let scheduled: NodeJS.Immediate | undefined;
-  const next = () => {
-    const ev = queue[head]!;
-    opts.onWaited?.(performance.now() - queuedAt[head]!);
-    queue[head++] = undefined;
-    if (head === queue.length) {
-      queue = [];
-      queuedAt = [];
-      head = 0;
-    }
-    fanOut(ev);
-  };
-  const slice = () => {
-    scheduled = undefined;
-    const end = performance.now() + sliceMs;
-    // The clock is read every 8 events (an event costs microseconds, a clock read too). Past the
-    // slice's end, the slice still goes on while the oldest waiting event is older than maxWaitMs:
-    // the other work of a turn can take far longer than a slice (a loaded machine, a big batch),
-    // and a fixed share per turn would let the queue grow without end.
-    for (let n = 1; head < queue.length; n++) {
-      next();
-      if ((n & 7) === 0 && head < queue.length) {
-        const now = performance.now();
-        if (now >= end && now - queuedAt[head]! < maxWaitMs) break;
-      }
-    }
-    if (head < queue.length) scheduled = setImmediate(slice);
-  };
-
-  const onEvent = (ev: FeedEvent) => {
-    if (ev.type === 'stream' || !topics.has(ev.type as Topic)) return;
-    if (queue.length - head >= maxQueued) next();
-    queue.push(ev);
-    queuedAt.push(performance.now());
-    scheduled ??= setImmediate(slice);
   };
 
   /** the index set a group lives in: its device, else its product, else every event of its topic */
@@ -311,20 +243,10 @@ export function createHub(feed: Pick<Feed, 'listen'>, opts: HubOptions): Hub {
       unlisten ??= feed.listen(onEvent);
       return handle;
     },
-    stats: () => ({ subscriptions: handles.size, groups: groups.size, ...stats, queued: queue.length - head }),
+    stats: () => ({ subscriptions: handles.size, groups: groups.size, ...stats }),
     countDrop: () => void stats.dropped++,
-    flush() {
-      while (head < queue.length) next();
-      if (scheduled) clearImmediate(scheduled);
-      scheduled = undefined;
-    },
     close() {
       for (const h of [...handles]) void h.return();
-      if (scheduled) clearImmediate(scheduled);
-      scheduled = undefined;
-      queue = [];
-      queuedAt = [];
-      head = 0;
     },
   };
 }

@@ -14,7 +14,7 @@ import type { Feed } from '../feed/index.ts';
 import type { Downlink } from '../ingress/index.ts';
 import { errorHandler } from '../api/index.ts';
 import { FluxError, isFluxError, unauthorized } from '../errors/index.ts';
-import { counter, gauge, histogram } from '../metrics/index.ts';
+import { counter, gauge } from '../metrics/index.ts';
 import { typeDefs } from './schema.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
 import { queryResolvers, type QueryDeps } from './query.ts';
@@ -139,9 +139,7 @@ function maskError(error: unknown, message: string): Error {
 
 export function createGraphql(ctx: FluxContext, deps: GraphqlDeps, opts: GraphqlOptions = {}): Graphql {
   const log = ctx.log.child({ module: 'graphql' });
-  // publish → fan-out begins: the part of a subscriber's latency that waits in FLUX after the event is published (bench/graphql.bench.ts)
-  const waited = histogram(ctx.metrics, 'flux_graphql_fanout_wait_seconds', 'GraphQL subscription events: published → fan-out begins', [], [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]);
-  const hub = createHub(deps.feed, { onRenderError: (err, topic) => log.error({ err, topic }, 'graphql: executing a subscription result failed'), onWaited: (ms) => waited.observe(ms / 1000) });
+  const hub = createHub(deps.feed, { onRenderError: (err, topic) => log.error({ err, topic }, 'graphql: executing a subscription result failed') });
   const schema = buildSchema(ctx, deps, hub);
   const subscribers = gauge(ctx.metrics, 'flux_graphql_subscriptions', 'GraphQL subscriptions open');
   const groupsGauge = gauge(ctx.metrics, 'flux_graphql_subscription_groups', 'GraphQL subscription groups (one execution per event each)');
@@ -224,7 +222,7 @@ export function createGraphql(ctx: FluxContext, deps: GraphqlDeps, opts: Graphql
     },
     health(): ComponentHealth {
       const s = hub.stats();
-      return { ok: true, subscriptions: s.subscriptions, groups: s.groups, connections: ws.connections(), delivered: s.delivered, dropped: s.dropped, failed: s.failed, queued: s.queued };
+      return { ok: true, subscriptions: s.subscriptions, groups: s.groups, connections: ws.connections(), delivered: s.delivered, dropped: s.dropped, failed: s.failed };
     },
   };
 }

@@ -171,90 +171,21 @@ describe('GraphQL subscription hub (one execution per event per group)', () => {
       hub.subscribe({ topic: 'telemetry', filter: { device_id: 'd2', product_key: 'q' }, key: 'C', render: render('C'), member: member('4') }),
       hub.subscribe({ topic: 'status', filter: {}, key: 'D', render: render('D'), member: member('5') }),
     ];
-    assert.deepEqual({ ...hub.stats(), delivered: 0 }, { subscriptions: 5, groups: 4, delivered: 0, dropped: 0, failed: 0, queued: 0 });
+    assert.deepEqual({ ...hub.stats(), delivered: 0 }, { subscriptions: 5, groups: 4, delivered: 0, dropped: 0, failed: 0 });
     listener!({ type: 'telemetry', device_id: 'd1', product_key: 'p', ts: 1, values: { t: 1 } });
-    hub.flush();
     assert.deepEqual(renders, ['A', 'B'], 'group A once for its two members, B by product');
     assert.equal(frames.length, 3);
     assert.equal(frames[0], '{"id":"1","type":"next","payload":{"data":{"p":{"device_id":"d1","product_key":"p","ts":1,"values":{"t":1},"msg_id":null}}}}');
     assert.equal(frames[1]!.slice(frames[1]!.indexOf('"payload"')), frames[0]!.slice(frames[0]!.indexOf('"payload"')), 'the same JSON for both members');
     renders.length = 0;
     listener!({ type: 'telemetry', device_id: 'd2', product_key: 'p', ts: 2, values: {} });
-    hub.flush();
     assert.deepEqual(renders, ['B'], "C wants product q: filtered before it renders; A is another device's");
     renders.length = 0;
     listener!({ type: 'telemetry', device_id: 'd7', product_key: 'z', ts: 3, values: {} });
-    hub.flush();
     assert.deepEqual(renders, [], 'no group of d7 or z');
     for (const h of handles) void h.return!();
     assert.equal(hub.stats().groups, 0);
     assert.equal(listener, undefined, 'no feed listener without subscriptions');
-  });
-  describe('fan-out after the publisher returns', () => {
-    const setup = (opts: { sliceMs?: number; maxWaitMs?: number; maxQueued?: number; onWaited?: (ms: number) => void }) => {
-      let listener: ((ev: FeedEvent) => void) | undefined;
-      const hub = createHub({ listen: (l) => ((listener = l), () => (listener = undefined)) }, { onRenderError: (err) => assert.fail(String(err)), ...opts });
-      const frames: string[] = [];
-      const member: Member = { outlet: { deliver: (_prefix: string, json: string) => (frames.push(json), true) } as never, prefix: '' };
-      hub.subscribe({ topic: 'telemetry', filter: { device_id: 'd1' }, key: 'A', render: () => (payload) => String((payload as { ts: number }).ts), member });
-      const publish = (ts: number) => listener!({ type: 'telemetry', device_id: 'd1', ts, values: {} });
-      return { hub, frames, publish };
-    };
-    const turn = () => new Promise((resolve) => setImmediate(resolve));
-
-    it('queues what the publisher publishes and fans it out on later turns, in publish order', async () => {
-      const waits: number[] = [];
-      const { hub, frames, publish } = setup({ onWaited: (ms) => waits.push(ms) });
-      for (let ts = 1; ts <= 100; ts++) publish(ts);
-      assert.deepEqual(frames, [], 'nothing is rendered or written inside the publisher');
-      assert.equal(hub.stats().queued, 100);
-      for (let i = 0; i < 10_000 && hub.stats().queued > 0; i++) await turn();
-      assert.deepEqual(frames, Array.from({ length: 100 }, (_, i) => String(i + 1)));
-      assert.equal(hub.stats().delivered, 100);
-      assert.equal(hub.stats().queued, 0);
-      assert.equal(waits.length, 100, 'each event reports its wait in the queue');
-      assert.ok(waits.every((ms) => ms >= 0));
-    });
-
-    it('runs one slice per event-loop turn, so other callbacks run between slices', async () => {
-      // sliceMs 0: a slice ends at its first clock check, after 8 events (maxWaitMs: however slow the machine, no event is late)
-      const { hub, frames, publish } = setup({ sliceMs: 0, maxWaitMs: 600_000 });
-      for (let ts = 1; ts <= 20; ts++) publish(ts);
-      await turn();
-      assert.equal(frames.length, 8, 'one slice ran before this callback');
-      await turn();
-      assert.equal(frames.length, 16);
-      await turn();
-      assert.deepEqual(frames, Array.from({ length: 20 }, (_, i) => String(i + 1)));
-      assert.equal(hub.stats().queued, 0);
-    });
-
-    it('goes on past the slice while the oldest waiting event is older than maxWaitMs (it catches up)', async () => {
-      const { hub, frames, publish } = setup({ sliceMs: 0, maxWaitMs: 0 });
-      for (let ts = 1; ts <= 20; ts++) publish(ts);
-      await turn();
-      assert.equal(frames.length, 20, 'one turn fanned out everything');
-      assert.equal(hub.stats().queued, 0);
-    });
-
-    it('keeps at most maxQueued events waiting: past it the publisher fans out the oldest itself, order kept', async () => {
-      const { hub, frames, publish } = setup({ maxQueued: 3 });
-      for (let ts = 1; ts <= 5; ts++) publish(ts);
-      assert.deepEqual(frames, ['1', '2'], 'the two oldest went out inline');
-      assert.equal(hub.stats().queued, 3);
-      hub.flush();
-      assert.deepEqual(frames, ['1', '2', '3', '4', '5']);
-    });
-
-    it('forgets what is waiting when it closes', async () => {
-      const { hub, frames, publish } = setup({});
-      publish(1);
-      hub.close();
-      await turn();
-      await turn();
-      assert.deepEqual(frames, []);
-      assert.equal(hub.stats().queued, 0);
-    });
   });
 });
 
