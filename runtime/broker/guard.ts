@@ -158,22 +158,8 @@ function coalescingWrite(this: Duplex, chunk: unknown, encoding?: unknown, cb?: 
   return proto.write.call(this, chunk, encoding, cb);
 }
 
-function uncorkOnce(conn: Duplex): void {
-  if (conn.writableCorked > 0) conn.uncork();
-}
-
-/**
- * Writes `chunk` without waiting for the next turn: the writes of the code running now leave
- * together when it is done (a cork released on `process.nextTick`), or behind what this turn already
- * corked. A group commit of the uplink log acknowledges many uplinks in one loop, several of them of
- * one connection: one `writev` per connection instead of one write per PUBACK (~8% of a cluster
- * node's CPU per uplink, docs/cluster.md).
- */
+/** Writes `chunk` without starting a coalescing cork: at once, or behind what this turn already corked. */
 export function writeNow(conn: Duplex, chunk: Buffer): boolean {
-  if (conn.writableCorked === 0 && !conn.destroyed) {
-    conn.cork();
-    process.nextTick(uncorkOnce, conn);
-  }
   if (conn.write !== coalescingWrite) return conn.write(chunk);
   const proto = Object.getPrototypeOf(conn) as { write: (chunk: Buffer) => boolean };
   return proto.write.call(conn, chunk);

@@ -5,8 +5,7 @@
  * 1. **No packet-id cache.** mqtt-packet builds a cache of 65,536 two-byte Buffers for packet ids on
  *    its first write: ~6.8 MB of heap held for good and walked by every major GC. With
  *    `cacheNumbers = false` a packet id allocates its 2 bytes instead.
- * 2. **A PUBACK as one 4-byte buffer**, written by `writeNow` (with the other PUBACKs of the same
- *    synchronous run on that connection: one `writev`). mqtt-packet writes it in three pieces under a cork released on
+ * 2. **A PUBACK in one 4-byte write.** mqtt-packet writes it in three pieces under a cork released on
  *    the next tick, and the broker's coalescing cork (runtime/broker/guard.ts) holds it to the next
  *    turn: per QoS 1 uplink that was a writev of three buffers plus two deferred callbacks (27% of the
  *    broker thread at 12k msg/s). Other packets, and MQTT 5 acks with a reason code or properties, go
