@@ -16,7 +16,7 @@ import { createDeviceBus } from '../bus/index.ts';
 import { createMetrics } from '../metrics/index.ts';
 import { createApi, type Api } from '../api/index.ts';
 import { createBroker, type Broker } from '../broker/index.ts';
-import { createIngress, createPresence, type Ingress, type Presence } from '../ingress/index.ts';
+import { createIngress, createPresence, createRevoker, type Ingress, type Presence } from '../ingress/index.ts';
 import { modbusModule, type ModbusMaster } from '../modbus/index.ts';
 import { createFlowEngine } from '../flow-engine/index.ts';
 import { createTracer } from '../trace/index.ts';
@@ -103,7 +103,16 @@ export function createFlux(opts: FluxOptions): Flux {
   // Cluster mode (FLUX_REDIS_URL): presence, the broker's state, commands and configuration changes are shared (runtime/cluster).
   const cluster = createCluster({ settings, log, metrics, version: VERSION });
   const changes = cluster.changes;
-  const registry = createRegistry({ db: settings.db, log: log.child({ module: 'registry' }), onChange: changes && ((c) => changes.publish(c.kind === 'device' ? { k: 'device', id: c.id } : { k: 'product', id: c.id })) });
+  // A device write also closes the device's connections here when it revoked their access (`revoker`
+  // below); in a cluster the notice makes every other node do the same.
+  const registry = createRegistry({
+    db: settings.db,
+    log: log.child({ module: 'registry' }),
+    onChange: (c) => {
+      changes?.publish(c.kind === 'device' ? { k: 'device', id: c.id } : { k: 'product', id: c.id });
+      if (c.kind === 'device' && c.id) revokeIfNeeded(c.id);
+    },
+  });
   const bus = createDeviceBus(log.child({ module: 'bus' }));
   // FLUX_NATS_URL set: cluster mode's shared log on NATS JetStream (runtime/cluster-log); else the log in the data dir
   const uplinkLog = settings.clusterLog
@@ -137,7 +146,7 @@ export function createFlux(opts: FluxOptions): Flux {
   const loginLimiter = createLoginLimiter();
   const storage = createStorageModule(ctx);
   const plugins = createPluginHost(ctx, { onChange: changes && ((id) => changes.publish({ k: 'plugin', id })) });
-  const feed = createFeed(ctx, server, { users });
+  const feed = createFeed(ctx, server, { users, relay: cluster.feedRelay });
   const alarms = createAlarmCenter({ store: registry.alarms, log, metrics, feed, onEvent: changes && ((ev) => changes.publishAlarm(ev)) });
   const broker = createBroker(ctx, presence, { httpServer: server, shared: cluster.brokerState });
   const modbus = modbusModule({
@@ -150,13 +159,17 @@ export function createFlux(opts: FluxOptions): Flux {
     endpointLeases: cluster.modbusLeases,
   });
   const ingress = createIngress(ctx, { presence, plugins, broker, fieldbus: modbus.master, remote: cluster.commands });
+  const revoker = createRevoker({ devices: registry.devices, holders: () => [broker, ingress.tcp], log: log.child({ module: 'revocation' }), metrics });
+  function revokeIfNeeded(deviceId: string): void {
+    revoker.check(deviceId).catch((err: Error) => log.warn({ deviceId, err: err.message }, 'could not check the connections of a changed device'));
+  }
   const downlink = ingress.downlink;
   const rules = createRuleEngine(ctx, registry.rules, { alarms, downlink }, { onChange: changes && ((id) => changes.publish({ k: 'rule', id })), clusterStats: cluster.ruleStats });
   const pluginCompare = createPluginCompare({ host: plugins, log: uplinkLog.log, registry, metrics, logger: log.child({ module: 'plugin-compare' }) });
   // `health` is defined below; the API calls it only once the process runs.
   const api = createApi(
     ctx,
-    { plugins, rules, alarms, storage: storage.storage, downlink, uplinkLog: uplinkLog.log, modbus: modbus.master, users, loginLimiter, pluginCompare },
+    { plugins, rules, alarms, storage: storage.storage, downlink, uplinkLog: uplinkLog.log, modbus: modbus.master, users, loginLimiter, pluginCompare, traces: cluster.traces?.lookup(ctx.trace) },
     { health: () => health(), version: VERSION },
   );
   const streams = createStreamModule(
@@ -177,13 +190,14 @@ export function createFlux(opts: FluxOptions): Flux {
   const flows =
     opts.flows === false
       ? undefined
-      : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master, pluginCompare }, { loginLimiter, users, routes: api.routes, version: VERSION, shared: changes && { store: registry.sharedFlows, changed: () => changes.publish({ k: 'flows' }) } });
+      : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master, pluginCompare }, { loginLimiter, users, routes: api.routes, version: VERSION, shared: changes && { store: registry.sharedFlows, changed: () => changes.publish({ k: 'flows' }), credentialSecret: settings.credentialSecret! }, sharedContext: cluster.contextStore });
   const clusterModule = cluster.module({
     presence,
     downlink,
     bus: ctx.bus,
     stats: () => ({ http_port: (server.address() as AddressInfo | null)?.port ?? 0, mqtt_port: broker.port(), mqtt_connections: broker.connections(), devices_online: presence.onlineCount() }),
     health: () => health(),
+    trace: ctx.trace,
   });
   clusterRoutes(api.routes, clusterModule);
   // Export and import of the whole project (runtime/project); routes are added before the API mounts.
@@ -202,8 +216,9 @@ export function createFlux(opts: FluxOptions): Flux {
   // changes reach Redis before the node leaves.
   const core: FluxModule[] = [uplinkLog, registryModule, clusterModule, users, storage, plugins, pluginCompare, feed, graphql, alarms, rules, streams];
   // changes made on other nodes are applied once what they reload has started
-  if (changes) core.push(changes.module({ rules, plugins, registry, flows, alarms }));
+  if (changes) core.push(changes.module({ rules, plugins, registry, flows, alarms, revoker }));
   if (cluster.ruleStats) core.push(cluster.ruleStats.module(() => rules.localStats()));
+  if (cluster.feedRelay) core.push(cluster.feedRelay.module(feed));
   const otel = createOtelExport(ctx);
   if (otel.enabled) core.push(otel);
   // The Modbus master polls last: its values go to flows that are already running.

@@ -11,7 +11,6 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
-import { timingSafeEqual } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AedesOptions, type Client, type PublishPacket, type Subscription } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
@@ -19,20 +18,21 @@ import { ConfigError } from '../errors/index.ts';
 import { listen } from '../listen/index.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import type { DeviceIdentity } from '../registry/index.ts';
-import type { Presence } from '../ingress/index.ts';
+import type { ConnectionHolder, Presence } from '../ingress/index.ts';
 import { counter, gauge } from '../metrics/index.ts';
-import { brokerAssignedClientId, patchAedesConnection, patchMqttPacketWrites, trimAfterConnect } from '../patches/index.ts';
+import { patchAedesConnection, patchMqttPacketWrites, trimAfterConnect } from '../patches/index.ts';
 import { coalesceWrites, guardConnection, writeNow } from './guard.ts';
 import { uplinkHooks } from './uplinks.ts';
 import { startAedes, type SharedBrokerState } from './shared-state.ts';
 import { commandTopic, filterMatches, mayPublish, maySubscribe } from './topics.ts';
-import { MAX_CLIENT_ID_LENGTH, clientIdTooLong, deviceNamedBy, deviceSessionRefusal, identifierRejected } from './sessions.ts';
+import { MAX_CLIENT_ID_LENGTH, deviceNamedBy } from './sessions.ts';
+import { heldConnection } from './revoke.ts';
+import { ConnState, connectAuthenticator, kConn, stateOf, type BrokerConn } from './authenticate.ts';
 
 export { commandTopic, devicePrefix, filterMatches, mayPublish, maySubscribe, uplinkKind } from './topics.ts';
 export { guardConnection, coalesceWrites } from './guard.ts';
 export { MAX_CLIENT_ID_LENGTH, deviceSessionRefusal } from './sessions.ts';
 export type { SharedBrokerState } from './shared-state.ts';
-
 
 export interface BrokerOptions {
   /** the HTTP server to serve MQTT over WebSocket on (path `wsPath`) */
@@ -58,7 +58,8 @@ export interface BrokerOptions {
 
 export type CommandDelivery = { status: 'delivered' | 'queued'; topic: string; transport: 'mqtt' } | { status: 'offline'; topic: string; transport: 'mqtt'; reason: string };
 
-export interface Broker extends FluxModule {
+/** `heldBy`: the device's live connections, for closing them when its access is revoked (runtime/ingress/revocation.ts) */
+export interface Broker extends FluxModule, ConnectionHolder {
   readonly aedes: Aedes;
   /** the port actually listened on (FLUX_MQTT_PORT=0 picks one) */
   port(): number;
@@ -76,35 +77,8 @@ export interface Broker extends FluxModule {
   isConnected(deviceId: string): boolean;
 }
 
-/**
- * What the broker keeps about one connection, on the connection itself: one small object and one
- * shared 'close' handler instead of WeakMap entries, closures and `once` wrappers per connection
- * (per-connection memory is measured: docs/broker.md "Measurements").
- */
-class ConnState {
-  /** the authenticated device, 'platform' for a platform client, undefined before CONNECT */
-  identity: DeviceIdentity | 'platform' | undefined = undefined;
-  /** the aedes client, once the device's session is up (for liveByDevice) */
-  client: Client | undefined = undefined;
-  /** presence release, once the device's session is up */
-  release: ((reason: string) => void) | undefined = undefined;
-  closeReason: string | undefined = undefined;
-}
-const kConn = Symbol('flux.brokerConn');
-type BrokerConn = Duplex & { [kConn]?: ConnState };
-const stateOf = (client: Client): ConnState | undefined => (client.conn as BrokerConn | undefined)?.[kConn];
-
 // One per process: the exports object it patches is shared by every broker (runtime/patches).
 const fastAcks = patchMqttPacketWrites(writeNow);
-
-const notAuthorized = () => Object.assign(new Error('not authorized'), { returnCode: 5 as const });
-const unavailable = (why: string) => Object.assign(new Error(why), { returnCode: 3 as const });
-
-function tokenMatches(given: Buffer | undefined, token: string): boolean {
-  if (!given) return false;
-  const want = Buffer.from(token, 'utf8');
-  return given.length === want.length && timingSafeEqual(given, want);
-}
 
 function readPem(variable: string, file: string): Buffer {
   try {
@@ -113,7 +87,6 @@ function readPem(variable: string, file: string): Buffer {
     throw new ConfigError(variable, `${variable}=${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
 }
-
 
 /** The broker needs the presence tracker it shares with the other device transports. */
 export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerOptions = {}): Broker {
@@ -230,73 +203,7 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
         // matter on metered links); each connection's map holds at most 16 topics.
         topicAliasMaximum: 16,
         pendingSessionsLimit: maxConnections,
-        authenticate(client, username, password, done) {
-          if (opts.shared && !opts.shared.available()) {
-            metrics.refused.inc({ reason: 'cluster_unavailable' });
-            log.warn({ clientId: client.id }, 'MQTT connect refused: the shared broker state (Redis) is unreachable');
-            return done(unavailable('shared broker state unreachable'), false);
-          }
-          if (conns.size > maxConnections) {
-            metrics.refused.inc({ reason: 'connection_limit' });
-            log.warn({ clientId: client.id, open: conns.size, maxConnections }, 'MQTT connect refused: connection limit reached');
-            return done(unavailable('connection limit reached'), false);
-          }
-          const tooLong = clientIdTooLong(client.id);
-          if (tooLong) {
-            metrics.refused.inc({ reason: 'client_id' });
-            log.warn({ clientId: client.id.slice(0, 80), username, reason: tooLong }, 'MQTT connect refused');
-            return done(identifierRejected(tooLong), false);
-          }
-          if (!username) {
-            metrics.refused.inc({ reason: 'not_authorized' });
-            log.warn({ clientId: client.id, reason: 'no username' }, 'MQTT connect refused');
-            return done(notAuthorized(), false);
-          }
-          ctx.registry.devices.authenticate(username, password?.toString('utf8') ?? '').then(
-            (identity) => {
-              if (identity && identity.device.enabled) {
-                // a session belongs to one device (sessions.ts): checked after the secret, so a
-                // wrong client id does not tell a stranger whether the device exists
-                const refusal = deviceSessionRefusal(identity.device.id, client.id, brokerAssignedClientId(client));
-                if (refusal) {
-                  metrics.refused.inc({ reason: 'client_id' });
-                  log.warn({ clientId: client.id, username, reason: refusal }, 'MQTT connect refused');
-                  return done(identifierRejected(refusal), false);
-                }
-                const st = stateOf(client);
-                if (st) st.identity = identity;
-                return done(null, true);
-              }
-              if (!identity && tokenMatches(password, ctx.adminToken)) {
-                // a device id with the admin token is still a device: it must use its own secret
-                return ctx.registry.devices.identity(username).then(async (asDevice) => {
-                  if (asDevice) {
-                    metrics.refused.inc({ reason: 'not_authorized' });
-                    log.warn({ clientId: client.id, username, reason: 'device id with a non-device password' }, 'MQTT connect refused');
-                    return done(notAuthorized(), false);
-                  }
-                  // a platform client must not take over (or disconnect) a device's session
-                  const named = deviceNamedBy(client.id);
-                  if (named && (await ctx.registry.devices.identity(named))) {
-                    metrics.refused.inc({ reason: 'client_id' });
-                    const why = `client id '${client.id}' belongs to device ${named}`;
-                    log.warn({ clientId: client.id, username, reason: why }, 'MQTT connect refused');
-                    return done(identifierRejected(why), false);
-                  }
-                  const st = stateOf(client);
-                  if (st) st.identity = 'platform';
-                  done(null, true);
-                });
-              }
-              metrics.refused.inc({ reason: 'not_authorized' });
-              log.warn({ clientId: client.id, username, reason: identity ? 'device disabled' : 'unknown device or wrong secret' }, 'MQTT connect refused');
-              done(notAuthorized(), false);
-            },
-          ).catch((err) => {
-            log.error({ err, username }, 'MQTT authentication failed');
-            done(unavailable('server unavailable'), false);
-          });
-        },
+        authenticate: connectAuthenticator({ registry: ctx.registry, adminToken: ctx.adminToken, log, refused: metrics.refused, shared: opts.shared, open: () => conns.size, maxConnections }),
         authorizePublish(client, packet, done) {
           if (packet.topic.startsWith('$SYS')) return done(new Error('$SYS topics are reserved'));
           const identity = client ? deviceOf(client) : undefined;
@@ -402,6 +309,7 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
       return { ok: Boolean(server?.listening), port: listeningPort, tls_port: listeningTlsPort || undefined, connections: conns.size, clients: aedes?.connectedClients ?? 0, online_devices: presence.onlineCount() };
     },
     isConnected: (deviceId) => liveByDevice.has(deviceId),
+    heldBy: (deviceId) => liveClients(deviceId).map((client) => heldConnection(client, stateOf(client), log)),
     async sendCommand(identity, payload, childId) {
       const a = self.aedes;
       const topic = childId === undefined ? commandTopic(identity.product.key, identity.device.id) : `${commandTopic(identity.product.key, identity.device.id)}/${childId}`;

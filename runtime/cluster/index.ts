@@ -11,6 +11,7 @@
  *   the others (changes.ts);
  * - `ruleStats` → rules: every node's rule counters in Redis, summed where a rule is shown (rule-stats.ts);
  * - `modbusLeases` → Modbus master: one node polls each Modbus endpoint (modbus-leases.ts);
+ * - `contextStore` → flow engine: Node-RED's default context store, on Redis (context-store.ts);
  * - `module(deps)` → the start order: registration, heartbeats, taking back dead nodes' devices (node.ts);
  * - `clusterRoutes` → the API: `GET /api/cluster` (routes.ts).
  */
@@ -25,7 +26,10 @@ import type { RemoteCommands, SharedPresence } from '../ingress/index.ts';
 import { createSharedBrokerState } from './broker-state.ts';
 import { createClusterCommands } from './commands.ts';
 import { createClusterPresence } from './shared-presence.ts';
+import { createClusterTraces, type ClusterTraces } from './traces.ts';
+import { createFeedRelay, type ClusterFeedRelay } from './feed-relay.ts';
 import { createClusterChanges, type ClusterChanges } from './changes.ts';
+import { redisContextModule, type NodeRedContextStore } from './context-store.ts';
 import { createClusterRuleStats, type ClusterRuleStatsPart } from './rule-stats.ts';
 import { createModbusLeases, type ModbusLeases } from './modbus-leases.ts';
 import { createClusterNode, createReporter, type ClusterNodeDeps, type NodeReport } from './node.ts';
@@ -33,6 +37,7 @@ import { createClusterNode, createReporter, type ClusterNodeDeps, type NodeRepor
 export { clusterRoutes } from './routes.ts';
 export type { ClusterNodeDeps, NodeReport, NodeStats } from './node.ts';
 export type { ClusterChanges, ChangeNotice, ChangeTargets } from './changes.ts';
+export { CONTEXT_LIMITS, type NodeRedContextStore, type ContextLimits } from './context-store.ts';
 
 export interface NodeView extends NodeReport {
   /** up: heartbeating; down: silent past the heartbeat period, its devices being taken back */
@@ -60,11 +65,17 @@ export interface Cluster {
   readonly brokerState?: SharedBrokerState;
   readonly presence?: SharedPresence;
   readonly commands?: RemoteCommands;
+  /** message traces of every node (a trace lives on the node that handled the uplink) */
+  readonly traces?: ClusterTraces;
+  /** the live feed's events to and from the other nodes */
+  readonly feedRelay?: ClusterFeedRelay;
   /** configuration changes told to and applied from the other nodes */
   readonly changes?: ClusterChanges;
   /** rule counters of every node */
   readonly ruleStats?: ClusterRuleStatsPart;
   readonly modbusLeases?: ModbusLeases;
+  /** Node-RED's default context store: the flows' context in Redis, shared by every node (context-store.ts) */
+  readonly contextStore?: () => NodeRedContextStore;
   /** the lifecycle module; start it before the broker, so it stops after it */
   module(deps: ClusterNodeDeps): ClusterModule;
 }
@@ -112,17 +123,21 @@ export function createCluster(opts: ClusterOptions): Cluster {
   // commands and presence use the node's connection and scripts, which exist once it has started
   const scripts = () => node.scripts();
   const commands = createClusterCommands({ nodeId, prefix: target.prefix, cmd: () => node.connection(), scripts, log: log.child({ module: 'cluster' }) });
+  const traces = createClusterTraces({ nodeId, prefix: target.prefix, cmd: () => node.connection(), scripts, log: log.child({ module: 'cluster' }) });
   const presence = createClusterPresence(nodeId, scripts);
-  const node = createClusterNode({ target, nodeId, heartbeatMs, version: opts.version, log, commands, shared: presence });
+  const node = createClusterNode({ target, nodeId, heartbeatMs, version: opts.version, log, commands, traces, shared: presence });
   return {
     enabled: true,
     nodeId,
     brokerState: createSharedBrokerState({ target, nodeId, heartbeatMs, log, metrics: opts.metrics }),
     presence,
     commands,
+    traces,
+    feedRelay: createFeedRelay({ target, nodeId, log: log.child({ module: 'cluster' }) }),
     changes: createClusterChanges({ target, nodeId, log }),
     ruleStats: createClusterRuleStats({ target, nodeId, log }),
     modbusLeases: createModbusLeases(nodeId, () => node.connection()),
+    contextStore: redisContextModule({ target, log }),
     module(deps) {
       const n = node;
       return {

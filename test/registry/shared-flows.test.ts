@@ -41,5 +41,13 @@ for (const d of dialects) {
       await registry.sharedFlows.write(big, 'rev-big');
       assert.deepEqual(await registry.sharedFlows.read(), { json: big, rev: 'rev-big' });
     });
+
+    it('holds the encrypted credentials beside the flows (migration 013), none until stored', async function () {
+      assert.equal(await registry.sharedFlows.readCredentials(), null);
+      const creds = JSON.stringify({ $: 'a1b2'.repeat(40_000) });
+      await registry.sharedFlows.writeCredentials(creds);
+      assert.equal(await registry.sharedFlows.readCredentials(), creds);
+      assert.equal((await registry.sharedFlows.read())?.rev, 'rev-big');
+    });
   });
 }
