@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import type { DbUrl } from '../../settings.ts';
-import type { AlarmRow, Registry } from '../../runtime/registry/index.ts';
+import type { Alarm, AlarmLevel, Registry } from '../../runtime/registry/index.ts';
 import { rawSql } from '../helpers/databases.ts';
 import { DIALECTS, near, openRegistry, refusal, sortedBy } from './dialects.ts';
 
@@ -17,7 +17,7 @@ for (const d of DIALECTS) {
     this.timeout(60_000);
     let db: { db: DbUrl; drop(): Promise<void> };
     let registry: Registry;
-    let first: AlarmRow;
+    let first: Alarm;
 
     before(async function () {
       db = await d.setup();
@@ -29,7 +29,7 @@ for (const d of DIALECTS) {
       await db?.drop();
     });
 
-    const raise = (r: Registry, ruleId: string | null, deviceId: string | null, level = 'warning', message = 'hot', at = new Date()) =>
+    const raise = (r: Registry, ruleId: string | null, deviceId: string | null, level: AlarmLevel = 'warning', message = 'hot', at = new Date()) =>
       r.alarms.raise({ rule_id: ruleId, device_id: deviceId, level, message, at });
 
     it('opens an active alarm with count 1', async function () {
