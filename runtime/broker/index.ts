@@ -11,7 +11,6 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
-import { timingSafeEqual } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AedesOptions, type Client, type PublishPacket, type Subscription } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
@@ -21,18 +20,18 @@ import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts
 import type { DeviceIdentity } from '../registry/index.ts';
 import type { Presence } from '../ingress/index.ts';
 import { counter, gauge } from '../metrics/index.ts';
-import { brokerAssignedClientId, patchAedesConnection, patchMqttPacketWrites, trimAfterConnect } from '../patches/index.ts';
+import { patchAedesConnection, patchMqttPacketWrites, trimAfterConnect } from '../patches/index.ts';
 import { coalesceWrites, guardConnection, writeNow } from './guard.ts';
 import { uplinkHooks } from './uplinks.ts';
 import { startAedes, type SharedBrokerState } from './shared-state.ts';
 import { commandTopic, filterMatches, mayPublish, maySubscribe } from './topics.ts';
-import { MAX_CLIENT_ID_LENGTH, clientIdTooLong, deviceNamedBy, deviceSessionRefusal, identifierRejected } from './sessions.ts';
+import { MAX_CLIENT_ID_LENGTH, deviceNamedBy } from './sessions.ts';
+import { authenticator } from './authenticate.ts';
 
 export { commandTopic, devicePrefix, filterMatches, mayPublish, maySubscribe, uplinkKind } from './topics.ts';
 export { guardConnection, coalesceWrites } from './guard.ts';
 export { MAX_CLIENT_ID_LENGTH, deviceSessionRefusal } from './sessions.ts';
 export type { SharedBrokerState } from './shared-state.ts';
-
 
 export interface BrokerOptions {
   /** the HTTP server to serve MQTT over WebSocket on (path `wsPath`) */
@@ -97,15 +96,6 @@ const stateOf = (client: Client): ConnState | undefined => (client.conn as Broke
 // One per process: the exports object it patches is shared by every broker (runtime/patches).
 const fastAcks = patchMqttPacketWrites(writeNow);
 
-const notAuthorized = () => Object.assign(new Error('not authorized'), { returnCode: 5 as const });
-const unavailable = (why: string) => Object.assign(new Error(why), { returnCode: 3 as const });
-
-function tokenMatches(given: Buffer | undefined, token: string): boolean {
-  if (!given) return false;
-  const want = Buffer.from(token, 'utf8');
-  return given.length === want.length && timingSafeEqual(given, want);
-}
-
 function readPem(variable: string, file: string): Buffer {
   try {
     return fs.readFileSync(file);
@@ -113,7 +103,6 @@ function readPem(variable: string, file: string): Buffer {
     throw new ConfigError(variable, `${variable}=${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
 }
-
 
 /** The broker needs the presence tracker it shares with the other device transports. */
 export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerOptions = {}): Broker {
@@ -230,73 +219,19 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
         // matter on metered links); each connection's map holds at most 16 topics.
         topicAliasMaximum: 16,
         pendingSessionsLimit: maxConnections,
-        authenticate(client, username, password, done) {
-          if (opts.shared && !opts.shared.available()) {
-            metrics.refused.inc({ reason: 'cluster_unavailable' });
-            log.warn({ clientId: client.id }, 'MQTT connect refused: the shared broker state (Redis) is unreachable');
-            return done(unavailable('shared broker state unreachable'), false);
-          }
-          if (conns.size > maxConnections) {
-            metrics.refused.inc({ reason: 'connection_limit' });
-            log.warn({ clientId: client.id, open: conns.size, maxConnections }, 'MQTT connect refused: connection limit reached');
-            return done(unavailable('connection limit reached'), false);
-          }
-          const tooLong = clientIdTooLong(client.id);
-          if (tooLong) {
-            metrics.refused.inc({ reason: 'client_id' });
-            log.warn({ clientId: client.id.slice(0, 80), username, reason: tooLong }, 'MQTT connect refused');
-            return done(identifierRejected(tooLong), false);
-          }
-          if (!username) {
-            metrics.refused.inc({ reason: 'not_authorized' });
-            log.warn({ clientId: client.id, reason: 'no username' }, 'MQTT connect refused');
-            return done(notAuthorized(), false);
-          }
-          ctx.registry.devices.authenticate(username, password?.toString('utf8') ?? '').then(
-            (identity) => {
-              if (identity && identity.device.enabled) {
-                // a session belongs to one device (sessions.ts): checked after the secret, so a
-                // wrong client id does not tell a stranger whether the device exists
-                const refusal = deviceSessionRefusal(identity.device.id, client.id, brokerAssignedClientId(client));
-                if (refusal) {
-                  metrics.refused.inc({ reason: 'client_id' });
-                  log.warn({ clientId: client.id, username, reason: refusal }, 'MQTT connect refused');
-                  return done(identifierRejected(refusal), false);
-                }
-                const st = stateOf(client);
-                if (st) st.identity = identity;
-                return done(null, true);
-              }
-              if (!identity && tokenMatches(password, ctx.adminToken)) {
-                // a device id with the admin token is still a device: it must use its own secret
-                return ctx.registry.devices.identity(username).then(async (asDevice) => {
-                  if (asDevice) {
-                    metrics.refused.inc({ reason: 'not_authorized' });
-                    log.warn({ clientId: client.id, username, reason: 'device id with a non-device password' }, 'MQTT connect refused');
-                    return done(notAuthorized(), false);
-                  }
-                  // a platform client must not take over (or disconnect) a device's session
-                  const named = deviceNamedBy(client.id);
-                  if (named && (await ctx.registry.devices.identity(named))) {
-                    metrics.refused.inc({ reason: 'client_id' });
-                    const why = `client id '${client.id}' belongs to device ${named}`;
-                    log.warn({ clientId: client.id, username, reason: why }, 'MQTT connect refused');
-                    return done(identifierRejected(why), false);
-                  }
-                  const st = stateOf(client);
-                  if (st) st.identity = 'platform';
-                  done(null, true);
-                });
-              }
-              metrics.refused.inc({ reason: 'not_authorized' });
-              log.warn({ clientId: client.id, username, reason: identity ? 'device disabled' : 'unknown device or wrong secret' }, 'MQTT connect refused');
-              done(notAuthorized(), false);
-            },
-          ).catch((err) => {
-            log.error({ err, username }, 'MQTT authentication failed');
-            done(unavailable('server unavailable'), false);
-          });
-        },
+        authenticate: authenticator({
+          devices: ctx.registry.devices,
+          adminToken: ctx.adminToken,
+          shared: opts.shared,
+          open: () => conns.size,
+          maxConnections,
+          refused: metrics.refused,
+          log,
+          identify: (client, identity) => {
+            const st = stateOf(client);
+            if (st) st.identity = identity;
+          },
+        }),
         authorizePublish(client, packet, done) {
           if (packet.topic.startsWith('$SYS')) return done(new Error('$SYS topics are reserved'));
           const identity = client ? deviceOf(client) : undefined;
