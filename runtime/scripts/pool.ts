@@ -12,7 +12,7 @@
  * Lazy: no worker thread exists before the first script is loaded.
  */
 import { Dispatcher, Watchdog, spawnSlot, type BatchLimits, type WorkerSlot } from '../worker-pool/index.ts';
-import type { RunOutcome, ScriptLimits, ScriptMessage } from './sandbox.ts';
+import type { RunOutcome, ScriptLimits, ScriptMessage } from './contract.ts';
 
 export type ToWorker =
   | { t: 'load'; key: string; source: string; env: Record<string, unknown>; limits: ScriptLimits }
