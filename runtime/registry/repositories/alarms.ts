@@ -8,30 +8,9 @@
 import { UniqueConstraintError, type Model, type WhereOptions } from 'sequelize';
 import { conflict, notFound } from '../../errors/index.ts';
 import { clampPage, iso, isUuid, type Db, type ListOptions, type Page } from '../rows.ts';
+import type { Alarm, AlarmLevel, AlarmState } from '../../api-shapes/index.ts';
 
-export type AlarmLevel = 'info' | 'warning' | 'critical';
-export type AlarmState = 'active' | 'acknowledged' | 'cleared';
-
-/** An alarm as stored and as the alarm center (runtime/alarms) hands it out. */
-export interface Alarm {
-  id: string;
-  rule_id: string | null;
-  device_id: string | null;
-  level: AlarmLevel;
-  state: AlarmState;
-  message: string;
-  count: number;
-  first_at: string;
-  last_at: string;
-  acked_at: string | null;
-  /** who acknowledged it (a user name, or `admin-token`) */
-  acked_by: string | null;
-  /** the note they left (what was done, who is on it) */
-  ack_note: string | null;
-  cleared_at: string | null;
-  created_at: string;
-  updated_at: string;
-}
+export type { Alarm, AlarmLevel, AlarmState };
 
 export interface AlarmFilter extends ListOptions {
   state?: AlarmState;
