@@ -73,6 +73,8 @@ export interface FluxSettings {
   clusterLog?: ClusterLogSettings;
   /** where flows' `http in` endpoints are served: `/flows` (default) or `/` */
   flowsHttpPrefix: string;
+  /** a flow endpoint request without an answer by then gets 504 (FLUX_FLOWS_HTTP_TIMEOUT_MS) */
+  flowsHttpTimeoutMs: number;
 }
 
 export interface ClusterLogSettings {
@@ -122,6 +124,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_RAW_RETENTION', default: '24h', meaning: 'how long the uplink log keeps raw traffic once processed (`s`, `m`, `h`, `d` suffixes)' },
   { variable: 'FLUX_RAW_MAX_BYTES', default: '1GiB', meaning: 'disk budget of the uplink log (`KiB`, `MiB`, `GiB`); when unprocessed uplinks fill it, new ones are refused' },
   { variable: 'FLUX_FLOWS_HTTP_PREFIX', default: '/flows', meaning: "where flows' `http in` endpoints are served (`/` serves them at the root; paths under /api, /editor, /console, /mqtt are refused at deploy)" },
+  { variable: 'FLUX_FLOWS_HTTP_TIMEOUT_MS', default: '30000', meaning: "a request to a flow's `http in` endpoint that the flow has not answered by then gets 504 `flow_timeout` (no `http response` node reached, or the flows were being redeployed); at most 1,000 such requests wait at once (then 503 `flows_busy`)" },
   { variable: 'FLUX_MODBUS_SYNC_MS', default: '5000', meaning: 'how often the Modbus master reads the registry for devices to poll, in ms (docs/modbus.md)' },
   { variable: 'FLUX_NATS_URL', default: 'unset', meaning: 'cluster mode: the shared uplink log on NATS JetStream, `nats://host:4222` (several comma-separated); unset: the single-node log in the data dir (docs/cluster.md "The shared uplink log")' },
   { variable: 'FLUX_NATS_NAME', default: 'flux', meaning: 'cluster mode: the name of the JetStream stream and buckets of this cluster (letters, digits, `_`, `-`)' },
@@ -270,6 +273,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
       maxBytes: parseBytes('FLUX_RAW_MAX_BYTES', env.FLUX_RAW_MAX_BYTES, 1024 ** 3),
     },
     flowsHttpPrefix: parseHttpPrefix(env.FLUX_FLOWS_HTTP_PREFIX),
+    flowsHttpTimeoutMs: parseMs('FLUX_FLOWS_HTTP_TIMEOUT_MS', env.FLUX_FLOWS_HTTP_TIMEOUT_MS, 30_000, 100, 3_600_000),
     modbusSyncMs: parseMs('FLUX_MODBUS_SYNC_MS', env.FLUX_MODBUS_SYNC_MS, 5000, 100, 3_600_000),
     clusterLog: parseClusterLog(env, positive),
   };

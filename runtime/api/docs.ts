@@ -30,6 +30,8 @@ export const ERROR_CODES: [code: string, status: number, meaning: string][] = [
   ['too_many_replays', 429, 'as many replays as the process runs at once (2) are running'],
   ['rate_limited', 429, 'too many failed logins from this client address; `Retry-After` says when to try again'],
   ['unavailable', 503, 'a service the route needs is not running (yet): the time-series store, the rule engine, the alarm center, the plugin host, device access'],
+  ['flows_busy', 503, "a flow endpoint (`/flows/…`): 1,000 requests already wait for their flows' answers; `Retry-After` says when to try again"],
+  ['flow_timeout', 504, 'a flow endpoint (`/flows/…`) whose flow did not answer within FLUX_FLOWS_HTTP_TIMEOUT_MS (no `http response` node reached, or the flows were being redeployed)'],
 ];
 
 /** Prose sections after the route tables: payloads that no single route describes. */

@@ -31,6 +31,7 @@ import type { Downlink } from '../ingress/index.ts';
 import { pluginCompareRoutes } from './plugin-compare.ts';
 import type { PluginCompare } from '../plugin-compare/index.ts';
 import { notFound } from '../errors/index.ts';
+import { localTraceLookup, type TraceLookup } from '../trace/index.ts';
 
 export { RouteTable, q, formatZodError, parseBody, type RouteSpec } from './routes.ts';
 export { productWrites, type ProductWrites } from './products.ts';
@@ -69,6 +70,8 @@ export interface ApiServices {
   loginLimiter: LoginLimiter;
   /** replay and shadow mode, for /api/plugins/{id}/replay and /shadow */
   pluginCompare?: PluginCompare;
+  /** message traces beyond this process's (cluster mode: every node's); this node's otherwise */
+  traces?: TraceLookup;
 }
 
 export function createApi(ctx: FluxContext, services: ApiServices, opts: ApiOptions): Api {
@@ -76,7 +79,7 @@ export function createApi(ctx: FluxContext, services: ApiServices, opts: ApiOpti
   productRoutes(ctx, routes, services.plugins);
   deviceRoutes(ctx, routes);
   deviceAccessRoutes(ctx, routes, services.downlink);
-  traceRoutes(ctx, routes);
+  traceRoutes(ctx, routes, services.traces ?? localTraceLookup(ctx.trace));
   ruleRoutes(ctx, routes, services.rules);
   alarmRoutes(ctx, routes, services.alarms);
   pluginRoutes(ctx, routes, services.plugins);

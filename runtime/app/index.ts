@@ -137,7 +137,7 @@ export function createFlux(opts: FluxOptions): Flux {
   const loginLimiter = createLoginLimiter();
   const storage = createStorageModule(ctx);
   const plugins = createPluginHost(ctx, { onChange: changes && ((id) => changes.publish({ k: 'plugin', id })) });
-  const feed = createFeed(ctx, server, { users });
+  const feed = createFeed(ctx, server, { users, relay: cluster.feedRelay });
   const alarms = createAlarmCenter({ store: registry.alarms, log, metrics, feed, onEvent: changes && ((ev) => changes.publishAlarm(ev)) });
   const broker = createBroker(ctx, presence, { httpServer: server, shared: cluster.brokerState });
   const modbus = modbusModule({
@@ -156,7 +156,7 @@ export function createFlux(opts: FluxOptions): Flux {
   // `health` is defined below; the API calls it only once the process runs.
   const api = createApi(
     ctx,
-    { plugins, rules, alarms, storage: storage.storage, downlink, uplinkLog: uplinkLog.log, modbus: modbus.master, users, loginLimiter, pluginCompare },
+    { plugins, rules, alarms, storage: storage.storage, downlink, uplinkLog: uplinkLog.log, modbus: modbus.master, users, loginLimiter, pluginCompare, traces: cluster.traces?.lookup(ctx.trace) },
     { health: () => health(), version: VERSION },
   );
   const streams = createStreamModule(
@@ -184,6 +184,7 @@ export function createFlux(opts: FluxOptions): Flux {
     bus: ctx.bus,
     stats: () => ({ http_port: (server.address() as AddressInfo | null)?.port ?? 0, mqtt_port: broker.port(), mqtt_connections: broker.connections(), devices_online: presence.onlineCount() }),
     health: () => health(),
+    trace: ctx.trace,
   });
   clusterRoutes(api.routes, clusterModule);
   // Export and import of the whole project (runtime/project); routes are added before the API mounts.
@@ -204,6 +205,7 @@ export function createFlux(opts: FluxOptions): Flux {
   // changes made on other nodes are applied once what they reload has started
   if (changes) core.push(changes.module({ rules, plugins, registry, flows, alarms }));
   if (cluster.ruleStats) core.push(cluster.ruleStats.module(() => rules.localStats()));
+  if (cluster.feedRelay) core.push(cluster.feedRelay.module(feed));
   const otel = createOtelExport(ctx);
   if (otel.enabled) core.push(otel);
   // The Modbus master polls last: its values go to flows that are already running.

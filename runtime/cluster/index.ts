@@ -25,6 +25,8 @@ import type { RemoteCommands, SharedPresence } from '../ingress/index.ts';
 import { createSharedBrokerState } from './broker-state.ts';
 import { createClusterCommands } from './commands.ts';
 import { createClusterPresence } from './shared-presence.ts';
+import { createClusterTraces, type ClusterTraces } from './traces.ts';
+import { createFeedRelay, type ClusterFeedRelay } from './feed-relay.ts';
 import { createClusterChanges, type ClusterChanges } from './changes.ts';
 import { createClusterRuleStats, type ClusterRuleStatsPart } from './rule-stats.ts';
 import { createModbusLeases, type ModbusLeases } from './modbus-leases.ts';
@@ -60,6 +62,10 @@ export interface Cluster {
   readonly brokerState?: SharedBrokerState;
   readonly presence?: SharedPresence;
   readonly commands?: RemoteCommands;
+  /** message traces of every node (a trace lives on the node that handled the uplink) */
+  readonly traces?: ClusterTraces;
+  /** the live feed's events to and from the other nodes */
+  readonly feedRelay?: ClusterFeedRelay;
   /** configuration changes told to and applied from the other nodes */
   readonly changes?: ClusterChanges;
   /** rule counters of every node */
@@ -112,14 +118,17 @@ export function createCluster(opts: ClusterOptions): Cluster {
   // commands and presence use the node's connection and scripts, which exist once it has started
   const scripts = () => node.scripts();
   const commands = createClusterCommands({ nodeId, prefix: target.prefix, cmd: () => node.connection(), scripts, log: log.child({ module: 'cluster' }) });
+  const traces = createClusterTraces({ nodeId, prefix: target.prefix, cmd: () => node.connection(), scripts, log: log.child({ module: 'cluster' }) });
   const presence = createClusterPresence(nodeId, scripts);
-  const node = createClusterNode({ target, nodeId, heartbeatMs, version: opts.version, log, commands, shared: presence });
+  const node = createClusterNode({ target, nodeId, heartbeatMs, version: opts.version, log, commands, traces, shared: presence });
   return {
     enabled: true,
     nodeId,
     brokerState: createSharedBrokerState({ target, nodeId, heartbeatMs, log, metrics: opts.metrics }),
     presence,
     commands,
+    traces,
+    feedRelay: createFeedRelay({ target, nodeId, log: log.child({ module: 'cluster' }) }),
     changes: createClusterChanges({ target, nodeId, log }),
     ruleStats: createClusterRuleStats({ target, nodeId, log }),
     modbusLeases: createModbusLeases(nodeId, () => node.connection()),

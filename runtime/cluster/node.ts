@@ -17,6 +17,8 @@ import type { Downlink, Presence, Transport } from '../ingress/index.ts';
 import { connectOrExplain, closeRedis, openRedis, type RedisTarget } from './connection.ts';
 import { NODES, aliveKey, clusterScripts, devicesKey, member, type ClusterScripts } from './scripts.ts';
 import type { ClusterCommands } from './commands.ts';
+import type { ClusterTraces } from './traces.ts';
+import type { Tracer } from '../trace/index.ts';
 import type { ClusterPresence } from './shared-presence.ts';
 
 /** a dead node's devices taken back per script call (one short Redis step each) */
@@ -57,6 +59,8 @@ export interface ClusterNodeDeps {
   bus: DeviceBus;
   stats(): NodeStats;
   health(): Promise<Record<string, ComponentHealth>>;
+  /** this node's message traces, which it answers the other nodes from */
+  trace: Tracer;
 }
 
 export interface NodeOptions {
@@ -66,6 +70,7 @@ export interface NodeOptions {
   version: string;
   log: Logger;
   commands: ClusterCommands;
+  traces: ClusterTraces;
   shared: ClusterPresence;
 }
 
@@ -125,7 +130,7 @@ export interface ClusterNode {
 }
 
 export function createClusterNode(opts: NodeOptions): ClusterNode {
-  const { nodeId, heartbeatMs, target, commands, shared } = opts;
+  const { nodeId, heartbeatMs, target, commands, traces, shared } = opts;
   const log = opts.log.child({ module: 'cluster' });
   let cmd: Redis | undefined;
   let sub: Redis | undefined;
@@ -223,6 +228,7 @@ export function createClusterNode(opts: NodeOptions): ClusterNode {
       }
       await cmd.hset(NODES, nodeId, JSON.stringify(reporter.report(true)));
       await commands.serve(sub, d.downlink);
+      await traces.serve(sub, d.trace);
       reporter.listen();
       beatTimer = every(Math.max(100, Math.floor(heartbeatMs / 3)), beat, (err) => {
         if (beatFailures++ % 20 === 0) log.warn({ err: err.message, failures: beatFailures }, 'cluster: heartbeat failed (Redis unreachable?)');
@@ -237,6 +243,7 @@ export function createClusterNode(opts: NodeOptions): ClusterNode {
       beatTimer = scanTimer = undefined;
       reporter?.unlisten();
       commands.stop();
+      traces.stop();
       if (cmd?.status === 'ready' && scripts && deps) {
         try {
           // the broker and ingress stopped before: wait for their last presence calls, then leave

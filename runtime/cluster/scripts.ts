@@ -93,6 +93,8 @@ export interface ClusterScripts {
   reap(nodeId: string, batch: number): Promise<{ left: number; offline: { id: string; transport: Transport }[] }>;
   silentNodes(): Promise<string[]>;
   holder(deviceId: string, self: string): Promise<string | undefined>;
+  /** per device: whether any node holds it now */
+  online(deviceIds: string[]): Promise<boolean[]>;
   list(): Promise<{ id: string; report: string; ttlMs: number }[]>;
 }
 
@@ -124,6 +126,7 @@ export function clusterScripts(redis: Redis, prefix: string): ClusterScripts {
     },
     silentNodes: async () => (await silent(NODES, prefix)) as string[],
     holder: async (deviceId, self) => ((await holder(NODES, prefix, deviceId, self)) as string | null) ?? undefined,
+    online: async (deviceIds) => (deviceIds.length === 0 ? [] : (await redis.hmget(PRESENCE, ...deviceIds)).map((n) => n !== null)),
     async list() {
       const flat = (await list(NODES, prefix)) as (string | number)[];
       const out: { id: string; report: string; ttlMs: number }[] = [];

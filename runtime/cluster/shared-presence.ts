@@ -37,6 +37,7 @@ export function createClusterPresence(nodeId: string, scripts: () => ClusterScri
     // (a call before the cluster started, or after it stopped, fails like one Redis could not answer)
     held: (deviceId: string, transport: Transport) => track(Promise.resolve().then(() => scripts().held(nodeId, transport, deviceId))),
     released: (deviceId: string, transport: Transport) => track(Promise.resolve().then(() => scripts().released(nodeId, transport, deviceId))),
+    online: (deviceIds: string[]) => Promise.resolve().then(() => scripts().online(deviceIds)),
     outOfStep: () => failed,
     resynced() {
       failed = false;

@@ -40,14 +40,30 @@ export interface FeedFilter {
 }
 
 export interface Feed extends FluxModule {
+  /** to this node's clients and listeners, and through the relay to the other nodes' */
   publish(ev: FeedEvent): void;
-  /** WebSocket clients plus in-process listeners: publishers skip building events while it is 0 */
+  /** to this node's clients and listeners only (an event relayed from another node) */
+  deliver(ev: FeedEvent): void;
+  /**
+   * WebSocket clients plus in-process listeners, plus one while another node of a cluster listens:
+   * publishers skip building events while it is 0
+   */
   clients(): number;
+  /** this node's WebSocket clients plus in-process listeners */
+  localClients(): number;
   /** An in-process listener of every event (GraphQL subscriptions); returns the unsubscribe function. */
   listen(listener: (ev: FeedEvent) => void): () => void;
 }
 
+/** Where published events also go: the other nodes of a cluster (runtime/cluster/feed-relay.ts). */
+export interface FeedRelay {
+  send(ev: FeedEvent): void;
+  /** whether another node has a listener */
+  othersListen(): boolean;
+}
+
 export interface FeedOptions {
+  relay?: FeedRelay;
   /** who may connect: any valid token (every role may read the feed); closed with 4401 when it expires or is revoked */
   users: Users;
   highWaterBytes?: number;
@@ -229,6 +245,10 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
     publish(ev) {
+      this.deliver(ev);
+      opts.relay?.send(ev);
+    },
+    deliver(ev) {
       for (const l of listeners) {
         try {
           l(ev);
@@ -264,7 +284,8 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
         sent.inc();
       }
     },
-    clients: () => clients.size + listeners.size,
+    clients: () => clients.size + listeners.size + (opts.relay?.othersListen() ? 1 : 0),
+    localClients: () => clients.size + listeners.size,
     listen(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);

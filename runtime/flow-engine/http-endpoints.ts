@@ -134,6 +134,39 @@ export function endpointAuth(deps: { endpoints: () => FlowEndpoint[]; registry: 
   };
 }
 
+/** requests to flow endpoints waiting for their flow's answer at once, at most */
+export const FLOW_REQUESTS_MAX = 1000;
+
+/**
+ * Bounds the requests that flows have not answered: Node-RED keeps a request open until an `http
+ * response` node answers it, which never happens when the flow has none on that path, drops the
+ * message, or is being redeployed as it arrives. Each gets 504 `flow_timeout` after `timeoutMs`;
+ * past `max` waiting, a new one gets 503 `flows_busy` at once (a public endpoint is open to anyone).
+ */
+export function flowRequestBounds(opts: { timeoutMs: number; max?: number }): RequestHandler {
+  const max = opts.max ?? FLOW_REQUESTS_MAX;
+  let waiting = 0;
+  return (_req, res, next) => {
+    if (waiting >= max) {
+      res.setHeader('Retry-After', '1');
+      return fail(res, 503, 'flows_busy', `${max} requests to flow endpoints already wait for their flows' answers`);
+    }
+    waiting++;
+    const timer = setTimeout(() => {
+      if (!res.headersSent) fail(res, 504, 'flow_timeout', `the flow did not answer within ${opts.timeoutMs} ms (no http response node reached, or the flows were being redeployed)`);
+    }, opts.timeoutMs);
+    const done = () => {
+      clearTimeout(timer);
+      waiting--;
+      res.off('finish', done);
+      res.off('close', done);
+    };
+    res.on('finish', done);
+    res.on('close', done);
+    next();
+  };
+}
+
 /** Refuses a deploy (POST /editor/flows) whose http in nodes collide or name an unknown auth: 400 naming node and path. */
 export function deployGuard(prefix: string): RequestHandler[] {
   return [

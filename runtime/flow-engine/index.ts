@@ -21,7 +21,7 @@ import { boundUnauthenticatedBodies, guardEditorLogin } from './editor-guard.ts'
 import { limitEditorComms, patchNodeRedMetric } from '../patches/index.ts';
 import { createLoginLimiter, type LoginLimiter } from '../login-limiter/index.ts';
 import type { RouteTable } from '../api/index.ts';
-import { FLOW_PATH_RESERVED, deployGuard, endpointAuth, endpointsOf, endpointsOpenApi, refusals, type FlowEndpoint } from './http-endpoints.ts';
+import { FLOW_PATH_RESERVED, deployGuard, endpointAuth, endpointsOf, endpointsOpenApi, flowRequestBounds, refusals, type FlowEndpoint } from './http-endpoints.ts';
 import type { PluginHost } from '../plugins/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { RuleEngine } from '../rules/index.ts';
@@ -173,7 +173,7 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
       app.use('/editor', RED.httpAdmin);
     },
     mountHttpNodes(app) {
-      app.use(prefix, endpointAuth({ endpoints: () => endpoints, registry: ctx.registry, authenticate: (t) => opts.users.authenticate(t) }), RED.httpNode);
+      app.use(prefix, flowRequestBounds({ timeoutMs: ctx.settings.flowsHttpTimeoutMs }), endpointAuth({ endpoints: () => endpoints, registry: ctx.registry, authenticate: (t) => opts.users.authenticate(t) }), RED.httpNode);
     },
     running: () => running,
     async flows() {

@@ -48,6 +48,8 @@ export interface SharedPresence {
   held(deviceId: string, transport: Transport): Promise<boolean>;
   /** this node's last connection of the device closed: true when no node holds it now (it just went offline) */
   released(deviceId: string, transport: Transport): Promise<boolean>;
+  /** per device: whether any node holds it now (what its recorded status must end up saying) */
+  online(deviceIds: string[]): Promise<boolean[]>;
 }
 
 const TRANSPORTS: readonly Transport[] = ['mqtt', 'tcp', 'http', 'modbus'];
@@ -98,9 +100,32 @@ export function createPresence(ctx: FluxContext, shared?: SharedPresence): Prese
     }
     writing = ctx.registry.devices
       .setStatuses(batch)
-      .catch((err) => log.error({ err, devices: batch.length }, 'device status write failed'))
+      .then(
+        () => (shared ? correct(shared, batch) : undefined),
+        (err) => log.error({ err, devices: batch.length }, 'device status write failed'),
+      )
       .then(() => writeNext());
     return writing;
+  }
+
+  /**
+   * In a cluster two nodes write one device's status, and their writes can land in the other order
+   * than Redis decided them (a takeover: the old node's "offline" after the new node's "online").
+   * So after each write the writer reads the cluster's answer and writes it again where it differs:
+   * the last write to land is always followed by a read that agrees with it, so the database ends
+   * with the cluster's status (test/ingress/presence-order.test.ts).
+   */
+  async function correct(cluster: SharedPresence, batch: { id: string; status: 'online' | 'offline' }[]): Promise<void> {
+    const ids = batch.map((c) => c.id);
+    const online = await cluster.online(ids).catch(() => undefined); // Redis down: the resync after it heals
+    if (!online) return;
+    for (let i = 0; i < batch.length; i++) {
+      const id = ids[i]!;
+      const status = online[i] ? 'online' : 'offline';
+      if (status === batch[i]!.status || pending.has(id)) continue; // a newer change of its own follows anyway
+      log.info({ deviceId: id, status }, "device status written again: another node's write landed out of order");
+      pending.set(id, { id, status, at: new Date() });
+    }
   }
 
   /** per connected gateway id: a number of its going online, so a slow read of its children cannot outlive its connection */

@@ -59,6 +59,23 @@ export interface Tracer {
   readonly size: number;
 }
 
+/**
+ * Traces as the API reads them: this process's tracer, or in a cluster this node's merged with the
+ * other nodes' (runtime/cluster/traces.ts).
+ */
+export interface TraceLookup {
+  get(id: string): Promise<MessageTrace | undefined>;
+  /** the device's newest traces, newest first */
+  byDevice(deviceId: string, last: number): Promise<MessageTrace[]>;
+}
+
+export function localTraceLookup(tracer: Tracer): TraceLookup {
+  return {
+    get: async (id) => tracer.get(id),
+    byDevice: async (deviceId, last) => tracer.byDevice(deviceId, last),
+  };
+}
+
 export interface TracerOptions {
   maxMessages?: number;
   maxSpans?: number;

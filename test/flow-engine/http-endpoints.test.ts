@@ -2,7 +2,8 @@
  * Flow endpoints on the real `flux` process: served under /flows, each http in node with its auth
  * choice (public, device id + secret, token), a deploy naming a path under /api, /editor, /console
  * or /mqtt refused with the node and path, the deployed endpoints listed at GET
- * /api/flows/openapi.json, and the README's curl call of flows/examples/http-latest-values.json.
+ * /api/flows/openapi.json, a request no flow answers ended with 504, and the README's curl call of
+ * flows/examples/http-latest-values.json.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -32,10 +33,12 @@ describe('flow endpoints: prefix, auth, reserved paths, OpenAPI listing', functi
     ...respond('dev', 'msg.req.fluxDevice.id + "/" + msg.req.params.kind'),
     { id: 'tok', z: 'ep', type: 'http in', name: 'admin only', url: '/admin', method: 'get', auth: 'token', role: 'admin', wires: [['tok-fn']] },
     ...respond('tok', '"admin"'),
+    // a flow that never answers: the request must not stay open for ever
+    { id: 'mute', z: 'ep', type: 'http in', name: 'no answer', url: '/mute', method: 'get', wires: [[]] },
   ];
 
   before(async () => {
-    flux = await startFlux({ FLUX_LOG_LEVEL: 'warn' });
+    flux = await startFlux({ FLUX_LOG_LEVEL: 'warn', FLUX_FLOWS_HTTP_TIMEOUT_MS: '1500' });
     await flux.api('POST', '/api/products', { key: 'thermo', name: 'Thermo' });
     secret = (await flux.api('POST', '/api/devices', { id: 'thermo_1', product_id: 'thermo' })).body.secret;
     assert.equal((await editor(flows)).status, 204);
@@ -71,6 +74,13 @@ describe('flow endpoints: prefix, auth, reserved paths, OpenAPI listing', functi
     assert.equal(((await none.json()) as { error: { code: string } }).error.code, 'unauthorized');
     assert.equal((await fetch(url, { headers: { authorization: 'Bearer not-the-token' } })).status, 401);
     assert.equal((await fetch(url, { headers: { authorization: `Bearer ${flux.token}` } })).status, 200);
+  });
+
+  it('answers 504 flow_timeout for a request its flow never answers', async () => {
+    const r = await fetch(`${flux.url}/flows/mute`);
+    assert.equal(r.status, 504);
+    assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'flow_timeout');
+    assert.equal((await fetch(`${flux.url}/flows/hello`)).status, 200, 'the others still answer');
   });
 
   it('refuses a deploy with a path under /api, /editor, /console or /mqtt, naming node and path; the running flows stay', async () => {
