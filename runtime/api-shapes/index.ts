@@ -2,7 +2,8 @@
  * @module api-shapes — rows the REST API answers that the operator console reads too, declared once
  * here. This file imports nothing, so the console imports these types (`import type`, erased from
  * its bundle) and its typecheck never reaches server code. The server's own modules re-export them
- * from their faces: the registry (Alarm, Device), the rule engine (RuleStatsView).
+ * from their faces: the registry (Alarm, Device), the rule engine (RuleStatsView), the Modbus
+ * master (UnitStatus).
  */
 
 export type AlarmLevel = 'info' | 'warning' | 'critical';
@@ -69,4 +70,16 @@ export interface RuleStatsView {
   commands_rate_limited: number;
   /** the newest action failures (webhook after its retries, command, alarm), newest last */
   action_failures: ActionFailure[];
+}
+
+/** One polled Modbus unit in `GET /api/modbus` (runtime/modbus/master.ts). */
+export interface UnitStatus {
+  device_id: string;
+  unit: number;
+  online: boolean;
+  consecutive_failures: number;
+  last_error: string | null;
+  last_ok: string | null;
+  polls: number;
+  overruns: number;
 }

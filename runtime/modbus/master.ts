@@ -24,6 +24,7 @@ import { createModbusMetrics, type ModbusMetrics } from './metrics.ts';
 import { readPolledDevices, type PolledDevice } from './sync.ts';
 import { createPollAppender } from './appender.ts';
 import { modbusCommands, type ModbusCommandResult } from './commands.ts';
+import type { UnitStatus } from '../api-shapes/index.ts';
 import type { MetricsRegistry } from '../metrics/index.ts';
 import type { UplinkJournal } from '../uplink-log/index.ts';
 
@@ -48,16 +49,7 @@ export interface EndpointLeases {
   claim(endpoints: string[], leaseMs: number): Promise<Set<string> | undefined>;
 }
 
-export interface UnitStatus {
-  device_id: string;
-  unit: number;
-  online: boolean;
-  consecutive_failures: number;
-  last_error: string | null;
-  last_ok: string | null;
-  polls: number;
-  overruns: number;
-}
+export type { UnitStatus };
 
 export interface ModbusMaster {
   start(): Promise<void>;
