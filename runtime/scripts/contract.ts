@@ -3,6 +3,7 @@
  * commands and alarms it asks for, the outcome of a run and its error codes. Shared by the
  * sandbox (sandbox.ts), the worker that runs it (worker.ts), the pool (pool.ts) and the rule engine.
  */
+import type { AlarmLevel } from '../api-shapes/index.ts';
 
 export interface ScriptLimits {
   /** per run (docs/scripts.md); default 20 */
@@ -15,7 +16,8 @@ export interface ScriptLimits {
 
 export const DEFAULT_LIMITS: ScriptLimits = { deadlineMs: 20, memoryBytes: 16 * 1024 * 1024, stackBytes: 128 * 1024 };
 
-export type AlarmLevel = 'info' | 'warning' | 'critical';
+export type { AlarmLevel };
+/** what `raise_alarm` accepts (the alarm center's levels; a list here so the worker needs no server module) */
 export const ALARM_LEVELS: readonly AlarmLevel[] = ['info', 'warning', 'critical'];
 
 /** What a script sees as `msg` (the StandardMessage plus its product key). */
