@@ -47,6 +47,12 @@ export interface FluxSettings {
   sessionTtlMs: number;
   /** multi-node mode (runtime/cluster): shared broker state, presence and node list on this Redis */
   redisUrl?: string;
+  /**
+   * Node-RED's `credentialSecret`: the key the flows' credentials are encrypted with. Required in
+   * cluster mode (every node decrypts the credentials a deploy on any node stored); undefined: on one
+   * node, Node-RED generates a key and keeps it in the data dir.
+   */
+  credentialSecret?: string;
   /** cluster settings; used only with redisUrl */
   cluster: {
     /** this node's id; undefined: generated at each start from the host name and a random suffix */
@@ -111,6 +117,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_NODE_ID', default: 'generated at each start', meaning: 'this node\'s id in a cluster (`^[A-Za-z0-9_.-]{1,64}$`); two running nodes cannot share one' },
   { variable: 'FLUX_REDIS_PREFIX', default: '`flux:`', meaning: 'prefix of every key and channel FLUX uses in Redis (several clusters can share one Redis)' },
   { variable: 'FLUX_CLUSTER_HEARTBEAT_MS', default: '5000', meaning: 'node liveness period in ms (500 to 60000): a node silent for it is dead, and its devices are offline on the others within twice it' },
+  { variable: 'FLUX_CREDENTIAL_SECRET', default: 'unset (one node: generated in the data dir)', meaning: "key of the flows' credentials (Node-RED's `credentialSecret`, 16 to 1024 characters); required with FLUX_REDIS_URL, the same on every node (docs/security.md \"Flow credentials\")" },
   { variable: 'FLUX_HOST', default: '0.0.0.0', meaning: 'address the HTTP, MQTT and TCP listeners bind to' },
   { variable: 'FLUX_TLS_CERT', default: 'unset', meaning: 'PEM certificate file; with FLUX_TLS_KEY enables MQTTS' },
   { variable: 'FLUX_TLS_KEY', default: 'unset', meaning: 'PEM private key file for MQTTS' },
@@ -236,6 +243,9 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
   if (redisUrl !== undefined && !/^rediss?:\/\/[^/]/.test(redisUrl)) {
     throw new ConfigError('FLUX_REDIS_URL', `FLUX_REDIS_URL is not a redis:// URL: ${redact(redisUrl)}`);
   }
+  const credentialSecret = env.FLUX_CREDENTIAL_SECRET?.trim() || undefined;
+  if (credentialSecret !== undefined && (credentialSecret.length < 16 || credentialSecret.length > 1024)) throw new ConfigError('FLUX_CREDENTIAL_SECRET', 'FLUX_CREDENTIAL_SECRET must have 16 to 1024 characters');
+  if (redisUrl !== undefined && credentialSecret === undefined) throw new ConfigError('FLUX_CREDENTIAL_SECRET', "FLUX_CREDENTIAL_SECRET is required in cluster mode (FLUX_REDIS_URL): the same value on every node, the key of the flows' credentials");
   const nodeId = env.FLUX_NODE_ID?.trim() || undefined;
   if (nodeId !== undefined && !NODE_ID_RE.test(nodeId)) throw new ConfigError('FLUX_NODE_ID', `FLUX_NODE_ID=${JSON.stringify(nodeId.slice(0, 80))} is not a node id (letters, digits, _ . -, at most 64)`);
   const redisPrefix = env.FLUX_REDIS_PREFIX?.trim() ?? 'flux:';
@@ -261,6 +271,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     adminPassword,
     sessionTtlMs: parseDuration('FLUX_SESSION_TTL', env.FLUX_SESSION_TTL, 12 * 3_600_000),
     redisUrl,
+    credentialSecret,
     cluster: { nodeId, redisPrefix, heartbeatMs: parseMs('FLUX_CLUSTER_HEARTBEAT_MS', env.FLUX_CLUSTER_HEARTBEAT_MS, 5000, 500, 60_000) },
     logLevel,
     ffmpegPath: env.FLUX_FFMPEG?.trim() || 'ffmpeg',
@@ -337,6 +348,8 @@ export interface NodeRedSettingsInput {
   logHandler: (record: { level: number; msg: unknown; type?: string; id?: string; name?: string; event?: string; user?: string; ip?: string; path?: string }) => void;
   /** where flows' http in endpoints are served (FLUX_FLOWS_HTTP_PREFIX) */
   httpNodeRoot?: string;
+  /** FLUX_CREDENTIAL_SECRET; undefined: Node-RED generates a key in the data dir */
+  credentialSecret?: string;
 }
 
 const themeFile = (name: string) => path.join(PROJECT_DIR, 'runtime', 'flow-engine', 'theme', name);
@@ -359,6 +372,8 @@ export function nodeRedSettings(input: NodeRedSettingsInput): Record<string, unk
     // as `Authorization: Bearer`.
     adminAuth: { type: 'credentials', ...input.editorAuth },
     flux: input.flux,
+    // the key of the flows' credentials (docs/security.md "Flow credentials")
+    ...(input.credentialSecret ? { credentialSecret: input.credentialSecret } : {}),
     functionExternalModules: false,
     externalModules: { palette: { allowInstall: false }, modules: { allowInstall: false } },
     diagnostics: { enabled: false, ui: false },

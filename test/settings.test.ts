@@ -53,6 +53,8 @@ describe('settings', function () {
       [{ FLUX_ADMIN_TOKEN: 'short' }, 'FLUX_ADMIN_TOKEN', /shorter than 16/],
       [{ FLUX_TLS_CERT: 'cert.pem' }, 'FLUX_TLS_KEY', /set together/],
       [{ FLUX_REDIS_URL: 'localhost:6379' }, 'FLUX_REDIS_URL', /not a redis:\/\/ URL/],
+      [{ FLUX_REDIS_URL: 'redis://127.0.0.1:6379' }, 'FLUX_CREDENTIAL_SECRET', /required in cluster mode/],
+      [{ FLUX_CREDENTIAL_SECRET: 'short' }, 'FLUX_CREDENTIAL_SECRET', /16 to 1024 characters/],
       [{ FLUX_LOG_LEVEL: 'loud' }, 'FLUX_LOG_LEVEL', /not one of/],
       [{ FLUX_NODE_ID: 'node a' }, 'FLUX_NODE_ID', /not a node id/],
       [{ FLUX_REDIS_PREFIX: 'flux prod' }, 'FLUX_REDIS_PREFIX', /letters, digits/],

@@ -16,7 +16,7 @@ import { createDeviceBus } from '../bus/index.ts';
 import { createMetrics } from '../metrics/index.ts';
 import { createApi, type Api } from '../api/index.ts';
 import { createBroker, type Broker } from '../broker/index.ts';
-import { createIngress, createPresence, type Ingress, type Presence } from '../ingress/index.ts';
+import { createIngress, createPresence, createRevoker, type Ingress, type Presence } from '../ingress/index.ts';
 import { modbusModule, type ModbusMaster } from '../modbus/index.ts';
 import { createFlowEngine } from '../flow-engine/index.ts';
 import { createTracer } from '../trace/index.ts';
@@ -103,7 +103,16 @@ export function createFlux(opts: FluxOptions): Flux {
   // Cluster mode (FLUX_REDIS_URL): presence, the broker's state, commands and configuration changes are shared (runtime/cluster).
   const cluster = createCluster({ settings, log, metrics, version: VERSION });
   const changes = cluster.changes;
-  const registry = createRegistry({ db: settings.db, log: log.child({ module: 'registry' }), onChange: changes && ((c) => changes.publish(c.kind === 'device' ? { k: 'device', id: c.id } : { k: 'product', id: c.id })) });
+  // A device write also closes the device's connections here when it revoked their access (`revoker`
+  // below); in a cluster the notice makes every other node do the same.
+  const registry = createRegistry({
+    db: settings.db,
+    log: log.child({ module: 'registry' }),
+    onChange: (c) => {
+      changes?.publish(c.kind === 'device' ? { k: 'device', id: c.id } : { k: 'product', id: c.id });
+      if (c.kind === 'device' && c.id) revokeIfNeeded(c.id);
+    },
+  });
   const bus = createDeviceBus(log.child({ module: 'bus' }));
   // FLUX_NATS_URL set: cluster mode's shared log on NATS JetStream (runtime/cluster-log); else the log in the data dir
   const uplinkLog = settings.clusterLog
@@ -150,6 +159,10 @@ export function createFlux(opts: FluxOptions): Flux {
     endpointLeases: cluster.modbusLeases,
   });
   const ingress = createIngress(ctx, { presence, plugins, broker, fieldbus: modbus.master, remote: cluster.commands });
+  const revoker = createRevoker({ devices: registry.devices, holders: () => [broker, ingress.tcp], log: log.child({ module: 'revocation' }), metrics });
+  function revokeIfNeeded(deviceId: string): void {
+    revoker.check(deviceId).catch((err: Error) => log.warn({ deviceId, err: err.message }, 'could not check the connections of a changed device'));
+  }
   const downlink = ingress.downlink;
   const rules = createRuleEngine(ctx, registry.rules, { alarms, downlink }, { onChange: changes && ((id) => changes.publish({ k: 'rule', id })), clusterStats: cluster.ruleStats });
   const pluginCompare = createPluginCompare({ host: plugins, log: uplinkLog.log, registry, metrics, logger: log.child({ module: 'plugin-compare' }) });
@@ -177,7 +190,7 @@ export function createFlux(opts: FluxOptions): Flux {
   const flows =
     opts.flows === false
       ? undefined
-      : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master, pluginCompare }, { loginLimiter, users, routes: api.routes, version: VERSION, shared: changes && { store: registry.sharedFlows, changed: () => changes.publish({ k: 'flows' }) } });
+      : createFlowEngine(ctx, server, { plugins, storage: storage.storage, rules, alarms, feed, downlink, streams: streams.service, modbus: modbus.master, pluginCompare }, { loginLimiter, users, routes: api.routes, version: VERSION, shared: changes && { store: registry.sharedFlows, changed: () => changes.publish({ k: 'flows' }), credentialSecret: settings.credentialSecret! }, sharedContext: cluster.contextStore });
   const clusterModule = cluster.module({
     presence,
     downlink,
@@ -203,7 +216,7 @@ export function createFlux(opts: FluxOptions): Flux {
   // changes reach Redis before the node leaves.
   const core: FluxModule[] = [uplinkLog, registryModule, clusterModule, users, storage, plugins, pluginCompare, feed, graphql, alarms, rules, streams];
   // changes made on other nodes are applied once what they reload has started
-  if (changes) core.push(changes.module({ rules, plugins, registry, flows, alarms }));
+  if (changes) core.push(changes.module({ rules, plugins, registry, flows, alarms, revoker }));
   if (cluster.ruleStats) core.push(cluster.ruleStats.module(() => rules.localStats()));
   if (cluster.feedRelay) core.push(cluster.feedRelay.module(feed));
   const otel = createOtelExport(ctx);

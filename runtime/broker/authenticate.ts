@@ -1,20 +1,41 @@
 /**
- * Who may connect to the broker (docs/broker.md "MQTT"): a device with its id and secret, on a
- * client id of its own (sessions.ts); a platform client with any other username, the admin token and
- * a client id that names no device. Refused while the shared broker state of a cluster is
- * unreachable and past the connection limit.
+ * How the broker authenticates a CONNECT (docs/broker.md "MQTT"), and what it keeps about each
+ * connection. Devices: username = device id, password = device secret (the stamp of the secret is
+ * kept for revocations, revoke.ts); platform clients: any non-device username and the admin token.
+ * A session belongs to one device (sessions.ts). Refusals are counted and logged with a reason.
  */
 import { timingSafeEqual } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import type { AedesOptions, Client } from 'aedes';
-import type { Counter } from 'prom-client';
-import type { DeviceIdentity, DeviceRepository } from '../registry/index.ts';
+import type { Counter } from '../metrics/index.ts';
 import type { Logger } from '../log/index.ts';
+import type { DeviceAccess, DeviceIdentity } from '../registry/index.ts';
 import { brokerAssignedClientId } from '../patches/index.ts';
 import type { SharedBrokerState } from './shared-state.ts';
 import { clientIdTooLong, deviceNamedBy, deviceSessionRefusal, identifierRejected } from './sessions.ts';
 
+/**
+ * What the broker keeps about one connection, on the connection itself: one small object and one
+ * shared 'close' handler instead of WeakMap entries, closures and `once` wrappers per connection
+ * (per-connection memory is measured: docs/broker.md "Measurements").
+ */
+export class ConnState {
+  /** the authenticated device, 'platform' for a platform client, undefined before CONNECT */
+  identity: DeviceIdentity | 'platform' | undefined = undefined;
+  /** the stamp of the secret a device authenticated with (a reference to the cached one, no copy) */
+  stamp: string | undefined = undefined;
+  /** the aedes client, once the device's session is up (for liveByDevice) */
+  client: Client | undefined = undefined;
+  /** presence release, once the device's session is up */
+  release: ((reason: string) => void) | undefined = undefined;
+  closeReason: string | undefined = undefined;
+}
+export const kConn = Symbol('flux.brokerConn');
+export type BrokerConn = Duplex & { [kConn]?: ConnState };
+export const stateOf = (client: Client): ConnState | undefined => (client.conn as BrokerConn | undefined)?.[kConn];
+
 const notAuthorized = () => Object.assign(new Error('not authorized'), { returnCode: 5 as const });
-const unavailable = (why: string) => Object.assign(new Error(why), { returnCode: 3 as const });
+export const unavailable = (why: string) => Object.assign(new Error(why), { returnCode: 3 as const });
 
 function tokenMatches(given: Buffer | undefined, token: string): boolean {
   if (!given) return false;
@@ -23,84 +44,88 @@ function tokenMatches(given: Buffer | undefined, token: string): boolean {
 }
 
 export interface AuthenticatorDeps {
-  devices: DeviceRepository;
+  registry: { devices: { credential(id: string, secret: string): Promise<DeviceAccess | null>; identity(id: string): Promise<DeviceIdentity | null> } };
   adminToken: string;
-  /** cluster mode: connections are refused while it is unavailable */
-  shared: SharedBrokerState | undefined;
+  log: Logger;
+  /** flux_mqtt_refused_total */
+  refused: Counter;
+  /** cluster mode: no new connection while the shared state is unreachable */
+  shared?: SharedBrokerState;
   /** open connections now */
   open(): number;
   maxConnections: number;
-  /** flux_mqtt_refused_total */
-  refused: Counter;
-  log: Logger;
-  /** records who the connection is, once accepted */
-  identify(client: Client, identity: DeviceIdentity | 'platform'): void;
 }
 
-/** aedes' `authenticate` hook. */
-export function authenticator(d: AuthenticatorDeps): NonNullable<AedesOptions['authenticate']> {
+/** aedes' `authenticate` option. */
+export function connectAuthenticator(deps: AuthenticatorDeps): NonNullable<AedesOptions['authenticate']> {
   return (client, username, password, done) => {
-    if (d.shared && !d.shared.available()) {
-      d.refused.inc({ reason: 'cluster_unavailable' });
-      d.log.warn({ clientId: client.id }, 'MQTT connect refused: the shared broker state (Redis) is unreachable');
+    if (deps.shared && !deps.shared.available()) {
+      deps.refused.inc({ reason: 'cluster_unavailable' });
+      deps.log.warn({ clientId: client.id }, 'MQTT connect refused: the shared broker state (Redis) is unreachable');
       return done(unavailable('shared broker state unreachable'), false);
     }
-    if (d.open() > d.maxConnections) {
-      d.refused.inc({ reason: 'connection_limit' });
-      d.log.warn({ clientId: client.id, open: d.open(), maxConnections: d.maxConnections }, 'MQTT connect refused: connection limit reached');
+    if (deps.open() > deps.maxConnections) {
+      deps.refused.inc({ reason: 'connection_limit' });
+      deps.log.warn({ clientId: client.id, open: deps.open(), maxConnections: deps.maxConnections }, 'MQTT connect refused: connection limit reached');
       return done(unavailable('connection limit reached'), false);
     }
     const tooLong = clientIdTooLong(client.id);
     if (tooLong) {
-      d.refused.inc({ reason: 'client_id' });
-      d.log.warn({ clientId: client.id.slice(0, 80), username, reason: tooLong }, 'MQTT connect refused');
+      deps.refused.inc({ reason: 'client_id' });
+      deps.log.warn({ clientId: client.id.slice(0, 80), username, reason: tooLong }, 'MQTT connect refused');
       return done(identifierRejected(tooLong), false);
     }
     if (!username) {
-      d.refused.inc({ reason: 'not_authorized' });
-      d.log.warn({ clientId: client.id, reason: 'no username' }, 'MQTT connect refused');
+      deps.refused.inc({ reason: 'not_authorized' });
+      deps.log.warn({ clientId: client.id, reason: 'no username' }, 'MQTT connect refused');
       return done(notAuthorized(), false);
     }
-    d.devices.authenticate(username, password?.toString('utf8') ?? '').then(
-      (identity) => {
+    deps.registry.devices.credential(username, password?.toString('utf8') ?? '').then(
+      (access) => {
+        const identity = access?.identity;
         if (identity && identity.device.enabled) {
           // a session belongs to one device (sessions.ts): checked after the secret, so a
           // wrong client id does not tell a stranger whether the device exists
           const refusal = deviceSessionRefusal(identity.device.id, client.id, brokerAssignedClientId(client));
           if (refusal) {
-            d.refused.inc({ reason: 'client_id' });
-            d.log.warn({ clientId: client.id, username, reason: refusal }, 'MQTT connect refused');
+            deps.refused.inc({ reason: 'client_id' });
+            deps.log.warn({ clientId: client.id, username, reason: refusal }, 'MQTT connect refused');
             return done(identifierRejected(refusal), false);
           }
-          d.identify(client, identity);
+          const st = stateOf(client);
+          if (st) {
+            st.identity = identity;
+            st.stamp = access!.stamp;
+          }
           return done(null, true);
         }
-        if (!identity && tokenMatches(password, d.adminToken)) {
+        if (!identity && tokenMatches(password, deps.adminToken)) {
           // a device id with the admin token is still a device: it must use its own secret
-          return d.devices.identity(username).then(async (asDevice) => {
+          return deps.registry.devices.identity(username).then(async (asDevice) => {
             if (asDevice) {
-              d.refused.inc({ reason: 'not_authorized' });
-              d.log.warn({ clientId: client.id, username, reason: 'device id with a non-device password' }, 'MQTT connect refused');
+              deps.refused.inc({ reason: 'not_authorized' });
+              deps.log.warn({ clientId: client.id, username, reason: 'device id with a non-device password' }, 'MQTT connect refused');
               return done(notAuthorized(), false);
             }
             // a platform client must not take over (or disconnect) a device's session
             const named = deviceNamedBy(client.id);
-            if (named && (await d.devices.identity(named))) {
-              d.refused.inc({ reason: 'client_id' });
+            if (named && (await deps.registry.devices.identity(named))) {
+              deps.refused.inc({ reason: 'client_id' });
               const why = `client id '${client.id}' belongs to device ${named}`;
-              d.log.warn({ clientId: client.id, username, reason: why }, 'MQTT connect refused');
+              deps.log.warn({ clientId: client.id, username, reason: why }, 'MQTT connect refused');
               return done(identifierRejected(why), false);
             }
-            d.identify(client, 'platform');
+            const st = stateOf(client);
+            if (st) st.identity = 'platform';
             done(null, true);
           });
         }
-        d.refused.inc({ reason: 'not_authorized' });
-        d.log.warn({ clientId: client.id, username, reason: identity ? 'device disabled' : 'unknown device or wrong secret' }, 'MQTT connect refused');
+        deps.refused.inc({ reason: 'not_authorized' });
+        deps.log.warn({ clientId: client.id, username, reason: identity ? 'device disabled' : 'unknown device or wrong secret' }, 'MQTT connect refused');
         done(notAuthorized(), false);
       },
     ).catch((err) => {
-      d.log.error({ err, username }, 'MQTT authentication failed');
+      deps.log.error({ err, username }, 'MQTT authentication failed');
       done(unavailable('server unavailable'), false);
     });
   };

@@ -18,7 +18,7 @@ import { ConfigError } from '../errors/index.ts';
 import { listen } from '../listen/index.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import type { DeviceIdentity } from '../registry/index.ts';
-import type { Presence } from '../ingress/index.ts';
+import type { ConnectionHolder, Presence } from '../ingress/index.ts';
 import { counter, gauge } from '../metrics/index.ts';
 import { patchAedesConnection, patchMqttPacketWrites, trimAfterConnect } from '../patches/index.ts';
 import { coalesceWrites, guardConnection, writeNow } from './guard.ts';
@@ -26,7 +26,8 @@ import { uplinkHooks } from './uplinks.ts';
 import { startAedes, type SharedBrokerState } from './shared-state.ts';
 import { commandTopic, filterMatches, mayPublish, maySubscribe } from './topics.ts';
 import { MAX_CLIENT_ID_LENGTH, deviceNamedBy } from './sessions.ts';
-import { authenticator } from './authenticate.ts';
+import { heldConnection } from './revoke.ts';
+import { ConnState, connectAuthenticator, kConn, stateOf, type BrokerConn } from './authenticate.ts';
 
 export { commandTopic, devicePrefix, filterMatches, mayPublish, maySubscribe, uplinkKind } from './topics.ts';
 export { guardConnection, coalesceWrites } from './guard.ts';
@@ -57,7 +58,8 @@ export interface BrokerOptions {
 
 export type CommandDelivery = { status: 'delivered' | 'queued'; topic: string; transport: 'mqtt' } | { status: 'offline'; topic: string; transport: 'mqtt'; reason: string };
 
-export interface Broker extends FluxModule {
+/** `heldBy`: the device's live connections, for closing them when its access is revoked (runtime/ingress/revocation.ts) */
+export interface Broker extends FluxModule, ConnectionHolder {
   readonly aedes: Aedes;
   /** the port actually listened on (FLUX_MQTT_PORT=0 picks one) */
   port(): number;
@@ -74,24 +76,6 @@ export interface Broker extends FluxModule {
   /** whether the device holds a live MQTT connection */
   isConnected(deviceId: string): boolean;
 }
-
-/**
- * What the broker keeps about one connection, on the connection itself: one small object and one
- * shared 'close' handler instead of WeakMap entries, closures and `once` wrappers per connection
- * (per-connection memory is measured: docs/broker.md "Measurements").
- */
-class ConnState {
-  /** the authenticated device, 'platform' for a platform client, undefined before CONNECT */
-  identity: DeviceIdentity | 'platform' | undefined = undefined;
-  /** the aedes client, once the device's session is up (for liveByDevice) */
-  client: Client | undefined = undefined;
-  /** presence release, once the device's session is up */
-  release: ((reason: string) => void) | undefined = undefined;
-  closeReason: string | undefined = undefined;
-}
-const kConn = Symbol('flux.brokerConn');
-type BrokerConn = Duplex & { [kConn]?: ConnState };
-const stateOf = (client: Client): ConnState | undefined => (client.conn as BrokerConn | undefined)?.[kConn];
 
 // One per process: the exports object it patches is shared by every broker (runtime/patches).
 const fastAcks = patchMqttPacketWrites(writeNow);
@@ -219,19 +203,7 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
         // matter on metered links); each connection's map holds at most 16 topics.
         topicAliasMaximum: 16,
         pendingSessionsLimit: maxConnections,
-        authenticate: authenticator({
-          devices: ctx.registry.devices,
-          adminToken: ctx.adminToken,
-          shared: opts.shared,
-          open: () => conns.size,
-          maxConnections,
-          refused: metrics.refused,
-          log,
-          identify: (client, identity) => {
-            const st = stateOf(client);
-            if (st) st.identity = identity;
-          },
-        }),
+        authenticate: connectAuthenticator({ registry: ctx.registry, adminToken: ctx.adminToken, log, refused: metrics.refused, shared: opts.shared, open: () => conns.size, maxConnections }),
         authorizePublish(client, packet, done) {
           if (packet.topic.startsWith('$SYS')) return done(new Error('$SYS topics are reserved'));
           const identity = client ? deviceOf(client) : undefined;
@@ -337,6 +309,7 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
       return { ok: Boolean(server?.listening), port: listeningPort, tls_port: listeningTlsPort || undefined, connections: conns.size, clients: aedes?.connectedClients ?? 0, online_devices: presence.onlineCount() };
     },
     isConnected: (deviceId) => liveByDevice.has(deviceId),
+    heldBy: (deviceId) => liveClients(deviceId).map((client) => heldConnection(client, stateOf(client), log)),
     async sendCommand(identity, payload, childId) {
       const a = self.aedes;
       const topic = childId === undefined ? commandTopic(identity.product.key, identity.device.id) : `${commandTopic(identity.product.key, identity.device.id)}/${childId}`;

@@ -22,6 +22,8 @@ export interface ChangeTargets {
   plugins: { refresh(id?: string): Promise<void> };
   registry: { invalidate(deviceId?: string): void; invalidateProduct(productId: string): void };
   alarms: { applyRemote(ev: AlarmEvent): void };
+  /** closes this node's connections of a device whose access a change revoked (runtime/ingress/revocation.ts) */
+  revoker?: { check(deviceId: string): Promise<number> };
   /** the flow engine (absent when FLUX runs without flows) */
   flows?: { reload(): Promise<void> };
 }
@@ -94,7 +96,11 @@ export function createClusterChanges(opts: { target: RedisTarget; nodeId: string
         else if (n.k === 'plugin') await targets.plugins.refresh(n.id);
         else if (n.k === 'product') targets.registry.invalidateProduct(n.id);
         else if (n.k === 'flows') await targets.flows?.reload();
-        else targets.registry.invalidate(n.id);
+        else {
+          targets.registry.invalidate(n.id);
+          // disabled, deleted, a new secret: the connections the device holds here close
+          if (n.id) await targets.revoker?.check(n.id);
+        }
       };
 
       const reconcile = async () => {

@@ -11,6 +11,7 @@
  *   the others (changes.ts);
  * - `ruleStats` → rules: every node's rule counters in Redis, summed where a rule is shown (rule-stats.ts);
  * - `modbusLeases` → Modbus master: one node polls each Modbus endpoint (modbus-leases.ts);
+ * - `contextStore` → flow engine: Node-RED's default context store, on Redis (context-store.ts);
  * - `module(deps)` → the start order: registration, heartbeats, taking back dead nodes' devices (node.ts);
  * - `clusterRoutes` → the API: `GET /api/cluster` (routes.ts).
  */
@@ -28,6 +29,7 @@ import { createClusterPresence } from './shared-presence.ts';
 import { createClusterTraces, type ClusterTraces } from './traces.ts';
 import { createFeedRelay, type ClusterFeedRelay } from './feed-relay.ts';
 import { createClusterChanges, type ClusterChanges } from './changes.ts';
+import { redisContextModule, type NodeRedContextStore } from './context-store.ts';
 import { createClusterRuleStats, type ClusterRuleStatsPart } from './rule-stats.ts';
 import { createModbusLeases, type ModbusLeases } from './modbus-leases.ts';
 import { createClusterNode, createReporter, type ClusterNodeDeps, type NodeReport } from './node.ts';
@@ -35,6 +37,7 @@ import { createClusterNode, createReporter, type ClusterNodeDeps, type NodeRepor
 export { clusterRoutes } from './routes.ts';
 export type { ClusterNodeDeps, NodeReport, NodeStats } from './node.ts';
 export type { ClusterChanges, ChangeNotice, ChangeTargets } from './changes.ts';
+export { CONTEXT_LIMITS, type NodeRedContextStore, type ContextLimits } from './context-store.ts';
 
 export interface NodeView extends NodeReport {
   /** up: heartbeating; down: silent past the heartbeat period, its devices being taken back */
@@ -71,6 +74,8 @@ export interface Cluster {
   /** rule counters of every node */
   readonly ruleStats?: ClusterRuleStatsPart;
   readonly modbusLeases?: ModbusLeases;
+  /** Node-RED's default context store: the flows' context in Redis, shared by every node (context-store.ts) */
+  readonly contextStore?: () => NodeRedContextStore;
   /** the lifecycle module; start it before the broker, so it stops after it */
   module(deps: ClusterNodeDeps): ClusterModule;
 }
@@ -132,6 +137,7 @@ export function createCluster(opts: ClusterOptions): Cluster {
     changes: createClusterChanges({ target, nodeId, log }),
     ruleStats: createClusterRuleStats({ target, nodeId, log }),
     modbusLeases: createModbusLeases(nodeId, () => node.connection()),
+    contextStore: redisContextModule({ target, log }),
     module(deps) {
       const n = node;
       return {

@@ -33,7 +33,8 @@ import type { ModbusMaster } from '../modbus/index.ts';
 import type { Users } from '../users/index.ts';
 import { auditEditorLogin, auditFlowEvent, editorAuth } from './editor-auth.ts';
 import type { PluginCompare } from '../plugin-compare/index.ts';
-import { sharedStorageModule, type FlowSharing } from './shared-flows.ts';
+import type { NodeRedContextStore } from '../cluster/index.ts';
+import { revisionOf, sharedStorageModule, type FlowSharing, type SharedStorage } from './shared-flows.ts';
 
 export type { PipelineTracker } from './pipeline.ts';
 export type { FlowSharing } from './shared-flows.ts';
@@ -97,6 +98,8 @@ export interface FlowEngineOptions {
   version?: string;
   /** cluster mode: the flows are the shared database's (shared-flows.ts); unset, the data dir's */
   shared?: FlowSharing;
+  /** cluster mode: the default context store, shared by every node (runtime/cluster); the in-memory one stays as the store `local` */
+  sharedContext?: () => NodeRedContextStore;
 }
 
 export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServices: NodeServices, opts: FlowEngineOptions): FlowEngine {
@@ -111,6 +114,8 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
   let markRunning!: () => void;
   const running = new Promise<void>((resolve) => (markRunning = resolve));
   let stopped = false;
+  /** cluster mode: Node-RED's storage module with the flows and credentials in the shared database */
+  let sharedStorage: SharedStorage | undefined;
   const pipeline = createPipelineTracker(RED.hooks, {
     latency: histogram(ctx.metrics, 'flux_pipeline_latency_seconds', 'uplink received → finished in the flows (stored, filtered or failed)', [], [0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1, 2, 5, 10]),
     finished: counter(ctx.metrics, 'flux_pipeline_messages_total', 'uplinks that left the flows, by outcome (done, failed, expired)', ['outcome']),
@@ -145,11 +150,17 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
       // runtime/patches: a message path without metric records, and bounded editor comms frames
       if (!patchNodeRedMetric()) log.warn('Node-RED no longer has the shape runtime/patches/node-red-metric.ts patches: metrics records are built per message');
       if (!limitEditorComms()) log.warn('Node-RED no longer has the shape runtime/patches/node-red-comms-limit.ts patches: editor comms frames are not bounded');
-      const storage = opts.shared ? { storageModule: sharedStorageModule(opts.shared, log) } : {};
+      sharedStorage = opts.shared && sharedStorageModule(opts.shared, log);
+      const storage = sharedStorage ? { storageModule: sharedStorage } : {};
+      // Node-RED's context: in memory (its default) on one node; in a cluster the shared store is the
+      // default and the in-memory one is `local` (docs/cluster.md "Flows")
+      const context = opts.sharedContext ? { contextStorage: { default: { module: opts.sharedContext }, local: { module: 'memory' } } } : {};
       RED.init(server, {
         ...storage,
+        ...context,
         ...nodeRedSettings({
           userDir,
+          credentialSecret: ctx.settings.credentialSecret,
           editorAuth: editorAuth(opts.users),
           flux: handle,
           httpNodeRoot: prefix,
@@ -191,7 +202,11 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
       const next = reloading.then(async () => {
         if (!opts.shared || !started || stopped) return;
         const stored = await opts.shared.store.read();
-        if (!stored || (await RED.runtime.flows.getFlows({})).rev === stored.rev) return;
+        if (!stored) return;
+        // a deploy that changed only credentials keeps the flows' revision: compare those too
+        const credentials = await opts.shared.store.readCredentials();
+        const sameCredentials = credentials === null || revisionOf(credentials) === sharedStorage?.credentialsRev();
+        if ((await RED.runtime.flows.getFlows({})).rev === stored.rev && sameCredentials) return;
         await RED.runtime.flows.setFlows({ deploymentType: 'reload' });
         log.info({ rev: stored.rev }, 'loaded the flows another node deployed');
       });

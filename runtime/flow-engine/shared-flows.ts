@@ -1,8 +1,9 @@
 /**
  * Flows shared by a cluster's nodes (docs/cluster.md "Shared configuration"): a Node-RED storage
- * module that is Node-RED's own (localfilesystem: credentials, settings, sessions, library, and a
- * copy of the flows in the data dir) except for the flows, which come from and go to the shared
- * database. A deploy on one node stores them and tells the others (`changed`), which reload them
+ * module that is Node-RED's own (localfilesystem: settings, sessions, library, and a copy of the
+ * flows and credentials in the data dir) except for the flows and their credentials, which come
+ * from and go to the shared database. Every node has the same `credentialSecret`
+ * (FLUX_CREDENTIAL_SECRET), so the credentials Node-RED encrypted on one node decrypt on all. A deploy on one node stores them and tells the others (`changed`), which reload them
  * with Node-RED's runtime API (`setFlows({ deploymentType: 'reload' })`). Node-RED's revision is
  * the sha256 of the flow JSON, so every node that runs the same flows has the same `rev`, and an
  * editor that loaded an older revision on any node gets 409 `version_mismatch` (its merge dialog).
@@ -13,11 +14,16 @@ import type { SharedFlowRepository } from '../registry/index.ts';
 import type { Logger } from '../log/index.ts';
 
 type Flows = Record<string, unknown>[];
+/** Node-RED's credentials document: `{ "$": iv + ciphertext }` when encrypted */
+type Credentials = Record<string, unknown>;
 
 interface NodeRedStorage {
   init(settings: unknown, runtime: unknown): Promise<void>;
   getFlows(): Promise<Flows>;
   saveFlows(flows: Flows, user?: unknown): Promise<void>;
+  getCredentials(): Promise<Credentials>;
+  saveCredentials(credentials: Credentials): Promise<void>;
+  getSettings(): Promise<Record<string, unknown> | null>;
   [k: string]: unknown;
 }
 
@@ -26,15 +32,67 @@ export interface FlowSharing {
   store: SharedFlowRepository;
   /** called once a deploy of this node is stored */
   changed(): void;
+  /** FLUX_CREDENTIAL_SECRET, Node-RED's `credentialSecret` on every node */
+  credentialSecret: string;
+}
+
+/** The storage module, and the revision of the credentials it last loaded or saved (a deploy that changed only credentials keeps the flows' revision). */
+export interface SharedStorage extends NodeRedStorage {
+  credentialsRev(): string | undefined;
 }
 
 export const revisionOf = (json: string) => crypto.createHash('sha256').update(json).digest('hex');
 
+/** Whether Node-RED's encrypted credentials decrypt with `secret` (its format: @node-red/runtime/lib/nodes/credentials.js, aes-256-ctr with the sha256 of the secret). */
+export function decryptsWith(credentials: Credentials, secret: string): boolean {
+  const box = credentials.$;
+  if (typeof box !== 'string' || box.length < 32) return false;
+  try {
+    const decipher = crypto.createDecipheriv('aes-256-ctr', crypto.createHash('sha256').update(secret).digest(), Buffer.from(box.slice(0, 32), 'hex'));
+    JSON.parse(decipher.update(box.slice(32), 'base64', 'utf8') + decipher.final('utf8'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Node-RED's storage module with the flows in the shared database. */
-export function sharedStorageModule(sharing: FlowSharing, log: Logger): NodeRedStorage {
+export function sharedStorageModule(sharing: FlowSharing, log: Logger): SharedStorage {
   const local = createRequire(import.meta.url)('@node-red/runtime/lib/storage/localfilesystem') as NodeRedStorage;
+  let credentialsRev: string | undefined;
   return {
     ...local,
+    credentialsRev: () => credentialsRev,
+    async getSettings() {
+      const settings = await local.getSettings();
+      // A key Node-RED generated on this node before cluster mode would be tried first on the
+      // cluster's credentials and fail (credentials.js `load`): every node uses credentialSecret.
+      if (settings && '_credentialSecret' in settings) {
+        const { _credentialSecret: _dropped, ...rest } = settings;
+        return rest;
+      }
+      return settings;
+    },
+    async getCredentials() {
+      const stored = await sharing.store.readCredentials();
+      if (stored !== null) {
+        credentialsRev = revisionOf(stored);
+        return JSON.parse(stored) as Credentials;
+      }
+      // none stored yet: this node's own when they are the cluster's key's (stored at the next deploy)
+      const own = await local.getCredentials();
+      if (Object.keys(own).length > 0 && !decryptsWith(own, sharing.credentialSecret)) {
+        log.warn("this node's flow credentials are not encrypted with FLUX_CREDENTIAL_SECRET and cannot be shared: enter them again in the editor and deploy");
+        return {};
+      }
+      return own;
+    },
+    async saveCredentials(credentials) {
+      await local.saveCredentials(credentials);
+      const json = JSON.stringify(credentials);
+      await sharing.store.writeCredentials(json);
+      credentialsRev = revisionOf(json);
+    },
     async getFlows() {
       const stored = await sharing.store.read();
       if (stored) return JSON.parse(stored.json) as Flows;

@@ -12,6 +12,7 @@ import type { Presence } from './presence.ts';
 export { createFramer, encodeFrame, framePayload, parseFraming, FramingError, DEFAULT_MAX_FRAME, type Framing, type Framer } from '../framing/index.ts';
 export { createPresence, type Presence, type SharedPresence, type Transport } from './presence.ts';
 export { createTcpIngress, tcpTransportOf, type TcpIngress, type TcpIngressOptions, type TcpTransport, type TcpPlugins } from './tcp.ts';
+export { createRevoker, revocationOf, type Revoker, type Revocation, type HeldConnection, type ConnectionHolder } from './revocation.ts';
 export { createDownlink, type Downlink, type DownlinkRoutes, type CommandResult, type FieldbusCommands, type RemoteCommands } from './downlink.ts';
 
 export interface Ingress extends FluxModule {

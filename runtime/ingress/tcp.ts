@@ -12,6 +12,7 @@ import { ConfigError } from '../errors/index.ts';
 import { counter } from '../metrics/index.ts';
 import { createFramer, encodeFrame, framePayload, parseFraming, FramingError, type Framer, type Framing } from '../framing/index.ts';
 import type { Presence } from './presence.ts';
+import type { ConnectionHolder } from './revocation.ts';
 
 /** `product.transport.tcp`: `{ port, framing }` (framing defaults to newline-delimited). */
 export interface TcpTransport {
@@ -28,7 +29,8 @@ export interface TcpIngressOptions {
   syncIntervalMs?: number;
 }
 
-export interface TcpIngress extends FluxModule {
+/** `heldBy`: the device's connection, for closing it when its access is revoked (revocation.ts) */
+export interface TcpIngress extends FluxModule, ConnectionHolder {
   /** Re-reads the products and opens, re-opens or closes TCP listeners to match. */
   sync(): Promise<void>;
   /** the port actually listened on for a product (by key), when it has one */
@@ -79,7 +81,11 @@ interface Conn {
   listener: Listener;
   framer: Framer;
   identity?: DeviceIdentity;
+  /** the stamp of the secret its login frame presented (revocation.ts); undefined: named by its plugin */
+  stamp?: string;
   release?: (reason: string) => void;
+  /** why FLUX closed it, for the presence release */
+  closeReason?: string;
 }
 
 const MAX_UNIDENTIFIED_FRAMES = 3;
@@ -151,13 +157,15 @@ export function createTcpIngress(ctx: FluxContext, presence: Presence, plugins: 
         login = undefined;
       }
       if (login && typeof login.device_id === 'string' && typeof login.secret === 'string') {
-        const identity = await ctx.registry.devices.authenticate(login.device_id, login.secret);
+        const access = await ctx.registry.devices.credential(login.device_id, login.secret);
+        const identity = access?.identity;
         const reason = !identity ? 'unknown device or wrong secret' : !identity.device.enabled ? 'device disabled' : identity.product.id !== product.id ? `device belongs to product ${identity.product.key}` : '';
         if (reason) {
           if (transport.framing.type === 'length' || transport.framing.type === 'delimiter') conn.socket.write(encodeFrame(transport.framing, Buffer.from('{"login":"denied"}')));
           close(conn, `login refused: ${reason} (device ${login.device_id})`, 'login_refused');
           return null;
         }
+        conn.stamp = access!.stamp;
         identified(conn, identity!);
         if (transport.framing.type === 'length' || transport.framing.type === 'delimiter') conn.socket.write(encodeFrame(transport.framing, Buffer.from('{"login":"ok"}')));
         return 'login';
@@ -263,7 +271,7 @@ export function createTcpIngress(ctx: FluxContext, presence: Presence, plugins: 
       clearTimeout(loginTimer);
       listener.sockets.delete(socket);
       if (conn.identity && byDevice.get(conn.identity.device.id) === conn) byDevice.delete(conn.identity.device.id);
-      conn.release?.('connection closed');
+      conn.release?.(conn.closeReason ?? 'connection closed');
     });
   }
 
@@ -366,6 +374,14 @@ export function createTcpIngress(ctx: FluxContext, presence: Presence, plugins: 
       return undefined;
     },
     isConnected: (deviceId) => byDevice.has(deviceId),
+    heldBy(deviceId) {
+      const conn = byDevice.get(deviceId);
+      if (!conn || conn.socket.destroyed) return [];
+      return [{ stamp: conn.stamp, close: (reason) => {
+        conn.closeReason = reason;
+        close(conn, reason, 'revoked');
+      } }];
+    },
     write(deviceId, bytes, frame) {
       const conn = byDevice.get(deviceId);
       if (!conn || conn.socket.destroyed) return false;

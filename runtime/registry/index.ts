@@ -7,7 +7,7 @@
 export { createRegistry, type Registry, type RegistryOptions, type RegistryHealth, type RegistryChange } from './registry.ts';
 export type { Page, ListOptions } from './rows.ts';
 export { PRODUCT_KEY_PATTERN, type ProductRepository, type Product, type ProductInput, type ThingModel } from './repositories/products.ts';
-export { DEVICE_ID_PATTERN, type DeviceRepository, type Device, type DeviceIdentity, type DeviceInput, type DevicePatch } from './repositories/devices.ts';
+export { DEVICE_ID_PATTERN, type DeviceRepository, type Device, type DeviceAccess, type DeviceIdentity, type DeviceInput, type DevicePatch } from './repositories/devices.ts';
 export type { PluginVersions, PluginVersionRow } from './repositories/plugin-versions.ts';
 export type { RuleRepository, RuleRow, RuleColumns } from './repositories/rules.ts';
 export type { AlarmRepository, Alarm, AlarmLevel, AlarmState, AlarmFilter, AlarmChange } from './repositories/alarms.ts';

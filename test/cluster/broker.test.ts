@@ -166,6 +166,37 @@ describe('cluster: three nodes on one Redis', function () {
     assert.deepEqual(msg.body.params, { delay: 2 });
   });
 
+  it("closes the connection a device holds on B when A's API disables it, deletes it or gives it a new secret", async () => {
+    const extra = await a.api('POST', '/api/devices', { id: 'revoked', product_id: PRODUCT });
+    assert.equal(extra.status, 201, JSON.stringify(extra.body));
+    secrets.revoked = extra.body.secret;
+    const held = async (reason: { code: number; text: string }, revoke: () => Promise<number>) => {
+      const cl = await device(b, 'revoked', { protocolVersion: 5 });
+      let told: { reasonCode?: number; reason?: string } | undefined;
+      let closed = false;
+      cl.on('disconnect', (p) => (told = { reasonCode: p.reasonCode, reason: p.properties?.reasonString }));
+      cl.on('close', () => (closed = true));
+      await until(async () => (await status(a, 'revoked')) === 'online', 'online, seen through A');
+      assert.equal(await revoke(), reason.code === 0x87 ? 200 : reason.text === 'device deleted' ? 204 : 200);
+      // B learns of the change from A's notice and closes the connection it holds
+      await until(() => closed, 'the connection on B closed');
+      assert.deepEqual(told, { reasonCode: reason.code, reason: reason.text });
+    };
+    await held({ code: 0x98, text: 'device disabled' }, async () => (await a.api('PATCH', '/api/devices/revoked', { enabled: false })).status);
+    await until(async () => (await status(a, 'revoked')) === 'offline', 'offline');
+    // a reconnect on C is refused
+    await assert.rejects(device(cNode, 'revoked', { protocolVersion: 5 }), (err: { code?: number }) => err.code === 0x87);
+    assert.equal((await a.api('PATCH', '/api/devices/revoked', { enabled: true })).status, 200);
+    const old = secrets.revoked;
+    await held({ code: 0x87, text: 'secret rotated' }, async () => {
+      const r = await a.api('POST', '/api/devices/revoked/secret', {});
+      secrets.revoked = r.body.secret;
+      return r.status;
+    });
+    await assert.rejects(device(b, 'revoked', { protocolVersion: 5, password: old }), (err: { code?: number }) => err.code === 0x87);
+    await held({ code: 0x98, text: 'device deleted' }, async () => (await a.api('DELETE', '/api/devices/revoked')).status);
+  });
+
   it("reads a message's trace through a node other than the one that handled it", async () => {
     const dev = await device(b, 'm7');
     await dev.publishAsync(`/${PRODUCT}/m7/properties/report`, JSON.stringify({ values: { t: 21.5 } }), { qos: 1 });

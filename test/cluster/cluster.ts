@@ -104,6 +104,7 @@ export async function startCluster(count: number, env: Record<string, string> = 
   const shared = {
     FLUX_REDIS_URL: redis.url,
     FLUX_REDIS_PREFIX: `t${process.pid}:`,
+    FLUX_CREDENTIAL_SECRET: 'cluster-test-credential-secret-0123',
     FLUX_DB_URL: db.url,
     FLUX_TS_URL: db.url,
     FLUX_CLUSTER_HEARTBEAT_MS: String(HEARTBEAT_MS),

@@ -43,7 +43,7 @@ describe('docker/compose.yaml and docker/haproxy.cfg', function () {
   it('gives each node its own id and data volume, and the same Redis, database and token', () => {
     const envs = nodes.map((n) => services[n]!.environment!);
     assert.equal(new Set(envs.map((e) => e.FLUX_NODE_ID)).size, 3);
-    for (const key of ['FLUX_REDIS_URL', 'FLUX_DB_URL', 'FLUX_TS_URL', 'FLUX_ADMIN_TOKEN']) assert.equal(new Set(envs.map((e) => e[key])).size, 1, `${key} is shared`);
+    for (const key of ['FLUX_REDIS_URL', 'FLUX_DB_URL', 'FLUX_TS_URL', 'FLUX_ADMIN_TOKEN', 'FLUX_CREDENTIAL_SECRET']) assert.equal(new Set(envs.map((e) => e[key])).size, 1, `${key} is shared`);
     const volumes = nodes.map((n) => services[n]!.volumes![0]!.split(':')[0]!);
     assert.equal(new Set(volumes).size, 3);
     for (const v of Object.values(services).flatMap((s) => s.volumes ?? []).map((v) => v.split(':')[0]!)) {

@@ -25,7 +25,7 @@ describe('cluster: Redis unreachable', function () {
 
   it('refuses to start, with one line naming FLUX_REDIS_URL, when Redis cannot be reached', async () => {
     const port = await freePort();
-    const settings = loadSettings({ FLUX_DATA_DIR: tempDir(), FLUX_HTTP_PORT: '0', FLUX_MQTT_PORT: '0', FLUX_HOST: '127.0.0.1', FLUX_ADMIN_TOKEN: TEST_TOKEN, FLUX_REDIS_URL: `redis://127.0.0.1:${port}` });
+    const settings = loadSettings({ FLUX_DATA_DIR: tempDir(), FLUX_HTTP_PORT: '0', FLUX_MQTT_PORT: '0', FLUX_HOST: '127.0.0.1', FLUX_ADMIN_TOKEN: TEST_TOKEN, FLUX_REDIS_URL: `redis://127.0.0.1:${port}`, FLUX_CREDENTIAL_SECRET: 'outage-credential-secret-0123' });
     const flux = createFlux({ settings, log: createLogger({ level: 'silent' }), flows: false });
     const err = await flux.start().then(
       () => assert.fail('FLUX started without Redis'),

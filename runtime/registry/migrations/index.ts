@@ -13,6 +13,7 @@ import { m009RuleQuarantine } from './009-rule-quarantine.ts';
 import { m010AlarmOpenKey } from './010-alarm-open-key.ts';
 import { m011PluginModules } from './011-plugin-modules.ts';
 import { m012SharedFlows } from './012-shared-flows.ts';
+import { m013SharedFlowCredentials } from './013-shared-flow-credentials.ts';
 
 export interface Migration {
   name: string;
@@ -20,4 +21,4 @@ export interface Migration {
   down(qi: QueryInterface): Promise<void>;
 }
 
-export const MIGRATIONS: readonly Migration[] = [m001Initial, m003Rules, m004Gateways, m005Users, m006DeviceTransport, m007Streams, m009RuleQuarantine, m010AlarmOpenKey, m011PluginModules, m012SharedFlows];
+export const MIGRATIONS: readonly Migration[] = [m001Initial, m003Rules, m004Gateways, m005Users, m006DeviceTransport, m007Streams, m009RuleQuarantine, m010AlarmOpenKey, m011PluginModules, m012SharedFlows, m013SharedFlowCredentials];

@@ -20,6 +20,12 @@ export interface DeviceIdentity {
   product: Product;
 }
 
+/** An identity with an opaque stamp of the device's secret: a new secret, a new stamp. */
+export interface DeviceAccess {
+  identity: DeviceIdentity;
+  stamp: string;
+}
+
 export interface DeviceInput {
   id?: string;
   product_id: string;
@@ -66,6 +72,13 @@ export interface DeviceRepository {
   rotateSecret(id: string, secret?: string): Promise<{ device: Device; secret: string }>;
   /** Device + product when `secret` matches (constant-time), else null. Cached briefly for connection storms. */
   authenticate(id: string, secret: string): Promise<DeviceIdentity | null>;
+  /**
+   * `authenticate` with the stamp of the secret it matched: a connection keeps the stamp, and
+   * `access` later tells whether that secret is still the device's (runtime/ingress/revocation.ts).
+   */
+  credential(id: string, secret: string): Promise<DeviceAccess | null>;
+  /** The device's identity and the stamp of its current secret, read through the identity cache (fresh after a write or an `invalidate`). */
+  access(id: string): Promise<DeviceAccess | null>;
   /** Device + product by id, no secret check (ingress that already authenticated). */
   identity(id: string): Promise<DeviceIdentity | null>;
   /** The cached identity while it is fresh, else undefined (then ask `identity`): no Promise per message. */
@@ -208,10 +221,19 @@ export function createDeviceRepository(db: Db, products: ProductRepository, iden
       return { device: plain(row), secret: s };
     },
     async authenticate(id, secret) {
+      return (await devices.credential(id, secret))?.identity ?? null;
+    },
+    async credential(id, secret) {
       if (!DEVICE_ID_RE.test(id)) return null;
       const entry = await identities.load(id);
       if (!entry || !verifySecret(secret, entry.hash)) return null;
-      return entry.identity;
+      // the salted hash itself (held by reference, no copy): every rotation salts anew
+      return { identity: entry.identity, stamp: entry.hash };
+    },
+    async access(id) {
+      if (!DEVICE_ID_RE.test(id)) return null;
+      const entry = await identities.load(id);
+      return entry && { identity: entry.identity, stamp: entry.hash };
     },
     async identity(id) {
       if (!DEVICE_ID_RE.test(id)) return null;

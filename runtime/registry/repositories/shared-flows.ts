@@ -1,6 +1,7 @@
 /**
  * The flows a cluster's nodes share (migration 012): one row holding the Node-RED flow JSON and its
- * revision (sha256 of that JSON, as Node-RED computes it). runtime/flow-engine/shared-flows.ts
+ * revision (sha256 of that JSON, as Node-RED computes it), and their credentials as Node-RED
+ * encrypted them (migration 013). runtime/flow-engine/shared-flows.ts
  * reads and writes it in cluster mode.
  */
 import { QueryTypes } from 'sequelize';
@@ -12,6 +13,9 @@ export interface SharedFlowRepository {
   write(json: string, rev: string): Promise<void>;
   /** writes only while none are stored (the first node of a cluster); false: another node's came first */
   writeFirst(json: string, rev: string): Promise<boolean>;
+  /** Node-RED's encrypted credentials document (JSON); null until a node stored them */
+  readCredentials(): Promise<string | null>;
+  writeCredentials(json: string): Promise<void>;
 }
 
 export function createSharedFlowRepository(db: Db): SharedFlowRepository {
@@ -32,6 +36,13 @@ export function createSharedFlowRepository(db: Db): SharedFlowRepository {
       // one conditional statement: of several nodes starting at once, one writes
       await update(` AND ${q('flows')} IS NULL`, json, rev);
       return (await read())?.rev === rev;
+    },
+    async readCredentials() {
+      const rows = await db.sequelize.query<{ credentials: string | null }>(`SELECT ${q('credentials')} FROM ${q('shared_flows')} WHERE ${q('id')} = 'flows'`, { type: QueryTypes.SELECT });
+      return rows[0]?.credentials ?? null;
+    },
+    async writeCredentials(json) {
+      await db.sequelize.query(`UPDATE ${q('shared_flows')} SET ${q('credentials')} = :json, ${q('updated_at')} = :at WHERE ${q('id')} = 'flows'`, { replacements: { json, at: new Date() } });
     },
   };
 }
