@@ -6,7 +6,6 @@ import { describeOnDialects, near, refusal, withoutTimes } from './dialects.ts';
 const hash = (n: number) => n.toString(16).padStart(64, '0');
 
 describeOnDialects('users and tokens repositories', (suite) => {
-
   describe('users', function () {
     it('creates users and reads them back by name', async function () {
       const u = await suite.registry.users.create({ username: 'olga', password_hash: 'scrypt$1', role: 'operator' });

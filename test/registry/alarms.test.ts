@@ -169,7 +169,6 @@ describeOnDialects('alarms repository', (suite) => {
 }, { timeout: 60_000 });
 
 describeOnDialects('alarms migration 010', (suite) => {
-
   it('gives the newest open alarm of each pair its key; a trigger counts into it', async function () {
     const old = await openRegistry(suite.db, { migrateUntil: '009-rule-quarantine' });
     await old.stop();

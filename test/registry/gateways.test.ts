@@ -52,7 +52,6 @@ async function openMigrated(db: DbUrl): Promise<Registry> {
 }
 
 describeOnDialects('registry gateways', (suite) => {
-
   it('migrates a database with devices: existing devices are not gateways and have no gateway', async function () {
     const old = await suite.registry.devices.get('old_1');
     assert.equal(old.is_gateway, false);

@@ -6,7 +6,6 @@ const meta = (n: number) => ({ name: `modbus v${n}`, limits: { deadline_ms: 50, 
 const row = (id: string, version: number) => ({ id, version, sha256: `${id}-${version}`.padEnd(64, '0'), size: 100 + version, source: 'api' as const, meta: meta(version), file: `/data/plugins/${id}/${version}.wasm`, module: Buffer.from(`bytes of ${id}@${version}`) });
 
 describeOnDialects('plugin versions', (suite) => {
-
   it('adds versions inactive and lists them oldest first, per plugin and in all', async function () {
     const v2 = await suite.registry.pluginVersions.add(row('modbus', 2));
     await suite.registry.pluginVersions.add(row('modbus', 1));

@@ -8,7 +8,6 @@ import { describeOnDialects, refusal, silent } from './dialects.ts';
 const thingModel = { properties: [{ id: 'temperature', type: 'float' as const, unit: '°C' }], events: [{ id: 'overheat' }], commands: [{ id: 'TurnOn' }] };
 
 describeOnDialects('registry', (suite) => {
-
   it('runs its migrations once and again without error on a second start', async function () {
     const again = createRegistry({ db: suite.db, log: silent });
     await again.start();

@@ -19,7 +19,6 @@ const columns = (over: Partial<StreamColumns> = {}): StreamColumns => ({
 });
 
 describeOnDialects('streams repository', (suite) => {
-
   it('creates a stream and reads back every column, lists and JSON included', async function () {
     const s = await suite.registry.streams.create({ id: 'cam-b', ...columns({ device_id: 'dev1', record: true, on_demand: false, retention_hours: 48, transcode: 'h264', audio: 'off', rtmp_push: ['rtmp://push.example/live/***'], tags: { site: 'north', floor: 2 } }) });
     assert.equal(s.id, 'cam-b');
