@@ -5,37 +5,16 @@
  * (the `flux alarm` node now, the WebSocket feed once it exists).
  */
 import type { FluxModule, ComponentHealth } from '../app/context.ts';
-import type { AlarmRepository, AlarmRow } from '../registry/index.ts';
+import type { Alarm, AlarmFilter, AlarmLevel, AlarmRepository, AlarmState } from '../registry/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { MetricsRegistry } from '../metrics/index.ts';
 import { FluxError, conflict, notFound } from '../errors/index.ts';
 import { counter } from '../metrics/index.ts';
 import type { Feed } from '../feed/index.ts';
 
-export type AlarmLevel = 'info' | 'warning' | 'critical';
-export type AlarmState = 'active' | 'acknowledged' | 'cleared';
+export type { Alarm, AlarmFilter, AlarmLevel, AlarmState };
 export const ALARM_LEVELS: readonly AlarmLevel[] = ['info', 'warning', 'critical'];
 export const ALARM_STATES: readonly AlarmState[] = ['active', 'acknowledged', 'cleared'];
-
-export interface Alarm {
-  id: string;
-  rule_id: string | null;
-  device_id: string | null;
-  level: AlarmLevel;
-  state: AlarmState;
-  message: string;
-  count: number;
-  first_at: string;
-  last_at: string;
-  acked_at: string | null;
-  /** who acknowledged it (a user name, or `admin-token`) */
-  acked_by: string | null;
-  /** the note they left (what was done, who is on it) */
-  ack_note: string | null;
-  cleared_at: string | null;
-  created_at: string;
-  updated_at: string;
-}
 
 export interface RaiseInput {
   rule_id?: string | null;
@@ -48,15 +27,6 @@ export interface RaiseInput {
 export interface AlarmEvent {
   type: 'raised' | 'repeated' | 'acknowledged' | 'cleared';
   alarm: Alarm;
-}
-
-export interface AlarmFilter {
-  state?: AlarmState;
-  level?: AlarmLevel;
-  rule_id?: string;
-  device_id?: string;
-  limit?: number;
-  offset?: number;
 }
 
 export interface AlarmCenter extends FluxModule {
@@ -85,7 +55,6 @@ export interface AlarmCenter extends FluxModule {
 const keyOf = (ruleId: string | null | undefined, deviceId: string | null | undefined) => `${ruleId ?? ''}\u0000${deviceId ?? ''}`;
 
 /** Stored alarms have a level raise() checked. */
-const asAlarm = (row: AlarmRow): Alarm => row as Alarm;
 
 export interface AlarmCenterDeps {
   /** where alarms are kept */
@@ -136,7 +105,7 @@ export function createAlarmCenter(deps: AlarmCenterDeps): AlarmCenter {
   async function find(id: string): Promise<Alarm> {
     const a = await store.find(id);
     if (!a) throw notFound('alarm', id);
-    return asAlarm(a);
+    return a;
   }
 
   const center: AlarmCenter = {
@@ -158,19 +127,17 @@ export function createAlarmCenter(deps: AlarmCenterDeps): AlarmCenter {
         const message = String(input.message ?? '').slice(0, 1000);
         const { alarm, repeated } = await store.raise({ rule_id: input.rule_id ?? null, device_id: input.device_id ?? null, level: input.level, message, at: new Date() });
         open.add(key);
-        const a = asAlarm(alarm);
-        emit(repeated ? 'repeated' : 'raised', a);
-        return a;
+        emit(repeated ? 'repeated' : 'raised', alarm);
+        return alarm;
       });
     },
     async ack(id, by = {}) {
       const r = await find(id);
       return serial(keyOf(r.rule_id, r.device_id), async () => {
         const { alarm, changed } = await store.acknowledge(id, { username: by.username ?? null, note: by.note ?? null }, new Date());
-        const a = asAlarm(alarm);
-        if (a.state === 'cleared') throw conflict(`alarm '${id}' is cleared; only an active alarm can be acknowledged`);
-        if (changed) emit('acknowledged', a);
-        return a;
+        if (alarm.state === 'cleared') throw conflict(`alarm '${id}' is cleared; only an active alarm can be acknowledged`);
+        if (changed) emit('acknowledged', alarm);
+        return alarm;
       });
     },
     async clear(id) {
@@ -178,11 +145,10 @@ export function createAlarmCenter(deps: AlarmCenterDeps): AlarmCenter {
       const key = keyOf(r.rule_id, r.device_id);
       return serial(key, async () => {
         const { alarm, changed } = await store.clear(id, new Date());
-        const a = asAlarm(alarm);
-        if (!changed) return a;
+        if (!changed) return alarm;
         open.delete(key);
-        emit('cleared', a);
-        return a;
+        emit('cleared', alarm);
+        return alarm;
       });
     },
     clearFor(ruleId, deviceId) {
@@ -191,9 +157,8 @@ export function createAlarmCenter(deps: AlarmCenterDeps): AlarmCenter {
         const cleared = await store.clearOpen(ruleId, deviceId, new Date());
         open.delete(key);
         if (!cleared) return null;
-        const a = asAlarm(cleared);
-        emit('cleared', a);
-        return a;
+        emit('cleared', cleared);
+        return cleared;
       });
     },
     applyRemote({ type, alarm }) {
@@ -207,12 +172,11 @@ export function createAlarmCenter(deps: AlarmCenterDeps): AlarmCenter {
     },
     get: find,
     async list(filter) {
-      const page = await store.list(filter);
-      return { ...page, items: page.items.map(asAlarm) };
+      return store.list(filter);
     },
     async byDevices(deviceIds, filter = {}) {
       const limitEach = Math.min(Math.max(filter.limitEach ?? 50, 1), 1000);
-      return (await store.byDevices(deviceIds, { state: filter.state, limitEach })) as Map<string, Alarm[]>;
+      return store.byDevices(deviceIds, { state: filter.state, limitEach });
     },
     on(listener) {
       listeners.add(listener);

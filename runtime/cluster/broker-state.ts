@@ -74,7 +74,7 @@ export function createSharedBrokerState(opts: BrokerStateOptions): SharedBrokerS
       const persistence = redisPersistence({ conn, maxSessionDelivery: MAX_SESSION_DELIVERY, packetTTL: () => OFFLINE_MESSAGE_TTL_S }) as unknown as WrappedPersistence;
       tolerant(persistence, 'storeRetained', 'retained');
       tolerant(persistence, 'outgoingEnqueueCombi', 'offline_queue');
-      const mq = createClusterEmitter({ nodeId: opts.nodeId, prefix: opts.target.prefix, pub: pubConn, sub: subConn, onRemoteFailure: (err) => failed('cross_node', err) });
+      const mq = createClusterEmitter({ nodeId: opts.nodeId, prefix: opts.target.prefix, pub: pubConn, sub: subConn, onRemoteFailure: (err) => failed('cross_node', err), refreshMs: opts.heartbeatMs });
       return {
         persistence,
         mq,

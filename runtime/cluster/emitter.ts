@@ -10,6 +10,10 @@
  * delivered or handled twice (aedes' own listeners, `$SYS/…`, included; a client's delivery is also
  * de-duplicated by aedes by broker id and counter). Subscriptions are made on both.
  *
+ * A publish no other node listens to (interest.ts: the filters every node announces) is not sent to
+ * Redis at all: a device's uplink usually has no subscriber, and its PUBLISH was ~15% of a node's CPU
+ * per uplink plus a Redis round trip before aedes read the device's next packets (docs/cluster.md).
+ *
  * Channels are `<prefix>mqtt/<topic>`: the prefix is a topic level of its own, so `#` and `+`
  * filters keep their meaning (mqemitter-redis turns them into Redis glob patterns and checks
  * matches with its own matcher).
@@ -18,6 +22,7 @@ import mqemitter from 'mqemitter';
 import MQEmitterRedis from 'mqemitter-redis';
 import type { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
+import { createInterest, type NoticeBus } from './interest.ts';
 
 type Packet = Record<string, unknown> & { topic: string };
 type Listener = (packet: Packet, done: () => void) => void;
@@ -33,6 +38,8 @@ export interface ClusterEmitterOptions {
   sub: Redis;
   /** a publish that could not go to the other nodes (Redis unreachable or failing) */
   onRemoteFailure(err: Error): void;
+  /** how often this node renews its listed filters and re-reads the others' (interest.ts): the heartbeat period */
+  refreshMs: number;
 }
 
 /** What aedes uses of an mqemitter (node_modules/aedes/aedes.js: on, emit, removeListener, close). */
@@ -51,6 +58,7 @@ export function createClusterEmitter(opts: ClusterEmitterOptions): ClusterEmitte
   const remote = MQEmitterRedis({ pubConn: pub, subConn: opts.sub, concurrency: 0, matchEmptyLevels: true });
   // its connections' errors come out here; an 'error' nobody hears would end the process
   (remote as unknown as { state: EventEmitter }).state.on('error', (err: Error) => opts.onRemoteFailure(err));
+  const interest = createInterest({ nodeId, prefix: opts.prefix, pub, sub: opts.sub, bus: remote as unknown as NoticeBus, refreshMs: opts.refreshMs, onFailure: opts.onRemoteFailure });
   /** one wrapper per listener, whatever its topics, so removeListener finds it; `topics` counts its subscriptions */
   const fromOthers = new Map<Listener, { wrapper: Listener; topics: number }>();
 
@@ -71,13 +79,20 @@ export function createClusterEmitter(opts: ClusterEmitterOptions): ClusterEmitte
   const self: ClusterEmitter = {
     on(topic, listener, done) {
       local.on(topic, listener);
-      remote.on(channelPrefix + topic, wrapperOf(listener), done);
+      // done (aedes' SUBACK follows) once Redis subscribed this node and the other nodes were told
+      let pending = 2;
+      const subscribed = () => {
+        if (--pending === 0) done?.();
+      };
+      interest.add(topic, subscribed);
+      remote.on(channelPrefix + topic, wrapperOf(listener), subscribed);
       return self;
     },
     removeListener(topic, listener, done) {
       local.removeListener(topic, listener);
       const w = fromOthers.get(listener);
       if (!w) return done?.();
+      interest.remove(topic);
       if (--w.topics <= 0) fromOthers.delete(listener);
       remote.removeListener(channelPrefix + topic, w.wrapper, done);
     },
@@ -87,6 +102,8 @@ export function createClusterEmitter(opts: ClusterEmitterOptions): ClusterEmitte
         if (--pending === 0) done?.();
       };
       local.emit(packet, finish);
+      // no other node listens to this topic (a device's uplink, mostly): nothing crosses Redis
+      if (!interest.elsewhere(packet.topic)) return finish();
       if (pub.status !== 'ready') {
         // Redis is reconnecting: the other nodes cannot hear it now; this node's subscribers did
         opts.onRemoteFailure(new Error(`Redis connection ${pub.status}`));
@@ -110,6 +127,7 @@ export function createClusterEmitter(opts: ClusterEmitterOptions): ClusterEmitte
       // mqemitter-redis closes by QUIT and waits for both connections to end, which never happens
       // while Redis is unreachable: then (or after a second) the connections are dropped instead
       const timer = setTimeout(end, 1000);
+      interest.close();
       local.close(() => (pub.status === 'ready' && opts.sub.status === 'ready' ? remote.close(end) : end()));
     },
   };

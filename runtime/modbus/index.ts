@@ -6,7 +6,8 @@
 import type { ComponentHealth, FluxModule } from '../app/context.ts';
 import { createModbusMaster, type ModbusMaster, type ModbusMasterDeps } from './master.ts';
 
-export { createModbusMaster, type ModbusMaster, type ModbusMasterDeps, type ModbusCommandResult, type UnitStatus, type EndpointLeases } from './master.ts';
+export { createModbusMaster, type ModbusMaster, type ModbusMasterDeps, type UnitStatus, type EndpointLeases } from './master.ts';
+export type { ModbusCommandResult } from './commands.ts';
 export { createEndpoint, endpointKey, type Endpoint, type EndpointAddress, type EndpointOptions, type EndpointStats, type ModbusMode, type RequestGroup } from './endpoint.ts';
 export { decodeBlock, decodeValue, encodeValue, normalizeRegister, planReads, TYPE_WIDTH, type ReadBlock, type Register, type RegisterSpec, type RegisterType } from './codec.ts';
 export {

@@ -12,7 +12,6 @@
  * from the larger of its interval and timeout, up to 10 × that, at most 60 s), so a dead unit on an
  * RTU bus rarely holds the bus for its timeout.
  */
-import { randomUUID } from 'node:crypto';
 import { newMessageId } from '../bus/index.ts';
 import { FluxError } from '../errors/index.ts';
 import type { Presence } from '../ingress/presence.ts';
@@ -24,7 +23,8 @@ import { createEndpoint, endpointKey, type Endpoint, type EndpointAddress, type 
 import { createModbusMetrics, type ModbusMetrics } from './metrics.ts';
 import { readPolledDevices, type PolledDevice } from './sync.ts';
 import { createPollAppender } from './appender.ts';
-import { planWrites } from './writes.ts';
+import { modbusCommands, type ModbusCommandResult } from './commands.ts';
+import type { UnitStatus } from '../api-shapes/index.ts';
 import type { MetricsRegistry } from '../metrics/index.ts';
 import type { UplinkJournal } from '../uplink-log/index.ts';
 
@@ -49,28 +49,7 @@ export interface EndpointLeases {
   claim(endpoints: string[], leaseMs: number): Promise<Set<string> | undefined>;
 }
 
-export interface ModbusCommandResult {
-  status: 'delivered' | 'offline';
-  id: string;
-  deviceId: string;
-  transport: 'modbus';
-  bytes: number;
-  encoding: 'modbus';
-  reason?: string;
-  /** what was written, or (command `read`) the values read */
-  values?: Record<string, number | boolean>;
-}
-
-export interface UnitStatus {
-  device_id: string;
-  unit: number;
-  online: boolean;
-  consecutive_failures: number;
-  last_error: string | null;
-  last_ok: string | null;
-  polls: number;
-  overruns: number;
-}
+export type { UnitStatus };
 
 export interface ModbusMaster {
   start(): Promise<void>;
@@ -322,13 +301,6 @@ export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
     }, syncMs);
   }
 
-  function toFluxError(u: Unit, what: string, err: ModbusError): FluxError {
-    const where = `device '${u.cfg.deviceId}' (unit ${u.cfg.unit} at ${u.ep.key})`;
-    if (err.reason === 'exception') return new FluxError('modbus_exception', `${where} refused the ${what}: Modbus ${err.message}`, 502, { exception_code: err.exceptionCode });
-    if (err.reason === 'timeout') return new FluxError('modbus_timeout', `${where} did not answer the ${what} within ${u.cfg.config.timeout_ms} ms`, 504);
-    return new FluxError('modbus_error', `${where}: the ${what} failed: ${err.message}`, 502);
-  }
-
   async function unitFor(deviceId: string): Promise<Unit> {
     let u = units.get(deviceId);
     if (!u) {
@@ -339,27 +311,7 @@ export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
     return u;
   }
 
-  async function write(u: Unit, params: unknown): Promise<ModbusCommandResult> {
-    const requests = planWrites(u.cfg.registers, u.cfg.identity.product.key, params);
-    const id = randomUUID();
-    let bytes = 0;
-    const values: Record<string, number | boolean> = {};
-    for (const w of requests) {
-      try {
-        await u.ep.request(u.cfg.unit, w.pdu, u.cfg.config.timeout_ms);
-      } catch (err) {
-        const e = err as ModbusError;
-        if (e.reason === 'connection' || e.reason === 'closed') return { status: 'offline', id, deviceId: u.cfg.deviceId, transport: 'modbus', bytes, encoding: 'modbus', reason: e.message };
-        throw toFluxError(u, `write of ${w.property}`, e);
-      }
-      bytes += w.pdu.length;
-      values[w.property] = w.value;
-    }
-    log.info({ deviceId: u.cfg.deviceId, id, values }, 'modbus write delivered');
-    // the new value shows at once instead of an interval later
-    if (!u.busy && u.polled) poll(u).catch(() => {});
-    return { status: 'delivered', id, deviceId: u.cfg.deviceId, transport: 'modbus', bytes, encoding: 'modbus', values };
-  }
+  const command = modbusCommands({ unitFor, poll, log });
 
   return {
     async start() {
@@ -379,22 +331,7 @@ export function createModbusMaster(deps: ModbusMasterDeps): ModbusMaster {
     },
     sync,
     handles: (identity) => (identity.product.transport as { modbus?: unknown } | null)?.modbus !== undefined,
-    async command(deviceId, command, params) {
-      const u = await unitFor(deviceId);
-      if (command === 'write') return write(u, params);
-      if (command === 'read') {
-        if (u.busy) throw new FluxError('busy', `device '${deviceId}' is being polled right now; try again`, 409);
-        try {
-          const values = await poll(u);
-          return { status: 'delivered', id: randomUUID(), deviceId, transport: 'modbus', bytes: 0, encoding: 'modbus', values };
-        } catch (err) {
-          const e = err as ModbusError;
-          if (e.reason === 'connection' || e.reason === 'closed') return { status: 'offline', id: randomUUID(), deviceId, transport: 'modbus', bytes: 0, encoding: 'modbus', reason: e.message };
-          throw toFluxError(u, 'read', e);
-        }
-      }
-      throw new FluxError('unknown_command', `Modbus devices take the commands 'write' and 'read', not '${command}'`, 422);
-    },
+    command,
     request(address, unit, pdu, timeoutMs) {
       return endpointFor(address).request(unit, pdu, timeoutMs);
     },

@@ -9,8 +9,7 @@
  * module before its first batch (the path a replaced worker takes too). Probes run in a
  * short-lived worker of their own until the workers exist.
  */
-import fs from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import { Dispatcher, Watchdog, leastBusy, spawnSlot, type BatchLimits, type WorkerSlot } from '../worker-pool/index.ts';
 
 export interface CallOk {
   ok: true;
@@ -64,31 +63,11 @@ interface Probe {
   reject(e: Error): void;
 }
 
-interface Slot {
-  worker: Worker;
-  state: Int32Array;
-  inflight: Map<number, Req[]>;
-  probes: Map<number, Probe>;
-  lastCounter: number;
-  /** how long the watchdog has seen the worker in the same call (see #tick) */
-  stuckMs: number;
-  /** the worker thread's CPU run time when the current stuck call was first seen, and stuckMs then */
-  runMark: number | undefined;
-  markStuckMs: number;
-  /** OS thread name (Node names the thread after the worker) and its id, found when first needed; null: not available */
-  name: string;
-  tid: number | null | undefined;
-  dead: boolean;
-}
+/** A worker of this pool; `probes`: instantiations asked of it and not answered yet. */
+type Slot = WorkerSlot<Req> & { probes: Map<number, Probe> };
 
-export interface PoolOptions {
+export interface PoolOptions extends BatchLimits {
   workers: number;
-  /** most calls sent in one postMessage */
-  maxBatch: number;
-  /** batches a worker may have queued at once (keeps it busy while the previous answer travels back) */
-  maxInFlight: number;
-  /** a busy worker gets another batch only when at least this many frames wait (else they coalesce) */
-  pipelineMin: number;
   /** watchdog period; a stuck call is cut off between its deadline and deadline + this */
   watchdogMs: number;
   onRestart?(info: { reason: string; key?: string }): void;
@@ -96,25 +75,6 @@ export interface PoolOptions {
 
 const WORKER_URL = new URL('./worker.ts', import.meta.url);
 
-/**
- * Milliseconds of CPU the worker's thread has run (Linux: /proc/self/task/<tid>/schedstat, in ns),
- * or undefined where that cannot be told. Read only while a call is seen stuck across ticks.
- */
-function threadRunMs(slot: Slot): number | undefined {
-  if (slot.tid === null) return undefined;
-  try {
-    if (slot.tid === undefined) {
-      const found = fs.readdirSync('/proc/self/task').filter((t) => fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === slot.name);
-      if (found.length !== 1) throw new Error('not exactly one thread of that name');
-      slot.tid = Number(found[0]);
-    }
-    return Number(fs.readFileSync(`/proc/self/task/${slot.tid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
-  } catch {
-    // Not Linux, no schedstat, or the thread is gone: wall time it is (for this worker).
-    if (slot.tid === undefined) slot.tid = null;
-    return undefined;
-  }
-}
 const NO_LOGS: string[] = Object.freeze([]) as unknown as string[];
 
 export class WorkerPool {
@@ -123,12 +83,9 @@ export class WorkerPool {
   readonly #modules = new Map<string, { id: string; module: WebAssembly.Module; capBytes: number }>();
   readonly #inUse = new Map<string, number>();
   readonly #unloadWhenIdle = new Set<string>();
-  #pending: Req[] = [];
-  #scheduled = false;
-  #bid = 0;
+  readonly #queue: Dispatcher<Req, Slot>;
+  readonly #watchdog: Watchdog<Slot>;
   #pid = 0;
-  #watchdog: NodeJS.Timeout | undefined;
-  #lastTick = 0;
   #spawned = 0;
   #stopped = false;
   /** a worker only for probes, while the pool has no workers; terminated once its probes answered */
@@ -137,6 +94,15 @@ export class WorkerPool {
 
   constructor(opts: PoolOptions) {
     this.#opts = opts;
+    this.#queue = new Dispatcher({ limits: opts, slots: () => this.#slots, send: (slot, reqs) => this.#send(slot, reqs) });
+    this.#watchdog = new Watchdog<Slot>({
+      periodMs: opts.watchdogMs,
+      slots: () => (this.#prober ? [...this.#slots, this.#prober] : [...this.#slots]),
+      busy: (slot) => slot.inflight.size > 0 || slot.probes.size > 0,
+      // bid < 0: a probe (the worker writes -pid)
+      limitMs: (slot, bid, index) => (bid < 0 ? (slot.probes.get(-bid)?.deadlineMs ?? 1000) : (slot.inflight.get(bid)?.[index]?.deadlineMs ?? 1000)),
+      expired: (slot, bid, index, deadline) => this.#kill(slot, bid, index, deadline),
+    });
   }
 
   /** Spawns the workers on first use; each gets every loaded module before any batch (#spawn). */
@@ -146,17 +112,16 @@ export class WorkerPool {
   }
 
   #spawn(probeOnly = false): Slot {
-    const sab = new SharedArrayBuffer(16);
-    // A distinct name per worker (at most 15 characters survive as the OS thread name).
-    const name = `flux-plugin-${this.#spawned++ % 1000}`;
-    const worker = new Worker(WORKER_URL, { workerData: { state: sab }, name });
-    const slot: Slot = { worker, state: new Int32Array(sab), inflight: new Map(), probes: new Map(), lastCounter: -1, stuckMs: 0, runMark: undefined, markStuckMs: 0, name, tid: undefined, dead: false };
-    worker.on('message', (m: any) => this.#onMessage(slot, m));
-    worker.on('error', (err) => this.#replace(slot, `worker error: ${err.message}`));
-    worker.on('exit', (code) => {
-      if (!slot.dead && !this.#stopped) this.#replace(slot, `worker exited with code ${code}`);
+    const slot = spawnSlot<Req, { probes: Map<number, Probe> }>({
+      url: WORKER_URL,
+      // distinct among this pool's workers
+      name: `flux-plugin-${this.#spawned++ % 1000}`,
+      workerData: {},
+      extra: { probes: new Map() },
+      onMessage: (s, m) => this.#onMessage(s, m),
+      onLost: (s, reason) => this.#replace(s, reason),
     });
-    if (!probeOnly) for (const [key, m] of this.#modules) worker.postMessage({ t: 'load', key, id: m.id, module: m.module, capBytes: m.capBytes });
+    if (!probeOnly) for (const [key, m] of this.#modules) slot.worker.postMessage({ t: 'load', key, id: m.id, module: m.module, capBytes: m.capBytes });
     return slot;
   }
 
@@ -166,7 +131,7 @@ export class WorkerPool {
   }
 
   get queued(): number {
-    let n = this.#pending.length;
+    let n = this.#queue.pending.length;
     for (const s of this.#slots) for (const b of s.inflight.values()) n += b.length;
     return n;
   }
@@ -183,7 +148,7 @@ export class WorkerPool {
   unload(key: string): void {
     if (!this.#modules.has(key)) return;
     // Sent calls are counted in #inUse; pending ones are looked up here (rare: only on a swap).
-    if ((this.#inUse.get(key) ?? 0) > 0 || this.#pending.some((r) => r.key === key)) {
+    if ((this.#inUse.get(key) ?? 0) > 0 || this.#queue.pending.some((r) => r.key === key)) {
       this.#unloadWhenIdle.add(key);
       return;
     }
@@ -214,19 +179,11 @@ export class WorkerPool {
   submit(c: Call): void {
     if (this.#stopped) return c.fail('stopped', 'the plugin host is stopped', NO_LOGS);
     if (!this.#slots.length) this.#ensureWorkers();
-    this.#pending.push(c);
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      // At the end of this event-loop turn, not in a microtask: Node-RED delivers each message in a
-      // setImmediate of its own and runs microtasks after each, so a microtask flush sent an idle
-      // worker one frame per postMessage; now the frames of one turn's deliveries share a batch
-      // (~5% less CPU per message at 20k msg/s). While the workers are busy, frames keep coalescing
-      // until a batch comes back (#onMessage flushes).
-      setImmediate(this.#flushBound);
-    }
+    // Sent at the end of this event-loop turn with the turn's other frames (~5% less CPU per
+    // message at 20k msg/s than a microtask flush); while the workers are busy, frames keep
+    // coalescing until a batch comes back (#onMessage flushes).
+    this.#queue.push(c);
   }
-
-  readonly #flushBound = () => this.#flush();
 
   /**
    * Instantiates a module in a worker and reads its ABI version and meta (never on the main thread:
@@ -237,34 +194,11 @@ export class WorkerPool {
     return new Promise((resolve, reject) => {
       if (this.#stopped) return reject(new Error('the plugin host stopped'));
       const p: Probe = { pid: ++this.#pid, module, capBytes, deadlineMs, resolve, reject };
-      const slot = this.#slots.length ? this.#leastBusy() : (this.#prober ??= this.#spawn(true));
+      const slot = this.#slots.length ? leastBusy(this.#slots) : (this.#prober ??= this.#spawn(true));
       slot.probes.set(p.pid, p);
       slot.worker.postMessage({ t: 'probe', pid: p.pid, module, capBytes });
-      this.#arm();
+      this.#watchdog.arm();
     });
-  }
-
-  #leastBusy(): Slot {
-    let best = this.#slots[0]!;
-    for (const s of this.#slots) if (s.inflight.size < best.inflight.size) best = s;
-    return best;
-  }
-
-  /**
-   * Adaptive batching: an idle worker gets whatever is pending at once (at moderate rates latency is
-   * one round trip); a busy one gets a second batch only when enough frames wait to make it worth a
-   * message (pipelining for throughput), otherwise frames coalesce until its batch comes back.
-   */
-  #flush(): void {
-    this.#scheduled = false;
-    while (this.#pending.length) {
-      const slot = this.#leastBusy();
-      const busy = slot.inflight.size;
-      if (busy >= this.#opts.maxInFlight || (busy > 0 && this.#pending.length < this.#opts.pipelineMin)) break;
-      const reqs = this.#pending.length <= this.#opts.maxBatch ? this.#pending : this.#pending.slice(0, this.#opts.maxBatch);
-      this.#pending = reqs === this.#pending ? [] : this.#pending.slice(reqs.length);
-      this.#send(slot, reqs);
-    }
   }
 
   /**
@@ -272,7 +206,7 @@ export class WorkerPool {
    * then the frames' bytes back to back (offsets are relative to where the bytes start).
    */
   #send(slot: Slot, reqs: Req[]): void {
-    const bid = (this.#bid = (this.#bid + 1) & 0x3fffffff);
+    const bid = this.#queue.nextBatchId();
     const n = reqs.length;
     const head = 2 + 2 * n;
     let total = 0;
@@ -306,7 +240,7 @@ export class WorkerPool {
     this.#hold(lastKey, n - runStart);
     slot.inflight.set(bid, reqs);
     slot.worker.postMessage({ t: 'batch', bid, keys, buf, logs }, [buf]);
-    this.#arm();
+    this.#watchdog.arm();
   }
 
   /** Counts calls of `key` sent to a worker and not answered yet (counted per run of a batch, not per frame). */
@@ -333,7 +267,7 @@ export class WorkerPool {
       if (!reqs) return;
       slot.inflight.delete(bid);
       // The worker is free again: give it the frames that waited before answering these.
-      if (this.#pending.length) this.#flush();
+      if (this.#queue.pending.length) this.#queue.flush();
       let failed: Map<number, [string, string]> | undefined;
       let bins: Map<number, Uint8Array> | undefined;
       let logs: (string[] | null)[] | null = null;
@@ -383,59 +317,6 @@ export class WorkerPool {
     void slot.worker.terminate();
   }
 
-  #arm(): void {
-    if (this.#watchdog || this.#stopped) return;
-    this.#lastTick = performance.now();
-    this.#watchdog = setInterval(() => this.#tick(), this.#opts.watchdogMs);
-    this.#watchdog.unref();
-  }
-
-  /**
-   * A call is cut off once it has run for its deadline. Each tick that sees the worker still in the
-   * same call charges it the time since the previous tick, but at most four periods: a tick that
-   * comes much later means this process did not run (a loaded machine, a long pause), so the
-   * worker most likely did not either. Where the OS tells a thread's CPU time (Linux), a call seen
-   * stuck is charged what its worker thread actually ran instead: a worker starved of CPU by other
-   * processes is not a plugin that loops. A plugin that really loops is stopped within its
-   * deadline plus a period either way.
-   */
-  #tick(): void {
-    const now = performance.now();
-    const step = Math.min(now - this.#lastTick, this.#opts.watchdogMs * 4);
-    this.#lastTick = now;
-    let busy = false;
-    for (const slot of this.#prober ? [...this.#slots, this.#prober] : [...this.#slots]) {
-      if (slot.inflight.size === 0 && slot.probes.size === 0) continue;
-      busy = true;
-      const counter = Atomics.load(slot.state, 0);
-      const inCall = Atomics.load(slot.state, 1) === 1;
-      if (!inCall || counter !== slot.lastCounter) {
-        slot.lastCounter = counter;
-        slot.stuckMs = 0;
-        slot.runMark = undefined;
-        continue;
-      }
-      slot.stuckMs += step;
-      let charged = slot.stuckMs;
-      const run = threadRunMs(slot);
-      if (run !== undefined) {
-        if (slot.runMark === undefined) {
-          slot.runMark = run;
-          slot.markStuckMs = slot.stuckMs;
-        }
-        charged = slot.markStuckMs + (run - slot.runMark);
-      }
-      const bid = Atomics.load(slot.state, 2);
-      const index = Atomics.load(slot.state, 3);
-      const deadline = bid < 0 ? (slot.probes.get(-bid)?.deadlineMs ?? 1000) : (slot.inflight.get(bid)?.[index]?.deadlineMs ?? 1000);
-      if (charged >= deadline) this.#kill(slot, bid, index, deadline);
-    }
-    if (!busy && this.#watchdog) {
-      clearInterval(this.#watchdog);
-      this.#watchdog = undefined;
-    }
-  }
-
   /** Terminates a worker stuck in a call: that call fails with `deadline`, every other queued call runs again on the replacement. */
   #kill(slot: Slot, bid: number, index: number, deadline: number): void {
     let stuck: Req | undefined;
@@ -461,7 +342,7 @@ export class WorkerPool {
       const left = [...slot.probes.values()];
       slot.probes.clear();
       for (const p of left) {
-        const to = this.#slots.length ? this.#leastBusy() : (this.#prober ??= this.#spawn(true));
+        const to = this.#slots.length ? leastBusy(this.#slots) : (this.#prober ??= this.#spawn(true));
         to.probes.set(p.pid, p);
         to.worker.postMessage({ t: 'probe', pid: p.pid, module: p.module, capBytes: p.capBytes });
       }
@@ -492,27 +373,20 @@ export class WorkerPool {
     }
     slot.probes.clear();
     // Re-queued in front, in their original order: they were sent before anything still pending.
-    this.#pending = again.concat(this.#pending);
-    // No longer sent: counted again when they are (#send), looked up in #pending meanwhile.
+    this.#queue.requeue(again);
+    // No longer sent: counted again when they are (#send), looked up in the queue meanwhile.
     for (const r of again) this.#release(r.key);
-    if (this.#pending.length && !this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(this.#flushBound);
-    }
   }
 
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    if (this.#watchdog) clearInterval(this.#watchdog);
-    const all = [...this.#pending];
-    for (const s of this.#slots) for (const reqs of s.inflight.values()) all.push(...reqs);
-    for (const r of all) r.fail('stopped', 'the plugin host stopped', NO_LOGS);
+    this.#watchdog.stop();
+    for (const r of this.#queue.takeAll(this.#slots)) r.fail('stopped', 'the plugin host stopped', NO_LOGS);
     const prober = this.#prober;
     this.#prober = undefined;
     const slots = prober ? [...this.#slots, prober] : this.#slots;
     for (const s of slots) for (const p of s.probes.values()) p.reject(new Error('the plugin host stopped'));
-    this.#pending = [];
     await Promise.all(slots.map((s) => ((s.dead = true), s.worker.terminate())));
   }
 }

@@ -10,7 +10,7 @@ export { PRODUCT_KEY_PATTERN, type ProductRepository, type Product, type Product
 export { DEVICE_ID_PATTERN, type DeviceRepository, type Device, type DeviceAccess, type DeviceIdentity, type DeviceInput, type DevicePatch } from './repositories/devices.ts';
 export type { PluginVersions, PluginVersionRow } from './repositories/plugin-versions.ts';
 export type { RuleRepository, RuleRow, RuleColumns } from './repositories/rules.ts';
-export type { AlarmRepository, AlarmRow, AlarmFilter, AlarmChange } from './repositories/alarms.ts';
+export type { AlarmRepository, Alarm, AlarmLevel, AlarmState, AlarmFilter, AlarmChange } from './repositories/alarms.ts';
 export type { StreamRepository, StreamRow, StreamColumns } from './repositories/streams.ts';
 export type { UserRepository, UserRow, TokenRepository, TokenRow, TokenKind } from './repositories/accounts.ts';
 export type { AuditRepository, AuditRow } from './repositories/audit.ts';

@@ -2,32 +2,11 @@
 import { Counter, Gauge } from 'prom-client';
 import type { MetricsRegistry } from '../metrics/index.ts';
 import type { Logger } from '../log/index.ts';
+import type { ActionFailure, RuleStatsView } from '../api-shapes/index.ts';
 
 const WINDOW = 1024;
 
-export interface ActionFailure {
-  at: string;
-  action: string;
-  error: string;
-  attempts: number;
-}
-
-export interface RuleStatsView {
-  runs: number;
-  triggers: number;
-  errors: number;
-  last_error: { at: string; code: string; message: string } | null;
-  /** over the last 1024 runs */
-  mean_micros: number;
-  p99_micros: number;
-  actions_ok: number;
-  actions_failed: number;
-  commands_sent: number;
-  /** send_command calls dropped by the per-rule rate limit */
-  commands_rate_limited: number;
-  /** the newest action failures (webhook after its retries, command, alarm), newest last */
-  action_failures: ActionFailure[];
-}
+export type { ActionFailure, RuleStatsView };
 
 export class RuleStats {
   runs = 0;

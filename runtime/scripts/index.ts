@@ -10,11 +10,12 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import type { QuickJSWASMModule } from 'quickjs-emscripten';
-import { CompiledScript, DEFAULT_LIMITS, type ScriptLimits, type ScriptMessage, type RunOutcome } from './sandbox.ts';
+import { CompiledScript } from './sandbox.ts';
+import { DEFAULT_LIMITS, type ScriptLimits, type ScriptMessage, type RunOutcome } from './contract.ts';
 import { ScriptPool, type ScriptPoolOptions } from './pool.ts';
 
+export { CompiledScript } from './sandbox.ts';
 export {
-  CompiledScript,
   ScriptSyntaxError,
   DEFAULT_LIMITS,
   ALARM_LEVELS,
@@ -26,7 +27,7 @@ export {
   type AlarmRequest,
   type AlarmLevel,
   type ScriptErrorCode,
-} from './sandbox.ts';
+} from './contract.ts';
 export { translateScript } from './translate.ts';
 export { ScriptPool, DEFAULT_POOL_OPTIONS, type ScriptPoolOptions } from './pool.ts';
 

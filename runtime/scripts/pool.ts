@@ -11,9 +11,8 @@
  *   answer `script_quarantined` at once) until it is loaded again under a new key.
  * Lazy: no worker thread exists before the first script is loaded.
  */
-import fs from 'node:fs';
-import { Worker } from 'node:worker_threads';
-import type { RunOutcome, ScriptLimits, ScriptMessage } from './sandbox.ts';
+import { Dispatcher, Watchdog, spawnSlot, type BatchLimits, type WorkerSlot } from '../worker-pool/index.ts';
+import type { RunOutcome, ScriptLimits, ScriptMessage } from './contract.ts';
 
 export type ToWorker =
   | { t: 'load'; key: string; source: string; env: Record<string, unknown>; limits: ScriptLimits }
@@ -21,7 +20,7 @@ export type ToWorker =
   /** `msgs`: JSON array of messages; `runs`: u32 pairs (message index, key index) */
   | { t: 'batch'; bid: number; keys: string[]; msgs: string; runs: ArrayBuffer };
 
-export interface ScriptPoolOptions {
+export interface ScriptPoolOptions extends BatchLimits {
   workers: number;
   /** maximum of each worker's Wasm heap (every script in it together) */
   heapMaxBytes: number;
@@ -30,9 +29,6 @@ export interface ScriptPoolOptions {
   /** a run still going after this much wall-clock time gets its worker terminated */
   hardLimitMs: number;
   quarantineAfter: number;
-  maxBatch: number;
-  maxInFlight: number;
-  pipelineMin: number;
   watchdogMs: number;
   /** QuickJS's compiled Wasm, shared with the workers (else each compiles its own) */
   wasmModule?: WebAssembly.Module;
@@ -60,47 +56,15 @@ interface Req {
   done(o: RunOutcome): void;
 }
 
-interface Slot {
-  worker: Worker;
-  state: Int32Array;
-  inflight: Map<number, Req[]>;
-  lastCounter: number;
-  stuckMs: number;
-  /** the worker thread's CPU run time when the current stuck run was first seen, and stuckMs then */
-  runMark: number | undefined;
-  markStuckMs: number;
-  /** OS thread name (Node names the thread after the worker) and its id, found when first needed; null: not available */
-  name: string;
-  tid: number | null | undefined;
-  dead: boolean;
-  /** the worker has loaded QuickJS and answered 'ready' */
-  ready: boolean;
-  /** replaced after growing: gets no new batch, terminated once its batches are answered */
-  retiring: boolean;
-}
+/**
+ * A worker of this pool. `ready`: it has loaded QuickJS and answered 'ready'; `retiring`: replaced
+ * after growing, it gets no new batch and is terminated once its batches are answered.
+ */
+type Slot = WorkerSlot<Req> & { ready: boolean; retiring: boolean };
 
 const WORKER_URL = new URL('./worker.ts', import.meta.url);
 let spawned = 0;
 
-/**
- * Milliseconds of CPU the worker's thread has run (Linux: /proc/self/task/<tid>/schedstat, in ns),
- * or undefined where that cannot be told: a worker starved of CPU by a loaded machine is not a
- * script that loops (the same measure as runtime/plugins/pool.ts).
- */
-function threadRunMs(slot: Slot): number | undefined {
-  if (slot.tid === null) return undefined;
-  try {
-    if (slot.tid === undefined) {
-      const found = fs.readdirSync('/proc/self/task').filter((t) => fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === slot.name);
-      if (found.length !== 1) throw new Error('not exactly one thread of that name');
-      slot.tid = Number(found[0]);
-    }
-    return Number(fs.readFileSync(`/proc/self/task/${slot.tid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
-  } catch {
-    if (slot.tid === undefined) slot.tid = null;
-    return undefined;
-  }
-}
 const LIMIT_CODES = new Set(['script_timeout', 'script_memory', 'script_stack']);
 const MAX_BOOT_FAILURES = 3;
 
@@ -118,11 +82,8 @@ export class ScriptPool {
   /** runs queued or in flight per script; an unloaded script leaves the workers when it reaches 0 */
   readonly #inUse = new Map<string, number>();
   readonly #unloadWhenIdle = new Set<string>();
-  #pending: Req[] = [];
-  #scheduled = false;
-  #bid = 0;
-  #watchdog: NodeJS.Timeout | undefined;
-  #lastTick = 0;
+  readonly #queue: Dispatcher<Req, Slot>;
+  readonly #watchdog: Watchdog<Slot>;
   #stopped = false;
   /** workers in a row that died before they were ready; past MAX_BOOT_FAILURES the pool gives up */
   #bootFailures = 0;
@@ -132,6 +93,14 @@ export class ScriptPool {
 
   constructor(opts: Partial<ScriptPoolOptions> = {}) {
     this.#opts = { ...DEFAULT_POOL_OPTIONS, ...opts };
+    this.#queue = new Dispatcher({ limits: this.#opts, slots: () => this.#slots, send: (slot, reqs) => this.#send(slot, reqs) });
+    this.#watchdog = new Watchdog<Slot>({
+      periodMs: this.#opts.watchdogMs,
+      slots: () => [...this.#slots, ...this.#retiring],
+      busy: (slot) => slot.inflight.size > 0,
+      limitMs: () => this.#opts.hardLimitMs,
+      expired: (slot, bid, index, limit) => this.#replace(slot, `a run passed the ${limit} ms hard limit`, slot.inflight.get(bid)?.[index]),
+    });
   }
 
   get options(): Readonly<ScriptPoolOptions> {
@@ -144,20 +113,16 @@ export class ScriptPool {
   }
 
   #spawn(): Slot {
-    const sab = new SharedArrayBuffer(16);
-    // A distinct name per worker (at most 15 characters survive as the OS thread name).
-    const name = `flux-script-${spawned++ % 1000}`;
-    const worker = new Worker(WORKER_URL, {
-      workerData: { state: sab, heapMaxBytes: this.#opts.heapMaxBytes, quarantineAfter: this.#opts.quarantineAfter, wasmModule: this.#opts.wasmModule },
-      name,
+    const slot = spawnSlot<Req, { ready: boolean; retiring: boolean }>({
+      url: WORKER_URL,
+      // distinct among this process's script workers
+      name: `flux-script-${spawned++ % 1000}`,
+      workerData: { heapMaxBytes: this.#opts.heapMaxBytes, quarantineAfter: this.#opts.quarantineAfter, wasmModule: this.#opts.wasmModule },
+      extra: { ready: false, retiring: false },
+      onMessage: (s, m: string) => this.#onMessage(s, m),
+      onLost: (s, reason) => this.#replace(s, reason),
     });
-    const slot: Slot = { worker, state: new Int32Array(sab), inflight: new Map(), lastCounter: -1, stuckMs: 0, runMark: undefined, markStuckMs: 0, name, tid: undefined, dead: false, ready: false, retiring: false };
-    worker.on('message', (m: string) => this.#onMessage(slot, m));
-    worker.on('error', (err) => this.#replace(slot, `worker error: ${err.message}`));
-    worker.on('exit', (code) => {
-      if (!slot.dead && !this.#stopped) this.#replace(slot, `worker exited with code ${code}`);
-    });
-    for (const [key, s] of this.#scripts) worker.postMessage({ t: 'load', key, ...s } satisfies ToWorker);
+    for (const [key, s] of this.#scripts) slot.worker.postMessage({ t: 'load', key, ...s } satisfies ToWorker);
     return slot;
   }
 
@@ -208,37 +173,12 @@ export class ScriptPool {
     if (this.quarantined(key)) return done(failure('script_quarantined', `skipped: the script hit its limits ${this.#hits.get(key)} times in a row`));
     this.#ensureWorkers();
     this.#inUse.set(key, (this.#inUse.get(key) ?? 0) + 1);
-    this.#pending.push({ key, msg, attempts: 0, done });
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      // At the end of this event-loop turn: the runs of one turn's messages share a batch.
-      setImmediate(this.#flushBound);
-    }
-  }
-
-  readonly #flushBound = () => this.#flush();
-
-  #leastBusy(): Slot {
-    let best = this.#slots[0]!;
-    for (const s of this.#slots) if (s.inflight.size < best.inflight.size) best = s;
-    return best;
-  }
-
-  /** An idle worker gets whatever waits; a busy one a second batch only when enough runs wait. */
-  #flush(): void {
-    this.#scheduled = false;
-    while (this.#pending.length && this.#slots.length) {
-      const slot = this.#leastBusy();
-      const busy = slot.inflight.size;
-      if (busy >= this.#opts.maxInFlight || (busy > 0 && this.#pending.length < this.#opts.pipelineMin)) break;
-      const reqs = this.#pending.length <= this.#opts.maxBatch ? this.#pending : this.#pending.slice(0, this.#opts.maxBatch);
-      this.#pending = reqs === this.#pending ? [] : this.#pending.slice(reqs.length);
-      this.#send(slot, reqs);
-    }
+    // Sent at the end of this event-loop turn: the runs of one turn's messages share a batch.
+    this.#queue.push({ key, msg, attempts: 0, done });
   }
 
   #send(slot: Slot, reqs: Req[]): void {
-    const bid = (this.#bid = (this.#bid + 1) & 0x3fffffff);
+    const bid = this.#queue.nextBatchId();
     const keys: string[] = [];
     const msgs: ScriptMessage[] = [];
     const runs = new Uint32Array(reqs.length * 2);
@@ -262,7 +202,7 @@ export class ScriptPool {
     }
     slot.inflight.set(bid, reqs);
     slot.worker.postMessage({ t: 'batch', bid, keys, msgs: JSON.stringify(msgs), runs: runs.buffer } satisfies ToWorker, [runs.buffer]);
-    this.#arm();
+    this.#watchdog.arm();
   }
 
   #finish(r: Req, o: RunOutcome): void {
@@ -292,7 +232,7 @@ export class ScriptPool {
     const grown = values[1] as number;
     if (grown > this.#opts.recycleGrowthBytes && !slot.retiring) this.#recycle(slot);
     if (slot.retiring && slot.inflight.size === 0) this.#retire(slot);
-    if (this.#pending.length) this.#flush();
+    if (this.#queue.pending.length) this.#queue.flush();
     for (let i = 0; i < reqs.length; i++) {
       const v = values[i + 2];
       if (Array.isArray(v)) this.#finish(reqs[i]!, { ok: true, result: v[1], logs: null, commands: null, alarms: null, micros: v[0] as number });
@@ -317,55 +257,6 @@ export class ScriptPool {
     void slot.worker.terminate();
   }
 
-  #arm(): void {
-    if (this.#watchdog || this.#stopped) return;
-    this.#lastTick = performance.now();
-    this.#watchdog = setInterval(() => this.#tick(), this.#opts.watchdogMs);
-    this.#watchdog.unref();
-  }
-
-  /**
-   * Each tick that sees a worker still in the same run charges it the time since the previous
-   * tick, at most four periods: a tick much later than due means this process did not run (a
-   * loaded machine, a pause), so most likely the worker did not either. Where the OS tells a
-   * thread's CPU time (Linux), a run seen stuck is charged what its thread actually ran instead.
-   */
-  #tick(): void {
-    const now = performance.now();
-    const step = Math.min(now - this.#lastTick, this.#opts.watchdogMs * 4);
-    this.#lastTick = now;
-    let busy = false;
-    for (const slot of [...this.#slots, ...this.#retiring]) {
-      if (slot.inflight.size === 0) continue;
-      busy = true;
-      const counter = Atomics.load(slot.state, 0);
-      if (Atomics.load(slot.state, 1) !== 1 || counter !== slot.lastCounter) {
-        slot.lastCounter = counter;
-        slot.stuckMs = 0;
-        slot.runMark = undefined;
-        continue;
-      }
-      slot.stuckMs += step;
-      let charged = slot.stuckMs;
-      const run = threadRunMs(slot);
-      if (run !== undefined) {
-        if (slot.runMark === undefined) {
-          slot.runMark = run;
-          slot.markStuckMs = slot.stuckMs;
-        }
-        charged = slot.markStuckMs + (run - slot.runMark);
-      }
-      if (charged >= this.#opts.hardLimitMs) {
-        const stuck = slot.inflight.get(Atomics.load(slot.state, 2))?.[Atomics.load(slot.state, 3)];
-        this.#replace(slot, `a run passed the ${this.#opts.hardLimitMs} ms hard limit`, stuck);
-      }
-    }
-    if (!busy && this.#watchdog) {
-      clearInterval(this.#watchdog);
-      this.#watchdog = undefined;
-    }
-  }
-
   /** Terminates a worker: its stuck run fails, every other run it held is queued again in front. */
   #replace(slot: Slot, reason: string, stuck?: Req): void {
     if (slot.dead || this.#stopped) return;
@@ -376,9 +267,7 @@ export class ScriptPool {
     if (!slot.ready && ++this.#bootFailures >= MAX_BOOT_FAILURES) {
       // A worker that cannot even start (QuickJS not loadable): stop respawning, answer every run.
       this.#broken = `the script worker cannot start (${reason})`;
-      const all = [...this.#pending];
-      for (const s of [...this.#slots, ...this.#retiring]) for (const reqs of s.inflight.values()) all.push(...reqs);
-      this.#pending = [];
+      const all = this.#queue.takeAll([...this.#slots, ...this.#retiring]);
       for (const s of [...this.#slots, ...this.#retiring]) {
         if (s.dead) continue;
         s.dead = true;
@@ -404,22 +293,15 @@ export class ScriptPool {
       }
     }
     slot.inflight.clear();
-    this.#pending = again.concat(this.#pending);
-    if (this.#pending.length && !this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(this.#flushBound);
-    }
+    this.#queue.requeue(again);
   }
 
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    if (this.#watchdog) clearInterval(this.#watchdog);
-    const all = [...this.#pending];
+    this.#watchdog.stop();
     const slots = [...this.#slots, ...this.#retiring];
-    for (const s of slots) for (const reqs of s.inflight.values()) all.push(...reqs);
-    this.#pending = [];
-    for (const r of all) r.done(failure('script_error', 'the script host stopped'));
+    for (const r of this.#queue.takeAll(slots)) r.done(failure('script_error', 'the script host stopped'));
     this.#slots = [];
     this.#retiring.clear();
     await Promise.all(slots.map((s) => ((s.dead = true), s.worker.terminate())));

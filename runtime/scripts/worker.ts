@@ -7,7 +7,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { newQuickJSWASMModule, newVariant, RELEASE_SYNC, type QuickJSWASMModule } from 'quickjs-emscripten';
-import { CompiledScript, type RunOutcome, type ScriptLimits, type ScriptMessage } from './sandbox.ts';
+import { CompiledScript } from './sandbox.ts';
+import type { RunOutcome, ScriptLimits, ScriptMessage } from './contract.ts';
 import type { ToWorker } from './pool.ts';
 
 /** [runCounter, inRun, batchId, index]: read by the pool's watchdog (pool.ts). */

@@ -15,8 +15,9 @@ import { loadStreamKeys, type StreamKeys } from './secrets.ts';
 import { createStreamStore, redactRtmp, type Stream, type StreamStore } from './store.ts';
 import { StreamRunner, STATUSES, DEFAULT_TIMING, type Timing, type RunnerState, type StreamStatus } from './runner.ts';
 import { RtmpRelay, type PushState } from './push.ts';
-import { reapLeftovers, spawnTied } from './process.ts';
-import { snapshotArgs, RECORD_SEGMENT_S } from './ffmpeg-args.ts';
+import { reapLeftovers } from './process.ts';
+import { RECORD_SEGMENT_S } from './ffmpeg-args.ts';
+import { captureJpeg, keepSnapshot } from './snapshot.ts';
 import { sweep } from './recording.ts';
 import type { FlvHub } from './flv.ts';
 
@@ -66,9 +67,8 @@ interface Entry {
   waiting: number;
 }
 
+/** snapshots taken at once (each an ffmpeg process) */
 const MAX_SNAPSHOTS = 4;
-const MAX_KEPT_SNAPSHOTS = 50;
-export const SNAPSHOT_RE = /^\d{13,14}\.jpg$/;
 
 export class StreamService extends EventEmitter {
   readonly store: StreamStore;
@@ -348,57 +348,27 @@ export class StreamService extends EventEmitter {
     try {
       const hub = e.runner.hub;
       const flv = hub && !hub.ended ? hub.keyframeFlv() : undefined;
-      if (flv) return await this.capture(undefined, flv, 5000);
+      if (flv) return await captureJpeg(this.o.ffmpeg, this.pidDir, undefined, flv, 5000);
       const src = await this.store.source(id);
-      return await this.capture(src.url, undefined, timeoutMs);
+      return await captureJpeg(this.o.ffmpeg, this.pidDir, src.url, undefined, timeoutMs);
     } finally {
       this.snapshots--;
     }
   }
 
   /**
-   * A snapshot kept on disk (the last `MAX_KEPT_SNAPSHOTS` per stream) with a signed URL to exactly
+   * A snapshot kept on disk (the newest MAX_KEPT_SNAPSHOTS per stream, snapshot.ts) with a signed URL to exactly
    * this picture: what flows attach to a webhook or a message.
    */
   async saveSnapshot(id: string, ttlMs = 3_600_000): Promise<{ jpeg: Buffer; file: string; url: string; ts: number }> {
     const jpeg = await this.snapshot(id);
-    const dir = pathInside(this.dir(id), 'snap');
-    fs.mkdirSync(dir, { recursive: true });
-    let ts = Date.now();
-    while (fs.existsSync(path.join(dir, `${ts}.jpg`))) ts++;
-    const file = `${ts}.jpg`;
-    fs.writeFileSync(path.join(dir, file), jpeg);
-    const old = fs.readdirSync(dir).filter((f) => SNAPSHOT_RE.test(f)).sort();
-    for (const f of old.slice(0, Math.max(0, old.length - MAX_KEPT_SNAPSHOTS))) fs.rmSync(path.join(dir, f), { force: true });
+    const { file, ts } = keepSnapshot(pathInside(this.dir(id), 'snap'), jpeg);
     return { jpeg, file, ts, url: this.signedPath(id, `/snapshots/${file}`, ttlMs) };
   }
 
   /** `/api/streams/<id><suffix>?sig=…`, valid `ttlMs` */
   signedPath(id: string, suffix: string, ttlMs: number): string {
     return `/api/streams/${checkSlug('stream', id)}${suffix}?sig=${encodeURIComponent(this.keys.sign(id, Date.now() + ttlMs))}`;
-  }
-
-  private async capture(url: string | undefined, flv: Buffer | undefined, timeoutMs: number): Promise<Buffer> {
-    const proc = spawnTied(this.o.ffmpeg, snapshotArgs(url), { stdin: flv !== undefined, pidDir: this.pidDir, label: 'snapshot' });
-    const out: Buffer[] = [];
-    let size = 0;
-    let stderr = '';
-    proc.stdout.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > 20 << 20) proc.kill();
-      else out.push(c);
-    });
-    proc.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString('utf8')).slice(-2048)));
-    if (flv) proc.stdin!.end(flv);
-    const timer = setTimeout(() => proc.kill(), timeoutMs);
-    const code = await proc.exited;
-    clearTimeout(timer);
-    const jpeg = Buffer.concat(out);
-    if (code !== 0 || jpeg.length < 4 || jpeg[0] !== 0xff || jpeg[1] !== 0xd8) {
-      const line = stderr.trim().split('\n').pop()?.slice(0, 300);
-      throw new FluxError('snapshot_failed', `no snapshot from the camera${line ? `: ${line}` : code !== 0 ? ` (timeout or exit ${code})` : ''}`, 502);
-    }
-    return jpeg;
   }
 
   private async sweep(): Promise<void> {

@@ -31,7 +31,7 @@ export interface Fleet {
 }
 
 /** Connects the devices and starts sending `total` uplinks over them. */
-export function startFleet(opts: { ids: string[]; secrets: Record<string, string>; ports: number[]; product: string; baseTs: number; total: number; window: number }): Fleet {
+export function startFleet(opts: { ids: string[]; secrets: Record<string, string>; ports: number[]; product: string; baseTs: number; total: number; window: number; /** when given, each PUBACK's time since its publish (ms) */ latencies?: number[] }): Fleet {
   let sent = 0;
   const devices: FleetDevice[] = opts.ids.map((id, i) => {
     const servers = opts.ports.map((_, k) => ({ host: '127.0.0.1', port: opts.ports[(i + k) % opts.ports.length]! }));
@@ -50,9 +50,11 @@ export function startFleet(opts: { ids: string[]; secrets: Record<string, string
         const n = dev.next++;
         sent++;
         dev.inFlight.add(n);
+        const at = opts.latencies ? performance.now() : 0;
         dev.client.publish(`/${opts.product}/${dev.id}/properties/report`, JSON.stringify({ values: { n }, ts: opts.baseTs + n }), { qos: 1 }, (err) => {
           // mqtt.js sends an unacknowledged publish again after a reconnect; an error is one it gave up on
           if (err) return;
+          opts.latencies?.push(performance.now() - at);
           dev.inFlight.delete(n);
           dev.acked.add(n);
           pump();

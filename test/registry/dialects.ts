@@ -74,3 +74,56 @@ export function withoutTimes<T extends { created_at: string; updated_at?: string
   const { created_at: _c, updated_at: _u, ...rest } = row;
   return rest;
 }
+
+/** What a suite of `describeOnDialects` reaches; set before its first test. */
+export interface DialectSuite {
+  readonly dialect: Dialect;
+  /** the suite's own empty database, dropped after it */
+  readonly db: DbUrl;
+  /** the registry the suite opened on it (started, so migrated), stopped after it */
+  readonly registry: Registry;
+}
+
+export interface DialectSuiteOptions {
+  /** mocha's timeout for each hook and test (30 s unless given) */
+  timeout?: number;
+  /** how the suite's registry is opened (`openRegistry(db)` unless given); false: none is */
+  open?: false | ((db: DbUrl) => Promise<Registry>);
+}
+
+/**
+ * `describe(`${title} on ${dialect}`)` once per database of DIALECTS, each on an empty database of
+ * its own with a registry opened on it: one contract, the same code on SQLite, MariaDB and PostgreSQL.
+ */
+export function describeOnDialects(title: string, body: (s: DialectSuite) => void, opts: DialectSuiteOptions = {}): void {
+  for (const dialect of DIALECTS) {
+    describe(`${title} on ${dialect.name}`, function () {
+      this.timeout(opts.timeout ?? 30_000);
+      let database: { db: DbUrl; drop(): Promise<void> } | undefined;
+      let registry: Registry | undefined;
+      const suite: DialectSuite = {
+        dialect,
+        get db() {
+          assert.ok(database, 'the database is set up before the first test');
+          return database.db;
+        },
+        get registry() {
+          assert.ok(registry, opts.open === false ? 'this suite opens no registry' : 'the registry is opened before the first test');
+          return registry;
+        },
+      };
+
+      before(async function () {
+        database = await dialect.setup();
+        if (opts.open !== false) registry = await (opts.open ?? openRegistry)(database.db);
+      });
+
+      after(async function () {
+        await registry?.stop();
+        await database?.drop();
+      });
+
+      body(suite);
+    });
+  }
+}

@@ -5,23 +5,7 @@ import { query, setQuery } from '../router.ts';
 import { useSignal } from '../state.ts';
 import { fmtTime, t, useLang } from '../i18n.ts';
 import { Card, ErrorBox, Level, Link, Pager, act, useAsync, useRole } from '../ui.tsx';
-
-interface Alarm {
-  id: string;
-  rule_id: string | null;
-  device_id: string | null;
-  level: string;
-  state: 'active' | 'acknowledged' | 'cleared';
-  message: string;
-  count: number;
-  first_at: string;
-  last_at: string;
-  acked_at: string | null;
-  cleared_at: string | null;
-  acked_by?: string | null;
-  ack_note?: string | null;
-  note?: string | null;
-}
+import type { Alarm } from '../../../runtime/api-shapes/index.ts';
 
 const LIMIT = 50;
 
@@ -127,7 +111,7 @@ export function Alarms() {
                   </td>
                   <td>
                     {a.message}
-                    {(a.ack_note ?? a.note) && <div class="hint">{t('Note by {who}: {note}', { who: a.acked_by ?? '—', note: String(a.ack_note ?? a.note) })}</div>}
+                    {a.ack_note && <div class="hint">{t('Note by {who}: {note}', { who: a.acked_by ?? '—', note: a.ack_note })}</div>}
                   </td>
                   <td>{a.device_id ? <Link to={`devices/${encodeURIComponent(a.device_id)}`}>{a.device_id}</Link> : '—'}</td>
                   <td>

@@ -3,6 +3,7 @@ import { get } from '../api.ts';
 import { fmtNumber, fmtTime, t } from '../i18n.ts';
 import { Card, ErrorBox, Status, useAsync, useInterval } from '../ui.tsx';
 import type { Device } from './devices.tsx';
+import type { UnitStatus } from '../../../runtime/api-shapes/index.ts';
 
 interface Register {
   property: string;
@@ -19,15 +20,6 @@ export interface ProductModbus {
   timeout_ms: number;
   offline_after: number;
   registers: Register[];
-}
-interface UnitStatus {
-  device_id: string;
-  unit: number;
-  online: boolean;
-  consecutive_failures: number;
-  last_error: string | null;
-  last_ok: string | null;
-  polls: number;
 }
 interface ModbusStatus {
   endpoints: { endpoint: string; connected: boolean; units: UnitStatus[] }[];

@@ -6,19 +6,9 @@ import { useSignal } from '../state.ts';
 import { fmtTime, t, useLang } from '../i18n.ts';
 import { Card, ErrorBox, Link, Pager, Secret, Status, act, useAsync, useRole } from '../ui.tsx';
 import type { Product } from './products.tsx';
+import type { Device } from '../../../runtime/api-shapes/index.ts';
 
-export interface Device {
-  id: string;
-  product_id: string;
-  name: string;
-  enabled: boolean;
-  status: 'online' | 'offline';
-  last_online: string | null;
-  tags: Record<string, unknown>;
-  created_at: string;
-  gateway_id?: string | null;
-  is_gateway?: boolean;
-}
+export type { Device };
 
 const LIMIT = 50;
 

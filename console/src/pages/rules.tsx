@@ -2,18 +2,8 @@
 import { get, patch } from '../api.ts';
 import { t, useLang } from '../i18n.ts';
 import { Card, ErrorBox, Link, act, useAsync, useRole } from '../ui.tsx';
+import type { RuleStatsView } from '../../../runtime/api-shapes/index.ts';
 
-export interface RuleStats {
-  runs: number;
-  triggers: number;
-  errors: number;
-  last_error: { at: string; code: string; message: string } | null;
-  mean_micros: number;
-  p99_micros: number;
-  actions_ok: number;
-  actions_failed: number;
-  commands_sent: number;
-}
 export interface Rule {
   id: string;
   name: string;
@@ -25,7 +15,7 @@ export interface Rule {
   device_id: string | null;
   env: Record<string, unknown>;
   version: number;
-  stats: RuleStats;
+  stats: RuleStatsView;
   compile_error?: string;
 }
 

@@ -8,35 +8,20 @@
 import { UniqueConstraintError, type Model, type WhereOptions } from 'sequelize';
 import { conflict, notFound } from '../../errors/index.ts';
 import { clampPage, iso, isUuid, type Db, type ListOptions, type Page } from '../rows.ts';
+import type { Alarm, AlarmLevel, AlarmState } from '../../api-shapes/index.ts';
 
-export interface AlarmRow {
-  id: string;
-  rule_id: string | null;
-  device_id: string | null;
-  level: string;
-  state: 'active' | 'acknowledged' | 'cleared';
-  message: string;
-  count: number;
-  first_at: string;
-  last_at: string;
-  acked_at: string | null;
-  acked_by: string | null;
-  ack_note: string | null;
-  cleared_at: string | null;
-  created_at: string;
-  updated_at: string;
-}
+export type { Alarm, AlarmLevel, AlarmState };
 
 export interface AlarmFilter extends ListOptions {
-  state?: AlarmRow['state'];
-  level?: string;
+  state?: AlarmState;
+  level?: AlarmLevel;
   rule_id?: string;
   device_id?: string;
 }
 
 /** `changed` false: the alarm was already in the asked state (nothing written). */
 export interface AlarmChange {
-  alarm: AlarmRow;
+  alarm: Alarm;
   changed: boolean;
 }
 
@@ -47,19 +32,19 @@ export interface AlarmRepository {
    * Counts a trigger into the open alarm of the rule and device (count + 1, last_at, level and
    * message replaced), or opens a new one when there is none: `repeated` tells which.
    */
-  raise(input: { rule_id: string | null; device_id: string | null; level: string; message: string; at: Date }): Promise<{ alarm: AlarmRow; repeated: boolean }>;
+  raise(input: { rule_id: string | null; device_id: string | null; level: AlarmLevel; message: string; at: Date }): Promise<{ alarm: Alarm; repeated: boolean }>;
   /** null for an unknown id (and for one that is not a UUID) */
-  find(id: string): Promise<AlarmRow | null>;
+  find(id: string): Promise<Alarm | null>;
   /** active → acknowledged, keeping who and their note; unchanged when acknowledged or cleared already; 404 when gone */
   acknowledge(id: string, by: { username: string | null; note: string | null }, at: Date): Promise<AlarmChange>;
   /** open → cleared; unchanged when cleared already; 404 when gone */
   clear(id: string, at: Date): Promise<AlarmChange>;
   /** Clears the open alarm of a rule on a device; null when none is open. */
-  clearOpen(ruleId: string | null, deviceId: string | null, at: Date): Promise<AlarmRow | null>;
+  clearOpen(ruleId: string | null, deviceId: string | null, at: Date): Promise<Alarm | null>;
   /** newest first (last_at, then id); total counts the whole filter */
-  list(filter: AlarmFilter): Promise<Page<AlarmRow>>;
+  list(filter: AlarmFilter): Promise<Page<Alarm>>;
   /** The newest alarms of many devices in one query, at most `limitEach` per device: device id → alarms, newest first. */
-  byDevices(deviceIds: string[], filter: { state?: AlarmRow['state']; limitEach: number }): Promise<Map<string, AlarmRow[]>>;
+  byDevices(deviceIds: string[], filter: { state?: AlarmState; limitEach: number }): Promise<Map<string, Alarm[]>>;
 }
 
 const OPEN = ['active', 'acknowledged'];
@@ -68,14 +53,14 @@ const openKey = (ruleId: string | null, deviceId: string | null) => `${ruleId ??
 /** attempts of raise() when another process opens or clears the same alarm in between */
 const RAISE_ATTEMPTS = 5;
 
-function toRow(m: Model): AlarmRow {
+function toRow(m: Model): Alarm {
   const o = m.get({ plain: true }) as Record<string, unknown>;
   return {
     id: o.id as string,
     rule_id: (o.rule_id as string | null) ?? null,
     device_id: (o.device_id as string | null) ?? null,
-    level: o.level as string,
-    state: o.state as AlarmRow['state'],
+    level: o.level as AlarmLevel,
+    state: o.state as AlarmState,
     message: o.message as string,
     count: Number(o.count),
     first_at: iso(o.first_at)!,
@@ -90,39 +75,39 @@ function toRow(m: Model): AlarmRow {
 }
 
 export function createAlarmRepository(db: Db): AlarmRepository {
-  const { Alarm } = db.models;
+  const AlarmModel = db.models.Alarm;
   const countPlusOne = db.sequelize.literal(`${db.sequelize.getQueryInterface().quoteIdentifier('count')} + 1`);
 
   const byId = async (id: string) => {
-    const row = isUuid(id) ? await Alarm.findByPk(id) : null;
+    const row = isUuid(id) ? await AlarmModel.findByPk(id) : null;
     if (!row) throw notFound('alarm', id);
     return row;
   };
 
   /** One conditional UPDATE of alarm `id` while its state is one of `from`; then the row as it is. */
   const transition = async (id: string, from: string[], values: Record<string, unknown>): Promise<AlarmChange> => {
-    const [n] = isUuid(id) ? await Alarm.update(values, { where: { id, state: from } }) : [0];
+    const [n] = isUuid(id) ? await AlarmModel.update(values, { where: { id, state: from } }) : [0];
     return { alarm: toRow(await byId(id)), changed: n > 0 };
   };
 
   return {
     async openPairs() {
-      const rows = await Alarm.findAll({ where: { state: OPEN }, attributes: ['rule_id', 'device_id'], raw: true });
+      const rows = await AlarmModel.findAll({ where: { state: OPEN }, attributes: ['rule_id', 'device_id'], raw: true });
       return rows as unknown as { rule_id: string | null; device_id: string | null }[];
     },
     async raise({ rule_id, device_id, level, message, at }) {
       const key = openKey(rule_id, device_id);
       for (let attempt = 0; attempt < RAISE_ATTEMPTS; attempt++) {
-        const open = await Alarm.findOne({ where: { open_key: key }, attributes: ['id'] });
+        const open = await AlarmModel.findOne({ where: { open_key: key }, attributes: ['id'] });
         if (open) {
           const id = open.get('id') as string;
           // count + 1 in the statement: two processes repeating the alarm at once both count
-          const [n] = await Alarm.update({ count: countPlusOne, last_at: at, level, message }, { where: { id, open_key: key } });
+          const [n] = await AlarmModel.update({ count: countPlusOne, last_at: at, level, message }, { where: { id, open_key: key } });
           if (n > 0) return { alarm: toRow(await byId(id)), repeated: true };
           continue; // cleared in between: open a new one
         }
         try {
-          const row = await Alarm.create({ rule_id, device_id, level, state: 'active', message, count: 1, first_at: at, last_at: at, open_key: key });
+          const row = await AlarmModel.create({ rule_id, device_id, level, state: 'active', message, count: 1, first_at: at, last_at: at, open_key: key });
           return { alarm: toRow(row), repeated: false };
         } catch (err) {
           if (!(err instanceof UniqueConstraintError)) throw err;
@@ -132,7 +117,7 @@ export function createAlarmRepository(db: Db): AlarmRepository {
       throw conflict(`the alarm of rule '${rule_id}' on device '${device_id}' kept changing while it was raised; try again`);
     },
     async find(id) {
-      const row = isUuid(id) ? await Alarm.findByPk(id) : null;
+      const row = isUuid(id) ? await AlarmModel.findByPk(id) : null;
       return row ? toRow(row) : null;
     },
     acknowledge(id, by, at) {
@@ -142,7 +127,7 @@ export function createAlarmRepository(db: Db): AlarmRepository {
       return transition(id, OPEN, { state: 'cleared', cleared_at: at, open_key: null });
     },
     async clearOpen(ruleId, deviceId, at) {
-      const open = await Alarm.findOne({ where: { open_key: openKey(ruleId, deviceId) }, attributes: ['id'] });
+      const open = await AlarmModel.findOne({ where: { open_key: openKey(ruleId, deviceId) }, attributes: ['id'] });
       if (!open) return null;
       const { alarm, changed } = await transition(open.get('id') as string, OPEN, { state: 'cleared', cleared_at: at, open_key: null });
       return changed ? alarm : null;
@@ -154,16 +139,16 @@ export function createAlarmRepository(db: Db): AlarmRepository {
       if (filter.level) Object.assign(where, { level: filter.level });
       if (filter.rule_id) Object.assign(where, { rule_id: filter.rule_id });
       if (filter.device_id) Object.assign(where, { device_id: filter.device_id });
-      const { rows, count } = await Alarm.findAndCountAll({ where, limit, offset, order: [['last_at', 'DESC'], ['id', 'ASC']] });
+      const { rows, count } = await AlarmModel.findAndCountAll({ where, limit, offset, order: [['last_at', 'DESC'], ['id', 'ASC']] });
       return { items: rows.map(toRow), total: count, limit, offset };
     },
     async byDevices(deviceIds, filter) {
-      const out = new Map<string, AlarmRow[]>(deviceIds.map((id) => [id, []]));
+      const out = new Map<string, Alarm[]>(deviceIds.map((id) => [id, []]));
       if (deviceIds.length === 0) return out;
       const where: WhereOptions = { device_id: deviceIds };
       if (filter.state) Object.assign(where, { state: filter.state });
       // Bounded: no more rows than every device could show.
-      const rows = await Alarm.findAll({ where, limit: Math.min(deviceIds.length * filter.limitEach, 100_000), order: [['last_at', 'DESC'], ['id', 'ASC']] });
+      const rows = await AlarmModel.findAll({ where, limit: Math.min(deviceIds.length * filter.limitEach, 100_000), order: [['last_at', 'DESC'], ['id', 'ASC']] });
       for (const r of rows) {
         const a = toRow(r);
         const list = out.get(a.device_id!);

@@ -10,24 +10,9 @@ import type { GatewayTopology } from '../gateways.ts';
 import { DEVICE_BOOLEANS, type IdentityCache } from '../identities.ts';
 import { clampPage, likeOp, plainRow, rawReader, type Db, type ListOptions, type Page } from '../rows.ts';
 import type { Product, ProductRepository } from './products.ts';
+import type { Device } from '../../api-shapes/index.ts';
 
-export interface Device {
-  id: string;
-  product_id: string;
-  name: string;
-  enabled: boolean;
-  status: 'online' | 'offline';
-  last_online: string | null;
-  tags: Record<string, unknown>;
-  /** may report and receive commands for its children (devices whose gateway_id names it) */
-  is_gateway: boolean;
-  /** the gateway this device reports through, or null */
-  gateway_id: string | null;
-  /** the device's own transport settings, e.g. `{ modbus: { host, port, unit, mode } }`; null when none */
-  transport: Record<string, unknown> | null;
-  created_at: string;
-  updated_at: string;
-}
+export type { Device };
 
 /** A verified device with its product, as the broker and ingress need it. */
 export interface DeviceIdentity {
