@@ -8,6 +8,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Bench, BenchRow } from './types.ts';
 
+// Benches that run FLUX in this process run it as `npm start` does (runtime/cli.ts sets production
+// mode); set before any bench imports a library that reads it at load (graphql-js)
+process.env.NODE_ENV ??= 'production';
+
 const dir = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
