@@ -77,9 +77,8 @@ export function createFeedRelay(opts: { target: RedisTarget; nodeId: string; log
         const now = Date.now();
         if (feed.localClients() > 0) await pub.zadd(LISTENERS, now + ANNOUNCE_TTL_MS, nodeId);
         else await pub.zrem(LISTENERS, nodeId);
-        const listening = await pub.zrangebyscore(LISTENERS, now, '+inf');
-        othersListen = listening.some((id) => id !== nodeId);
-        if (Math.random() < 0.05) await pub.zremrangebyscore(LISTENERS, '-inf', now); // forget the killed ones now and then
+        await pub.zremrangebyscore(LISTENERS, '-inf', now); // announcements that lapsed (a killed node's)
+        othersListen = (await pub.zrange(LISTENERS, 0, -1)).some((id) => id !== nodeId);
       };
       const onMessage = (ch: string, text: string) => {
         if (ch !== channel || text.length > MAX_MESSAGE_BYTES) return;
