@@ -6,6 +6,7 @@
  */
 export * from './types.ts';
 export { createStore } from './store.ts';
+export { sqliteDriver } from './sqlite.ts';
 export { createStorageModule, type Storage, type StorageModule, type StorageModuleOptions, type IngestResult } from './service.ts';
 export { StoreWriter, type WriterOptions, type WriterStats } from './writer.ts';
 export { DiskBuffer } from './buffer.ts';

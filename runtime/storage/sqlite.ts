@@ -1,8 +1,9 @@
-/** SQLite backend (default): node:sqlite in its own file, WAL, prepared statements, one transaction per batch. */
+/** SQLite backend (default): node:sqlite in its own file, WAL, prepared statements, one transaction per batch, written by a thread of its own. */
 import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { SqlStore, type PointRow, type Row, type SqlDriver } from './sql-store.ts';
+import { Worker } from 'node:worker_threads';
+import { SqlStore, type EventRow, type PointRow, type Row, type SqlDriver } from './sql-store.ts';
 import { DataError } from './types.ts';
 
 const SCHEMA = `
@@ -44,7 +45,17 @@ function sqliteError(err: unknown): Error {
   return err as Error;
 }
 
-export function sqliteDriver(file: string): SqlDriver {
+/** The writes a connection runs (in the writer thread). */
+type WriteOp = 'insertSeries' | 'insertPoints' | 'deleteChunk' | 'insertEvents' | 'deleteEvents';
+export interface WriteCall {
+  id: number;
+  op: WriteOp | 'close';
+  args: unknown[];
+}
+export type WriteReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; message: string; data: boolean };
+
+/** One synchronous node:sqlite connection to the time-series file (WAL, prepared statements, a transaction per call). */
+export function sqliteConnection(file: string) {
   let db: DatabaseSync | undefined;
   const stmts = new Map<string, StatementSync>();
   let insertPoint: StatementSync;
@@ -53,19 +64,33 @@ export function sqliteDriver(file: string): SqlDriver {
   let insertEvent: StatementSync;
   let deleteEvents: StatementSync;
 
+  const open = (): DatabaseSync => {
+    if (!db) throw new Error('the SQLite time-series store is closed');
+    return db;
+  };
   const prepare = (sql: string): StatementSync => {
     let s = stmts.get(sql);
     if (!s) {
-      s = db!.prepare(sql);
+      s = open().prepare(sql);
       stmts.set(sql, s);
       if (stmts.size > 500) stmts.delete(stmts.keys().next().value!);
     }
     return s;
   };
+  const transaction = (body: (db: DatabaseSync) => void): void => {
+    const d = open();
+    d.exec('BEGIN');
+    try {
+      body(d);
+      d.exec('COMMIT');
+    } catch (err) {
+      d.exec('ROLLBACK');
+      throw sqliteError(err);
+    }
+  };
 
   return {
-    info: { dialect: 'sqlite', layout: `WAL file ${file}` },
-    async open() {
+    open(): void {
       fs.mkdirSync(path.dirname(file), { recursive: true });
       db = new DatabaseSync(file);
       db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000; PRAGMA cache_size = -32000;');
@@ -79,56 +104,131 @@ export function sqliteDriver(file: string): SqlDriver {
         `DELETE FROM ts_points WHERE series_id = ?1 AND ts < MIN(?2, COALESCE((SELECT ts FROM ts_points WHERE series_id = ?1 AND ts < ?2 ORDER BY ts LIMIT 1 OFFSET ?3), ?2))`,
       );
     },
-    async close() {
+    close(): void {
       stmts.clear();
       if (db?.isOpen) db.close();
       db = undefined;
     },
-    async all(sql, params = []) {
-      if (!db) throw new Error('the SQLite time-series store is closed');
+    all(sql: string, params: unknown[] = []): Row[] {
       return prepare(sql).all(...(params as never[])) as Row[];
     },
-    async insertSeries(rows) {
-      db!.exec('BEGIN');
-      try {
+    insertSeries(rows: { device: string; metric: string; product: string }[]): void {
+      transaction(() => {
         for (const r of rows) insertSeries.run(r.device, r.metric, r.product);
-        db!.exec('COMMIT');
-      } catch (err) {
-        db!.exec('ROLLBACK');
-        throw sqliteError(err);
-      }
+      });
     },
-    async insertPoints(rows: PointRow[]) {
-      if (!db) throw new Error('the SQLite time-series store is closed');
-      db.exec('BEGIN');
-      try {
+    insertPoints(rows: PointRow[]): void {
+      transaction(() => {
         for (let i = 0; i < rows.length; i++) {
           const r = rows[i]!;
           insertPoint.run(r.sid, r.ts, r.k, r.num, r.str);
         }
-        db.exec('COMMIT');
-      } catch (err) {
-        db.exec('ROLLBACK');
-        throw sqliteError(err);
-      }
+      });
     },
-    async deleteChunk(sid, before, chunk) {
+    deleteChunk(sid: number, before: number, chunk: number): number {
+      open();
       return Number(deleteChunk.run(sid, before, chunk).changes);
     },
-    async insertEvents(rows) {
-      if (!db) throw new Error('the SQLite time-series store is closed');
-      db.exec('BEGIN');
-      try {
+    insertEvents(rows: EventRow[]): void {
+      transaction(() => {
         for (const r of rows) insertEvent.run(r.device_id, r.ts, r.event_id, r.msg_id, r.product, r.payload, r.flagged, r.problem);
-        db.exec('COMMIT');
-      } catch (err) {
-        db.exec('ROLLBACK');
-        throw sqliteError(err);
-      }
+      });
     },
-    async deleteEvents(product, before) {
+    deleteEvents(product: string, before: number): number {
+      open();
       return Number(deleteEvents.run(product, before).changes);
     },
+  };
+}
+
+const WRITER_URL = new URL('./sqlite-writer.ts', import.meta.url);
+
+/**
+ * The writer thread, started by the first write (an idle FLUX never pays its isolate). Calls run
+ * in order; a thread that dies fails its pending calls as the store being away (the writer then
+ * buffers on disk and retries, runtime/storage/writer.ts) and the next call starts a new one.
+ */
+class WriterThread {
+  readonly #file: string;
+  readonly #onThread: ((worker: Worker) => void) | undefined;
+  #worker: Worker | undefined;
+  #next = 1;
+  readonly #pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+
+  constructor(file: string, onThread?: (worker: Worker) => void) {
+    this.#file = file;
+    this.#onThread = onThread;
+  }
+
+  call(op: WriteOp, args: unknown[]): Promise<unknown> {
+    const worker = this.#worker ?? this.#start();
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      worker.postMessage({ id, op, args } satisfies WriteCall);
+    });
+  }
+
+  async close(): Promise<void> {
+    const worker = this.#worker;
+    if (!worker) return;
+    const id = this.#next++;
+    await new Promise<unknown>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      worker.postMessage({ id, op: 'close', args: [] } satisfies WriteCall);
+    }).catch(() => undefined);
+    this.#worker = undefined;
+    await worker.terminate();
+  }
+
+  #start(): Worker {
+    const worker = new Worker(WRITER_URL, { workerData: { file: this.#file }, name: 'flux-sqlite-writer' });
+    this.#worker = worker;
+    worker.on('message', (r: WriteReply) => {
+      const p = this.#pending.get(r.id);
+      if (!p) return;
+      this.#pending.delete(r.id);
+      if (r.ok) p.resolve(r.value);
+      else p.reject(r.data ? new DataError(r.message) : new Error(r.message));
+    });
+    const stopped = (why: string) => {
+      if (this.#worker !== worker) return;
+      this.#worker = undefined;
+      const err = new Error(`the SQLite writer thread stopped (${why})`);
+      for (const p of this.#pending.values()) p.reject(err);
+      this.#pending.clear();
+    };
+    worker.on('error', (err) => stopped(err.message));
+    worker.on('exit', (code) => stopped(`exit code ${code}`));
+    this.#onThread?.(worker);
+    return worker;
+  }
+}
+
+/**
+ * Reads on this thread's connection; writes in the writer thread (WAL: readers see each commit).
+ * `onThread` sees each writer thread as it starts (tests stop one to check what a crash does).
+ */
+export function sqliteDriver(file: string, opts: { onThread?(worker: Worker): void } = {}): SqlDriver {
+  const reader = sqliteConnection(file);
+  const writer = new WriterThread(file, opts.onThread);
+  return {
+    info: { dialect: 'sqlite', layout: `WAL file ${file}` },
+    async open() {
+      reader.open();
+    },
+    async close() {
+      await writer.close();
+      reader.close();
+    },
+    async all(sql, params = []) {
+      return reader.all(sql, params);
+    },
+    insertSeries: async (rows) => void (await writer.call('insertSeries', [rows])),
+    insertPoints: async (rows) => void (await writer.call('insertPoints', [rows])),
+    deleteChunk: async (sid, before, chunk) => (await writer.call('deleteChunk', [sid, before, chunk])) as number,
+    insertEvents: async (rows) => void (await writer.call('insertEvents', [rows])),
+    deleteEvents: async (product, before) => (await writer.call('deleteEvents', [product, before])) as number,
     bucket: (width) => `(ts / ${width}) * ${width}`,
   };
 }
