@@ -5,8 +5,9 @@
  * `flux export` / `flux import` move a project between running instances (runtime/project/cli.ts).
  *
  * Memory (docs/operations.md "Memory"): the process re-executes itself once, in place (same pid,
- * `process.execve`), when it was started without FLUX's runtime settings: a 4 MiB V8 semi-space
- * (the young generation otherwise grows to 2 × 32 MiB while starting and stays resident), glibc
+ * `process.execve`), when it was started without FLUX's runtime settings: a 32 MiB V8 semi-space
+ * (a smaller one saved idle RSS only before the GC after start; under load it tripled the time in
+ * scavenges and the pipeline's p99, docs/operations.md "Memory"), glibc
  * limited to 2 malloc arenas, Node's compile cache (cached type-stripped sources and code: the
  * TypeScript stripper is then never loaded), and NODE_ENV=production unless NODE_ENV is set. Only `node:` modules are imported before that point.
  * `FLUX_REEXEC=0` turns it off. While the app's modules are imported, libraries they require but do
@@ -16,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 /** V8 flags FLUX runs with; `npm start` and the Docker image pass them already. */
-const NODE_FLAGS = ['--max-semi-space-size=4'];
+const NODE_FLAGS = ['--max-semi-space-size=32'];
 
 function relaunchWithRuntimeSettings(): void {
   if (process.env.FLUX_REEXEC === '0' || typeof process.execve !== 'function') return;
