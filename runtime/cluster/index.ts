@@ -23,29 +23,26 @@ import type { MetricsRegistry } from '../metrics/index.ts';
 import type { FluxModule, ComponentHealth } from '../app/context.ts';
 import type { SharedBrokerState } from '../broker/index.ts';
 import type { RemoteCommands, SharedPresence } from '../ingress/index.ts';
-import { createSharedBrokerState } from './broker-state.ts';
-import { createClusterCommands } from './commands.ts';
-import { createClusterPresence } from './shared-presence.ts';
-import { createClusterTraces, type ClusterTraces } from './traces.ts';
-import { createFeedRelay, type ClusterFeedRelay } from './feed-relay.ts';
-import { createClusterChanges, type ClusterChanges } from './changes.ts';
-import { redisContextModule, type NodeRedContextStore } from './context-store.ts';
-import { createClusterRuleStats, type ClusterRuleStatsPart } from './rule-stats.ts';
-import { createModbusLeases, type ModbusLeases } from './modbus-leases.ts';
-import { createClusterNode, createReporter, type ClusterNodeDeps, type NodeReport } from './node.ts';
+import { createRequire } from 'node:module';
+import type { ClusterTraces } from './traces.ts';
+import type { ClusterFeedRelay } from './feed-relay.ts';
+import type { ClusterChanges } from './changes.ts';
+import type { NodeRedContextStore } from './context-store.ts';
+import type { ClusterRuleStatsPart } from './rule-stats.ts';
+import type { ModbusLeases } from './modbus-leases.ts';
+import { createReporter, totals, type ClusterNodeDeps, type NodeView } from './reporter.ts';
 
 export { clusterRoutes } from './routes.ts';
-export type { ClusterNodeDeps, NodeReport, NodeStats } from './node.ts';
+export type { ClusterNodeDeps, NodeReport, NodeStats, NodeView } from './reporter.ts';
 export type { ClusterChanges, ChangeNotice, ChangeTargets } from './changes.ts';
-export { CONTEXT_LIMITS, type NodeRedContextStore, type ContextLimits } from './context-store.ts';
+export type { NodeRedContextStore, ContextLimits } from './context-store.ts';
 
-export interface NodeView extends NodeReport {
-  /** up: heartbeating; down: silent past the heartbeat period, its devices being taken back */
-  status: 'up' | 'down';
-  /** ms since its last heartbeat, by Redis' clock (null when it is down) */
-  heartbeat_age_ms: number | null;
-  self: boolean;
-}
+/**
+ * The Redis-backed parts (ioredis, aedes-persistence-redis, mqemitter-redis: ~5 MB of heap) load
+ * only when FLUX_REDIS_URL is set: a synchronous `require` of the ES module (Node 24's require(esm);
+ * no top-level await below it), because the composition root builds the cluster synchronously.
+ */
+const loadRedisCluster = (): typeof import('./redis.ts') => createRequire(import.meta.url)('./redis.ts');
 
 export interface ClusterDescription {
   mode: 'single' | 'cluster';
@@ -87,14 +84,8 @@ export interface ClusterOptions {
   version: string;
 }
 
-function totals(nodes: NodeView[]): ClusterDescription['totals'] {
-  const up = nodes.filter((n) => n.status === 'up');
-  const sum = (f: (n: NodeView) => number) => up.reduce((s, n) => s + (Number.isFinite(f(n)) ? f(n) : 0), 0);
-  return { nodes_up: up.length, mqtt_connections: sum((n) => n.mqtt_connections), devices_online: sum((n) => n.devices_online), uplinks_per_s: Math.round(sum((n) => n.uplinks_per_s) * 10) / 10 };
-}
-
 export function createCluster(opts: ClusterOptions): Cluster {
-  const { settings, log } = opts;
+  const { settings } = opts;
   const nodeId = settings.cluster.nodeId ?? `${os.hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
   const url = settings.redisUrl;
   if (!url) {
@@ -118,50 +109,5 @@ export function createCluster(opts: ClusterOptions): Cluster {
     };
   }
 
-  const target = { url, prefix: settings.cluster.redisPrefix };
-  const heartbeatMs = settings.cluster.heartbeatMs;
-  // commands and presence use the node's connection and scripts, which exist once it has started
-  const scripts = () => node.scripts();
-  const commands = createClusterCommands({ nodeId, prefix: target.prefix, cmd: () => node.connection(), scripts, log: log.child({ module: 'cluster' }) });
-  const traces = createClusterTraces({ nodeId, prefix: target.prefix, cmd: () => node.connection(), scripts, log: log.child({ module: 'cluster' }) });
-  const presence = createClusterPresence(nodeId, scripts);
-  const node = createClusterNode({ target, nodeId, heartbeatMs, version: opts.version, log, commands, traces, shared: presence });
-  return {
-    enabled: true,
-    nodeId,
-    brokerState: createSharedBrokerState({ target, nodeId, heartbeatMs, log, metrics: opts.metrics }),
-    presence,
-    commands,
-    traces,
-    feedRelay: createFeedRelay({ target, nodeId, log: log.child({ module: 'cluster' }) }),
-    changes: createClusterChanges({ target, nodeId, log }),
-    ruleStats: createClusterRuleStats({ target, nodeId, log }),
-    modbusLeases: createModbusLeases(nodeId, () => node.connection()),
-    contextStore: redisContextModule({ target, log }),
-    module(deps) {
-      const n = node;
-      return {
-        name: 'cluster',
-        start: () => n.start(deps),
-        stop: () => n.stop(),
-        health: (): ComponentHealth => ({ ok: n.ready(), mode: 'cluster', node: nodeId, redis: n.ready() ? 'connected' : 'unreachable' }),
-        async describe() {
-          const rows = await n.scripts().list();
-          const nodes: NodeView[] = [];
-          for (const row of rows) {
-            let report: NodeReport;
-            try {
-              report = JSON.parse(row.report) as NodeReport;
-            } catch {
-              continue; // not a report this version writes
-            }
-            const up = row.ttlMs > 0;
-            nodes.push({ ...report, id: row.id, status: up ? 'up' : 'down', heartbeat_age_ms: up ? Math.max(0, heartbeatMs - row.ttlMs) : null, self: row.id === nodeId });
-          }
-          nodes.sort((a, b) => a.id.localeCompare(b.id));
-          return { mode: 'cluster', self: nodeId, heartbeat_ms: heartbeatMs, nodes, totals: totals(nodes) };
-        },
-      };
-    },
-  };
+  return loadRedisCluster().createRedisCluster(opts, nodeId, url);
 }

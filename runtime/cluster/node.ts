@@ -7,61 +7,19 @@
  * survives a stall of 2H/3); survivors look for silent nodes every H/2. A node killed right after a
  * heartbeat is noticed at most H + H/2 later, so its devices are offline within 2H.
  */
-import os from 'node:os';
 import type { Redis } from 'ioredis';
 import { ConfigError } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
-import type { DeviceBus } from '../bus/index.ts';
-import type { ComponentHealth } from '../app/context.ts';
-import type { Downlink, Presence, Transport } from '../ingress/index.ts';
+import type { Transport } from '../ingress/index.ts';
 import { connectOrExplain, closeRedis, openRedis, type RedisTarget } from './connection.ts';
 import { NODES, aliveKey, clusterScripts, devicesKey, member, type ClusterScripts } from './scripts.ts';
 import type { ClusterCommands } from './commands.ts';
 import type { ClusterTraces } from './traces.ts';
-import type { Tracer } from '../trace/index.ts';
 import type { ClusterPresence } from './shared-presence.ts';
+import { HEALTH_EVERY_MS, createReporter, type ClusterNodeDeps } from './reporter.ts';
 
 /** a dead node's devices taken back per script call (one short Redis step each) */
 const REAP_BATCH = 500;
-/** the modules' health is computed at most this often for the report (a node: once per heartbeat period) */
-const HEALTH_EVERY_MS = 5_000;
-
-/** What a node reports with every heartbeat (GET /api/cluster shows it). */
-export interface NodeReport {
-  id: string;
-  version: string;
-  host: string;
-  pid: number;
-  started_at: string;
-  heartbeat_at: string;
-  http_port: number;
-  mqtt_port: number;
-  /** every module reports ok */
-  healthy: boolean;
-  /** the modules that do not */
-  failing: string[];
-  mqtt_connections: number;
-  devices_online: number;
-  /** uplinks put on this node's device bus per second, over the last heartbeat period */
-  uplinks_per_s: number;
-}
-
-export interface NodeStats {
-  http_port: number;
-  mqtt_port: number;
-  mqtt_connections: number;
-  devices_online: number;
-}
-
-export interface ClusterNodeDeps {
-  presence: Presence;
-  downlink: Downlink;
-  bus: DeviceBus;
-  stats(): NodeStats;
-  health(): Promise<Record<string, ComponentHealth>>;
-  /** this node's message traces, which it answers the other nodes from */
-  trace: Tracer;
-}
 
 export interface NodeOptions {
   target: RedisTarget;
@@ -72,52 +30,6 @@ export interface NodeOptions {
   commands: ClusterCommands;
   traces: ClusterTraces;
   shared: ClusterPresence;
-}
-
-/**
- * The local report and its throughput counter, shared by the cluster and the single-node view. The
- * modules' health is refreshed in the background: a slow check (a database that hangs) must never
- * delay a heartbeat, or a live node would look dead.
- */
-export function createReporter(nodeId: string, version: string, deps: ClusterNodeDeps, healthEveryMs = HEALTH_EVERY_MS) {
-  const startedAt = new Date().toISOString();
-  let uplinks = 0;
-  let since = Date.now();
-  let rate = 0;
-  // not healthy until a check said so (the first report of a starting node is made before its broker runs)
-  let health = { at: 0, healthy: false, failing: [] as string[] };
-  let checking: Promise<void> | undefined;
-  const owner = {};
-  function refreshHealth(now: number): Promise<void> {
-    if (checking) return checking;
-    if (now - health.at < healthEveryMs) return Promise.resolve();
-    checking = deps
-      .health()
-      .catch((err: Error) => ({ health: { ok: false, error: err.message } }) as Record<string, ComponentHealth>)
-      .then((all) => {
-        const failing = Object.entries(all).filter(([, h]) => !h.ok).map(([name]) => name);
-        health = { at: Date.now(), healthy: failing.length === 0, failing };
-      })
-      .finally(() => (checking = undefined));
-    return checking;
-  }
-  return {
-    listen: () => deps.bus.on('uplink', owner, () => void uplinks++),
-    unlisten: () => deps.bus.removeOwner(owner),
-    /** waits for a fresh health check when the last one is stale (a report on demand) */
-    freshHealth: () => refreshHealth(Date.now()),
-    /** the report; `tick` closes a throughput period of at least a second, else the last period's rate is kept */
-    report(tick: boolean): NodeReport {
-      const now = Date.now();
-      if (tick && now - since >= 1000) {
-        rate = now > since ? Math.round((uplinks * 10_000) / (now - since)) / 10 : 0;
-        uplinks = 0;
-        since = now;
-      }
-      void refreshHealth(now);
-      return { id: nodeId, version, host: os.hostname(), pid: process.pid, started_at: startedAt, heartbeat_at: new Date(now).toISOString(), ...deps.stats(), healthy: health.healthy, failing: health.failing, uplinks_per_s: rate };
-    },
-  };
 }
 
 export interface ClusterNode {

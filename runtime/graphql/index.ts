@@ -3,32 +3,37 @@
  * queries and mutations, graphql-ws on the same HTTP server for subscriptions, the REST API's
  * authentication (runtime/graphql/auth.ts), DataLoaders per request, depth and cost limits
  * (graphql-armor), and a GraphiQL page for admins.
+ *
+ * This face loads none of the GraphQL libraries: the engine (runtime/graphql/engine.ts) is imported
+ * on the first authenticated request or WebSocket upgrade at /api/graphql (docs/operations.md "Memory").
  */
 import type http from 'node:http';
+import type { Duplex } from 'node:stream';
 import express from 'express';
-import { GraphQLError, GraphQLScalarType, Kind, printSchema, type ValueNode } from 'graphql';
-import { createYoga, createSchema, type YogaInitialContext } from 'graphql-yoga';
-import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import type { Feed } from '../feed/index.ts';
 import type { Downlink } from '../ingress/index.ts';
 import { errorHandler } from '../api/index.ts';
-import { FluxError, isFluxError, unauthorized } from '../errors/index.ts';
+import { FluxError, unauthorized } from '../errors/index.ts';
 import { counter, gauge } from '../metrics/index.ts';
-import { typeDefs } from './schema.ts';
-import { createLoaders, type Loaders } from './loaders.ts';
-import { queryResolvers, type QueryDeps } from './query.ts';
-import { mutationResolvers } from './mutation.ts';
+import type { QueryDeps } from './query.ts';
 import { createHub, type Hub } from './hub.ts';
-import { createSubscriptionServer, subscriptionResolvers, type SubscriptionServerOptions } from './subscriptions.ts';
-import { READ_ROLE, WRITE_ROLE, authenticate, requireRole, tokenOfHeader, type Principal } from './auth.ts';
+import type { SubscriptionServerOptions } from './subscriptions.ts';
+import { READ_ROLE, authenticate, tokenOfHeader, type Principal } from './auth.ts';
 import type { Users } from '../users/index.ts';
 import { roleAtLeast } from '../users/index.ts';
+import type { GraphqlEngine } from './engine.ts';
 
 export const GRAPHQL_PATH = '/api/graphql';
 export { typeDefs } from './schema.ts';
 export { createHub, type Hub, type Member } from './hub.ts';
-export { compileSubscription } from './compile.ts';
+
+/**
+ * Imports the engine (graphql-js, graphql-yoga, graphql-ws, graphql-armor): on first use here, and
+ * for what needs graphql-js itself (docs/schema.graphql's text: `schemaText`; tests: `compileSubscription`,
+ * `subscriptionSchema`).
+ */
+export const loadGraphqlEngine = (): Promise<typeof import('./engine.ts')> => import('./engine.ts');
 
 /** WebSocket limits: connections, and the send buffer a slow subscriber may fill (runtime/graphql/outlet.ts). */
 export type GraphqlOptions = SubscriptionServerOptions;
@@ -48,134 +53,59 @@ export interface Graphql extends FluxModule {
   readonly hub: Hub;
 }
 
-interface ServerContext {
-  principal: Principal;
-}
-type Context = YogaInitialContext & ServerContext & { loaders: Loaders };
-
-/** Any JSON value, passed through as is. */
-const JSONScalar = new GraphQLScalarType({
-  name: 'JSON',
-  description: 'Any JSON value (thing models, tags, payloads, counters).',
-  serialize: (v) => v,
-  parseValue: (v) => v,
-  parseLiteral: function literal(node: ValueNode, variables?: Record<string, unknown> | null): unknown {
-    switch (node.kind) {
-      case Kind.STRING:
-      case Kind.BOOLEAN:
-        return node.value;
-      case Kind.INT:
-      case Kind.FLOAT:
-        return Number(node.value);
-      case Kind.NULL:
-        return null;
-      case Kind.LIST:
-        return node.values.map((v) => literal(v, variables));
-      case Kind.OBJECT:
-        return Object.fromEntries(node.fields.map((f) => [f.name.value, literal(f.value, variables)]));
-      case Kind.VARIABLE:
-        return variables?.[node.name.value];
-      default:
-        return undefined;
-    }
-  },
-});
-
-/** The executable schema. */
-function buildSchema(ctx: FluxContext, deps: GraphqlDeps, hub: Hub) {
-  return createSchema<Context>({
-    typeDefs,
-    resolvers: [{ JSON: JSONScalar }, queryResolvers(ctx, deps), guardMutations(mutationResolvers(ctx, deps) as never, deps.users), subscriptionResolvers(hub, maskError)] as never,
-  });
-}
-
-/** The schema's types with the Subscription resolvers only (tests compare the compiled projection with graphql-js on it). */
-export function subscriptionSchema(hub: Hub) {
-  return createSchema({ typeDefs, resolvers: [{ JSON: JSONScalar }, subscriptionResolvers(hub, maskError)] as never });
-}
-
-/** The schema as SDL, for docs/schema.graphql (the served schema is these type definitions with resolvers). */
-export function schemaText(): string {
-  return printSchema(createSchema({ typeDefs, resolvers: { JSON: JSONScalar } })) + '\n';
-}
-
 const forbidden = (role: string, needs: string) => new FluxError('forbidden', `this needs the ${needs} role; the token's role is ${role}`, 403);
 
-/**
- * Every mutation needs the write role, checked before its resolver runs, and goes to the audit log
- * like a REST change (refused ones included), as `graphql <mutation>` with its target.
- */
-function guardMutations(resolvers: { Mutation: Record<string, (root: unknown, args: any, context: any) => unknown> }, users: Users) {
-  for (const [name, fn] of Object.entries(resolvers.Mutation)) {
-    resolvers.Mutation[name] = async (root, args, context: { principal?: Principal; req?: { socket?: { remoteAddress?: string } } }) => {
-      const p = context.principal;
-      const target = String(args.id ?? args.device_id ?? args.input?.key ?? args.input?.id ?? '').slice(0, 200) || null;
-      const record = (status: number) => {
-        if (p) users.audit.record({ username: p.username, role: p.role, action: `graphql ${name}`, target, status, address: context.req?.socket?.remoteAddress ?? null });
-      };
-      try {
-        requireRole(p, WRITE_ROLE);
-        const out = await fn(root, args, context);
-        record(200);
-        return out;
-      } catch (err) {
-        record(isFluxError(err) ? err.status : 500);
-        throw err;
-      }
-    };
+/** The request's path, or '' when its target is not a path (`upgrade` listeners must not throw). */
+function pathOf(req: http.IncomingMessage): string {
+  try {
+    return new URL(req.url ?? '/', 'http://x').pathname;
+  } catch {
+    return '';
   }
-  return resolvers;
-}
-
-/** FluxError → its message and code (status in extensions); anything else is masked. */
-function maskError(error: unknown, message: string): Error {
-  const e = error as GraphQLError;
-  const original = e instanceof GraphQLError ? e.originalError : error;
-  if (isFluxError(original)) return new GraphQLError(original.message, { nodes: e.nodes, path: e.path, extensions: { code: original.code, status: original.status } });
-  if (e instanceof GraphQLError && !e.originalError) return e;
-  // zod (parseBody) and express errors arrive as FluxError; anything else is a bug: hidden from the client.
-  return new GraphQLError(message, { nodes: e.nodes, path: e.path, extensions: { code: 'internal' } });
 }
 
 export function createGraphql(ctx: FluxContext, deps: GraphqlDeps, opts: GraphqlOptions = {}): Graphql {
   const log = ctx.log.child({ module: 'graphql' });
   const hub = createHub(deps.feed, { onRenderError: (err, topic) => log.error({ err, topic }, 'graphql: executing a subscription result failed') });
-  const schema = buildSchema(ctx, deps, hub);
   const subscribers = gauge(ctx.metrics, 'flux_graphql_subscriptions', 'GraphQL subscriptions open');
   const groupsGauge = gauge(ctx.metrics, 'flux_graphql_subscription_groups', 'GraphQL subscription groups (one execution per event each)');
   const delivered = counter(ctx.metrics, 'flux_graphql_results_sent_total', 'GraphQL subscription results written to sockets');
   const droppedCounter = counter(ctx.metrics, 'flux_graphql_results_dropped_total', 'GraphQL subscription results a slow socket missed');
   const connections = gauge(ctx.metrics, 'flux_graphql_ws_connections', 'GraphQL WebSocket connections open');
 
-  const yoga = createYoga<ServerContext>({
-    schema,
-    graphqlEndpoint: GRAPHQL_PATH,
-    // GraphiQL for admins (the router checks the role; header, or ?access_token= from a browser); its requests carry the token.
-    graphiql: (request) => {
-      const token = new URL(request.url).searchParams.get('access_token') ?? tokenOfHeader(request.headers.get('authorization'));
-      return { title: 'FLUX GraphQL', headers: JSON.stringify({ authorization: `Bearer ${token}` }), subscriptionsProtocol: 'WS' };
-    },
-    // GraphiQL from the npm package, whole in one page (scripts, styles and editor workers inline):
-    // yoga's own page loads them from a CDN and stays blank offline. Loaded on the first page view
-    // only (about 9 MB of text), not at start.
-    renderGraphiQL: async (options) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options),
-    landingPage: false,
-    logging: false,
-    maskedErrors: { maskError },
-    context: () => ({ loaders: createLoaders(ctx, deps) }),
-    plugins: [
-      EnvelopArmorPlugin({
-        maxDepth: { n: 8 },
-        costLimit: { maxCost: 5000 },
-        maxAliases: { n: 15 },
-        maxDirectives: { n: 20 },
-        maxTokens: { n: 3000 },
-        blockFieldSuggestion: { enabled: true },
-      }),
-    ],
-  });
+  // The engine, imported and built on first use; `loaded` once it is there.
+  let engine: Promise<GraphqlEngine> | undefined;
+  let loaded: GraphqlEngine | undefined;
+  let stopped = false;
+  const loadEngine = (): Promise<GraphqlEngine> =>
+    (engine ??= loadGraphqlEngine().then((m) => {
+      loaded = m.createGraphqlEngine(ctx, deps, { hub, log, path: GRAPHQL_PATH, onConnections: (n) => connections.set(n), limits: opts });
+      log.debug('graphql: engine loaded on first use');
+      return loaded;
+    }, (err: unknown) => {
+      engine = undefined; // the next request tries again
+      throw err;
+    }));
+  const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (loaded) return loaded.onUpgrade(req, socket, head);
+    if (pathOf(req) !== GRAPHQL_PATH) return;
+    // Node's HTTP server removed its error listener before `upgrade`; until ws takes the socket over, this one keeps an error from crashing the process.
+    const onError = () => socket.destroy();
+    socket.on('error', onError);
+    loadEngine().then(
+      (e) => {
+        socket.off('error', onError);
+        if (stopped || socket.destroyed) return void socket.destroy();
+        e.onUpgrade(req, socket, head);
+      },
+      (err: unknown) => {
+        socket.off('error', onError);
+        log.error({ err }, 'graphql: could not load the engine');
+        socket.end('HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n\r\n');
+      },
+    );
+  };
 
-  const ws = createSubscriptionServer(GRAPHQL_PATH, { users: deps.users, hub, yoga, maskError, log, onConnections: (n) => connections.set(n) }, opts);
   // Counters move by what the hub counted since the last tick: no metric call per delivery.
   let last = { delivered: 0, dropped: 0 };
   const gaugeTimer = setInterval(() => {
@@ -203,7 +133,11 @@ export function createGraphql(ctx: FluxContext, deps: GraphqlDeps, opts: Graphql
     }, next);
   });
   router.use(express.json({ limit: '256kb' }));
-  router.use((req, res) => void yoga(req, res, { principal: (req as unknown as { principal: Principal }).principal }));
+  router.use((req, res, next) => {
+    const principal = (req as unknown as { principal: Principal }).principal;
+    if (loaded) return loaded.handle(req, res, principal);
+    loadEngine().then((e) => e.handle(req, res, principal), next);
+  });
   router.use(errorHandler(log));
 
   return {
@@ -213,16 +147,18 @@ export function createGraphql(ctx: FluxContext, deps: GraphqlDeps, opts: Graphql
       app.use(GRAPHQL_PATH, router);
     },
     async start() {
-      deps.server.on('upgrade', ws.onUpgrade);
+      deps.server.on('upgrade', onUpgrade);
     },
     async stop() {
-      deps.server.off('upgrade', ws.onUpgrade);
+      stopped = true;
+      deps.server.off('upgrade', onUpgrade);
       clearInterval(gaugeTimer);
-      await ws.dispose();
+      if (engine) await (await engine.catch(() => undefined))?.dispose();
+      else hub.close();
     },
     health(): ComponentHealth {
       const s = hub.stats();
-      return { ok: true, subscriptions: s.subscriptions, groups: s.groups, connections: ws.connections(), delivered: s.delivered, dropped: s.dropped, failed: s.failed };
+      return { ok: true, subscriptions: s.subscriptions, groups: s.groups, connections: loaded?.connections() ?? 0, delivered: s.delivered, dropped: s.dropped, failed: s.failed };
     },
   };
 }

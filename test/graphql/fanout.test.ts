@@ -8,7 +8,7 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { createFlux, type Flux } from '../../runtime/app/index.ts';
 import { execute, parse } from 'graphql';
-import { compileSubscription, createHub, subscriptionSchema, type Member } from '../../runtime/graphql/index.ts';
+import { createHub, loadGraphqlEngine, type Member } from '../../runtime/graphql/index.ts';
 import type { FeedEvent } from '../../runtime/feed/index.ts';
 import { loadSettings } from '../../settings.ts';
 import { createLogger } from '../../runtime/log/index.ts';
@@ -17,6 +17,7 @@ import { waitFor } from '../rules/helpers.ts';
 import { collect } from './helpers.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const { compileSubscription, subscriptionSchema } = await loadGraphqlEngine();
 
 describe('GraphQL subscription groups (in-process FLUX, graphql-ws clients)', function () {
   this.timeout(60_000);

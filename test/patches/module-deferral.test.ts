@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { deferLibraries, type DeferredLibrary } from '../../runtime/patches/index.ts';
 import { UMZUG_CLI_EXPORTS, UMZUG_LIB_DIR } from '../../runtime/app/startup-deferrals.ts';
 
@@ -148,5 +149,27 @@ describe('startup deferrals', function () {
   it("list umzug's CLI exports as umzug/lib/cli.js has them (umzug/lib/index.js re-exports each)", function () {
     const cli = createRequire(path.join(UMZUG_LIB_DIR, 'x.js'))('./cli.js');
     assert.deepEqual([...UMZUG_CLI_EXPORTS].sort(), Object.keys(cli).sort());
+  });
+
+  it('keep sequelize\'s validator and prom-client\'s @opentelemetry/api unloaded until first use, and both work then', function () {
+    this.timeout(20_000);
+    // A fresh process: this one may have loaded either library already.
+    const script = `
+      import { createRequire } from 'node:module';
+      import { deferStartupLibraries } from ${JSON.stringify(pathToFileURL(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../runtime/app/startup-deferrals.ts')).href)};
+      const require = createRequire(${JSON.stringify(path.join(UMZUG_LIB_DIR, 'x.js'))});
+      const loaded = (name) => Object.keys(require.cache).some((f) => f.includes('/node_modules/' + name + '/') && !f.endsWith('.flux-deferred.cjs'));
+      const hooks = deferStartupLibraries();
+      const { Sequelize, DataTypes } = require('sequelize');
+      const prom = require('prom-client');
+      hooks.deregister();
+      const registry = new prom.Registry();
+      prom.collectDefaultMetrics({ register: registry });
+      await registry.metrics();
+      const before = { validator: loaded('validator'), otel: loaded('@opentelemetry/api') };
+      const checks = [Sequelize.Validator.isInt('12'), Sequelize.Validator.isInt('x'), new DataTypes.INTEGER().validate(7)];
+      console.log(JSON.stringify({ before, checks, after: { validator: loaded('validator') } }));`;
+    const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }));
+    assert.deepEqual(out, { before: { validator: false, otel: false }, checks: [true, false, true], after: { validator: true } });
   });
 });
