@@ -34,10 +34,21 @@ async function storedSince(sql: RawSql, baseTs: number): Promise<number> {
 }
 
 /** CPU seconds (user + system) of a process, from /proc (Linux) */
-function cpuSeconds(pid: number | undefined): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+function cpuSeconds(pid: number | undefined, file = `/proc/${pid}/stat`): number {
+  const stat = fs.readFileSync(file, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** CPU seconds of a process' main thread (the JavaScript event loop; the rest is V8's GC and compiler helpers, libuv) */
+function mainThreadSeconds(pid: number | undefined): number {
+  return cpuSeconds(pid, `/proc/${pid}/task/${pid}/stat`);
+}
+
+/** context switches of a process' main thread (each one a wake-up of its event loop or a preemption) */
+function switches(pid: number | undefined): number {
+  const s = fs.readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
+  return Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(s)?.[1]) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(s)?.[1]);
 }
 
 async function redisCpuSeconds(c: TestCluster): Promise<number> {
@@ -80,6 +91,10 @@ interface Row {
   latencies: number[];
   /** µs of CPU per uplink: each FLUX node, and the other parts */
   nodesUs: number[];
+  /** of nodesUs, the main threads' (summed over the nodes) */
+  mainUs: number;
+  /** the nodes' main-thread context switches per uplink (summed) */
+  switches: number;
   generatorUs: number;
   natsUs: number;
   pgUs: number;
@@ -94,6 +109,8 @@ async function throughput(c: TestCluster, sql: RawSql, secrets: Record<string, s
   const natsPids = pidsOf((cmd) => /(^|\/)nats-server\b/.test(cmd));
   const pgPids = () => pidsOf((cmd) => cmd.startsWith('postgres: ') && cmd.includes(` ${dbName} `));
   const node0 = c.nodes.map((n) => cpuSeconds(n.child.pid));
+  const main0 = c.nodes.reduce((t, n) => t + mainThreadSeconds(n.child.pid), 0);
+  const sw0 = c.nodes.reduce((t, n) => t + switches(n.child.pid), 0);
   const nats0 = cpuOf(natsPids);
   const pg0 = cpuOf(pgPids());
   const redis0 = await redisCpuSeconds(c);
@@ -114,6 +131,8 @@ async function throughput(c: TestCluster, sql: RawSql, secrets: Record<string, s
     seconds,
     latencies,
     nodesUs: c.nodes.map((n, i) => us(cpuSeconds(n.child.pid) - node0[i]!)),
+    mainUs: us(c.nodes.reduce((t, n) => t + mainThreadSeconds(n.child.pid), 0) - main0),
+    switches: (c.nodes.reduce((t, n) => t + switches(n.child.pid), 0) - sw0) / count,
     generatorUs: (gen.user + gen.system) / count,
     natsUs: natsPids.length ? us(delta(nats0, cpuOf(natsPids))) : NaN,
     pgUs: us(delta(pg0, cpuOf(pgPids()))),
@@ -187,6 +206,8 @@ const bench: Bench = async ({ quick }) => {
       const rate = mean(rs.map((r) => r.rate));
       const lat = rs.flatMap((r) => r.latencies);
       const nodes = mean(rs.map((r) => r.nodesUs.reduce((x, y) => x + y, 0)));
+      const main = mean(rs.map((r) => r.mainUs));
+      const sw = mean(rs.map((r) => r.switches));
       const gen = mean(rs.map((r) => r.generatorUs));
       const nats = mean(rs.map((r) => r.natsUs));
       const pg = mean(rs.map((r) => r.pgUs));
@@ -204,7 +225,7 @@ const bench: Bench = async ({ quick }) => {
         name: `${label}: CPU per uplink, all processes`,
         value: nodes + gen + nats + pg + redis,
         unit: 'µs',
-        note: `FLUX nodes ${Math.round(nodes)} (${rs[0]!.nodesUs.map((u) => Math.round(u)).join(' + ')}), generator ${Math.round(gen)}, nats-server ${Math.round(nats)}, PostgreSQL ${Math.round(pg)}, Redis ${redis.toFixed(1)}`,
+        note: `FLUX nodes ${Math.round(nodes)} (${rs[0]!.nodesUs.map((u) => Math.round(u)).join(' + ')}; main threads ${Math.round(main)}, the rest V8's GC and compiler helpers; ${sw.toFixed(2)} main-thread context switches per uplink), generator ${Math.round(gen)}, nats-server ${Math.round(nats)}, PostgreSQL ${Math.round(pg)}, Redis ${redis.toFixed(1)}`,
       });
       rows.push({ group: 'cluster', name: `${label}: throughput as a ratio to 1 node`, value: rate / one, unit: '×', target: '>= 1', met: n === 1 ? undefined : rate / one >= 1 });
     }
