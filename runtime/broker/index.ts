@@ -310,6 +310,7 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
     },
     isConnected: (deviceId) => liveByDevice.has(deviceId),
     heldBy: (deviceId) => liveClients(deviceId).map((client) => heldConnection(client, stateOf(client), log)),
+    heldDevices: () => liveByDevice.keys(),
     async sendCommand(identity, payload, childId) {
       const a = self.aedes;
       const topic = childId === undefined ? commandTopic(identity.product.key, identity.device.id) : `${commandTopic(identity.product.key, identity.device.id)}/${childId}`;

@@ -22,8 +22,8 @@ export interface ChangeTargets {
   plugins: { refresh(id?: string): Promise<void> };
   registry: { invalidate(deviceId?: string): void; invalidateProduct(productId: string): void };
   alarms: { applyRemote(ev: AlarmEvent): void };
-  /** closes this node's connections of a device whose access a change revoked (runtime/ingress/revocation.ts) */
-  revoker?: { check(deviceId: string): Promise<number> };
+  /** closes this node's connections of a device whose access a change revoked (runtime/ingress/revocation.ts); `sweep` checks every device connected here */
+  revoker?: { check(deviceId: string): Promise<number>; sweep(): Promise<number> };
   /** the flow engine (absent when FLUX runs without flows) */
   flows?: { reload(): Promise<void> };
 }
@@ -167,10 +167,13 @@ export function createClusterChanges(opts: { target: RedisTarget; nodeId: string
           await connectOrExplain(pub, target.url);
           sub.on('message', onMessage);
           await sub.subscribe(channel);
-          // connected already: a later 'ready' is a reconnection, and notices sent meanwhile are lost
+          // connected already: a later 'ready' is a reconnection, and notices sent meanwhile are lost:
+          // besides the reconciliation, every device connected here is checked once (a device
+          // revoked meanwhile on another node would otherwise keep its connections here)
           sub.on('ready', () => {
             everything = true;
             void drain();
+            targets.revoker?.sweep().catch((err: Error) => log.warn({ err: err.message }, 'checking the connected devices after a reconnection failed'));
           });
           timer = setInterval(() => {
             everything = true;

@@ -25,12 +25,23 @@ export interface HeldConnection {
 /** A transport's side: the connections of one device on this node (none: an empty array). */
 export interface ConnectionHolder {
   heldBy(deviceId: string): HeldConnection[];
+  /** the devices holding a connection on this node, for a sweep */
+  heldDevices(): Iterable<string>;
 }
 
 export interface Revoker {
   /** Closes the device's connections on this node whose access no longer holds; answers how many were closed. */
   check(deviceId: string): Promise<number>;
+  /**
+   * Checks every device connected here (a few at a time): after this node may have missed change
+   * notices (Redis was away, runtime/cluster/changes.ts), a device revoked meanwhile loses its
+   * connections here too. Answers how many were closed.
+   */
+  sweep(): Promise<number>;
 }
+
+/** registry reads a sweep keeps in flight */
+const SWEEP_CONCURRENCY = 8;
 
 export interface RevokerDeps {
   devices: { access(id: string): Promise<DeviceAccess | null> };
@@ -49,7 +60,7 @@ export function revocationOf(access: DeviceAccess | null, held: Pick<HeldConnect
 
 export function createRevoker(deps: RevokerDeps): Revoker {
   const revoked = counter(deps.metrics, 'flux_device_connections_revoked_total', 'device connections closed because the device was disabled, deleted or given a new secret', ['reason']);
-  return {
+  const self: Revoker = {
     async check(deviceId) {
       const held = deps.holders().flatMap((h) => h.heldBy(deviceId));
       // most device writes (a rename, tags) concern devices with no connection here: no read then
@@ -66,5 +77,17 @@ export function createRevoker(deps: RevokerDeps): Revoker {
       }
       return closed;
     },
+    async sweep() {
+      const ids = [...new Set(deps.holders().flatMap((h) => [...h.heldDevices()]))];
+      let closed = 0;
+      let next = 0;
+      const worker = async () => {
+        while (next < ids.length) closed += await self.check(ids[next++]!);
+      };
+      await Promise.all(Array.from({ length: Math.min(SWEEP_CONCURRENCY, ids.length) }, worker));
+      if (closed) deps.log.warn({ checked: ids.length, closed }, 'closed connections of devices revoked while this node may have missed the change (Redis was away)');
+      return closed;
+    },
   };
+  return self;
 }

@@ -374,6 +374,7 @@ export function createTcpIngress(ctx: FluxContext, presence: Presence, plugins: 
       return undefined;
     },
     isConnected: (deviceId) => byDevice.has(deviceId),
+    heldDevices: () => byDevice.keys(),
     heldBy(deviceId) {
       const conn = byDevice.get(deviceId);
       if (!conn || conn.socket.destroyed) return [];

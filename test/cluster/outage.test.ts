@@ -48,7 +48,7 @@ describe('cluster: Redis unreachable', function () {
       this.timeout(180_000);
       c = await startCluster(2);
       [a, b] = c.nodes as [TestNode, TestNode];
-      secrets = await registerDevices(a, PRODUCT, ['p1', 'p2']);
+      secrets = await registerDevices(a, PRODUCT, ['p1', 'p2', 'p3']);
     });
     afterEach(async () => {
       await Promise.all(clients.splice(0).map((cl) => cl.endAsync(true).catch(() => undefined)));
@@ -114,6 +114,28 @@ describe('cluster: Redis unreachable', function () {
       track(await connect(a, { clientId: 'late', username: 'platform', password: TEST_TOKEN }));
       assert.equal(a.child.exitCode, null, 'node A never exited');
       assert.equal(b.child.exitCode, null, 'node B never exited');
+    });
+
+    it('closes the connection a device holds on A when B disabled it while Redis was down (the notice was lost), once Redis is back', async () => {
+      const dev = track(await connect(a, { clientId: 'p3', username: 'p3', password: secrets.p3, protocolVersion: 5 }));
+      let told: number | undefined;
+      let closed = false;
+      dev.on('disconnect', (p) => (told = p.reasonCode));
+      dev.on('close', () => (closed = true));
+      await until(async () => (await b.api('GET', '/api/devices/p3')).body.status === 'online', 'p3 online');
+
+      await c.redis.kill();
+      // the change reaches the shared database; its notice to A cannot travel
+      const r = await b.api('PATCH', '/api/devices/p3', { enabled: false });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      await new Promise((resolve) => setTimeout(resolve, 2 * HEARTBEAT_MS));
+      assert.equal(closed, false, 'still connected on A while Redis is down: A has not heard of the change');
+
+      await c.redis.restart();
+      // A's change listener reconnects, and A checks every device connected to it
+      await until(() => closed, 'the connection on A closed after the reconnection', 6 * HEARTBEAT_MS + 10_000);
+      assert.equal(told, 0x98);
+      await assert.rejects(connect(a, { clientId: 'p3', username: 'p3', password: secrets.p3, protocolVersion: 5 }), (err: { code?: number }) => err.code === 0x87);
     });
   });
 });
