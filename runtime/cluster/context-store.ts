@@ -9,13 +9,19 @@
  * (field: the top-level key, value: JSON); `<prefix>context-bytes:<scope>` counts its bytes. A Lua
  * script checks the bounds and writes in one step. Access is asynchronous: a get or keys without a
  * callback throws (Node-RED's rule for stores that cannot answer at once); a set without one is
- * written and its error logged. A nested key (`a.b[0]`) reads and rewrites its top-level value:
- * two nodes setting parts of one value at the same moment may lose one write.
+ * written and its error logged. A top-level key is written without a read (the later of two wins).
+ * A nested key (`a.b[0]`) is a compare-and-set: read the top-level value, change it with Node-RED's
+ * property-path rules, and write it only if the stored JSON is still the string read (compared in
+ * the same Lua step as the bounds, never decoded there: Redis' cjson would alter numbers and empty
+ * arrays), else read again, at most CAS_ATTEMPTS times. So sets of different parts of one value
+ * all stay, whichever nodes make them; one whose value keeps changing under it fails with a reason.
+ * Nested sets of one value on this node wait for each other, so only other nodes make them retry.
  */
 import { createRequire } from 'node:module';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log/index.ts';
-import { closeRedis, openRedis, type RedisTarget } from './connection.ts';
+import { closeRedis, COMMAND_TIMEOUT_MS, openRedis, type RedisTarget } from './connection.ts';
 
 export interface ContextLimits {
   /** largest value (its JSON), bytes */
@@ -55,11 +61,27 @@ interface NodeRedUtil {
  */
 const nodeRedUtil = () => (createRequire(createRequire(createRequire(import.meta.url).resolve('node-red')).resolve('@node-red/runtime'))('@node-red/util') as { util: NodeRedUtil }).util;
 
-// KEYS: the scope's hash, its byte count; ARGV: maxKeys, maxScopeBytes, then field/value pairs ('' deletes)
+/** a nested set reads again at most this often when its value changed between its read and its write */
+export const CAS_ATTEMPTS = 10;
+
+// KEYS: the scope's hash, its byte count; ARGV: maxKeys, maxScopeBytes, then field/value/expected
+// triples (value '' deletes; expected '' writes whatever is stored, '-' only if the field is absent,
+// '=' .. json only if it holds exactly that JSON: the string compared, never decoded)
 const SET_SCRIPT = `
+for i = 3, #ARGV, 3 do
+  local expected = ARGV[i + 2]
+  if expected ~= '' then
+    local current = redis.call('HGET', KEYS[1], ARGV[i])
+    if expected == '-' then
+      if current then return redis.error_reply('context_conflict') end
+    elseif current ~= string.sub(expected, 2) then
+      return redis.error_reply('context_conflict')
+    end
+  end
+end
 local count = redis.call('HLEN', KEYS[1])
 local total = tonumber(redis.call('GET', KEYS[2]) or '0')
-for i = 3, #ARGV, 2 do
+for i = 3, #ARGV, 3 do
   local f, v = ARGV[i], ARGV[i + 1]
   local exists = redis.call('HEXISTS', KEYS[1], f) == 1
   total = total - redis.call('HSTRLEN', KEYS[1], f) + #v
@@ -71,7 +93,7 @@ for i = 3, #ARGV, 2 do
 end
 if count > tonumber(ARGV[1]) then return redis.error_reply('context_keys ' .. count) end
 if total > tonumber(ARGV[2]) then return redis.error_reply('context_bytes ' .. total) end
-for i = 3, #ARGV, 2 do
+for i = 3, #ARGV, 3 do
   if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i]) else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 end
 if total > 0 then redis.call('SET', KEYS[2], total) else redis.call('DEL', KEYS[1], KEYS[2]) end
@@ -118,14 +140,11 @@ export function redisContextModule(opts: { target: RedisTarget; log: Logger; lim
         }
       });
     };
-    const setMany = async (scope: string, keys: string[], values: unknown[]): Promise<void> => {
+    /** One write (one Lua step): `read` holds the stored JSON (null: none) of each field the new values were computed from. */
+    const write = async (scope: string, keys: string[], values: unknown[], read: Map<string, string | null>): Promise<'conflict' | undefined> => {
       // the new top-level values, in order (a later key of the same field sees the earlier one)
       const tops = new Map<string, unknown>();
-      const nestedFields = [...new Set(keys.filter((k) => fieldOf(k).nested).map((k) => fieldOf(k).field))];
-      if (nestedFields.length) {
-        const current = await conn().hmget(hashOf(scope), ...nestedFields);
-        nestedFields.forEach((f, i) => tops.set(f, parse(current[i] ?? null)));
-      }
+      for (const [f, json] of read) tops.set(f, parse(json));
       keys.forEach((k, i) => {
         const { field, nested } = fieldOf(k);
         if (!nested) return void tops.set(field, values[i]);
@@ -140,16 +159,65 @@ export function redisContextModule(opts: { target: RedisTarget; log: Logger; lim
         const json = value === undefined ? '' : JSON.stringify(value);
         if (json === undefined) throw new Error(`context value of '${field}' cannot be stored as JSON`);
         if (Buffer.byteLength(json) > limits.maxValueBytes) throw new Error(`context value of '${field}' is ${Buffer.byteLength(json)} bytes; the shared context store takes at most ${limits.maxValueBytes} per value`);
-        args.push(field, json);
+        const was = read.get(field);
+        args.push(field, json, was === undefined ? '' : was === null ? '-' : `=${was}`);
       }
       try {
         await conn().fluxContextSet(hashOf(scope), bytesOf(scope), limits.maxKeys, limits.maxScopeBytes, ...args);
       } catch (err) {
+        if (/context_conflict/.test((err as Error).message)) return 'conflict';
         const m = /context_(keys|bytes) (\d+)/.exec((err as Error).message);
         if (!m) throw err;
         throw new Error(m[1] === 'keys'
           ? `context scope ${scope} would hold ${m[2]} keys; the shared context store holds at most ${limits.maxKeys} per scope (delete keys with set(key, undefined))`
           : `context scope ${scope} would hold ${m[2]} bytes; the shared context store holds at most ${limits.maxScopeBytes} per scope`, { cause: err });
+      }
+      return undefined;
+    };
+    /**
+     * Nested sets reading the value of scope + field: each waits for the one before it on this
+     * store, so that they do not spend their attempts on each other. Waiting is only an economy
+     * (the compare-and-set keeps them correct), so none waits longer than a Redis command may take:
+     * with Redis wedged, a queue of sets does not add up its timeouts.
+     */
+    const pending = new Map<string, Promise<void>>();
+    const waitAtMost = async (before: (Promise<void> | undefined)[]) => {
+      if (before.every((p) => p === undefined)) return;
+      const stop = new AbortController();
+      try {
+        await Promise.race([Promise.all(before), sleep(COMMAND_TIMEOUT_MS, undefined, { signal: stop.signal, ref: false })]);
+      } finally {
+        stop.abort();
+      }
+    };
+    /** read, change, compare-and-set; again when another writer changed a value read in between */
+    const casSet = async (scope: string, keys: string[], values: unknown[], nestedFields: string[]): Promise<void> => {
+      for (let attempt = 1; ; attempt++) {
+        const current = await conn().hmget(hashOf(scope), ...nestedFields);
+        const read = new Map(nestedFields.map((f, i) => [f, current[i] ?? null]));
+        if ((await write(scope, keys, values, read)) !== 'conflict') return;
+        if (attempt >= CAS_ATTEMPTS) {
+          const key = keys.find((k) => fieldOf(k).nested)!;
+          const which = nestedFields.length === 1 ? `context value '${nestedFields[0]}'` : `one of the context values ${nestedFields.map((f) => `'${f}'`).join(', ')}`;
+          throw new Error(`${which} of scope ${scope} changed under this set ${CAS_ATTEMPTS} times in a row (another writer); the nested key '${key}' was not stored`);
+        }
+        // a random pause, doubling, so that writers of one value on several nodes stop colliding
+        await sleep(Math.random() * 2 ** (attempt - 1));
+      }
+    };
+    const setMany = async (scope: string, keys: string[], values: unknown[]): Promise<void> => {
+      const nestedFields = [...new Set(keys.filter((k) => fieldOf(k).nested).map((k) => fieldOf(k).field))];
+      // a top-level key alone needs no read, so nothing can change under it
+      if (!nestedFields.length) return void (await write(scope, keys, values, new Map()));
+      const slots = nestedFields.map((f) => JSON.stringify([scope, f]));
+      const before = slots.map((s) => pending.get(s));
+      const done = waitAtMost(before).then(() => casSet(scope, keys, values, nestedFields));
+      const settled = done.then(() => undefined, () => undefined);
+      for (const s of slots) pending.set(s, settled);
+      try {
+        await done;
+      } finally {
+        for (const s of slots) if (pending.get(s) === settled) pending.delete(s);
       }
     };
     const answer = (p: Promise<unknown[]>, callback: Callback | undefined, spread: boolean) => {

@@ -2,12 +2,14 @@
  * The shared Node-RED context store (runtime/cluster/context-store.ts) through Node-RED's store API,
  * on a redis-server of the test's own: values, nested keys and several keys at once, the bounds per
  * value, keys and bytes of a scope (refused with a reason, the scope unchanged), synchronous access
- * refused, delete, and clean keeping global and the scopes of deployed nodes. The same store behind
- * real flows on two processes: flow-state.test.ts.
+ * refused, delete, and clean keeping global and the scopes of deployed nodes; nested sets from two
+ * stores at once all kept, and a nested set whose value keeps changing under it failing after 10
+ * attempts. The same store behind real flows on two processes: flow-state.test.ts.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { createLogger } from '../../runtime/log/index.ts';
-import { redisContextModule, type NodeRedContextStore } from '../../runtime/cluster/context-store.ts';
+import { CONTEXT_LIMITS, redisContextModule, type NodeRedContextStore } from '../../runtime/cluster/context-store.ts';
 import { startRedis, type TestRedis } from './cluster.ts';
 
 const PREFIX = 'ctx-test:';
@@ -20,6 +22,13 @@ describe('the shared context store on Redis', function () {
     new Promise<unknown[]>((resolve, reject) => store.get(scope, key, (err, ...values) => (err ? reject(err) : resolve(values))));
   const set = (scope: string, key: string | string[], value: unknown) => new Promise<void>((resolve, reject) => store.set(scope, key, value, (err) => (err ? reject(err) : resolve())));
   const keys = (scope: string) => new Promise<unknown>((resolve, reject) => store.keys(scope, (err, k) => (err ? reject(err) : resolve(k))));
+  const setOn = (s: NodeRedContextStore, scope: string, key: string, value: unknown) => new Promise<void>((resolve, reject) => s.set(scope, key, value, (err) => (err ? reject(err) : resolve())));
+  const getOn = (s: NodeRedContextStore, scope: string, key: string) => new Promise<unknown>((resolve, reject) => s.get(scope, key, (err, v) => (err ? reject(err) : resolve(v))));
+  const openStore = async (url: string, prefix: string) => {
+    const s = redisContextModule({ target: { url, prefix }, log: createLogger({ level: 'silent' }), limits: CONTEXT_LIMITS })();
+    await s.open();
+    return s;
+  };
 
   before(async () => {
     redis = await startRedis();
@@ -77,5 +86,57 @@ describe('the shared context store on Redis', function () {
     await store.delete('s');
     assert.deepEqual(await get('s', 'k1'), [undefined]);
     assert.equal(await redis.cli('exists', `${PREFIX}context-bytes:s`), '0');
+  });
+
+  it('keeps every one of many nested sets of one value made at once from two stores', async () => {
+    const a = await openStore(redis.url, 'ctx-race:');
+    const b = await openStore(redis.url, 'ctx-race:');
+    try {
+      await setOn(a, 'global', 'obj', { start: true });
+      await Promise.all(Array.from({ length: 50 }, (_v, i) => setOn(i % 2 ? a : b, 'global', `obj.k${i}`, i)));
+      const expected = Object.fromEntries([['start', true], ...Array.from({ length: 50 }, (_v, i) => [`k${i}`, i])]);
+      assert.deepEqual(await getOn(a, 'global', 'obj'), expected);
+      assert.equal(await redis.cli('get', 'ctx-race:context-bytes:global'), String(Buffer.byteLength(JSON.stringify(expected))));
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('fails a nested set with a reason after 10 attempts when another writer changes the value before each write', async () => {
+    // every write of the store under test (an EVAL/EVALSHA through this proxy) waits until a second
+    // store has rewritten the value, so each compare-and-set finds it changed
+    const rival = await openStore(redis.url, 'ctx-rival:');
+    const tested = { store: undefined as NodeRedContextStore | undefined };
+    let rivalWrites = 0;
+    const proxy = net.createServer((client) => {
+      const upstream = net.connect(redis.port, '127.0.0.1');
+      upstream.pipe(client);
+      client.on('data', (chunk: Buffer) => {
+        if (!/eval/i.test(chunk.toString('latin1'))) return void upstream.write(chunk);
+        client.pause();
+        rivalWrites++;
+        setOn(rival, 'global', 'obj', { rival: rivalWrites }).then(() => {
+          upstream.write(chunk);
+          client.resume();
+        }, (err: Error) => client.destroy(err));
+      });
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      tested.store = await openStore(`redis://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`, 'ctx-rival:');
+      await assert.rejects(setOn(tested.store, 'global', 'obj.mine', 1), /context value 'obj' of scope global changed under this set 10 times in a row \(another writer\); the nested key 'obj.mine' was not stored/);
+      assert.equal(rivalWrites, 10);
+      assert.deepEqual(await getOn(rival, 'global', 'obj'), { rival: 10 });
+      // a top-level set needs no read, so nothing can change under it
+      await setOn(tested.store, 'global', 'obj', { mine: 1 });
+      assert.deepEqual(await getOn(rival, 'global', 'obj'), { mine: 1 });
+    } finally {
+      await tested.store?.close();
+      await rival.close();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 });
