@@ -33,6 +33,12 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
+/** every redis-server the tests started and that still runs: killed if the test process exits first (one listener for all) */
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
 /** A redis-server of this test's own on a free port, nothing kept on disk. */
 export async function startRedis(): Promise<TestRedis> {
   const port = await freePort();
@@ -41,7 +47,8 @@ export async function startRedis(): Promise<TestRedis> {
   const launch = async () => {
     const c = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
     child = c;
-    process.once('exit', () => c.kill('SIGKILL'));
+    live.add(c);
+    c.once('exit', () => live.delete(c));
     for (let i = 0; i < 100; i++) {
       if ((await cli('ping').catch(() => '')) === 'PONG') return;
       await new Promise((r) => setTimeout(r, 50));
