@@ -94,13 +94,27 @@ export function sharedStorageModule(sharing: FlowSharing, log: Logger, conflict:
         credentialsRev = revisionOf(stored);
         return JSON.parse(stored) as Credentials;
       }
-      // none stored yet: this node's own when they are the cluster's key's (stored at the next deploy)
+      // None stored yet: this node's own, when they go with the stored flows (this node's flows became
+      // the cluster's) and are encrypted with the cluster's key; stored now, since a deploy stores
+      // credentials only when it changes them (@node-red/runtime/lib/storage/index.js `saveFlows`).
       const own = await local.getCredentials();
-      if (Object.keys(own).length > 0 && !decryptsWith(own, sharing.credentialSecret)) {
+      if (Object.keys(own).length === 0) return own;
+      if (!decryptsWith(own, sharing.credentialSecret)) {
         log.warn("this node's flow credentials are not encrypted with FLUX_CREDENTIAL_SECRET and cannot be shared: enter them again in the editor and deploy");
         return {};
       }
-      return own;
+      const ownRev = revisionOf(JSON.stringify(await local.getFlows()));
+      if (!loaded || loaded.rev !== ownRev) {
+        log.warn("this node's flow credentials belong to flows other than the cluster's and are not used");
+        return {};
+      }
+      const json = JSON.stringify(own);
+      if (await sharing.store.writeFirstCredentials(json, ownRev)) log.info("stored this node's flow credentials as the cluster's");
+      // written, or another node's came first: what is stored
+      const now = await sharing.store.readCredentials();
+      loaded.credentials = now;
+      credentialsRev = now === null ? undefined : revisionOf(now);
+      return now === null ? {} : (JSON.parse(now) as Credentials);
     },
     async saveCredentials(credentials) {
       pendingCredentials = credentials;

@@ -44,3 +44,15 @@ describeOnDialects('shared flows: a deploy is a compare-and-set', (suite) => {
     assert.deepEqual(await flows.read(), { json: '[{"id":"5"}]', rev: 'rev-5' });
   });
 });
+
+describeOnDialects('shared flows: the first node\'s own credentials', (suite) => {
+  it('are written only while none are stored and the flows are the ones they go with', async function () {
+    const flows = suite.registry.sharedFlows;
+    assert.equal(await flows.writeFirst('[{"id":"0"}]', 'rev-0'), true);
+    assert.equal(await flows.writeFirstCredentials('{"$":"other"}', 'rev-other'), false);
+    assert.equal(await flows.readCredentials(), null);
+    assert.equal(await flows.writeFirstCredentials('{"$":"own"}', 'rev-0'), true);
+    assert.equal(await flows.writeFirstCredentials('{"$":"late"}', 'rev-0'), false);
+    assert.equal(await flows.readCredentials(), '{"$":"own"}');
+  });
+});

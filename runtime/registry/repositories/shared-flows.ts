@@ -22,6 +22,8 @@ export interface SharedFlowRepository {
   /** Node-RED's encrypted credentials document (JSON); null until a node stored them */
   readCredentials(): Promise<string | null>;
   writeCredentials(json: string): Promise<void>;
+  /** writes the credentials only while none are stored and the flows are at `rev` (the first node's own, with its flows); false: not written */
+  writeFirstCredentials(json: string, rev: string): Promise<boolean>;
 }
 
 export function createSharedFlowRepository(db: Db): SharedFlowRepository {
@@ -63,6 +65,10 @@ export function createSharedFlowRepository(db: Db): SharedFlowRepository {
       return (await read())?.rev === rev;
     },
     readCredentials,
+    async writeFirstCredentials(json, rev) {
+      await db.sequelize.query(`UPDATE ${q('shared_flows')} SET ${q('credentials')} = :json, ${q('updated_at')} = :at WHERE ${q('id')} = 'flows' AND ${q('credentials')} IS NULL AND ${q('rev')} = :rev`, { replacements: { json, rev, at: new Date() } });
+      return (await readCredentials()) === json;
+    },
     async writeCredentials(json) {
       await db.sequelize.query(`UPDATE ${q('shared_flows')} SET ${q('credentials')} = :json, ${q('updated_at')} = :at WHERE ${q('id')} = 'flows'`, { replacements: { json, at: new Date() } });
     },
