@@ -137,7 +137,7 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
     handler: () => endpointsOpenApi(endpoints, opts.version ?? '0'),
   });
 
-  return {
+  const engine: FlowEngine = {
     name: 'flows',
     mountEditor(app) {
       fs.mkdirSync(userDir, { recursive: true });
@@ -150,7 +150,9 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
       // runtime/patches: a message path without metric records, and bounded editor comms frames
       if (!patchNodeRedMetric()) log.warn('Node-RED no longer has the shape runtime/patches/node-red-metric.ts patches: metrics records are built per message');
       if (!limitEditorComms()) log.warn('Node-RED no longer has the shape runtime/patches/node-red-comms-limit.ts patches: editor comms frames are not bounded');
-      sharedStorage = opts.shared && sharedStorageModule(opts.shared, log);
+      // a deploy refused because another node deployed first: load what is stored (after it, shared-flows.ts)
+      const afterConflict = () => void engine.reload().catch((err: unknown) => log.warn({ err }, 'could not load the stored flows after a refused deploy'));
+      sharedStorage = opts.shared && sharedStorageModule(opts.shared, log, afterConflict);
       const storage = sharedStorage ? { storageModule: sharedStorage } : {};
       // Node-RED's context: in memory (its default) on one node; in a cluster the shared store is the
       // default and the in-memory one is `local` (docs/cluster.md "Flows")
@@ -253,4 +255,5 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
       return { ok: !stopped, state: stopped ? 'stopped' : 'running', nodes, in_flight: pipeline.inFlight() };
     },
   };
+  return engine;
 }

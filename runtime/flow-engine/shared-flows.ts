@@ -36,6 +36,16 @@ export interface FlowSharing {
   credentialSecret: string;
 }
 
+/**
+ * Node-RED's answer to a stale deploy (@node-red/runtime/lib/api/flows.js `setFlows`): the editor API
+ * sends `err.status` with `{ code: err.code }` (@node-red/editor-api/lib/util.js `rejectHandler`), and
+ * the editor offers to merge. A storage module's rejection reaches it unchanged, and Node-RED then
+ * keeps its active flows (@node-red/runtime/lib/flows/index.js `setFlows`).
+ */
+export function versionMismatch(): Error & { code: string; status: number } {
+  return Object.assign(new Error('another node deployed first: the flows changed since this node loaded them'), { code: 'version_mismatch', status: 409 });
+}
+
 /** The storage module, and the revision of the credentials it last loaded or saved (a deploy that changed only credentials keeps the flows' revision). */
 export interface SharedStorage extends NodeRedStorage {
   credentialsRev(): string | undefined;
@@ -57,9 +67,13 @@ export function decryptsWith(credentials: Credentials, secret: string): boolean 
 }
 
 /** Node-RED's storage module with the flows in the shared database. */
-export function sharedStorageModule(sharing: FlowSharing, log: Logger): SharedStorage {
+export function sharedStorageModule(sharing: FlowSharing, log: Logger, conflict: () => void): SharedStorage {
   const local = createRequire(import.meta.url)('@node-red/runtime/lib/storage/localfilesystem') as NodeRedStorage;
   let credentialsRev: string | undefined;
+  /** what this node last loaded or stored: the condition of its next write (undefined: not loaded yet) */
+  let loaded: { rev: string; credentials: string | null } | undefined;
+  /** the credentials of the deploy under way: Node-RED saves them just before the flows (@node-red/runtime/lib/storage/index.js `saveFlows`), and both go in one conditional write */
+  let pendingCredentials: Credentials | undefined;
   return {
     ...local,
     credentialsRev: () => credentialsRev,
@@ -75,26 +89,40 @@ export function sharedStorageModule(sharing: FlowSharing, log: Logger): SharedSt
     },
     async getCredentials() {
       const stored = await sharing.store.readCredentials();
+      if (loaded) loaded.credentials = stored;
       if (stored !== null) {
         credentialsRev = revisionOf(stored);
         return JSON.parse(stored) as Credentials;
       }
-      // none stored yet: this node's own when they are the cluster's key's (stored at the next deploy)
+      // None stored yet: this node's own, when they go with the stored flows (this node's flows became
+      // the cluster's) and are encrypted with the cluster's key; stored now, since a deploy stores
+      // credentials only when it changes them (@node-red/runtime/lib/storage/index.js `saveFlows`).
       const own = await local.getCredentials();
-      if (Object.keys(own).length > 0 && !decryptsWith(own, sharing.credentialSecret)) {
+      if (Object.keys(own).length === 0) return own;
+      if (!decryptsWith(own, sharing.credentialSecret)) {
         log.warn("this node's flow credentials are not encrypted with FLUX_CREDENTIAL_SECRET and cannot be shared: enter them again in the editor and deploy");
         return {};
       }
-      return own;
+      const ownRev = revisionOf(JSON.stringify(await local.getFlows()));
+      if (!loaded || loaded.rev !== ownRev) {
+        log.warn("this node's flow credentials belong to flows other than the cluster's and are not used");
+        return {};
+      }
+      const json = JSON.stringify(own);
+      if (await sharing.store.writeFirstCredentials(json, ownRev)) log.info("stored this node's flow credentials as the cluster's");
+      // written, or another node's came first: what is stored
+      const now = await sharing.store.readCredentials();
+      loaded.credentials = now;
+      credentialsRev = now === null ? undefined : revisionOf(now);
+      return now === null ? {} : (JSON.parse(now) as Credentials);
     },
     async saveCredentials(credentials) {
-      await local.saveCredentials(credentials);
-      const json = JSON.stringify(credentials);
-      await sharing.store.writeCredentials(json);
-      credentialsRev = revisionOf(json);
+      pendingCredentials = credentials;
     },
     async getFlows() {
       const stored = await sharing.store.read();
+      // Node-RED reads the credentials right after the flows (storage/index.js `getFlows`)
+      loaded = stored ? { rev: stored.rev, credentials: null } : undefined;
       if (stored) return JSON.parse(stored.json) as Flows;
       // the first node of a new cluster: its flows (the default flow on a first start) become the
       // cluster's, unless another node starting at the same time stored its own first
@@ -102,15 +130,33 @@ export function sharedStorageModule(sharing: FlowSharing, log: Logger): SharedSt
       const json = JSON.stringify(flows);
       if (await sharing.store.writeFirst(json, revisionOf(json))) {
         log.info("stored this node's flows as the cluster's");
+        loaded = { rev: revisionOf(json), credentials: null };
         return flows;
       }
       const first = await sharing.store.read();
+      if (first) loaded = { rev: first.rev, credentials: null };
       return first ? (JSON.parse(first.json) as Flows) : flows;
     },
     async saveFlows(flows, user) {
-      await local.saveFlows(flows, user);
+      const pending = pendingCredentials;
+      pendingCredentials = undefined;
+      const credentials = pending && JSON.stringify(pending);
       const json = JSON.stringify(flows);
-      await sharing.store.write(json, revisionOf(json));
+      const rev = revisionOf(json);
+      if (!loaded || !(await sharing.store.writeIf(loaded, json, rev, credentials))) {
+        // Node-RED keeps running what it ran, but its credentials in memory may hold this deploy's:
+        // the node loads the stored flows and credentials again (after this deploy, Node-RED runs one at a time)
+        log.warn('a deploy on this node was refused: another node deployed first (409 version_mismatch)');
+        credentialsRev = undefined;
+        conflict();
+        throw versionMismatch();
+      }
+      loaded = { rev, credentials: credentials ?? loaded.credentials };
+      if (pending && credentials !== undefined) {
+        credentialsRev = revisionOf(credentials);
+        await local.saveCredentials(pending);
+      }
+      await local.saveFlows(flows, user);
       sharing.changed();
     },
   };
