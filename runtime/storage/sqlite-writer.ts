@@ -3,7 +3,7 @@
  * time-series file runs every write (series, points, events, retention deletes), one call at a
  * time in arrival order. A commit rewrites every B-tree page the batch touched and WAL checkpoints
  * run in the committing connection; on the main thread that was the largest single cost of the
- * uplink path (docs/benchmarks.md "SQLite writes off the main thread").
+ * uplink path (docs/benchmarks.md "Session 7: the young generation, SQLite's writes and thread hops").
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { sqliteConnection, type WriteCall, type WriteReply } from './sqlite.ts';

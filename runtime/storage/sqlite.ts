@@ -161,24 +161,23 @@ class WriterThread {
   }
 
   call(op: WriteOp, args: unknown[]): Promise<unknown> {
-    const worker = this.#worker ?? this.#start();
-    const id = this.#next++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      worker.postMessage({ id, op, args } satisfies WriteCall);
-    });
+    return this.#post(this.#worker ?? this.#start(), op, args);
   }
 
   async close(): Promise<void> {
     const worker = this.#worker;
     if (!worker) return;
-    const id = this.#next++;
-    await new Promise<unknown>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      worker.postMessage({ id, op: 'close', args: [] } satisfies WriteCall);
-    }).catch(() => undefined);
+    await this.#post(worker, 'close', []).catch(() => undefined);
     this.#worker = undefined;
     await worker.terminate();
+  }
+
+  #post(worker: Worker, op: WriteCall['op'], args: unknown[]): Promise<unknown> {
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      worker.postMessage({ id, op, args } satisfies WriteCall);
+    });
   }
 
   #start(): Worker {
