@@ -10,14 +10,14 @@ describeOnDialects('shared flows', (suite) => {
     assert.deepEqual(await suite.registry.sharedFlows.read(), { json: '[{"id":"a"}]', rev: 'rev-a' });
     // a flow JSON larger than 64 KiB (a TEXT column on MariaDB) is kept whole
     const big = JSON.stringify([{ id: 'big', func: 'x'.repeat(200_000) }]);
-    await suite.registry.sharedFlows.write(big, 'rev-big');
+    assert.equal(await suite.registry.sharedFlows.writeIf({ rev: 'rev-a', credentials: null }, big, 'rev-big'), true);
     assert.deepEqual(await suite.registry.sharedFlows.read(), { json: big, rev: 'rev-big' });
   });
 
   it('holds the encrypted credentials beside the flows (migration 013), none until stored', async function () {
     assert.equal(await suite.registry.sharedFlows.readCredentials(), null);
     const creds = JSON.stringify({ $: 'a1b2'.repeat(40_000) });
-    await suite.registry.sharedFlows.writeCredentials(creds);
+    assert.equal(await suite.registry.sharedFlows.writeFirstCredentials(creds, 'rev-big'), true);
     assert.equal(await suite.registry.sharedFlows.readCredentials(), creds);
     assert.equal((await suite.registry.sharedFlows.read())?.rev, 'rev-big');
   });

@@ -10,7 +10,6 @@ import type { Db } from '../rows.ts';
 export interface SharedFlowRepository {
   /** the stored flow JSON and its revision; null until a node stored them */
   read(): Promise<{ json: string; rev: string } | null>;
-  write(json: string, rev: string): Promise<void>;
   /**
    * A deploy's compare-and-set: writes the flows (and the credentials, when given) only while the row
    * still holds `expected` (the revision and credentials document the deploying node loaded); false:
@@ -21,15 +20,12 @@ export interface SharedFlowRepository {
   writeFirst(json: string, rev: string): Promise<boolean>;
   /** Node-RED's encrypted credentials document (JSON); null until a node stored them */
   readCredentials(): Promise<string | null>;
-  writeCredentials(json: string): Promise<void>;
   /** writes the credentials only while none are stored and the flows are at `rev` (the first node's own, with its flows); false: not written */
   writeFirstCredentials(json: string, rev: string): Promise<boolean>;
 }
 
 export function createSharedFlowRepository(db: Db): SharedFlowRepository {
   const q = (n: string) => db.sequelize.getQueryInterface().quoteIdentifier(n);
-  const update = (where: string, json: string, rev: string) =>
-    db.sequelize.query(`UPDATE ${q('shared_flows')} SET ${q('flows')} = :json, ${q('rev')} = :rev, ${q('updated_at')} = :at WHERE ${q('id')} = 'flows'${where}`, { replacements: { json, rev, at: new Date() } });
   const read = async () => {
     const rows = await db.sequelize.query<{ flows: string | null; rev: string | null }>(`SELECT ${q('flows')}, ${q('rev')} FROM ${q('shared_flows')} WHERE ${q('id')} = 'flows'`, { type: QueryTypes.SELECT });
     const r = rows[0];
@@ -41,9 +37,6 @@ export function createSharedFlowRepository(db: Db): SharedFlowRepository {
   };
   return {
     read,
-    async write(json, rev) {
-      await update('', json, rev);
-    },
     async writeIf(expected, json, rev, credentials) {
       // one conditional statement, so two deploys on two nodes at the same moment cannot both pass;
       // the credentials are compared too, since a deploy that changes only them keeps the revision
@@ -61,16 +54,13 @@ export function createSharedFlowRepository(db: Db): SharedFlowRepository {
     },
     async writeFirst(json, rev) {
       // one conditional statement: of several nodes starting at once, one writes
-      await update(` AND ${q('flows')} IS NULL`, json, rev);
+      await db.sequelize.query(`UPDATE ${q('shared_flows')} SET ${q('flows')} = :json, ${q('rev')} = :rev, ${q('updated_at')} = :at WHERE ${q('id')} = 'flows' AND ${q('flows')} IS NULL`, { replacements: { json, rev, at: new Date() } });
       return (await read())?.rev === rev;
     },
     readCredentials,
     async writeFirstCredentials(json, rev) {
       await db.sequelize.query(`UPDATE ${q('shared_flows')} SET ${q('credentials')} = :json, ${q('updated_at')} = :at WHERE ${q('id')} = 'flows' AND ${q('credentials')} IS NULL AND ${q('rev')} = :rev`, { replacements: { json, rev, at: new Date() } });
       return (await readCredentials()) === json;
-    },
-    async writeCredentials(json) {
-      await db.sequelize.query(`UPDATE ${q('shared_flows')} SET ${q('credentials')} = :json, ${q('updated_at')} = :at WHERE ${q('id')} = 'flows'`, { replacements: { json, at: new Date() } });
     },
   };
 }
