@@ -1,5 +1,5 @@
 /**
- * Cluster mode with three FLUX processes on one Redis and one PostgreSQL database (issue 18 item 1,
+ * Cluster mode with three FLUX processes on one Redis and one PostgreSQL database (docs/cluster.md;
  * presence and /api/cluster): delivery, retained messages, sessions and commands across nodes, a
  * client id taken over from another node, traces and the live feed read through any node, a killed node's devices
  * going offline, nodes joining and leaving.

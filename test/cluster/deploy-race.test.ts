@@ -1,5 +1,5 @@
 /**
- * Two admins deploying at the same moment on two nodes (issue 18; docs/cluster.md "Flows"): both
+ * Two admins deploying at the same moment on two nodes (docs/cluster.md "Flows"): both
  * editors loaded the same revision, both deploys reach their node at once. The write to the shared
  * database is conditional on what the node loaded, so exactly one deploy is stored (200) and the
  * other gets Node-RED's 409 `version_mismatch`, the answer its editor turns into the merge dialog;

@@ -1,5 +1,5 @@
 /**
- * Cluster mode when Redis is not there (issue 18, "bounded and hostile-safe"): down at start is one
+ * Cluster mode when Redis is not there (docs/cluster.md; bounded and safe against a Redis that goes away): down at start is one
  * clear configuration error; paused, the nodes wait and then catch up; killed and restarted empty, a node keeps
  * serving its own clients, refuses new ones with "server unavailable" meanwhile, and re-registers
  * itself and its devices once Redis is back. Every Redis here is the test's own.

@@ -1,5 +1,5 @@
 /**
- * Shared configuration across three FLUX processes (issue 18 item 3; docs/cluster.md "Shared
+ * Shared configuration across three FLUX processes (docs/cluster.md "Shared
  * configuration"): a plugin installed, hot swapped, rolled back and removed on node A, and a rule
  * saved on A, are active on B and C within 5 s, shown by behaviour (C's live decoder answers, an
  * uplink through C is decoded by the swapped plugin and evaluated by the new rule version); a device

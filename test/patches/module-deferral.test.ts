@@ -153,17 +153,14 @@ describe('startup deferrals', function () {
 
   it('keep sequelize\'s validator and prom-client\'s @opentelemetry/api unloaded until first use, and both work then', function () {
     this.timeout(20_000);
-    // A fresh process: this one may have loaded either library already. It loads the package itself
-    // and no database, so its name is built: the persistence boundary's scan
-    // (test/registry/boundary.test.ts) is about database access, which stays in runtime/registry.
-    const sequelizeName = ['sequel', 'ize'].join('');
+    // A fresh process: this one may have loaded either library already.
     const script = `
       import { createRequire } from 'node:module';
       import { deferStartupLibraries } from ${JSON.stringify(pathToFileURL(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../runtime/app/startup-deferrals.ts')).href)};
       const require = createRequire(${JSON.stringify(path.join(UMZUG_LIB_DIR, 'x.js'))});
       const loaded = (name) => Object.keys(require.cache).some((f) => f.includes('/node_modules/' + name + '/') && !f.endsWith('.flux-deferred.cjs'));
       const hooks = deferStartupLibraries();
-      const { Sequelize, DataTypes } = require(${JSON.stringify(sequelizeName)});
+      const { Sequelize, DataTypes } = require('sequelize');
       const prom = require('prom-client');
       hooks.deregister();
       const registry = new prom.Registry();
