@@ -81,6 +81,8 @@ export interface FluxSettings {
   flowsHttpPrefix: string;
   /** a flow endpoint request without an answer by then gets 504 (FLUX_FLOWS_HTTP_TIMEOUT_MS) */
   flowsHttpTimeoutMs: number;
+  /** where GraphQL's WebSockets are served: a process of their own, FLUX's main thread, or by the cores (FLUX_GRAPHQL_SOCKETS) */
+  graphqlSockets: 'auto' | 'process' | 'inline';
 }
 
 export interface ClusterLogSettings {
@@ -132,6 +134,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_RAW_MAX_BYTES', default: '1GiB', meaning: 'disk budget of the uplink log (`KiB`, `MiB`, `GiB`); when unprocessed uplinks fill it, new ones are refused' },
   { variable: 'FLUX_FLOWS_HTTP_PREFIX', default: '/flows', meaning: "where flows' `http in` endpoints are served (`/` serves them at the root; paths under /api, /editor, /console, /mqtt are refused at deploy)" },
   { variable: 'FLUX_FLOWS_HTTP_TIMEOUT_MS', default: '30000', meaning: "a request to a flow's `http in` endpoint that the flow has not answered by then gets 504 `flow_timeout` (no `http response` node reached, or the flows were being redeployed); at most 1,000 such requests wait at once (then 503 `flows_busy`)" },
+  { variable: 'FLUX_GRAPHQL_SOCKETS', default: 'auto', meaning: "where GraphQL's WebSockets (subscriptions) are served: `process`, a process of their own started on the first one, so that writing results costs the pipeline's thread nothing; `inline`, on FLUX's main thread (one process less, less CPU in all); `auto`, `process` on 4 or more cores, else `inline` (`docs/graphql.md` \"Where the sockets live\")" },
   { variable: 'FLUX_MODBUS_SYNC_MS', default: '5000', meaning: 'how often the Modbus master reads the registry for devices to poll, in ms (docs/modbus.md)' },
   { variable: 'FLUX_NATS_URL', default: 'unset', meaning: 'cluster mode: the shared uplink log on NATS JetStream, `nats://host:4222` (several comma-separated); unset: the single-node log in the data dir (docs/cluster.md "The shared uplink log")' },
   { variable: 'FLUX_NATS_NAME', default: 'flux', meaning: 'cluster mode: the name of the JetStream stream and buckets of this cluster (letters, digits, `_`, `-`)' },
@@ -279,12 +282,13 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     streamRecordMaxBytes: positive('FLUX_STREAM_RECORD_MAX_MB', 10_240, 100_000_000) * 1024 * 1024,
     streamRecordSegmentS: positive('FLUX_STREAM_RECORD_SEGMENT_S', 10, 600),
     uplinkLog: {
-      fsync: parseFsync(env.FLUX_LOG_FSYNC),
+      fsync: parseChoice('FLUX_LOG_FSYNC', env.FLUX_LOG_FSYNC, ['always', 'os'] as const),
       retentionMs: parseDuration('FLUX_RAW_RETENTION', env.FLUX_RAW_RETENTION, 24 * 3_600_000),
       maxBytes: parseBytes('FLUX_RAW_MAX_BYTES', env.FLUX_RAW_MAX_BYTES, 1024 ** 3),
     },
     flowsHttpPrefix: parseHttpPrefix(env.FLUX_FLOWS_HTTP_PREFIX),
     flowsHttpTimeoutMs: parseMs('FLUX_FLOWS_HTTP_TIMEOUT_MS', env.FLUX_FLOWS_HTTP_TIMEOUT_MS, 30_000, 100, 3_600_000),
+    graphqlSockets: parseChoice('FLUX_GRAPHQL_SOCKETS', env.FLUX_GRAPHQL_SOCKETS, ['auto', 'process', 'inline'] as const),
     modbusSyncMs: parseMs('FLUX_MODBUS_SYNC_MS', env.FLUX_MODBUS_SYNC_MS, 5000, 100, 3_600_000),
     clusterLog: parseClusterLog(env, positive),
   };
@@ -312,10 +316,11 @@ function parseHttpPrefix(raw: string | undefined): string {
   return v;
 }
 
-function parseFsync(raw: string | undefined): 'always' | 'os' {
-  const v = raw?.trim().toLowerCase() || 'always';
-  if (v !== 'always' && v !== 'os') throw new ConfigError('FLUX_LOG_FSYNC', `FLUX_LOG_FSYNC=${JSON.stringify(raw)} is not 'always' or 'os'`);
-  return v;
+/** One of `choices` (the first when unset). */
+function parseChoice<T extends string>(variable: string, raw: string | undefined, choices: readonly T[]): T {
+  const v = raw?.trim().toLowerCase() || choices[0]!;
+  if (!(choices as readonly string[]).includes(v)) throw new ConfigError(variable, `${variable}=${JSON.stringify(raw)} is not ${choices.map((c) => `'${c}'`).join(' or ')}`);
+  return v as T;
 }
 
 function parseMs(variable: string, raw: string | undefined, fallback: number, min: number, max: number): number {

@@ -22,7 +22,7 @@ import { spawn } from 'node:child_process';
 import WebSocket from 'ws';
 import type { Bench, BenchRow } from './types.ts';
 import { startLoad } from './lib/load.ts';
-import { histogramQuantile, metric, procStats, provision, scrape, startFlux, tempDir } from './lib/flux.ts';
+import { childPids, threadCpuSeconds, histogramQuantile, metric, procStats, provision, scrape, startFlux, tempDir } from './lib/flux.ts';
 import { createFlux } from '../runtime/app/index.ts';
 import { loadSettings } from '../settings.ts';
 import { createLogger } from '../runtime/log/index.ts';
@@ -139,8 +139,12 @@ async function queriesFromOwnProcess(url: string, body: string, n: number): Prom
 
 interface Phase {
   stored: number;
-  /** FLUX process, % of a core */
+  /** FLUX process and the processes it started (the GraphQL socket process), % of a core */
   cpu: number;
+  /** of it, the processes FLUX started */
+  childCpu: number;
+  /** of it, FLUX's main thread (the pipeline's) */
+  mainCpu: number;
   /** this process (the 1,000 graphql-ws clients), % of a core */
   clientsCpu: number;
   /** the MQTT load generators, % of a core */
@@ -153,13 +157,19 @@ interface Phase {
   clientP50: number;
 }
 
-async function subscribers(quick: boolean): Promise<BenchRow[]> {
+/** CPU seconds of each process FLUX started, by pid. */
+function childCpu(pid: number): Map<number, number> {
+  return new Map(childPids(pid).map((c) => [c, procStats(c).cpuSeconds]));
+}
+
+/** Row names say where the sockets were: FLUX_GRAPHQL_SOCKETS=process (the default) or inline. */
+async function subscribers(quick: boolean, sockets: 'process' | 'inline'): Promise<BenchRow[]> {
   const count = 1000;
   const perDevice = 10;
   const seconds = quick ? 5 : 10;
   const dataDir = tempDir('flux-bench-gqlsub-');
   const devices = await provision(dataDir, { productKey: 'bench', count, metadata: { properties: [{ id: 't', type: 'float' }] } });
-  const flux = await startFlux({ FLUX_LOG_LEVEL: 'warn' }, { dataDir, timeoutMs: 60_000 });
+  const flux = await startFlux({ FLUX_LOG_LEVEL: 'warn', FLUX_GRAPHQL_SOCKETS: sockets }, { dataDir, timeoutMs: 60_000 });
   const payloadHex = Buffer.from('{"values":{"t":21.5}}').toString('hex');
   const load = await startLoad({ host: '127.0.0.1', port: flux.mqtt, devices, payloadHex, qos: 0, processes: 2 });
   const clients: Client[] = [];
@@ -167,6 +177,8 @@ async function subscribers(quick: boolean): Promise<BenchRow[]> {
     const phase = async (lat: number[] | undefined, delivered: () => number): Promise<Phase> => {
       const m0 = await scrape(flux);
       const c0 = procStats(flux.child.pid!);
+      const k0 = childCpu(flux.child.pid!);
+      const t0 = threadCpuSeconds(flux.child.pid!, flux.child.pid!);
       const d0 = delivered();
       const own0 = process.cpuUsage();
       const r = await load.run(count * perDevice, seconds);
@@ -174,23 +186,33 @@ async function subscribers(quick: boolean): Promise<BenchRow[]> {
       const own1 = process.cpuUsage(own0);
       const m1 = await scrape(flux);
       const c1 = procStats(flux.child.pid!);
+      const k1 = childCpu(flux.child.pid!);
+      const t1 = threadCpuSeconds(flux.child.pid!, flux.child.pid!);
+      let kids = 0;
+      for (const [pid, cpu] of k1) kids += cpu - (k0.get(pid) ?? 0);
+      const span = r.seconds + 0.5;
       return {
+        childCpu: (kids / span) * 100,
+        mainCpu: ((t1 - t0) / span) * 100,
         clientsCpu: ((own1.user + own1.system) / 1e6 / (r.seconds + 0.5)) * 100,
         loadCpu: r.cpuPercentOfOneCore,
         lagP99: metric(m1, 'flux_nodejs_eventloop_lag_p99_seconds') * 1000,
         stored: (metric(m1, 'flux_storage_points_written_total') - metric(m0, 'flux_storage_points_written_total')) / r.seconds,
-        cpu: ((c1.cpuSeconds - c0.cpuSeconds) / (r.seconds + 0.5)) * 100,
+        cpu: ((c1.cpuSeconds - c0.cpuSeconds + kids) / span) * 100,
         pipelineP99: histogramQuantile(m0, m1, 'flux_pipeline_latency_seconds', 0.99) * 1000,
         delivered: (delivered() - d0) / r.seconds,
         clientP99: lat ? p(lat, 0.99) : NaN,
         clientP50: lat ? p(lat, 0.5) : NaN,
       };
     };
-    // warm-up, then the load without subscribers
-    await load.run(count * perDevice, 3);
+    // warm-up (the first seconds of a fresh FLUX cost more: JIT, a new database), then the load without subscribers
+    await load.run(count * perDevice, quick ? 5 : 10);
     await sleep(1000);
     const loadBefore = os.loadavg()[0]!.toFixed(1);
     const before = await phase(undefined, () => 0);
+    // FLUX's RSS and its children's (the socket process), before the subscribers and with them
+    const rssOf = () => [flux.child.pid!, ...childPids(flux.child.pid!)].reduce((sum, pid) => sum + procStats(pid).rss, 0) / 1048576;
+    const rssBefore = rssOf();
 
     const lat: number[] = [];
     let received = 0;
@@ -207,11 +229,20 @@ async function subscribers(quick: boolean): Promise<BenchRow[]> {
     await load.run(count * perDevice, 2);
     lat.length = 0;
     const during = await phase(lat, () => received);
-    const cpuCost = during.cpu - before.cpu;
+    const rssWith = rssOf();
+    // and without them again: what differs between the two phases without them is the noise of the machine
+    await Promise.all(clients.splice(0).map((c) => c.dispose()));
+    for (let i = 0; i < 200; i++) {
+      const h = await flux.api('GET', '/api/health');
+      if (h.body.components?.graphql?.subscriptions === 0) break;
+      await sleep(100);
+    }
+    const after = await phase(undefined, () => 0);
+    const cpuCost = during.cpu - (before.cpu + after.cpu) / 2;
     return [
       {
         group: GROUP,
-        name: `${count} subscribers on telemetry (one device each) at ${perDevice} msg/s each: receive→client latency`,
+        name: `${count} subscribers on telemetry (one device each) at ${perDevice} msg/s each, sockets ${sockets}: receive→client latency`,
         value: during.clientP99,
         unit: 'ms p99',
         target: '< 100 ms',
@@ -220,14 +251,14 @@ async function subscribers(quick: boolean): Promise<BenchRow[]> {
       },
       {
         group: GROUP,
-        name: `${count} subscribers at ${count * perDevice} deliveries/s: FLUX CPU for GraphQL`,
+        name: `${count} subscribers at ${count * perDevice} deliveries/s, sockets ${sockets}: FLUX CPU for GraphQL`,
         value: cpuCost,
         unit: '% of a core',
-        note: `FLUX CPU ${before.cpu.toFixed(0)}% without subscribers, ${during.cpu.toFixed(0)}% with; ingest stored ${Math.round(before.stored)} → ${Math.round(during.stored)} msg/s, pipeline p99 ${before.pipelineP99.toFixed(1)} → ${during.pipelineP99.toFixed(1)} ms (receive→stored), FLUX event-loop delay p99 ${before.lagP99.toFixed(1)} → ${during.lagP99.toFixed(1)} ms`,
+        note: `without → with → without subscribers: FLUX CPU ${before.cpu.toFixed(0)} → ${during.cpu.toFixed(0)} → ${after.cpu.toFixed(0)}% (with: the socket process ${during.childCpu.toFixed(0)}%), its main thread ${before.mainCpu.toFixed(0)} → ${during.mainCpu.toFixed(0)} → ${after.mainCpu.toFixed(0)}%; ingest stored ${Math.round(before.stored)} → ${Math.round(during.stored)} → ${Math.round(after.stored)} msg/s, pipeline p99 ${before.pipelineP99.toFixed(1)} → ${during.pipelineP99.toFixed(1)} → ${after.pipelineP99.toFixed(1)} ms (receive→stored), event-loop delay p99 ${before.lagP99.toFixed(1)} → ${during.lagP99.toFixed(1)} → ${after.lagP99.toFixed(1)} ms; RSS of FLUX and its children ${rssBefore.toFixed(0)} → ${rssWith.toFixed(0)} MB with the subscribers`,
       },
       {
         group: GROUP,
-        name: `${count} subscribers at ${count * perDevice} deliveries/s: what else ran on the ${os.cpus().length} cores`,
+        name: `${count} subscribers at ${count * perDevice} deliveries/s, sockets ${sockets}: what else ran on the ${os.cpus().length} cores`,
         value: during.clientsCpu,
         unit: '% of a core',
         note: `the ${count} graphql-ws clients (this bench process); MQTT load generators ${before.loadCpu.toFixed(0)}% → ${during.loadCpu.toFixed(0)}%; FLUX + generators + clients ${(during.cpu + during.loadCpu + during.clientsCpu).toFixed(0)}% of ${os.cpus().length * 100}%; load average ${loadBefore} → ${os.loadavg()[0]!.toFixed(1)}`,
@@ -244,7 +275,8 @@ async function subscribers(quick: boolean): Promise<BenchRow[]> {
 async function fanoutCost(quick: boolean): Promise<BenchRow[]> {
   const count = 1000;
   const settings = loadSettings({ FLUX_DATA_DIR: tempDir('flux-bench-gqlfan-'), FLUX_HTTP_PORT: '0', FLUX_MQTT_PORT: '0', FLUX_HOST: '127.0.0.1', FLUX_ADMIN_TOKEN: TOKEN });
-  const flux = createFlux({ settings, log: createLogger({ level: 'silent' }), flows: false });
+  // The fan-out's own cost, so the sockets on this thread (with FLUX_GRAPHQL_SOCKETS=process it is the socket process's).
+  const flux = createFlux({ settings, log: createLogger({ level: 'silent' }), flows: false, graphql: { sockets: 'inline' } });
   const ports = await flux.start();
   const url = `ws://127.0.0.1:${ports.http}/api/graphql`;
   const rows: BenchRow[] = [];
@@ -320,11 +352,13 @@ async function fanoutCost(quick: boolean): Promise<BenchRow[]> {
   return rows;
 }
 
-// BENCH_GRAPHQL_PARTS=query,fanout,subscribers (default: all) runs only the parts named.
+// BENCH_GRAPHQL_PARTS=query,fanout,subscribers (default: all) runs only the parts named; the subscribers
+// run with the sockets in their own process, then (not with --quick) inline, for the comparison.
 const parts = (process.env.BENCH_GRAPHQL_PARTS ?? 'query,fanout,subscribers').split(',');
 const bench: Bench = async ({ quick }) => [
   ...(parts.includes('query') ? await queryLatest(quick) : []),
   ...(parts.includes('fanout') ? await fanoutCost(quick) : []),
-  ...(parts.includes('subscribers') ? await subscribers(quick) : []),
+  ...(parts.includes('subscribers') ? await subscribers(quick, 'process') : []),
+  ...(parts.includes('subscribers') && !quick ? await subscribers(quick, 'inline') : []),
 ];
 export default bench;

@@ -93,6 +93,22 @@ export function histogramQuantile(before: Map<string, number>, after: Map<string
 }
 
 /** RSS (bytes) and CPU seconds (user+system) of a process, from /proc. */
+/** The processes `pid` started (every thread's children), e.g. FLUX's GraphQL socket process. */
+export function childPids(pid: number): number[] {
+  try {
+    return fs.readdirSync(`/proc/${pid}/task`).flatMap((tid) => fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+  } catch {
+    return [];
+  }
+}
+
+/** CPU seconds of one thread (`tid` = `pid`: the main thread). */
+export function threadCpuSeconds(pid: number, tid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 export function procStats(pid: number): { rss: number; cpuSeconds: number } {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

@@ -7,7 +7,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
 import { FluxError, unauthorized } from '../errors/index.ts';
-import { roleAtLeast, type Principal, type Role, type Users } from '../users/index.ts';
+import { bearerToken, roleAtLeast, type Principal, type Role, type Users } from '../users/index.ts';
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
@@ -16,10 +16,7 @@ export function tokenEquals(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
-export function bearerToken(header: string | undefined): string | undefined {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  return m?.[1];
-}
+export { bearerToken };
 
 /** True when the request carries the right bearer token in its Authorization header. */
 export function hasBearer(req: Request, token: string): boolean {

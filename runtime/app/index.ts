@@ -211,7 +211,7 @@ export function createFlux(opts: FluxOptions): Flux {
   // Start order; stop runs in reverse. The uplink log opens first and closes last; the core starts
   // next, then the HTTP server and the flows, and device access last, after the log's leftovers
   // from a crash were put back into the flows.
-  const graphql = createGraphql(ctx, { feed, server, storage: storage.storage, plugins, rules, alarms, downlink, users }, opts.graphql);
+  const graphql = createGraphql(ctx, { feed, server, storage: storage.storage, plugins, rules, alarms, downlink, users }, { sockets: settings.graphqlSockets, ...opts.graphql });
   // The cluster module starts before device access and so stops after it: the broker's last presence
   // changes reach Redis before the node leaves.
   const core: FluxModule[] = [uplinkLog, registryModule, clusterModule, users, storage, plugins, pluginCompare, feed, graphql, alarms, rules, streams];

@@ -12,8 +12,7 @@ import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
-import { bearerToken } from '../api/index.ts';
-import type { Users } from '../users/index.ts';
+import { bearerToken, type Users } from '../users/index.ts';
 import { counter, gauge } from '../metrics/index.ts';
 
 export const FEED_PATH = '/api/ws';

@@ -6,8 +6,7 @@
  * role, like the REST routes they mirror.
  */
 import { FluxError } from '../errors/index.ts';
-import { bearerToken } from '../api/index.ts';
-import { roleAtLeast, type Principal, type Role, type Users } from '../users/index.ts';
+import { bearerToken, roleAtLeast, type Principal, type Role, type Users } from '../users/index.ts';
 
 export type { Principal } from '../users/index.ts';
 
@@ -17,7 +16,7 @@ export const READ_ROLE: Role = 'viewer';
 export const WRITE_ROLE: Role = 'operator';
 
 /** The principal of a bearer token (a login session, an API token or FLUX_ADMIN_TOKEN), or null. */
-export async function authenticate(users: Users, token: string | undefined | null): Promise<Principal | null> {
+export async function authenticate(users: Pick<Users, 'authenticate'>, token: string | undefined | null): Promise<Principal | null> {
   if (!token) return null;
   return users.authenticate(token);
 }

@@ -1,14 +1,13 @@
 /**
  * GraphQL's engine: the schema with its resolvers, graphql-yoga for queries and mutations, graphql-ws
- * for subscriptions. runtime/graphql/index.ts loads it on the first use (an authenticated request
- * or a WebSocket upgrade at /api/graphql), not at start: graphql-js, yoga, envelop, graphql-tools and
- * graphql-armor hold ~8 MB of heap (docs/operations.md "Memory").
+ * for subscriptions when the sockets are served in this process. runtime/graphql/index.ts loads it on
+ * the first use (an authenticated request or a WebSocket upgrade at /api/graphql), not at start:
+ * graphql-js, yoga, envelop, graphql-tools and graphql-armor hold ~8 MB of heap (docs/operations.md "Memory").
  */
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { GraphQLError, GraphQLScalarType, Kind, printSchema, type ValueNode } from 'graphql';
-import { createYoga, createSchema, type YogaInitialContext } from 'graphql-yoga';
-import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { GraphQLError, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import { createSchema, type YogaInitialContext } from 'graphql-yoga';
 import type { FluxContext } from '../app/context.ts';
 import { isFluxError } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
@@ -18,44 +17,18 @@ import { createLoaders, type Loaders } from './loaders.ts';
 import { queryResolvers } from './query.ts';
 import { mutationResolvers } from './mutation.ts';
 import type { Hub } from './hub.ts';
-import { createSubscriptionServer, subscriptionResolvers, type SubscriptionServerOptions } from './subscriptions.ts';
+import { createSubscriptionServer, subscriptionResolvers, type ForwardedOperation, type SubscriptionServerOptions } from './subscriptions.ts';
+import { JSONScalar, maskError, yogaOver } from './yoga.ts';
 import { WRITE_ROLE, requireRole, tokenOfHeader, type Principal } from './auth.ts';
 import type { GraphqlDeps } from './index.ts';
 
 export { compileSubscription } from './compile.ts';
+export { schemaText, subscriptionSchema } from './yoga.ts';
 
 interface ServerContext {
   principal: Principal;
 }
 type Context = YogaInitialContext & ServerContext & { loaders: Loaders };
-
-/** Any JSON value, passed through as is. */
-const JSONScalar = new GraphQLScalarType({
-  name: 'JSON',
-  description: 'Any JSON value (thing models, tags, payloads, counters).',
-  serialize: (v) => v,
-  parseValue: (v) => v,
-  parseLiteral: function literal(node: ValueNode, variables?: Record<string, unknown> | null): unknown {
-    switch (node.kind) {
-      case Kind.STRING:
-      case Kind.BOOLEAN:
-        return node.value;
-      case Kind.INT:
-      case Kind.FLOAT:
-        return Number(node.value);
-      case Kind.NULL:
-        return null;
-      case Kind.LIST:
-        return node.values.map((v) => literal(v, variables));
-      case Kind.OBJECT:
-        return Object.fromEntries(node.fields.map((f) => [f.name.value, literal(f.value, variables)]));
-      case Kind.VARIABLE:
-        return variables?.[node.name.value];
-      default:
-        return undefined;
-    }
-  },
-});
 
 /** The executable schema. */
 function buildSchema(ctx: FluxContext, deps: GraphqlDeps, hub: Hub) {
@@ -63,16 +36,6 @@ function buildSchema(ctx: FluxContext, deps: GraphqlDeps, hub: Hub) {
     typeDefs,
     resolvers: [{ JSON: JSONScalar }, queryResolvers(ctx, deps), guardMutations(mutationResolvers(ctx, deps) as never, deps.users), subscriptionResolvers(hub, maskError)] as never,
   });
-}
-
-/** The schema's types with the Subscription resolvers only (tests compare the compiled projection with graphql-js on it). */
-export function subscriptionSchema(hub: Hub) {
-  return createSchema({ typeDefs, resolvers: [{ JSON: JSONScalar }, subscriptionResolvers(hub, maskError)] as never });
-}
-
-/** The schema as SDL, for docs/schema.graphql (the served schema is these type definitions with resolvers). */
-export function schemaText(): string {
-  return printSchema(createSchema({ typeDefs, resolvers: { JSON: JSONScalar } })) + '\n';
 }
 
 /**
@@ -101,20 +64,12 @@ function guardMutations(resolvers: { Mutation: Record<string, (root: unknown, ar
   return resolvers;
 }
 
-/** FluxError → its message and code (status in extensions); anything else is masked. */
-function maskError(error: unknown, message: string): Error {
-  const e = error as GraphQLError;
-  const original = e instanceof GraphQLError ? e.originalError : error;
-  if (isFluxError(original)) return new GraphQLError(original.message, { nodes: e.nodes, path: e.path, extensions: { code: original.code, status: original.status } });
-  if (e instanceof GraphQLError && !e.originalError) return e;
-  // zod (parseBody) and express errors arrive as FluxError; anything else is a bug: hidden from the client.
-  return new GraphQLError(message, { nodes: e.nodes, path: e.path, extensions: { code: 'internal' } });
-}
-
 export interface GraphqlEngine {
   /** answers an authenticated request at /api/graphql (the router checked the token and its role) */
   handle(req: http.IncomingMessage, res: http.ServerResponse, principal: Principal): void;
-  /** the HTTP server's `upgrade` listener (other paths are left to other listeners) */
+  /** runs a query or mutation that came over a WebSocket in the socket process (its result, errors masked) */
+  run(op: ForwardedOperation): Promise<ExecutionResult>;
+  /** the HTTP server's `upgrade` listener when the sockets are served here (`sockets: 'inline'`) */
   onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void;
   connections(): number;
   dispose(): Promise<void>;
@@ -133,9 +88,7 @@ export function createGraphqlEngine(ctx: FluxContext, deps: GraphqlDeps & { user
   const { hub, log } = opts;
   const GRAPHQL_PATH = opts.path;
   const schema = buildSchema(ctx, deps, hub);
-  const yoga = createYoga<ServerContext>({
-    schema,
-    graphqlEndpoint: GRAPHQL_PATH,
+  const yoga = yogaOver<ServerContext>(schema, GRAPHQL_PATH, {
     // GraphiQL for admins (the router checks the role; header, or ?access_token= from a browser); its requests carry the token.
     graphiql: (request) => {
       const token = new URL(request.url).searchParams.get('access_token') ?? tokenOfHeader(request.headers.get('authorization'));
@@ -145,27 +98,35 @@ export function createGraphqlEngine(ctx: FluxContext, deps: GraphqlDeps & { user
     // yoga's own page loads them from a CDN and stays blank offline. Loaded on the first page view
     // only (about 9 MB of text), not at start.
     renderGraphiQL: async (options) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options),
-    landingPage: false,
-    logging: false,
-    maskedErrors: { maskError },
     context: () => ({ loaders: createLoaders(ctx, deps) }),
-    plugins: [
-      EnvelopArmorPlugin({
-        maxDepth: { n: 8 },
-        costLimit: { maxCost: 5000 },
-        maxAliases: { n: 15 },
-        maxDirectives: { n: 20 },
-        maxTokens: { n: 3000 },
-        blockFieldSuggestion: { enabled: true },
-      }),
-    ],
   });
 
-  const ws = createSubscriptionServer(GRAPHQL_PATH, { users: deps.users, hub, yoga, maskError, log, onConnections: opts.onConnections }, opts.limits);
+  // Built on the first upgrade served here: with the sockets in their own process, never.
+  let ws: ReturnType<typeof createSubscriptionServer> | undefined;
   return {
     handle: (req, res, principal) => void yoga(req, res, { principal }),
-    onUpgrade: ws.onUpgrade,
-    connections: ws.connections,
-    dispose: ws.dispose,
+    async run(op) {
+      // What graphql-ws does with an operation (runtime/graphql/subscriptions.ts), through yoga's envelop like HTTP.
+      const enveloped = yoga.getEnveloped({ principal: op.principal, req: { socket: { remoteAddress: op.remoteAddress } }, params: op } as never);
+      let document: DocumentNode;
+      try {
+        document = enveloped.parse(op.query);
+      } catch (err) {
+        return { errors: [err instanceof GraphQLError ? err : new GraphQLError((err as Error).message)] };
+      }
+      const errors = enveloped.validate(enveloped.schema, document);
+      if (errors.length) return { errors };
+      const contextValue = await enveloped.contextFactory();
+      return (await enveloped.execute({ schema: enveloped.schema as GraphQLSchema, document, operationName: op.operationName, variableValues: op.variables, contextValue, rootValue: undefined })) as ExecutionResult;
+    },
+    onUpgrade(req, socket, head) {
+      ws ??= createSubscriptionServer(GRAPHQL_PATH, { users: deps.users, hub, yoga, maskError, log, onConnections: opts.onConnections }, opts.limits);
+      ws.onUpgrade(req, socket, head);
+    },
+    connections: () => ws?.connections() ?? 0,
+    dispose: async () => {
+      if (ws) await ws.dispose();
+      else hub.close();
+    },
   };
 }

@@ -67,10 +67,18 @@ export interface HubStats {
   failed: number;
 }
 
+/** Which events the hub's groups can concern: those of these devices or products, or any (runtime/graphql/socket-process.ts relays only these). */
+export interface HubInterest {
+  any: boolean;
+  devices: string[];
+  products: string[];
+}
+
 export interface Hub {
   /** Joins (or starts) the request's group; the iterator never yields, its return() leaves. */
   subscribe(req: SubscribeRequest): AsyncIterableIterator<never>;
   stats(): HubStats;
+  interest(): HubInterest;
   /** counts a result a slow socket missed */
   countDrop(): void;
   /** Ends every subscription (graphql-ws then sends each client `complete`). */
@@ -146,7 +154,13 @@ export function shape(topic: Topic, ev: FeedEvent, f: SubscriptionFilter): unkno
   }
 }
 
-export function createHub(feed: Pick<Feed, 'listen'>, opts: { onRenderError(err: unknown, topic: Topic): void }): Hub {
+export interface HubOptions {
+  onRenderError(err: unknown, topic: Topic): void;
+  /** a group started or ended (its interest changed) */
+  onGroupsChange?(): void;
+}
+
+export function createHub(feed: Pick<Feed, 'listen'>, opts: HubOptions): Hub {
   const topics = new Map<Topic, Index>(TOPICS.map((t) => [t, { byDevice: new Map(), byProduct: new Map(), any: new Set() }]));
   const groups = new Map<string, Group>();
   const handles = new Set<Handle>();
@@ -216,6 +230,7 @@ export function createHub(feed: Pick<Feed, 'listen'>, opts: { onRenderError(err:
       if (g.filter.device_id) idx.byDevice.delete(g.filter.device_id);
       else if (g.filter.product_key) idx.byProduct.delete(g.filter.product_key);
     }
+    opts.onGroupsChange?.();
   };
 
   return {
@@ -226,6 +241,7 @@ export function createHub(feed: Pick<Feed, 'listen'>, opts: { onRenderError(err:
         g = { key, topic: req.topic, filter: req.filter, render: req.render(), members: new Set() };
         groups.set(key, g);
         home(g, true)!.add(g);
+        opts.onGroupsChange?.();
       }
       const group = g;
       group.members.add(req.member);
@@ -244,6 +260,16 @@ export function createHub(feed: Pick<Feed, 'listen'>, opts: { onRenderError(err:
       return handle;
     },
     stats: () => ({ subscriptions: handles.size, groups: groups.size, ...stats }),
+    interest() {
+      const devices = new Set<string>(), products = new Set<string>();
+      let any = false;
+      for (const idx of topics.values()) {
+        for (const d of idx.byDevice.keys()) devices.add(d);
+        for (const k of idx.byProduct.keys()) products.add(k);
+        any ||= idx.any.size > 0;
+      }
+      return { any, devices: [...devices], products: [...products] };
+    },
     countDrop: () => void stats.dropped++,
     close() {
       for (const h of [...handles]) void h.return();

@@ -8,6 +8,7 @@
  * on the first authenticated request or WebSocket upgrade at /api/graphql (docs/operations.md "Memory").
  */
 import type http from 'node:http';
+import os from 'node:os';
 import type { Duplex } from 'node:stream';
 import express from 'express';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
@@ -23,6 +24,7 @@ import { READ_ROLE, authenticate, tokenOfHeader, type Principal } from './auth.t
 import type { Users } from '../users/index.ts';
 import { roleAtLeast } from '../users/index.ts';
 import type { GraphqlEngine } from './engine.ts';
+import { createSocketProcess } from './socket-process.ts';
 
 export const GRAPHQL_PATH = '/api/graphql';
 export { typeDefs } from './schema.ts';
@@ -35,8 +37,17 @@ export { createHub, type Hub, type Member } from './hub.ts';
  */
 export const loadGraphqlEngine = (): Promise<typeof import('./engine.ts')> => import('./engine.ts');
 
-/** WebSocket limits: connections, and the send buffer a slow subscriber may fill (runtime/graphql/outlet.ts). */
-export type GraphqlOptions = SubscriptionServerOptions;
+/**
+ * Where the WebSockets are served (FLUX_GRAPHQL_SOCKETS): `process`, a process of their own
+ * (runtime/graphql/socket-process.ts), `inline`, on FLUX's main thread, or `auto`: `process` on
+ * `PROCESS_FROM_CORES` cores or more. On 2 cores the process cost more CPU in all than it took
+ * off the main thread, and gave the pipeline's p99 nothing measurable (docs/graphql.md "Where the sockets live").
+ */
+export type GraphqlSockets = 'auto' | 'process' | 'inline';
+const PROCESS_FROM_CORES = 4;
+
+/** WebSocket limits: connections, and the send buffer a slow subscriber may fill (runtime/graphql/outlet.ts); where the sockets live. */
+export type GraphqlOptions = SubscriptionServerOptions & { sockets?: GraphqlSockets };
 
 /** What GraphQL serves from, given by the composition root. */
 export interface GraphqlDeps extends QueryDeps {
@@ -79,14 +90,24 @@ export function createGraphql(ctx: FluxContext, deps: GraphqlDeps, opts: Graphql
   let stopped = false;
   const loadEngine = (): Promise<GraphqlEngine> =>
     (engine ??= loadGraphqlEngine().then((m) => {
-      loaded = m.createGraphqlEngine(ctx, deps, { hub, log, path: GRAPHQL_PATH, onConnections: (n) => connections.set(n), limits: opts });
+      loaded = m.createGraphqlEngine(ctx, deps, { hub, log, path: GRAPHQL_PATH, onConnections: (n) => connections.set(n), limits });
       log.debug('graphql: engine loaded on first use');
       return loaded;
     }, (err: unknown) => {
       engine = undefined; // the next request tries again
       throw err;
     }));
+  const { sockets = 'auto', ...limits } = opts;
+  const where = sockets === 'auto' ? (os.availableParallelism() >= PROCESS_FROM_CORES ? 'process' : 'inline') : sockets;
+  const socketProcess =
+    where === 'process'
+      ? createSocketProcess({ feed: deps.feed, users: deps.users, log, path: GRAPHQL_PATH, logLevel: log.level, limits, run: (op) => loadEngine().then((e) => e.run(op)) })
+      : undefined;
   const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (socketProcess) {
+      if (pathOf(req) === GRAPHQL_PATH) socketProcess.onUpgrade(req, socket, head);
+      return;
+    }
     if (loaded) return loaded.onUpgrade(req, socket, head);
     if (pathOf(req) !== GRAPHQL_PATH) return;
     // Node's HTTP server removed its error listener before `upgrade`; until ws takes the socket over, this one keeps an error from crashing the process.
@@ -108,8 +129,10 @@ export function createGraphql(ctx: FluxContext, deps: GraphqlDeps, opts: Graphql
 
   // Counters move by what the hub counted since the last tick: no metric call per delivery.
   let last = { delivered: 0, dropped: 0 };
+  const stats = () => socketProcess?.stats() ?? { ...hub.stats(), connections: loaded?.connections() ?? 0 };
   const gaugeTimer = setInterval(() => {
-    const s = hub.stats();
+    const s = stats();
+    if (socketProcess) connections.set(s.connections);
     subscribers.set(s.subscriptions);
     groupsGauge.set(s.groups);
     delivered.inc(s.delivered - last.delivered);
@@ -153,12 +176,13 @@ export function createGraphql(ctx: FluxContext, deps: GraphqlDeps, opts: Graphql
       stopped = true;
       deps.server.off('upgrade', onUpgrade);
       clearInterval(gaugeTimer);
+      await socketProcess?.dispose();
       if (engine) await (await engine.catch(() => undefined))?.dispose();
       else hub.close();
     },
     health(): ComponentHealth {
-      const s = hub.stats();
-      return { ok: true, subscriptions: s.subscriptions, groups: s.groups, connections: loaded?.connections() ?? 0, delivered: s.delivered, dropped: s.dropped, failed: s.failed };
+      const s = stats();
+      return { ok: true, sockets: where, subscriptions: s.subscriptions, groups: s.groups, connections: s.connections, delivered: s.delivered, dropped: s.dropped, failed: s.failed };
     },
   };
 }

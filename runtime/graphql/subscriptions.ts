@@ -97,14 +97,25 @@ export function subscriptionResolvers(hub: Hub, maskError: MaskError) {
   return { Subscription: { telemetry: sub('telemetry'), status: sub('status'), events: sub('event'), alarms: sub('alarm') } };
 }
 
+/** A query or mutation sent over a WebSocket, to be run where the resolvers' backends are (runtime/graphql/socket-process.ts). */
+export interface ForwardedOperation {
+  query: string;
+  variables: Record<string, unknown> | null;
+  operationName: string | null;
+  principal: Principal;
+  remoteAddress: string | null;
+}
+
 export interface SubscriptionServerDeps {
-  users: Users;
+  users: Pick<Users, 'authenticate' | 'onChange'>;
   hub: Hub;
   yoga: Pick<YogaServerInstance<{ principal: Principal }, object>, 'getEnveloped'>;
   maskError: MaskError;
   log: Logger;
   /** called when the number of open connections changes */
   onConnections(open: number): void;
+  /** runs queries and mutations elsewhere (the socket process has no backends); default: through `yoga` here */
+  forward?(op: ForwardedOperation): Promise<ExecutionResult>;
 }
 
 export interface SubscriptionServer {
@@ -182,6 +193,11 @@ export function createSubscriptionServer(path: string, deps: SubscriptionServerD
           if (!outlet) outlets.set(c.extra.socket, (outlet = new SocketOutlet(c.extra.socket, outletOptions)));
           const fanout: FanoutTarget = { member: { outlet, prefix: `{"id":${JSON.stringify(id)},"type":"next","payload":` }, query: params.query, operationName: params.operationName ?? null, document, variables: params.variables ?? null };
           return { ...base, contextValue: { fanout } satisfies SubscriptionContext, rootValue: undefined };
+        }
+        const forward = deps.forward;
+        if (forward) {
+          const op: ForwardedOperation = { query: params.query, variables: params.variables ?? null, operationName: params.operationName ?? null, principal: c.extra.principal!, remoteAddress: c.extra.request.socket?.remoteAddress ?? null };
+          return { ...base, contextValue: {}, rootValue: { execute: () => forward(op) } };
         }
         return { ...base, contextValue: await enveloped.contextFactory(), rootValue: { execute: enveloped.execute } };
       },

@@ -14,7 +14,7 @@ import { createAccounts, type Accounts } from './accounts.ts';
 import { createAuditLog, type AuditLog, type AuditOptions } from './audit.ts';
 import { ADMIN_TOKEN_PRINCIPAL, type Principal } from './roles.ts';
 
-export { ROLES, isRole, roleAtLeast, lesserRole, ADMIN_TOKEN_PRINCIPAL, type Role, type Principal } from './roles.ts';
+export { ROLES, isRole, roleAtLeast, lesserRole, bearerToken, ADMIN_TOKEN_PRINCIPAL, type Role, type Principal } from './roles.ts';
 export { MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH } from './passwords.ts';
 export { MAX_TOKENS_PER_USER, type User, type ApiToken, type Accounts } from './accounts.ts';
 export type { AuditLog, AuditEvent, AuditEntry } from './audit.ts';

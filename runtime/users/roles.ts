@@ -30,3 +30,9 @@ export interface Principal {
 
 /** The name the break-glass admin token acts under (in the audit log, the editor); no user may take it. */
 export const ADMIN_TOKEN_PRINCIPAL = 'admin-token';
+
+/** The token of an `Authorization: Bearer <token>` header value (REST, GraphQL, the live feed). */
+export function bearerToken(header: string | undefined): string | undefined {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+  return m?.[1];
+}

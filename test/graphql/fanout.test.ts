@@ -4,6 +4,7 @@
  * FLUX over real WebSockets, fed by the real live feed. Also the hub alone, counting executions.
  */
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { createFlux, type Flux } from '../../runtime/app/index.ts';
@@ -19,7 +20,8 @@ import { collect } from './helpers.ts';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const { compileSubscription, subscriptionSchema } = await loadGraphqlEngine();
 
-describe('GraphQL subscription groups (in-process FLUX, graphql-ws clients)', function () {
+// Both places the sockets can live (FLUX_GRAPHQL_SOCKETS; docs/graphql.md "Where the sockets live").
+for (const sockets of ['inline', 'process'] as const) describe(`GraphQL subscription groups (in-process FLUX, graphql-ws clients, sockets ${sockets})`, function () {
   this.timeout(60_000);
   let flux: Flux;
   let base: string;
@@ -34,7 +36,7 @@ describe('GraphQL subscription groups (in-process FLUX, graphql-ws clients)', fu
 
   before(async () => {
     const settings = loadSettings({ FLUX_DATA_DIR: tempDir(), FLUX_HTTP_PORT: '0', FLUX_MQTT_PORT: '0', FLUX_HOST: '127.0.0.1', FLUX_ADMIN_TOKEN: TEST_TOKEN });
-    flux = createFlux({ settings, log: createLogger({ level: 'silent' }), flows: false, graphql: { highWaterBytes: 256 * 1024, slowCloseMs: 400, slowCutOffMs: 60_000 } });
+    flux = createFlux({ settings, log: createLogger({ level: 'silent' }), flows: false, graphql: { sockets, highWaterBytes: 256 * 1024, slowCloseMs: 400, slowCutOffMs: 60_000 } });
     base = `http://127.0.0.1:${(await flux.start()).http}`;
   });
   afterEach(async () => {
@@ -243,5 +245,20 @@ describe('GraphQL subscription projection (compiled) against graphql-js execute'
       'subscription($x: Boolean!) { telemetry { ts @include(if: $x) } }',
       'subscription { telemetry { ts ts } }',
     ]) assert.equal(compileSubscription(schema, parse(doc), null, passThrough), null, doc);
+  });
+});
+
+describe('GraphQL sockets by default (FLUX_GRAPHQL_SOCKETS=auto)', () => {
+  it('serves them in their own process on 4 cores or more, on the main thread below', async () => {
+    const settings = loadSettings({ FLUX_DATA_DIR: tempDir(), FLUX_HTTP_PORT: '0', FLUX_MQTT_PORT: '0', FLUX_HOST: '127.0.0.1', FLUX_ADMIN_TOKEN: TEST_TOKEN });
+    assert.equal(settings.graphqlSockets, 'auto');
+    const flux = createFlux({ settings, log: createLogger({ level: 'silent' }), flows: false });
+    try {
+      const base = `http://127.0.0.1:${(await flux.start()).http}`;
+      const h = (await (await fetch(`${base}/api/health`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } })).json()) as { components: { graphql: { sockets: string } } };
+      assert.equal(h.components.graphql.sockets, os.availableParallelism() >= 4 ? 'process' : 'inline');
+    } finally {
+      await flux.stop();
+    }
   });
 });
