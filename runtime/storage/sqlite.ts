@@ -104,6 +104,13 @@ export function sqliteConnection(file: string) {
         `DELETE FROM ts_points WHERE series_id = ?1 AND ts < MIN(?2, COALESCE((SELECT ts FROM ts_points WHERE series_id = ?1 AND ts < ?2 ORDER BY ts LIMIT 1 OFFSET ?3), ?2))`,
       );
     },
+    /**
+     * SQLite's checkpoint after a commit that leaves more than `pages` in the WAL (its default: 1,000),
+     * and the size the WAL file is cut back to when it is rewound.
+     */
+    autoCheckpoint(pages: number, walLimitBytes = -1): void {
+      open().exec(`PRAGMA wal_autocheckpoint = ${Math.floor(pages)}; PRAGMA journal_size_limit = ${Math.floor(walLimitBytes)}`);
+    },
     close(): void {
       stmts.clear();
       if (db?.isOpen) db.close();
@@ -151,13 +158,15 @@ const WRITER_URL = new URL('./sqlite-writer.ts', import.meta.url);
 class WriterThread {
   readonly #file: string;
   readonly #onThread: ((worker: Worker) => void) | undefined;
+  readonly #checkpoints: CheckpointOptions;
   #worker: Worker | undefined;
   #next = 1;
   readonly #pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
 
-  constructor(file: string, onThread?: (worker: Worker) => void) {
+  constructor(file: string, onThread: ((worker: Worker) => void) | undefined, checkpoints: CheckpointOptions) {
     this.#file = file;
     this.#onThread = onThread;
+    this.#checkpoints = checkpoints;
   }
 
   call(op: WriteOp, args: unknown[]): Promise<unknown> {
@@ -181,7 +190,7 @@ class WriterThread {
   }
 
   #start(): Worker {
-    const worker = new Worker(WRITER_URL, { workerData: { file: this.#file }, name: 'flux-sqlite-writer' });
+    const worker = new Worker(WRITER_URL, { workerData: { file: this.#file, checkpoints: this.#checkpoints }, name: 'flux-sqlite-writer' });
     this.#worker = worker;
     worker.on('message', (r: WriteReply) => {
       const p = this.#pending.get(r.id);
@@ -204,13 +213,24 @@ class WriterThread {
   }
 }
 
+/** When the checkpointer thread copies the WAL into the database, and when it rewinds it (runtime/storage/sqlite-checkpointer.ts). */
+export interface CheckpointOptions {
+  /** default 100 ms */
+  everyMs: number;
+  /** default 8,192 pages (32 MiB of 4 KiB pages); the writer checkpoints itself past twice that */
+  restartFrames: number;
+  /** how long a rewind waits for readers, default 100 ms */
+  busyMs: number;
+}
+
 /**
- * Reads on this thread's connection; writes in the writer thread (WAL: readers see each commit).
- * `onThread` sees each writer thread as it starts (tests stop one to check what a crash does).
+ * Reads on this thread's connection; writes in the writer thread (WAL: readers see each commit),
+ * checkpoints in a thread the writer thread starts. `onThread` sees each writer thread as it starts
+ * (tests stop one to check what a crash does); `checkpoints` are for tests.
  */
-export function sqliteDriver(file: string, opts: { onThread?(worker: Worker): void } = {}): SqlDriver {
+export function sqliteDriver(file: string, opts: { onThread?(worker: Worker): void; checkpoints?: Partial<CheckpointOptions> } = {}): SqlDriver {
   const reader = sqliteConnection(file);
-  const writer = new WriterThread(file, opts.onThread);
+  const writer = new WriterThread(file, opts.onThread, { everyMs: 100, restartFrames: 8192, busyMs: 100, ...opts.checkpoints });
   return {
     info: { dialect: 'sqlite', layout: `WAL file ${file}` },
     async open() {

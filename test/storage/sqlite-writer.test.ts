@@ -50,4 +50,28 @@ describe('SQLite writer thread', () => {
     assert.equal(n, 10);
     await db.close();
   });
+
+  it('keeps checkpoints off the commits and the WAL bounded: a thread of its own copies it and rewinds it', async function () {
+    this.timeout(30_000);
+    const file = path.join(dir, 'ts.db');
+    const db = sqliteDriver(file, { checkpoints: { everyMs: 20, restartFrames: 256 } });
+    await db.open();
+    await db.insertSeries(Array.from({ length: 100 }, (_, i) => ({ device: `d${i}`, metric: 't', product: 'p' })));
+    // 300 batches, one every 10 ms as the store flushes, each touching 100 series' leaf pages:
+    // ~30,000 WAL pages (~120 MiB) written in all, against a mark of 256 pages (1 MiB)
+    let walMax = 0;
+    for (let b = 0; b < 300; b++) {
+      const next = new Promise((r) => setTimeout(r, 10));
+      await db.insertPoints(Array.from({ length: 100 }, (_, i) => ({ sid: i + 1, ts: b, k: 0, num: b, str: null })));
+      walMax = Math.max(walMax, fs.statSync(`${file}-wal`).size);
+      await next;
+    }
+    const [{ n }] = (await db.all('SELECT COUNT(*) AS n FROM ts_points')) as [{ n: number }];
+    assert.equal(n, 300 * 100);
+    const [{ wal_autocheckpoint: readerDefault }] = (await db.all('PRAGMA wal_autocheckpoint')) as [{ wal_autocheckpoint: number }];
+    assert.equal(readerDefault, 1000, "the main thread's reader keeps SQLite's default (it never commits)");
+    assert.ok(walMax > 0 && walMax < 4 * 1024 * 1024, `the WAL stayed bounded: at most ${(walMax / 1048576).toFixed(1)} MiB`);
+    await db.close();
+    assert.ok(!fs.existsSync(`${file}-wal`) || fs.statSync(`${file}-wal`).size === 0, 'closed: the WAL is checkpointed away');
+  });
 });
