@@ -22,8 +22,8 @@ import type { FromChild, SocketProcessInit, ToChild } from './socket-protocol.ts
 
 const CHILD = fileURLToPath(new URL('./socket-child.ts', import.meta.url));
 const MAX_WAITING = 1000;
-const MAX_PENDING = 50_000;
-const MAX_IN_FLIGHT = 64;
+const MAX_PENDING = 10_000;
+const MAX_IN_FLIGHT = 8;
 const STOP_GRACE_MS = 3000;
 
 export interface SocketProcessDeps {
