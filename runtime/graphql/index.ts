@@ -40,11 +40,12 @@ export const loadGraphqlEngine = (): Promise<typeof import('./engine.ts')> => im
 /**
  * Where the WebSockets are served (FLUX_GRAPHQL_SOCKETS): `process`, a process of their own
  * (runtime/graphql/socket-process.ts), `inline`, on FLUX's main thread, or `auto`: `process` on
- * `PROCESS_FROM_CORES` cores or more. On 2 cores the process cost more CPU in all than it took
- * off the main thread, and gave the pipeline's p99 nothing measurable (docs/graphql.md "Where the sockets live").
+ * `PROCESS_FROM_CORES` cores or more. On 2 cores the process kept the fan-out's 15 points of a core
+ * off the pipeline's thread for ~3 more in all; on one core it would only compete with the pipeline
+ * (docs/graphql.md "Where the sockets live").
  */
 export type GraphqlSockets = 'auto' | 'process' | 'inline';
-const PROCESS_FROM_CORES = 4;
+const PROCESS_FROM_CORES = 2;
 
 /** WebSocket limits: connections, and the send buffer a slow subscriber may fill (runtime/graphql/outlet.ts); where the sockets live. */
 export type GraphqlOptions = SubscriptionServerOptions & { sockets?: GraphqlSockets };
