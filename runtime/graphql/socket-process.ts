@@ -3,9 +3,10 @@
  * "Where the sockets live"). Forked on the first WebSocket upgrade at /api/graphql, it gets each
  * upgrade's socket, and the feed events its subscriptions can concern (the hub's interest: their
  * devices and products), batched once per event-loop turn. It asks FLUX who a token is and has
- * FLUX run queries and mutations. Bounded: at most `MAX_WAITING` upgrades wait for it to start, and
- * events past `MAX_PENDING` per turn or while `MAX_IN_FLIGHT` batches are unwritten are dropped and
- * counted. If it dies its clients are disconnected (they reconnect); the next upgrade forks a new one.
+ * FLUX run queries and mutations. Bounded: while it starts, at most the connection limit
+ * (`maxConnections`, 5,000) of upgrades wait; events past `MAX_PENDING` per turn, or while
+ * `MAX_IN_FLIGHT` batches are unwritten, are dropped and counted. If it dies its clients are
+ * disconnected (they reconnect); the next upgrade forks a new one.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
@@ -21,7 +22,6 @@ import type { ForwardedOperation, SubscriptionServerOptions } from './subscripti
 import type { FromChild, SocketProcessInit, ToChild } from './socket-protocol.ts';
 
 const CHILD = fileURLToPath(new URL('./socket-child.ts', import.meta.url));
-const MAX_WAITING = 1000;
 const MAX_PENDING = 10_000;
 const MAX_IN_FLIGHT = 8;
 const STOP_GRACE_MS = 3000;
@@ -183,7 +183,7 @@ export function createSocketProcess(deps: SocketProcessDeps): SocketProcess {
       if (!(socket instanceof net.Socket)) return void refuse(socket, '501 Not Implemented');
       child ??= start();
       if (ready) return handOver(req, socket, head);
-      if (waiting.length >= MAX_WAITING) return void refuse(socket, '503 Service Unavailable');
+      if (waiting.length >= (deps.limits.maxConnections ?? 5000)) return void refuse(socket, '503 Service Unavailable');
       socket.on('error', () => socket.destroy());
       waiting.push({ req, socket, head });
     },
