@@ -136,8 +136,9 @@ export function createGraphql(ctx: FluxContext, deps: GraphqlDeps, opts: Graphql
     if (socketProcess) connections.set(s.connections);
     subscribers.set(s.subscriptions);
     groupsGauge.set(s.groups);
-    delivered.inc(s.delivered - last.delivered);
-    droppedCounter.inc(s.dropped - last.dropped);
+    // never negative (prom-client throws on a decrease): counts of a socket process that died stay in the totals
+    delivered.inc(Math.max(0, s.delivered - last.delivered));
+    droppedCounter.inc(Math.max(0, s.dropped - last.dropped));
     last = s;
   }, 1000);
   gaugeTimer.unref();

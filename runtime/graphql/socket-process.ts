@@ -133,7 +133,9 @@ export function createSocketProcess(deps: SocketProcessDeps): SocketProcess {
     send({ t: 'go', id });
   };
 
-  const onMessage = (m: FromChild) => {
+  const onMessage = (from: ChildProcess, m: FromChild) => {
+    // A message of a process already replaced (its last stats after its exit) would count twice.
+    if (from !== child) return;
     switch (m.t) {
       case 'ready':
         ready = true;
@@ -159,7 +161,7 @@ export function createSocketProcess(deps: SocketProcessDeps): SocketProcess {
     // FLUX's large young generation (runtime/cli.ts) is for the pipeline's garbage; here it would only hold RSS.
     const execArgv = process.execArgv.filter((a) => !a.startsWith('--max-semi-space-size'));
     const c = fork(CHILD, [JSON.stringify(init)], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    c.on('message', onMessage);
+    c.on('message', (m: FromChild) => onMessage(c, m));
     c.on('error', (err) => log.error({ err }, 'graphql sockets: the socket process failed'));
     c.once('exit', (code, signal) => {
       if (!disposed) log.error({ code, signal }, 'graphql sockets: the socket process exited; its clients were disconnected, the next upgrade starts a new one');
