@@ -1,8 +1,8 @@
 /**
  * The SQLite store's checkpointer thread, started by its writer thread (runtime/storage/sqlite-writer.ts).
  * With SQLite's automatic checkpoints, every ~1,000 WAL pages one commit also copied the WAL into the
- * database file and synced it, and the batches behind it waited: commit p90 17–19 ms and spikes to
- * 200 ms at 10,000 points a second, against 4 ms without (docs/benchmarks.md "SQLite checkpoints off the
+ * database file and synced it, and the batches behind it waited: commit p90 19–22 ms at ~30,000 points
+ * a second, against 4–6 ms this way (docs/benchmarks.md "SQLite checkpoints off the
  * commit path"). Here a connection of its own copies what is committed every `everyMs`
  * (PASSIVE: never blocks the writer), and once the WAL holds `restartFrames` pages, all copied, it
  * rewinds it (RESTART: waits up to `busyMs` for readers and the writer, then tries again later).
