@@ -1,17 +1,19 @@
 /**
  * Cluster mode with three FLUX processes on one Redis and one PostgreSQL database (docs/cluster.md;
  * presence and /api/cluster): delivery, retained messages, sessions and commands across nodes, a
- * client id taken over from another node, traces and the live feed read through any node, a killed node's devices
+ * client id taken over from another node, traces, the live feed and GraphQL subscriptions read through any node, a killed node's devices
  * going offline, nodes joining and leaving.
  */
 import assert from 'node:assert/strict';
 import mqtt, { type MqttClient } from 'mqtt';
+import os from 'node:os';
 import WebSocket from 'ws';
+import { collect, wsClient } from '../graphql/helpers.ts';
 import { TEST_TOKEN } from '../helpers/flux-process.ts';
 import { HEARTBEAT_MS, connect, registerDevices, startCluster, until, type TestCluster, type TestNode } from './cluster.ts';
 
 const PRODUCT = 'meter';
-const DEVICES = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8'];
+const DEVICES = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9'];
 
 async function metric(node: TestNode, name: string): Promise<number> {
   const res = await node.api('GET', '/api/metrics');
@@ -262,6 +264,24 @@ describe('cluster: three nodes on one Redis', function () {
       assert.equal(events.filter((e) => e.type === 'telemetry').length, 1, 'once');
     } finally {
       ws.close();
+    }
+  });
+
+  it("serves a GraphQL subscription on node A (its socket process on 2+ cores) with the telemetry of a device on C", async () => {
+    const health = async () => (await a.api('GET', '/api/health')).body.components.graphql;
+    const client = wsClient(`http://127.0.0.1:${a.http}`, { authorization: `Bearer ${TEST_TOKEN}` });
+    try {
+      const s = collect(client, 'subscription { telemetry(device_id: "m9") { device_id values } }');
+      await until(async () => (await health()).subscriptions === 1, 'the subscription counted on A');
+      assert.equal((await health()).sockets, os.availableParallelism() >= 2 ? 'process' : 'inline');
+      await until(async () => (await cNode.api('GET', '/api/health')).body.components?.cluster_feed?.others_listen === true, 'C knows A listens');
+      const dev = await device(cNode, 'm9');
+      await dev.publishAsync(`/${PRODUCT}/m9/properties/report`, JSON.stringify({ values: { t: 3.5 } }), { qos: 1 });
+      const [r] = await s.next(1, 20_000);
+      assert.deepEqual(r.data.telemetry, { device_id: 'm9', values: { t: 3.5 } });
+      s.stop();
+    } finally {
+      await client.dispose();
     }
   });
 
