@@ -174,3 +174,8 @@ export async function until<T>(check: () => T | Promise<T>, what: string, timeou
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** The editor's flows API of a node (GET, or POST a deploy: Node-RED's v2 format, a full deploy unless `headers` say otherwise). */
+export function editorFlows(node: FluxProcess, method: string, body?: unknown, headers: Record<string, string> = { 'Node-RED-Deployment-Type': 'full' }): Promise<Response> {
+  return fetch(`${node.url}/editor/flows`, { method, headers: { authorization: `Bearer ${node.token}`, 'content-type': 'application/json', 'Node-RED-API-Version': 'v2', ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
+}

@@ -11,7 +11,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { rawSql } from '../helpers/databases.ts';
 import { startFlux, tempDir, type FluxProcess } from '../helpers/flux-process.ts';
-import { startCluster, until, type TestCluster } from './cluster.ts';
+import { startCluster, until, type TestCluster, editorFlows } from './cluster.ts';
 
 const TAB = 'take-tab';
 const SECRET = 'cluster-test-credential-secret-0123';
@@ -25,8 +25,6 @@ describe('cluster: a single node that becomes the first node keeps its flow cred
   let echo: http.Server;
   let echoUrl: string;
 
-  const editor = (node: FluxProcess, method: string, body?: unknown) =>
-    fetch(`${node.url}/editor/flows`, { method, headers: { authorization: `Bearer ${node.token}`, 'content-type': 'application/json', 'Node-RED-API-Version': 'v2', 'Node-RED-Deployment-Type': 'full' }, body: body === undefined ? undefined : JSON.stringify(body) });
   const call = async (node: FluxProcess) => {
     const r = await fetch(`${node.url}/flows/take/creds`, { signal: AbortSignal.timeout(2000) }).catch(() => null);
     return r?.status === 200 ? r.text() : null;
@@ -47,8 +45,8 @@ describe('cluster: a single node that becomes the first node keeps its flow cred
   it("B sends the credentials deployed on the single node before it became A", async () => {
     const dataDir = tempDir();
     single = await startFlux({ FLUX_CREDENTIAL_SECRET: SECRET }, { dataDir });
-    const current = (await (await editor(single, 'GET')).json()) as { flows: { id: string; z?: string }[]; rev: string };
-    const r = await editor(single, 'POST', {
+    const current = (await (await editorFlows(single, 'GET')).json()) as { flows: { id: string; z?: string }[]; rev: string };
+    const r = await editorFlows(single, 'POST', {
       rev: current.rev,
       flows: [
         ...current.flows.filter((n) => n.id !== TAB && n.z !== TAB),

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { rawSql } from '../helpers/databases.ts';
-import { startCluster, until, type TestCluster, type TestNode } from './cluster.ts';
+import { startCluster, until, type TestCluster, type TestNode, editorFlows } from './cluster.ts';
 
 const TAB = 'race-tab';
 const ROUNDS = 3;
@@ -34,9 +34,7 @@ describe('cluster: two deploys at the same moment on two nodes', function () {
   let echo: http.Server;
   let echoUrl: string;
 
-  const editor = (node: TestNode, method: string, body?: unknown) =>
-    fetch(`${node.url}/editor/flows`, { method, headers: { authorization: `Bearer ${node.token}`, 'content-type': 'application/json', 'Node-RED-API-Version': 'v2', 'Node-RED-Deployment-Type': 'full' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const loaded = async (node: TestNode) => (await (await editor(node, 'GET')).json()) as { flows: { id: string; z?: string }[]; rev: string };
+  const loaded = async (node: TestNode) => (await (await editorFlows(node, 'GET')).json()) as { flows: { id: string; z?: string }[]; rev: string };
   /** a flow endpoint's text; null while the flows (re)start (sync.test.ts: a request may then get no answer) */
   const call = async (node: TestNode, path: string) => {
     const r = await fetch(`${node.url}/flows${path}`, { signal: AbortSignal.timeout(2000) }).catch(() => null);
@@ -65,8 +63,8 @@ describe('cluster: two deploys at the same moment on two nodes', function () {
       }, 'A and B showing the same revision', 20_000, 200);
       const others = onA.flows.filter((n) => n.id !== TAB && n.z !== TAB);
       const [ra, rb] = await Promise.all([
-        editor(a, 'POST', { flows: [...others, ...flows('a', round, echoUrl)], rev: onA.rev }),
-        editor(b, 'POST', { flows: [...others, ...flows('b', round, echoUrl)], rev: onB.rev }),
+        editorFlows(a, 'POST', { flows: [...others, ...flows('a', round, echoUrl)], rev: onA.rev }),
+        editorFlows(b, 'POST', { flows: [...others, ...flows('b', round, echoUrl)], rev: onB.rev }),
       ]);
       const answers = [
         { side: 'a', status: ra.status, body: (await ra.json()) as { rev?: string; code?: string; message?: string } },

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { rawSql } from '../helpers/databases.ts';
-import { startCluster, until, type TestCluster, type TestNode } from './cluster.ts';
+import { startCluster, until, type TestCluster, type TestNode, editorFlows } from './cluster.ts';
 
 const TAB = 'fs-tab';
 const endpoint = (id: string, url: string, func: string) => [
@@ -45,12 +45,10 @@ describe('cluster: flow context and credentials are shared', function () {
   let echoUrl: string;
   const seen: string[] = [];
 
-  const editor = (node: TestNode, method: string, body?: unknown) =>
-    fetch(`${node.url}/editor/flows`, { method, headers: { authorization: `Bearer ${node.token}`, 'content-type': 'application/json', 'Node-RED-API-Version': 'v2', 'Node-RED-Deployment-Type': 'full' }, body: body === undefined ? undefined : JSON.stringify(body) });
   const deploy = async (node: TestNode, nodes: unknown[]) => {
-    const current = (await (await editor(node, 'GET')).json()) as { flows: { id: string; z?: string }[]; rev: string };
+    const current = (await (await editorFlows(node, 'GET')).json()) as { flows: { id: string; z?: string }[]; rev: string };
     const others = current.flows.filter((n) => n.id !== TAB && n.z !== TAB);
-    const r = await editor(node, 'POST', { flows: [...others, ...nodes], rev: current.rev });
+    const r = await editorFlows(node, 'POST', { flows: [...others, ...nodes], rev: current.rev });
     assert.equal(r.status, 200, await r.text());
   };
   /** GET a flow endpoint; null while the flow (re)starts (a request may then get no answer: sync.test.ts) */
@@ -123,9 +121,9 @@ describe('cluster: flow context and credentials are shared', function () {
   });
 
   it('a deploy on A that changes only the password (the flows\' revision stays) reaches B', async () => {
-    const before = ((await (await editor(a, 'GET')).json()) as { rev: string }).rev;
+    const before = ((await (await editorFlows(a, 'GET')).json()) as { rev: string }).rev;
     await deploy(a, flows(echoUrl).map((n) => (n.id === 'creds-req' ? { ...n, credentials: { user: 'flux-user', password: 'changed-on-A' } } : n)));
-    assert.equal(((await (await editor(a, 'GET')).json()) as { rev: string }).rev, before, 'the flow JSON (without credentials) is unchanged');
+    assert.equal(((await (await editorFlows(a, 'GET')).json()) as { rev: string }).rev, before, 'the flow JSON (without credentials) is unchanged');
     const want = `auth=Basic ${Buffer.from('flux-user:changed-on-A').toString('base64')}`;
     await until(async () => (await call(b, '/state/creds'))?.ok === want, 'B sending the new password', 15_000, 200);
   });

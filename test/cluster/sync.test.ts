@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { echo } from '../plugins/fixtures.ts';
-import { startCluster, until, type TestCluster, type TestNode } from './cluster.ts';
+import { startCluster, until, type TestCluster, type TestNode, editorFlows } from './cluster.ts';
 
 const WASM = { 'content-type': 'application/wasm' };
 /** the issue's bound for a change on one node to be active on all */
@@ -149,11 +149,9 @@ describe('cluster: rules, plugins and device changes on one node are active on a
   });
 
   it('a deploy on A runs on B and C, and a deploy from an editor on C that loaded the older revision gets 409', async () => {
-    const editor = (node: TestNode, method: string, body?: unknown, headers: Record<string, string> = {}) =>
-      fetch(`${node.url}/editor/flows`, { method, headers: { authorization: `Bearer ${node.token}`, 'content-type': 'application/json', 'Node-RED-API-Version': 'v2', ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
-    const current = (await (await editor(a, 'GET')).json()) as { flows: Record<string, unknown>[]; rev: string };
+    const current = (await (await editorFlows(a, 'GET')).json()) as { flows: Record<string, unknown>[]; rev: string };
     // C's editor shows the same revision as A's: every node runs the flows of the shared database
-    const onC = (await (await editor(cNode, 'GET')).json()) as { rev: string };
+    const onC = (await (await editorFlows(cNode, 'GET')).json()) as { rev: string };
     assert.equal(onC.rev, current.rev);
     const probe = (answer: string) => [
       { id: 'sync-tab', type: 'tab', label: 'sync' },
@@ -162,7 +160,7 @@ describe('cluster: rules, plugins and device changes on one node are active on a
       { id: 'sync-out', type: 'http response', z: 'sync-tab', statusCode: '', headers: {}, wires: [] },
     ];
     const base = current.flows.filter((n) => !String(n.id).startsWith('sync-'));
-    const deploy = await editor(a, 'POST', { flows: [...base, ...probe('one')], rev: current.rev }, { 'Node-RED-Deployment-Type': 'full' });
+    const deploy = await editorFlows(a, 'POST', { flows: [...base, ...probe('one')], rev: current.rev }, { 'Node-RED-Deployment-Type': 'full' });
     assert.equal(deploy.status, 200, await deploy.text());
     // A request that reaches an http in node while its flow restarts gets no answer (Node-RED):
     // each probe gives up after 2 s and the check asks again.
@@ -174,11 +172,11 @@ describe('cluster: rules, plugins and device changes on one node are active on a
     await within('the deployed flow answering on B', async () => (await answer(b)) === 'one');
 
     // an editor on C loaded this revision; A deploys again; C's editor deploys with its stale revision
-    const stale = ((await (await editor(cNode, 'GET')).json()) as { rev: string }).rev;
-    const again = await editor(a, 'POST', { flows: [...base, ...probe('two')], rev: stale }, { 'Node-RED-Deployment-Type': 'full' });
+    const stale = ((await (await editorFlows(cNode, 'GET')).json()) as { rev: string }).rev;
+    const again = await editorFlows(a, 'POST', { flows: [...base, ...probe('two')], rev: stale }, { 'Node-RED-Deployment-Type': 'full' });
     assert.equal(again.status, 200);
     await within('the second deploy answering on C', async () => (await answer(cNode)) === 'two');
-    const conflict = await editor(cNode, 'POST', { flows: [...base, ...probe('three')], rev: stale }, { 'Node-RED-Deployment-Type': 'full' });
+    const conflict = await editorFlows(cNode, 'POST', { flows: [...base, ...probe('three')], rev: stale }, { 'Node-RED-Deployment-Type': 'full' });
     assert.equal(conflict.status, 409, await conflict.text());
     assert.equal(await answer(a), 'two');
   });
