@@ -44,8 +44,6 @@ export interface SocketProcess {
   onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void;
   /** the process's last report, plus the events dropped on the way to it (in `dropped`) */
   stats(): SocketStats;
-  /** its pid while it runs */
-  pid(): number | undefined;
   dispose(): Promise<void>;
 }
 
@@ -195,7 +193,6 @@ export function createSocketProcess(deps: SocketProcessDeps): SocketProcess {
       dropped: past.dropped + reported.dropped + relayDropped,
       failed: past.failed + reported.failed,
     }),
-    pid: () => child?.pid,
     async dispose() {
       disposed = true;
       unsubscribeUsers();

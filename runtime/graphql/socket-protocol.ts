@@ -3,7 +3,6 @@
  * forks runtime/graphql/socket-child.ts), over the fork's IPC channel (structured clone).
  */
 import type { FeedEvent } from '../feed/index.ts';
-import type { Principal } from '../users/index.ts';
 import type { HubInterest, HubStats } from './hub.ts';
 import type { ForwardedOperation, SubscriptionServerOptions } from './subscriptions.ts';
 
@@ -44,5 +43,3 @@ export type FromChild =
   /** which events to relay; sent before the stats that count the subscriptions it comes from */
   | { t: 'interest'; interest: HubInterest }
   | { t: 'stats'; stats: HubStats & { connections: number } };
-
-export type AuthenticateReply = Principal | null;
