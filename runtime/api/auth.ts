@@ -16,8 +16,6 @@ export function tokenEquals(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
-export { bearerToken };
-
 /** True when the request carries the right bearer token in its Authorization header. */
 export function hasBearer(req: Request, token: string): boolean {
   const given = bearerToken(req.headers.authorization);

@@ -7,9 +7,9 @@ import express from 'express';
 import type { FluxContext, ComponentHealth } from '../app/context.ts';
 import { RouteTable } from './routes.ts';
 import { errorHandler } from './errors.ts';
-import { bearerToken, clientAddress, principalOf, requireRole } from './auth.ts';
+import { clientAddress, principalOf, requireRole } from './auth.ts';
 import { userRoutes } from './users.ts';
-import type { Users } from '../users/index.ts';
+import { bearerToken, type Users } from '../users/index.ts';
 import type { LoginLimiter } from '../login-limiter/index.ts';
 import { productRoutes } from './products.ts';
 import { pluginRoutes } from './plugins.ts';
@@ -37,7 +37,7 @@ export { RouteTable, q, formatZodError, parseBody, type RouteSpec } from './rout
 export { productWrites, type ProductWrites } from './products.ts';
 export { deviceWrites, type DeviceWrites } from './devices.ts';
 export { createReferences, type References, type PluginsLike } from './references.ts';
-export { requireRole, tokenEquals, bearerToken, hasBearer, principalOf, clientAddress } from './auth.ts';
+export { requireRole, tokenEquals, hasBearer, principalOf, clientAddress } from './auth.ts';
 export { errorHandler } from './errors.ts';
 export * as schemas from './schemas.ts';
 
