@@ -57,13 +57,17 @@ if (process.argv[2] === 'export' || process.argv[2] === 'import') {
 relaunchWithRuntimeSettings();
 
 const { deferStartupLibraries } = await import('./app/startup-deferrals.ts');
+const { quietMqttPacketDebug } = await import('./patches/index.ts');
 const deferring = deferStartupLibraries();
+// before the broker's modules load: mqtt-packet then gets loggers that cost nothing while off
+const quieting = quietMqttPacketDebug();
 const { loadSettings } = await import('../settings.ts');
 const { ConfigError } = await import('./errors/index.ts');
 const { createLogger } = await import('./log/index.ts');
 const { createFlux } = await import('./app/index.ts');
 const { collectAllGarbage } = await import('./memory/index.ts');
 deferring.deregister();
+const mqttPacketLoggers = quieting.deregister();
 
 const STOP_DEADLINE_MS = 4500;
 
@@ -80,6 +84,7 @@ let flux: ReturnType<typeof createFlux>;
 try {
   const settings = loadSettings();
   const log = createLogger({ level: settings.logLevel as never });
+  if (mqttPacketLoggers === 0) log.warn('mqtt-packet loaded before runtime/patches/mqtt-packet-debug.ts could hook it: its idle loggers allocate on every packet');
   flux = createFlux({ settings, log });
   const ports = await flux.start().catch(fail);
   // One memory-reducing full GC once started: starting leaves garbage (most of the parsed code and

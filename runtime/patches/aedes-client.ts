@@ -20,7 +20,7 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { PassThrough, type Duplex } from 'node:stream';
-import { Aedes, type Client } from 'aedes';
+import type { Aedes as AedesClass, Client } from 'aedes';
 
 /** The Client fields these patches rely on. */
 export type AedesClientInternals = Client & {
@@ -79,6 +79,8 @@ export function brokerAssignedClientId(client: Client): boolean {
 /** What of aedes' Client these patches need and a real connection does not have (empty: all there). */
 export async function aedesClientShape(): Promise<string[]> {
   const missing: string[] = [];
+  // aedes loads here, not on import: importing the patches loads no library (mqtt-packet-debug.ts)
+  const { Aedes } = aedesRequire('aedes') as { Aedes: typeof AedesClass };
   const broker = await Aedes.createBroker();
   const conn = new PassThrough();
   try {

@@ -13,7 +13,7 @@
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
-import { Aedes, type Client, type AedesPublishPacket } from 'aedes';
+import type { Aedes, Client, AedesPublishPacket } from 'aedes';
 
 const aedesRequire = createRequire(import.meta.resolve('aedes'));
 
@@ -51,7 +51,8 @@ export function keepSessionsTakenOverElsewhere(aedes: Aedes): boolean {
 /** What of aedes this patch relies on and the installed one lacks (empty: all there). */
 export function aedesClusterTakeoverShape(): string[] {
   const missing: string[] = [];
-  const proto = Aedes.prototype as unknown as Record<string, unknown>;
+  // aedes loads here, not on import: importing the patches loads no library (mqtt-packet-debug.ts)
+  const proto = (aedesRequire('aedes') as { Aedes: typeof Aedes }).Aedes.prototype as unknown as Record<string, unknown>;
   if (typeof proto.clearSessionExpiry !== 'function') missing.push('Aedes.prototype.clearSessionExpiry is not a function');
   const broker = fs.readFileSync(aedesRequire.resolve('./aedes.js'), 'utf8');
   if (!/\/new\/clients'[\s\S]{0,400}closeSameClients/.test(broker)) missing.push("aedes no longer closes a client taken over elsewhere on '$SYS/+/new/clients'");

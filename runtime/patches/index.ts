@@ -1,6 +1,6 @@
 /**
  * @module patches — every change FLUX makes to the internals of a dependency, and every module-loader
- * hook, one file each: aedes and mqtt-packet (the broker's memory and PUBACK path, sessions taken
+ * hook, one file each: aedes and mqtt-packet (the broker's memory, PUBACK path and idle loggers, sessions taken
  * over by another node of a cluster), Node-RED (the message path and the editor's comms), Node's
  * module loader (deferred libraries) and V8 (a borrowed gc). Each file says why the patch exists and what it saves, and exports a shape check of what it
  * relies on upstream. test/patches/upstream-shape.test.ts runs every check in `PATCH_SHAPES` against
@@ -15,6 +15,7 @@ import { editorCommsShape } from './node-red-comms-limit.ts';
 import { moduleDeferralShape } from './module-deferral.ts';
 import { v8GcShape } from './v8-gc.ts';
 import { aedesClusterTakeoverShape } from './aedes-cluster-takeover.ts';
+import { mqttPacketDebugShape } from './mqtt-packet-debug.ts';
 
 export { patchAedesConnection, trimAfterConnect, brokerAssignedClientId, type AedesClientInternals } from './aedes-client.ts';
 export { patchMqttPacketWrites } from './mqtt-packet-writes.ts';
@@ -23,6 +24,7 @@ export { limitEditorComms, EDITOR_COMMS_MAX_PAYLOAD } from './node-red-comms-lim
 export { deferLibraries, type DeferredLibrary, type DeferringHooks } from './module-deferral.ts';
 export { borrowedGc, type Gc, type GcOptions } from './v8-gc.ts';
 export { keepSessionsTakenOverElsewhere } from './aedes-cluster-takeover.ts';
+export { quietMqttPacketDebug } from './mqtt-packet-debug.ts';
 
 /** Every patch by file, with its shape check: what it needs upstream and is missing (empty: all there). */
 export const PATCH_SHAPES: Record<string, () => string[] | Promise<string[]>> = {
@@ -33,4 +35,5 @@ export const PATCH_SHAPES: Record<string, () => string[] | Promise<string[]>> = 
   'module-deferral.ts': moduleDeferralShape,
   'v8-gc.ts': v8GcShape,
   'aedes-cluster-takeover.ts': aedesClusterTakeoverShape,
+  'mqtt-packet-debug.ts': mqttPacketDebugShape,
 };

@@ -21,14 +21,15 @@ type Packet = { cmd: string; messageId?: number; reasonCode?: number; properties
 type WriteToStream = ((packet: Packet, stream: Duplex, opts?: { protocolVersion?: number }) => boolean) & { cacheNumbers: boolean; fluxFastAcks?: boolean };
 
 const aedesRequire = createRequire(import.meta.resolve('aedes'));
-/** mqtt-packet as aedes resolves it */
-const mqttPacket = aedesRequire('mqtt-packet') as { writeToStream: WriteToStream };
+/** mqtt-packet as aedes resolves it; loaded on use, so that importing the patches loads no library (runtime/patches/mqtt-packet-debug.ts must come first) */
+const mqttPacketExports = () => aedesRequire('mqtt-packet') as { writeToStream: WriteToStream };
 
 /**
  * Applies both changes once per process (the exports object is shared by every broker in it).
  * `writeNow` writes a buffer at once, past any coalescing cork. Answers false when the shape differs.
  */
 export function patchMqttPacketWrites(writeNow: (stream: Duplex, chunk: Buffer) => boolean): boolean {
+  const mqttPacket = mqttPacketExports();
   const generic = mqttPacket.writeToStream;
   if (typeof generic !== 'function' || typeof generic.cacheNumbers !== 'boolean') return false;
   generic.cacheNumbers = false;
@@ -54,6 +55,7 @@ export function patchMqttPacketWrites(writeNow: (stream: Duplex, chunk: Buffer) 
 /** What these patches need and the installed aedes / mqtt-packet do not offer (empty: all there). */
 export function mqttPacketWritesShape(): string[] {
   const missing: string[] = [];
+  const mqttPacket = mqttPacketExports();
   if (typeof mqttPacket.writeToStream !== 'function') missing.push("aedes' mqtt-packet exports no writeToStream function");
   else if (typeof mqttPacket.writeToStream.cacheNumbers !== 'boolean') missing.push('writeToStream.cacheNumbers is not a boolean');
   const write = fs.readFileSync(aedesRequire.resolve('./lib/write.js'), 'utf8');
