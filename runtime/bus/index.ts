@@ -54,6 +54,11 @@ export function newMessageId(): string {
   return ID_BUFFER.toString('latin1', 0, 16);
 }
 
+/** The id `newMessageId` made in this process for sequence number `seq` (the inverse of `messageSeq`). */
+export function messageIdOf(seq: number): string {
+  return ID_PREFIX + (seq >>> 0).toString(16).padStart(16 - ID_PREFIX_LENGTH, '0');
+}
+
 /** The sequence number of an id made by `newMessageId` in this process, else -1. */
 export function messageSeq(id: string): number {
   if (id.length !== 16 || !id.startsWith(ID_PREFIX)) return -1;

@@ -4,7 +4,8 @@
  * (oldest evicted first), each with at most `maxSpans` spans, so memory stays flat at any rate.
  */
 
-import { messageSeq } from '../bus/index.ts';
+import { messageIdOf, messageSeq } from '../bus/index.ts';
+import { TraceRing } from './ring.ts';
 
 export interface TraceSpan {
   /** ingress | decode | rule | store | action | error … */
@@ -85,30 +86,30 @@ export function createTracer(opts: TracerOptions = {}): Tracer {
   const maxMessages = Math.max(1, opts.maxMessages ?? 20_000);
   const maxSpans = opts.maxSpans ?? 32;
   // Uplink ids carry a sequence number (bus newMessageId): their trace lives in slot seq % max of a
-  // ring, found without hashing and overwritten, not deleted, when evicted. A Map of 20k ids churned
-  // at every uplink cost ~5% of the main thread.
-  const slots: (MessageTrace | undefined)[] = new Array(maxMessages);
-  let lastSeq = -1;
-  let slotted = 0;
-  // Other ids (a caller's own): a Map with its eviction order as a ring of ids (Map.keys().next()
-  // walks the deleted entries V8 keeps at the front of the table: 28% of the CPU at 40k msg/s).
+  // ring of columns (ring.ts), found without hashing and overwritten, not deleted, when evicted. A
+  // Map of 20k ids churned at every uplink cost ~5% of the main thread. Made on the first uplink: an
+  // idle FLUX does not hold its ~4 MB.
+  let ring: TraceRing | undefined;
+  // Other ids (a caller's own, another node's): a Map with its eviction order as a ring of ids
+  // (Map.keys().next() walks the deleted entries V8 keeps at the front of the table: 28% of the CPU
+  // at 40k msg/s).
   const others = new Map<string, MessageTrace>();
   const order: (string | undefined)[] = new Array(maxMessages);
   let head = 0;
   let observer: TraceObserver | undefined;
-
-  const find = (id: string): MessageTrace | undefined => {
-    const seq = messageSeq(id);
-    if (seq < 0) return others.get(id);
-    const t = slots[seq % maxMessages];
-    return t !== undefined && t.id === id ? t : undefined;
-  };
 
   return {
     observe(o) {
       observer = o;
     },
     begin(m) {
+      const seq = messageSeq(m.id);
+      if (seq >= 0) {
+        if (!(ring ??= new TraceRing(maxMessages, maxSpans)).begin(seq, m)) return;
+        if (observer) observer.begin(ring.read(seq % maxMessages, m.id));
+        return;
+      }
+      if (others.has(m.id)) return;
       const trace: MessageTrace = {
         id: m.id,
         device_id: m.deviceId,
@@ -119,27 +120,26 @@ export function createTracer(opts: TracerOptions = {}): Tracer {
         bytes: m.bytes,
         spans: [{ stage: 'ingress', at: m.ts, ok: true }],
       };
-      const seq = messageSeq(m.id);
-      if (seq >= 0) {
-        const slot = seq % maxMessages;
-        const held = slots[slot];
-        if (held !== undefined && held.id === m.id) return;
-        if (held === undefined) slotted++;
-        slots[slot] = trace;
-        lastSeq = seq;
-      } else {
-        if (others.has(m.id)) return;
-        const oldest = order[head];
-        if (oldest !== undefined) others.delete(oldest);
-        order[head] = m.id;
-        head = head + 1 === maxMessages ? 0 : head + 1;
-        others.set(m.id, trace);
-      }
+      const oldest = order[head];
+      if (oldest !== undefined) others.delete(oldest);
+      order[head] = m.id;
+      head = head + 1 === maxMessages ? 0 : head + 1;
+      others.set(m.id, trace);
       observer?.begin(trace);
     },
     span(id, span) {
       if (!id) return;
-      const t = find(id);
+      const seq = messageSeq(id);
+      if (seq >= 0) {
+        const slot = ring ? ring.slotOf(seq) : -1;
+        if (slot < 0 || !ring!.span(slot, span)) return;
+        if (observer) {
+          const t = ring!.read(slot, id);
+          observer.span(t, t.spans.at(-1)!);
+        }
+        return;
+      }
+      const t = others.get(id);
       if (!t) return;
       if (t.spans.length >= maxSpans) {
         t.dropped_spans = (t.dropped_spans ?? 0) + 1;
@@ -152,20 +152,16 @@ export function createTracer(opts: TracerOptions = {}): Tracer {
       observer?.span(t, full);
     },
     get(id) {
-      return find(id);
+      const seq = messageSeq(id);
+      if (seq < 0) return others.get(id);
+      const slot = ring ? ring.slotOf(seq) : -1;
+      return slot < 0 ? undefined : ring!.read(slot, id);
     },
     byDevice(deviceId, last) {
       // Newest first, walking both rings backwards: no per-device index to keep on the hot path
       // (one cost ~80 MB of ids at 1000 devices); a full walk is 20k reads, well under a millisecond.
       const out: MessageTrace[] = [];
-      if (lastSeq >= 0) {
-        for (let n = 0, i = lastSeq % maxMessages; n < maxMessages && out.length < last; n++) {
-          const t = slots[i];
-          if (t === undefined) break;
-          if (t.device_id === deviceId) out.push(t);
-          i = i === 0 ? maxMessages - 1 : i - 1;
-        }
-      }
+      if (ring) for (const seq of ring.byDevice(deviceId, last)) out.push(ring.read(seq % maxMessages, messageIdOf(seq)));
       if (others.size > 0) {
         const mine: MessageTrace[] = [];
         for (let n = 0, i = head; n < maxMessages && mine.length < last; n++) {
@@ -183,7 +179,7 @@ export function createTracer(opts: TracerOptions = {}): Tracer {
       return out;
     },
     get size() {
-      return slotted + others.size;
+      return (ring?.filled ?? 0) + others.size;
     },
   };
 }
