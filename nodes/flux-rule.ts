@@ -49,7 +49,7 @@ export default function register(RED: NodeAPI): void {
     const flux = fluxOf(RED);
     const node = this;
     const mode = def.mode === 'inline' ? 'inline' : 'registry';
-    let counts = { in: 0, hit: 0, err: 0 };
+    const counts = { in: 0, hit: 0, err: 0 };
     let inline: ReturnType<RuleEngine['inline']> | undefined;
     let setupError: string | undefined;
     /** inline mode: settles once the script host is loaded and the script compiled; messages wait for it, in order */
@@ -106,6 +106,14 @@ export default function register(RED: NodeAPI): void {
         errors.push({ ...msg, error: { code: 'bad_message', message: (err as Error).message, source: { id: node.id, type: 'flux rule' } } });
         settle(null, []);
       };
+      // called by the rule engine's callback: a throw here must not reach the script pool's answer loop
+      const settleOne = (messages: RuleInput['message'][], runs: RuleRun[]) => {
+        try {
+          settle(messages, [runs]);
+        } catch (err) {
+          node.error(err, msg);
+        }
+      };
       const settle = (messages: RuleInput['message'][] | null, answered: RuleRun[][]) => {
         let hits = 0;
         if (messages)
@@ -123,7 +131,9 @@ export default function register(RED: NodeAPI): void {
           }
         if (hits === 0 && messages) out.emit(1, msg);
         for (const e of errors) out.emit(2, e);
-        counts = { in: counts.in + 1, hit: counts.hit + (hits ? 1 : 0), err: counts.err + errors.length };
+        counts.in++;
+        if (hits) counts.hit++;
+        counts.err += errors.length;
         status.update(shown);
         out.end();
       };
@@ -137,7 +147,7 @@ export default function register(RED: NodeAPI): void {
         } else {
           const engine = rules();
           // one StandardMessage per uplink is the common case: no Promise.all for it
-          if (messages.length === 1) engine.evaluate({ message: messages[0]!, device, msgId: msg._msgid }).then((runs) => settle(messages, [runs]), bad);
+          if (messages.length === 1) engine.evaluateEach({ message: messages[0]!, device, msgId: msg._msgid }, (runs) => settleOne(messages, runs));
           else Promise.all(messages.map((message) => engine.evaluate({ message, device, msgId: msg._msgid }))).then((answered) => settle(messages, answered), bad);
         }
       } catch (err) {

@@ -48,8 +48,18 @@ export interface RuleRunner {
    * never rejects. `sm`: the script message, shared by the rules of one message.
    */
   run(lr: LoadedRule, input: RuleInput, sm?: ScriptMessage): Promise<RuleRun>;
+  /**
+   * `run` without a Promise: `done` is called once, with the run (the `flux rule` node's path, one
+   * call per uplink and rule; a Promise chain per run was a fifth of what the node allocated).
+   */
+  submit(lr: LoadedRule, input: RuleInput, sm: ScriptMessage, done: (run: RuleRun) => void): void;
   /** Rejects what is still pending (webhook retries) on stop. */
   stop(): void;
+}
+
+function failedRun(lr: LoadedRule, outcome: RunOutcome): RuleRun {
+  const rule = lr.rule;
+  return { rule: { id: rule.id || null, name: rule.name, action_type: rule.action_type, version: rule.version }, triggered: false, outcome };
 }
 
 /** A command the downlink could not hand to the device counts as a failed action ('queued' is fine: a persistent session gets it). */
@@ -196,14 +206,26 @@ export function createRuleRunner(ctx: FluxContext, log: Logger, targets: RuleAct
 
   return {
     run(lr, input, sm = toScriptMessage(input)) {
+      return new Promise((resolve) => this.submit(lr, input, sm, resolve));
+    },
+    submit(lr, input, sm, done) {
       const script = lr.script;
       if (!script) {
         const outcome: RunOutcome = { ok: false, error: { code: 'script_syntax', message: lr.compileError ?? 'not compiled' }, logs: null, commands: null, alarms: null, micros: 0 };
         lr.stats.error('script_syntax', outcome.error!.message);
-        const rule = lr.rule;
-        return Promise.resolve({ rule: { id: rule.id || null, name: rule.name, action_type: rule.action_type, version: rule.version }, triggered: false, outcome });
+        return done(failedRun(lr, outcome));
       }
-      return new Promise((resolve) => script.submit(sm, (outcome) => resolve(settle(lr, input, sm, outcome))));
+      script.submit(sm, (outcome) => {
+        let run: RuleRun;
+        try {
+          run = settle(lr, input, sm, outcome);
+        } catch (err) {
+          // settle's side effects are guarded; this keeps one bad rule from failing the others of a batch
+          log.error({ rule: lr.rule.id, err: (err as Error).message }, 'rule run could not be settled');
+          run = failedRun(lr, { ok: false, error: { code: 'script_error', message: (err as Error).message }, logs: null, commands: null, alarms: null, micros: outcome.micros });
+        }
+        done(run);
+      });
     },
     stop() {
       stopping.abort();

@@ -11,7 +11,7 @@
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import type { RuleRepository, RuleRow } from '../registry/index.ts';
 import { FluxError, badRequest, notFound, unknownReference } from '../errors/index.ts';
-import { createScriptHost, ScriptSyntaxError, type ScriptHost, type ScriptLimits, type ScriptPoolOptions, type CommandRequest, type AlarmRequest, type LogEntry } from '../scripts/index.ts';
+import { createScriptHost, ScriptSyntaxError, type ScriptHost, type ScriptLimits, type ScriptPoolOptions, type ScriptMessage, type CommandRequest, type AlarmRequest, type LogEntry } from '../scripts/index.ts';
 import { RuleStats, registerRuleMetrics, sumClusterStats, type ClusterRuleStats, type RuleStatsView } from './stats.ts';
 import { RateLimit } from './actions.ts';
 import { createRuleReload } from './reload.ts';
@@ -59,6 +59,8 @@ export interface RuleEngine extends FluxModule {
   testScript(source: string, msg: RuleInput['message'], env?: Record<string, unknown>): Promise<TestAnswer>;
   /** Runs every enabled, not quarantined rule that matches the message (in the script workers); answers in creation order. */
   evaluate(input: RuleInput): Promise<RuleRun[]>;
+  /** `evaluate` without a Promise: `done` is called once, with the runs in creation order. */
+  evaluateEach(input: RuleInput, done: (runs: RuleRun[]) => void): void;
   /** This node's counters of every loaded rule (cluster mode shares them). */
   localStats(): { id: string; stats: RuleStatsView }[];
   /** Loads rule `id` as stored (unloads it when it is gone): a change another node made. */
@@ -350,6 +352,30 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
         throw err;
       }
       return runForTest(source, env, { message: msg });
+    },
+    evaluateEach(input, done) {
+      const r = runner;
+      if (!r) return done([]);
+      const deviceId = input.message.device_id;
+      const productId = input.device?.product_id;
+      let sm: ScriptMessage | undefined;
+      let runs: RuleRun[] | undefined;
+      let open = 1;
+      const answer = (i: number, run: RuleRun) => {
+        runs![i] = run;
+        if (--open === 0) done(runs!);
+      };
+      for (const lr of ordered) {
+        const rule = lr.rule;
+        if (!rule.enabled || lr.quarantine) continue;
+        if (rule.device_id && rule.device_id !== deviceId) continue;
+        if (rule.product_id && rule.product_id !== productId) continue;
+        const i = (runs ??= []).push(undefined as unknown as RuleRun) - 1;
+        open++;
+        r.submit(lr, input, (sm ??= toScriptMessage(input)), (run) => answer(i, run));
+      }
+      // the loop's own count: `done` waits for every run, even one answered synchronously
+      if (--open === 0) done(runs ?? []);
     },
     evaluate(input) {
       const r = runner;

@@ -1,4 +1,7 @@
-/** The rule engine loads QuickJS on first need: not at start without enabled rules, then on the first save, test or inline script. */
+/**
+ * The rule engine loads QuickJS on first need: not at start without enabled rules, then on the first
+ * save, test or inline script. And its callback path (`evaluateEach`) answers as `evaluate` does.
+ */
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { loadSettings } from '../../settings.ts';
@@ -96,3 +99,36 @@ describe('rule engine: QuickJS on first need', function () {
     }
   });
 });
+
+describe('rule engine: evaluateEach, the flux rule node\'s path without Promises', function () {
+  it('evaluateEach answers once, with the runs in creation order, like evaluate: none, several, filtered by device, one that fails', async () => {
+    const f = await start();
+    const each = (m: typeof msg) => new Promise<RuleRunView[]>((resolve, reject) => {
+      let calls = 0;
+      f.engine.evaluateEach({ message: m }, (runs) => {
+        if (++calls > 1) reject(new Error('done called twice'));
+        setTimeout(() => resolve(runs.map((r) => ({ name: r.rule.name, triggered: r.triggered, ok: r.outcome.ok }))), 20);
+      });
+    });
+    try {
+      assert.deepEqual(await each(msg), [], 'no rule: answered at once');
+      const product = await f.registry.products.create({ key: 'meters', name: 'meters' } as never);
+      await f.registry.devices.create({ id: 'd2', product_id: product.id } as never);
+      for (const [name, script, device_id] of [['a', 'return msg.values.temperature > 45;'], ['b', 'return false;'], ['only-d2', 'return true;', 'd2'], ['c', 'throw new Error("x");']] as const)
+        await f.engine.create({ name, trigger_script: script, action_type: 'flow', ...(device_id ? { device_id } : {}) } as never);
+      const got = await each(msg);
+      assert.deepEqual(got, [{ name: 'a', triggered: true, ok: true }, { name: 'b', triggered: false, ok: true }, { name: 'c', triggered: false, ok: false }]);
+      const viaPromise = (await f.engine.evaluate({ message: msg })).map((r) => ({ name: r.rule.name, triggered: r.triggered, ok: r.outcome.ok }));
+      assert.deepEqual(viaPromise, got);
+      assert.deepEqual((await each({ ...msg, device_id: 'd2' })).map((r) => r.name), ['a', 'b', 'only-d2', 'c']);
+    } finally {
+      await f.stop();
+    }
+  });
+});
+
+interface RuleRunView {
+  name: string;
+  triggered: boolean;
+  ok: boolean;
+}
