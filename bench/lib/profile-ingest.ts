@@ -67,7 +67,7 @@ try {
       const q = (a: number[], f: number) => a.sort((x, y) => x - y)[Math.min(a.length - 1, Math.floor(a.length * f))]!;
       for (const [stage, a] of at) console.log(`  trace ${stage}: p50 ${q(a, 0.5)} p90 ${q(a, 0.9)} ms (${a.length})`);
     }
-    console.log(`qos${qos} ${rate}/s: stored ${Math.round(s.stored / seconds)}/s loss ${s.loss} p50 ${s.p50.toFixed(1)} p99 ${s.p99.toFixed(1)} ms cpu ${s.cpu.toFixed(0)}% = ${perMsg.toFixed(1)} µs/msg rss ${s.rss.toFixed(0)} MB gen ${s.generatorCpu.toFixed(0)}%`);
+    console.log(`qos${qos} ${rate}/s: stored ${Math.round(s.stored / seconds)}/s loss ${s.loss} p50 ${s.p50.toFixed(1)} p99 ${s.p99.toFixed(1)} ms (after 2 s: ${s.settledP99.toFixed(1)}) cpu ${s.cpu.toFixed(0)}% = ${perMsg.toFixed(1)} µs/msg rss ${s.rss.toFixed(0)} MB gen ${s.generatorCpu.toFixed(0)}%`);
   }
 } finally {
   await load?.close();
