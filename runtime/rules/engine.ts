@@ -53,6 +53,8 @@ export interface RuleRunner {
    * call per uplink and rule; a Promise chain per run was a fifth of what the node allocated).
    */
   submit(lr: LoadedRule, input: RuleInput, sm: ScriptMessage, done: (run: RuleRun) => void): void;
+  /** Runs those of `rules` that are enabled, not quarantined and match the message's device and product; `done` once, with the runs in their order. */
+  runMatching(rules: readonly LoadedRule[], input: RuleInput, done: (runs: RuleRun[]) => void): void;
   /** Rejects what is still pending (webhook retries) on stop. */
   stop(): void;
 }
@@ -204,29 +206,53 @@ export function createRuleRunner(ctx: FluxContext, log: Logger, targets: RuleAct
     return { rule: head, triggered, outcome };
   };
 
-  return {
-    run(lr, input, sm = toScriptMessage(input)) {
-      return new Promise((resolve) => this.submit(lr, input, sm, resolve));
-    },
-    submit(lr, input, sm, done) {
-      const script = lr.script;
-      if (!script) {
-        const outcome: RunOutcome = { ok: false, error: { code: 'script_syntax', message: lr.compileError ?? 'not compiled' }, logs: null, commands: null, alarms: null, micros: 0 };
-        lr.stats.error('script_syntax', outcome.error!.message);
-        return done(failedRun(lr, outcome));
+  const submit: RuleRunner['submit'] = (lr, input, sm, done) => {
+    const script = lr.script;
+    if (!script) {
+      const outcome: RunOutcome = { ok: false, error: { code: 'script_syntax', message: lr.compileError ?? 'not compiled' }, logs: null, commands: null, alarms: null, micros: 0 };
+      lr.stats.error('script_syntax', outcome.error!.message);
+      return done(failedRun(lr, outcome));
+    }
+    script.submit(sm, (outcome) => {
+      let run: RuleRun;
+      try {
+        run = settle(lr, input, sm, outcome);
+      } catch (err) {
+        // settle's side effects are guarded; this keeps one bad rule from failing the others of a batch
+        log.error({ rule: lr.rule.id, err: (err as Error).message }, 'rule run could not be settled');
+        run = failedRun(lr, { ok: false, error: { code: 'script_error', message: (err as Error).message }, logs: null, commands: null, alarms: null, micros: outcome.micros });
       }
-      script.submit(sm, (outcome) => {
-        let run: RuleRun;
-        try {
-          run = settle(lr, input, sm, outcome);
-        } catch (err) {
-          // settle's side effects are guarded; this keeps one bad rule from failing the others of a batch
-          log.error({ rule: lr.rule.id, err: (err as Error).message }, 'rule run could not be settled');
-          run = failedRun(lr, { ok: false, error: { code: 'script_error', message: (err as Error).message }, logs: null, commands: null, alarms: null, micros: outcome.micros });
-        }
-        done(run);
-      });
-    },
+      done(run);
+    });
+  };
+
+  const runMatching: RuleRunner['runMatching'] = (rules, input, done) => {
+    const deviceId = input.message.device_id;
+    const productId = input.device?.product_id;
+    let sm: ScriptMessage | undefined;
+    let runs: RuleRun[] | undefined;
+    let open = 1;
+    const answer = (i: number, run: RuleRun) => {
+      runs![i] = run;
+      if (--open === 0) done(runs!);
+    };
+    for (const lr of rules) {
+      const rule = lr.rule;
+      if (!rule.enabled || lr.quarantine) continue;
+      if (rule.device_id && rule.device_id !== deviceId) continue;
+      if (rule.product_id && rule.product_id !== productId) continue;
+      const i = (runs ??= []).push(undefined as unknown as RuleRun) - 1;
+      open++;
+      submit(lr, input, (sm ??= toScriptMessage(input)), (run) => answer(i, run));
+    }
+    // the loop's own count: `done` waits for every run, even one answered synchronously
+    if (--open === 0) done(runs ?? []);
+  };
+
+  return {
+    run: (lr, input, sm = toScriptMessage(input)) => new Promise((resolve) => submit(lr, input, sm, resolve)),
+    submit,
+    runMatching,
     stop() {
       stopping.abort();
     },

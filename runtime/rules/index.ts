@@ -11,7 +11,7 @@
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import type { RuleRepository, RuleRow } from '../registry/index.ts';
 import { FluxError, badRequest, notFound, unknownReference } from '../errors/index.ts';
-import { createScriptHost, ScriptSyntaxError, type ScriptHost, type ScriptLimits, type ScriptPoolOptions, type ScriptMessage, type CommandRequest, type AlarmRequest, type LogEntry } from '../scripts/index.ts';
+import { createScriptHost, ScriptSyntaxError, type ScriptHost, type ScriptLimits, type ScriptPoolOptions, type CommandRequest, type AlarmRequest, type LogEntry } from '../scripts/index.ts';
 import { RuleStats, registerRuleMetrics, sumClusterStats, type ClusterRuleStats, type RuleStatsView } from './stats.ts';
 import { RateLimit } from './actions.ts';
 import { createRuleReload } from './reload.ts';
@@ -257,6 +257,9 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
     }
   };
 
+  /** Runs every enabled, not quarantined rule that matches the message; `done` once, runs in creation order. */
+  const evaluateEach = (input: RuleInput, done: (runs: RuleRun[]) => void): void => (runner ? runner.runMatching(ordered, input, done) : done([]));
+
   const engine: RuleEngine = {
     name: 'rules',
     get scripts() {
@@ -353,46 +356,8 @@ export function createRuleEngine(ctx: FluxContext, store: RuleRepository, target
       }
       return runForTest(source, env, { message: msg });
     },
-    evaluateEach(input, done) {
-      const r = runner;
-      if (!r) return done([]);
-      const deviceId = input.message.device_id;
-      const productId = input.device?.product_id;
-      let sm: ScriptMessage | undefined;
-      let runs: RuleRun[] | undefined;
-      let open = 1;
-      const answer = (i: number, run: RuleRun) => {
-        runs![i] = run;
-        if (--open === 0) done(runs!);
-      };
-      for (const lr of ordered) {
-        const rule = lr.rule;
-        if (!rule.enabled || lr.quarantine) continue;
-        if (rule.device_id && rule.device_id !== deviceId) continue;
-        if (rule.product_id && rule.product_id !== productId) continue;
-        const i = (runs ??= []).push(undefined as unknown as RuleRun) - 1;
-        open++;
-        r.submit(lr, input, (sm ??= toScriptMessage(input)), (run) => answer(i, run));
-      }
-      // the loop's own count: `done` waits for every run, even one answered synchronously
-      if (--open === 0) done(runs ?? []);
-    },
-    evaluate(input) {
-      const r = runner;
-      if (!r) return Promise.resolve([]);
-      const out: Promise<RuleRun>[] = [];
-      const deviceId = input.message.device_id;
-      const productId = input.device?.product_id;
-      let sm;
-      for (const lr of ordered) {
-        const rule = lr.rule;
-        if (!rule.enabled || lr.quarantine) continue;
-        if (rule.device_id && rule.device_id !== deviceId) continue;
-        if (rule.product_id && rule.product_id !== productId) continue;
-        out.push(r.run(lr, input, (sm ??= toScriptMessage(input))));
-      }
-      return out.length === 1 ? out[0]!.then((x) => [x]) : Promise.all(out);
-    },
+    evaluateEach,
+    evaluate: (input) => new Promise((resolve) => evaluateEach(input, resolve)),
     inline(source, o = {}) {
       const script = scripts().load(source, o.env ?? {});
       const now = new Date().toISOString();
