@@ -84,9 +84,18 @@ export default function register(RED: NodeAPI): void {
       out.end();
     };
 
+    // The decode span's detail, shared while plugin, version and message count stay the same: the
+    // trace keeps the last 20,000 uplinks' details (runtime/trace/ring.ts).
+    let lastDetail: Readonly<{ plugin: string | null; version: number | null; messages: number }> | undefined;
+    const decodeDetail = (result: Result) => {
+      const d = lastDetail;
+      if (d && d.plugin === result.plugin && d.version === result.version && d.messages === result.messages.length) return d;
+      return (lastDetail = Object.freeze({ plugin: result.plugin, version: result.version, messages: result.messages.length }));
+    };
+
     const decoded = (msg: NodeMessage, out: ItemOutput, t0: number, product: Product | null, bytes: Uint8Array, result: Result) => {
       const took = performance.now() - t0;
-      flux.trace?.span(msg._msgid, { stage: 'decode', took_ms: took, ok: true, detail: { plugin: result.plugin, version: result.version, messages: result.messages.length } });
+      flux.trace?.span(msg._msgid, { stage: 'decode', took_ms: took, ok: true, detail: decodeDetail(result) });
       // The message is this node's to change (Node-RED clones it for a second wire): one decoded
       // message goes on as the same object, several as copies of it.
       msg.raw ??= bytes;

@@ -81,8 +81,13 @@ export default function register(RED: NodeAPI): void {
             const now = Date.now();
             const feed = flux.feed;
             const live = feed.clients() > 0;
+            // one detail per point count in this batch, shared by its uplinks' spans (runtime/trace/ring.ts keeps them)
+            const details = new Map<number | undefined, Readonly<{ batch: number; points: number | undefined }>>();
             for (const w of msgs) {
-              flux.trace.span(w.msg._msgid, { stage: 'store', ok: true, took_ms: now - w.at, detail: { batch: batch.length, points: (w.msg.stored as { points?: number } | undefined)?.points } });
+              const points = (w.msg.stored as { points?: number } | undefined)?.points;
+              let detail = details.get(points);
+              if (!detail) details.set(points, (detail = Object.freeze({ batch: batch.length, points })));
+              flux.trace.span(w.msg._msgid, { stage: 'store', ok: true, took_ms: now - w.at, detail });
               w.out.emit(0, w.msg);
               w.out.end();
             }

@@ -170,6 +170,21 @@ export function createRuleRunner(ctx: FluxContext, log: Logger, targets: RuleAct
     if (center) track(lr, 'raise_alarm', center.raise({ rule_id: rule.id || null, device_id: null, level: 'critical', message: `rule "${rule.name}" quarantined: ${reason}` }));
   };
 
+  /**
+   * The rule span's detail, one frozen object per rule version and outcome: the trace keeps the last
+   * 20,000 uplinks' details, and a fresh object per run was one more to copy at every scavenge.
+   */
+  const traceDetails = new WeakMap<Rule, [Readonly<Record<string, unknown>>, Readonly<Record<string, unknown>>]>();
+  const traceDetail = (lr: LoadedRule, triggered: boolean): Readonly<Record<string, unknown>> => {
+    const rule = lr.rule;
+    let pair = traceDetails.get(rule);
+    if (!pair) {
+      const make = (t: boolean) => Object.freeze({ rule: rule.name, rule_id: rule.id || undefined, triggered: t, action: t ? rule.action_type : undefined });
+      traceDetails.set(rule, (pair = [make(false), make(true)]));
+    }
+    return pair[triggered ? 1 : 0];
+  };
+
   const settle = (lr: LoadedRule, input: RuleInput, sm: ScriptMessage, outcome: RunOutcome): RuleRun => {
     const rule = lr.rule;
     const head = { id: rule.id || null, name: rule.name, action_type: rule.action_type, version: rule.version };
@@ -196,13 +211,7 @@ export function createRuleRunner(ctx: FluxContext, log: Logger, targets: RuleAct
         if (center?.hasOpen(rule.id, sm.device_id)) track(lr, 'auto_clear', center.clearFor(rule.id, sm.device_id));
       }
     }
-    if (input.msgId) {
-      ctx.trace.span(input.msgId, {
-        stage: 'rule', took_ms: outcome.micros / 1000, ok: outcome.ok,
-        detail: { rule: rule.name, rule_id: rule.id || undefined, triggered, action: triggered ? rule.action_type : undefined },
-        error: outcome.error?.message,
-      });
-    }
+    if (input.msgId) ctx.trace.span(input.msgId, { stage: 'rule', took_ms: outcome.micros / 1000, ok: outcome.ok, detail: traceDetail(lr, triggered), error: outcome.error?.message });
     return { rule: head, triggered, outcome };
   };
 
