@@ -3,8 +3,8 @@
  * and writer a logger that does nothing when their `debug` namespace is off.
  *
  * Why: parser.js calls its `debug` logger up to 46 times per packet (writeToStream.js 12). A logger of
- * the `debug` package that is off still gathers its arguments into an array on every call
- * (`function debug(...args)`, node_modules/debug/src/common.js): at 15k msg/s that was the largest
+ * the `debug` package that is off still gathers its arguments into an array on every call (its
+ * loggers are `function debug(...args)`): at 15k msg/s that was the largest
  * single allocation site of FLUX's main thread, 8 % of all it allocated, and each scavenge it brings
  * on copies the messages in flight (docs/benchmarks.md "Session 9").
  *

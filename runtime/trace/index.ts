@@ -105,8 +105,8 @@ export function createTracer(opts: TracerOptions = {}): Tracer {
     begin(m) {
       const seq = messageSeq(m.id);
       if (seq >= 0) {
-        if (!(ring ??= new TraceRing(maxMessages, maxSpans)).begin(seq, m)) return;
-        if (observer) observer.begin(ring.read(seq % maxMessages, m.id));
+        const slot = (ring ??= new TraceRing(maxMessages, maxSpans)).begin(seq, m);
+        if (slot >= 0 && observer) observer.begin(ring.read(slot, m.id));
         return;
       }
       if (others.has(m.id)) return;
@@ -131,10 +131,11 @@ export function createTracer(opts: TracerOptions = {}): Tracer {
       if (!id) return;
       const seq = messageSeq(id);
       if (seq >= 0) {
-        const slot = ring ? ring.slotOf(seq) : -1;
-        if (slot < 0 || !ring!.span(slot, span)) return;
+        if (!ring) return;
+        const slot = ring.slotOf(seq);
+        if (slot < 0 || !ring.span(slot, span)) return;
         if (observer) {
-          const t = ring!.read(slot, id);
+          const t = ring.read(slot, id);
           observer.span(t, t.spans.at(-1)!);
         }
         return;
@@ -155,13 +156,13 @@ export function createTracer(opts: TracerOptions = {}): Tracer {
       const seq = messageSeq(id);
       if (seq < 0) return others.get(id);
       const slot = ring ? ring.slotOf(seq) : -1;
-      return slot < 0 ? undefined : ring!.read(slot, id);
+      return slot < 0 ? undefined : ring?.read(slot, id);
     },
     byDevice(deviceId, last) {
       // Newest first, walking both rings backwards: no per-device index to keep on the hot path
       // (one cost ~80 MB of ids at 1000 devices); a full walk is 20k reads, well under a millisecond.
       const out: MessageTrace[] = [];
-      if (ring) for (const seq of ring.byDevice(deviceId, last)) out.push(ring.read(seq % maxMessages, messageIdOf(seq)));
+      if (ring) for (const slot of ring.byDevice(deviceId, last)) out.push(ring.read(slot, messageIdOf(ring.seqAt(slot))));
       if (others.size > 0) {
         const mine: MessageTrace[] = [];
         for (let n = 0, i = head; n < maxMessages && mine.length < last; n++) {

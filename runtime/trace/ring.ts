@@ -65,11 +65,11 @@ export class TraceRing {
     return this.#seq[slot] === seq ? slot : -1;
   }
 
-  /** Starts the trace of `seq` with its ingress span; false when it is already there. */
-  begin(seq: number, m: TraceStart): boolean {
+  /** Starts the trace of `seq` with its ingress span; answers its slot, or -1 when it is already there. */
+  begin(seq: number, m: TraceStart): number {
     const slot = seq % this.size;
     const held = this.#seq[slot]!;
-    if (held === seq) return false;
+    if (held === seq) return -1;
     if (held < 0) this.#filled++;
     else this.#more.delete(slot);
     this.#seq[slot] = seq;
@@ -82,10 +82,9 @@ export class TraceRing {
     this.#strings[s + 1] = m.productKey;
     this.#strings[s + 2] = m.transport;
     this.#strings[s + 3] = this.#sharedTopic(m.deviceId, m.topic);
-    this.#spanCount[slot] = 0;
     this.#put(slot, 0, 'ingress', m.ts, undefined, true, undefined, undefined);
     this.#spanCount[slot] = 1;
-    return true;
+    return slot;
   }
 
   /** Appends a span to the trace in `slot`; false when the trace has maxSpans already (counted as dropped). */
@@ -110,6 +109,11 @@ export class TraceRing {
     return true;
   }
 
+  /** Sequence number of the trace in `slot`. */
+  seqAt(slot: number): number {
+    return this.#seq[slot]!;
+  }
+
   /** The trace in `slot` as the API shows it. */
   read(slot: number, id: string): MessageTrace {
     const s = slot * 4;
@@ -132,14 +136,14 @@ export class TraceRing {
     return t;
   }
 
-  /** Sequence numbers of the device's traces, newest first, at most `last`. */
+  /** Slots of the device's traces, newest first, at most `last`. */
   byDevice(deviceId: string, last: number): number[] {
     const out: number[] = [];
     if (this.#lastSlot < 0) return out;
     for (let n = 0, i = this.#lastSlot; n < this.size && out.length < last; n++) {
       const seq = this.#seq[i]!;
       if (seq < 0) break;
-      if (this.#strings[i * 4] === deviceId) out.push(seq);
+      if (this.#strings[i * 4] === deviceId) out.push(i);
       i = i === 0 ? this.size - 1 : i - 1;
     }
     return out;
