@@ -1,10 +1,9 @@
 /** One compiled script in its own QuickJS runtime: compiled once per version, re-run with callFunction under a deadline and a memory cap. */
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime, QuickJSWASMModule } from 'quickjs-emscripten';
 import { translateScript, lineColumn, offsetOf, TranslateError, type Translation } from './translate.ts';
-import { ALARM_LEVELS, ScriptSyntaxError, type AlarmLevel, type AlarmRequest, type CommandRequest, type LogEntry, type RunOutcome, type ScriptErrorCode, type ScriptLimits, type ScriptMessage } from './contract.ts';
+import { ScriptSyntaxError, type RunOutcome, type ScriptErrorCode, type ScriptLimits, type ScriptMessage } from './contract.ts';
+import { defineGlobals, SIDE_EFFECT_GLOBALS, type BatchState, type Capture } from './globals.ts';
 
-const MAX_ENTRIES = 100;
-const MAX_LOG_CHARS = 2000;
 const MAX_DEPTH = 32;
 const FILE = 'rule.js';
 /** The wrapper's first line; user code starts on line 2 of the evaluated text. */
@@ -14,6 +13,45 @@ const SUFFIX = '\n})';
 const CHECK_EVERY = 8192;
 /** Property names kept as runtime strings per script (message keys repeat: device_id, values, temperature…). */
 const MAX_KEY_HANDLES = 512;
+/** Runs timed one by one before a script may run batches (what a run costs decides whether a batch fits). */
+const LEARN_RUNS = 64;
+/** A batch is run only when its expected time is at most this share of one run's deadline. */
+const BATCH_SHARE = 0.25;
+/**
+ * The batch driver, evaluated once per runtime before any user code runs (so the builtins it holds
+ * are the real ones, whatever a script later does to the globals): runs the user's function over the
+ * messages of one JSON text in one call into the Wasm module. Primitive results are answered in the
+ * JSON; an object, a bigint or a thrown value stays in `keep` for the host to read exactly as a single
+ * run's answer is read. An InternalError (out of memory, stack overflow) ends the batch at that run.
+ */
+const DRIVER = `(function (fn) { const parse = JSON.parse, stringify = JSON.stringify, Internal = InternalError; return function (text, keep) {
+  const ms = parse(text); const n = ms.length; const out = []; const special = []; let stop = -1;
+  for (let i = 0; i < n; i++) {
+    let r;
+    try { r = fn(ms[i]); } catch (e) { keep[i] = e; out[i] = null; special[special.length] = -1 - i; if (e instanceof Internal) { stop = i; break; } continue; }
+    const t = typeof r;
+    if (t === 'object' && r !== null || t === 'bigint') { keep[i] = r; special[special.length] = i; out[i] = null; }
+    else out[i] = t === 'function' || t === 'symbol' || r === undefined ? null : r;
+  }
+  return stringify([out, special, stop]);
+}; })`;
+
+/** The driver's answer, checked: a script can reach the objects it is made of, so nothing in it is trusted. */
+function driverAnswer(text: string, count: number): { results: unknown[]; special: number[]; ran: number } | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(v) || v.length !== 3) return undefined;
+  const [results, special, stop] = v as [unknown, unknown, unknown];
+  if (!Array.isArray(results) || !Array.isArray(special) || !Number.isInteger(stop)) return undefined;
+  const ran = (stop as number) < 0 ? count : (stop as number) + 1;
+  if (ran > count || results.length !== ran) return undefined;
+  for (const k of special) if (!Number.isInteger(k) || (k as number) >= ran || -1 - (k as number) >= ran) return undefined;
+  return { results, special: special as number[], ran };
+}
 
 /**
  * Bytes of the QuickJS module's Wasm heap (shared by every runtime; it never shrinks). Read through
@@ -22,12 +60,6 @@ const MAX_KEY_HANDLES = 512;
  */
 function heapBytes(module: QuickJSWASMModule): number {
   return (module as unknown as { module?: { HEAPU8?: Uint8Array } }).module?.HEAPU8?.byteLength ?? 0;
-}
-
-interface Capture {
-  logs: LogEntry[] | null;
-  commands: CommandRequest[] | null;
-  alarms: AlarmRequest[] | null;
 }
 
 export class CompiledScript {
@@ -52,14 +84,26 @@ export class CompiledScript {
   #runsSinceCheck = 0;
   #microsSinceCheck = 0;
   #disposed = false;
+  #driver!: QuickJSHandle;
+  /** runs timed one by one so far, and a moving mean of what a run takes (µs): decide whether a batch fits */
+  #timedRuns = 0;
+  #meanMicros = 0;
+  /** the script names a side-effect global, or a batch met one: it runs one message at a time */
+  #singleOnly: boolean;
+  /** a side-effect global called during a batch sets `sideEffect`: that batch is run again one message at a time */
+  #batch: BatchState = { running: false, sideEffect: false };
   /** times the runtime was thrown away and rebuilt (after a limit hit or growth) */
   rebuilds = 0;
+  /** batches run in one call, and batches run again one message at a time */
+  batches = 0;
+  batchFallbacks = 0;
 
   constructor(module: QuickJSWASMModule, source: string, env: Record<string, unknown>, limits: ScriptLimits) {
     this.source = source;
     this.env = env;
     this.limits = limits;
     this.#module = module;
+    this.#singleOnly = SIDE_EFFECT_GLOBALS.test(source);
     try {
       this.#translation = translateScript(source);
     } catch (err) {
@@ -89,7 +133,7 @@ export class CompiledScript {
       // Only bounded work runs here (the env freeze, defining the function): the deadline is for a
       // machine so loaded that the first call into the Wasm module is slow, not for user code.
       this.#deadline = performance.now() + Math.max(2000, this.limits.deadlineMs * 50);
-      this.#defineGlobals();
+      defineGlobals(vm, this.#capture, this.env, this.#batch);
       const ev = vm.evalCode(PREFIX + this.#translation.code + SUFFIX, FILE);
       if (ev.error) {
         const e = vm.dump(ev.error) as { name?: string; message?: string; stack?: string };
@@ -98,6 +142,15 @@ export class CompiledScript {
         throw new ScriptSyntaxError(e.message ?? String(e), where?.line ?? 1, where?.column ?? 1);
       }
       this.#fn = ev.value;
+      const driver = vm.evalCode(DRIVER, 'driver.js');
+      if (driver.error) {
+        const e = vm.dump(driver.error);
+        driver.error.dispose();
+        throw new Error(`cannot define the batch driver: ${JSON.stringify(e)}`);
+      }
+      const made = vm.callFunction(driver.value, vm.undefined, this.#fn);
+      driver.value.dispose();
+      this.#driver = vm.unwrapResult(made);
     } catch (err) {
       vm.dispose();
       rt.dispose();
@@ -116,62 +169,6 @@ export class CompiledScript {
     const code = this.#translation.code;
     const off = this.#translation.originalOffset(Math.min(offsetOf(code, line, Number(m[2])), code.length));
     return lineColumn(this.source, off);
-  }
-
-  #defineGlobals(): void {
-    const vm = this.#vm;
-    const cap = this.#capture;
-    const text = (h: QuickJSHandle): string => {
-      const t = vm.typeof(h);
-      if (t === 'string') return vm.getString(h);
-      const v = vm.dump(h);
-      return typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
-    };
-    const logger = (level: LogEntry['level']) => (...args: QuickJSHandle[]) => {
-      const list = (cap.logs ??= []);
-      if (list.length >= MAX_ENTRIES) return;
-      let message = args.map(text).join(' ');
-      if (message.length > MAX_LOG_CHARS) message = message.slice(0, MAX_LOG_CHARS) + '…';
-      list.push({ level, message });
-    };
-    const fns: Record<string, (...args: QuickJSHandle[]) => void> = {
-      print: logger('print'),
-      log_info: logger('info'),
-      log_warn: logger('warn'),
-      send_command: (device, command, params) => {
-        if (!device || vm.typeof(device) !== 'string') throw new TypeError('send_command(device_id, command, params): device_id must be a string');
-        if (!command || vm.typeof(command) !== 'string') throw new TypeError('send_command(device_id, command, params): command must be a string');
-        const p = params && vm.typeof(params) !== 'undefined' ? vm.dump(params) : {};
-        if (p === null || typeof p !== 'object' || Array.isArray(p)) throw new TypeError('send_command(device_id, command, params): params must be an object');
-        const list = (cap.commands ??= []);
-        if (list.length >= MAX_ENTRIES) throw new RangeError(`send_command: more than ${MAX_ENTRIES} commands in one run`);
-        list.push({ device_id: vm.getString(device), command: vm.getString(command), params: p as Record<string, unknown> });
-      },
-      raise_alarm: (level, message) => {
-        const l = level && vm.typeof(level) === 'string' ? vm.getString(level) : '';
-        if (!(ALARM_LEVELS as readonly string[]).includes(l)) throw new TypeError(`raise_alarm(level, message): level must be one of ${ALARM_LEVELS.join(', ')}`);
-        const list = (cap.alarms ??= []);
-        if (list.length >= MAX_ENTRIES) throw new RangeError(`raise_alarm: more than ${MAX_ENTRIES} alarms in one run`);
-        list.push({ level: l as AlarmLevel, message: message ? text(message).slice(0, 1000) : '' });
-      },
-    };
-    for (const [name, fn] of Object.entries(fns)) {
-      const h = vm.newFunction(name, fn);
-      vm.setProp(vm.global, name, h);
-      h.dispose();
-    }
-    // env: read-only, deep-frozen; the sandbox has no other globals than the standard library.
-    const r = vm.evalCode(
-      `(() => { const f = (o) => { if (o && typeof o === 'object') { Object.freeze(o); for (const k of Object.keys(o)) f(o[k]); } return o; };
-        Object.defineProperty(globalThis, 'env', { value: f(${JSON.stringify(this.env ?? {})}), writable: false, configurable: false }); })()`,
-      'env.js',
-    );
-    if (r.error) {
-      const e = vm.dump(r.error);
-      r.error.dispose();
-      throw new Error(`cannot define env: ${JSON.stringify(e)}`);
-    }
-    r.value.dispose();
   }
 
   #toHandle(v: unknown, depth: number): QuickJSHandle {
@@ -232,6 +229,9 @@ export class CompiledScript {
       case 'function':
       case 'symbol':
         return undefined;
+      case 'bigint':
+        // as a message's bigints reach the script: a number (an answer crosses threads as JSON, which has no bigint)
+        return Number(vm.getBigInt(h));
       default:
         return vm.dump(h);
     }
@@ -255,41 +255,128 @@ export class CompiledScript {
     this.#heapCeiling = Infinity;
     arg.dispose();
     if (r.error) {
-      const e = vm.dump(r.error) as { name?: string; message?: string; stack?: string } | string;
+      outcome = this.#classify(r.error);
       r.error.dispose();
-      const name = typeof e === 'object' && e ? (e.name ?? 'Error') : 'Error';
-      const message = typeof e === 'object' && e ? (e.message ?? JSON.stringify(e)) : String(e);
-      let code: ScriptErrorCode = 'script_error';
-      let text: string;
-      if (message === 'out of memory' || (message === 'interrupted' && this.#heapHit)) {
-        code = 'script_memory';
-        text = `the script exceeded its memory limit of ${Math.round(this.limits.memoryBytes / 1048576)} MiB`;
-      } else if (message === 'interrupted') {
-        code = 'script_timeout';
-        text = `the script ran longer than its ${this.limits.deadlineMs} ms deadline and was stopped`;
-      } else if (message === 'stack overflow') {
-        code = 'script_stack';
-        text = 'the script overflowed its stack (too deep recursion)';
-      } else {
-        const where = typeof e === 'object' && e ? this.#position(e.stack) : undefined;
-        text = `${name}: ${message}${where ? ` (line ${where.line}, column ${where.column})` : ''}`;
-      }
-      outcome = { ok: false, error: { code, message: text }, logs: cap.logs, commands: cap.commands, alarms: cap.alarms, micros: 0 };
       // A runtime that hit a limit may hold garbage or half-built state: start from a clean one.
-      if (code !== 'script_error') this.#rebuild();
+      if (outcome.error!.code !== 'script_error') this.#rebuild();
     } else {
       const result = this.#fromHandle(r.value);
       r.value.dispose();
       outcome = { ok: true, result, logs: cap.logs, commands: cap.commands, alarms: cap.alarms, micros: 0 };
     }
     outcome.micros = Math.round((performance.now() - t0) * 1000);
-    this.#microsSinceCheck += outcome.micros;
-    // Checked after every deadline's worth of run time: a script can only keep what it allocated in
-    // that time past a check (~2% overhead for a 5 µs rule: one 0.4 ms walk per 4,000 runs).
-    if (++this.#runsSinceCheck >= CHECK_EVERY || this.#microsSinceCheck > this.limits.deadlineMs * 1000 || heapBytes(this.#module) > heapBefore) this.#checkGrowth();
+    if (this.#timedRuns < LEARN_RUNS) this.#timedRuns++;
+    this.#meanMicros += (outcome.micros - this.#meanMicros) / this.#timedRuns;
+    this.#ranFor(1, outcome.micros, heapBefore);
     return outcome;
   }
 
+  /** What a thrown value makes of a run (the caller rebuilds the runtime after a limit hit). */
+  #classify(error: QuickJSHandle): RunOutcome {
+    const cap = this.#capture;
+    const e = this.#vm.dump(error) as { name?: string; message?: string; stack?: string } | string;
+    const name = typeof e === 'object' && e ? (e.name ?? 'Error') : 'Error';
+    const message = typeof e === 'object' && e ? (e.message ?? JSON.stringify(e)) : String(e);
+    let code: ScriptErrorCode = 'script_error';
+    let text: string;
+    if (message === 'out of memory' || (message === 'interrupted' && this.#heapHit)) {
+      code = 'script_memory';
+      text = `the script exceeded its memory limit of ${Math.round(this.limits.memoryBytes / 1048576)} MiB`;
+    } else if (message === 'interrupted') {
+      code = 'script_timeout';
+      text = `the script ran longer than its ${this.limits.deadlineMs} ms deadline and was stopped`;
+    } else if (message === 'stack overflow') {
+      code = 'script_stack';
+      text = 'the script overflowed its stack (too deep recursion)';
+    } else {
+      const where = typeof e === 'object' && e ? this.#position(e.stack) : undefined;
+      text = `${name}: ${message}${where ? ` (line ${where.line}, column ${where.column})` : ''}`;
+    }
+    return { ok: false, error: { code, message: text }, logs: cap.logs, commands: cap.commands, alarms: cap.alarms, micros: 0 };
+  }
+
+  /** Checked after every deadline's worth of run time: a script can only keep what it allocated in that time past a check (~2% overhead for a 5 µs rule: one 0.4 ms walk per 4,000 runs). */
+  #ranFor(runs: number, micros: number, heapBefore: number): void {
+    this.#runsSinceCheck += runs;
+    this.#microsSinceCheck += micros;
+    if (this.#runsSinceCheck >= CHECK_EVERY || this.#microsSinceCheck > this.limits.deadlineMs * 1000 || heapBytes(this.#module) > heapBefore) this.#checkGrowth();
+  }
+
+  /**
+   * How many messages may run as one batch (0: none): the script names no side-effect global, its
+   * runs were timed, and that many of its mean run fit well within one run's deadline (a batch runs under it).
+   */
+  batchSize(): number {
+    if (this.#singleOnly || this.#timedRuns < LEARN_RUNS) return 0;
+    return Math.floor((this.limits.deadlineMs * 1000 * BATCH_SHARE) / Math.max(this.#meanMicros, 1));
+  }
+
+  /**
+   * Runs the script on the messages of `json` (a JSON array of `count` messages, none nested deeper
+   * than a single run's conversion keeps) in one call into QuickJS: the same outcomes as `run` on
+   * each in turn, each run's micros the batch's mean. Answers the outcomes of a prefix: all of them,
+   * up to a run that hit a limit (the runtime is rebuilt), or none when the batch was interrupted (its
+   * deadline is one run's), met a side-effect global or failed outside the script: the runtime is
+   * rebuilt and the caller runs those messages again one at a time, as the runs of a replaced worker
+   * are (docs/scripts.md).
+   */
+  runMany(json: string, count: number): RunOutcome[] {
+    if (this.#disposed) throw new Error('script was disposed');
+    const vm = this.#vm;
+    const cap = this.#capture;
+    cap.logs = cap.commands = cap.alarms = null;
+    const heapBefore = heapBytes(this.#module);
+    const t0 = performance.now();
+    const text = vm.newString(json);
+    const keep = vm.newObject();
+    this.#deadline = t0 + this.limits.deadlineMs;
+    this.#heapCeiling = heapBefore + this.limits.memoryBytes;
+    this.#heapHit = false;
+    this.#batch.running = true;
+    this.#batch.sideEffect = false;
+    const r = vm.callFunction(this.#driver, vm.undefined, text, keep);
+    this.#batch.running = false;
+    this.#deadline = Infinity;
+    this.#heapCeiling = Infinity;
+    text.dispose();
+    let answer: ReturnType<typeof driverAnswer>;
+    if (r.error) r.error.dispose();
+    else {
+      if (!this.#batch.sideEffect) answer = driverAnswer(vm.getString(r.value), count);
+      r.value.dispose();
+    }
+    if (!answer) {
+      keep.dispose();
+      if (this.#batch.sideEffect) this.#singleOnly = true;
+      // timed one by one again before the next batch
+      this.#timedRuns = 0;
+      this.batchFallbacks++;
+      this.#rebuild();
+      return [];
+    }
+    const { results, special, ran } = answer;
+    const micros = Math.round(((performance.now() - t0) * 1000) / ran);
+    const out: RunOutcome[] = new Array(ran);
+    for (let i = 0; i < ran; i++) out[i] = { ok: true, result: results[i], logs: null, commands: null, alarms: null, micros };
+    let limitHit = false;
+    for (const k of special) {
+      const i = k < 0 ? -1 - k : k;
+      const h = vm.getProp(keep, i);
+      if (k < 0) {
+        const o = this.#classify(h);
+        o.micros = micros;
+        limitHit ||= o.error!.code !== 'script_error';
+        out[i] = o;
+      } else out[i] = { ok: true, result: this.#fromHandle(h) ?? null, logs: null, commands: null, alarms: null, micros };
+      h.dispose();
+    }
+    keep.dispose();
+    this.batches++;
+    this.#meanMicros += (micros - this.#meanMicros) / LEARN_RUNS;
+    if (limitHit) this.#rebuild();
+    else this.#ranFor(ran, micros * ran, heapBefore);
+    return out;
+  }
   /**
    * QuickJS's limit undercounts many small allocations (environment notes), so state a script
    * keeps in globals can grow past it: rebuild once it uses half the cap. Checked after a run that
@@ -325,6 +412,7 @@ export class CompiledScript {
     try {
       for (const h of this.#keys.values()) h.dispose();
       this.#keys.clear();
+      this.#driver?.dispose();
       this.#fn?.dispose();
       this.#vm?.dispose();
       this.#rt?.dispose();

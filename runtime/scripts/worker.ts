@@ -48,36 +48,90 @@ function failed(code: string, message: string): RunOutcome {
   return { ok: false, error: { code: code as never, message }, logs: null, commands: null, alarms: null, micros: 0 };
 }
 
+/** Runs of one script in a batch below this many go one by one (a batch's fixed cost is a JSON text and a call). */
+const BATCH_MIN = 4;
+/** Brackets deep a batch's JSON text may be: its array, a message and what a single run's conversion keeps (sandbox.ts MAX_DEPTH). */
+const BATCH_MAX_NESTING = 32;
+
+/** Whether `text` (JSON) nests objects and arrays at most `max` deep: a scan, no parse. */
+function nestedWithin(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++;
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 || c === 91) {
+      if (++depth > max) return false;
+    } else if (c === 125 || c === 93) depth--;
+  }
+  return true;
+}
+
+function outcomeOf(entry: Loaded, o: RunOutcome): unknown {
+  if (o.ok) {
+    entry.hits = 0;
+    return o.logs || o.commands || o.alarms ? o : [o.micros, o.result === undefined ? null : o.result];
+  }
+  entry.hits = LIMIT_CODES.has(o.error!.code) ? entry.hits + 1 : 0;
+  return o;
+}
+
 /**
  * Answers one JSON array: `[bid, heapGrowth, o0, o1, …]`, where a run that completed without logs,
- * commands or alarms is `[micros, result]` and any other is the RunOutcome object.
+ * commands or alarms is `[micros, result]` and any other is the RunOutcome object. A script with
+ * at least BATCH_MIN runs in the batch runs them in one call into QuickJS when they fit its
+ * deadline (sandbox.ts `runMany`); scripts are independent, so each runs its messages in order.
  */
-function batch(bid: number, keys: string[], msgs: ScriptMessage[], runs: Uint32Array): void {
+function batch(bid: number, keys: string[], text: string, runs: Uint32Array): void {
+  let parsed: ScriptMessage[] | undefined;
+  const msgs = () => (parsed ??= JSON.parse(text) as ScriptMessage[]);
   const n = runs.length >> 1;
-  const out: unknown[] = [bid, 0];
+  const out: unknown[] = new Array(n + 2);
+  out[0] = bid;
   state[2] = bid;
-  for (let i = 0; i < n; i++) {
-    const msg = msgs[runs[2 * i]!]!;
-    const entry = scripts.get(keys[runs[2 * i + 1]!]!);
-    if (!entry?.script) {
-      out.push(failed('script_syntax', entry?.error ?? 'the script is not loaded'));
-      continue;
+  // the runs of each script, in order
+  const byKey: number[][] = keys.map(() => []);
+  for (let i = 0; i < n; i++) byKey[runs[2 * i + 1]!]!.push(i);
+  for (let k = 0; k < keys.length; k++) {
+    const idx = byKey[k]!;
+    const entry = scripts.get(keys[k]!);
+    let next = 0;
+    const size = entry?.script && entry.hits === 0 && idx.length >= BATCH_MIN ? entry.script.batchSize() : 0;
+    // in chunks that fit the script's deadline; the rest one by one from where a chunk stopped short
+    while (size >= BATCH_MIN && next < idx.length && idx.length - next >= BATCH_MIN) {
+      const chunk = next === 0 && idx.length <= size ? idx : idx.slice(next, next + size);
+      // every message of the batch, in order: the text as it came, unparsed
+      const whole = chunk.length === n && chunk.every((i, j) => runs[2 * i] === j);
+      const json = whole ? text : JSON.stringify(chunk.map((i) => msgs()[runs[2 * i]!]));
+      if (!nestedWithin(json, BATCH_MAX_NESTING)) break;
+      state[3] = chunk[0]!;
+      state[0]!++;
+      state[1] = 1;
+      const os = entry!.script!.runMany(json, chunk.length);
+      state[1] = 0;
+      for (let j = 0; j < os.length; j++) out[chunk[j]! + 2] = outcomeOf(entry!, os[j]!);
+      next += os.length;
+      if (os.length < chunk.length) break;
     }
-    if (entry.hits >= quarantineAfter) {
-      out.push(failed('script_quarantined', `skipped: the script hit its limits ${entry.hits} times in a row`));
-      continue;
-    }
-    state[3] = i;
-    state[0]!++;
-    state[1] = 1;
-    const o = entry.script.run(msg);
-    state[1] = 0;
-    if (o.ok) {
-      entry.hits = 0;
-      out.push(o.logs || o.commands || o.alarms ? o : [o.micros, o.result === undefined ? null : o.result]);
-    } else {
-      entry.hits = LIMIT_CODES.has(o.error!.code) ? entry.hits + 1 : 0;
-      out.push(o);
+    for (let j = next; j < idx.length; j++) {
+      const i = idx[j]!;
+      if (!entry?.script) {
+        out[i + 2] = failed('script_syntax', entry?.error ?? 'the script is not loaded');
+        continue;
+      }
+      if (entry.hits >= quarantineAfter) {
+        out[i + 2] = failed('script_quarantined', `skipped: the script hit its limits ${entry.hits} times in a row`);
+        continue;
+      }
+      state[3] = i;
+      state[0]!++;
+      state[1] = 1;
+      const o = entry.script.run(msgs()[runs[2 * i]!]!);
+      state[1] = 0;
+      out[i + 2] = outcomeOf(entry, o);
     }
   }
   out[1] = memory.buffer.byteLength - baseHeap;
@@ -96,7 +150,7 @@ parentPort!.on('message', (m: ToWorker) => {
       break;
     }
     case 'batch':
-      batch(m.bid, m.keys, JSON.parse(m.msgs) as ScriptMessage[], new Uint32Array(m.runs));
+      batch(m.bid, m.keys, m.msgs, new Uint32Array(m.runs));
       break;
   }
 });
