@@ -1,15 +1,13 @@
 /**
  * The globals a rule script gets besides JavaScript's standard library: the side-effect functions,
- * whose calls the host captures for the run that made them, and `env`, deep-frozen.
+ * whose calls the host captures for the run that made them (`captureOf` answers that run's lists,
+ * also inside a batch of runs), and `env`, deep-frozen.
  */
 import type { QuickJSContext, QuickJSHandle } from 'quickjs-emscripten';
 import { ALARM_LEVELS, type AlarmLevel, type AlarmRequest, type CommandRequest, type LogEntry } from './contract.ts';
 
 const MAX_ENTRIES = 100;
 const MAX_LOG_CHARS = 2000;
-
-/** A script that names one of these runs one message at a time: what they capture belongs to one run. */
-export const SIDE_EFFECT_GLOBALS = /\b(print|log_info|log_warn|send_command|raise_alarm)\b/;
 
 /** What the side-effect functions captured during one run (null: nothing, no allocation). */
 export interface Capture {
@@ -18,13 +16,7 @@ export interface Capture {
   alarms: AlarmRequest[] | null;
 }
 
-/** Whether a batch is running; a side-effect function called during one sets `sideEffect` and throws. */
-export interface BatchState {
-  running: boolean;
-  sideEffect: boolean;
-}
-
-export function defineGlobals(vm: QuickJSContext, cap: Capture, env: Record<string, unknown>, batch: BatchState): void {
+export function defineGlobals(vm: QuickJSContext, captureOf: () => Capture, env: Record<string, unknown>): void {
   const text = (h: QuickJSHandle): string => {
     const t = vm.typeof(h);
     if (t === 'string') return vm.getString(h);
@@ -32,6 +24,7 @@ export function defineGlobals(vm: QuickJSContext, cap: Capture, env: Record<stri
     return typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
   };
   const logger = (level: LogEntry['level']) => (...args: QuickJSHandle[]) => {
+    const cap = captureOf();
     const list = (cap.logs ??= []);
     if (list.length >= MAX_ENTRIES) return;
     let message = args.map(text).join(' ');
@@ -47,6 +40,7 @@ export function defineGlobals(vm: QuickJSContext, cap: Capture, env: Record<stri
       if (!command || vm.typeof(command) !== 'string') throw new TypeError('send_command(device_id, command, params): command must be a string');
       const p = params && vm.typeof(params) !== 'undefined' ? vm.dump(params) : {};
       if (p === null || typeof p !== 'object' || Array.isArray(p)) throw new TypeError('send_command(device_id, command, params): params must be an object');
+      const cap = captureOf();
       const list = (cap.commands ??= []);
       if (list.length >= MAX_ENTRIES) throw new RangeError(`send_command: more than ${MAX_ENTRIES} commands in one run`);
       list.push({ device_id: vm.getString(device), command: vm.getString(command), params: p as Record<string, unknown> });
@@ -54,20 +48,14 @@ export function defineGlobals(vm: QuickJSContext, cap: Capture, env: Record<stri
     raise_alarm: (level, message) => {
       const l = level && vm.typeof(level) === 'string' ? vm.getString(level) : '';
       if (!(ALARM_LEVELS as readonly string[]).includes(l)) throw new TypeError(`raise_alarm(level, message): level must be one of ${ALARM_LEVELS.join(', ')}`);
+      const cap = captureOf();
       const list = (cap.alarms ??= []);
       if (list.length >= MAX_ENTRIES) throw new RangeError(`raise_alarm: more than ${MAX_ENTRIES} alarms in one run`);
       list.push({ level: l as AlarmLevel, message: message ? text(message).slice(0, 1000) : '' });
     },
   };
   for (const [name, fn] of Object.entries(fns)) {
-    const h = vm.newFunction(name, (...args: QuickJSHandle[]) => {
-      // Captures belong to one run: met during a batch, the batch is run again one at a time.
-      if (batch.running) {
-        batch.sideEffect = true;
-        throw new Error('side effect during a batch');
-      }
-      return fn(...args);
-    });
+    const h = vm.newFunction(name, fn);
     vm.setProp(vm.global, name, h);
     h.dispose();
   }

@@ -99,7 +99,8 @@ export class ScriptPool {
       slots: () => [...this.#slots, ...this.#retiring],
       busy: (slot) => slot.inflight.size > 0,
       limitMs: () => this.#opts.hardLimitMs,
-      expired: (slot, bid, index, limit) => this.#replace(slot, `a run passed the ${limit} ms hard limit`, slot.inflight.get(bid)?.[index]),
+      // index -1: a batch run in one call (worker.ts), no single run to blame
+      expired: (slot, bid, index, limit) => this.#replace(slot, `a run passed the ${limit} ms hard limit`, index >= 0 ? slot.inflight.get(bid)?.[index] : undefined),
     });
   }
 

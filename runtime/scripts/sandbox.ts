@@ -2,7 +2,8 @@
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime, QuickJSWASMModule } from 'quickjs-emscripten';
 import { translateScript, lineColumn, offsetOf, TranslateError, type Translation } from './translate.ts';
 import { ScriptSyntaxError, type RunOutcome, type ScriptErrorCode, type ScriptLimits, type ScriptMessage } from './contract.ts';
-import { defineGlobals, SIDE_EFFECT_GLOBALS, type BatchState, type Capture } from './globals.ts';
+import { defineGlobals, type Capture } from './globals.ts';
+import { BATCH_SHARE, DRIVER, driverAnswer, LEARN_RUNS, MAX_BATCH_INDEX, NOTHING_CAPTURED } from './batch.ts';
 
 const MAX_DEPTH = 32;
 const FILE = 'rule.js';
@@ -13,46 +14,6 @@ const SUFFIX = '\n})';
 const CHECK_EVERY = 8192;
 /** Property names kept as runtime strings per script (message keys repeat: device_id, values, temperature…). */
 const MAX_KEY_HANDLES = 512;
-/** Runs timed one by one before a script may run batches (what a run costs decides whether a batch fits). */
-const LEARN_RUNS = 64;
-/** A batch is run only when its expected time is at most this share of one run's deadline. */
-const BATCH_SHARE = 0.25;
-/**
- * The batch driver, evaluated once per runtime before any user code runs (so the builtins it holds
- * are the real ones, whatever a script later does to the globals): runs the user's function over the
- * messages of one JSON text in one call into the Wasm module. Primitive results are answered in the
- * JSON; an object, a bigint or a thrown value stays in `keep` for the host to read exactly as a single
- * run's answer is read. An InternalError (out of memory, stack overflow) ends the batch at that run.
- */
-const DRIVER = `(function (fn) { const parse = JSON.parse, stringify = JSON.stringify, Internal = InternalError; return function (text, keep) {
-  const ms = parse(text); const n = ms.length; const out = []; const special = []; let stop = -1;
-  for (let i = 0; i < n; i++) {
-    let r;
-    try { r = fn(ms[i]); } catch (e) { keep[i] = e; out[i] = null; special[special.length] = -1 - i; if (e instanceof Internal) { stop = i; break; } continue; }
-    const t = typeof r;
-    if (t === 'object' && r !== null || t === 'bigint') { keep[i] = r; special[special.length] = i; out[i] = null; }
-    else out[i] = t === 'function' || t === 'symbol' || r === undefined ? null : r;
-  }
-  return stringify([out, special, stop]);
-}; })`;
-
-/** The driver's answer, checked: a script can reach the objects it is made of, so nothing in it is trusted. */
-function driverAnswer(text: string, count: number): { results: unknown[]; special: number[]; ran: number } | undefined {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (!Array.isArray(v) || v.length !== 3) return undefined;
-  const [results, special, stop] = v as [unknown, unknown, unknown];
-  if (!Array.isArray(results) || !Array.isArray(special) || !Number.isInteger(stop)) return undefined;
-  const ran = (stop as number) < 0 ? count : (stop as number) + 1;
-  if (ran > count || results.length !== ran) return undefined;
-  for (const k of special) if (!Number.isInteger(k) || (k as number) >= ran || -1 - (k as number) >= ran) return undefined;
-  return { results, special: special as number[], ran };
-}
-
 /**
  * Bytes of the QuickJS module's Wasm heap (shared by every runtime; it never shrinks). Read through
  * the emscripten module, which quickjs-emscripten keeps in a non-public field: 11 ns a read, so a
@@ -85,13 +46,13 @@ export class CompiledScript {
   #microsSinceCheck = 0;
   #disposed = false;
   #driver!: QuickJSHandle;
+  /** `{ i }`: the run of a batch in progress, set by the driver (-1 outside batches) */
+  #at!: QuickJSHandle;
+  /** what each run of the batch in progress captured, by its index (null outside batches) */
+  #batchCaptures: (Capture | undefined)[] | null = null;
   /** runs timed one by one so far, and a moving mean of what a run takes (µs): decide whether a batch fits */
   #timedRuns = 0;
   #meanMicros = 0;
-  /** the script names a side-effect global, or a batch met one: it runs one message at a time */
-  #singleOnly: boolean;
-  /** a side-effect global called during a batch sets `sideEffect`: that batch is run again one message at a time */
-  #batch: BatchState = { running: false, sideEffect: false };
   /** times the runtime was thrown away and rebuilt (after a limit hit or growth) */
   rebuilds = 0;
   /** batches run in one call, and batches run again one message at a time */
@@ -103,7 +64,6 @@ export class CompiledScript {
     this.env = env;
     this.limits = limits;
     this.#module = module;
-    this.#singleOnly = SIDE_EFFECT_GLOBALS.test(source);
     try {
       this.#translation = translateScript(source);
     } catch (err) {
@@ -133,7 +93,7 @@ export class CompiledScript {
       // Only bounded work runs here (the env freeze, defining the function): the deadline is for a
       // machine so loaded that the first call into the Wasm module is slow, not for user code.
       this.#deadline = performance.now() + Math.max(2000, this.limits.deadlineMs * 50);
-      defineGlobals(vm, this.#capture, this.env, this.#batch);
+      defineGlobals(vm, this.#captureOf, this.env);
       const ev = vm.evalCode(PREFIX + this.#translation.code + SUFFIX, FILE);
       if (ev.error) {
         const e = vm.dump(ev.error) as { name?: string; message?: string; stack?: string };
@@ -148,7 +108,8 @@ export class CompiledScript {
         driver.error.dispose();
         throw new Error(`cannot define the batch driver: ${JSON.stringify(e)}`);
       }
-      const made = vm.callFunction(driver.value, vm.undefined, this.#fn);
+      this.#at = vm.unwrapResult(vm.evalCode('({ i: -1 })', 'at.js'));
+      const made = vm.callFunction(driver.value, vm.undefined, this.#fn, this.#at);
       driver.value.dispose();
       this.#driver = vm.unwrapResult(made);
     } catch (err) {
@@ -237,6 +198,18 @@ export class CompiledScript {
     }
   }
 
+  /** The lists a side-effect global called now files under: the single run's, or those of the batch's run in progress. */
+  readonly #captureOf = (): Capture => {
+    const batch = this.#batchCaptures;
+    if (batch === null) return this.#capture;
+    const h = this.#vm.getProp(this.#at, 'i');
+    const i = this.#vm.getNumber(h);
+    h.dispose();
+    // `at` is the driver's own object; a run index outside the batch would be a bug, filed nowhere
+    if (!Number.isInteger(i) || i < 0 || i > MAX_BATCH_INDEX) return { logs: null, commands: null, alarms: null };
+    return (batch[i] ??= { logs: null, commands: null, alarms: null });
+  };
+
   /** Runs the script on `msg`. Never throws for what the script does; a limit hit rebuilds the runtime. */
   run(msg: ScriptMessage): RunOutcome {
     if (this.#disposed) throw new Error('script was disposed');
@@ -255,7 +228,7 @@ export class CompiledScript {
     this.#heapCeiling = Infinity;
     arg.dispose();
     if (r.error) {
-      outcome = this.#classify(r.error);
+      outcome = this.#classify(r.error, cap);
       r.error.dispose();
       // A runtime that hit a limit may hold garbage or half-built state: start from a clean one.
       if (outcome.error!.code !== 'script_error') this.#rebuild();
@@ -271,9 +244,8 @@ export class CompiledScript {
     return outcome;
   }
 
-  /** What a thrown value makes of a run (the caller rebuilds the runtime after a limit hit). */
-  #classify(error: QuickJSHandle): RunOutcome {
-    const cap = this.#capture;
+  /** What a thrown value makes of a run that captured `cap` (the caller rebuilds the runtime after a limit hit). */
+  #classify(error: QuickJSHandle, cap: Capture): RunOutcome {
     const e = this.#vm.dump(error) as { name?: string; message?: string; stack?: string } | string;
     const name = typeof e === 'object' && e ? (e.name ?? 'Error') : 'Error';
     const message = typeof e === 'object' && e ? (e.message ?? JSON.stringify(e)) : String(e);
@@ -303,11 +275,11 @@ export class CompiledScript {
   }
 
   /**
-   * How many messages may run as one batch (0: none): the script names no side-effect global, its
-   * runs were timed, and that many of its mean run fit well within one run's deadline (a batch runs under it).
+   * How many messages may run as one batch (0: none): its runs were timed, and that many of its mean
+   * run fit well within one run's deadline (a batch runs under it).
    */
   batchSize(): number {
-    if (this.#singleOnly || this.#timedRuns < LEARN_RUNS) return 0;
+    if (this.#timedRuns < LEARN_RUNS) return 0;
     return Math.floor((this.limits.deadlineMs * 1000 * BATCH_SHARE) / Math.max(this.#meanMicros, 1));
   }
 
@@ -316,15 +288,13 @@ export class CompiledScript {
    * than a single run's conversion keeps) in one call into QuickJS: the same outcomes as `run` on
    * each in turn, each run's micros the batch's mean. Answers the outcomes of a prefix: all of them,
    * up to a run that hit a limit (the runtime is rebuilt), or none when the batch was interrupted (its
-   * deadline is one run's), met a side-effect global or failed outside the script: the runtime is
-   * rebuilt and the caller runs those messages again one at a time, as the runs of a replaced worker
-   * are (docs/scripts.md).
+   * deadline is one run's) or failed outside the script: the runtime is rebuilt and the caller runs
+   * those messages again one at a time, as the runs of a replaced worker are (docs/scripts.md).
+   * What side-effect globals capture is filed under the run that called them.
    */
   runMany(json: string, count: number): RunOutcome[] {
     if (this.#disposed) throw new Error('script was disposed');
     const vm = this.#vm;
-    const cap = this.#capture;
-    cap.logs = cap.commands = cap.alarms = null;
     const heapBefore = heapBytes(this.#module);
     const t0 = performance.now();
     const text = vm.newString(json);
@@ -332,22 +302,21 @@ export class CompiledScript {
     this.#deadline = t0 + this.limits.deadlineMs;
     this.#heapCeiling = heapBefore + this.limits.memoryBytes;
     this.#heapHit = false;
-    this.#batch.running = true;
-    this.#batch.sideEffect = false;
+    const captures: (Capture | undefined)[] = [];
+    this.#batchCaptures = captures;
     const r = vm.callFunction(this.#driver, vm.undefined, text, keep);
-    this.#batch.running = false;
+    this.#batchCaptures = null;
     this.#deadline = Infinity;
     this.#heapCeiling = Infinity;
     text.dispose();
     let answer: ReturnType<typeof driverAnswer>;
     if (r.error) r.error.dispose();
     else {
-      if (!this.#batch.sideEffect) answer = driverAnswer(vm.getString(r.value), count);
+      answer = driverAnswer(vm.getString(r.value), count);
       r.value.dispose();
     }
     if (!answer) {
       keep.dispose();
-      if (this.#batch.sideEffect) this.#singleOnly = true;
       // timed one by one again before the next batch
       this.#timedRuns = 0;
       this.batchFallbacks++;
@@ -357,17 +326,20 @@ export class CompiledScript {
     const { results, special, ran } = answer;
     const micros = Math.round(((performance.now() - t0) * 1000) / ran);
     const out: RunOutcome[] = new Array(ran);
-    for (let i = 0; i < ran; i++) out[i] = { ok: true, result: results[i], logs: null, commands: null, alarms: null, micros };
+    for (let i = 0; i < ran; i++) {
+      const c = captures[i];
+      out[i] = c ? { ok: true, result: results[i], logs: c.logs, commands: c.commands, alarms: c.alarms, micros } : { ok: true, result: results[i], logs: null, commands: null, alarms: null, micros };
+    }
     let limitHit = false;
     for (const k of special) {
       const i = k < 0 ? -1 - k : k;
       const h = vm.getProp(keep, i);
       if (k < 0) {
-        const o = this.#classify(h);
+        const o = this.#classify(h, captures[i] ?? NOTHING_CAPTURED);
         o.micros = micros;
         limitHit ||= o.error!.code !== 'script_error';
         out[i] = o;
-      } else out[i] = { ok: true, result: this.#fromHandle(h) ?? null, logs: null, commands: null, alarms: null, micros };
+      } else out[i].result = this.#fromHandle(h) ?? null;
       h.dispose();
     }
     keep.dispose();
@@ -413,6 +385,7 @@ export class CompiledScript {
       for (const h of this.#keys.values()) h.dispose();
       this.#keys.clear();
       this.#driver?.dispose();
+      this.#at?.dispose();
       this.#fn?.dispose();
       this.#vm?.dispose();
       this.#rt?.dispose();

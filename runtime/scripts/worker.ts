@@ -107,7 +107,10 @@ function batch(bid: number, keys: string[], text: string, runs: Uint32Array): vo
       const whole = chunk.length === n && chunk.every((i, j) => runs[2 * i] === j);
       const json = whole ? text : JSON.stringify(chunk.map((i) => msgs()[runs[2 * i]!]));
       if (!nestedWithin(json, BATCH_MAX_NESTING)) break;
-      state[3] = chunk[0]!;
+      // no run of a batch is named to the watchdog: stopped past the hard limit, every run of it
+      // goes again to the replacement, which times the script one run at a time first, so the one
+      // that hangs there is the one that fails (pool.ts #replace)
+      state[3] = -1;
       state[0]!++;
       state[1] = 1;
       const os = entry!.script!.runMany(json, chunk.length);

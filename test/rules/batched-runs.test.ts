@@ -1,10 +1,12 @@
 /**
  * A script run over many messages in one call into QuickJS (runtime/scripts/sandbox.ts `runMany`,
  * used by the script worker for the runs of one script in a batch) answers what running each
- * message alone answers, and falls back to runs one by one where a batch cannot keep that promise.
+ * message alone answers (what side-effect globals capture included), and falls back to runs one by
+ * one where a batch cannot keep that promise.
  */
 import assert from 'node:assert/strict';
 import { createScriptHost, type CompiledScript, type RunOutcome, type ScriptHost, type ScriptMessage } from '../../runtime/scripts/index.ts';
+import { SEED_RULE_3_1 } from './seed-scripts.ts';
 
 /** A message nested deeper than a run's conversion keeps (32 levels): the deep part arrives as null. */
 function deep(levels: number): unknown {
@@ -96,21 +98,41 @@ describe('scripts run over a batch of messages in one call', function () {
     s.dispose();
   });
 
-  it('answers nothing for a batch in which the script reaches a side-effect global by another name, and never batches it again', function () {
-    // the name is built at run time, so the source check cannot see it
-    const s = host.compile("const say = globalThis['pr' + 'int']; if (msg.values.x === 2) say('two'); return msg.values.x;");
-    warm(s);
-    assert.ok(s.batchSize() > 0);
-    assert.deepEqual(s.runMany(JSON.stringify(messages([1, 2, 3])), 3), []);
-    assert.equal(s.batchSize(), 0);
-    assert.deepEqual(s.run(messages([2])[0]!).logs, [{ level: 'print', message: 'two' }]);
-    s.dispose();
+  it('files what print, send_command and raise_alarm capture under the run that called them, as single runs do', function () {
+    const source = `if (msg.values.x % 3 === 0) { print('three', msg.values.x); send_command('lamp', 'On', { level: msg.values.x }); }
+      if (msg.values.x === 4) { raise_alarm('warning', 'four'); log_warn('about to fail'); throw new Error('after a log'); }
+      if (msg.values.x === 5) { for (let i = 0; i < 150; i++) print(i); }
+      return msg.values.x > 2;`;
+    const one = host.compile(source);
+    const many = host.compile(source);
+    warm(one);
+    warm(many);
+    const msgs = messages([1, 2, 3, 4, 5, 6, 7]);
+    const singles = msgs.map((m) => json(one.run(m)));
+    assert.deepEqual(many.runMany(JSON.stringify(msgs), msgs.length).map(json), singles);
+    assert.equal(many.batches, 1);
+    const [, , three, four, five] = singles as { logs: unknown[] | null; commands: unknown; alarms: unknown }[];
+    assert.deepEqual(three!.commands, [{ device_id: 'lamp', command: 'On', params: { level: 3 } }]);
+    assert.deepEqual(four!.alarms, [{ level: 'warning', message: 'four' }], 'a failed run keeps what it captured before the throw');
+    assert.equal(five!.logs!.length, 100, 'at most 100 entries per run');
+    one.dispose();
+    many.dispose();
   });
 
-  it('never batches a script that names a side-effect global', function () {
-    const s = host.compile("if (msg.values.x > 100) { raise_alarm('critical', 'hot'); } return true;");
+  it('batches the seed rule that prints when it triggers, with each run\'s print on its own outcome', function () {
+    const s = host.compile(SEED_RULE_3_1);
     warm(s);
-    assert.equal(s.batchSize(), 0);
+    const msgs = [44, 46, 45, 47.5].map((t) => ({ device_id: 'sensor_01', values: { temperature: t } }));
+    const out = s.runMany(JSON.stringify(msgs), 4);
+    assert.deepEqual(
+      out.map((o) => [o.result, o.logs]),
+      [
+        [false, null],
+        [true, [{ level: 'print', message: 'Warning: High temperature detected!' }]],
+        [false, null],
+        [true, [{ level: 'print', message: 'Warning: High temperature detected!' }]],
+      ],
+    );
     s.dispose();
   });
 
@@ -176,6 +198,23 @@ describe('scripts run over a batch of messages in one call', function () {
       warm(s);
       assert.deepEqual(out.map(json), msgs.map((m) => json(s.run(m))));
       s.dispose();
+    });
+
+    it('fails only the run that hangs past the hard limit inside a batch, not the batch\'s first one', async function () {
+      // a deadline far above the hard limit, so the watchdog, not QuickJS, stops the run
+      const h = await createScriptHost({ deadlineMs: 2000 }, { hardLimitMs: 150 });
+      try {
+        const p = h.load('if (msg.values.x === 13) { while (true) {} } return msg.values.x * 2;');
+        for (let i = 0; i < 64; i++) await p.run(messages([1])[0]!);
+        const out = await Promise.all(messages([1, 2, 13, 4]).map((m) => p.run(m)));
+        assert.deepEqual(
+          out.map((o) => (o.ok ? o.result : o.error?.code)),
+          [2, 4, 'script_timeout', 8],
+        );
+        assert.ok(h.pool.restarts >= 2, `restarts: ${h.pool.restarts}`);
+      } finally {
+        await h.stop();
+      }
     });
 
     it('fails only the run that spins, with the deadline\'s error, when a batch is interrupted', async function () {
