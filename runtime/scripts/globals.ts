@@ -1,10 +1,11 @@
 /**
  * The globals a rule script gets besides JavaScript's standard library: the side-effect functions,
  * whose calls the host captures for the run that made them (`captureOf` answers that run's lists,
- * also inside a batch of runs), and `env`, deep-frozen.
+ * also inside a batch of runs), and `env`, deep-frozen; and what a run that threw answers, with
+ * what it captured before.
  */
 import type { QuickJSContext, QuickJSHandle } from 'quickjs-emscripten';
-import { ALARM_LEVELS, type AlarmLevel, type AlarmRequest, type CommandRequest, type LogEntry } from './contract.ts';
+import { ALARM_LEVELS, type AlarmLevel, type AlarmRequest, type CommandRequest, type LogEntry, type RunOutcome, type ScriptErrorCode, type ScriptLimits } from './contract.ts';
 
 const MAX_ENTRIES = 100;
 const MAX_LOG_CHARS = 2000;
@@ -71,4 +72,32 @@ export function defineGlobals(vm: QuickJSContext, captureOf: () => Capture, env:
     throw new Error(`cannot define env: ${JSON.stringify(e)}`);
   }
   r.value.dispose();
+}
+
+/** A thrown value as QuickJS dumps it: an error's name, message and stack, or the value itself. */
+export type ThrownValue = { name?: string; message?: string; stack?: string } | string;
+
+/**
+ * The outcome of a run that threw `e`: a limit's code and text (QuickJS's own messages for them), or
+ * the script's error with its line and column (`where`); what the run captured before it threw stays.
+ */
+export function failedRun(e: ThrownValue, limits: ScriptLimits, heapHit: boolean, cap: Capture, where: () => { line: number; column: number } | undefined): RunOutcome {
+  const name = typeof e === 'object' && e ? (e.name ?? 'Error') : 'Error';
+  const message = typeof e === 'object' && e ? (e.message ?? JSON.stringify(e)) : String(e);
+  let code: ScriptErrorCode = 'script_error';
+  let text: string;
+  if (message === 'out of memory' || (message === 'interrupted' && heapHit)) {
+    code = 'script_memory';
+    text = `the script exceeded its memory limit of ${Math.round(limits.memoryBytes / 1048576)} MiB`;
+  } else if (message === 'interrupted') {
+    code = 'script_timeout';
+    text = `the script ran longer than its ${limits.deadlineMs} ms deadline and was stopped`;
+  } else if (message === 'stack overflow') {
+    code = 'script_stack';
+    text = 'the script overflowed its stack (too deep recursion)';
+  } else {
+    const at = where();
+    text = `${name}: ${message}${at ? ` (line ${at.line}, column ${at.column})` : ''}`;
+  }
+  return { ok: false, error: { code, message: text }, logs: cap.logs, commands: cap.commands, alarms: cap.alarms, micros: 0 };
 }

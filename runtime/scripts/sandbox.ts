@@ -1,8 +1,8 @@
 /** One compiled script in its own QuickJS runtime: compiled once per version, re-run with callFunction under a deadline and a memory cap. */
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime, QuickJSWASMModule } from 'quickjs-emscripten';
 import { translateScript, lineColumn, offsetOf, TranslateError, type Translation } from './translate.ts';
-import { ScriptSyntaxError, type RunOutcome, type ScriptErrorCode, type ScriptLimits, type ScriptMessage } from './contract.ts';
-import { defineGlobals, type Capture } from './globals.ts';
+import { ScriptSyntaxError, type RunOutcome, type ScriptLimits, type ScriptMessage } from './contract.ts';
+import { defineGlobals, failedRun, type Capture, type ThrownValue } from './globals.ts';
 import { BATCH_SHARE, DRIVER, driverAnswer, LEARN_RUNS, MAX_BATCH_INDEX, NOTHING_CAPTURED } from './batch.ts';
 
 const MAX_DEPTH = 32;
@@ -14,6 +14,12 @@ const SUFFIX = '\n})';
 const CHECK_EVERY = 8192;
 /** Property names kept as runtime strings per script (message keys repeat: device_id, values, temperature…). */
 const MAX_KEY_HANDLES = 512;
+/** CPU time this thread has used, µs. */
+function threadMicros(): number {
+  const u = process.threadCpuUsage();
+  return u.user + u.system;
+}
+
 /**
  * Bytes of the QuickJS module's Wasm heap (shared by every runtime; it never shrinks). Read through
  * the emscripten module, which quickjs-emscripten keeps in a non-public field: 11 ns a read, so a
@@ -38,6 +44,8 @@ export class CompiledScript {
    */
   #keys = new Map<string, QuickJSHandle>();
   #deadline = Infinity;
+  /** a batch's deadline in this thread's CPU time (µs; Infinity outside batches) */
+  #cpuDeadline = Infinity;
   /** Wasm heap size past which a run is interrupted as a memory hit (Infinity outside runs) */
   #heapCeiling = Infinity;
   #heapHit = false;
@@ -84,6 +92,7 @@ export class CompiledScript {
     // the shared Wasm heap grew by more than the script's limit during this run.
     rt.setInterruptHandler(() => {
       if (heapBytes(this.#module) > this.#heapCeiling) return (this.#heapHit = true);
+      if (this.#cpuDeadline !== Infinity && threadMicros() > this.#cpuDeadline) return true;
       return performance.now() > this.#deadline;
     });
     const vm = rt.newContext();
@@ -246,25 +255,8 @@ export class CompiledScript {
 
   /** What a thrown value makes of a run that captured `cap` (the caller rebuilds the runtime after a limit hit). */
   #classify(error: QuickJSHandle, cap: Capture): RunOutcome {
-    const e = this.#vm.dump(error) as { name?: string; message?: string; stack?: string } | string;
-    const name = typeof e === 'object' && e ? (e.name ?? 'Error') : 'Error';
-    const message = typeof e === 'object' && e ? (e.message ?? JSON.stringify(e)) : String(e);
-    let code: ScriptErrorCode = 'script_error';
-    let text: string;
-    if (message === 'out of memory' || (message === 'interrupted' && this.#heapHit)) {
-      code = 'script_memory';
-      text = `the script exceeded its memory limit of ${Math.round(this.limits.memoryBytes / 1048576)} MiB`;
-    } else if (message === 'interrupted') {
-      code = 'script_timeout';
-      text = `the script ran longer than its ${this.limits.deadlineMs} ms deadline and was stopped`;
-    } else if (message === 'stack overflow') {
-      code = 'script_stack';
-      text = 'the script overflowed its stack (too deep recursion)';
-    } else {
-      const where = typeof e === 'object' && e ? this.#position(e.stack) : undefined;
-      text = `${name}: ${message}${where ? ` (line ${where.line}, column ${where.column})` : ''}`;
-    }
-    return { ok: false, error: { code, message: text }, logs: cap.logs, commands: cap.commands, alarms: cap.alarms, micros: 0 };
+    const e = this.#vm.dump(error) as ThrownValue;
+    return failedRun(e, this.limits, this.#heapHit, cap, () => (typeof e === 'object' && e ? this.#position(e.stack) : undefined));
   }
 
   /** Checked after every deadline's worth of run time: a script can only keep what it allocated in that time past a check (~2% overhead for a 5 µs rule: one 0.4 ms walk per 4,000 runs). */
@@ -299,7 +291,11 @@ export class CompiledScript {
     const t0 = performance.now();
     const text = vm.newString(json);
     const keep = vm.newObject();
-    this.#deadline = t0 + this.limits.deadlineMs;
+    // One run's deadline for the whole batch, in this thread's CPU time: a batch is thousands of
+    // times longer than a run, so on a busy machine it is far likelier to be preempted midway, and
+    // wall-clock time would cut it short for waiting. Ten deadlines of wall-clock time stay a backstop.
+    this.#cpuDeadline = threadMicros() + this.limits.deadlineMs * 1000;
+    this.#deadline = t0 + this.limits.deadlineMs * 10;
     this.#heapCeiling = heapBefore + this.limits.memoryBytes;
     this.#heapHit = false;
     const captures: (Capture | undefined)[] = [];
@@ -307,6 +303,7 @@ export class CompiledScript {
     const r = vm.callFunction(this.#driver, vm.undefined, text, keep);
     this.#batchCaptures = null;
     this.#deadline = Infinity;
+    this.#cpuDeadline = Infinity;
     this.#heapCeiling = Infinity;
     text.dispose();
     let answer: ReturnType<typeof driverAnswer>;

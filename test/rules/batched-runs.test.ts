@@ -98,6 +98,26 @@ describe('scripts run over a batch of messages in one call', function () {
     s.dispose();
   });
 
+  it('counts a batch\'s deadline in the thread\'s CPU time: time spent waiting for a core does not cut it short', function () {
+    const s = host.compile('let x = 0; for (let i = 0; i < 20000; i++) x += i; return msg.values.x;', {}, { deadlineMs: 20 });
+    warm(s);
+    const now = performance.now;
+    let calls = 0;
+    // every clock reading after the batch's start is 100 ms later: the thread waited that long for a
+    // core (a busy machine), while the batch itself runs a few ms of CPU
+    performance.now = () => now.call(performance) + (++calls > 1 ? 100 : 0);
+    let out: RunOutcome[];
+    try {
+      out = s.runMany(JSON.stringify(messages([1, 2, 3, 4])), 4);
+    } finally {
+      performance.now = now;
+    }
+    assert.ok(calls > 2, `the clock was read ${calls} times: the interrupt handler ran`);
+    assert.deepEqual(out.map((o) => o.result), [1, 2, 3, 4]);
+    assert.equal(s.batchFallbacks, 0);
+    s.dispose();
+  });
+
   it('files what print, send_command and raise_alarm capture under the run that called them, as single runs do', function () {
     const source = `if (msg.values.x % 3 === 0) { print('three', msg.values.x); send_command('lamp', 'On', { level: msg.values.x }); }
       if (msg.values.x === 4) { raise_alarm('warning', 'four'); log_warn('about to fail'); throw new Error('after a log'); }
