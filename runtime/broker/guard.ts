@@ -9,7 +9,7 @@
  *    socket's buffer (`unshift`) for its next read.
  *
  * Why (3): aedes reads everything buffered on a socket and publishes all of it at once; with many
- * fast publishers mqemitter's queue collapses (environment notes: 11.9k msg/s, p99 16 s). aedes reads
+ * fast publishers mqemitter's queue collapses (docs/broker.md "Backpressure and the fan-in collapse"). aedes reads
  * again only when the packets it has are handled, so a small batch bounds what one connection has in
  * flight. While a socket stays unread its buffer fills to the high-water mark, Node stops reading
  * it and TCP pushes back on the device. The broker holds a publish's completion while the device bus

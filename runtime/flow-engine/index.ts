@@ -44,7 +44,7 @@ export { FLOW_PATH_RESERVED, endpointsOf, refusals, type FlowEndpoint, type Endp
 export interface FlowEngine extends FluxModule {
   /** Mounts the editor; call before the server listens. */
   mountEditor(app: express.Express): void;
-  /** Mounts flows' `http in` endpoints; only possible after start() (express 5, see environment notes). */
+  /** Mounts flows' `http in` endpoints; only after start(): mounted earlier, Node-RED's `http in` node fails to load under express 5. */
   mountHttpNodes(app: express.Express): void;
   /** Resolves when the flows first run (Node-RED's `flows:started`), however long that takes. */
   running(): Promise<void>;

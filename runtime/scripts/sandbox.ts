@@ -88,7 +88,7 @@ export class CompiledScript {
     const rt = this.#module.newRuntime();
     rt.setMemoryLimit(this.limits.memoryBytes);
     rt.setMaxStackSize(this.limits.stackBytes);
-    // The heap check catches allocations QuickJS's malloc limit does not count (environment notes):
+    // The heap check catches allocations QuickJS's malloc limit does not count (docs/scripts.md "Limits"):
     // the shared Wasm heap grew by more than the script's limit during this run.
     rt.setInterruptHandler(() => {
       if (heapBytes(this.#module) > this.#heapCeiling) return (this.#heapHit = true);
@@ -347,7 +347,7 @@ export class CompiledScript {
     return out;
   }
   /**
-   * QuickJS's limit undercounts many small allocations (environment notes), so state a script
+   * QuickJS's limit undercounts many small allocations (docs/scripts.md "Limits"), so state a script
    * keeps in globals can grow past it: rebuild once it uses half the cap. Checked after a run that
    * grew the Wasm heap, after each deadline's worth of run time, and every CHECK_EVERY runs.
    */
