@@ -10,7 +10,18 @@
  * that forgets `done`) is released by a deadline, so nothing waits forever.
  */
 import type { Histogram, Counter } from 'prom-client';
+import { messageSeq } from '../bus/index.ts';
 import { BATCH_NODE_TYPES, batchItems } from './batch.ts';
+
+/**
+ * Messages tracked by their sequence number in a ring (this process's uplink ids, runtime/bus
+ * `messageSeq`), each found with one array read: a Map keyed by the id strings cost a hash-table walk
+ * and a string compare per lookup, six lookups per uplink, mostly cache misses in a busy process
+ * (docs/benchmarks.md "Session 10"). Other ids, and one whose slot is still held, go to a Map.
+ * The ring (256 KB) is made on the first tracked message, so an idle FLUX does not hold it.
+ */
+const RING_SIZE = 1 << 15;
+const RING_MASK = RING_SIZE - 1;
 
 /**
  * What `track` answers: a thenable settled when the message has left the flows. One small object per
@@ -22,6 +33,9 @@ export interface Finished {
 
 /** One tracked message; also the thenable handed to the bus. */
 class Tracked implements Finished {
+  readonly id: string;
+  /** its sequence number, or -1 (then it is in the Map) */
+  seq = -1;
   outstanding = 0;
   failed = false;
   readonly receivedAt: number;
@@ -29,7 +43,8 @@ class Tracked implements Finished {
   readonly at: number;
   settled = false;
   cbs: (() => void)[] | (() => void) | undefined = undefined;
-  constructor(receivedAt: number, at: number) {
+  constructor(id: string, receivedAt: number, at: number) {
+    this.id = id;
     this.receivedAt = receivedAt;
     this.at = at;
   }
@@ -89,22 +104,51 @@ export interface PipelineTrackerOptions {
 
 export function createPipelineTracker(hooks: HookApi, opts: PipelineTrackerOptions): PipelineTracker & { close(): void } {
   const deadlineMs = opts.deadlineMs ?? 10_000;
-  // Insertion order is tracking order: the deadline sweep stops at the first message still in time.
-  const tracked = new Map<string, Tracked>();
+  let ring: (Tracked | undefined)[] | undefined;
+  const others = new Map<string, Tracked>();
+  // Tracking order, for the deadline sweep: finished entries leave from the front as they finish
+  // (mostly in order), so it holds what is in flight, not what finished.
+  let order: (Tracked | undefined)[] = [];
+  let head = 0;
+  let inFlight = 0;
   const done = opts.finished.labels({ outcome: 'done' });
   const failed = opts.finished.labels({ outcome: 'failed' });
   const expired = opts.finished.labels({ outcome: 'expired' });
   // One sweep timer instead of a timer per message (a Timeout and its list entry for every uplink).
   let sweeper: NodeJS.Timeout | undefined;
 
-  const finish = (id: string, t: Tracked, outcome: 'done' | 'failed' | 'expired') => {
-    tracked.delete(id);
+  const lookup = (id: string): Tracked | undefined => {
+    const seq = messageSeq(id);
+    if (seq >= 0 && ring !== undefined) {
+      const t = ring[seq & RING_MASK];
+      if (t !== undefined && t.seq === seq) return t;
+    }
+    return others.size === 0 ? undefined : others.get(id);
+  };
+
+  const dropFinishedFront = () => {
+    while (head < order.length && order[head]!.settled) order[head++] = undefined;
+    if (head === order.length) {
+      order = [];
+      head = 0;
+    } else if (head > 4096 && head * 2 > order.length) {
+      order = order.slice(head);
+      head = 0;
+    }
+  };
+
+  const finish = (t: Tracked, outcome: 'done' | 'failed' | 'expired') => {
+    if (t.seq >= 0) {
+      if (ring !== undefined) ring[t.seq & RING_MASK] = undefined;
+    } else others.delete(t.id);
+    inFlight--;
     if (outcome === 'done') {
       opts.latency.observe((Date.now() - t.receivedAt) / 1000);
       done.inc();
     } else (outcome === 'failed' ? failed : expired).inc();
     t.settle();
-    if (tracked.size === 0 && sweeper) {
+    if (order[head] === t) dropFinishedFront();
+    if (inFlight === 0 && sweeper) {
       clearInterval(sweeper);
       sweeper = undefined;
     }
@@ -112,23 +156,33 @@ export function createPipelineTracker(hooks: HookApi, opts: PipelineTrackerOptio
 
   const sweep = () => {
     const limit = Date.now() - deadlineMs;
-    for (const [id, t] of tracked) {
-      if (t.at > limit) break;
-      finish(id, t, 'expired');
+    dropFinishedFront();
+    // one message held long (a user's delay node) keeps the finished ones behind it: drop them here
+    if (order.length - head > 2 * inFlight + 1024) {
+      order = order.slice(head).filter((t) => t !== undefined && !t.settled);
+      head = 0;
+    }
+    while (head < order.length) {
+      const t = order[head]!;
+      if (!t.settled) {
+        if (t.at > limit) break;
+        finish(t, 'expired');
+      }
+      dropFinishedFront();
     }
   };
 
   const delivered = (id: string | undefined) => {
     if (id === undefined) return;
-    const t = tracked.get(id);
+    const t = lookup(id);
     if (t) t.outstanding++;
   };
   const completed = (id: string | undefined, error: unknown) => {
     if (id === undefined) return;
-    const t = tracked.get(id);
+    const t = lookup(id);
     if (!t) return;
     if (error) t.failed = true;
-    if (--t.outstanding <= 0) finish(id, t, t.failed ? 'failed' : 'done');
+    if (--t.outstanding <= 0) finish(t, t.failed ? 'failed' : 'done');
   };
   hooks.add('preDeliver.flux-pipeline', (ev: DeliverEvent) => {
     const items = batchItems(ev.msg);
@@ -153,10 +207,17 @@ export function createPipelineTracker(hooks: HookApi, opts: PipelineTrackerOptio
   return {
     track(msgId, receivedAt) {
       // Several `flux device in` nodes may take the same uplink: they share one entry.
-      const existing = tracked.get(msgId);
+      const existing = lookup(msgId);
       if (existing) return existing;
-      const t = new Tracked(receivedAt, Date.now());
-      tracked.set(msgId, t);
+      const t = new Tracked(msgId, receivedAt, Date.now());
+      const seq = messageSeq(msgId);
+      ring ??= new Array<Tracked | undefined>(RING_SIZE);
+      if (seq >= 0 && ring[seq & RING_MASK] === undefined) {
+        t.seq = seq;
+        ring[seq & RING_MASK] = t;
+      } else others.set(msgId, t);
+      order.push(t);
+      inFlight++;
       // a deadline is checked within deadlineMs / 4 of passing
       if (!sweeper) {
         sweeper = setInterval(sweep, Math.max(1, Math.min(1000, deadlineMs / 4)));
@@ -165,21 +226,25 @@ export function createPipelineTracker(hooks: HookApi, opts: PipelineTrackerOptio
       return t;
     },
     sent(msgId) {
-      const t = tracked.get(msgId);
-      if (t && t.outstanding <= 0) finish(msgId, t, 'done');
+      const t = lookup(msgId);
+      if (t && t.outstanding <= 0) finish(t, 'done');
     },
     fail(msgId) {
-      const t = tracked.get(msgId);
+      const t = lookup(msgId);
       if (t) t.failed = true;
     },
-    inFlight: () => tracked.size,
+    inFlight: () => inFlight,
     close() {
       hooks.remove('preDeliver.flux-pipeline');
       hooks.remove('onReceive.flux-pipeline');
       hooks.remove('onComplete.flux-pipeline');
       // Messages still in the flows when they stop are not finished: they stay unsettled, so the
       // uplink log does not count them as handled and processes them again on the next start.
-      tracked.clear();
+      ring = undefined;
+      others.clear();
+      order = [];
+      head = 0;
+      inFlight = 0;
       clearInterval(sweeper);
       sweeper = undefined;
     },
