@@ -8,6 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { newQuickJSWASMModule, newVariant, RELEASE_SYNC, type QuickJSWASMModule } from 'quickjs-emscripten';
 import { CompiledScript } from './sandbox.ts';
+import { jsonDepth } from '../input-limits/index.ts';
 import type { RunOutcome, ScriptLimits, ScriptMessage } from './contract.ts';
 import type { ToWorker } from './pool.ts';
 
@@ -53,23 +54,6 @@ const BATCH_MIN = 4;
 /** Brackets deep a batch's JSON text may be: its array, a message and what a single run's conversion keeps (sandbox.ts MAX_DEPTH). */
 const BATCH_MAX_NESTING = 32;
 
-/** Whether `text` (JSON) nests objects and arrays at most `max` deep: a scan, no parse. */
-function nestedWithin(text: string, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 92) i++;
-      else if (c === 34) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 123 || c === 91) {
-      if (++depth > max) return false;
-    } else if (c === 125 || c === 93) depth--;
-  }
-  return true;
-}
-
 function outcomeOf(entry: Loaded, o: RunOutcome): unknown {
   if (o.ok) {
     entry.hits = 0;
@@ -106,7 +90,7 @@ function batch(bid: number, keys: string[], text: string, runs: Uint32Array): vo
       // every message of the batch, in order: the text as it came, unparsed
       const whole = chunk.length === n && chunk.every((i, j) => runs[2 * i] === j);
       const json = whole ? text : JSON.stringify(chunk.map((i) => msgs()[runs[2 * i]!]));
-      if (!nestedWithin(json, BATCH_MAX_NESTING)) break;
+      if (jsonDepth(json, BATCH_MAX_NESTING) > BATCH_MAX_NESTING) break;
       // no run of a batch is named to the watchdog: stopped past the hard limit, every run of it
       // goes again to the replacement, which times the script one run at a time first, so the one
       // that hangs there is the one that fails (pool.ts #replace)
