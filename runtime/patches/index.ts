@@ -2,7 +2,8 @@
  * @module patches — every change FLUX makes to the internals of a dependency, and every module-loader
  * hook, one file each: aedes and mqtt-packet (the broker's memory, PUBACK path and idle loggers, sessions taken
  * over by another node of a cluster), Node-RED (the message path and the editor's comms), Node's
- * module loader (deferred libraries) and V8 (a borrowed gc). Each file says why the patch exists and what it saves, and exports a shape check of what it
+ * module loader (deferred libraries; FLUX's type-stripped sources, ts-strip-cache.js, the one file in
+ * JavaScript) and V8 (a borrowed gc). Each file says why the patch exists and what it saves, and exports a shape check of what it
  * relies on upstream. test/patches/upstream-shape.test.ts runs every check in `PATCH_SHAPES` against
  * the installed packages, so an upgrade that changes one fails there, loudly, by name. At run time a
  * patch whose upstream no longer matches is skipped (its apply function answers false) and the
@@ -16,6 +17,7 @@ import { moduleDeferralShape } from './module-deferral.ts';
 import { v8GcShape } from './v8-gc.ts';
 import { aedesClusterTakeoverShape } from './aedes-cluster-takeover.ts';
 import { mqttPacketDebugShape } from './mqtt-packet-debug.ts';
+import { tsStripCacheShape } from './ts-strip-cache.js';
 
 export { patchAedesConnection, trimAfterConnect, brokerAssignedClientId, type AedesClientInternals } from './aedes-client.ts';
 export { patchMqttPacketWrites } from './mqtt-packet-writes.ts';
@@ -36,4 +38,5 @@ export const PATCH_SHAPES: Record<string, () => string[] | Promise<string[]>> = 
   'v8-gc.ts': v8GcShape,
   'aedes-cluster-takeover.ts': aedesClusterTakeoverShape,
   'mqtt-packet-debug.ts': mqttPacketDebugShape,
+  'ts-strip-cache.js': tsStripCacheShape,
 };

@@ -14,7 +14,7 @@ describe('fenced patches: the upstream shapes they rely on', function () {
   this.timeout(30_000);
 
   it('lists a shape check for every patch file', () => {
-    const files = fs.readdirSync(path.join(ROOT, 'runtime', 'patches')).filter((f) => f.endsWith('.ts') && f !== 'index.ts');
+    const files = fs.readdirSync(path.join(ROOT, 'runtime', 'patches')).filter((f) => (f.endsWith('.ts') || f.endsWith('.js')) && f !== 'index.ts');
     assert.deepEqual(Object.keys(PATCH_SHAPES).sort(), files.sort());
   });
 
