@@ -10,13 +10,15 @@ import { type RouteTable } from './routes.ts';
 import { pluginId } from './schemas.ts';
 
 const idOnly = z.object({ id: pluginId });
+// 100000 -> '100,000' without Intl: formatting a number with Intl pages in ~4.7 MB of ICU data (docs/operations.md "Memory")
+const thousands = (n: number) => String(n).replace(/\B(?=(\d{3})+$)/g, ',');
 
 export function pluginCompareRoutes(routes: RouteTable, compare: PluginCompare): void {
   const { replays, shadows } = compare;
   routes
     .add({
       method: 'post', path: '/plugins/:id/replay', tag: 'plugins', role: 'operator',
-      summary: `Replay recorded uplinks (the uplink log) received between \`from\` and \`to\` through stored version \`version\` (active or not) and compare each output with the active version's, re-decoded beside it; nothing is stored, no rule runs. \`limit\` frames (default 10,000, at most ${REPLAY_LIMIT_MAX}), the first 100 diffs (counts exact). Waits for the result, or with \`wait: false\` answers 202 at once (follow it with GET). 409 \`replay_running\`/\`no_active_version\`, 429 \`too_many_replays\`, 400 \`bad_range\`/\`unknown_product\``,
+      summary: `Replay recorded uplinks (the uplink log) received between \`from\` and \`to\` through stored version \`version\` (active or not) and compare each output with the active version's, re-decoded beside it; nothing is stored, no rule runs. \`limit\` frames (default 10,000, at most ${thousands(REPLAY_LIMIT_MAX)}), the first 100 diffs (counts exact). Waits for the result, or with \`wait: false\` answers 202 at once (follow it with GET). 409 \`replay_running\`/\`no_active_version\`, 429 \`too_many_replays\`, 400 \`bad_range\`/\`unknown_product\``,
       params: idOnly, errors: [404, 409, 429],
       body: replayBody,
       returns: '`{ job, plugin, version, active_version, state: running|done|cancelled|failed, total, same, different, failed, truncated, diffs: [{ msgId, deviceId, ts, before, after }], started_at, took_ms }`; before/after are `{ output }`, `{ output_preview, bytes }` (over 8 KiB) or `{ error: { cause, message } }`',
