@@ -7,9 +7,9 @@
  * Memory (docs/operations.md "Memory"): the process re-executes itself once, in place (same pid,
  * `process.execve`), when it was started without FLUX's runtime settings: a 32 MiB V8 semi-space
  * (a smaller one saved idle RSS only before the GC after start; under load it tripled the time in
- * scavenges and the pipeline's p99, docs/operations.md "Memory"), glibc
- * limited to 2 malloc arenas with a fixed mmap threshold, FLUX's sources type-stripped once and kept in FLUX_TS_CACHE (the
- * TypeScript stripper is then never loaded; runtime/patches/ts-strip-cache.js), and
+ * scavenges and the pipeline's p99, docs/operations.md "Memory"), glibc limited to 2 malloc
+ * arenas with a fixed mmap threshold, FLUX's sources type-stripped once and kept in FLUX_TS_CACHE
+ * (the TypeScript stripper is then never loaded; runtime/patches/ts-strip-cache.js), and
  * NODE_ENV=production unless NODE_ENV is set. Only `node:` modules are imported before that point.
  * `FLUX_REEXEC=0` turns it off. While the app's modules are imported, libraries they require but do
  * not use are deferred until first use (runtime/app/startup-deferrals.ts).
