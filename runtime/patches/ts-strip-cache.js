@@ -130,8 +130,34 @@ export function tsStripCacheShape() {
   return missing;
 }
 
+/**
+ * Strips every .ts file of FLUX (settings.ts, runtime/, nodes/) into `dir` ahead of the first start:
+ * the Docker image does this at build time (docker/Dockerfile). Answers how many entries it wrote.
+ * @param {string} dir
+ * @param {string} [root]
+ * @returns {number}
+ */
+export function warmTsStripCache(dir, root = ROOT_URL) {
+  const { dir: usable, reason } = privateCacheDir(dir);
+  if (usable === null) throw new Error(`${dir} cannot hold the cache: ${reason}`);
+  const rootDir = fileURLToPath(root);
+  const files = ['settings.ts', ...['runtime', 'nodes'].flatMap((d) => fs.readdirSync(path.join(rootDir, d), { recursive: true }).map((f) => path.join(d, String(f))))];
+  let written = 0;
+  for (const file of files.filter((f) => f.endsWith('.ts'))) {
+    const source = fs.readFileSync(path.join(rootDir, file), 'utf8');
+    if (fs.existsSync(path.join(usable, entryName(source)))) continue;
+    strippedSource(source, usable);
+    written++;
+  }
+  return written;
+}
+
 const folder = process.env.FLUX_TS_CACHE;
-if (folder) {
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  // `FLUX_TS_CACHE=<dir> node runtime/patches/ts-strip-cache.js`: fill the folder now
+  if (!folder) throw new Error('set FLUX_TS_CACHE to the folder to fill');
+  process.stdout.write(`ts-strip-cache: ${warmTsStripCache(folder)} entries written to ${folder}\n`);
+} else if (folder) {
   const { dir, reason } = privateCacheDir(folder);
   if (dir === null) process.emitWarning(`FLUX_TS_CACHE ${folder} is not used (${reason}): TypeScript is stripped at every start`);
   registerTsStripCache(dir);

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { entryName, privateCacheDir, strippedSource } from '../../runtime/patches/ts-strip-cache.js';
+import { entryName, privateCacheDir, strippedSource, warmTsStripCache } from '../../runtime/patches/ts-strip-cache.js';
+import { execFileSync } from 'node:child_process';
 import { ROOT, startFlux, tempDir } from '../helpers/flux-process.ts';
 import { echo } from '../plugins/fixtures.ts';
 
@@ -62,6 +63,20 @@ describe('ts-strip-cache: type-stripped sources kept on disk', function () {
     const others = folder();
     fs.chownSync(others, 12345, 12345);
     assert.deepEqual(privateCacheDir(others), { dir: null, reason: 'owned by another user' });
+  });
+
+  it('fills a folder ahead of the first start (the build step of the Docker image), every .ts of FLUX once', () => {
+    const dir = path.join(folder(), 'warm');
+    const out = execFileSync(process.execPath, [path.join(ROOT, 'runtime', 'patches', 'ts-strip-cache.js')], { env: { ...process.env, FLUX_TS_CACHE: dir }, encoding: 'utf8' });
+    const sources = ['settings.ts', ...['runtime', 'nodes'].flatMap((d) => fs.readdirSync(path.join(ROOT, d), { recursive: true }).map((f) => path.join(d, String(f))))].filter((f) => f.endsWith('.ts'));
+    const distinct = new Set(sources.map((f) => entryName(fs.readFileSync(path.join(ROOT, f), 'utf8'))));
+    assert.match(out, new RegExp(`^ts-strip-cache: ${distinct.size} entries written`));
+    assert.deepEqual(new Set(fs.readdirSync(dir)), distinct);
+    const settings = fs.readFileSync(path.join(ROOT, 'settings.ts'), 'utf8');
+    assert.equal(fs.readFileSync(path.join(dir, entryName(settings)), 'utf8'), stripTypeScriptTypes(settings, { mode: 'strip' }));
+    assert.equal(warmTsStripCache(dir), 0, 'a second run finds everything there');
+    fs.chmodSync(dir, 0o777);
+    assert.throws(() => warmTsStripCache(dir), /writable by other users/);
   });
 
   it('a started FLUX fills the folder from its main thread and its worker threads, and starts again from it', async () => {
