@@ -23,6 +23,7 @@ import fs from 'node:fs';
 import { registerHooks, stripTypeScriptTypes } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
 
 /** The checkout's root: only .ts files under it, outside node_modules, are FLUX's. */
 const ROOT_URL = new URL('../../', import.meta.url).href;
@@ -43,8 +44,11 @@ export function privateCacheDir(dir) {
     if (!st.isDirectory()) return { dir: null, reason: 'not a directory' };
     if (typeof process.getuid === 'function' && st.uid !== process.getuid()) return { dir: null, reason: 'owned by another user' };
     if ((st.mode & 0o022) !== 0) return { dir: null, reason: 'writable by other users' };
-    const entries = fs.readdirSync(dir);
-    if (entries.length > MAX_ENTRIES) for (const e of entries) fs.rmSync(path.join(dir, e), { force: true });
+    // pruned by the process's start, not again by each worker thread that preloads the hook
+    if (isMainThread) {
+      const entries = fs.readdirSync(dir);
+      if (entries.length > MAX_ENTRIES) for (const e of entries) fs.rmSync(path.join(dir, e), { force: true });
+    }
     return { dir };
   } catch (err) {
     return { dir: null, reason: /** @type {Error} */ (err).message };
@@ -159,6 +163,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   process.stdout.write(`ts-strip-cache: ${warmTsStripCache(folder)} entries written to ${folder}\n`);
 } else if (folder) {
   const { dir, reason } = privateCacheDir(folder);
-  if (dir === null) process.emitWarning(`FLUX_TS_CACHE ${folder} is not used (${reason}): TypeScript is stripped at every start`);
+  if (dir === null && isMainThread) process.emitWarning(`FLUX_TS_CACHE ${folder} is not used (${reason}): TypeScript is stripped at every start`);
   registerTsStripCache(dir);
 }

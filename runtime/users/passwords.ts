@@ -17,10 +17,14 @@ function scrypt(password: string, salt: Buffer, opts: ScryptOptions): Promise<Bu
   return new Promise((resolve, reject) => scryptCb(password, salt, KEY_LENGTH, { ...opts, maxmem: 64 * 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key))));
 }
 
+/** How a hash is stored: `scrypt$N$r$p$salt$key`. */
+function stored(salt: Buffer, key: Buffer): string {
+  return `scrypt$${N}$${R}$${P}$${salt.toString('base64url')}$${key.toString('base64url')}`;
+}
+
 export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(16);
-  const key = await scrypt(password, salt, { N, r: R, p: P });
-  return `scrypt$${N}$${R}$${P}$${salt.toString('base64url')}$${key.toString('base64url')}`;
+  return stored(salt, await scrypt(password, salt, { N, r: R, p: P }));
 }
 
 /**
@@ -28,7 +32,7 @@ export async function hashPassword(password: string): Promise<string> {
  * password hashes to its random key, and it takes no hashing to make: a hash computed at start left
  * its 16 MiB working buffer in a malloc arena of an idle process (docs/operations.md "Memory").
  */
-export const DUMMY_HASH = `scrypt$${N}$${R}$${P}$${randomBytes(16).toString('base64url')}$${randomBytes(KEY_LENGTH).toString('base64url')}`;
+export const DUMMY_HASH = stored(randomBytes(16), randomBytes(KEY_LENGTH));
 
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const [scheme, n, r, p, salt, key] = stored.split('$');
