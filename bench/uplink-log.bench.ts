@@ -88,7 +88,8 @@ async function fillLog(dataDir: string, devices: string[], count: number): Promi
 function storedRows(dataDir: string): number {
   try {
     const db = new DatabaseSync(path.join(dataDir, 'telemetry.db'), { readOnly: true });
-    const n = (db.prepare('SELECT COUNT(*) AS n FROM ts_points').get() as { n: number }).n;
+    // stored: folded into ts_points or still waiting in ts_points_recent (runtime/storage/sqlite-recent.ts)
+    const n = (db.prepare('SELECT COUNT(*) AS n FROM (SELECT series_id, ts FROM ts_points UNION SELECT series_id, ts FROM ts_points_recent)').get() as { n: number }).n;
     db.close();
     return n;
   } catch {

@@ -9,12 +9,26 @@ import { once } from 'node:events';
 import { parentPort, Worker, workerData } from 'node:worker_threads';
 import { sqliteConnection, type WriteCall, type WriteReply } from './sqlite.ts';
 import type { CheckpointerOptions } from './sqlite-checkpointer.ts';
+import type { FoldOptions } from './sqlite-recent.ts';
 import { DataError } from './types.ts';
 
 const port = parentPort!;
-const options = workerData as { file: string; checkpoints: Omit<CheckpointerOptions, 'file'> };
-const db = sqliteConnection(options.file);
+const options = workerData as { file: string; checkpoints: Omit<CheckpointerOptions, 'file'>; fold: FoldOptions; waiting: SharedArrayBuffer };
+const waiting = new Int32Array(options.waiting);
+const db = sqliteConnection(options.file, { fold: options.fold, published: (rows) => Atomics.store(waiting, 0, rows) });
 db.open();
+
+// Folding the recent points into ts_points (runtime/storage/sqlite-recent.ts): one unit of work per
+// turn of this thread's event loop, so the calls that arrive meanwhile run in between.
+let folding: NodeJS.Immediate | undefined;
+const fold = () => {
+  folding = undefined;
+  if (db.foldStep(Date.now())) folding = setImmediate(fold);
+};
+const foldIfDue = () => {
+  if (!folding && db.foldDue(Date.now())) folding = setImmediate(fold);
+};
+const foldTimer = setInterval(foldIfDue, Math.max(10, Math.floor(options.fold.everyMs / 4)));
 
 // Checkpoints in a thread of their own (runtime/storage/sqlite-checkpointer.ts). This connection
 // still checkpoints past twice the checkpointer's mark, when writes come too fast for it to rewind
@@ -32,6 +46,9 @@ checkpointer.on('error', fallBack);
 checkpointer.on('exit', fallBack);
 
 async function close(): Promise<number> {
+  clearInterval(foldTimer);
+  if (folding) clearImmediate(folding);
+  db.foldAll();
   if (checkpointing) {
     checkpointer.postMessage('close');
     await once(checkpointer, 'message');
@@ -51,4 +68,5 @@ port.on('message', async (call: WriteCall) => {
     reply = { id: call.id, ok: false, message: (err as Error).message, data: err instanceof DataError };
   }
   port.postMessage(reply);
+  if (call.op !== 'close') foldIfDue();
 });

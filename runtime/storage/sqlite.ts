@@ -4,6 +4,7 @@ import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { SqlStore, type EventRow, type PointRow, type Row, type SqlDriver } from './sql-store.ts';
+import { FOLD_DEFAULTS, RECENT_SCHEMA, RecentPoints, type FoldOptions } from './sqlite-recent.ts';
 import { DataError } from './types.ts';
 
 const SCHEMA = `
@@ -36,6 +37,7 @@ CREATE TABLE IF NOT EXISTS ts_events (
   PRIMARY KEY (device_id, ts, event_id, msg_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ts_events_product ON ts_events (product, ts);
+${RECENT_SCHEMA}
 `;
 
 function sqliteError(err: unknown): Error {
@@ -74,7 +76,7 @@ export function pointColumns(rows: PointRow[]): PointColumns {
 const orNull = (x: number): number | null => (Number.isNaN(x) ? null : x);
 
 /** The writes a connection runs (in the writer thread). */
-type WriteOp = 'insertSeries' | 'insertPoints' | 'deleteChunk' | 'insertEvents' | 'deleteEvents';
+type WriteOp = 'insertSeries' | 'insertPoints' | 'deleteChunk' | 'insertEvents' | 'deleteEvents' | 'foldSeries' | 'foldDevices' | 'foldAll';
 export interface WriteCall {
   id: number;
   op: WriteOp | 'close';
@@ -82,11 +84,16 @@ export interface WriteCall {
 }
 export type WriteReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; message: string; data: boolean };
 
-/** One synchronous node:sqlite connection to the time-series file (WAL, prepared statements, a transaction per call). */
-export function sqliteConnection(file: string) {
+/**
+ * One synchronous node:sqlite connection to the time-series file (WAL, prepared statements, a
+ * transaction per call). The writer's connection (`writes`) appends points to the recent-points
+ * table and folds them into `ts_points` (runtime/storage/sqlite-recent.ts); `published` learns how
+ * many wait.
+ */
+export function sqliteConnection(file: string, writes?: { fold: FoldOptions; published(rows: number): void }) {
   let db: DatabaseSync | undefined;
+  let recent: RecentPoints | undefined;
   const stmts = new Map<string, StatementSync>();
-  let insertPoint: StatementSync;
   let insertSeries: StatementSync;
   let deleteChunk: StatementSync;
   let insertEvent: StatementSync;
@@ -123,7 +130,6 @@ export function sqliteConnection(file: string) {
       db = new DatabaseSync(file);
       db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000; PRAGMA cache_size = -32000;');
       db.exec(SCHEMA);
-      insertPoint = db.prepare('INSERT OR REPLACE INTO ts_points (series_id, ts, k, num, str) VALUES (?, ?, ?, ?, ?)');
       insertSeries = db.prepare('INSERT OR IGNORE INTO ts_series (device_id, metric, product) VALUES (?, ?, ?)');
       insertEvent = db.prepare('INSERT OR REPLACE INTO ts_events (device_id, ts, event_id, msg_id, product, payload, flagged, problem) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
       deleteEvents = db.prepare('DELETE FROM ts_events WHERE product = ? AND ts < ?');
@@ -131,6 +137,17 @@ export function sqliteConnection(file: string) {
       deleteChunk = db.prepare(
         `DELETE FROM ts_points WHERE series_id = ?1 AND ts < MIN(?2, COALESCE((SELECT ts FROM ts_points WHERE series_id = ?1 AND ts < ?2 ORDER BY ts LIMIT 1 OFFSET ?3), ?2))`,
       );
+      if (writes) {
+        recent = new RecentPoints(db, writes.fold, writes.published);
+        recent.foldAll(); // what a crash left
+      }
+    },
+    /** Folding work of the recent-points table, one unit if due (the writer thread calls it between calls); answers whether more is due. */
+    foldStep(now: number): boolean {
+      return recent?.step(now) ?? false;
+    },
+    foldDue(now: number): boolean {
+      return recent?.due(now) ?? false;
     },
     /**
      * SQLite's checkpoint after a commit that leaves more than `pages` in the WAL (its default: 1,000),
@@ -140,6 +157,8 @@ export function sqliteConnection(file: string) {
       open().exec(`PRAGMA wal_autocheckpoint = ${Math.floor(pages)}; PRAGMA journal_size_limit = ${Math.floor(walLimitBytes)}`);
     },
     close(): void {
+      if (db?.isOpen) recent?.foldAll();
+      recent = undefined;
       stmts.clear();
       if (db?.isOpen) db.close();
       db = undefined;
@@ -155,13 +174,31 @@ export function sqliteConnection(file: string) {
     insertPoints(p: PointColumns): void {
       const f = p.numbers;
       const strings = p.strings;
+      const into = recent;
+      if (!into) throw new Error('points are written by the writer thread');
       transaction(() => {
-        for (let i = 0, j = 0; i < p.n; i++, j += 4) insertPoint.run(orNull(f[j]!), orNull(f[j + 1]!), orNull(f[j + 2]!), orNull(f[j + 3]!), strings ? strings[i]! : null);
+        for (let i = 0, j = 0; i < p.n; i++, j += 4) into.append(orNull(f[j]!), orNull(f[j + 1]!), orNull(f[j + 2]!), orNull(f[j + 3]!), strings ? strings[i]! : null);
       });
+      into.added(p.n);
     },
     deleteChunk(sid: number, before: number, chunk: number): number {
       open();
+      // its waiting points first, so they are counted with the rest and no round brings them back
+      recent?.foldSeries([sid]);
+      recent?.forget(sid, before);
       return Number(deleteChunk.run(sid, before, chunk).changes);
+    },
+    foldSeries(ids: number[]): void {
+      open();
+      recent?.foldSeries(ids);
+    },
+    foldDevices(devices: string[]): void {
+      open();
+      recent?.foldDevices(devices);
+    },
+    foldAll(): void {
+      open();
+      recent?.foldAll();
     },
     insertEvents(rows: EventRow[]): void {
       transaction(() => {
@@ -186,14 +223,23 @@ class WriterThread {
   readonly #file: string;
   readonly #onThread: ((worker: Worker) => void) | undefined;
   readonly #checkpoints: CheckpointOptions;
+  readonly #fold: FoldOptions;
+  /** the recent points waiting to be folded, as the writer thread last published it */
+  readonly #waiting = new Int32Array(new SharedArrayBuffer(4));
   #worker: Worker | undefined;
   #next = 1;
   readonly #pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
 
-  constructor(file: string, onThread: ((worker: Worker) => void) | undefined, checkpoints: CheckpointOptions) {
+  constructor(file: string, onThread: ((worker: Worker) => void) | undefined, checkpoints: CheckpointOptions, fold: FoldOptions) {
     this.#file = file;
     this.#onThread = onThread;
     this.#checkpoints = checkpoints;
+    this.#fold = fold;
+  }
+
+  /** Points were written that reads do not see until they are folded in (a thread not started yet: as the file was left). */
+  waiting(): boolean {
+    return Atomics.load(this.#waiting, 0) > 0;
   }
 
   call(op: WriteOp, args: unknown[], transfer: ArrayBuffer[] = []): Promise<unknown> {
@@ -217,7 +263,7 @@ class WriterThread {
   }
 
   #start(): Worker {
-    const worker = new Worker(WRITER_URL, { workerData: { file: this.#file, checkpoints: this.#checkpoints }, name: 'flux-sqlite-writer' });
+    const worker = new Worker(WRITER_URL, { workerData: { file: this.#file, checkpoints: this.#checkpoints, fold: this.#fold, waiting: this.#waiting.buffer }, name: 'flux-sqlite-writer' });
     this.#worker = worker;
     worker.on('message', (r: WriteReply) => {
       const p = this.#pending.get(r.id);
@@ -255,13 +301,21 @@ export interface CheckpointOptions {
  * checkpoints in a thread the writer thread starts. `onThread` sees each writer thread as it starts
  * (tests stop one to check what a crash does); `checkpoints` are for tests.
  */
-export function sqliteDriver(file: string, opts: { onThread?(worker: Worker): void; checkpoints?: Partial<CheckpointOptions> } = {}): SqlDriver {
+export function sqliteDriver(file: string, opts: { onThread?(worker: Worker): void; checkpoints?: Partial<CheckpointOptions>; fold?: Partial<FoldOptions> } = {}): SqlDriver {
   const reader = sqliteConnection(file);
-  const writer = new WriterThread(file, opts.onThread, { everyMs: 100, restartFrames: 8192, busyMs: 100, ...opts.checkpoints });
+  const writer = new WriterThread(file, opts.onThread, { everyMs: 100, restartFrames: 8192, busyMs: 100, ...opts.checkpoints }, { ...FOLD_DEFAULTS, ...opts.fold });
   return {
     info: { dialect: 'sqlite', layout: `WAL file ${file}` },
     async open() {
       reader.open();
+      // points a crash left unfolded: the writer thread folds them as it starts
+      const [left] = reader.all('SELECT EXISTS (SELECT 1 FROM ts_points_recent) AS n');
+      if (Number(left?.n)) await writer.call('foldAll', []);
+    },
+    async visible(of) {
+      if (!writer.waiting()) return;
+      // a writer thread that failed is restarted by its next write; the read meanwhile sees what is folded
+      await writer.call('series' in of ? 'foldSeries' : 'foldDevices', ['series' in of ? of.series : of.devices]).catch(() => undefined);
     },
     async close() {
       await writer.close();

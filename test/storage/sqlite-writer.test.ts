@@ -21,6 +21,7 @@ describe('SQLite writer thread', () => {
     const [{ id }] = (await db.all('SELECT id FROM ts_series WHERE device_id = ?', ['d1'])) as [{ id: number }];
     // many calls at once keep their order: the last write of a (series, ts) wins
     await Promise.all(Array.from({ length: 50 }, (_, i) => db.insertPoints([{ sid: id, ts: 1000, k: 0, num: i, str: null }])));
+    await db.visible!({ series: [id] });
     assert.deepEqual((await db.all('SELECT num FROM ts_points WHERE series_id = ?', [id])).map((r) => r.num), [49]);
     assert.equal(threads.length, 1);
     assert.notEqual(threads[0]!.threadId, 0);
@@ -46,6 +47,7 @@ describe('SQLite writer thread', () => {
     // the writer (runtime/storage/writer.ts) retries a failed batch: here, by hand
     await db.insertPoints(rows.slice(0, 10));
     assert.equal(threads.length, 2);
+    await db.visible!({ series: [1] });
     const [{ n }] = (await db.all('SELECT COUNT(*) AS n FROM ts_points WHERE ts < 10')) as [{ n: number }];
     assert.equal(n, 10);
     await db.close();
@@ -66,6 +68,7 @@ describe('SQLite writer thread', () => {
       walMax = Math.max(walMax, fs.statSync(`${file}-wal`).size);
       await next;
     }
+    await db.visible!({ series: Array.from({ length: 100 }, (_, i) => i + 1) });
     const [{ n }] = (await db.all('SELECT COUNT(*) AS n FROM ts_points')) as [{ n: number }];
     assert.equal(n, 300 * 100);
     const [{ wal_autocheckpoint: readerDefault }] = (await db.all('PRAGMA wal_autocheckpoint')) as [{ wal_autocheckpoint: number }];

@@ -27,18 +27,28 @@ async function provision(flux: FluxProcess): Promise<Map<string, string>> {
   return secrets;
 }
 
-/** Every stored point: device → (ts → value). */
+/**
+ * Every stored point: device → (ts → value). The writer folds points into ts_points in rounds; the
+ * newest wait in ts_points_recent in arrival order (runtime/storage/sqlite-recent.ts) and are read
+ * as the fold would apply them, last one winning.
+ */
 function storedPoints(dataDir: string): Map<string, Map<number, number>> {
   const db = new DatabaseSync(path.join(dataDir, 'telemetry.db'), { readOnly: true });
   const rows = db.prepare("SELECT s.device_id AS d, p.ts AS ts, p.num AS v FROM ts_points p JOIN ts_series s ON s.id = p.series_id WHERE s.metric = 'n'").all() as { d: string; ts: number; v: number }[];
+  const waiting = db.prepare("SELECT s.device_id AS d, r.ts AS ts, r.num AS v FROM ts_points_recent r JOIN ts_series s ON s.id = r.series_id WHERE s.metric = 'n' ORDER BY r.rowid").all() as { d: string; ts: number; v: number }[];
   db.close();
   const out = new Map<string, Map<number, number>>();
+  const at = (d: string) => {
+    let m = out.get(d);
+    if (!m) out.set(d, (m = new Map()));
+    return m;
+  };
   for (const r of rows) {
-    let m = out.get(r.d);
-    if (!m) out.set(r.d, (m = new Map()));
+    const m = at(r.d);
     assert.ok(!m.has(r.ts), `duplicate row for ${r.d} at ${r.ts}`);
     m.set(Number(r.ts), r.v);
   }
+  for (const r of waiting) at(r.d).set(Number(r.ts), r.v);
   return out;
 }
 
