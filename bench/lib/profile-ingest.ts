@@ -40,10 +40,14 @@ try {
   await ingestStep(flux, load, 3000, 2); // warm-up
   for (const rate of rates) {
     windows.push([performance.now(), 0]);
+    const before = await scrape(flux);
     const s = await ingestStep(flux, load, rate, seconds);
     windows.at(-1)![1] = performance.now();
     const perMsg = ((s.cpu / 100) * seconds * 1e6) / Math.max(s.stored, 1);
     const m = await scrape(flux);
+    const commits = metric(m, 'flux_uplink_log_groups') - metric(before, 'flux_uplink_log_groups');
+    const appends = metric(m, 'flux_uplink_log_appends') - metric(before, 'flux_uplink_log_appends');
+    console.log(`  uplink log: ${Math.round(commits / seconds)} group commits a second, ${(appends / Math.max(commits, 1)).toFixed(1)} uplinks each`);
     const mb = (k: string) => (metric(m, k) / 2 ** 20).toFixed(0);
     for (const kind of ['minor', 'major', 'incremental']) {
       const of = (name: string) => [...m].filter(([k]) => k.startsWith(name) && k.includes(`kind="${kind}"`)).reduce((a, [, v]) => a + v, 0);
