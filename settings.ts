@@ -81,6 +81,8 @@ export interface FluxSettings {
   flowsHttpPrefix: string;
   /** a flow endpoint request without an answer by then gets 504 (FLUX_FLOWS_HTTP_TIMEOUT_MS) */
   flowsHttpTimeoutMs: number;
+  /** `flux device in` sends a batch of uplinks at most this often (FLUX_FLOW_BATCH_MS; 0: every event-loop turn) */
+  flowBatchMs: number;
   /** where GraphQL's WebSockets are served: a process of their own, FLUX's main thread, or by the cores (FLUX_GRAPHQL_SOCKETS) */
   graphqlSockets: 'auto' | 'process' | 'inline';
 }
@@ -134,6 +136,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_RAW_MAX_BYTES', default: '1GiB', meaning: 'disk budget of the uplink log (`KiB`, `MiB`, `GiB`); when unprocessed uplinks fill it, new ones are refused' },
   { variable: 'FLUX_FLOWS_HTTP_PREFIX', default: '/flows', meaning: "where flows' `http in` endpoints are served (`/` serves them at the root; paths under /api, /editor, /console, /mqtt are refused at deploy)" },
   { variable: 'FLUX_FLOWS_HTTP_TIMEOUT_MS', default: '30000', meaning: "a request to a flow's `http in` endpoint that the flow has not answered by then gets 504 `flow_timeout` (no `http response` node reached, or the flows were being redeployed); at most 1,000 such requests wait at once (then 503 `flows_busy`)" },
+  { variable: 'FLUX_FLOW_BATCH_MS', default: '5', meaning: "`flux device in` sends its batch of uplinks to FLUX's nodes at most every this many ms (0 to 100; 0: at the end of every event-loop turn). An uplink that comes alone leaves at once; under load the uplinks of several turns share a batch, which costs less CPU per uplink and adds at most this much latency (docs/architecture.md \"Batches through Node-RED\")" },
   { variable: 'FLUX_GRAPHQL_SOCKETS', default: 'auto', meaning: "where GraphQL's WebSockets (subscriptions) are served: `process`, a process of their own started on the first one, so that writing results costs the pipeline's thread nothing; `inline`, on FLUX's main thread (one process less, less CPU in all); `auto`, `process` on 2 or more cores, else `inline` (`docs/graphql.md` \"Where the sockets live\")" },
   { variable: 'FLUX_MODBUS_SYNC_MS', default: '5000', meaning: 'how often the Modbus master reads the registry for devices to poll, in ms (docs/modbus.md)' },
   { variable: 'FLUX_NATS_URL', default: 'unset', meaning: 'cluster mode: the shared uplink log on NATS JetStream, `nats://host:4222` (several comma-separated); unset: the single-node log in the data dir (docs/cluster.md "The shared uplink log")' },
@@ -288,6 +291,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     },
     flowsHttpPrefix: parseHttpPrefix(env.FLUX_FLOWS_HTTP_PREFIX),
     flowsHttpTimeoutMs: parseMs('FLUX_FLOWS_HTTP_TIMEOUT_MS', env.FLUX_FLOWS_HTTP_TIMEOUT_MS, 30_000, 100, 3_600_000),
+    flowBatchMs: parseMs('FLUX_FLOW_BATCH_MS', env.FLUX_FLOW_BATCH_MS, 5, 0, 100),
     graphqlSockets: parseChoice('FLUX_GRAPHQL_SOCKETS', env.FLUX_GRAPHQL_SOCKETS, ['auto', 'process', 'inline'] as const),
     modbusSyncMs: parseMs('FLUX_MODBUS_SYNC_MS', env.FLUX_MODBUS_SYNC_MS, 5000, 100, 3_600_000),
     clusterLog: parseClusterLog(env, positive),

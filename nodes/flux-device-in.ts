@@ -4,7 +4,7 @@
  * `msg.device` = `{ id, product_id, product_key }`, `msg.uplink` = the bus message (id, type, ts, topic;
  * `decoded` when the transport decoded it already, as Modbus polling does). One message per uplink
  * to every node but FLUX's own: `flux decode`, `flux rule` and `flux store` take an event-loop turn's
- * uplinks as one batch message (runtime/flow-engine batch.ts).
+ * uplinks (under load, those of up to FLUX_FLOW_BATCH_MS) as one batch message (runtime/flow-engine batch.ts).
  */
 import type { NodeAPI, Node, NodeDef, NodeStatus, NodeMessage } from './red.ts';
 import { countedText, fluxOf, statusThrottle } from './red.ts';
@@ -23,6 +23,7 @@ interface DeviceInDef extends NodeDef {
 
 /** uplinks in one batch message at most (a turn that read more sends several) */
 const MAX_BATCH = 1000;
+
 
 /**
  * Which node holds each filter, per FLUX runtime. Importing a copy of a flow ("Import copy" of the
@@ -67,10 +68,17 @@ export default function register(RED: NodeAPI): void {
       const wired = (node as unknown as { wires?: string[][] }).wires?.some((w) => w.length > 0) ?? true;
       // This turn's uplinks, sent as one batch message when the turn ends (runtime/flow-engine batch.ts).
       let waiting: NodeMessage[] = [];
+      // A batch at most every FLUX_FLOW_BATCH_MS. An uplink that comes alone still leaves at the end
+      // of its event-loop turn; under load the uplinks of several turns share one batch, so what a
+      // batch costs downstream is paid once for all of them: Node-RED's routing, and a postMessage to
+      // the plugin worker, the script worker and the SQLite writer (docs/architecture.md "Batches through Node-RED").
+      const interval = flux.settings.flowBatchMs;
+      let lastSent = -Infinity;
       const batchSizes = histogram(flux.metrics, 'flux_flow_batch_uplinks', 'uplinks per batch message a flux device in node sent (one per event-loop turn)', [], [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]);
       const sendBatch = () => {
         const items = waiting;
         waiting = [];
+        lastSent = performance.now();
         // closed meanwhile (a deploy): like any message in flight during a deploy, they are dropped
         // and the pipeline's deadline finishes them
         if (closed) return;
@@ -89,7 +97,11 @@ export default function register(RED: NodeAPI): void {
         // The bus counts the returned thenable as in flight until the uplink has left the flows:
         // that is what lets the broker stop reading device sockets when the flows fall behind.
         const finished = wired ? pipeline.track(up.id, up.ts) : undefined;
-        if (waiting.length === 0) setImmediate(sendBatch);
+        if (waiting.length === 0) {
+          const wait = lastSent + interval - performance.now();
+          if (wait <= 0) setImmediate(sendBatch);
+          else setTimeout(sendBatch, wait);
+        }
         waiting.push({
           _msgid: up.id,
           topic: up.topic,
