@@ -10,9 +10,9 @@
  * slice of `sliceRows` at a time, between the writer's other calls, so a series' page is written
  * once a round and no call waits long behind it.
  *
- * Reads first fold the recent points of the series they read (`foldSeries`, no delete), so they
- * see every committed write. The same row applied twice, in arrival order each time, gives the
- * same result. A crash loses nothing: a round deletes its rows in the commit of its last slice, and
+ * Reads first fold the recent points of the series they read (`foldSeries`), so they see every
+ * committed write. A crash loses nothing: a round deletes its rows in the commit of its last slice
+ * (a round cut short is applied again: the same rows in the same order give the same result), and
  * whatever the table holds at open is folded then.
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
@@ -50,9 +50,9 @@ export class RecentPoints {
   readonly #foldSlice: StatementSync;
   readonly #dropRound: StatementSync;
   readonly #foldSeries: StatementSync;
-  readonly #foldDevices: StatementSync;
-  readonly #forgetRecent: StatementSync;
-  readonly #forgetRound: StatementSync;
+  readonly #dropSeries: StatementSync;
+  readonly #dropSeriesRound: StatementSync;
+  readonly #seriesOf: StatementSync;
   #rows: number;
   /** the round being folded: recent rows up to `upTo`, copied into the temporary table as rowids from..last */
   #round: { upTo: number; from: number; last: number } | null = null;
@@ -74,12 +74,9 @@ export class RecentPoints {
     this.#foldSeries = db.prepare(
       `INSERT OR REPLACE INTO ts_points (${COLUMNS}) SELECT ${COLUMNS} FROM ts_points_recent WHERE series_id IN (SELECT value FROM json_each(?)) ORDER BY series_id, ts, rowid`,
     );
-    this.#foldDevices = db.prepare(
-      `INSERT OR REPLACE INTO ts_points (${COLUMNS}) SELECT ${COLUMNS} FROM ts_points_recent
-        WHERE series_id IN (SELECT id FROM ts_series WHERE device_id IN (SELECT value FROM json_each(?))) ORDER BY series_id, ts, rowid`,
-    );
-    this.#forgetRecent = db.prepare('DELETE FROM ts_points_recent WHERE series_id = ? AND ts < ?');
-    this.#forgetRound = db.prepare('DELETE FROM temp.ts_points_round WHERE series_id = ? AND ts < ?');
+    this.#dropSeries = db.prepare('DELETE FROM ts_points_recent WHERE series_id IN (SELECT value FROM json_each(?))');
+    this.#dropSeriesRound = db.prepare('DELETE FROM temp.ts_points_round WHERE series_id IN (SELECT value FROM json_each(?))');
+    this.#seriesOf = db.prepare('SELECT id FROM ts_series WHERE device_id IN (SELECT value FROM json_each(?))');
     this.#rows = Number((db.prepare('SELECT COUNT(*) AS n FROM ts_points_recent').get() as { n: number }).n);
     this.#published(this.#rows);
   }
@@ -147,21 +144,31 @@ export class RecentPoints {
     }
   }
 
-  /** Copies the waiting points of these series into `ts_points` (they stay waiting: the round folds them again, in order). */
+  /**
+   * Folds the waiting points of these series now, in arrival order, and takes them out of the
+   * table and out of the round in progress (which would otherwise write its older copies over them).
+   */
   foldSeries(ids: number[]): void {
-    if (this.#rows > 0 && ids.length) this.#foldSeries.run(JSON.stringify(ids));
+    if (this.#rows === 0 || ids.length === 0) return;
+    const list = JSON.stringify(ids);
+    let dropped = 0;
+    this.#db.exec('BEGIN');
+    try {
+      this.#foldSeries.run(list);
+      dropped = Number(this.#dropSeries.run(list).changes);
+      this.#dropSeriesRound.run(list);
+      this.#db.exec('COMMIT');
+    } catch (err) {
+      this.#db.exec('ROLLBACK');
+      throw err;
+    }
+    this.#rows -= dropped;
+    this.#published(this.#rows);
   }
 
   foldDevices(devices: string[]): void {
-    if (this.#rows > 0 && devices.length) this.#foldDevices.run(JSON.stringify(devices));
-  }
-
-  /** Drops a series' waiting points older than `before` (retention), so no round brings them back. */
-  forget(sid: number, before: number): void {
-    if (this.#rows === 0) return;
-    this.#forgetRound.run(sid, before);
-    this.#rows -= Number(this.#forgetRecent.run(sid, before).changes);
-    this.#published(this.#rows);
+    if (this.#rows === 0 || devices.length === 0) return;
+    this.foldSeries((this.#seriesOf.all(JSON.stringify(devices)) as { id: number }[]).map((r) => Number(r.id)));
   }
 
   #endRound(now: number, dropped: number): void {

@@ -183,9 +183,8 @@ export function sqliteConnection(file: string, writes?: { fold: FoldOptions; pub
     },
     deleteChunk(sid: number, before: number, chunk: number): number {
       open();
-      // its waiting points first, so they are counted with the rest and no round brings them back
+      // its waiting points first: counted with the rest, and out of the rounds that would bring them back
       recent?.foldSeries([sid]);
-      recent?.forget(sid, before);
       return Number(deleteChunk.run(sid, before, chunk).changes);
     },
     foldSeries(ids: number[]): void {

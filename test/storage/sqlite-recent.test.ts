@@ -55,30 +55,22 @@ describe('SQLite recent points', () => {
     db.close();
   });
 
-  it('a read folds the series it reads at once; a round that copied older rows before cannot leave them on top', () => {
+  it('a read folds the series it reads at once and takes them out of the round in progress, which cannot write older copies over them', () => {
     const { db, recent, write, value } = table();
-    write([[1, 10, 1]]);
-    recent.step(1000); // round copies (1, 10) = 1
+    write([[1, 10, 1], [2, 10, 1], [1, 20, 1]]);
+    recent.step(1000); // the round copies all three
     write([[1, 10, 2]]);
-    recent.foldSeries([1]); // a read: both rows, in order
+    recent.foldSeries([1]); // a read of series 1: its three rows, in arrival order
     assert.equal(value(1, 10), 2);
-    while (recent.step(1000)); // the round writes its older copy
-    recent.foldSeries([1]); // the next read: the newer row still waits and is applied again
-    assert.equal(value(1, 10), 2);
-    recent.foldAll();
-    assert.equal(value(1, 10), 2);
-    db.close();
-  });
-
-  it('retention drops waiting points too, and a round in progress does not bring them back', () => {
-    const { db, recent, write, value } = table();
-    write([[1, 10, 1], [1, 20, 1], [2, 10, 1]]);
-    recent.step(1000);
-    recent.forget(1, 15);
-    recent.foldAll();
-    assert.equal(value(1, 10), undefined);
     assert.equal(value(1, 20), 1);
+    assert.equal(value(2, 10), undefined, 'series 2 was not read');
+    assert.equal(recent.rows, 1);
+    while (recent.step(1000));
+    assert.equal(value(1, 10), 2, 'the round no longer holds series 1');
     assert.equal(value(2, 10), 1);
+    assert.equal(recent.rows, 0);
+    assert.equal(count(db, 'ts_points_recent'), 0);
+    recent.foldDevices(['nobody']);
     db.close();
   });
 
