@@ -151,7 +151,7 @@ export class RecentPoints {
   foldSeries(ids: number[]): void {
     if (this.#rows === 0 || ids.length === 0) return;
     const list = JSON.stringify(ids);
-    let dropped = 0;
+    let dropped: number;
     this.#db.exec('BEGIN');
     try {
       this.#foldSeries.run(list);
