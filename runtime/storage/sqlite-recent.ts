@@ -31,7 +31,7 @@ export interface FoldOptions {
   everyMs: number;
   /** rows folded per slice (default 1,000: a few ms) */
   sliceRows: number;
-  /** past this many waiting rows a round starts at once (default 50,000) */
+  /** past this many waiting rows a round starts at once, and a round takes at most this many (default 50,000) */
   maxRows: number;
 }
 
@@ -66,7 +66,8 @@ export class RecentPoints {
     // the round's copy lives in memory: it is rebuilt from ts_points_recent after a crash
     db.exec(`PRAGMA temp_store = MEMORY; CREATE TEMP TABLE IF NOT EXISTS ts_points_round (${COLUMNS});`);
     this.#append = db.prepare(`INSERT INTO ts_points_recent (${COLUMNS}) VALUES (?, ?, ?, ?, ?)`);
-    this.#lastRowid = db.prepare('SELECT MAX(rowid) AS r FROM ts_points_recent');
+    // the round's last row: the maxRows-th waiting one, or the newest (a round's copy and its stall stay bounded)
+    this.#lastRowid = db.prepare('SELECT COALESCE((SELECT rowid FROM ts_points_recent ORDER BY rowid LIMIT 1 OFFSET ?), (SELECT MAX(rowid) FROM ts_points_recent)) AS r');
     this.#clearRound = db.prepare('DELETE FROM temp.ts_points_round');
     this.#fillRound = db.prepare(`INSERT INTO temp.ts_points_round (${COLUMNS}) SELECT ${COLUMNS} FROM ts_points_recent WHERE rowid <= ? ORDER BY series_id, ts, rowid`);
     this.#foldSlice = db.prepare(`INSERT OR REPLACE INTO ts_points (${COLUMNS}) SELECT ${COLUMNS} FROM temp.ts_points_round WHERE rowid BETWEEN ? AND ? ORDER BY rowid`);
@@ -112,19 +113,22 @@ export class RecentPoints {
     return this.due(now);
   }
 
-  /** Folds every waiting row now, in one round (at open, at close, before a retention pass). */
+  /** Folds every waiting row now, round after round (at open and at close). */
   foldAll(): void {
-    if (this.#rows === 0 && !this.#round) return;
     this.#round = null;
-    this.#advance(Date.now());
-    while (this.#round) this.#advance(Date.now());
+    while (this.#rows > 0) {
+      const before = this.#rows;
+      this.#advance(Date.now()); // a round starts
+      while (this.#round) this.#advance(Date.now());
+      if (this.#rows >= before) return; // it folded nothing (a failure): later rounds try again
+    }
   }
 
   #advance(now: number): void {
     const r = this.#round;
     try {
       if (!r) {
-        const upTo = Number((this.#lastRowid.get() as { r: number | null }).r ?? 0);
+        const upTo = Number((this.#lastRowid.get(this.#opts.maxRows - 1) as { r: number | null }).r ?? 0);
         this.#clearRound.run();
         const copied = Number(this.#fillRound.run(upTo).changes);
         this.#round = { upTo, from: 1, last: copied };

@@ -15,12 +15,12 @@ describe('SQLite recent points', () => {
   beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flux-recent-'))));
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  function table() {
+  function table(maxRows = 1000) {
     const db = new DatabaseSync(path.join(dir, 'ts.db'));
     db.exec(`CREATE TABLE ts_series (id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, metric TEXT NOT NULL, product TEXT NOT NULL);
       CREATE TABLE ts_points (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, k INTEGER NOT NULL, num REAL, str TEXT, PRIMARY KEY (series_id, ts)) WITHOUT ROWID; ${RECENT_SCHEMA}`);
     const published: number[] = [];
-    const recent = new RecentPoints(db, { everyMs: 100, sliceRows: 3, maxRows: 1000 }, (n) => published.push(n));
+    const recent = new RecentPoints(db, { everyMs: 100, sliceRows: 3, maxRows }, (n) => published.push(n));
     const write = (rows: [number, number, number][]) => {
       db.exec('BEGIN');
       for (const [sid, ts, v] of rows) recent.append(sid, ts, 0, v, null);
@@ -71,6 +71,24 @@ describe('SQLite recent points', () => {
     assert.equal(recent.rows, 0);
     assert.equal(count(db, 'ts_points_recent'), 0);
     recent.foldDevices(['nobody']);
+    db.close();
+  });
+
+  it('a round takes at most maxRows rows, the oldest; foldAll runs rounds until none waits', () => {
+    const { db, recent, write, value } = table(4);
+    write(Array.from({ length: 10 }, (_, i): [number, number, number] => [1, i, i]));
+    assert.equal(recent.due(0), true, 'past maxRows a round is due at once');
+    recent.step(0); // a round copies the 4 oldest
+    while (recent.step(0) && recent.rows === 10);
+    assert.equal(recent.rows, 6);
+    assert.deepEqual([0, 3, 4].map((ts) => value(1, ts)), [0, 3, undefined]);
+    while (recent.step(0)); // still past maxRows: another round at once, then 2 rows wait for everyMs
+    assert.equal(recent.rows, 2);
+    assert.deepEqual([7, 8].map((ts) => value(1, ts)), [7, undefined]);
+    recent.foldAll();
+    assert.equal(recent.rows, 0);
+    assert.equal(count(db, 'ts_points'), 10);
+    assert.equal(count(db, 'ts_points_recent'), 0);
     db.close();
   });
 
