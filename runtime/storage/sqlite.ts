@@ -157,7 +157,7 @@ export function sqliteConnection(file: string, writes?: { fold: FoldOptions; pub
       open().exec(`PRAGMA wal_autocheckpoint = ${Math.floor(pages)}; PRAGMA journal_size_limit = ${Math.floor(walLimitBytes)}`);
     },
     close(): void {
-      if (db?.isOpen) recent?.foldAll();
+      // the writer thread folds what waits before it closes (runtime/storage/sqlite-writer.ts), ahead of the last checkpoint
       recent = undefined;
       stmts.clear();
       if (db?.isOpen) db.close();
