@@ -131,7 +131,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { variable: 'FLUX_STREAM_IDLE_S', default: '10', meaning: 'an on-demand camera stream stops this many seconds after its last viewer' },
   { variable: 'FLUX_STREAM_RECORD_MAX_MB', default: '10240', meaning: 'all camera recordings together stay under this size (oldest segments deleted first)' },
   { variable: 'FLUX_STREAM_RECORD_SEGMENT_S', default: '10', meaning: 'length of a recording segment in seconds (the unit retention deletes)' },
-  { variable: 'FLUX_LOG_FSYNC', default: 'always', meaning: 'uplink log durability before an acknowledgement: `always` (fdatasync per group commit; survives power loss) or `os` (page cache; survives a crash of FLUX, not of the machine)' },
+  { variable: 'FLUX_LOG_FSYNC', default: 'always', meaning: 'uplink log durability before an acknowledgement: `always` (fdatasync of the group commit before a QoS 1 PUBACK, an HTTP 202 or a TCP frame is processed; survives power loss; unacknowledged uplinks, MQTT QoS 0 and Modbus polls, are synced with the next such group or within 1 s) or `os` (page cache; survives a crash of FLUX, not of the machine)' },
   { variable: 'FLUX_RAW_RETENTION', default: '24h', meaning: 'how long the uplink log keeps raw traffic once processed (`s`, `m`, `h`, `d` suffixes)' },
   { variable: 'FLUX_RAW_MAX_BYTES', default: '1GiB', meaning: 'disk budget of the uplink log (`KiB`, `MiB`, `GiB`); when unprocessed uplinks fill it, new ones are refused' },
   { variable: 'FLUX_FLOWS_HTTP_PREFIX', default: '/flows', meaning: "where flows' `http in` endpoints are served (`/` serves them at the root; paths under /api, /editor, /console, /mqtt are refused at deploy)" },

@@ -45,20 +45,25 @@ function journalled(identity: DeviceIdentity, packet: PublishPacket, done: (err:
     logSeq: undefined,
   };
   (packet as JournalledPacket)[kUplink] = up;
-  // QoS 0 promises nothing: it is appended the same way but does not wait for the disk, and one
+  // QoS 0 promises nothing: it is appended the same way but waits neither for the disk nor for an
+  // fdatasync of its own (it is synced with the next acknowledged group or within a second), and one
   // the log refuses is dropped (counted), since `published` skips an uplink with no log position.
   const qos0 = packet.qos === 0;
-  journal.append(up, (err) => {
-    if (qos0) {
-      if (err) metrics.refused.inc({ reason: err.code });
-      return;
-    }
-    if (!err) return done(null);
-    metrics.refused.inc({ reason: err.code });
-    // MQTT 5: PUBACK with a reason and its text; MQTT 3.1.1 has none, so the connection closes and
-    // the client sends it again later [MQTT-3.3.5-2]. Nothing acknowledged is lost either way.
-    done(new Error(`uplink refused: ${err.message}`));
-  });
+  journal.append(
+    up,
+    (err) => {
+      if (qos0) {
+        if (err) metrics.refused.inc({ reason: err.code });
+        return;
+      }
+      if (!err) return done(null);
+      metrics.refused.inc({ reason: err.code });
+      // MQTT 5: PUBACK with a reason and its text; MQTT 3.1.1 has none, so the connection closes and
+      // the client sends it again later [MQTT-3.3.5-2]. Nothing acknowledged is lost either way.
+      done(new Error(`uplink refused: ${err.message}`));
+    },
+    !qos0,
+  );
   if (qos0) done(null);
 }
 

@@ -116,6 +116,8 @@ export function createClusterLogModule(deps: ClusterLogDeps): UplinkLogModule {
         unhandled: stream?.unhandled ?? 0,
         appends: a.appends,
         groups: a.groups,
+        // durability is the NATS server's (docs/cluster.md), not an fdatasync of this node
+        syncs: 0,
         refused: a.refused,
         full: Date.now() - lastFull < 10_000,
       };

@@ -1,11 +1,11 @@
 /**
  * Puts polled values into the durable uplink log (runtime/uplink-log) and onto the device bus.
  *
- * The log commits one event-loop turn's appends together (one write, one fdatasync), and a thousand
- * units answer in many turns: values answered within `windowMs` are appended together. A poll has
- * no sender waiting for an acknowledgement, so, like an MQTT QoS 0 publish (runtime/broker), it goes
- * on the bus with its log position at once rather than after the fdatasync, whose latency would
- * otherwise be the values' jitter. One the log refuses is dropped (the journal counts it) and read
+ * The log commits one event-loop turn's appends together (one write), and a thousand units answer
+ * in many turns: values answered within `windowMs` are appended together. A poll has no sender
+ * waiting for an acknowledgement, so, like an MQTT QoS 0 publish (runtime/broker), it goes on the
+ * bus with its log position at once rather than after an fdatasync, whose latency would otherwise
+ * be the values' jitter, and its group is synced later (runtime/uplink-log/log.ts SYNC_EVERY_MS). One the log refuses is dropped (the journal counts it) and read
  * again at the next poll.
  */
 import type { UplinkMessage } from '../bus/index.ts';
@@ -28,7 +28,7 @@ export function createPollAppender(journal: Pick<UplinkJournal, 'append' | 'emit
     const batch = pending;
     pending = [];
     for (const up of batch) {
-      journal.append(up, appended);
+      journal.append(up, appended, false);
       if (up.logSeq !== undefined) journal.emit(up);
     }
   };

@@ -14,8 +14,10 @@ export interface UplinkJournal {
   /**
    * Appends `up`; `durable` runs when it is on disk under the fsync policy, or with the refusal.
    * The caller emits it afterwards with `emit` (MQTT: aedes acknowledges in between).
+   * `sync: false` for an uplink nobody is told of (MQTT QoS 0, a Modbus poll): `durable` runs once
+   * it is written, and its fdatasync may come later (runtime/uplink-log/log.ts SYNC_EVERY_MS).
    */
-  append(up: UplinkMessage, durable: (err: LogRefusedError | null) => void): void;
+  append(up: UplinkMessage, durable: (err: LogRefusedError | null) => void, sync?: boolean): void;
   /** Puts an appended uplink on the bus; answers false when the pipeline is behind (backpressure). */
   emit(up: UplinkMessage): boolean;
   /** append, then emit once durable; `acked` runs after the append (before processing). */
@@ -59,11 +61,15 @@ export function createUplinkJournal({ log, bus, logger, refused }: JournalDeps):
     }
   };
   const self: UplinkJournal = {
-    append(up, durable) {
-      const seq = log.append(up, (err) => {
-        if (err) refusal(err as LogRefusedError);
-        durable(err as LogRefusedError | null);
-      });
+    append(up, durable, sync = true) {
+      const seq = log.append(
+        up,
+        (err) => {
+          if (err) refusal(err as LogRefusedError);
+          durable(err as LogRefusedError | null);
+        },
+        sync,
+      );
       if (seq > 0) up.logSeq = seq;
     },
     emit(up) {

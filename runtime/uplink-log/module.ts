@@ -35,6 +35,7 @@ export function createUplinkLogModule(deps: { settings: FluxSettings; bus: Devic
   const unhandled = gauge(metrics, 'flux_uplink_log_unhandled', 'uplinks in the log not yet through the flows');
   const appends = gauge(metrics, 'flux_uplink_log_appends', 'uplinks appended since start');
   const groups = gauge(metrics, 'flux_uplink_log_groups', 'group commits (writes) since start');
+  const syncs = gauge(metrics, 'flux_uplink_log_syncs', 'fdatasyncs of the log since start (FLUX_LOG_FSYNC=always; a group nobody acknowledges is synced within 1 s)');
   let collector: NodeJS.Timeout | undefined;
   return {
     name: 'uplink_log',
@@ -50,6 +51,7 @@ export function createUplinkLogModule(deps: { settings: FluxSettings; bus: Devic
         unhandled.set(s.unhandled);
         appends.set(s.appends);
         groups.set(s.groups);
+        syncs.set(s.syncs);
       }, 1000);
       collector.unref();
     },

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createUplinkLog, LogRefusedError, type AppendInput, type UplinkLog } from '../../runtime/uplink-log/index.ts';
+import { createUplinkLog, LogRefusedError, SYNC_EVERY_MS, type AppendInput, type UplinkLog } from '../../runtime/uplink-log/index.ts';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'flux-log-'));
 const up = (i: number, extra: Partial<AppendInput> = {}): AppendInput => ({
@@ -157,6 +157,56 @@ describe('uplink log', () => {
     assert.ok(again.stats().segments < before, `segments ${before} → ${again.stats().segments}`);
     assert.ok(left.every((r) => r.seq > 40), 'only handled segments went');
     assert.ok(left.some((r) => r.seq === 51), 'the first unhandled entry is kept');
+  });
+
+  it('fdatasyncs a group only when an append in it is acknowledged; unacknowledged ones within a second, or with the next acknowledged group, or at close', async function () {
+    this.timeout(10_000);
+    const dir = tmp();
+    const log = make(dir, { segmentBytes: 64 * 1024 });
+    await log.open();
+    // as a burst of QoS 0 publishes: written over several turns, nobody waits for their fdatasync
+    const written = (n: number, from: number) =>
+      Promise.all(Array.from({ length: n }, (_, i) => new Promise<void>((resolve, reject) => log.append(up(from + i), (err) => (err ? reject(err) : resolve()), false))));
+    for (let turn = 0; turn < 5; turn++) {
+      await written(40, turn * 40);
+      await new Promise((r) => setImmediate(r));
+    }
+    const s1 = log.stats();
+    assert.ok(s1.groups >= 5, `${s1.groups} groups`);
+    assert.equal(s1.syncs, 0, 'no fdatasync while nobody waits for one');
+    // an acknowledged append: its group is synced before the callback, and that covers the earlier writes
+    await log.appendAsync(up(200));
+    const s2 = log.stats();
+    assert.equal(s2.syncs, 1);
+    // unacknowledged appends, then nothing more: one fdatasync within SYNC_EVERY_MS
+    await written(30, 201);
+    assert.equal(log.stats().syncs, 1);
+    const t0 = Date.now();
+    while (log.stats().syncs < 2) {
+      assert.ok(Date.now() - t0 < SYNC_EVERY_MS + 1500, 'written appends were synced within a second');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, SYNC_EVERY_MS + 200));
+    assert.equal(log.stats().syncs, 2, 'no fdatasync once nothing is left unsynced');
+    // enough unacknowledged bytes to roll over to new segments: every record is read back
+    await written(3000, 231);
+    await written(5, 3231);
+    const before = log.stats().syncs;
+    await log.close();
+    assert.equal(log.stats().syncs, before + 1, 'close syncs what is left');
+    const again = make(dir);
+    await again.open();
+    assert.ok(again.stats().segments > 1, `${again.stats().segments} segments`);
+    const all = await again.read({ limit: 10_000 });
+    assert.deepEqual(all.map((r) => r.seq), Array.from({ length: 3236 }, (_, i) => i + 1));
+  });
+
+  it('never fdatasyncs with fsync os', async () => {
+    const log = make(tmp(), { fsync: 'os' });
+    await log.open();
+    await log.appendAsync(up(1));
+    await new Promise<void>((resolve) => log.append(up(2), () => resolve(), false));
+    assert.equal(log.stats().syncs, 0);
   });
 
   for (const fsync of ['always', 'os'] as const) {
