@@ -47,7 +47,8 @@ try {
     const m = await scrape(flux);
     const commits = metric(m, 'flux_uplink_log_groups') - metric(before, 'flux_uplink_log_groups');
     const appends = metric(m, 'flux_uplink_log_appends') - metric(before, 'flux_uplink_log_appends');
-    console.log(`  uplink log: ${Math.round(commits / seconds)} group commits a second, ${(appends / Math.max(commits, 1)).toFixed(1)} uplinks each`);
+    const syncs = metric(m, 'flux_uplink_log_syncs') - metric(before, 'flux_uplink_log_syncs');
+    console.log(`  uplink log: ${Math.round(commits / seconds)} group commits a second, ${(appends / Math.max(commits, 1)).toFixed(1)} uplinks each, ${Math.round(syncs / seconds)} fdatasyncs a second`);
     const mb = (k: string) => (metric(m, k) / 2 ** 20).toFixed(0);
     for (const kind of ['minor', 'major', 'incremental']) {
       const of = (name: string) => [...m].filter(([k]) => k.startsWith(name) && k.includes(`kind="${kind}"`)).reduce((a, [, v]) => a + v, 0);
