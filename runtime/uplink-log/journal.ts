@@ -7,7 +7,7 @@
 import type { DeviceBus, UplinkMessage } from '../bus/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { Counter } from 'prom-client';
-import { LogRefusedError, type UplinkLog } from './log.ts';
+import { LogRefusedError, type UplinkLog } from './types.ts';
 import type { LogRecord } from './record.ts';
 
 export interface UplinkJournal {

@@ -16,10 +16,11 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { decodeRecord, encodeRecordAt, type LogRecord } from './record.ts';
+import { encodeRecordAt } from './record.ts';
+import { LogRefusedError, type AppendCallback, type UplinkLog, type UplinkLogOptions } from './types.ts';
+import { readRecords, scanRecords } from './reads.ts';
 import { emptySegment, note, openSegments, removeSegment, scanSegment, seal, type SegmentInfo } from './segments.ts';
-
-export type FsyncPolicy = 'always' | 'os';
+import type { LogRecord } from './record.ts';
 
 /** one group commit's buffer; a busier turn grows it for that group */
 const GROUP_BUFFER = 256 * 1024;
@@ -32,84 +33,6 @@ export const SYNC_EVERY_MS = 1000;
  * groups came every turn: ~800 a second at 15k QoS 0 uplinks a second).
  */
 const GATHER_MS = 5;
-
-export interface UplinkLogOptions {
-  dir: string;
-  /** `always`: fdatasync per group (survives power loss); `os`: page cache (survives a process crash) */
-  fsync: FsyncPolicy;
-  /** handled entries older than this are deleted (ms) */
-  retentionMs: number;
-  /** the log's disk budget; past it old handled segments go, and if none can, appends are refused */
-  maxBytes: number;
-  /** largest segment file (default: maxBytes / 8, between 64 KiB and 64 MiB, and never over maxBytes / 4) */
-  segmentBytes?: number;
-}
-
-export type AppendInput = Omit<LogRecord, 'seq'>;
-export type AppendCallback = (err: Error | null, seq: number) => void;
-
-/**
- * The log refuses an append: it is full of unhandled entries, the disk failed, or (cluster mode,
- * runtime/cluster-log) the log engine cannot be reached or is too slow.
- */
-export type LogRefusal = 'log_full' | 'log_write_failed' | 'log_unavailable';
-export class LogRefusedError extends Error {
-  readonly code: LogRefusal;
-  constructor(code: LogRefusal, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
-
-export interface RawQuery {
-  deviceId?: string;
-  from?: number;
-  to?: number;
-  /** only entries after this seq (the page cursor, oldest first) */
-  afterSeq?: number;
-  /** only entries before this seq (the page cursor, newest first) */
-  beforeSeq?: number;
-  /** 'desc': newest first */
-  order?: 'asc' | 'desc';
-  limit: number;
-}
-
-export interface UplinkLogStats {
-  segments: number;
-  bytes: number;
-  lastSeq: number;
-  handledSeq: number;
-  unhandled: number;
-  appends: number;
-  groups: number;
-  /** fdatasyncs of the log's data (`fsync: 'always'`) */
-  syncs: number;
-  refused: number;
-  full: boolean;
-}
-
-export interface UplinkLog {
-  open(): Promise<{ unhandled: number; truncatedBytes: number }>;
-  /**
-   * Appends; `cb` runs once the entry is durable under the fsync policy (or with the refusal).
-   * Answers the entry's seq, or 0 when it is refused at once (the log is full).
-   * `sync: false`: nobody is told of this append, so `cb` runs once it is written (in the page
-   * cache) and its fdatasync may come up to SYNC_EVERY_MS later.
-   */
-  append(input: AppendInput, cb: AppendCallback, sync?: boolean): number;
-  appendAsync(input: AppendInput): Promise<number>;
-  /** The entry has left the flows (stored, or failed with a reason): the watermark may pass it. */
-  handled(seq: number): void;
-  /** Entries appended before this start and not handled: what a restart processes again. */
-  unhandled(): AsyncGenerator<LogRecord>;
-  /** Entries by device and receive time, in seq order. */
-  read(q: RawQuery): Promise<LogRecord[]>;
-  /** Entries received in [from, to], in seq order, one segment's worth at a time (a replay reads more than a page). */
-  scan(q: { from: number; to: number }): AsyncGenerator<LogRecord[]>;
-  stats(): UplinkLogStats;
-  /** Writes what is pending and the watermark; closes the file. */
-  close(): Promise<void>;
-}
 
 export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
   // Only sealed segments can be deleted, so a segment must be well under the budget: otherwise a full
@@ -397,52 +320,9 @@ export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
       }
     },
 
-    async read(q) {
-      const out: LogRecord[] = [];
-      const from = q.from ?? -Infinity, to = q.to ?? Infinity, after = q.afterSeq ?? 0, before = q.beforeSeq ?? Infinity;
-      const newestFirst = q.order === 'desc';
-      for (const seg of newestFirst ? [...segments].reverse() : [...segments]) {
-        if (out.length >= q.limit) break;
-        if (seg.lastSeq <= after || seg.firstSeq >= before || seg.maxTs < from || seg.minTs > to) continue;
-        // a segment is read forwards; newest first takes its matches from the end
-        const found: LogRecord[] = [];
-        await scanSegment(seg.file, (r) => {
-          if ((!newestFirst && out.length + found.length >= q.limit) || r.seq <= after || r.seq >= before || r.ts < from || r.ts > to) return;
-          if (q.deviceId !== undefined && r.deviceId !== q.deviceId) return;
-          found.push(r);
-        }).catch((err: NodeJS.ErrnoException) => {
-          if (err.code !== 'ENOENT') throw err; // evicted while reading
-        });
-        out.push(...(newestFirst ? found.reverse().slice(0, q.limit - out.length) : found));
-      }
-      return out;
-    },
+    read: (q) => readRecords(segments, q),
 
-    async *scan(q) {
-      for (const seg of [...segments]) {
-        if (seg.maxTs < q.from || seg.minTs > q.to) continue;
-        let buf: Buffer;
-        try {
-          buf = await fsp.readFile(seg.file);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // evicted while reading
-          continue;
-        }
-        // decoded a slice at a time, so the caller works on the first records while the rest wait
-        let found: LogRecord[] = [];
-        for (let at = 0; ; ) {
-          const d = decodeRecord(buf, at);
-          if (!d) break;
-          at = d.next;
-          if (d.record.ts >= q.from && d.record.ts <= q.to) found.push(d.record);
-          if (found.length === 4096) {
-            yield found;
-            found = [];
-          }
-        }
-        if (found.length) yield found;
-      }
-    },
+    scan: (q) => scanRecords(segments, q),
 
     stats: () => ({
       segments: segments.length,

@@ -7,7 +7,8 @@ import type { FluxSettings } from '../../settings.ts';
 import type { DeviceBus } from '../bus/index.ts';
 import type { Logger } from '../log/index.ts';
 import { counter, gauge, type MetricsRegistry } from '../metrics/index.ts';
-import { createUplinkLog, type UplinkLog } from './log.ts';
+import { createUplinkLog } from './log.ts';
+import type { UplinkLog } from './types.ts';
 import { createUplinkJournal, type UplinkJournal } from './journal.ts';
 
 export interface UplinkLogModule {

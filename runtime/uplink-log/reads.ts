@@ -1,0 +1,58 @@
+/**
+ * Reads of the uplink log's segments (log.ts): entries by device and receive time for
+ * `GET /api/devices/{id}/raw`, and time ranges a segment at a time for a plugin replay.
+ * A segment deleted by retention while it is read is skipped.
+ */
+import fsp from 'node:fs/promises';
+import { decodeRecord, type LogRecord } from './record.ts';
+import { scanSegment, type SegmentInfo } from './segments.ts';
+import type { RawQuery } from './types.ts';
+
+/** Entries matching `q`, in seq order (newest first with `order: 'desc'`), at most `q.limit`. */
+export async function readRecords(segments: readonly SegmentInfo[], q: RawQuery): Promise<LogRecord[]> {
+  const out: LogRecord[] = [];
+  const from = q.from ?? -Infinity, to = q.to ?? Infinity, after = q.afterSeq ?? 0, before = q.beforeSeq ?? Infinity;
+  const newestFirst = q.order === 'desc';
+  for (const seg of newestFirst ? [...segments].reverse() : [...segments]) {
+    if (out.length >= q.limit) break;
+    if (seg.lastSeq <= after || seg.firstSeq >= before || seg.maxTs < from || seg.minTs > to) continue;
+    // a segment is read forwards; newest first takes its matches from the end
+    const found: LogRecord[] = [];
+    await scanSegment(seg.file, (r) => {
+      if ((!newestFirst && out.length + found.length >= q.limit) || r.seq <= after || r.seq >= before || r.ts < from || r.ts > to) return;
+      if (q.deviceId !== undefined && r.deviceId !== q.deviceId) return;
+      found.push(r);
+    }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err; // evicted while reading
+    });
+    out.push(...(newestFirst ? found.reverse().slice(0, q.limit - out.length) : found));
+  }
+  return out;
+}
+
+/** Entries received in [from, to], in seq order, up to 4,096 at a time. */
+export async function* scanRecords(segments: readonly SegmentInfo[], q: { from: number; to: number }): AsyncGenerator<LogRecord[]> {
+  for (const seg of [...segments]) {
+    if (seg.maxTs < q.from || seg.minTs > q.to) continue;
+    let buf: Buffer;
+    try {
+      buf = await fsp.readFile(seg.file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // evicted while reading
+      continue;
+    }
+    // decoded a slice at a time, so the caller works on the first records while the rest wait
+    let found: LogRecord[] = [];
+    for (let at = 0; ; ) {
+      const d = decodeRecord(buf, at);
+      if (!d) break;
+      at = d.next;
+      if (d.record.ts >= q.from && d.record.ts <= q.to) found.push(d.record);
+      if (found.length === 4096) {
+        yield found;
+        found = [];
+      }
+    }
+    if (found.length) yield found;
+  }
+}
