@@ -19,7 +19,7 @@ import { listen } from '../listen/index.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
 import type { DeviceIdentity } from '../registry/index.ts';
 import type { ConnectionHolder, Presence } from '../ingress/index.ts';
-import { counter, gauge } from '../metrics/index.ts';
+import { counter, gauge, tallyCounter } from '../metrics/index.ts';
 import { patchAedesConnection, patchMqttPacketWrites, trimAfterConnect } from '../patches/index.ts';
 import { coalesceWrites, guardConnection, writeNow } from './guard.ts';
 import { uplinkHooks } from './uplinks.ts';
@@ -115,7 +115,7 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
   let warnedUnpatched = false;
   const metrics = {
     refused: counter(ctx.metrics, 'flux_mqtt_refused_total', 'MQTT connections, publishes and subscriptions refused, by reason', ['reason']),
-    uplinks: counter(ctx.metrics, 'flux_mqtt_uplinks_total', 'device uplinks routed onto the bus from MQTT'),
+    uplinks: tallyCounter(ctx.metrics, 'flux_mqtt_uplinks_total', 'device uplinks routed onto the bus from MQTT').tally(),
     paused: counter(ctx.metrics, 'flux_mqtt_backpressure_waits_total', 'times a device publish waited for the device bus to drain'),
     connections: gauge(ctx.metrics, 'flux_mqtt_connections', 'open MQTT connections (TCP, TLS, WebSocket)'),
   };

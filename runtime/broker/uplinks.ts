@@ -5,6 +5,7 @@
  */
 import type { Client, AedesPublishPacket, PublishPacket } from 'aedes';
 import type { Counter } from 'prom-client';
+import type { Tally } from '../metrics/index.ts';
 import { newMessageId, type UplinkMessage } from '../bus/index.ts';
 import type { DeviceIdentity } from '../registry/index.ts';
 import type { UplinkJournal } from '../uplink-log/index.ts';
@@ -21,7 +22,7 @@ export interface UplinkHooks {
   published(packet: AedesPublishPacket, client: Client | null, done: (err?: Error | null) => void): void;
 }
 
-export function uplinkHooks(journal: UplinkJournal, metrics: { refused: Counter; uplinks: Counter; paused: Counter }): UplinkHooks {
+export function uplinkHooks(journal: UplinkJournal, metrics: { refused: Counter; uplinks: Tally; paused: Counter }): UplinkHooks {
 /**
  * A device's uplink, after its topic was authorised: appended to the uplink log, and only once
  * it is durable is aedes told to go on (aedes writes the QoS 1 PUBACK right after this callback).
@@ -73,7 +74,7 @@ function published(packet: AedesPublishPacket, _client: Client | null, done: (er
   // packet and overflowed the stack under fan-in (bench/broker.bench.ts, docs/broker.md)
   const up = (packet as JournalledPacket)[kUplink];
   if (!up || up.logSeq === undefined) return queueMicrotask(done);
-  metrics.uplinks.inc();
+  metrics.uplinks.add();
   if (journal.emit(up)) return queueMicrotask(done);
   // aedes reads this client's next packets only after done(): the device socket stays unread.
   metrics.paused.inc();

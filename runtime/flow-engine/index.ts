@@ -12,7 +12,7 @@ import type http from 'node:http';
 import type express from 'express';
 import { PROJECT_DIR, nodeRedSettings } from '../../settings.ts';
 import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts';
-import { counter, histogram } from '../metrics/index.ts';
+import { histogram, tallyCounter } from '../metrics/index.ts';
 import { FluxError } from '../errors/index.ts';
 import { createPipelineTracker, type PipelineTracker } from './pipeline.ts';
 import { deferCoreNodeLibraries, requireNodeRed } from './node-red-libraries.ts';
@@ -118,7 +118,7 @@ export function createFlowEngine(ctx: FluxContext, server: http.Server, nodeServ
   let sharedStorage: SharedStorage | undefined;
   const pipeline = createPipelineTracker(RED.hooks, {
     latency: histogram(ctx.metrics, 'flux_pipeline_latency_seconds', 'uplink received → finished in the flows (stored, filtered or failed)', [], [0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1, 2, 5, 10]),
-    finished: counter(ctx.metrics, 'flux_pipeline_messages_total', 'uplinks that left the flows, by outcome (done, failed, expired)', ['outcome']),
+    finished: tallyCounter(ctx.metrics, 'flux_pipeline_messages_total', 'uplinks that left the flows, by outcome (done, failed, expired)', ['outcome']),
   });
   const handle: FluxNodeHandle = { ...ctx, ...nodeServices, pipeline };
   const prefix = ctx.settings.flowsHttpPrefix;

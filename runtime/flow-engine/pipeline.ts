@@ -9,7 +9,8 @@
  * without passing it on (stored, filtered out, failed). A message that never completes (a node
  * that forgets `done`) is released by a deadline, so nothing waits forever.
  */
-import type { Histogram, Counter } from 'prom-client';
+import type { Histogram } from 'prom-client';
+import type { Tally } from '../metrics/index.ts';
 import { messageSeq } from '../bus/index.ts';
 import { BATCH_NODE_TYPES, batchItems } from './batch.ts';
 
@@ -99,7 +100,8 @@ export interface PipelineTrackerOptions {
   /** a message not finished after this long is released anyway (ms) */
   deadlineMs?: number;
   latency: Histogram;
-  finished: Counter;
+  /** uplinks finished, by outcome (runtime/metrics `tallyCounter`: counted without allocating) */
+  finished: { tally(labels: { outcome: 'done' | 'failed' | 'expired' }): Tally };
 }
 
 export function createPipelineTracker(hooks: HookApi, opts: PipelineTrackerOptions): PipelineTracker & { close(): void } {
@@ -111,9 +113,11 @@ export function createPipelineTracker(hooks: HookApi, opts: PipelineTrackerOptio
   let order: (Tracked | undefined)[] = [];
   let head = 0;
   let inFlight = 0;
-  const done = opts.finished.labels({ outcome: 'done' });
-  const failed = opts.finished.labels({ outcome: 'failed' });
-  const expired = opts.finished.labels({ outcome: 'expired' });
+  const done = opts.finished.tally({ outcome: 'done' });
+  const failed = opts.finished.tally({ outcome: 'failed' });
+  const expired = opts.finished.tally({ outcome: 'expired' });
+  // bound once: prom-client's unbound observe makes a closure and a labels object per call
+  const latency = opts.latency.labels();
   // One sweep timer instead of a timer per message (a Timeout and its list entry for every uplink).
   let sweeper: NodeJS.Timeout | undefined;
 
@@ -143,9 +147,9 @@ export function createPipelineTracker(hooks: HookApi, opts: PipelineTrackerOptio
     } else others.delete(t.id);
     inFlight--;
     if (outcome === 'done') {
-      opts.latency.observe((Date.now() - t.receivedAt) / 1000);
-      done.inc();
-    } else (outcome === 'failed' ? failed : expired).inc();
+      latency.observe((Date.now() - t.receivedAt) / 1000);
+      done.add();
+    } else (outcome === 'failed' ? failed : expired).add();
     t.settle();
     if (order[head] === t) dropFinishedFront();
     if (inFlight === 0 && sweeper) {

@@ -26,3 +26,43 @@ export function histogram(registry: Registry, name: string, help: string, labelN
     new Histogram({ name, help, labelNames, registers: [registry], ...(buckets ? { buckets } : {}) })
   );
 }
+
+/** One labelled series of a counter made by `tallyCounter`: `add` bumps a number and nothing else. */
+export interface Tally {
+  add(n?: number): void;
+}
+
+/**
+ * A counter for a per-uplink path. prom-client's `inc` hashes the labels into a string and answers
+ * an object on every call; here each labelled series is a plain number that the prom-client counter
+ * takes when it is read (its `collect` hook), so reads stay exact and an uplink allocates nothing.
+ */
+export function tallyCounter(registry: Registry, name: string, help: string, labelNames: string[] = []): { counter: Counter; tally(labels?: Record<string, string>): Tally } {
+  const pending: { labels: Record<string, string>; n: number }[] = [];
+  const existing = registry.getSingleMetric(name) as Counter | undefined;
+  const counter =
+    existing ??
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect(this: Counter) {
+        for (const p of pending) {
+          if (p.n === 0) continue;
+          this.inc(p.labels, p.n);
+          p.n = 0;
+        }
+      },
+    });
+  return {
+    counter,
+    tally(labels = {}) {
+      // registered elsewhere first (no collect hook of ours): counted straight into it
+      if (existing) return { add: (n = 1) => counter.inc(labels, n) };
+      const p = { labels, n: 0 };
+      pending.push(p);
+      return { add: (n = 1) => void (p.n += n) };
+    },
+  };
+}

@@ -4,7 +4,8 @@
  * held) in a Map, and finishes each once, by completion or by the deadline sweep, in any order.
  */
 import assert from 'node:assert/strict';
-import { Registry, Histogram, Counter } from 'prom-client';
+import { Registry, Histogram } from 'prom-client';
+import { tallyCounter } from '../../runtime/metrics/index.ts';
 import { newMessageId } from '../../runtime/bus/index.ts';
 import { createPipelineTracker } from '../../runtime/flow-engine/pipeline.ts';
 
@@ -14,13 +15,13 @@ function harness(deadlineMs = 10_000) {
   const hooks = new Map<string, Hook>();
   const registry = new Registry();
   const latency = new Histogram({ name: 'latency', help: 'h', registers: [registry] });
-  const finished = new Counter({ name: 'finished', help: 'h', labelNames: ['outcome'], registers: [registry] });
+  const finished = tallyCounter(registry, 'finished', 'h', ['outcome']);
   const tracker = createPipelineTracker({ add: (id, cb) => hooks.set(id, cb), remove: (id) => hooks.delete(id) }, { deadlineMs, latency, finished });
   const node = { type: 'flux store', receive() {} };
   const deliver = (msgid: string) => hooks.get('preDeliver.flux-pipeline')!({ msg: { _msgid: msgid }, destination: { node } });
   const complete = (msgid: string, error?: unknown) => hooks.get('onComplete.flux-pipeline')!({ msg: { _msgid: msgid }, error });
   const outcomes = async () => {
-    const m = await finished.get();
+    const m = await finished.counter.get();
     return Object.fromEntries(m.values.map((v) => [v.labels.outcome, v.value]));
   };
   return { tracker, deliver, complete, outcomes };
