@@ -144,9 +144,13 @@ export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
       }
     }
     if (queued.length === 0 && syncDue && unsynced && fd >= 0) {
-      // unacknowledged appends written a while ago, and no group since to sync them with
-      fs.fdatasync(fd, () => {
-        synced();
+      // unacknowledged appends written a while ago, and no group since to sync them with; a failed
+      // fdatasync leaves them unsynced, to be tried again within SYNC_EVERY_MS
+      fs.fdatasync(fd, (err) => {
+        if (err) {
+          syncDue = false;
+          syncSoon();
+        } else synced();
         flush();
       });
       return;
