@@ -5,8 +5,8 @@
  * in many turns: values answered within `windowMs` are appended together. A poll has no sender
  * waiting for an acknowledgement, so, like an MQTT QoS 0 publish (runtime/broker), it goes on the
  * bus with its log position at once rather than after an fdatasync, whose latency would otherwise
- * be the values' jitter, and its group is synced later (runtime/uplink-log/log.ts SYNC_EVERY_MS). One the log refuses is dropped (the journal counts it) and read
- * again at the next poll.
+ * be the values' jitter, and its group is synced later (runtime/uplink-log/log.ts SYNC_EVERY_MS).
+ * One the log refuses is dropped (the journal counts it) and read again at the next poll.
  */
 import type { UplinkMessage } from '../bus/index.ts';
 import type { UplinkJournal } from '../uplink-log/index.ts';
