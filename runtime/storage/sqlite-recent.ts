@@ -58,11 +58,15 @@ export class RecentPoints {
   #round: { upTo: number; from: number; last: number } | null = null;
   #roundEnded = 0;
 
-  /** `published` learns the number of waiting rows after every change (the main thread reads it). */
-  constructor(db: DatabaseSync, opts: FoldOptions, published: (rows: number) => void = () => {}) {
+  /**
+   * `published` learns the number of waiting rows after every change (the main thread reads it).
+   * `openedAt` (ms): the first round is due `everyMs` after it, as if a round had ended then.
+   */
+  constructor(db: DatabaseSync, opts: FoldOptions, published: (rows: number) => void = () => {}, openedAt = 0) {
     this.#db = db;
     this.#opts = opts;
     this.#published = published;
+    this.#roundEnded = openedAt;
     // the round's copy lives in memory: it is rebuilt from ts_points_recent after a crash
     db.exec(`PRAGMA temp_store = MEMORY; CREATE TEMP TABLE IF NOT EXISTS ts_points_round (${COLUMNS});`);
     this.#append = db.prepare(`INSERT INTO ts_points_recent (${COLUMNS}) VALUES (?, ?, ?, ?, ?)`);

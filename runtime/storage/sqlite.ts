@@ -138,7 +138,8 @@ export function sqliteConnection(file: string, writes?: { fold: FoldOptions; pub
         `DELETE FROM ts_points WHERE series_id = ?1 AND ts < MIN(?2, COALESCE((SELECT ts FROM ts_points WHERE series_id = ?1 AND ts < ?2 ORDER BY ts LIMIT 1 OFFSET ?3), ?2))`,
       );
       if (writes) {
-        recent = new RecentPoints(db, writes.fold, writes.published);
+        // the first round everyMs after the store opened, not at the first write
+        recent = new RecentPoints(db, writes.fold, writes.published, Date.now());
         recent.foldAll(); // what a crash left
       }
     },
