@@ -24,7 +24,6 @@ interface DeviceInDef extends NodeDef {
 /** uplinks in one batch message at most (a turn that read more sends several) */
 const MAX_BATCH = 1000;
 
-
 /**
  * Which node holds each filter, per FLUX runtime. Importing a copy of a flow ("Import copy" of the
  * default flow) made two pipelines that both stored, ruled and alarmed every uplink: a second

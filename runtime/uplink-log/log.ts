@@ -16,11 +16,10 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { encodeRecordAt } from './record.ts';
+import { encodeRecordAt, type LogRecord } from './record.ts';
 import { LogRefusedError, type AppendCallback, type UplinkLog, type UplinkLogOptions } from './types.ts';
 import { readRecords, scanRecords } from './reads.ts';
 import { emptySegment, note, openSegments, removeSegment, scanSegment, seal, type SegmentInfo } from './segments.ts';
-import type { LogRecord } from './record.ts';
 
 /** one group commit's buffer; a busier turn grows it for that group */
 const GROUP_BUFFER = 256 * 1024;
