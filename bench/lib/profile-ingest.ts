@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { MODBUS_DEVICES, MODBUS_FRAME_HEX, metric, provisionModbusUnits, scrape, startFlux, tempDir } from './flux.ts';
 import { startLoad, type LoadGroup } from './load.ts';
+import { threadCpuLines, threadTicks } from './thread-cpu.ts';
 import { ingestStep } from '../pipeline.bench.ts';
 
 const args = process.argv.slice(2);
@@ -41,7 +42,10 @@ try {
   for (const rate of rates) {
     windows.push([performance.now(), 0]);
     const before = await scrape(flux);
+    const ticks = threadTicks(flux.child.pid!);
+    const began = performance.now();
     const s = await ingestStep(flux, load, rate, seconds);
+    for (const line of threadCpuLines(ticks, threadTicks(flux.child.pid!), (performance.now() - began) / 1000)) console.log(`  thread ${line}`);
     windows.at(-1)![1] = performance.now();
     const perMsg = ((s.cpu / 100) * seconds * 1e6) / Math.max(s.stored, 1);
     const m = await scrape(flux);
