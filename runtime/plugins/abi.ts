@@ -1,6 +1,6 @@
 /**
  * The plugin ABI v1 (docs/plugin-abi.md): static checks of a module's
- * bytes, imports and exports, and the memory cap written into the module itself (§6), so a plugin
+ * bytes, imports and exports, and the memory cap written into the module itself (docs/plugin-abi.md "Limits and failures"), so a plugin
  * that grows past it sees `memory.grow` fail inside its own code instead of exhausting the host.
  */
 

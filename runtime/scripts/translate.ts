@@ -1,7 +1,7 @@
 /** Rhai-flavoured script → JavaScript, by a tokenizer (strings, templates, regexes, comments respected), keeping line numbers. */
 
 /**
- * The seed's scripts (mission Part 3) are Rhai: `if temp > 45.0 { … }` has no parentheses and
+ * The seed's scripts (test/rules/seed-scripts.ts) are Rhai: `if temp > 45.0 { … }` has no parentheses and
  * `#{ key: value }` is an object map. Both are rewritten on tokens, never by a regex over the
  * source, so `"#{"` in a string, a comment or a regex stays untouched. Insertions never add a
  * newline: line numbers in errors stay the user's; columns are mapped back with `originalOffset`.

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import type { MqttClient } from 'mqtt';
 import type { FluxProcess } from '../helpers/flux-process.ts';
-import { SEED_RULE_3_1 } from '../rules/seed-scripts.ts';
+import { SEED_HIGH_TEMPERATURE_RULE } from '../rules/seed-scripts.ts';
 import { startFluxWithFlow, recorder, waitFor, provision, connectDevice, report } from '../rules/helpers.ts';
 import { createTestDatabase } from '../helpers/databases.ts';
 
@@ -42,7 +42,7 @@ for (const dialect of dialects) describe(`alarm center on ${dialect.name} (real 
     sensor = await connectDevice(f, 'sensor_01', p.secrets.sensor_01!);
     other = await connectDevice(f, 'sensor_02', p.secrets.sensor_02!);
     const r = await f.api('POST', '/api/rules', {
-      name: 'high temperature', trigger_script: SEED_RULE_3_1, action_type: 'alarm',
+      name: 'high temperature', trigger_script: SEED_HIGH_TEMPERATURE_RULE, action_type: 'alarm',
       action_config: { level: 'critical', message: 'temperature {{values.temperature}} °C on {{device_id}}', auto_clear: true },
     });
     assert.equal(r.status, 201, JSON.stringify(r.body));

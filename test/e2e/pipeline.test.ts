@@ -10,12 +10,12 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import WebSocket from 'ws';
 import { startFlux, tempDir, ROOT, type FluxProcess } from '../helpers/flux-process.ts';
-import { SEED_RULE_3_1 } from '../rules/seed-scripts.ts';
+import { SEED_HIGH_TEMPERATURE_RULE } from '../rules/seed-scripts.ts';
 import { until } from '../helpers/wait.ts';
 
 const FRAME = Buffer.from('01030201c50000', 'hex');
-// The seed's §3.1 rule, verbatim (Rhai syntax: `if temp > 45.0 { … }`).
-const HIGH_TEMP_RULE = SEED_RULE_3_1;
+// The seed's high-temperature rule, verbatim (Rhai syntax: `if temp > 45.0 { … }`).
+const HIGH_TEMP_RULE = SEED_HIGH_TEMPERATURE_RULE;
 
 function mosquittoPub(port: number, user: string, password: string, topic: string, bytes: Buffer): void {
   const file = path.join(tempDir('flux-frame-'), 'frame.bin');

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createScriptHost, type CompiledScript, type RunOutcome, type ScriptHost, type ScriptMessage } from '../../runtime/scripts/index.ts';
-import { SEED_RULE_3_1 } from './seed-scripts.ts';
+import { SEED_HIGH_TEMPERATURE_RULE } from './seed-scripts.ts';
 
 /** A message nested deeper than a run's conversion keeps (32 levels): the deep part arrives as null. */
 function deep(levels: number): unknown {
@@ -140,7 +140,7 @@ describe('scripts run over a batch of messages in one call', function () {
   });
 
   it('batches the seed rule that prints when it triggers, with each run\'s print on its own outcome', function () {
-    const s = host.compile(SEED_RULE_3_1);
+    const s = host.compile(SEED_HIGH_TEMPERATURE_RULE);
     warm(s);
     const msgs = [44, 46, 45, 47.5].map((t) => ({ device_id: 'sensor_01', values: { temperature: t } }));
     const out = s.runMany(JSON.stringify(msgs), 4);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import type { MqttClient } from 'mqtt';
 import type { FluxProcess } from '../helpers/flux-process.ts';
-import { SEED_RULE_3_1, SEED_SCENE_3_2 } from './seed-scripts.ts';
+import { SEED_HIGH_TEMPERATURE_RULE, SEED_SCENE } from './seed-scripts.ts';
 import { startFluxWithFlow, recorder, waitFor, provision, connectDevice, report } from './helpers.ts';
 
 describe('rule engine (real process, real MQTT, real webhook server)', function () {
@@ -34,7 +34,7 @@ describe('rule engine (real process, real MQTT, real webhook server)', function 
       { id: 'tab1', type: 'tab', label: 'rules test' },
       { id: 'in1', type: 'flux device in', z: 'tab1', product: '', device: '', kind: 'properties', wires: [['rule1', 'inline1']] },
       { id: 'rule1', type: 'flux rule', z: 'tab1', mode: 'registry', wires: [['post1'], [], ['posterr']] },
-      { id: 'inline1', type: 'flux rule', z: 'tab1', mode: 'inline', script: SEED_RULE_3_1, env: '{}', wires: [['postinline'], [], []] },
+      { id: 'inline1', type: 'flux rule', z: 'tab1', mode: 'inline', script: SEED_HIGH_TEMPERATURE_RULE, env: '{}', wires: [['postinline'], [], []] },
       { id: 'post1', type: 'http request', z: 'tab1', method: 'POST', ret: 'txt', paytoqs: 'ignore', url: `${hooks.url}/flow-triggered`, wires: [[]] },
       { id: 'posterr', type: 'http request', z: 'tab1', method: 'POST', ret: 'txt', paytoqs: 'ignore', url: `${hooks.url}/flow-error`, wires: [[]] },
       { id: 'postinline', type: 'http request', z: 'tab1', method: 'POST', ret: 'txt', paytoqs: 'ignore', url: `${hooks.url}/inline-triggered`, wires: [[]] },
@@ -62,7 +62,7 @@ describe('rule engine (real process, real MQTT, real webhook server)', function 
   });
 
   it('creates, reads, lists, updates and deletes a rule, bumping its version on each save', async function () {
-    const rule = await createRule({ name: 'hot', trigger_script: SEED_RULE_3_1, action_type: 'flow', product_id: 'sensor' });
+    const rule = await createRule({ name: 'hot', trigger_script: SEED_HIGH_TEMPERATURE_RULE, action_type: 'flow', product_id: 'sensor' });
     assert.equal(rule.version, 1);
     assert.equal(rule.product_id, productId, 'a product key is stored as the product id');
     assert.equal(rule.stats.runs, 0);
@@ -97,8 +97,8 @@ describe('rule engine (real process, real MQTT, real webhook server)', function 
     assert.match(c.body.error.message, /action_config\.command/);
   });
 
-  it('test-runs the seed §3.1 rule on samples: 46.0 °C triggers, 44.0 does not, and nothing is done', async function () {
-    const rule = await createRule({ name: 'hot', trigger_script: SEED_RULE_3_1, action_type: 'webhook', action_config: { url: `${hooks.url}/must-not-fire` } });
+  it("test-runs the seed's high-temperature rule on samples: 46.0 °C triggers, 44.0 does not, and nothing is done", async function () {
+    const rule = await createRule({ name: 'hot', trigger_script: SEED_HIGH_TEMPERATURE_RULE, action_type: 'webhook', action_config: { url: `${hooks.url}/must-not-fire` } });
     const hot = await f.api('POST', `/api/rules/${rule.id}/test`, { msg: { device_id: 'sensor_01', values: { temperature: 46.0 } } });
     assert.equal(hot.status, 200);
     assert.equal(hot.body.result, true);
@@ -114,8 +114,8 @@ describe('rule engine (real process, real MQTT, real webhook server)', function 
     assert.equal((await f.api('GET', `/api/rules/${rule.id}`)).body.stats.runs, 0, 'a test run is not counted');
   });
 
-  it('test-runs the seed §3.2 scene: lists the TurnOn command and the log without sending anything', async function () {
-    const rule = await createRule({ name: 'scene', trigger_script: SEED_SCENE_3_2, action_type: 'flow' });
+  it("test-runs the seed's scene: lists the TurnOn command and the log without sending anything", async function () {
+    const rule = await createRule({ name: 'scene', trigger_script: SEED_SCENE, action_type: 'flow' });
     const seen: string[] = [];
     const onMsg = (t: string) => seen.push(t);
     light.on('message', onMsg);
@@ -165,8 +165,8 @@ describe('rule engine (real process, real MQTT, real webhook server)', function 
     assert.deepEqual(hits('/inline-triggered').map((h) => h.body.values.temperature), [46, 46.5, 51]);
   });
 
-  it('sends TurnOn {brightness: 100} to light_switch_01 through the real downlink when lux 30 + motion 1 arrives (seed §3.2)', async function () {
-    await createRule({ name: 'dark room', trigger_script: SEED_SCENE_3_2, action_type: 'flow', device_id: 'room_sensor' });
+  it('sends TurnOn {brightness: 100} to light_switch_01 through the real downlink when lux 30 + motion 1 arrives (the seed scene)', async function () {
+    await createRule({ name: 'dark room', trigger_script: SEED_SCENE, action_type: 'flow', device_id: 'room_sensor' });
     const got = new Promise<{ topic: string; body: any }>((resolve) => light.once('message', (topic, payload) => resolve({ topic, body: JSON.parse(payload.toString()) })));
     await report(room, 'sensor', 'room_sensor', { lux: 30, motion: 1 });
     const m = await Promise.race([got, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('no command within 5 s')), 5000))]);
@@ -233,7 +233,7 @@ describe('rule engine (real process, real MQTT, real webhook server)', function 
     };
     const ids: Record<string, string> = {};
     for (const [name, script] of Object.entries(bad)) ids[name] = (await createRule({ name, trigger_script: script, action_type: 'flow', device_id: 'sensor_01' })).id;
-    await createRule({ name: 'good', trigger_script: SEED_RULE_3_1, action_type: 'webhook', action_config: { url: `${hooks.url}/good`, retries: 0 }, device_id: 'sensor_01' });
+    await createRule({ name: 'good', trigger_script: SEED_HIGH_TEMPERATURE_RULE, action_type: 'webhook', action_config: { url: `${hooks.url}/good`, retries: 0 }, device_id: 'sensor_01' });
     for (const t of [46, 47]) await report(sensor, 'sensor', 'sensor_01', { temperature: t });
     await waitFor('the good rule to fire twice', () => hits('/good').length === 2, 8000);
     const codes: Record<string, string> = {};

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { createScriptHost, translateScript, ScriptSyntaxError, type ScriptHost } from '../../runtime/scripts/index.ts';
 
-import { SEED_RULE_3_1, SEED_SCENE_3_2 } from './seed-scripts.ts';
+import { SEED_HIGH_TEMPERATURE_RULE, SEED_SCENE } from './seed-scripts.ts';
 
 describe('script host (QuickJS sandboxes)', function () {
   let host: ScriptHost;
@@ -12,7 +12,7 @@ describe('script host (QuickJS sandboxes)', function () {
 
   describe('the seed scripts, verbatim', function () {
     it('triggers the high-temperature rule at 46.0 °C and prints its warning', function () {
-      const s = host.compile(SEED_RULE_3_1);
+      const s = host.compile(SEED_HIGH_TEMPERATURE_RULE);
       const r = s.run({ device_id: 'sensor_01', values: { temperature: 46.0 } });
       s.dispose();
       assert.equal(r.ok, true, JSON.stringify(r.error));
@@ -21,7 +21,7 @@ describe('script host (QuickJS sandboxes)', function () {
     });
 
     it('does not trigger the high-temperature rule at 44.0 °C and prints nothing', function () {
-      const s = host.compile(SEED_RULE_3_1);
+      const s = host.compile(SEED_HIGH_TEMPERATURE_RULE);
       const r = s.run({ device_id: 'sensor_01', values: { temperature: 44.0 } });
       s.dispose();
       assert.equal(r.ok, true);
@@ -30,7 +30,7 @@ describe('script host (QuickJS sandboxes)', function () {
     });
 
     it('has the scene script ask for TurnOn {brightness: 100} on light_switch_01 at lux 30 with motion, and log why', function () {
-      const s = host.compile(SEED_SCENE_3_2);
+      const s = host.compile(SEED_SCENE);
       const r = s.run({ device_id: 'room_sensor', values: { lux: 30, motion: 1 } });
       assert.equal(r.ok, true, JSON.stringify(r.error));
       assert.deepEqual(r.commands, [{ device_id: 'light_switch_01', command: 'TurnOn', params: { brightness: 100 } }]);
@@ -67,7 +67,7 @@ describe('script host (QuickJS sandboxes)', function () {
 
   describe('limits: each fails that run with a clear error and the host keeps serving', function () {
     const healthy = () => {
-      const s = host.compile(SEED_RULE_3_1);
+      const s = host.compile(SEED_HIGH_TEMPERATURE_RULE);
       const r = s.run({ device_id: 'd', values: { temperature: 50 } });
       s.dispose();
       return r.result;

@@ -1,7 +1,7 @@
-/** The seed's two Rhai example scripts (mission/seed-flux-iot.md Part 3 §3.1 and §3.2), verbatim: they must run exactly as written. */
+/** The seed's two Rhai example scripts, verbatim (docs/architecture.md "The seed"): they must run exactly as written. */
 
-// Seed Part 3 §3.1, verbatim (mission/seed-flux-iot.md).
-export const SEED_RULE_3_1 = `// 示例：高温告警规则
+// The high-temperature rule, verbatim.
+export const SEED_HIGH_TEMPERATURE_RULE = `// 示例：高温告警规则
 // 变量 'msg' 和 'env' 由 Rust 注入
 
 let temp = msg.values.temperature;
@@ -16,8 +16,8 @@ if temp > 45.0 {
     return false;
 }`;
 
-// Seed Part 3 §3.2, verbatim.
-export const SEED_SCENE_3_2 = `// 示例：联动控制
+// The scene, verbatim.
+export const SEED_SCENE = `// 示例：联动控制
 // 当光照低于阈值，并且有人移动时
 
 if msg.values.lux < 50 && msg.values.motion == 1 {

@@ -70,7 +70,7 @@ impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Values {
     }
 }
 
-/// What `decode` produces (ARCHITECTURE §4): a device id, its values and an optional time in ms.
+/// What `decode` produces (docs/plugin-abi.md "`decode` output"): a device id, its values and an optional time in ms.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StandardMessage {
     pub device_id: String,

@@ -1,4 +1,4 @@
-// The seed's Modbus example (seed Part 2 §2.2) in AssemblyScript: a read-holding-registers
+// The seed's Modbus example (docs/architecture.md "The seed") in AssemblyScript: a read-holding-registers
 // response `unit 03 count hi lo …` -> { device_id: "sensor_{unit}", values: { temperature: reg / 10 } },
 // and commands as Modbus RTU "write single register" requests (function 06), like the Rust example:
 //   { command: "write_register", params: { address, value, unit? } } (unit: else the device id's number)

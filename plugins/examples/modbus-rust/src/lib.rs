@@ -1,4 +1,4 @@
-//! The seed's Modbus example (seed Part 2 §2.2) on `flux-plugin-sdk`: a Modbus RTU read-holding-
+//! The seed's Modbus example (docs/architecture.md "The seed") on `flux-plugin-sdk`: a Modbus RTU read-holding-
 //! registers response `unit 03 count hi lo …` -> `{ device_id: "sensor_{unit}", values: { temperature: reg / 10 } }`,
 //! and the way back: commands become Modbus RTU "write single register" requests (function 06).
 use flux_plugin_sdk::{export_plugin, Command, Meta, PluginHandler, StandardMessage};
