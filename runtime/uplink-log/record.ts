@@ -46,12 +46,12 @@ const TYPE_CODE: Record<LogType, number> = { properties: 0, event: 1, raw: 2 };
 export function encodeRecordAt(r: Omit<LogRecord, 'seq'>, seq: number, buf: Buffer, at: number): number {
   const { id, deviceId, productId, productKey, topic } = r;
   const eventId = r.eventId ?? '';
-  // The six strings are written as one: two native calls per record instead of twelve (a third of
-  // the encoding's time at 15k uplinks a second, docs/benchmarks.md "Session 14"). Their bytes equal
-  // their characters only when every one is ASCII; otherwise each is measured on its own.
+  // All-ASCII strings (the usual case) are written as one: two native calls per record instead of
+  // twelve (a third of the encoding's time at 15k uplinks a second, docs/benchmarks.md "Session 14").
+  // Otherwise each string is measured and written on its own: joined, a lone surrogate ending one
+  // and starting the next would pair up and change the byte count.
   const strings = id + deviceId + productId + productKey + topic + eventId;
-  const bytes = Buffer.byteLength(strings, 'utf8');
-  const ascii = bytes === strings.length;
+  const ascii = Buffer.byteLength(strings, 'utf8') === strings.length;
   const l0 = ascii ? id.length : Buffer.byteLength(id);
   const l1 = ascii ? deviceId.length : Buffer.byteLength(deviceId);
   const l2 = ascii ? productId.length : Buffer.byteLength(productId);
@@ -59,7 +59,7 @@ export function encodeRecordAt(r: Omit<LogRecord, 'seq'>, seq: number, buf: Buff
   const l4 = ascii ? topic.length : Buffer.byteLength(topic);
   const l5 = ascii ? eventId.length : Buffer.byteLength(eventId);
   if ((l0 | l1 | l2 | l3 | l4 | l5) > 0xffff) throw new RangeError('uplink log: a field is longer than 65535 bytes');
-  const body = FIXED + bytes + r.payload.length;
+  const body = FIXED + l0 + l1 + l2 + l3 + l4 + l5 + r.payload.length;
   if (buf.length - at < PREFIX + body) return -(PREFIX + body);
   let o = at + PREFIX;
   buf.writeDoubleLE(seq, o);
@@ -73,7 +73,15 @@ export function encodeRecordAt(r: Omit<LogRecord, 'seq'>, seq: number, buf: Buff
   buf.writeUInt16LE(l4, o + 26);
   buf.writeUInt16LE(l5, o + 28);
   o += 30;
-  o += buf.write(strings, o, bytes, ascii ? 'latin1' : 'utf8');
+  if (ascii) o += buf.write(strings, o, strings.length, 'latin1');
+  else {
+    o += buf.write(id, o, l0, 'utf8');
+    o += buf.write(deviceId, o, l1, 'utf8');
+    o += buf.write(productId, o, l2, 'utf8');
+    o += buf.write(productKey, o, l3, 'utf8');
+    o += buf.write(topic, o, l4, 'utf8');
+    if (l5) o += buf.write(eventId, o, l5, 'utf8');
+  }
   o += r.payload.copy(buf, o);
   buf.writeUInt32LE(body, at);
   buf.writeUInt32LE(crc32(buf.subarray(at + PREFIX, o)), at + 4);

@@ -58,9 +58,11 @@ describe('uplink log', () => {
       up(2, { topic: '/boiler/dev-2/properties/report', productKey: 'kessel-ü' }),
       up(3, { topic: '/boiler/dev-0/events/🔥/post', type: 'event', eventId: '🔥', deviceId: 'dev-0' }),
     ];
-    const all = [up(10), ...odd, up(11)];
+    // lone surrogates cannot be UTF-8: each is written as U+FFFD, and joined they would have paired up
+    const lone = up(4, { productKey: 'kessel\uD83D', topic: '\uDD25/boiler/dev-1/properties/report' });
+    const all = [up(10), ...odd, lone, up(11)];
     await Promise.all(all.map((u) => log.appendAsync(u)));
-    const expect = all.map((u, i) => ({ ...u, seq: i + 1, payload: u.payload.toString('hex') }));
+    const expect = all.map((u, i) => ({ ...u, ...(u === lone ? { productKey: 'kessel\uFFFD', topic: '\uFFFD/boiler/dev-1/properties/report' } : {}), seq: i + 1, payload: u.payload.toString('hex') }));
     const asRead = async () => (await log.read({ from: 0, to: 2_000_000_000_000, limit: 10 })).map((r) => ({ ...r, payload: r.payload.toString('hex') }));
     assert.deepEqual(await asRead(), expect);
     await log.close();
