@@ -133,6 +133,14 @@ export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
     }, SYNC_EVERY_MS);
   };
 
+  /** A group of unacknowledged appends that is gathering goes at once (an acknowledged append came, or close). */
+  const sendGathered = () => {
+    if (!gatherTimer) return;
+    clearTimeout(gatherTimer);
+    gatherTimer = undefined;
+    setImmediate(flush);
+  };
+
   const flush = () => {
     gatherTimer = undefined;
     if (queued.length > 0 && !groupSync && !syncDue && !closed && queuedBytes < GROUP_BUFFER / 2) {
@@ -282,11 +290,7 @@ export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
       if (sync) {
         groupSync = true;
         // a group that was gathering without hurry goes now: someone waits for this one
-        if (gatherTimer) {
-          clearTimeout(gatherTimer);
-          gatherTimer = undefined;
-          setImmediate(flush);
-        }
+        sendGathered();
       }
       if (input.ts < groupMinTs) groupMinTs = input.ts;
       if (input.ts > groupMaxTs) groupMaxTs = input.ts;
@@ -343,11 +347,7 @@ export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
     async close() {
       if (closed) return;
       closed = true;
-      if (gatherTimer) {
-        clearTimeout(gatherTimer);
-        gatherTimer = undefined;
-        setImmediate(flush);
-      }
+      sendGathered();
       if (flushing) await new Promise<void>((r) => idle.push(r));
       clearInterval(watermarkTimer);
       clearInterval(retentionTimer);
