@@ -4,8 +4,9 @@
  * status changes are produced on the node that handled the device. Each node relays what its feed
  * publishes to the others on the Redis channel `<prefix>feed`, but only while another node has a
  * listener: nodes with feed clients announce it in the sorted set `feedlisteners` (score: until when,
- * renewed every ANNOUNCE_MS), read by every node at the same pace. A listener that connects to a
- * node therefore sees the other nodes' events within about one ANNOUNCE_MS.
+ * renewed every ANNOUNCE_MS), read by every node at the same pace. A node whose first listener
+ * arrives also says so at once on the channel (`{ from, listening: true }`), so that a listener that
+ * connects sees the other nodes' events from about one Redis round trip on, not one ANNOUNCE_MS.
  *
  * Alarm events are not relayed here: they travel with the configuration changes (changes.ts), which
  * also update each node's open alarms. The relay is best effort like the feed itself: events are
@@ -24,6 +25,9 @@ const ANNOUNCE_TTL_MS = 3 * ANNOUNCE_MS;
 const MAX_BATCH = 2_000;
 /** a relayed message larger than this is not read */
 const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+/** other nodes' "listening" notices remembered at most (one per node id) */
+const MAX_HEARD = 1_024;
+const MAX_NODE_ID_LENGTH = 64;
 export const LISTENERS = 'feedlisteners';
 
 export interface ClusterFeedRelay extends FeedRelay {
@@ -43,6 +47,21 @@ export function createFeedRelay(opts: { target: RedisTarget; nodeId: string; log
   let sent = 0;
   let received = 0;
   let dropped = 0;
+  /**
+   * node id → until when its "listening" notice counts: a read of LISTENERS sent before that node
+   * announced itself may answer after the notice, and must not undo it
+   */
+  const heard = new Map<string, number>();
+  let announceNow: (() => void) | undefined;
+
+  function othersHeard(now: number): boolean {
+    let any = false;
+    for (const [id, until] of heard) {
+      if (until <= now) heard.delete(id);
+      else any = true;
+    }
+    return any;
+  }
 
   function flush(): void {
     flushing = false;
@@ -58,6 +77,7 @@ export function createFeedRelay(opts: { target: RedisTarget; nodeId: string; log
 
   return {
     othersListen: () => othersListen,
+    listening: () => announceNow?.(),
     send(ev) {
       if (!othersListen || ev.type === 'alarm') return;
       if (batch.length >= MAX_BATCH) {
@@ -78,17 +98,28 @@ export function createFeedRelay(opts: { target: RedisTarget; nodeId: string; log
         if (feed.localClients() > 0) await pub.zadd(LISTENERS, now + ANNOUNCE_TTL_MS, nodeId);
         else await pub.zrem(LISTENERS, nodeId);
         await pub.zremrangebyscore(LISTENERS, '-inf', now); // announcements that lapsed (a killed node's)
-        othersListen = (await pub.zrange(LISTENERS, 0, -1)).some((id) => id !== nodeId);
+        othersListen = (await pub.zrange(LISTENERS, 0, -1)).some((id) => id !== nodeId) || othersHeard(Date.now());
+      };
+      const failed = (err: Error) => log.debug({ err: err.message }, 'cluster: live feed announcement failed');
+      announceNow = () => {
+        pub?.publish(channel, JSON.stringify({ from: nodeId, listening: true })).catch(failed);
+        announce().catch(failed);
       };
       const onMessage = (ch: string, text: string) => {
         if (ch !== channel || text.length > MAX_MESSAGE_BYTES) return;
-        let msg: { from?: unknown; events?: unknown };
+        let msg: { from?: unknown; events?: unknown; listening?: unknown };
         try {
           msg = JSON.parse(text) as typeof msg;
         } catch {
           return log.warn('cluster: unreadable live feed message dropped');
         }
-        if (msg.from === nodeId || !Array.isArray(msg.events)) return;
+        if (msg.from === nodeId) return;
+        if (msg.listening === true && typeof msg.from === 'string' && msg.from.length <= MAX_NODE_ID_LENGTH) {
+          if (heard.size < MAX_HEARD || heard.has(msg.from)) heard.set(msg.from, Date.now() + ANNOUNCE_TTL_MS);
+          othersListen = true;
+          return;
+        }
+        if (!Array.isArray(msg.events)) return;
         for (const ev of msg.events as FeedEvent[]) {
           if (ev && typeof ev === 'object' && typeof ev.type === 'string' && ev.type !== 'alarm') {
             received++;
@@ -107,12 +138,14 @@ export function createFeedRelay(opts: { target: RedisTarget; nodeId: string; log
           sub.on('message', onMessage);
           await sub.subscribe(channel);
           await announce().catch(() => undefined);
-          timer = setInterval(() => announce().catch((err: Error) => log.debug({ err: err.message }, 'cluster: live feed announcement failed')), ANNOUNCE_MS);
+          timer = setInterval(() => announce().catch(failed), ANNOUNCE_MS);
           timer.unref();
         },
         async stop() {
           if (timer) clearInterval(timer);
           timer = undefined;
+          announceNow = undefined;
+          heard.clear();
           othersListen = false;
           const p = pub;
           const s = sub;

@@ -13,7 +13,7 @@ import { TEST_TOKEN } from '../helpers/flux-process.ts';
 import { HEARTBEAT_MS, connect, registerDevices, startCluster, until, type TestCluster, type TestNode } from './cluster.ts';
 
 const PRODUCT = 'meter';
-const DEVICES = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9'];
+const DEVICES = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9', 'm10'];
 
 async function metric(node: TestNode, name: string): Promise<number> {
   const res = await node.api('GET', '/api/metrics');
@@ -282,6 +282,28 @@ describe('cluster: three nodes on one Redis', function () {
       s.stop();
     } finally {
       await client.dispose();
+    }
+  });
+
+  it("tells the other nodes at once when a node's first feed listener arrives: a device on B publishing right after it is seen on A", async () => {
+    const others = async (n: TestNode) => (await n.api('GET', '/api/health')).body.components?.cluster_feed?.others_listen;
+    // nobody listens anywhere: the earlier tests' listeners are gone and B has read it
+    await until(async () => (await others(b)) === false, 'B knows that nobody listens', 4 * 3_000);
+    const events: { type: string; values?: Record<string, unknown> }[] = [];
+    const ws = new WebSocket(`ws://127.0.0.1:${a.http}/api/ws?access_token=${TEST_TOKEN}&device=m10`);
+    ws.on('message', (data) => events.push(JSON.parse(String(data))));
+    try {
+      await until(() => events.some((e) => e.type === 'hello'), 'the feed on A says hello');
+      const heardAt = performance.now();
+      // B reads the listener set once a second: knowing within 300 ms is the notice, not that read
+      await until(async () => (await others(b)) === true, 'B knows that A listens', 2_000, 10);
+      assert.ok(performance.now() - heardAt < 500, `B knew after ${Math.round(performance.now() - heardAt)} ms`);
+      const dev = await device(b, 'm10');
+      await dev.publishAsync(`/${PRODUCT}/m10/properties/report`, JSON.stringify({ values: { t: 1.5 } }), { qos: 1 });
+      const t = await until(() => events.find((e) => e.type === 'telemetry'), "m10's telemetry on A's feed", 10_000);
+      assert.deepEqual(t.values, { t: 1.5 });
+    } finally {
+      ws.close();
     }
   });
 
