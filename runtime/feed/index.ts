@@ -60,7 +60,7 @@ export interface FeedRelay {
   /** whether another node has a listener */
   othersListen(): boolean;
   /** this node's first feed client or listener arrived (it had none): tell the other nodes now */
-  listening?(): void;
+  listening(): void;
 }
 
 export interface FeedOptions {
@@ -180,7 +180,7 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
       }
       clients.add(client);
       connected.set(clients.size);
-      if (clients.size + listeners.size === 1) opts.relay?.listening?.();
+      if (clients.size + listeners.size === 1) opts.relay?.listening();
       ws.send(JSON.stringify({ type: 'hello', filter: client.filter }));
       ws.on('message', (data) => {
         try {
@@ -290,7 +290,7 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
     localClients: () => clients.size + listeners.size,
     listen(listener) {
       listeners.add(listener);
-      if (clients.size + listeners.size === 1) opts.relay?.listening?.();
+      if (clients.size + listeners.size === 1) opts.relay?.listening();
       return () => listeners.delete(listener);
     },
     health(): ComponentHealth {
