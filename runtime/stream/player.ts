@@ -60,7 +60,10 @@ video{width:100%;height:calc(100% - 2em);background:#000;display:block}#bar{heig
       for (const k of ['from', 'to']) if (params.get(k)) range.set(k, params.get(k));
       const url = mode === 'vod' ? base + '/recordings?' + range : base + '/hls/index.m3u8' + q;
       if (!Hls.isSupported() && video.canPlayType('application/vnd.apple.mpegurl')) { video.src = url; video.play().catch(() => {}); return; }
-      const h = new Hls({ liveSyncDurationCount: 2, manifestLoadingTimeOut: 25000, manifestLoadingMaxRetry: 0, lowLatencyMode: false });
+      // enableWorker false: hls.js's worker evaluates the whole library again before it transmuxes the
+      // first segment, which cost a viewer of a live stream ~0.2–0.5 s of its first frame (docs/benchmarks.md
+      // "Session 15"); one stream's transmuxing is cheap on the page's thread
+      const h = new Hls({ liveSyncDurationCount: 2, manifestLoadingTimeOut: 25000, manifestLoadingMaxRetry: 0, lowLatencyMode: false, enableWorker: false });
       h.on(Hls.Events.ERROR, (e, d) => { if (d.fatal) { state.errors.push(d.type + ':' + d.details); schedule(); } });
       h.loadSource(url);
       h.attachMedia(video);
