@@ -86,7 +86,7 @@ export function createPresence(ctx: FluxContext, shared?: SharedPresence): Prese
   // After a storm of logins (e.g. every device reconnecting after an outage), one GC once it is
   // over: otherwise its garbage stays resident next to the connections (runtime/memory).
   const compactor = createStormCompactor({
-    onCollect: (n) => log.info({ connections: n }, 'connection storm over: collected its garbage'),
+    onCollect: (n, ms) => log.info({ connections: n, pause_ms: Math.round(ms) }, 'connection storm over: collected its garbage'),
     onBusy: (n, u) => log.debug({ connections: n, event_loop_utilization: u }, 'connection storm over while busy: left to V8'),
   });
 

@@ -6,7 +6,9 @@
  * reads, status writes) to the old generation. That garbage stays until the heap next grows, and
  * V8's own memory reducer does not step in while anything at all allocates: the same 18,000 idle
  * connections then read 10–18 KB of RSS each, depending only on when the last major GC happened
- * (docs/benchmarks.md). One GC once the storm is over makes it the live size (~6–8 KB).
+ * (docs/benchmarks.md). One GC once the storm is over makes it the live size (~6–8 KB). It is the
+ * memory-reducing kind: a regular major GC freed the objects but V8 kept their pages, and RSS stayed
+ * at 14–17 KB per connection (docs/benchmarks.md "Session 15").
  *
  * gc() itself is borrowed from V8 (runtime/patches/v8-gc.ts).
  */
@@ -14,24 +16,13 @@ import { performance } from 'node:perf_hooks';
 import { borrowedGc } from '../patches/index.ts';
 
 /**
- * A full, memory-reducing collection, now (a pause: ~80 ms after start). Answers false when this
- * V8 offers no gc().
+ * A full, memory-reducing collection, now (a pause: ~80 ms after start, 0.6–0.7 s with 18,000 idle
+ * connections on a slow host). Answers false when this V8 offers no gc().
  */
 export function collectAllGarbage(): boolean {
   const gc = borrowedGc();
   if (!gc) return false;
   gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-  return true;
-}
-
-/**
- * One full collection, now (a pause: ~130 ms with 18k connections), without the repeated passes of
- * `collectAllGarbage`. Answers false when this V8 offers no gc().
- */
-export function collectAllGarbageRegular(): boolean {
-  const gc = borrowedGc();
-  if (!gc) return false;
-  gc({ type: 'major', execution: 'sync', flavor: 'regular' });
   return true;
 }
 
@@ -43,16 +34,17 @@ export interface StormCompactorOptions {
   /** at most one collection per this long (default 60 s) */
   minIntervalMs?: number;
   /**
-   * Event-loop utilization over the quiet time above which the process counts as busy (default
-   * 0.25): a busy process allocates, so V8's own collections soon take the storm's garbage too, and
-   * a full collection would only add a pause to live traffic.
+   * Event-loop utilization over the quiet time (from the storm's last connection on) above which the
+   * process counts as busy (default 0.25): a busy process allocates, so V8's own collections soon
+   * take the storm's garbage too, and a full collection would only add a pause to live traffic.
    */
   busyAbove?: number;
   /** the collection (tests pass a spy) */
   collect?: () => boolean;
   /** event-loop utilization since the previous call (tests pass a stub) */
   utilization?: () => number;
-  onCollect?: (connections: number) => void;
+  /** after a collection: the storm's connections, and how long the collection paused the process */
+  onCollect?: (connections: number, pauseMs: number) => void;
   /** the storm was over but the process busy: no collection */
   onBusy?: (connections: number, utilization: number) => void;
 }
@@ -78,7 +70,7 @@ export function createStormCompactor(opts: StormCompactorOptions = {}): StormCom
   const minConnections = opts.minConnections ?? 5000;
   const quietMs = opts.quietMs ?? 5000;
   const minIntervalMs = opts.minIntervalMs ?? 60_000;
-  const collect = opts.collect ?? collectAllGarbageRegular;
+  const collect = opts.collect ?? collectAllGarbage;
   const busyAbove = opts.busyAbove ?? 0.25;
   const utilization = opts.utilization ?? eventLoopUtilization();
   let count = 0;
@@ -108,14 +100,18 @@ export function createStormCompactor(opts: StormCompactorOptions = {}): StormCom
       return;
     }
     lastCollect = now;
-    if (collect()) opts.onCollect?.(n);
+    const t0 = performance.now();
+    if (collect()) opts.onCollect?.(n, performance.now() - t0);
   };
 
   return {
     connected() {
       last = Date.now();
-      if (++count >= minConnections && !timer) {
-        utilization(); // measured from here
+      if (++count < minConnections) return;
+      // measured from the latest connection on: the storm itself is busy, and measured from its
+      // 5,000th connection an 18,000-connection storm on a slow host read 0.89 and was never collected
+      utilization();
+      if (!timer) {
         timer = setTimeout(check, quietMs);
         timer.unref();
       }
