@@ -121,10 +121,9 @@ async function connections(quick: boolean): Promise<BenchRow[]> {
     const t0 = performance.now();
     const load = await startLoad({ host: '127.0.0.1', port: flux.mqtt, devices, payloadHex: '00', qos: 0, processes: 4, spreadSourceAddresses: true, idle: true, connectConcurrency: 100 });
     const seconds = (performance.now() - t0) / 1000;
-    // Let the connection storm's garbage (logins, status writes) be collected before reading RSS.
-    // V8 gives it back when it finds the process idle: 5–30 s after the last connection, later on
-    // a slower host (10 s read ~150 MB of it there; docs/benchmarks.md "Session 15").
-    const settleMs = Number(process.env.BENCH_SETTLE_MS ?? 30_000);
+    // Read once the connection storm's garbage (logins, status writes) is collected: FLUX's storm GC
+    // runs 5 s after the last connection of an idle process (runtime/memory)
+    const settleMs = Number(process.env.BENCH_SETTLE_MS ?? 10_000);
     await sleep(settleMs);
     const after = procStats(flux.child.pid!).rss;
     const perConn = (after - before) / Math.max(load.connected, 1) / 1024;
