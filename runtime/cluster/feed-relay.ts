@@ -53,6 +53,14 @@ export function createFeedRelay(opts: { target: RedisTarget; nodeId: string; log
    */
   const heard = new Map<string, number>();
   let announceNow: (() => void) | undefined;
+  /**
+   * At most one notice per ANNOUNCE_MS: a viewer opening and closing feed sockets in a loop would
+   * otherwise make Redis writes at its own pace. A listener that comes within ANNOUNCE_MS of the last
+   * notice is covered by it (the others count a notice for ANNOUNCE_TTL_MS, and this node renews its
+   * entry in LISTENERS every ANNOUNCE_MS meanwhile).
+   */
+  let lastNoticeAt = -Infinity;
+  let notices = 0;
 
   function othersHeard(now: number): boolean {
     let any = false;
@@ -77,7 +85,13 @@ export function createFeedRelay(opts: { target: RedisTarget; nodeId: string; log
 
   return {
     othersListen: () => othersListen,
-    listening: () => announceNow?.(),
+    listening() {
+      const now = performance.now();
+      if (!announceNow || now - lastNoticeAt < ANNOUNCE_MS) return;
+      lastNoticeAt = now;
+      notices++;
+      announceNow();
+    },
     send(ev) {
       if (!othersListen || ev.type === 'alarm') return;
       if (batch.length >= MAX_BATCH) {
@@ -154,7 +168,7 @@ export function createFeedRelay(opts: { target: RedisTarget; nodeId: string; log
           await Promise.all([p && closeRedis(p), s && closeRedis(s)]);
         },
         health(): ComponentHealth {
-          return { ok: sub?.status === 'ready', others_listen: othersListen, sent, received, dropped };
+          return { ok: sub?.status === 'ready', others_listen: othersListen, sent, received, dropped, notices };
         },
       };
     },

@@ -307,6 +307,25 @@ describe('cluster: three nodes on one Redis', function () {
     }
   });
 
+  it('sends at most one listening notice a second, however fast feed sockets open and close', async () => {
+    const notices = async () => (await a.api('GET', '/api/health')).body.components?.cluster_feed?.notices as number;
+    await new Promise((r) => setTimeout(r, 1_100)); // past the previous test's notice
+    const before = await notices();
+    const t0 = performance.now();
+    for (let i = 0; i < 20; i++) {
+      const ws = new WebSocket(`ws://127.0.0.1:${a.http}/api/ws?access_token=${TEST_TOKEN}`);
+      await new Promise((ok, fail) => {
+        ws.once('message', ok);
+        ws.once('error', fail);
+      });
+      ws.close();
+      await new Promise((ok) => ws.once('close', ok));
+    }
+    const sent = (await notices()) - before;
+    const bound = Math.ceil((performance.now() - t0) / 1000) + 1;
+    assert.ok(sent >= 1 && sent <= bound, `${sent} notices for 20 first listeners in ${Math.round(performance.now() - t0)} ms (at most ${bound})`);
+  });
+
   it('marks the devices of a node killed with SIGKILL offline on the others within 2× the heartbeat, and drops the node from the list', async () => {
     await device(cNode, 'm1');
     await device(cNode, 'm2');
