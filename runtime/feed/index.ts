@@ -138,6 +138,11 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   const clients = new Set<Client>();
   const listeners = new Set<(ev: FeedEvent) => void>();
+  const localCount = () => clients.size + listeners.size;
+  /** after adding a client or listener: the first one is told to the other nodes at once (the relay) */
+  const added = () => {
+    if (localCount() === 1) opts.relay?.listening();
+  };
   const sent = counter(ctx.metrics, 'flux_feed_events_sent_total', 'live feed events written to clients');
   const dropped = counter(ctx.metrics, 'flux_feed_events_dropped_total', 'live feed events a slow client missed');
   const connected = gauge(ctx.metrics, 'flux_feed_clients', 'connected live feed clients');
@@ -180,7 +185,7 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
       }
       clients.add(client);
       connected.set(clients.size);
-      if (clients.size + listeners.size === 1) opts.relay?.listening();
+      added();
       ws.send(JSON.stringify({ type: 'hello', filter: client.filter }));
       ws.on('message', (data) => {
         try {
@@ -286,11 +291,11 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
         sent.inc();
       }
     },
-    clients: () => clients.size + listeners.size + (opts.relay?.othersListen() ? 1 : 0),
-    localClients: () => clients.size + listeners.size,
+    clients: () => localCount() + (opts.relay?.othersListen() ? 1 : 0),
+    localClients: localCount,
     listen(listener) {
       listeners.add(listener);
-      if (clients.size + listeners.size === 1) opts.relay?.listening();
+      added();
       return () => listeners.delete(listener);
     },
     health(): ComponentHealth {
