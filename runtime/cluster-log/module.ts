@@ -77,7 +77,7 @@ export function createClusterLogModule(deps: ClusterLogDeps): UplinkLogModule {
 
   const log: UplinkLog = {
     async open() {
-      return { unhandled: 0, truncatedBytes: 0 };
+      return { unhandled: 0, truncatedBytes: 0, skippedBytes: 0 };
     },
     append(input, cb) {
       if (!appender) {
@@ -118,6 +118,7 @@ export function createClusterLogModule(deps: ClusterLogDeps): UplinkLogModule {
         groups: a.groups,
         // durability is the NATS server's (docs/cluster.md), not an fdatasync of this node
         syncs: 0,
+        lost: 0,
         refused: a.refused,
         full: Date.now() - lastFull < 10_000,
       };

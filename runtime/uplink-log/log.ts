@@ -73,7 +73,7 @@ export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
   let savedWatermark = 0;
   let watermarkTimer: NodeJS.Timeout | undefined;
   let retentionTimer: NodeJS.Timeout | undefined;
-  const counts = { appends: 0, groups: 0, syncs: 0, refused: 0 };
+  const counts = { appends: 0, groups: 0, syncs: 0, refused: 0, lost: 0 };
 
   const openCurrent = (firstSeq: number) => {
     current = emptySegment(opts.dir, firstSeq);
@@ -257,7 +257,7 @@ export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
         full = !evict(0);
       }, 10_000);
       retentionTimer.unref();
-      return { unhandled: lastSeq - handledSeq, truncatedBytes: opened.truncatedBytes };
+      return { unhandled: lastSeq - handledSeq, truncatedBytes: opened.truncatedBytes, skippedBytes: opened.skippedBytes };
     },
 
     append(input, cb, sync = true) {
@@ -317,12 +317,25 @@ export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
 
     async *unhandled() {
       const upTo = startSeq;
+      // Entries a damaged block took (segments.ts `recordsOf` skips them): nothing will process them,
+      // so they are let go, or the watermark would stop below them and no segment be deleted again.
+      const lose = (from: number, to: number) => {
+        for (let seq = Math.max(from, handledSeq + 1); seq <= Math.min(to, upTo); seq++) {
+          if (doneAhead.has(seq)) continue;
+          counts.lost++;
+          self.handled(seq);
+        }
+      };
       for (const seg of [...segments]) {
         if (seg.lastSeq <= handledSeq || seg.firstSeq > upTo) continue;
         const found: LogRecord[] = [];
+        let next = seg.firstSeq;
         await scanSegment(seg.file, (r) => {
+          if (r.seq > next) lose(next, r.seq - 1);
+          next = r.seq + 1;
           if (r.seq > handledSeq && r.seq <= upTo && !doneAhead.has(r.seq)) found.push(r);
         });
+        if (next <= seg.lastSeq) lose(next, seg.lastSeq);
         yield* found;
       }
     },
@@ -341,6 +354,7 @@ export function createUplinkLog(opts: UplinkLogOptions): UplinkLog {
       groups: counts.groups,
       syncs: counts.syncs,
       refused: counts.refused,
+      lost: counts.lost,
       full,
     }),
 

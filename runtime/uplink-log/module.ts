@@ -43,8 +43,9 @@ export function createUplinkLogModule(deps: { settings: FluxSettings; bus: Devic
     log,
     journal,
     async start() {
-      const { unhandled: left, truncatedBytes } = await log.open();
+      const { unhandled: left, truncatedBytes, skippedBytes } = await log.open();
       if (truncatedBytes) logger.warn({ truncatedBytes }, 'uplink log: cut a torn tail left by a crash (never acknowledged)');
+      if (skippedBytes) logger.error({ skippedBytes }, 'uplink log: skipped damaged bytes inside the open segment (a disk fault, not a crash); the whole records after them are kept');
       if (left) logger.info({ unhandled: left }, 'uplink log: uplinks from the previous run will be processed again');
       collector = setInterval(() => {
         const s = log.stats();
@@ -68,6 +69,8 @@ export function createUplinkLogModule(deps: { settings: FluxSettings; bus: Devic
       const t0 = Date.now();
       const n = await journal.replayUnhandled();
       if (n) logger.info({ replayed: n, took_ms: Date.now() - t0 }, 'uplink log: unhandled uplinks of the previous run are back in the flows');
+      const lost = log.stats().lost;
+      if (lost) logger.error({ lost }, 'uplink log: unhandled uplinks of the previous run were lost to damaged blocks of the log (a disk fault); the rest were processed');
       await journal.resume();
       return n;
     },

@@ -4,8 +4,8 @@
  * A segment deleted by retention while it is read is skipped.
  */
 import fsp from 'node:fs/promises';
-import { decodeRecord, type LogRecord } from './record.ts';
-import { scanSegment, type SegmentInfo } from './segments.ts';
+import type { LogRecord } from './record.ts';
+import { recordsOf, scanSegment, seqBefore, type SegmentInfo } from './segments.ts';
 import type { RawQuery } from './types.ts';
 
 /** Entries matching `q`, in seq order (newest first with `order: 'desc'`), at most `q.limit`. */
@@ -43,11 +43,8 @@ export async function* scanRecords(segments: readonly SegmentInfo[], q: { from: 
     }
     // decoded a slice at a time, so the caller works on the first records while the rest wait
     let found: LogRecord[] = [];
-    for (let at = 0; ; ) {
-      const d = decodeRecord(buf, at);
-      if (!d) break;
-      at = d.next;
-      if (d.record.ts >= q.from && d.record.ts <= q.to) found.push(d.record);
+    for (const { record } of recordsOf(buf, seqBefore(seg.file))) {
+      if (record.ts >= q.from && record.ts <= q.to) found.push(record);
       if (found.length === 4096) {
         yield found;
         found = [];

@@ -1,7 +1,8 @@
 /**
  * The on-disk form of one uplink in the durable log: a length, a CRC-32 of what follows, then the
- * fields and the raw bytes. A record whose length or CRC does not check is a torn write from a
- * crash: recovery stops the segment there (docs/storage.md "Uplink log").
+ * fields and the raw bytes. A record whose length or CRC does not check at the end of the open
+ * segment is a torn write from a crash, and is cut; one with whole records after it is a damaged
+ * block, and is skipped (segments.ts `recordsOf`; docs/storage.md "Uplink log").
  *
  *   u32 len | u32 crc32 | f64 seq | f64 ts | u8 transport | u8 type | u16 × 6 string lengths |
  *   id | device_id | product_id | product_key | topic | event_id | payload
@@ -30,7 +31,8 @@ export interface LogRecord {
 }
 
 export const PREFIX = 8;
-const FIXED = 8 + 8 + 1 + 1 + 6 * 2;
+/** the bytes of a record's body before its strings */
+export const RECORD_FIXED = 8 + 8 + 1 + 1 + 6 * 2;
 /** a record larger than this is corrupt (the largest uplink is bounded far below it) */
 export const MAX_RECORD = 16 * 1024 * 1024;
 
@@ -59,7 +61,7 @@ export function encodeRecordAt(r: Omit<LogRecord, 'seq'>, seq: number, buf: Buff
   const l4 = ascii ? topic.length : Buffer.byteLength(topic);
   const l5 = ascii ? eventId.length : Buffer.byteLength(eventId);
   if ((l0 | l1 | l2 | l3 | l4 | l5) > 0xffff) throw new RangeError('uplink log: a field is longer than 65535 bytes');
-  const body = FIXED + l0 + l1 + l2 + l3 + l4 + l5 + r.payload.length;
+  const body = RECORD_FIXED + l0 + l1 + l2 + l3 + l4 + l5 + r.payload.length;
   if (buf.length - at < PREFIX + body) return -(PREFIX + body);
   let o = at + PREFIX;
   buf.writeDoubleLE(seq, o);
@@ -103,7 +105,7 @@ export function encodeRecord(r: Omit<LogRecord, 'seq'>, seq: number): Buffer {
 export function decodeRecord(buf: Buffer, at: number): { record: LogRecord; next: number } | undefined | null {
   if (buf.length - at < PREFIX) return undefined;
   const body = buf.readUInt32LE(at);
-  if (body < FIXED || body > MAX_RECORD) return null;
+  if (body < RECORD_FIXED || body > MAX_RECORD) return null;
   if (buf.length - at - PREFIX < body) return undefined;
   const start = at + PREFIX;
   const end = start + body;

@@ -61,11 +61,14 @@ export interface UplinkLogStats {
   /** fdatasyncs of the log's data (`fsync: 'always'`) */
   syncs: number;
   refused: number;
+  /** entries of earlier runs found missing while processing them again: a damaged block of a segment took them */
+  lost: number;
   full: boolean;
 }
 
 export interface UplinkLog {
-  open(): Promise<{ unhandled: number; truncatedBytes: number }>;
+  /** `truncatedBytes`: a torn tail cut off; `skippedBytes`: damaged bytes inside the open segment, skipped. */
+  open(): Promise<{ unhandled: number; truncatedBytes: number; skippedBytes: number }>;
   /**
    * Appends; `cb` runs once the entry is durable under the fsync policy (or with the refusal).
    * Answers the entry's seq, or 0 when it is refused at once (the log is full).
