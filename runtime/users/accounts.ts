@@ -91,7 +91,10 @@ export function createAccounts(store: { users: UserRepository; tokens: TokenRepo
   const { users, tokens } = store;
   /** token hash → who it stands for, until when (the cache's time, and the session's expiry) */
   const cache = new Map<string, { principal: Principal; until: number; expires: number }>();
+  /** bumped by every change: a lookup that began before one does not cache what it read */
+  let generation = 0;
   const forget = () => {
+    generation++;
     cache.clear();
     onChange();
   };
@@ -121,9 +124,10 @@ export function createAccounts(store: { users: UserRepository; tokens: TokenRepo
       await user(username);
       const password_hash = patch.password !== undefined ? await hashPassword(checkPassword(patch.password)) : undefined;
       const r = await users.update(username, { role: patch.role || undefined, password_hash });
-      forget();
       // A new password ends the user's login sessions (personal tokens stay: they are revoked one by one).
+      // Ended before `forget()`: its listeners (the live feed) check their tokens again at once.
       if (patch.password !== undefined) await tokens.endSessionsOf(username);
+      forget();
       return userOf(r);
     },
     async delete(username) {
@@ -178,6 +182,7 @@ export function createAccounts(store: { users: UserRepository; tokens: TokenRepo
       const hit = cache.get(hash);
       if (hit && hit.until > now && hit.expires > now) return hit.principal;
       if (hit) cache.delete(hash);
+      const seen = generation;
       const r = await tokens.findByHash(hash);
       if (!r || r.revoked_at) return null;
       const expires = r.expires_at ? new Date(r.expires_at).getTime() : undefined;
@@ -193,6 +198,7 @@ export function createAccounts(store: { users: UserRepository; tokens: TokenRepo
       if (!r.last_used_at || Date.now() - new Date(r.last_used_at).getTime() > TOUCH_EVERY_MS) void tokens.touch(r.id, new Date()).catch(() => undefined);
       const principal: Principal = { username: r.username ?? ADMIN_TOKEN_PRINCIPAL, role, via: r.kind === 'session' ? 'session' : 'token', token_id: r.id };
       if (expires !== undefined) principal.expires_at = expires;
+      if (seen !== generation) return principal;
       if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
       cache.set(hash, { principal, until: now + CACHE_MS, expires: expires ?? Infinity });
       return principal;
