@@ -169,8 +169,10 @@ export function createDeviceRepository(db: Db, products: ProductRepository, iden
       const { limit, offset } = clampPage(filter);
       const where: WhereOptions = {};
       if (filter.product_id) {
+        // No such product: no devices. The value itself never reaches the UUID column (PostgreSQL refuses a non-UUID there).
         const p = await products.find(filter.product_id);
-        Object.assign(where, { product_id: p?.id ?? filter.product_id });
+        if (!p) return { items: [], total: 0, limit, offset };
+        Object.assign(where, { product_id: p.id });
       }
       if (filter.status) Object.assign(where, { status: filter.status });
       if (filter.enabled !== undefined) Object.assign(where, { enabled: filter.enabled });
