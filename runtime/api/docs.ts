@@ -21,6 +21,7 @@ export const ERROR_CODES: [code: string, status: number, meaning: string][] = [
   ['not_found', 404, 'no such resource or path'],
   ['conflict', 409, 'the resource is in a state that forbids this'],
   ['too_large', 413, 'the body is larger than the route accepts (docs/security.md lists every limit)'],
+  ['unsupported_charset', 415, 'a JSON request body declared in a charset other than UTF-8'],
   ['flow_path_reserved', 400, "flows (a deploy in the editor, `POST /api/project/import`) with an `http in` path under `/api`, `/editor`, `/console` or `/mqtt`, or an unknown auth choice; the message names each node and path"],
   ['bad_range', 400, 'a time range whose `from` is after its `to`'],
   ['unknown_product', 400, 'a product named in the body does not exist'],
