@@ -77,12 +77,14 @@ export function createReader(engine: Engine, partitions: number): Reader {
     const ok = matches(q);
     const start = q.afterSeq !== undefined ? { seq: streamSeqOf(q.afterSeq) } : q.from !== undefined ? { time: q.from - CLOCK_SLACK_MS } : { seq: 1 };
     const out: LogRecord[] = [];
+    let bytes = 0;
     for await (const m of messages(engine, p, start, last)) {
       if (q.to !== undefined && msgTime(m) > q.to + CLOCK_SLACK_MS) break;
       for (const r of decodeBatch(m.data, m.seq)) {
         if (!ok(r)) continue;
         out.push(r);
-        if (out.length >= q.limit) return out;
+        bytes += r.payload.length;
+        if (out.length >= q.limit || bytes >= (q.maxBytes ?? Infinity)) return out;
       }
     }
     return out;
@@ -94,7 +96,8 @@ export function createReader(engine: Engine, partitions: number): Reader {
     const ok = matches(q);
     let hi = q.beforeSeq !== undefined ? Math.min(last, streamSeqOf(q.beforeSeq)) : q.to !== undefined ? Math.min(last, (await seqAtTime(engine, p, q.to + CLOCK_SLACK_MS)) - 1) : last;
     const out: LogRecord[] = [];
-    for (let span = FIRST_WINDOW; hi >= first && out.length < q.limit; span *= 4) {
+    let bytes = 0;
+    for (let span = FIRST_WINDOW; hi >= first && out.length < q.limit && bytes < (q.maxBytes ?? Infinity); span *= 4) {
       const lo = Math.max(first, hi - span + 1);
       const found: LogRecord[] = [];
       let oldest = Infinity;
@@ -102,11 +105,15 @@ export function createReader(engine: Engine, partitions: number): Reader {
         oldest = Math.min(oldest, msgTime(m));
         for (const r of decodeBatch(m.data, m.seq)) if (ok(r)) found.push(r);
       }
-      out.push(...found.reverse());
+      for (const r of found.reverse()) {
+        if (out.length >= q.limit || bytes >= (q.maxBytes ?? Infinity)) break;
+        out.push(r);
+        bytes += r.payload.length;
+      }
       if (q.from !== undefined && oldest < q.from - CLOCK_SLACK_MS) break;
       hi = lo - 1;
     }
-    return out.slice(0, q.limit);
+    return out;
   };
 
   return {

@@ -12,20 +12,29 @@ import type { RawQuery } from './types.ts';
 export async function readRecords(segments: readonly SegmentInfo[], q: RawQuery): Promise<LogRecord[]> {
   const out: LogRecord[] = [];
   const from = q.from ?? -Infinity, to = q.to ?? Infinity, after = q.afterSeq ?? 0, before = q.beforeSeq ?? Infinity;
+  const maxBytes = q.maxBytes ?? Infinity;
   const newestFirst = q.order === 'desc';
+  let taken = 0;
+  const full = (n: number, bytes: number) => n >= q.limit || bytes >= maxBytes;
   for (const seg of newestFirst ? [...segments].reverse() : [...segments]) {
-    if (out.length >= q.limit) break;
+    if (full(out.length, taken)) break;
     if (seg.lastSeq <= after || seg.firstSeq >= before || seg.maxTs < from || seg.minTs > to) continue;
     // a segment is read forwards; newest first takes its matches from the end
     const found: LogRecord[] = [];
+    let foundBytes = 0;
     await scanSegment(seg.file, (r) => {
-      if ((!newestFirst && out.length + found.length >= q.limit) || r.seq <= after || r.seq >= before || r.ts < from || r.ts > to) return;
+      if ((!newestFirst && full(out.length + found.length, taken + foundBytes)) || r.seq <= after || r.seq >= before || r.ts < from || r.ts > to) return;
       if (q.deviceId !== undefined && r.deviceId !== q.deviceId) return;
       found.push(r);
+      foundBytes += r.payload.length;
     }).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err; // evicted while reading
     });
-    out.push(...(newestFirst ? found.reverse().slice(0, q.limit - out.length) : found));
+    for (const r of newestFirst ? found.reverse() : found) {
+      if (full(out.length, taken)) break;
+      out.push(r);
+      taken += r.payload.length;
+    }
   }
   return out;
 }

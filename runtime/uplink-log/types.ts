@@ -48,6 +48,8 @@ export interface RawQuery {
   /** 'desc': newest first */
   order?: 'asc' | 'desc';
   limit: number;
+  /** stop once the payloads taken reach this many bytes (at least one entry is taken) */
+  maxBytes?: number;
 }
 
 export interface UplinkLogStats {
