@@ -1,5 +1,6 @@
 /** Telemetry history (docs/api.md): latest values, raw or aggregated ranges per device, device events, and CSV reports. */
 import { z } from 'zod';
+import type { Response } from 'express';
 import type { FluxContext } from '../app/context.ts';
 import { badRequest } from '../errors/index.ts';
 import { q, type RouteTable } from './routes.ts';
@@ -33,6 +34,27 @@ const reportQuery = telemetryQuery.omit({ limit: true, order: true, offset: true
 async function query(storage: Storage, device: string, q: TelemetryQuery): Promise<Sample[] | AggRow[]> {
   if (q.interval !== undefined) return storage.store.aggregate({ device, metrics: q.metrics, from: q.from, to: q.to, interval: q.interval, aggs: q.aggs, limit: q.limit });
   return storage.store.range({ device, metrics: q.metrics, from: q.from, to: q.to, limit: q.limit, order: q.order, offset: q.offset });
+}
+
+/** What a report may have queued for its client before it waits for the socket to drain. */
+const CSV_QUEUED_BYTES = 1024 * 1024;
+
+/**
+ * Writes `chunk`; past CSV_QUEUED_BYTES waits until the socket drained (or the client left): a
+ * report may be far larger than a client reads per second, and must not wait in memory
+ * (test/api/csv-backpressure.test.ts).
+ */
+function send(res: Response, chunk: string): Promise<void> | undefined {
+  if (res.write(chunk) || res.destroyed || res.writableLength < CSV_QUEUED_BYTES) return undefined;
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 const csvField = (v: unknown): string => {
@@ -111,8 +133,9 @@ export function telemetryRoutes(ctx: FluxContext, routes: RouteTable, storage: S
         const aggregated = q.interval !== undefined;
         const name = raw.device ?? raw.product!;
         res.status(200).type('text/csv; charset=utf-8').setHeader('content-disposition', `attachment; filename="telemetry-${name.replace(/[^A-Za-z0-9_.-]/g, '_')}.csv"`);
-        res.write(['device_id', 'time', 'metric', ...(aggregated ? q.aggs : ['value'])].join(',') + '\r\n');
+        await send(res, ['device_id', 'time', 'metric', ...(aggregated ? q.aggs : ['value'])].join(',') + '\r\n');
         for (const device of devices) {
+          if (res.destroyed) return res; // the client left: no more queries for nobody
           const items = (await query(storage, device, q)) as (Sample & AggRow)[];
           // One row per device, time (bucket) and metric, in that order.
           items.sort((a, b) => a.ts - b.ts || (a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : 0));
@@ -121,11 +144,11 @@ export function telemetryRoutes(ctx: FluxContext, routes: RouteTable, storage: S
             const cells = aggregated ? q.aggs.map((a) => it[a]) : [it.value];
             chunk += [device, new Date(it.ts).toISOString(), it.metric, ...cells].map(csvField).join(',') + '\r\n';
             if (chunk.length > 64 * 1024) {
-              res.write(chunk);
+              await send(res, chunk);
               chunk = '';
             }
           }
-          if (chunk) res.write(chunk);
+          if (chunk) await send(res, chunk);
         }
         res.end();
         return res;
