@@ -1,10 +1,11 @@
 /**
  * @module login-limiter — failed logins counted per client address, in a bounded table. An address
  * that failed `maxFailures` times within `windowMs` is refused (429) until its window ends; a
- * success clears its count. IPv6 addresses count per /64 (one host usually holds a whole /64).
+ * success does not count (but does not clear the failures before it). IPv6 addresses count per
+ * /64 (one host usually holds a whole /64).
  *
  * Used by the editor's token route (runtime/flow-engine) and by any other login route through
- * `guard()`: check before the work, count the attempt, clear the count when it succeeded.
+ * `guard()`: check before the work, count the attempt, take it back when it succeeded.
  */
 import net from 'node:net';
 import type { Request, RequestHandler, Response } from 'express';
@@ -25,13 +26,14 @@ export interface LoginLimiter {
   /** ms until `address` may try again; 0 when it may now */
   blockedFor(address: string): number;
   failed(address: string): void;
+  /** takes back one attempt counted by `failed` (the guard counts every attempt before it runs) */
   succeeded(address: string): void;
   /** addresses tracked now (bounded by maxAddresses) */
   readonly size: number;
   /**
    * Express middleware for a login route: answers 429 `rate_limited` (with Retry-After) while the
    * client's address is blocked. Otherwise the attempt counts as a failure before it runs (so
-   * concurrent attempts cannot all slip through) and a 2xx answer clears the count.
+   * concurrent attempts cannot all slip through) and a 2xx answer takes that count back.
    */
   guard(): RequestHandler;
 }
@@ -88,7 +90,11 @@ export function createLoginLimiter(opts: LoginLimiterOptions = {}): LoginLimiter
       table.set(key, { failures: 1, since: now() });
     },
     succeeded(address) {
-      table.delete(addressKey(address));
+      // Only this attempt's count goes: clearing the address's count let anyone with an account
+      // interleave one good login of their own with nine guesses at another user's password.
+      const key = addressKey(address);
+      const e = current(key);
+      if (e && --e.failures <= 0) table.delete(key);
     },
     get size() {
       return table.size;

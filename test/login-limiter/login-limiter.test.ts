@@ -1,4 +1,4 @@
-/** The per-address login limiter: window, reset on success, IPv6 /64 buckets, bounded table. */
+/** The per-address login limiter: window, successes not counted, IPv6 /64 buckets, bounded table. */
 import assert from 'node:assert/strict';
 import { addressKey, createLoginLimiter } from '../../runtime/login-limiter/index.ts';
 
@@ -18,12 +18,17 @@ describe('login limiter', () => {
     assert.equal(l.blockedFor('10.0.0.1'), 0, 'free again when the window ended');
   });
 
-  it('clears the count of an address on success', () => {
+  it('takes back the count of a successful attempt, but not the failures before it', () => {
     const l = createLoginLimiter({ maxFailures: 2 });
     l.failed('10.0.0.1');
     l.succeeded('10.0.0.1');
     l.failed('10.0.0.1');
     assert.equal(l.blockedFor('10.0.0.1'), 0);
+    l.failed('10.0.0.1'); // the guard counts each attempt first; this one succeeds
+    l.succeeded('10.0.0.1');
+    assert.equal(l.blockedFor('10.0.0.1'), 0);
+    l.failed('10.0.0.1');
+    assert.ok(l.blockedFor('10.0.0.1') > 0, 'two failures, whatever succeeded in between');
   });
 
   it('counts IPv6 addresses per /64 and IPv4-mapped addresses as IPv4', () => {
