@@ -26,6 +26,17 @@ export function userRoutes(users: Users, routes: RouteTable, limiter: LoginLimit
     const u = await accounts.get(name);
     return u.role === 'admin' && (await accounts.count('admin')) <= 1;
   };
+  /**
+   * Changes that may take an admin away run one at a time, each checked and made together: two at
+   * once both passed the last-admin check and left no admin (test/users/last-admin-race.test.ts).
+   * One process only; a cluster's nodes do not share this queue.
+   */
+  let adminChanges: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = adminChanges.then(fn, fn);
+    adminChanges = run.catch(() => undefined);
+    return run;
+  };
 
   routes
     .add({
@@ -91,18 +102,22 @@ export function userRoutes(users: Users, routes: RouteTable, limiter: LoginLimit
       method: 'patch', path: '/users/:username', tag: 'users', role: 'admin', params: usernameParam, errors: [404, 409],
       summary: "Change a user's role or set a new password (ends their login sessions); the last admin cannot be demoted",
       body: z.object({ role: role.optional(), password: password.optional() }),
-      handler: async ({ params, body }) => {
-        if (body.role && body.role !== 'admin' && (await lastAdmin(params.username))) throw conflict(`'${params.username}' is the last admin`);
-        return accounts.update(params.username, body);
+      handler: ({ params, body }) => {
+        if (!body.role || body.role === 'admin') return accounts.update(params.username, body);
+        return oneAtATime(async () => {
+          if (await lastAdmin(params.username)) throw conflict(`'${params.username}' is the last admin`);
+          return accounts.update(params.username, body);
+        });
       },
     })
     .add({
       method: 'delete', path: '/users/:username', tag: 'users', role: 'admin', params: usernameParam, status: 204, errors: [404, 409],
       summary: 'Delete a user and every token of theirs; the last admin cannot be deleted',
-      handler: async ({ params }) => {
-        if (await lastAdmin(params.username)) throw conflict(`'${params.username}' is the last admin`);
-        await accounts.delete(params.username);
-      },
+      handler: ({ params }) =>
+        oneAtATime(async () => {
+          if (await lastAdmin(params.username)) throw conflict(`'${params.username}' is the last admin`);
+          await accounts.delete(params.username);
+        }),
     })
     .add({
       method: 'get', path: '/tokens', tag: 'users', role: 'viewer', query: z.object(page),
