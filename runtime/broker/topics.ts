@@ -1,7 +1,7 @@
 /**
  * Device topics and the device ACL (docs/broker.md "MQTT"): a device publishes only under
- * `/{productKey}/{deviceId}/…` and subscribes only to `/{productKey}/{deviceId}/command/#` (or a
- * narrower filter inside it).
+ * `/{productKey}/{deviceId}/…`, never on its command topic or below it, and subscribes only to
+ * `/{productKey}/{deviceId}/command/#` (or a narrower filter inside it).
  */
 import type { UplinkMessage } from '../bus/index.ts';
 
@@ -10,7 +10,12 @@ export const commandTopic = (productKey: string, deviceId: string) => `/${produc
 
 export function mayPublish(productKey: string, deviceId: string, topic: string): boolean {
   const prefix = devicePrefix(productKey, deviceId);
-  return topic.length > prefix.length && topic.startsWith(prefix);
+  if (topic.length <= prefix.length || !topic.startsWith(prefix)) return false;
+  // Commands flow from the platform to the device only. Published by the device itself, they were
+  // queued for each of its offline persistent sessions (`{deviceId}/…` client ids, clean=false), in
+  // memory and without a bound: one device could grow the broker's heap at will.
+  const command = commandTopic(productKey, deviceId);
+  return !(topic === command || topic.startsWith(`${command}/`));
 }
 
 export function maySubscribe(productKey: string, deviceId: string, filter: string): boolean {
