@@ -20,7 +20,7 @@ import type { FluxContext, FluxModule, ComponentHealth } from '../app/context.ts
 import type { DeviceIdentity } from '../registry/index.ts';
 import type { ConnectionHolder, Presence } from '../ingress/index.ts';
 import { counter, gauge, tallyCounter } from '../metrics/index.ts';
-import { patchAedesConnection, patchMqttPacketWrites, trimAfterConnect } from '../patches/index.ts';
+import { boundQos2Receive, patchAedesConnection, patchMqttPacketWrites, trimAfterConnect, type Qos2Receive } from '../patches/index.ts';
 import { coalesceWrites, guardConnection, writeNow } from './guard.ts';
 import { uplinkHooks } from './uplinks.ts';
 import { startAedes, type SharedBrokerState } from './shared-state.ts';
@@ -77,6 +77,9 @@ export interface Broker extends FluxModule, ConnectionHolder {
   isConnected(deviceId: string): boolean;
 }
 
+/** QoS 2 PUBLISHes of one client awaiting their PUBREL (each is kept, without its payload, until then) */
+export const MAX_QOS2_AWAITING = 1024;
+
 // One per process: the exports object it patches is shared by every broker (runtime/patches).
 const fastAcks = patchMqttPacketWrites(writeNow);
 
@@ -113,6 +116,8 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
   let listeningTlsPort = 0;
   let refusedOverCap = 0;
   let warnedUnpatched = false;
+  /** QoS 2 packet ids awaiting their PUBREL, per client id (runtime/patches/aedes-qos2-receive.ts) */
+  let qos2: Qos2Receive | undefined;
   const metrics = {
     refused: counter(ctx.metrics, 'flux_mqtt_refused_total', 'MQTT connections, publishes and subscriptions refused, by reason', ['reason']),
     uplinks: tallyCounter(ctx.metrics, 'flux_mqtt_uplinks_total', 'device uplinks routed onto the bus from MQTT').tally(),
@@ -206,6 +211,12 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
         authenticate: connectAuthenticator({ registry: ctx.registry, adminToken: ctx.adminToken, log, refused: metrics.refused, shared: opts.shared, open: () => conns.size, maxConnections }),
         authorizePublish(client, packet, done) {
           if (packet.topic.startsWith('$SYS')) return done(new Error('$SYS topics are reserved'));
+          if (client && packet.qos === 2 && qos2 && !qos2.awaits(client.id, packet.messageId!) && qos2.awaiting(client.id) >= MAX_QOS2_AWAITING) {
+            // each one is kept until its PUBREL: a client that never sends it must not grow the broker
+            log.warn({ clientId: client.id, awaiting: qos2.awaiting(client.id) }, 'MQTT publish refused: too many QoS 2 messages await their PUBREL');
+            metrics.refused.inc({ reason: 'qos2_awaiting' });
+            return done(new Error(`more than ${MAX_QOS2_AWAITING} QoS 2 messages await their PUBREL`));
+          }
           const identity = client ? deviceOf(client) : undefined;
           if (!client || !identity) return done(null); // platform clients and the broker itself
           if (mayPublish(identity.product.key, identity.device.id, packet.topic)) return journalled(identity, packet, done);
@@ -233,6 +244,8 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
       const started = await startAedes(options, opts.shared, log);
       aedes = started.aedes;
       release = started.release;
+      qos2 = boundQos2Receive(aedes);
+      if (!qos2) log.warn('aedes no longer has the shape runtime/patches/aedes-qos2-receive.ts patches: QoS 2 messages awaiting their PUBREL are not bounded');
       const a = aedes;
       a.on('client', (client: Client) => {
         trimAfterConnect(client);

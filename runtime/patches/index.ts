@@ -1,7 +1,7 @@
 /**
  * @module patches — every change FLUX makes to the internals of a dependency, and every module-loader
  * hook, one file each: aedes and mqtt-packet (the broker's memory, PUBACK path and idle loggers, sessions taken
- * over by another node of a cluster), Node-RED (the message path and the editor's comms), Node's
+ * over by another node of a cluster, the QoS 2 receive state), Node-RED (the message path and the editor's comms), Node's
  * module loader (deferred libraries; FLUX's type-stripped sources, ts-strip-cache.js, the one file in
  * JavaScript) and V8 (a borrowed gc). Each file says why the patch exists and what it saves, and exports a shape check of what it
  * relies on upstream. test/patches/upstream-shape.test.ts runs every check in `PATCH_SHAPES` against
@@ -17,6 +17,7 @@ import { moduleDeferralShape } from './module-deferral.ts';
 import { v8GcShape } from './v8-gc.ts';
 import { aedesClusterTakeoverShape } from './aedes-cluster-takeover.ts';
 import { mqttPacketDebugShape } from './mqtt-packet-debug.ts';
+import { aedesQos2ReceiveShape } from './aedes-qos2-receive.ts';
 import { tsStripCacheShape } from './ts-strip-cache.js';
 
 export { patchAedesConnection, trimAfterConnect, brokerAssignedClientId, type AedesClientInternals } from './aedes-client.ts';
@@ -27,6 +28,7 @@ export { deferLibraries, type DeferredLibrary, type DeferringHooks } from './mod
 export { borrowedGc, type Gc, type GcOptions } from './v8-gc.ts';
 export { keepSessionsTakenOverElsewhere } from './aedes-cluster-takeover.ts';
 export { quietMqttPacketDebug } from './mqtt-packet-debug.ts';
+export { boundQos2Receive, type Qos2Receive } from './aedes-qos2-receive.ts';
 
 /** Every patch by file, with its shape check: what it needs upstream and is missing (empty: all there). */
 export const PATCH_SHAPES: Record<string, () => string[] | Promise<string[]>> = {
@@ -38,5 +40,6 @@ export const PATCH_SHAPES: Record<string, () => string[] | Promise<string[]>> = 
   'v8-gc.ts': v8GcShape,
   'aedes-cluster-takeover.ts': aedesClusterTakeoverShape,
   'mqtt-packet-debug.ts': mqttPacketDebugShape,
+  'aedes-qos2-receive.ts': aedesQos2ReceiveShape,
   'ts-strip-cache.js': tsStripCacheShape,
 };
