@@ -27,6 +27,7 @@ import { startAedes, type SharedBrokerState } from './shared-state.ts';
 import { commandTopic, filterMatches, mayPublish, maySubscribe } from './topics.ts';
 import { MAX_CLIENT_ID_LENGTH, deviceNamedBy } from './sessions.ts';
 import { heldConnection } from './revoke.ts';
+import { retainedQuota } from './retained.ts';
 import { ConnState, connectAuthenticator, kConn, stateOf, type BrokerConn } from './authenticate.ts';
 
 export { commandTopic, devicePrefix, filterMatches, mayPublish, maySubscribe, uplinkKind } from './topics.ts';
@@ -185,6 +186,7 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
   }
 
   const { journalled, published } = uplinkHooks(ctx.journal, metrics);
+  const retained = retainedQuota();
 
   const self: Broker = {
     name: 'broker',
@@ -219,11 +221,19 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
           }
           const identity = client ? deviceOf(client) : undefined;
           if (!client || !identity) return done(null); // platform clients and the broker itself
-          if (mayPublish(identity.product.key, identity.device.id, packet.topic)) return journalled(identity, packet, done);
-          log.warn({ deviceId: identity.device.id, topic: packet.topic }, 'MQTT publish refused: outside the device topic prefix');
-          metrics.refused.inc({ reason: 'acl_publish' });
-          // MQTT 3.1.1 has no PUBACK reason code: the server closes the connection [MQTT-3.3.5-2]
-          done(new Error(`publish to ${packet.topic} not allowed`));
+          if (!mayPublish(identity.product.key, identity.device.id, packet.topic)) {
+            log.warn({ deviceId: identity.device.id, topic: packet.topic }, 'MQTT publish refused: outside the device topic prefix');
+            metrics.refused.inc({ reason: 'acl_publish' });
+            // MQTT 3.1.1 has no PUBACK reason code: the server closes the connection [MQTT-3.3.5-2]
+            return done(new Error(`publish to ${packet.topic} not allowed`));
+          }
+          const overQuota = packet.retain ? retained.admit(identity.device.id, packet.topic, packet.payload.length) : undefined;
+          if (overQuota) {
+            log.warn({ deviceId: identity.device.id, topic: packet.topic, reason: overQuota }, 'MQTT publish refused: retained message over the device quota');
+            metrics.refused.inc({ reason: 'retained_quota' });
+            return done(new Error(`retained message refused: ${overQuota}`));
+          }
+          journalled(identity, packet, done);
         },
         authorizeSubscribe(client, sub: Subscription, done) {
           if (sub.topic.startsWith('$SYS')) {
