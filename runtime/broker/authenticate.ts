@@ -10,9 +10,10 @@ import type { AedesOptions, Client } from 'aedes';
 import type { Counter } from '../metrics/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { DeviceAccess, DeviceIdentity } from '../registry/index.ts';
-import { brokerAssignedClientId } from '../patches/index.ts';
+import { brokerAssignedClientId, connectWill } from '../patches/index.ts';
 import type { SharedBrokerState } from './shared-state.ts';
 import { clientIdTooLong, deviceNamedBy, deviceSessionRefusal, identifierRejected } from './sessions.ts';
+import { mayPublish } from './topics.ts';
 
 /**
  * What the broker keeps about one connection, on the connection itself: one small object and one
@@ -91,6 +92,14 @@ export function connectAuthenticator(deps: AuthenticatorDeps): NonNullable<Aedes
             deps.refused.inc({ reason: 'client_id' });
             deps.log.warn({ clientId: client.id, username, reason: refusal }, 'MQTT connect refused');
             return done(identifierRejected(refusal), false);
+          }
+          // A will is published once the connection is gone. In a cluster, the node that publishes the
+          // wills of a dead node has no client for them, so the topic ACL cannot wait until then.
+          const will = connectWill(client);
+          if (will && !mayPublish(identity.product.key, identity.device.id, will.topic)) {
+            deps.refused.inc({ reason: 'acl_will' });
+            deps.log.warn({ clientId: client.id, username, topic: will.topic, reason: 'will topic outside the device topic prefix' }, 'MQTT connect refused');
+            return done(notAuthorized(), false);
           }
           const st = stateOf(client);
           if (st) {

@@ -14,7 +14,8 @@
  *    password and the socket chunk) as its `settings` but reads only two fields of it later; MQTT
  *    3.1.1 clients get a shared empty topic-alias map (aliases exist from MQTT 5 on).
  *
- * It also reads `_assignedClientId` (set when the broker chose the client id). `aedesClientShape()`
+ * It also reads `_assignedClientId` (set when the broker chose the client id) and `_will` (the will of
+ * the CONNECT, set before the authenticate hook runs). `aedesClientShape()`
  * checks all of it on a real aedes connection (test/patches/upstream-shape.test.ts).
  */
 import fs from 'node:fs';
@@ -30,6 +31,7 @@ export type AedesClientInternals = Client & {
   connackSent?: boolean;
   _topicAliases?: Map<number, string>;
   _assignedClientId?: string;
+  _will?: { topic?: unknown } | null;
 };
 
 /** bl's plain BufferList, resolved the way mqtt-packet resolves bl: the class its parser's buffer mixes in. */
@@ -71,6 +73,12 @@ export function trimAfterConnect(client: Client): void {
   if (c.version !== null && c.version < 5 && c._topicAliases?.size === 0) c._topicAliases = NO_TOPIC_ALIASES;
 }
 
+/** The will of a CONNECT being authenticated (aedes sets `_will` before its authenticate hook, `will` only after). */
+export function connectWill(client: Client): { topic: string } | undefined {
+  const will = (client as AedesClientInternals)._will;
+  return will && typeof will.topic === 'string' ? (will as { topic: string }) : undefined;
+}
+
 /** Whether the broker, not the client, chose this client's id (an empty client id in CONNECT). */
 export function brokerAssignedClientId(client: Client): boolean {
   return (client as AedesClientInternals)._assignedClientId !== undefined;
@@ -99,6 +107,7 @@ export async function aedesClientShape(): Promise<string[]> {
     if (!c._parser || !('settings' in c._parser)) missing.push('client._parser.settings is missing');
     const connect = fs.readFileSync(aedesRequire.resolve('./lib/handlers/connect.js'), 'utf8');
     if (!connect.includes('client._assignedClientId =')) missing.push('aedes no longer sets client._assignedClientId');
+    if (!/client\._will = packet\.will\s+runSeries\([\s\S]{0,200}connectActions/.test(connect) || !/const connectActions = \[\s*authenticate,/.test(connect)) missing.push('aedes no longer sets client._will before it authenticates');
   } finally {
     conn.destroy();
     await new Promise<void>((r) => broker.close(() => r()));

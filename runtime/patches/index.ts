@@ -20,7 +20,7 @@ import { mqttPacketDebugShape } from './mqtt-packet-debug.ts';
 import { aedesQos2ReceiveShape } from './aedes-qos2-receive.ts';
 import { tsStripCacheShape } from './ts-strip-cache.js';
 
-export { patchAedesConnection, trimAfterConnect, brokerAssignedClientId, type AedesClientInternals } from './aedes-client.ts';
+export { patchAedesConnection, trimAfterConnect, brokerAssignedClientId, connectWill, type AedesClientInternals } from './aedes-client.ts';
 export { patchMqttPacketWrites } from './mqtt-packet-writes.ts';
 export { patchNodeRedMetric } from './node-red-metric.ts';
 export { limitEditorComms, EDITOR_COMMS_MAX_PAYLOAD } from './node-red-comms-limit.ts';
