@@ -30,6 +30,8 @@ export class ConnState {
   /** presence release, once the device's session is up */
   release: ((reason: string) => void) | undefined = undefined;
   closeReason: string | undefined = undefined;
+  /** a device's new filters authorised in this turn, not yet in aedes' `client.subscriptions` (index.ts) */
+  subscribing: Set<string> | undefined = undefined;
 }
 export const kConn = Symbol('flux.brokerConn');
 export type BrokerConn = Duplex & { [kConn]?: ConnState };

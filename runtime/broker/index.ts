@@ -78,6 +78,10 @@ export interface Broker extends FluxModule, ConnectionHolder {
   isConnected(deviceId: string): boolean;
 }
 
+/** subscriptions a device's connection may hold, and the longest filter it may subscribe to */
+export const MAX_DEVICE_SUBSCRIPTIONS = 32;
+export const MAX_DEVICE_FILTER_LENGTH = 256;
+
 /** QoS 2 PUBLISHes of one client awaiting their PUBREL (each is kept, without its payload, until then) */
 export const MAX_QOS2_AWAITING = 1024;
 
@@ -180,6 +184,30 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
     return live === undefined ? [] : live instanceof Set ? [...live] : [live];
   }
 
+  /**
+   * Why a device's connection may not add `filter`, or undefined. Each filter is kept for the session
+   * (in memory; for a persistent one after the connection too): unbounded, one device could grow the
+   * heap with tens of thousands of filters per session. A SUBSCRIBE's filters are all authorised in
+   * one turn before aedes adds them, hence the filters of this turn in `subscribing`.
+   */
+  function subscriptionLimit(client: Client, filter: string): string | undefined {
+    if (filter.length > MAX_DEVICE_FILTER_LENGTH) return `filter of ${filter.length} characters (at most ${MAX_DEVICE_FILTER_LENGTH})`;
+    const held = (client as Client & { subscriptions: Record<string, unknown> }).subscriptions;
+    const st = stateOf(client);
+    if (!st || filter in held) return undefined;
+    let n = Object.keys(held).length;
+    if (st.subscribing) for (const f of st.subscribing) if (!(f in held)) n++;
+    if (n >= MAX_DEVICE_SUBSCRIPTIONS) return `a device connection holds at most ${MAX_DEVICE_SUBSCRIPTIONS} subscriptions`;
+    if (!st.subscribing) {
+      const adding = (st.subscribing = new Set());
+      queueMicrotask(() => {
+        if (st.subscribing === adding) st.subscribing = undefined;
+      });
+    }
+    st.subscribing.add(filter);
+    return undefined;
+  }
+
   function deviceOf(client: Client): DeviceIdentity | undefined {
     const id = stateOf(client)?.identity;
     return id && id !== 'platform' ? id : undefined;
@@ -244,10 +272,16 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
           }
           const identity = deviceOf(client);
           if (!identity) return done(null, sub);
-          if (maySubscribe(identity.product.key, identity.device.id, sub.topic)) return done(null, sub);
-          log.warn({ deviceId: identity.device.id, filter: sub.topic }, 'MQTT subscribe refused: devices subscribe only to their command topic');
-          metrics.refused.inc({ reason: 'acl_subscribe' });
-          done(null, null as never); // SUBACK 0x80 for this filter; the connection stays [MQTT-3.9.3]
+          if (!maySubscribe(identity.product.key, identity.device.id, sub.topic)) {
+            log.warn({ deviceId: identity.device.id, filter: sub.topic }, 'MQTT subscribe refused: devices subscribe only to their command topic');
+            metrics.refused.inc({ reason: 'acl_subscribe' });
+            return done(null, null as never); // SUBACK 0x80 for this filter; the connection stays [MQTT-3.9.3]
+          }
+          const overLimit = subscriptionLimit(client, sub.topic);
+          if (!overLimit) return done(null, sub);
+          log.warn({ deviceId: identity.device.id, filter: sub.topic.slice(0, 300), reason: overLimit }, 'MQTT subscribe refused: subscription limit');
+          metrics.refused.inc({ reason: 'subscription_limit' });
+          done(null, null as never);
         },
         published: published as AedesOptions['published'],
       };
