@@ -12,8 +12,10 @@
  * 1. stores it without its payload,
  * 2. counts, per client id, the packet ids awaiting their PUBREL (the broker refuses a QoS 2 PUBLISH
  *    past its limit, runtime/broker/index.ts),
- * 3. deletes what a client left when its connection ends. A PUBLISH resent after a reconnect is then
- *    published again (at least once, as a QoS 1 one); a late PUBREL still gets its PUBCOMP.
+ * 3. deletes what a client left when its connection ends, unless its session persists (MQTT 3.1.1
+ *    clean session 0, MQTT 5 a session expiry): a PUBLISH resent after the reconnect must then still be
+ *    known, or it would be published twice. A clean session's state ends with its connection anyway;
+ *    a persistent one keeps at most the limit, without payloads.
  *
  * `aedesQos2ReceiveShape()` checks those calls in the installed sources (test/patches/upstream-shape.test.ts).
  */
@@ -64,6 +66,7 @@ export function boundQos2Receive(aedes: Aedes): Qos2Receive | undefined {
     return del(client, packet);
   };
   aedes.on('clientDisconnect', (client: Client) => {
+    if (!client.clean) return;
     const ids = pending.get(client.id);
     if (!ids) return;
     pending.delete(client.id);

@@ -13,7 +13,7 @@ type Incoming = { incomingGetPacket(c: { id: string }, p: { messageId: number })
 const incoming = (a: Access) => (a.broker.aedes as unknown as { persistence: Incoming }).persistence;
 
 /** A raw MQTT 3.1.1 connection of a device that counts the packets it gets back. */
-async function rawDevice(a: Access, device: string, clientId: string) {
+async function rawDevice(a: Access, device: string, clientId: string, clean = true) {
   const s = net.connect(a.broker.port(), '127.0.0.1');
   s.on('error', () => {});
   const got: Record<string, number> = {};
@@ -23,7 +23,7 @@ async function rawDevice(a: Access, device: string, clientId: string) {
   s.on('data', (d) => parser.parse(d));
   s.on('close', () => (closed = true));
   await new Promise((r) => s.once('connect', r));
-  s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 30, username: device, password: Buffer.from(a.secrets[device]!) }));
+  s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean, clientId, keepalive: 30, username: device, password: Buffer.from(a.secrets[device]!) }));
   await until(() => got.connack, 'the CONNACK');
   return { s, got, closed: () => closed };
 }
@@ -65,5 +65,29 @@ describe('broker: QoS 2 messages awaiting their PUBREL', function () {
     assert.deepEqual((await message).payload, body);
     await assert.rejects(nextMessage(p, (t) => t === '/thermo/dev-1/blob', 500));
     d.s.destroy();
+  });
+
+  it('keeps a persistent session\'s awaiting ids across a reconnect: a resent PUBLISH is not delivered twice', async () => {
+    a = await startAccess();
+    const p = await a.platform();
+    await p.subscribeAsync('/thermo/dev-1/#', { qos: 2 });
+    let delivered = 0;
+    p.on('message', (t) => {
+      if (t === '/thermo/dev-1/kept') delivered++;
+    });
+    const d = await rawDevice(a, 'dev-1', 'dev-1/q2p', false);
+    d.s.write(publish('/thermo/dev-1/kept', 9, Buffer.from('once')));
+    await until(() => d.got.pubrec, 'the PUBREC');
+    d.s.destroy();
+    await until(() => d.closed(), 'the first connection closed');
+    const again = await rawDevice(a, 'dev-1', 'dev-1/q2p', false);
+    again.s.write(mqttPacket.generate({ cmd: 'publish', topic: '/thermo/dev-1/kept', payload: Buffer.from('once'), qos: 2, messageId: 9, retain: false, dup: true }));
+    await until(() => again.got.pubrec, 'the PUBREC of the resent PUBLISH');
+    again.s.write(mqttPacket.generate({ cmd: 'pubrel', messageId: 9 }));
+    await until(() => again.got.pubcomp, 'the PUBCOMP');
+    // a platform subscriber's copy of a second publish would have arrived by now (same broker, loopback)
+    await assert.rejects(nextMessage(p, (t) => t === '/thermo/dev-1/kept', 500));
+    assert.equal(delivered, 1, 'delivered once');
+    again.s.destroy();
   });
 });
