@@ -14,8 +14,10 @@ export function mayPublish(productKey: string, deviceId: string, topic: string):
   // Commands flow from the platform to the device only. Published by the device itself, they were
   // queued for each of its offline persistent sessions (`{deviceId}/…` client ids, clean=false), in
   // memory and without a bound: one device could grow the broker's heap at will.
-  const command = commandTopic(productKey, deviceId);
-  return !(topic === command || topic.startsWith(`${command}/`));
+  // checked in place: this runs for every uplink
+  if (!topic.startsWith('command', prefix.length)) return true;
+  const end = prefix.length + 'command'.length;
+  return !(topic.length === end || topic.charCodeAt(end) === 47); // '/'
 }
 
 export function maySubscribe(productKey: string, deviceId: string, filter: string): boolean {
