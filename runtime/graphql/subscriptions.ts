@@ -127,6 +127,8 @@ export interface SubscriptionServer {
 
 interface Connection {
   token: string;
+  /** the role it connected with: its operations run with it, so a lower role now closes it */
+  role: Principal['role'];
   expiry?: NodeJS.Timeout;
 }
 
@@ -151,10 +153,14 @@ export function createSubscriptionServer(path: string, deps: SubscriptionServerD
   };
 
   // A token revoked, or its user deleted or given a new password or a lower role, while connected: the connection goes.
+  // A lower role too: the connection's operations run as the principal it connected as (onSubscribe).
   const unsubscribeUsers = deps.users.onChange(() => {
     for (const [ws, c] of connections) {
       authenticate(deps.users, c.token).then(
-        (who) => void (who && roleAtLeast(who.role, READ_ROLE) ? undefined : ws.close(WS_CLOSE_UNAUTHORIZED, 'the token was revoked')),
+        (who) => {
+          if (!who || !roleAtLeast(who.role, READ_ROLE)) ws.close(WS_CLOSE_UNAUTHORIZED, 'the token was revoked');
+          else if (!roleAtLeast(who.role, c.role)) ws.close(WS_CLOSE_UNAUTHORIZED, `the token's role was lowered to ${who.role}`);
+        },
         (err: unknown) => log.debug({ err }, 'graphql: could not check a token again'),
       );
     }
@@ -168,7 +174,7 @@ export function createSubscriptionServer(path: string, deps: SubscriptionServerD
         if (!principal || !token || !roleAtLeast(principal.role, READ_ROLE)) return false; // closes with 4403 Forbidden
         c.extra.principal = principal;
         const ws = c.extra.socket;
-        const conn: Connection = { token };
+        const conn: Connection = { token, role: principal.role };
         if (principal.expires_at !== undefined) {
           conn.expiry = setTimeout(() => ws.close(WS_CLOSE_UNAUTHORIZED, 'the login session expired'), Math.min(Math.max(0, principal.expires_at - Date.now()), 2 ** 31 - 1));
           conn.expiry.unref();
