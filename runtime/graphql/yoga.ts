@@ -8,42 +8,57 @@ import { GraphQLError, GraphQLScalarType, Kind, printSchema, type GraphQLSchema,
 import { createYoga, createSchema, type YogaServerOptions } from 'graphql-yoga';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { isFluxError } from '../errors/index.ts';
+import { MAX_JSON_DEPTH, tooDeep, valueDepth } from '../input-limits/index.ts';
 import { typeDefs } from './schema.ts';
 import type { Hub } from './hub.ts';
 import { subscriptionResolvers } from './subscriptions.ts';
 
-/** Any JSON value, passed through as is. */
+/**
+ * A JSON argument within the REST bodies' nesting limit (400 too_deep, docs/security.md "Limits"):
+ * deeper values reached JSON.stringify's recursion on the way to a script worker and crashed FLUX.
+ */
+function shallow(v: unknown): unknown {
+  if (valueDepth(v, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw tooDeep('a JSON argument');
+  return v;
+}
+
+/** Any JSON value, passed through as is (nested at most MAX_JSON_DEPTH levels). */
 export const JSONScalar = new GraphQLScalarType({
   name: 'JSON',
   description: 'Any JSON value (thing models, tags, payloads, counters).',
   serialize: (v) => v,
-  parseValue: (v) => v,
-  parseLiteral: function literal(node: ValueNode, variables?: Record<string, unknown> | null): unknown {
-    switch (node.kind) {
-      case Kind.STRING:
-      case Kind.BOOLEAN:
-        return node.value;
-      case Kind.INT:
-      case Kind.FLOAT:
-        return Number(node.value);
-      case Kind.NULL:
-        return null;
-      case Kind.LIST:
-        return node.values.map((v) => literal(v, variables));
-      case Kind.OBJECT:
-        return Object.fromEntries(node.fields.map((f) => [f.name.value, literal(f.value, variables)]));
-      case Kind.VARIABLE:
-        return variables?.[node.name.value];
-      default:
-        return undefined;
-    }
-  },
+  parseValue: shallow,
+  parseLiteral: (node: ValueNode, variables?: Record<string, unknown> | null): unknown => shallow(literal(node, variables)),
 });
+
+/** A JSON literal of the query as a value (its size is bounded by graphql-armor's token limit). */
+function literal(node: ValueNode, variables?: Record<string, unknown> | null): unknown {
+  switch (node.kind) {
+    case Kind.STRING:
+    case Kind.BOOLEAN:
+      return node.value;
+    case Kind.INT:
+    case Kind.FLOAT:
+      return Number(node.value);
+    case Kind.NULL:
+      return null;
+    case Kind.LIST:
+      return node.values.map((v) => literal(v, variables));
+    case Kind.OBJECT:
+      return Object.fromEntries(node.fields.map((f) => [f.name.value, literal(f.value, variables)]));
+    case Kind.VARIABLE:
+      return variables?.[node.name.value];
+    default:
+      return undefined;
+  }
+}
 
 /** FluxError → its message and code (status in extensions); anything else is masked. */
 export function maskError(error: unknown, message: string): Error {
   const e = error as GraphQLError;
-  const original = e instanceof GraphQLError ? e.originalError : error;
+  let original = e instanceof GraphQLError ? e.originalError : error;
+  // graphql-js wraps a scalar's error twice when it coerces a variable (the JSON scalar's too_deep)
+  while (original instanceof GraphQLError && original.originalError) original = original.originalError;
   if (isFluxError(original)) return new GraphQLError(original.message, { nodes: e.nodes, path: e.path, extensions: { code: original.code, status: original.status } });
   if (e instanceof GraphQLError && !e.originalError) return e;
   // zod (parseBody) and express errors arrive as FluxError; anything else is a bug: hidden from the client.

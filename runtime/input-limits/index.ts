@@ -41,6 +41,26 @@ export function jsonDepth(bytes: Uint8Array | string, stopAt = Infinity): number
   return max;
 }
 
+/**
+ * The deepest nesting of objects and arrays in an already parsed value (GraphQL's JSON arguments
+ * come parsed), iteratively and stopping once it passes `stopAt`: whatever walks it recursively
+ * later (JSON.stringify on the way to a script worker or a database) never sees more.
+ */
+export function valueDepth(value: unknown, stopAt = Infinity): number {
+  const stack: [unknown, number][] = [[value, 0]];
+  let max = 0;
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d + 1 > max) {
+      max = d + 1;
+      if (max > stopAt) return max;
+    }
+    for (const x of Array.isArray(v) ? v : Object.values(v)) if (x !== null && typeof x === 'object') stack.push([x, d + 1]);
+  }
+  return max;
+}
+
 /** The API's 400 for JSON nested deeper than `max`, naming the limit. */
 export function tooDeep(where: string, max = MAX_JSON_DEPTH): FluxError {
   return new FluxError('too_deep', `${where} is JSON nested more than ${max} levels deep (the limit is ${max})`, 400);

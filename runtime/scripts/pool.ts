@@ -201,9 +201,30 @@ export class ScriptPool {
       runs[2 * i] = msgs.length - 1;
       runs[2 * i + 1] = k;
     }
+    let text: string;
+    try {
+      text = JSON.stringify(msgs);
+    } catch (err) {
+      // A message nested too deep for JSON.stringify (one that skipped the 64-level input limit):
+      // its runs fail alone; thrown here, in the dispatcher's setImmediate, it ended the process.
+      const ok = reqs.filter((r) => this.#serialisable(r, err as Error));
+      if (ok.length) this.#send(slot, ok);
+      return;
+    }
     slot.inflight.set(bid, reqs);
-    slot.worker.postMessage({ t: 'batch', bid, keys, msgs: JSON.stringify(msgs), runs: runs.buffer } satisfies ToWorker, [runs.buffer]);
+    slot.worker.postMessage({ t: 'batch', bid, keys, msgs: text, runs: runs.buffer } satisfies ToWorker, [runs.buffer]);
     this.#watchdog.arm();
+  }
+
+  /** False (the run failed with the reason) when the run's message cannot be sent to a worker. */
+  #serialisable(r: Req, err: Error): boolean {
+    try {
+      JSON.stringify(r.msg);
+      return true;
+    } catch {
+      this.#finish(r, failure('script_error', `the message cannot be sent to the script worker: ${err.message}`));
+      return false;
+    }
   }
 
   #finish(r: Req, o: RunOutcome): void {
