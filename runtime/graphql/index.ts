@@ -27,6 +27,8 @@ import type { GraphqlEngine } from './engine.ts';
 import { createSocketProcess } from './socket-process.ts';
 
 export const GRAPHQL_PATH = '/api/graphql';
+/** Request bodies of any content type (docs/security.md "Limits"; 413 too_large past it). */
+const BODY_LIMIT = '256kb';
 export { typeDefs } from './schema.ts';
 export { createHub, type Hub, type Member } from './hub.ts';
 
@@ -157,7 +159,10 @@ export function createGraphql(ctx: FluxContext, deps: GraphqlDeps, opts: Graphql
       next();
     }, next);
   });
-  router.use(express.json({ limit: '256kb' }));
+  router.use(express.json({ limit: BODY_LIMIT }));
+  // Any other body yoga parses itself (application/graphql, form-encoded, multipart), up to its own
+  // 25 MB: read here within the same limit, and yoga parses the bytes.
+  router.use(express.raw({ type: (req) => !(req as express.Request).is('application/json'), limit: BODY_LIMIT }));
   router.use((req, res, next) => {
     const principal = (req as unknown as { principal: Principal }).principal;
     if (loaded) return loaded.handle(req, res, principal);
