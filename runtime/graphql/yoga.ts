@@ -12,6 +12,7 @@ import { MAX_JSON_DEPTH, tooDeep, valueDepth } from '../input-limits/index.ts';
 import { typeDefs } from './schema.ts';
 import type { Hub } from './hub.ts';
 import { subscriptionResolvers } from './subscriptions.ts';
+import { useListBound } from './list-bound.ts';
 
 /**
  * A JSON argument within the REST bodies' nesting limit (400 too_deep, docs/security.md "Limits"):
@@ -94,6 +95,8 @@ export function yogaOver<C extends Record<string, any>>(schema: GraphQLSchema, p
         maxTokens: { n: 3000 },
         blockFieldSuggestion: { enabled: true },
       }),
+      // the cost limit above does not count list sizes
+      useListBound(),
     ],
   });
 }
