@@ -61,7 +61,8 @@ export function maskError(error: unknown, message: string): Error {
   // graphql-js wraps a scalar's error twice when it coerces a variable (the JSON scalar's too_deep)
   while (original instanceof GraphQLError && original.originalError) original = original.originalError;
   if (isFluxError(original)) return new GraphQLError(original.message, { nodes: e.nodes, path: e.path, extensions: { code: original.code, status: original.status } });
-  if (e instanceof GraphQLError && !e.originalError) return e;
+  // graphql-js's own refusals are the client's to read: a variable of the wrong type wraps the scalar's GraphQLError
+  if (e instanceof GraphQLError && (!e.originalError || original instanceof GraphQLError)) return e;
   // zod (parseBody) and express errors arrive as FluxError; anything else is a bug: hidden from the client.
   return new GraphQLError(message, { nodes: e.nodes, path: e.path, extensions: { code: 'internal' } });
 }
