@@ -24,7 +24,7 @@ import type { Logger } from '../log/index.ts';
 import { FluxError } from '../errors/index.ts';
 import { roleAtLeast, type Users } from '../users/index.ts';
 import { READ_ROLE, authenticate, tokenOfConnectionParams, type Principal } from './auth.ts';
-import { SocketOutlet } from './outlet.ts';
+import { SLOW_CLOSE_CODE, SocketOutlet } from './outlet.ts';
 import { compileSubscription } from './compile.ts';
 import type { Hub, Member, Render, SubscriptionFilter, Topic } from './hub.ts';
 
@@ -32,6 +32,8 @@ import type { Hub, Member, Render, SubscriptionFilter, Topic } from './hub.ts';
 export const WS_CLOSE_FORBIDDEN = 4403;
 /** The close code for a token revoked, or a login session that ended, while connected (graphql-ws's Unauthorized). */
 export const WS_CLOSE_UNAUTHORIZED = 4401;
+/** Operations (subscriptions, queries still running) one connection may have at once. */
+export const MAX_OPERATIONS_PER_CONNECTION = 100;
 
 export interface SubscriptionServerOptions {
   /** WebSocket connections at most (default 5000) */
@@ -184,6 +186,17 @@ export function createSubscriptionServer(path: string, deps: SubscriptionServerD
         return true;
       },
       onSubscribe: async (c, id, params) => {
+        // Memory per connection stays bounded: a client that sends without reading its answers
+        // would have them wait in this process (SocketOutlet bounds subscription results only),
+        // and every subscription holds a group of its own.
+        if (c.extra.socket.bufferedAmount > outletOptions.highWaterBytes) {
+          c.extra.socket.close(SLOW_CLOSE_CODE, 'too slow: answers are not read');
+          c.extra.socket.terminate();
+          return [new GraphQLError('too slow: answers are not read')];
+        }
+        if (Object.keys(c.subscriptions).length > MAX_OPERATIONS_PER_CONNECTION) {
+          return [new GraphQLError(`at most ${MAX_OPERATIONS_PER_CONNECTION} operations at once per connection (subscriptions and running queries); open another connection or complete some`, { extensions: { code: 'too_many' } })];
+        }
         const enveloped = deps.yoga.getEnveloped({ ...c, req: c.extra.request, socket: c.extra.socket, params, principal: c.extra.principal! });
         let document: DocumentNode;
         try {
