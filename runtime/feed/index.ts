@@ -188,6 +188,14 @@ export function createFeed(ctx: FluxContext, server: http.Server, opts: FeedOpti
       added();
       ws.send(JSON.stringify({ type: 'hello', filter: client.filter }));
       ws.on('message', (data) => {
+        // A client that sends without reading would have every answer wait here (a 60 KB filter is
+        // answered with up to ~190 KB): past the mark it is cut off, as deliver() does.
+        if (ws.bufferedAmount > highWater) {
+          log.warn('closing a live feed client that sends without reading its answers');
+          ws.close(1013, 'too slow');
+          ws.terminate();
+          return;
+        }
         try {
           const m = JSON.parse(String(data)) as { subscribe?: Record<string, unknown> };
           if (!m || typeof m.subscribe !== 'object') throw new Error('expected {"subscribe": {events, product, device, metric}}');
