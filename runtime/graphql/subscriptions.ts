@@ -24,6 +24,7 @@ import type { Logger } from '../log/index.ts';
 import { FluxError } from '../errors/index.ts';
 import { roleAtLeast, type Users } from '../users/index.ts';
 import { READ_ROLE, authenticate, tokenOfConnectionParams, type Principal } from './auth.ts';
+import { addressKey } from '../login-limiter/index.ts';
 import { SLOW_CLOSE_CODE, SocketOutlet } from './outlet.ts';
 import { compileSubscription } from './compile.ts';
 import type { Hub, Member, Render, SubscriptionFilter, Topic } from './hub.ts';
@@ -38,6 +39,8 @@ export const MAX_OPERATIONS_PER_CONNECTION = 100;
 export interface SubscriptionServerOptions {
   /** WebSocket connections at most (default 5000) */
   maxConnections?: number;
+  /** connections of one client address (IPv6: its /64) not yet authenticated, at most (default 500) */
+  maxUnauthenticatedPerAddress?: number;
   /** bytes waiting in a socket past which subscription results are dropped (default 1 MiB) */
   highWaterBytes?: number;
   /** how long a socket may stay past highWaterBytes before it is closed with 1013 (default 10 s) */
@@ -147,6 +150,18 @@ export function createSubscriptionServer(path: string, deps: SubscriptionServerD
     onSlowClose: (dropped: number) => log.warn({ dropped }, 'closing a GraphQL WebSocket client that stayed too slow'),
   };
   let open = 0;
+  // Sockets that have not authenticated yet, per client address: without a bound, one client that
+  // upgraded and re-upgraded without connection_init (graphql-ws waits 3 s) held every slot.
+  const unauthenticated = new Map<WebSocket, string>();
+  const perAddress = new Map<string, number>();
+  const release = (ws: WebSocket) => {
+    const key = unauthenticated.get(ws);
+    if (key === undefined) return;
+    unauthenticated.delete(ws);
+    const n = (perAddress.get(key) ?? 1) - 1;
+    if (n > 0) perAddress.set(key, n);
+    else perAddress.delete(key);
+  };
 
   const forget = (ws: WebSocket) => {
     const c = connections.get(ws);
@@ -183,6 +198,7 @@ export function createSubscriptionServer(path: string, deps: SubscriptionServerD
         }
         connections.set(ws, conn);
         ws.once('close', () => forget(ws));
+        release(ws);
         return true;
       },
       onSubscribe: async (c, id, params) => {
@@ -238,11 +254,19 @@ export function createSubscriptionServer(path: string, deps: SubscriptionServerD
         socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
         return;
       }
+      const key = addressKey(req.socket?.remoteAddress);
+      if ((perAddress.get(key) ?? 0) >= (opts.maxUnauthenticatedPerAddress ?? 500)) {
+        socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\n\r\n');
+        return;
+      }
       wss.handleUpgrade(req, socket, head, (client) => {
         open++;
         deps.onConnections(open);
+        unauthenticated.set(client, key);
+        perAddress.set(key, (perAddress.get(key) ?? 0) + 1);
         client.once('close', () => {
           open--;
+          release(client);
           deps.onConnections(open);
         });
         wss.emit('connection', client, req);
