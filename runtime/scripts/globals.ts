@@ -17,11 +17,25 @@ export interface Capture {
   alarms: AlarmRequest[] | null;
 }
 
+/**
+ * vm.dump of a handle that stays the caller's: quickjs-emscripten's dump disposes the handle of a
+ * promise, and the caller's own dispose then threw ("Lifetime not alive") in the worker thread:
+ * a script returning or throwing a promise crashed its worker, and the other runs of its batch.
+ */
+export function dumpOf(vm: QuickJSContext, h: QuickJSHandle): unknown {
+  const copy = h.dup();
+  try {
+    return vm.dump(copy);
+  } finally {
+    if (copy.alive) copy.dispose();
+  }
+}
+
 export function defineGlobals(vm: QuickJSContext, captureOf: () => Capture, env: Record<string, unknown>): void {
   const text = (h: QuickJSHandle): string => {
     const t = vm.typeof(h);
     if (t === 'string') return vm.getString(h);
-    const v = vm.dump(h);
+    const v = dumpOf(vm, h);
     return typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
   };
   const logger = (level: LogEntry['level']) => (...args: QuickJSHandle[]) => {
@@ -39,7 +53,7 @@ export function defineGlobals(vm: QuickJSContext, captureOf: () => Capture, env:
     send_command: (device, command, params) => {
       if (!device || vm.typeof(device) !== 'string') throw new TypeError('send_command(device_id, command, params): device_id must be a string');
       if (!command || vm.typeof(command) !== 'string') throw new TypeError('send_command(device_id, command, params): command must be a string');
-      const p = params && vm.typeof(params) !== 'undefined' ? vm.dump(params) : {};
+      const p = params && vm.typeof(params) !== 'undefined' ? dumpOf(vm, params) : {};
       if (p === null || typeof p !== 'object' || Array.isArray(p)) throw new TypeError('send_command(device_id, command, params): params must be an object');
       const cap = captureOf();
       const list = (cap.commands ??= []);

@@ -2,7 +2,7 @@
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime, QuickJSWASMModule } from 'quickjs-emscripten';
 import { translateScript, lineColumn, offsetOf, TranslateError, type Translation } from './translate.ts';
 import { ScriptSyntaxError, type RunOutcome, type ScriptLimits, type ScriptMessage } from './contract.ts';
-import { defineGlobals, failedRun, type Capture, type ThrownValue } from './globals.ts';
+import { defineGlobals, dumpOf, failedRun, type Capture, type ThrownValue } from './globals.ts';
 import { BATCH_SHARE, DRIVER, driverAnswer, LEARN_RUNS, MAX_BATCH_INDEX, NOTHING_CAPTURED } from './batch.ts';
 
 const MAX_DEPTH = 32;
@@ -195,7 +195,7 @@ export class CompiledScript {
       case 'number':
       case 'string':
       case 'undefined':
-        return vm.dump(h);
+        return dumpOf(vm, h);
       case 'function':
       case 'symbol':
         return undefined;
@@ -203,7 +203,7 @@ export class CompiledScript {
         // as a message's bigints reach the script: a number (an answer crosses threads as JSON, which has no bigint)
         return Number(vm.getBigInt(h));
       default:
-        return vm.dump(h);
+        return dumpOf(vm, h);
     }
   }
 
@@ -255,7 +255,7 @@ export class CompiledScript {
 
   /** What a thrown value makes of a run that captured `cap` (the caller rebuilds the runtime after a limit hit). */
   #classify(error: QuickJSHandle, cap: Capture): RunOutcome {
-    const e = this.#vm.dump(error) as ThrownValue;
+    const e = dumpOf(this.#vm, error) as ThrownValue;
     return failedRun(e, this.limits, this.#heapHit, cap, () => (typeof e === 'object' && e ? this.#position(e.stack) : undefined));
   }
 
