@@ -9,6 +9,7 @@ import { ALARM_LEVELS, type AlarmLevel, type AlarmRequest, type CommandRequest, 
 
 const MAX_ENTRIES = 100;
 const MAX_LOG_CHARS = 2000;
+const MAX_PARAMS_CHARS = 16 * 1024;
 
 /** What the side-effect functions captured during one run (null: nothing, no allocation). */
 export interface Capture {
@@ -55,6 +56,8 @@ export function defineGlobals(vm: QuickJSContext, captureOf: () => Capture, env:
       if (!command || vm.typeof(command) !== 'string') throw new TypeError('send_command(device_id, command, params): command must be a string');
       const p = params && vm.typeof(params) !== 'undefined' ? dumpOf(vm, params) : {};
       if (p === null || typeof p !== 'object' || Array.isArray(p)) throw new TypeError('send_command(device_id, command, params): params must be an object');
+      // bounded like a run's result (worker.ts): a hundred commands of megabytes crossed to the main thread
+      if (JSON.stringify(p).length > MAX_PARAMS_CHARS) throw new RangeError(`send_command: params over ${MAX_PARAMS_CHARS} characters of JSON`);
       const cap = captureOf();
       const list = (cap.commands ??= []);
       if (list.length >= MAX_ENTRIES) throw new RangeError(`send_command: more than ${MAX_ENTRIES} commands in one run`);

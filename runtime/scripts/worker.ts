@@ -54,7 +54,23 @@ const BATCH_MIN = 4;
 /** Brackets deep a batch's JSON text may be: its array, a message and what a single run's conversion keeps (sandbox.ts MAX_DEPTH). */
 const BATCH_MAX_NESTING = 32;
 
+/**
+ * A run's result, as JSON characters, at most: every result crosses to the main thread and goes on
+ * with the message (a flow's msg.result, a webhook body); 200 runs returning 'x'.repeat(3e6)
+ * grew FLUX's RSS by 1.3 GB.
+ */
+const MAX_RESULT_CHARS = 64 * 1024;
+
+function resultChars(result: unknown): number {
+  if (typeof result === 'string') return result.length;
+  return result !== null && typeof result === 'object' ? (JSON.stringify(result)?.length ?? 0) : 0;
+}
+
 function outcomeOf(entry: Loaded, o: RunOutcome): unknown {
+  if (o.ok && resultChars(o.result) > MAX_RESULT_CHARS) {
+    entry.hits = 0;
+    return failed('script_error', `the result is ${resultChars(o.result)} characters of JSON, over the limit of ${MAX_RESULT_CHARS}`);
+  }
   if (o.ok) {
     entry.hits = 0;
     return o.logs || o.commands || o.alarms ? o : [o.micros, o.result === undefined ? null : o.result];
