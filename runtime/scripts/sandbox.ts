@@ -195,7 +195,7 @@ export class CompiledScript {
       case 'number':
       case 'string':
       case 'undefined':
-        return dumpOf(vm, h);
+        return vm.dump(h); // a primitive: no handle of its own to lose (dumpOf is for objects)
       case 'function':
       case 'symbol':
         return undefined;
