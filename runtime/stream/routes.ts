@@ -166,6 +166,11 @@ export function streamRoutes(svc: StreamService, routes: RouteTable): void {
         const id = checkSlug('stream', params.id);
         if (svc.view(id).state.viewers >= MAX_FLV_VIEWERS) throw new FluxError('busy', `stream '${id}' has ${MAX_FLV_VIEWERS} viewers`, 503);
         const hub = await svc.waitLive(id);
+        // A client that left during the wait would be attached for good: its 'close' has fired already and
+        // a destroyed response never backs up, so it would count as a viewer (and keep the camera on) until the run ends.
+        if (res.destroyed || !res.socket || res.socket.destroyed) return res;
+        // checked again: requests that waited together all passed the first check
+        if (svc.view(id).state.viewers >= MAX_FLV_VIEWERS) throw new FluxError('busy', `stream '${id}' has ${MAX_FLV_VIEWERS} viewers`, 503);
         res.writeHead(200, { 'Content-Type': 'video/x-flv', 'Cache-Control': 'no-store' });
         res.flushHeaders();
         const detach = hub.add(res);
