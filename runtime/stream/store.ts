@@ -42,7 +42,9 @@ const urlOf = (schemes: string[], what: string) =>
     .refine((s) => {
       try {
         const u = new URL(s);
-        return schemes.includes(u.protocol) && u.hostname !== '' && !/[\s\0]/.test(s);
+        // `new URL` drops leading and trailing control characters, ffmpeg does not: '\x01rtsp://…' passes
+        // the parser yet is a local file path to ffmpeg (no scheme), and the URL is stored as sent
+        return schemes.includes(u.protocol) && u.hostname !== '' && !/[\s\p{Cc}]/u.test(s);
       } catch {
         return false;
       }
