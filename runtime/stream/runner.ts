@@ -279,6 +279,9 @@ export class StreamRunner {
       return;
     }
     let busy = false;
+    // Only a port seen closed and then open ends the backoff: when ffmpeg reports a refusal while the port
+    // accepts (a redirect to a closed port, an answer naming a refusal), retrying at every probe is a storm.
+    let sawClosed = false;
     this.probeTimer = setInterval(() => {
       if (busy) return;
       busy = true;
@@ -286,7 +289,8 @@ export class StreamRunner {
       const done = (open: boolean) => {
         sock.destroy();
         busy = false;
-        if (open && this.probeTimer && this.wanted && !this.proc) {
+        if (!open) sawClosed = true;
+        else if (sawClosed && this.probeTimer && this.wanted && !this.proc) {
           this.o.log.info({ stream: this.id }, 'camera port open again; retrying now');
           void this.launch();
         }
