@@ -10,7 +10,7 @@
  * waits, requests fail at once with the reason of the last failure.
  */
 import net from 'node:net';
-import { ModbusError, MbapReader, RtuReader, checkResponse, mbapFrame, rtuFrame, type FailureReason } from './frame.ts';
+import { MAX_PDU, ModbusError, MbapReader, RtuReader, checkResponse, mbapFrame, rtuFrame, type FailureReason } from './frame.ts';
 
 export type ModbusMode = 'tcp' | 'rtu-over-tcp';
 
@@ -73,6 +73,8 @@ export interface Endpoint {
 
 /** how long a request may wait for its turn (on top of its own timeout) before it fails */
 const MAX_QUEUE_WAIT_MS = 10_000;
+/** the most bytes one answer takes on the wire: MBAP header (7) + PDU; an RTU frame (unit + PDU + CRC) is shorter */
+const MAX_ANSWER_BYTES = 7 + MAX_PDU;
 
 export function endpointKey(a: EndpointAddress): string {
   return `${a.mode === 'tcp' ? 'tcp' : 'rtu'}://${a.host}:${a.port}`;
@@ -94,6 +96,12 @@ export function createEndpoint(opts: EndpointOptions): Endpoint {
   let retryAt = 0;
   let lastFailure = '';
   let nextTid = 1;
+  // Bytes the slave may still send on this connection: one largest answer per request written on it
+  // (late answers included), at most as many as 64 answers beyond the in-flight ones. A slave sending
+  // more answers nobody: reading that flood took the event loop from the other endpoints' polls (and a
+  // core), so the connection is dropped instead.
+  let allowance = 0;
+  const maxAllowance = MAX_ANSWER_BYTES * (maxInFlight + 64);
   const inFlight = new Map<number, Pending>();
   const queue: Pending[] = [];
   const mbap = new MbapReader();
@@ -164,6 +172,7 @@ export function createEndpoint(opts: EndpointOptions): Endpoint {
         p.tid = 0;
         inFlight.set(0, p);
         p.sentAt = performance.now();
+        allowance = Math.min(allowance + MAX_ANSWER_BYTES, maxAllowance);
         socket.write(rtuFrame(p.unit, p.pdu));
       } else {
         let tid = nextTid;
@@ -172,6 +181,7 @@ export function createEndpoint(opts: EndpointOptions): Endpoint {
         p.tid = tid;
         inFlight.set(tid, p);
         p.sentAt = performance.now();
+        allowance = Math.min(allowance + MAX_ANSWER_BYTES, maxAllowance);
         socket.write(mbapFrame(tid, p.unit, p.pdu));
       }
     }
@@ -213,6 +223,7 @@ export function createEndpoint(opts: EndpointOptions): Endpoint {
     if (socket || closed) return;
     const s = net.connect({ host: opts.host, port: opts.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 10_000 });
     socket = s;
+    allowance = 0;
     s.setTimeout(connectTimeout);
     s.once('connect', () => {
       s.setTimeout(0);
@@ -226,6 +237,11 @@ export function createEndpoint(opts: EndpointOptions): Endpoint {
     s.on('error', (err: NodeJS.ErrnoException) => drop('connection', `connection to ${opts.host}:${opts.port} failed: ${err.code ?? err.message}`));
     s.on('close', () => drop('connection', `connection to ${opts.host}:${opts.port} closed by the peer`));
     s.on('data', (chunk: Buffer) => {
+      allowance -= chunk.length;
+      if (allowance < 0) {
+        drop('protocol', `${opts.host}:${opts.port} sent more than answers to the requests it was sent (answers to no request)`);
+        return;
+      }
       try {
         if (rtu) {
           rtuReader.push(chunk, (unit, pdu) => {
