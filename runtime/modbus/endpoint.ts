@@ -212,6 +212,8 @@ export function createEndpoint(opts: EndpointOptions): Endpoint {
     }
     const wasConnected = connected;
     connected = false;
+    // a partial answer of the lost connection would be glued to the first bytes of the next one
+    mbap.clear();
     rtuReader.clear();
     retryAt = Date.now() + backoff;
     backoff = Math.min(backoff * 2, backoffMax);

@@ -185,6 +185,10 @@ export class MbapReader {
     }
     this.#buf = buf.length ? Buffer.from(buf) : Buffer.alloc(0);
   }
+  /** forgets a partial frame (a new connection starts at a frame boundary) */
+  clear(): void {
+    this.#buf = Buffer.alloc(0);
+  }
 }
 
 /**

@@ -1,8 +1,9 @@
 /**
- * A hostile slave that floods the connection with answers to no request (runtime/modbus/endpoint.ts):
- * the master drops the connection once the slave sent more than its requests can be answered with,
- * instead of reading the flood for ever (which took the event loop, and a core, from the other
- * endpoints' polls: a healthy slave's polls timed out beside it).
+ * Hostile or broken slaves against one endpoint (runtime/modbus/endpoint.ts). A slave that floods the
+ * connection with answers to no request: the master drops the connection once the slave sent more
+ * than its requests can be answered with, instead of reading the flood for ever (which took the event
+ * loop, and a core, from the other endpoints' polls: a healthy slave's polls timed out beside it).
+ * A connection lost in the middle of an answer: the next connection must not see its partial frame.
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -79,4 +80,41 @@ describe('modbus endpoint: a slave flooding the connection with answers to no re
       assert.match(String((again as Error).message), /answers to no request/);
     });
   }
+});
+
+describe('modbus endpoint: a connection lost in the middle of an answer', function () {
+  this.timeout(20_000);
+
+  it('tcp: the next connection starts clean (the partial answer is not glued to its first answer)', async function () {
+    let conns = 0;
+    const sockets = new Set<net.Socket>();
+    // the first connection sends 5 bytes of its answer and dies; later ones answer in full
+    const srv = net.createServer((s) => {
+      const n = ++conns;
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => undefined);
+      s.on('data', (d) => {
+        const answer = Buffer.from([0, 0, 0, 0, 0, 5, 1, 3, 2, 0, 42]);
+        answer.writeUInt16BE(d.readUInt16BE(0), 0);
+        if (n > 1) return void s.write(answer);
+        s.write(answer.subarray(0, 5));
+        setTimeout(() => s.destroy(), 50);
+      });
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const ep = createEndpoint({ host: '127.0.0.1', port: (srv.address() as net.AddressInfo).port, mode: 'tcp', backoffMinMs: 50 });
+    try {
+      const lost = await ep.request(1, readRequest(3, 0, 1), 2000).catch((e: { reason: string }) => e);
+      assert.equal((lost as { reason: string }).reason, 'connection');
+      await new Promise((r) => setTimeout(r, 100));
+      const data = await ep.request(1, readRequest(3, 0, 1), 2000);
+      assert.equal(data.readUInt16BE(0), 42);
+      assert.equal(ep.stats().connects, 2, 'no extra reconnect');
+    } finally {
+      ep.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  });
 });
