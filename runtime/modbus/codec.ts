@@ -163,8 +163,13 @@ export function encodeValue(r: Register, value: unknown): number[] | boolean[] {
     else if (r.type === 'uint16') b.writeUInt16BE(n);
     else if (r.type === 'int32') b.writeInt32BE(n);
     else b.writeUInt32BE(n);
-  } else if (r.type === 'float32') b.writeFloatBE(raw);
-  else b.writeDoubleBE(raw);
+  } else {
+    // writeFloatBE/writeDoubleBE do not range-check: a value past the type would reach the device as ±Infinity
+    const max = r.type === 'float32' ? 3.4028234663852886e38 : Number.MAX_VALUE;
+    if (!Number.isFinite(r.type === 'float32' ? Math.fround(raw) : raw)) throw new RangeError(`${r.property} = ${value} is ${raw} in the register, outside ${r.type} (±${max.toPrecision(5)})`);
+    if (r.type === 'float32') b.writeFloatBE(raw);
+    else b.writeDoubleBE(raw);
+  }
   // canonicalBytes is its own inverse (a permutation of words and bytes that undoes itself)
   const wire = canonicalBytes(b, 0, r.quantity, r);
   const words: number[] = [];
