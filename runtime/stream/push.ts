@@ -7,6 +7,7 @@ import type { Logger } from '../log/index.ts';
 import type { FlvHub } from './flv.ts';
 import { relayArgs } from './ffmpeg-args.ts';
 import { spawnTied, type TiedProcess } from './process.ts';
+import { hideCredentials } from './store.ts';
 
 export type PushStatus = 'idle' | 'connecting' | 'live' | 'retrying';
 
@@ -95,7 +96,7 @@ export class RtmpRelay {
       this.proc = undefined;
       if (this.stopped) return;
       const camEnded = hub.ended;
-      const line = stderr.trim().split('\n').filter(Boolean).pop()?.slice(0, 300);
+      const line = hideCredentials(stderr, this.o.target, this.o.display).trim().split('\n').filter(Boolean).pop()?.slice(0, 300);
       const error = camEnded ? 'the camera run ended' : `push ffmpeg exited with status ${code}${line ? `: ${line}` : ''}`;
       if (camEnded) {
         // the next camera run re-attaches

@@ -12,7 +12,7 @@ import type { Logger } from '../log/index.ts';
 import { FlvHub } from './flv.ts';
 import { cameraArgs } from './ffmpeg-args.ts';
 import { spawnTied, type TiedProcess } from './process.ts';
-import type { Stream, StreamSource } from './store.ts';
+import { hideCredentials, redactRtsp, type Stream, type StreamSource } from './store.ts';
 
 export const STATUSES = ['idle', 'starting', 'live', 'retrying', 'failed'] as const;
 export type StreamStatus = (typeof STATUSES)[number];
@@ -250,7 +250,7 @@ export class StreamRunner {
     this.restarts++;
     this.o.onRestart();
     if (wasLiveFor >= this.o.timing.stableMs) this.attempts = 0;
-    const failure = killReason ? { message: killReason } : classifyExit(stderr, code);
+    const failure = killReason ? { message: killReason } : classifyExit(hideCredentials(stderr, cfg.source.url, redactRtsp(cfg.source.url)), code);
     this.o.log.warn({ stream: this.id, code, error: failure.message }, 'camera process ended; retrying');
     this.onFailure(failure, cfg.source.url);
   }

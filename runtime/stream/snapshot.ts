@@ -7,6 +7,7 @@ import path from 'node:path';
 import { FluxError } from '../errors/index.ts';
 import { spawnTied } from './process.ts';
 import { snapshotArgs } from './ffmpeg-args.ts';
+import { hideCredentials, redactRtsp } from './store.ts';
 
 /** the newest snapshots kept per stream */
 export const MAX_KEPT_SNAPSHOTS = 50;
@@ -36,7 +37,7 @@ export async function captureJpeg(ffmpeg: string, pidDir: string, url: string | 
   clearTimeout(timer);
   const jpeg = Buffer.concat(out);
   if (code !== 0 || jpeg.length < 4 || jpeg[0] !== 0xff || jpeg[1] !== 0xd8) {
-    const line = stderr.trim().split('\n').pop()?.slice(0, 300);
+    const line = hideCredentials(stderr, url, url ? redactRtsp(url) : '').trim().split('\n').pop()?.slice(0, 300);
     throw new FluxError('snapshot_failed', `no snapshot from the camera${line ? `: ${line}` : code !== 0 ? ` (timeout or exit ${code})` : ''}`, 502);
   }
   return jpeg;

@@ -106,6 +106,16 @@ export function redactRtmp(url: string): string {
   return u.toString().replace('%2A%2A%2A', '***');
 }
 
+/**
+ * ffmpeg's error text without credentials: it names its input or output as given (`rtsp://user:pass@…: …`,
+ * an RTMP target with its stream key), and that text becomes `last_error`, which viewers read. `clear`
+ * is shown as `shown`; any other URL (a redirect target) loses its user info.
+ */
+export function hideCredentials(text: string, clear: string | undefined, shown: string): string {
+  const out = clear ? text.split(clear).join(shown) : text;
+  return out.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/@]*@/gi, '$1');
+}
+
 export interface StreamStore {
   create(input: StreamCreate): Promise<Stream>;
   get(id: string): Promise<Stream>;
