@@ -17,7 +17,15 @@ export interface Segment {
   size: number;
 }
 
-export function listSegments(streamDir: string, stream: string): Segment[] {
+/** a segment starts at most this long before it ends (FLUX_STREAM_RECORD_SEGMENT_S is at most 600 s; a long GOP stretches one) */
+const MAX_SEGMENT_MS = 3_600_000;
+
+/**
+ * The stream's segments, oldest first; with `within`, only those that can overlap it. Names are
+ * filtered before anything is stat'ed: a year of retention is 3 million segments, and stat'ing them
+ * all on every playlist request blocked the event loop for seconds (5 s at 200,000).
+ */
+export function listSegments(streamDir: string, stream: string, within?: { from: number; to: number }): Segment[] {
   const dir = path.join(streamDir, 'rec');
   let names: string[];
   try {
@@ -29,9 +37,11 @@ export function listSegments(streamDir: string, stream: string): Segment[] {
   for (const name of names) {
     const m = SEGMENT_RE.exec(name);
     if (!m) continue;
+    const start = Number(m[1]) * 1000;
+    if (within && (start >= within.to || start < within.from - MAX_SEGMENT_MS)) continue;
     try {
       const st = fs.statSync(path.join(dir, name));
-      out.push({ stream, file: path.join(dir, name), start: Number(m[1]) * 1000, end: st.mtimeMs, size: st.size });
+      out.push({ stream, file: path.join(dir, name), start, end: st.mtimeMs, size: st.size });
     } catch {
       /* deleted meanwhile */
     }

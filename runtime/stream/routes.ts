@@ -207,7 +207,7 @@ export function streamRoutes(svc: StreamService, routes: RouteTable): void {
         if (!(to > query.from)) throw new FluxError('bad_request', '`to` must be after `from`', 400);
         if (to - query.from > 86_400_000) throw new FluxError('bad_request', 'the range is longer than 24 h', 400);
         const sig = sigOf(req);
-        const { playlist } = vodPlaylist(listSegments(svc.dir(id), id), query.from, to, (name) => `rec/${name}${sig}`);
+        const { playlist } = vodPlaylist(listSegments(svc.dir(id), id, { from: query.from, to }), query.from, to, (name) => `rec/${name}${sig}`);
         res.setHeader('Cache-Control', 'no-cache');
         res.type('application/vnd.apple.mpegurl').send(playlist);
         return res;
