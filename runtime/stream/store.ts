@@ -127,10 +127,13 @@ export interface StreamStore {
   source(id: string): Promise<StreamSource>;
 }
 
-/** The most streams a listing answers. */
-const MAX_LISTED = 10_000;
+/**
+ * The most streams there may be: a listing answers this many, and FLUX loads (and runs) the streams of
+ * a listing at start, so a stream past it would exist in the database yet be 404 after a restart.
+ */
+export const MAX_STREAMS = 10_000;
 
-export function createStreamStore(repository: StreamRepository, devices: Pick<DeviceRepository, 'find'>, keys: StreamKeys): StreamStore {
+export function createStreamStore(repository: StreamRepository, devices: Pick<DeviceRepository, 'find'>, keys: StreamKeys, maxStreams = MAX_STREAMS): StreamStore {
   const toStream = (r: StreamRow): Stream => {
     let hasCredentials = false;
     try {
@@ -174,6 +177,7 @@ export function createStreamStore(repository: StreamRepository, devices: Pick<De
       const input = streamCreate.parse(raw);
       if (input.device_id) await deviceExists(input.device_id);
       const id = checkSlug('stream', input.id ?? `cam-${randomBytes(4).toString('hex')}`);
+      if ((await repository.list({}, maxStreams)).length >= maxStreams) throw new FluxError('too_many', `there are ${maxStreams} streams already (the most FLUX keeps); delete one first`, 409);
       const r = await repository.create({
         id,
         name: input.name ?? id,
@@ -196,7 +200,7 @@ export function createStreamStore(repository: StreamRepository, devices: Pick<De
       return r ? toStream(r) : null;
     },
     async list(filter = {}) {
-      return (await repository.list({ device_id: filter.device_id }, MAX_LISTED)).map(toStream);
+      return (await repository.list({ device_id: filter.device_id }, maxStreams)).map(toStream);
     },
     async update(id, patch) {
       const m = await row(id);
