@@ -57,9 +57,18 @@ function send(res: Response, chunk: string): Promise<void> | undefined {
   });
 }
 
+/**
+ * A text cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, a tab or CR first) gets a
+ * leading `'`: metric names and string values come from devices, and a report is opened in Excel
+ * or LibreOffice by people who did not write them. Numbers, and text that is a plain number, stay as they are.
+ */
+const FORMULA_START = /^[=+\-@\t\r]/;
+const PLAIN_NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
 const csvField = (v: unknown): string => {
   if (v === null || v === undefined) return '';
-  const s = String(v);
+  let s = String(v);
+  if (typeof v === 'string' && FORMULA_START.test(s) && !PLAIN_NUMBER.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 };
 
@@ -134,24 +143,36 @@ export function telemetryRoutes(ctx: FluxContext, routes: RouteTable, storage: S
         const name = raw.device ?? raw.product!;
         res.status(200).type('text/csv; charset=utf-8').setHeader('content-disposition', `attachment; filename="telemetry-${name.replace(/[^A-Za-z0-9_.-]/g, '_')}.csv"`);
         await send(res, ['device_id', 'time', 'metric', ...(aggregated ? q.aggs : ['value'])].join(',') + '\r\n');
-        for (const device of devices) {
-          if (res.destroyed) return res; // the client left: no more queries for nobody
-          const items = (await query(storage, device, q)) as (Sample & AggRow)[];
-          // One row per device, time (bucket) and metric, in that order.
-          items.sort((a, b) => a.ts - b.ts || (a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : 0));
-          let chunk = '';
-          for (const it of items) {
-            const cells = aggregated ? q.aggs.map((a) => it[a]) : [it.value];
-            chunk += [device, new Date(it.ts).toISOString(), it.metric, ...cells].map(csvField).join(',') + '\r\n';
-            if (chunk.length > 64 * 1024) {
-              await send(res, chunk);
-              chunk = '';
-            }
-          }
-          if (chunk) await send(res, chunk);
+        try {
+          await reportRows(res, devices, storage, q, aggregated);
+        } catch (err) {
+          // the 200 and part of the report are out: the client must see a broken transfer, not wait for ever
+          ctx.log.warn({ err: (err as Error).message }, 'CSV report failed after its first rows: the transfer is cut');
+          res.destroy();
+          return res;
         }
         res.end();
         return res;
       },
     });
+}
+
+/** The report's rows, device by device (the client may leave between two devices). */
+async function reportRows(res: Response, devices: string[], storage: Storage, q: TelemetryQuery, aggregated: boolean): Promise<void> {
+  for (const device of devices) {
+    if (res.destroyed) return; // the client left: no more queries for nobody
+    const items = (await query(storage, device, q)) as (Sample & AggRow)[];
+    // One row per device, time (bucket) and metric, in that order.
+    items.sort((a, b) => a.ts - b.ts || (a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : 0));
+    let chunk = '';
+    for (const it of items) {
+      const cells = aggregated ? q.aggs.map((a) => it[a]) : [it.value];
+      chunk += [device, new Date(it.ts).toISOString(), it.metric, ...cells].map(csvField).join(',') + '\r\n';
+      if (chunk.length > 64 * 1024) {
+        await send(res, chunk);
+        chunk = '';
+      }
+    }
+    if (chunk) await send(res, chunk);
+  }
 }
