@@ -47,4 +47,25 @@ describe('the CSV report and spreadsheet formulas', function () {
       'note,plain text',
     ]);
   });
+
+  it('cuts the transfer when the store fails after the first rows, instead of leaving the client waiting', async () => {
+    assert.equal((await f.call('POST', '/devices', { id: 'csvf_2', product_id: 'csvf' })).status, 201);
+    const store = f.flux.modules.storage.store;
+    const range = store.range.bind(store);
+    store.range = (q) => (q.device === 'csvf_2' ? Promise.reject(new Error('the store went away')) : range(q));
+    try {
+      // the 200 may or may not have left before the failure: either way the transfer breaks
+      const err = await fetch(`${f.base}/reports/telemetry.csv?product=csvf&from=${T0}&to=${T0 + 60_000}`, { headers: { authorization: `Bearer ${TEST_TOKEN}` }, signal: AbortSignal.timeout(15_000) })
+        .then((res) => res.text())
+        .then(
+          () => undefined,
+          (e: Error) => e,
+        );
+      assert.ok(err, 'the report must not end as if it were whole');
+      assert.notEqual(err.name, 'TimeoutError', 'the client waited for a report that would never end');
+    } finally {
+      store.range = range;
+    }
+  });
 });
+
