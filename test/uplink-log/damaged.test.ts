@@ -2,24 +2,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createUplinkLog, type AppendInput, type UplinkLog } from '../../runtime/uplink-log/index.ts';
+import { createUplinkLog, type UplinkLog } from '../../runtime/uplink-log/index.ts';
+import { up } from './entries.ts';
 
 // A damaged block of a segment (a disk fault) is not a crash's torn tail: the whole records after it
 // are kept, and the entries it took do not hold the handled watermark (runtime/uplink-log/segments.ts).
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'flux-log-damaged-'));
-const up = (i: number): AppendInput => ({
-  id: `msg-${i}`,
-  deviceId: `dev-${i % 3}`,
-  productId: 'prod-1',
-  productKey: 'boiler',
-  transport: 'mqtt',
-  type: 'properties',
-  topic: `/boiler/dev-${i % 3}/properties/report`,
-  ts: 1_700_000_000_000 + i,
-  payload: Buffer.from([1, 3, 2, i & 255, 0xc5, 0, 0]),
-});
 
-/** Flips the bytes of `file` from its middle on (`length` bytes, the first record they touch is lost). */
+/** Damages the record in the middle of `file`: a flipped byte, 40 zero bytes, or a length field that claims 2 GiB. */
 function damage(file: string, how: 'flip' | 'zeros' | 'length'): void {
   const buf = fs.readFileSync(file);
   const at = Math.floor(buf.length / 2);

@@ -3,21 +3,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createUplinkLog, LogRefusedError, SYNC_EVERY_MS, type AppendInput, type UplinkLog } from '../../runtime/uplink-log/index.ts';
+import { createUplinkLog, LogRefusedError, SYNC_EVERY_MS, type UplinkLog } from '../../runtime/uplink-log/index.ts';
+import { up } from './entries.ts';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'flux-log-'));
-const up = (i: number, extra: Partial<AppendInput> = {}): AppendInput => ({
-  id: `msg-${i}`,
-  deviceId: `dev-${i % 3}`,
-  productId: 'prod-1',
-  productKey: 'boiler',
-  transport: 'mqtt',
-  type: 'properties',
-  topic: `/boiler/dev-${i % 3}/properties/report`,
-  ts: 1_700_000_000_000 + i,
-  payload: Buffer.from([1, 3, 2, i & 255, 0xc5, 0, 0]),
-  ...extra,
-});
 
 describe('uplink log', () => {
   const open: UplinkLog[] = [];
