@@ -20,8 +20,25 @@
  */
 import { Readable, type Duplex } from 'node:stream';
 
+/**
+ * Bytes that connections may hold in CONNECT packets larger than SMALL_CONNECT_BYTES before they
+ * are complete: shared by all the connections of a broker. A CONNECT may be as large as any packet
+ * (a will carries a payload), and each unfinished one is held for up to the connect timeout:
+ * without a total, 400 sockets each sending 250 KiB of a CONNECT held ~100 MB with no login at all
+ * (18,000 would hold ~4.5 GB). Ordinary CONNECTs are small and never wait on it.
+ */
+export interface PreLoginBudget {
+  held: number;
+  readonly max: number;
+}
+
+/** CONNECTs up to this size (id, user, secret, a small will) need no share of the pre-login budget */
+export const SMALL_CONNECT_BYTES = 8 * 1024;
+
 export interface GuardOptions {
   maxPacketSize: number;
+  /** what large unfinished CONNECTs may hold in all (see PreLoginBudget); unbounded without it */
+  preLogin?: PreLoginBudget;
   /** packets handed to aedes per read (default 16) */
   batchPackets?: number;
   /** called once with the reason when the guard closes the connection */
@@ -35,6 +52,10 @@ class GuardState {
   len = 0;
   mul = 1;
   violated = false;
+  /** the first packet (the CONNECT) has not been seen whole yet */
+  first = true;
+  /** bytes of the pre-login budget this connection's unfinished CONNECT holds */
+  reserved = 0;
   /** length of the remainder this guard put back at the front of the socket's buffer (0: none) */
   rest = 0;
   /** the caller's options object, shared by all its connections (not a copy per connection) */
@@ -62,6 +83,7 @@ function scan(st: GuardState, chunk: Buffer, reason: string[]): number {
       const skip = Math.min(st.need, n - i);
       st.need -= skip;
       i += skip;
+      if (st.need === 0 && st.reserved > 0) releasePreLogin(st);
       if (st.need === 0 && packets >= batchPackets) return i;
       continue;
     }
@@ -92,6 +114,18 @@ function scan(st: GuardState, chunk: Buffer, reason: string[]): number {
     if (st.len + st.hdr > maxPacketSize) {
       reason[0] = `packet of ${st.len + st.hdr} bytes exceeds the maximum packet size ${maxPacketSize}`;
       return -1;
+    }
+    if (st.first) {
+      st.first = false;
+      const budget = st.opts.preLogin;
+      if (budget && st.len > SMALL_CONNECT_BYTES) {
+        if (budget.held + st.len > budget.max) {
+          reason[0] = `a first packet of ${st.len} bytes while unfinished large CONNECTs hold the pre-login budget (${budget.max} bytes)`;
+          return -1;
+        }
+        budget.held += st.len;
+        st.reserved = st.len;
+      }
     }
     st.need = st.len;
     st.hdr = 0;
@@ -132,6 +166,18 @@ function guardedRead(this: Guarded, size?: number): unknown {
   st.rest = chunk.length - end;
   this.unshift(chunk.subarray(end));
   return chunk.subarray(0, end);
+}
+
+function releasePreLogin(st: GuardState): void {
+  const budget = st.opts.preLogin;
+  if (budget) budget.held -= st.reserved;
+  st.reserved = 0;
+}
+
+/** Gives back what `conn`'s unfinished CONNECT held of the pre-login budget; call when it closes. */
+export function releaseGuard(conn: Duplex): void {
+  const st = (conn as Partial<Guarded>)[kGuard];
+  if (st && st.reserved > 0) releasePreLogin(st);
 }
 
 /**

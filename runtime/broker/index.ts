@@ -21,7 +21,7 @@ import type { DeviceIdentity } from '../registry/index.ts';
 import type { ConnectionHolder, Presence } from '../ingress/index.ts';
 import { counter, gauge, tallyCounter } from '../metrics/index.ts';
 import { boundQos2Receive, patchAedesConnection, patchMqttPacketWrites, trimAfterConnect, type Qos2Receive } from '../patches/index.ts';
-import { coalesceWrites, guardConnection, writeNow } from './guard.ts';
+import { coalesceWrites, guardConnection, releaseGuard, writeNow } from './guard.ts';
 import { uplinkHooks } from './uplinks.ts';
 import { startAedes, type SharedBrokerState } from './shared-state.ts';
 import { commandTopic, filterMatches, mayPublish, maySubscribe } from './topics.ts';
@@ -48,6 +48,8 @@ export interface BrokerOptions {
   connectTimeoutMs?: number;
   /** packets handed to aedes per socket read (default 16; see guard.ts) */
   batchPackets?: number;
+  /** bytes large unfinished CONNECTs may hold in all, before login (default 16 MiB; guard.ts PreLoginBudget) */
+  preLoginBytes?: number;
   /**
    * mqemitter concurrency (default 0 = no queue): the guard already bounds what is in flight, and
    * mqemitter's queue is what collapses under fan-in and overflows the stack when it drains (docs/broker.md)
@@ -109,7 +111,7 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
   /** open connections (every listener), guarded in place (guard.ts) */
   const conns = new Set<Duplex>();
   /** one options object for every connection's guard */
-  const guardOptions = { maxPacketSize, batchPackets: opts.batchPackets, onViolation };
+  const guardOptions = { maxPacketSize, batchPackets: opts.batchPackets, onViolation, preLogin: { held: 0, max: opts.preLoginBytes ?? 16 * 1024 * 1024 } };
   let aedes: Aedes | undefined;
   /** closes what the shared state opened for aedes (cluster mode) */
   let release: (() => Promise<void>) | undefined;
@@ -164,6 +166,7 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
 
   function onConnClose(this: BrokerConn): void {
     if (!conns.delete(this)) return;
+    releaseGuard(this);
     metrics.connections.set(conns.size);
     const st = this[kConn];
     if (!st?.release || !st.client || typeof st.identity !== 'object') return;
