@@ -33,7 +33,7 @@ export interface PreLoginBudget {
 }
 
 /** CONNECTs up to this size (id, user, secret, a small will) need no share of the pre-login budget */
-export const SMALL_CONNECT_BYTES = 8 * 1024;
+export const SMALL_CONNECT_BYTES = 2 * 1024;
 
 export interface GuardOptions {
   maxPacketSize: number;
