@@ -264,6 +264,8 @@ export function createBroker(ctx: FluxContext, presence: Presence, opts: BrokerO
             metrics.refused.inc({ reason: 'retained_quota' });
             return done(new Error(`retained message refused: ${overQuota}`));
           }
+          // a QoS 2 PUBLISH sent again before its PUBREL: logged the first time, aedes answers it from its store
+          if (packet.qos === 2 && qos2?.awaits(client.id, packet.messageId!)) return done(null);
           journalled(identity, packet, done);
         },
         authorizeSubscribe(client, sub: Subscription, done) {

@@ -90,4 +90,23 @@ describe('broker: QoS 2 messages awaiting their PUBREL', function () {
     assert.equal(delivered, 1, 'delivered once');
     again.s.destroy();
   });
+
+  it('logs a QoS 2 uplink sent again before its PUBREL once, also across a persistent session\'s reconnect', async () => {
+    a = await startAccess();
+    const topic = '/thermo/dev-1/properties/report';
+    const d = await rawDevice(a, 'dev-1', 'dev-1/q2u', false);
+    d.s.write(publish(topic, 11, Buffer.from('{"t":1}')));
+    await until(() => d.got.pubrec, 'the PUBREC');
+    d.s.write(mqttPacket.generate({ cmd: 'publish', topic, payload: Buffer.from('{"t":1}'), qos: 2, messageId: 11, retain: false, dup: true }));
+    await until(() => d.got.pubrec === 2, 'the second PUBREC');
+    d.s.destroy();
+    await until(() => d.closed(), 'the first connection closed');
+    const again = await rawDevice(a, 'dev-1', 'dev-1/q2u', false);
+    again.s.write(mqttPacket.generate({ cmd: 'publish', topic, payload: Buffer.from('{"t":1}'), qos: 2, messageId: 11, retain: false, dup: true }));
+    await until(() => again.got.pubrec, 'the PUBREC after the reconnect');
+    again.s.write(mqttPacket.generate({ cmd: 'pubrel', messageId: 11 }));
+    await until(() => again.got.pubcomp, 'the PUBCOMP');
+    assert.equal(a.uplinks.filter((u) => u.topic === topic).length, 1, 'one uplink for one QoS 2 message');
+    again.s.destroy();
+  });
 });
