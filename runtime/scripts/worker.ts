@@ -67,12 +67,10 @@ function resultChars(result: unknown): number {
 }
 
 function outcomeOf(entry: Loaded, o: RunOutcome): unknown {
-  if (o.ok && resultChars(o.result) > MAX_RESULT_CHARS) {
-    entry.hits = 0;
-    return failed('script_error', `the result is ${resultChars(o.result)} characters of JSON, over the limit of ${MAX_RESULT_CHARS}`);
-  }
   if (o.ok) {
     entry.hits = 0;
+    const chars = resultChars(o.result);
+    if (chars > MAX_RESULT_CHARS) return failed('script_error', `the result is ${chars} characters of JSON, over the limit of ${MAX_RESULT_CHARS}`);
     return o.logs || o.commands || o.alarms ? o : [o.micros, o.result === undefined ? null : o.result];
   }
   entry.hits = LIMIT_CODES.has(o.error!.code) ? entry.hits + 1 : 0;
